@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Set up everything the project needs, from its own files, and build the ROS packages.
+#
+#   bash scripts/bootstrap.sh        (what `make setup`, `make demo` and `make test` call)
+#
+# - No ROS sourced (ROS_DISTRO unset): a virtual environment .venv with ROS 2 Kilted from PyPI wheels,
+#   pinned, plus the inference/vision libraries; the wheels' CMake files are fixed for this interpreter.
+# - A ROS distro sourced (Jazzy, Kilted...): .venv sees the system's packages and only the inference/vision
+#   libraries are added; the distro's rclpy and messages are used.
+# Then colcon builds the workspace (and the development copy of vision_msgs where the distro has none).
+# Idempotent: each step is skipped while its inputs are unchanged, so a second run takes seconds.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+VENV="$ROOT/.venv"
+STAMPS="$ROOT/build/.stamps"
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+say() { printf '[bootstrap] %s\n' "$*"; }
+
+hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+
+# open3d's import needs libusb-1.0.so.0 (a Debian package, not a wheel).
+if ! ldconfig -p 2>/dev/null | grep 'libusb-1.0.so.0' >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing libusb-1.0-0 (needed by open3d)"
+    apt-get install -y -q libusb-1.0-0 >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libusb-1.0-0 >/dev/null; }
+  else
+    say "WARNING: libusb-1.0.so.0 is missing; install it (apt-get install libusb-1.0-0) or open3d will not import"
+  fi
+fi
+
+mkdir -p "$STAMPS"
+# 1. Python environment -------------------------------------------------------------------------
+if [ -n "${ROS_DISTRO:-}" ]; then
+  MODE="system-ros-$ROS_DISTRO"
+  REQS=(scripts/requirements.txt)
+  VENV_ARGS=(--system-site-packages)
+else
+  MODE="wheels"
+  REQS=(scripts/requirements-ros.txt scripts/requirements.txt)
+  VENV_ARGS=()
+fi
+want="$MODE-$(hash_of "${REQS[@]}" scripts/constraints.txt)"
+if [ "$(cat "$STAMPS/venv" 2>/dev/null)" != "$want" ] || [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV ($MODE)"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "${VENV_ARGS[@]}" "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  req_args=()
+  for r in "${REQS[@]}"; do req_args+=(-r "$r"); done
+  if [ "$MODE" = wheels ]; then
+    "$VENV/bin/python" -m pip install -q -c scripts/constraints.txt "${req_args[@]}"
+  else
+    # A sourced distro brings its own numpy/ROS; pin only what we add.
+    "$VENV/bin/python" -m pip install -q "${req_args[@]}"
+  fi
+  if [ "$MODE" = wheels ]; then
+    # The wheels' exported CMake files name the wheel builder's interpreter paths; point them here.
+    inc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    npinc=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
+    grep -rl --include='*.cmake' '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null | while read -r f; do
+      sed -i -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$npinc#g" \
+             -e "s#/opt/python/cp311-cp311/include/python3.11#$inc#g" "$f"
+    done
+  fi
+  echo "$want" > "$STAMPS/venv"
+else
+  say "python environment up to date ($MODE)"
+fi
+
+# 2. Workspace build ----------------------------------------------------------------------------
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+if [ "$MODE" = wheels ]; then
+  export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+  export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+fi
+BASE_PATHS=(ml_model_service_interfaces ml_model_service)
+if [ "$MODE" = wheels ] || ! python -c 'import vision_msgs.msg' >/dev/null 2>&1; then
+  BASE_PATHS=(third_party/vision_msgs "${BASE_PATHS[@]}")
+  say "vision_msgs not in the ROS environment: building the development copy"
+fi
+srcs=$(find "${BASE_PATHS[@]}" -type f \( -name '*.msg' -o -name '*.srv' -o -name 'CMakeLists.txt' \
+        -o -name 'package.xml' -o -name 'setup.py' -o -name 'setup.cfg' -o -path '*/launch/*' -o -path '*/config/*' \) | sort)
+want="$MODE-$(hash_of $srcs)-$(echo "${BASE_PATHS[*]}" | sha256sum | cut -c1-8)"
+if [ "$(cat "$STAMPS/build" 2>/dev/null)" != "$want" ] || [ ! -f install/setup.bash ]; then
+  say "colcon build (${BASE_PATHS[*]})"
+  mkdir -p log
+  colcon build --symlink-install --base-paths "${BASE_PATHS[@]}" \
+    --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" \
+    --event-handlers console_direct- summary- > log/colcon-build.txt 2>&1 \
+    || { mkdir -p log; tail -40 log/colcon-build.txt; say "colcon build failed (log/colcon-build.txt)"; exit 1; }
+  echo "$want" > "$STAMPS/build"
+else
+  say "workspace up to date"
+fi
+say "ready: source env.sh"
