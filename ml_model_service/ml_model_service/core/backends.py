@@ -1,0 +1,183 @@
+"""Inference backends: onnxruntime (CPU, CUDA, TensorRT) and TFLite (LiteRT), behind one interface."""
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from .metadata import TensorSpec
+
+#: Short provider names accepted in `execution_providers`, mapped to onnxruntime's names.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "gpu": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+}
+DEFAULT_PROVIDERS = ("cuda", "cpu")
+
+_ONNX_TYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(uint16)": "uint16", "tensor(int16)": "int16",
+    "tensor(uint32)": "uint32", "tensor(int32)": "int32", "tensor(uint64)": "uint64", "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model file that is missing, unreadable or not a model this backend can run."""
+
+
+class Backend(ABC):
+    """One loaded model file. `infer` takes and returns arrays by tensor name, outputs in model order."""
+
+    kind: str = ""
+
+    def __init__(self) -> None:
+        self.inputs: list[TensorSpec] = []
+        self.outputs: list[TensorSpec] = []
+        self.info: dict[str, str] = {}
+        self.warnings: list[str] = []
+        self.embedded_metadata: dict[str, str] = {}
+
+    @abstractmethod
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once on validated inputs."""
+
+
+def resolve_providers(requested: list[str] | tuple[str, ...], available: list[str]) -> tuple[list[str], list[str]]:
+    """Map requested provider names (short or full) to the available ones; returns (providers, warnings)."""
+    chosen: list[str] = []
+    warnings: list[str] = []
+    for name in requested or DEFAULT_PROVIDERS:
+        full = PROVIDER_ALIASES.get(name.strip().lower(), name.strip())
+        if full in available:
+            if full not in chosen:
+                chosen.append(full)
+        else:
+            warnings.append(f"execution provider {full} is not available here (available: {available})")
+    if not chosen or chosen == ["AzureExecutionProvider"]:
+        chosen = ["CPUExecutionProvider"]
+    if chosen == ["CPUExecutionProvider"] and any(
+        PROVIDER_ALIASES.get(n.strip().lower(), n) != "CPUExecutionProvider" for n in requested or DEFAULT_PROVIDERS
+    ):
+        warnings.append("no GPU execution provider could be used: running on the CPU")
+    return chosen, warnings
+
+
+class OnnxBackend(Backend):
+    """onnxruntime InferenceSession; session.run is thread-safe, so calls run concurrently."""
+
+    kind = "onnx"
+
+    def __init__(self, path: Path, providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
+                 num_threads: int = 0) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if num_threads > 0:
+            options.intra_op_num_threads = num_threads
+        options.log_severity_level = 3
+        chosen, self.warnings = resolve_providers(list(providers), ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+        except Exception as exc:  # onnxruntime raises several exception types for bad files
+            raise ModelLoadError(f"onnxruntime could not load {path}: {exc}") from exc
+        in_use = self.session.get_providers()
+        self.info = {"backend": "onnxruntime", "execution_providers": ",".join(in_use)}
+        if len(in_use) < len(chosen):
+            missing = [p for p in chosen if p not in in_use]
+            self.warnings.append(f"execution provider(s) {missing} failed to initialise; using {in_use}")
+        meta = self.session.get_modelmeta()
+        self.embedded_metadata = dict(meta.custom_metadata_map or {})
+        self.description = meta.description or meta.graph_description or ""
+        self.inputs = [self._spec(t) for t in self.session.get_inputs()]
+        self.outputs = [self._spec(t) for t in self.session.get_outputs()]
+        self._output_names = [t.name for t in self.outputs]
+
+    @staticmethod
+    def _spec(node) -> TensorSpec:
+        dtype = _ONNX_TYPES.get(node.type)
+        if dtype is None:
+            raise ModelLoadError(f"tensor {node.name!r} has type {node.type}, which this service cannot carry")
+        shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (node.shape or [])]
+        return TensorSpec(name=node.name, data_type=dtype, shape=shape)
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self.session.run(self._output_names, inputs)
+        return dict(zip(self._output_names, results))
+
+
+class TfliteBackend(Backend):
+    """LiteRT (TFLite) interpreter on the CPU. An interpreter is not thread-safe: calls are serialised."""
+
+    kind = "tflite"
+
+    def __init__(self, path: Path, num_threads: int = 0, providers: list[str] | tuple[str, ...] = ()) -> None:  # noqa: ARG002
+        super().__init__()
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:  # the older runtime package, where installed
+            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads if num_threads > 0 else None)
+            self.interpreter.allocate_tensors()
+        except Exception as exc:
+            raise ModelLoadError(f"TFLite could not load {path}: {exc}") from exc
+        # LiteRT runs on the CPU here (XNNPACK); `providers` only applies to onnxruntime.
+        self.info = {"backend": "tflite", "execution_providers": "CPU (XNNPACK)"}
+        self.description = ""
+        self._lock = threading.Lock()
+        self._in = self.interpreter.get_input_details()
+        self._out = self.interpreter.get_output_details()
+        self.inputs = [self._spec(d) for d in self._in]
+        self.outputs = [self._spec(d) for d in self._out]
+
+    @staticmethod
+    def _spec(detail: dict) -> TensorSpec:
+        signature = detail.get("shape_signature")
+        shape = [int(d) for d in (signature if signature is not None and len(signature) else detail["shape"])]
+        extra = {}
+        scale, zero_point = detail.get("quantization", (0.0, 0))
+        if scale:
+            extra = {"quantization_scale": repr(float(scale)), "quantization_zero_point": str(int(zero_point))}
+        return TensorSpec(name=detail["name"], data_type=np.dtype(detail["dtype"]).name, shape=shape, extra=extra)
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with self._lock:
+            for detail in self._in:
+                array = inputs[detail["name"]]
+                if tuple(detail["shape"]) != array.shape:
+                    self.interpreter.resize_tensor_input(detail["index"], array.shape)
+                    self.interpreter.allocate_tensors()
+                    self._in = self.interpreter.get_input_details()
+                    self._out = self.interpreter.get_output_details()
+                    detail = next(d for d in self._in if d["name"] == detail["name"])
+                self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(array))
+            self.interpreter.invoke()
+            return {d["name"]: np.array(self.interpreter.get_tensor(d["index"])) for d in self._out}
+
+
+BACKENDS = {".onnx": OnnxBackend, ".tflite": TfliteBackend}
+
+
+def open_backend(path: Path, backend: str = "auto", providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
+                 num_threads: int = 0) -> Backend:
+    """Open a model file with the backend named, or the one its extension implies ('auto')."""
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path}")
+    if backend in ("", "auto"):
+        cls = BACKENDS.get(path.suffix.lower())
+        if cls is None:
+            raise ModelLoadError(f"cannot tell the backend of {path} from its extension; set backend to onnx or tflite")
+    else:
+        cls = {"onnx": OnnxBackend, "onnxruntime": OnnxBackend, "tflite": TfliteBackend}.get(backend.lower())
+        if cls is None:
+            raise ModelLoadError(f"unknown backend {backend!r}; expected auto, onnx or tflite")
+    return cls(path, providers=providers, num_threads=num_threads)

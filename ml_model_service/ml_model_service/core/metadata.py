@@ -1,0 +1,50 @@
+"""Model metadata as Viam's ML model service defines it: tensor infos in model order, label files."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+LABEL_TYPE_UNSPECIFIED = 0
+LABEL_TYPE_TENSOR_VALUE = 1  # the tensor's values are label indices (e.g. a detector's class output)
+LABEL_TYPE_TENSOR_AXIS = 2  # the position along the last axis is the label index (e.g. class scores)
+
+
+@dataclass
+class AssociatedFile:
+    """A file attached to a tensor, such as its label file."""
+
+    name: str
+    description: str = ""
+    label_type: int = LABEL_TYPE_UNSPECIFIED
+
+
+@dataclass
+class TensorSpec:
+    """One model input or output. `shape` holds -1 where the model leaves a dimension open."""
+
+    name: str
+    data_type: str
+    shape: list[int]
+    description: str = ""
+    associated_files: list[AssociatedFile] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ModelMetadata:
+    """What a model is, takes and gives."""
+
+    name: str
+    type: str
+    description: str = ""
+    inputs: list[TensorSpec] = field(default_factory=list)
+    outputs: list[TensorSpec] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+    def describe_tensors(self) -> str:
+        """One line per tensor ('input images: uint8 [1, 224, 224, 3]'), for error messages."""
+        lines = [f"input {t.name}: {t.data_type} {list(t.shape)}" for t in self.inputs]
+        lines += [f"output {t.name}: {t.data_type} {list(t.shape)}" for t in self.outputs]
+        return "; ".join(lines)
