@@ -14,7 +14,7 @@ demo: setup
 
 test: setup
 	@$(ENV) ruff check ml_model_service scripts && \
-	  python3 -m pytest -p no:cacheprovider ml_model_service/test $(PYTEST_ARGS)
+	  python3 -m pytest -c ml_model_service/pytest.ini --rootdir ml_model_service ml_model_service/test $(PYTEST_ARGS)
 
 lint: setup
 	@$(ENV) ruff check ml_model_service scripts

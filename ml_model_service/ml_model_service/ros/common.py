@@ -1,0 +1,33 @@
+"""Pieces the nodes share: building a model from parameters, running a node."""
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+from ..core.model import Model
+
+
+def load_model(params: dict, model_path: str | None = None, label_path: str | None = None) -> Model:
+    """A Model built from node parameters (shared with the vision node's in-process mode)."""
+    return Model(params["model_path"] if model_path is None else model_path,
+                 params["label_path"] if label_path is None else label_path,
+                 repository=params["model_repository"] or None, backend=params["backend"],
+                 providers=params["execution_providers"], num_threads=params["num_threads"])
+
+
+def spin_node(node_class, args=None, threads: int = 4) -> None:
+    """Run a node on a multithreaded executor until shutdown (shared by the executables)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()

@@ -1,0 +1,194 @@
+"""Messages ↔ core types: tensors, metadata, images, detections, classifications, point clouds."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from diagnostic_msgs.msg import KeyValue
+from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
+from std_msgs.msg import Header
+from vision_msgs.msg import (
+    BoundingBox2D,
+    BoundingBox3D,
+    Classification,
+    Detection2D,
+    Detection2DArray,
+    Detection3D,
+    Detection3DArray,
+    LabelInfo,
+    ObjectHypothesis,
+    ObjectHypothesisWithPose,
+    VisionClass,
+)
+
+from ml_model_service_interfaces.msg import AssociatedFile, ModelMetadata, Tensor, TensorInfo
+
+from ..core import imaging, metadata, tensors
+from ..core.labels import Labels
+from ..core.vision import Classification as CoreClassification
+from ..core.vision import Detection
+
+# --- tensors and metadata -------------------------------------------------------------------------
+
+
+def tensor_from_msg(msg: Tensor) -> np.ndarray:
+    """Tensor message → array (validated; raises TensorError)."""
+    return tensors.decode_tensor(msg.name, msg.data_type, list(msg.shape), memoryview(msg.data))
+
+
+def tensor_to_msg(name: str, array: np.ndarray) -> Tensor:
+    data_type, shape, data = tensors.encode_tensor(array)
+    return Tensor(name=name, data_type=data_type, shape=shape, data=data)
+
+
+def _info_to_msg(spec: metadata.TensorSpec) -> TensorInfo:
+    return TensorInfo(
+        name=spec.name, description=spec.description, data_type=spec.data_type, shape=list(spec.shape),
+        associated_files=[AssociatedFile(name=f.name, description=f.description, label_type=f.label_type)
+                          for f in spec.associated_files],
+        extra=[KeyValue(key=k, value=v) for k, v in spec.extra.items()],
+    )
+
+
+def _info_from_msg(msg: TensorInfo) -> metadata.TensorSpec:
+    return metadata.TensorSpec(
+        name=msg.name, data_type=msg.data_type, shape=[int(d) for d in msg.shape], description=msg.description,
+        associated_files=[metadata.AssociatedFile(f.name, f.description, int(f.label_type))
+                          for f in msg.associated_files],
+        extra={kv.key: kv.value for kv in msg.extra},
+    )
+
+
+def metadata_to_msg(meta: metadata.ModelMetadata) -> ModelMetadata:
+    return ModelMetadata(name=meta.name, type=meta.type, description=meta.description,
+                         inputs=[_info_to_msg(s) for s in meta.inputs],
+                         outputs=[_info_to_msg(s) for s in meta.outputs])
+
+
+def metadata_from_msg(msg: ModelMetadata) -> metadata.ModelMetadata:
+    return metadata.ModelMetadata(name=msg.name, type=msg.type, description=msg.description,
+                                  inputs=[_info_from_msg(t) for t in msg.inputs],
+                                  outputs=[_info_from_msg(t) for t in msg.outputs])
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image (any supported colour/mono encoding) → RGB uint8; raises ImageError."""
+    array = imaging.image_array(memoryview(msg.data), msg.encoding, msg.width, msg.height, msg.step,
+                                bool(msg.is_bigendian))
+    return imaging.to_rgb8(array, msg.encoding)
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    return imaging.decode_compressed(memoryview(msg.data), msg.format)
+
+
+def depth_to_metres(msg: Image, unit_scale: float = 0.0) -> np.ndarray:
+    array = imaging.image_array(memoryview(msg.data), msg.encoding, msg.width, msg.height, msg.step,
+                                bool(msg.is_bigendian))
+    return imaging.depth_to_metres(array, msg.encoding, unit_scale)
+
+
+def rgb_to_image(rgb: np.ndarray, header: Header) -> Image:
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    return Image(header=header, height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3,
+                 data=rgb.tobytes())
+
+
+def is_empty_image(msg: Image) -> bool:
+    return msg.width == 0 and msg.height == 0 and len(msg.data) == 0 and not msg.encoding
+
+
+# --- vision results -------------------------------------------------------------------------------
+
+
+def _class_id(index: int, name: str, use_names: bool) -> str:
+    return name if use_names else str(int(index))
+
+
+def detections_to_msg(dets: Sequence[Detection], header: Header, use_names: bool = True) -> Detection2DArray:
+    out = Detection2DArray(header=header)
+    for d in dets:
+        det = Detection2D(header=header)
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis = ObjectHypothesis(class_id=_class_id(d.class_index, d.class_name, use_names),
+                                          score=float(d.confidence))
+        det.results = [hyp]
+        bbox = BoundingBox2D()
+        bbox.center.position.x = (d.x_min + d.x_max) / 2.0
+        bbox.center.position.y = (d.y_min + d.y_max) / 2.0
+        bbox.size_x = d.x_max - d.x_min
+        bbox.size_y = d.y_max - d.y_min
+        det.bbox = bbox
+        out.detections.append(det)
+    return out
+
+
+def classifications_to_msg(results: Sequence[CoreClassification], header: Header,
+                           use_names: bool = True) -> Classification:
+    return Classification(header=header, results=[
+        ObjectHypothesis(class_id=_class_id(c.class_index, c.class_name, use_names), score=float(c.confidence))
+        for c in results])
+
+
+def label_info_msg(labels: Labels | None, header: Header, threshold: float) -> LabelInfo:
+    class_map = [VisionClass(class_id=int(i), class_name=n) for i, n in (labels.names.items() if labels else [])
+                 if 0 <= int(i) < 65535]
+    return LabelInfo(header=header, class_map=class_map, threshold=float(threshold))
+
+
+def detections3d_to_msg(objects: Sequence, header: Header, use_names: bool = True) -> Detection3DArray:
+    """Objects (core.pointcloud.Object3D) → Detection3DArray: centre = mean of points, size = extents."""
+    out = Detection3DArray(header=header)
+    for obj in objects:
+        det = Detection3D(header=header)
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis = ObjectHypothesis(class_id=_class_id(obj.class_index, obj.class_name, use_names),
+                                          score=float(obj.confidence))
+        cx, cy, cz = (float(v) for v in obj.centre)
+        hyp.pose.pose = Pose(position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(w=1.0))
+        det.results = [hyp]
+        sx, sy, sz = (float(v) for v in obj.size)
+        det.bbox = BoundingBox3D(center=Pose(position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(w=1.0)),
+                                 size=Vector3(x=sx, y=sy, z=sz))
+        det.id = str(obj.index)
+        out.detections.append(det)
+    return out
+
+
+# --- point clouds ---------------------------------------------------------------------------------
+
+_CLOUD_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4"), ("object", "<u4")])
+_CLOUD_FIELDS = [
+    PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1),
+    PointField(name="y", offset=4, datatype=PointField.FLOAT32, count=1),
+    PointField(name="z", offset=8, datatype=PointField.FLOAT32, count=1),
+    PointField(name="rgb", offset=12, datatype=PointField.FLOAT32, count=1),
+    PointField(name="object", offset=16, datatype=PointField.UINT32, count=1),
+]
+
+
+def cloud_to_msg(points: np.ndarray, colours: np.ndarray | None, object_ids: np.ndarray | None,
+                 header: Header) -> PointCloud2:
+    """(N, 3) metres + (N, 3) uint8 RGB + (N,) object indices → PointCloud2 (x, y, z, rgb, object)."""
+    n = len(points)
+    cloud = np.zeros(n, dtype=_CLOUD_DTYPE)
+    if n:
+        cloud["x"], cloud["y"], cloud["z"] = points[:, 0], points[:, 1], points[:, 2]
+        if colours is not None:
+            c = colours.astype(np.uint32)
+            cloud["rgb"] = ((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]).view(np.float32)
+        if object_ids is not None:
+            cloud["object"] = object_ids
+    return PointCloud2(header=header, height=1, width=n, fields=_CLOUD_FIELDS, is_bigendian=False,
+                       point_step=_CLOUD_DTYPE.itemsize, row_step=_CLOUD_DTYPE.itemsize * n,
+                       data=cloud.tobytes(), is_dense=True)
+
+
+def cloud_from_msg(msg: PointCloud2) -> np.ndarray:
+    """PointCloud2 written by `cloud_to_msg` → structured array (x, y, z, rgb, object)."""
+    return np.frombuffer(bytes(msg.data), dtype=_CLOUD_DTYPE, count=msg.width * msg.height)

@@ -1,0 +1,97 @@
+"""A model served by a model service node elsewhere on the graph, used like a local `Model`.
+
+The owning node must be spun by an executor in another thread (the vision node's multithreaded
+executor, or `BackgroundSpinner` in scripts and tests): calls wait on their futures, never spin.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
+
+from ..core.metadata import ModelMetadata
+from . import conversions
+
+
+class RemoteError(RuntimeError):
+    """The remote model service is unreachable or answered with a failure."""
+
+
+def call(client, request, timeout: float):
+    """Call a service and wait (the node is spun elsewhere); raises RemoteError on timeout."""
+    if not client.service_is_ready() and not client.wait_for_service(timeout_sec=timeout):
+        raise RemoteError(f"service {client.srv_name} is not available")
+    done = threading.Event()
+    future = client.call_async(request)
+    future.add_done_callback(lambda _f: done.set())
+    if not done.wait(timeout):
+        client.remove_pending_request(future)
+        raise RemoteError(f"service {client.srv_name} did not answer within {timeout:.1f} s")
+    if future.exception() is not None:
+        raise RemoteError(f"service {client.srv_name} failed: {future.exception()}")
+    return future.result()
+
+
+class RemoteModel:
+    """`metadata` and `infer` through a model service's ~/get_metadata and ~/infer."""
+
+    def __init__(self, node: Node, service: str, timeout: float = 5.0) -> None:
+        self.service = service.rstrip("/")
+        self.timeout = timeout
+        group = ReentrantCallbackGroup()
+        self._infer = node.create_client(Infer, f"{self.service}/infer", callback_group=group)
+        self._meta = node.create_client(GetMetadata, f"{self.service}/get_metadata", callback_group=group)
+        self._load = node.create_client(LoadModel, f"{self.service}/load_model", callback_group=group)
+        self.metadata: ModelMetadata = self.fetch_metadata()
+
+    def fetch_metadata(self) -> ModelMetadata:
+        response = call(self._meta, GetMetadata.Request(), self.timeout)
+        if not response.success:
+            raise RemoteError(f"{self.service}/get_metadata: {response.message}")
+        self.metadata = conversions.metadata_from_msg(response.metadata)
+        return self.metadata
+
+    @property
+    def available(self) -> bool:
+        return self._infer.service_is_ready()
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        request = Infer.Request(inputs=[conversions.tensor_to_msg(n, a) for n, a in inputs.items()])
+        response = call(self._infer, request, self.timeout)
+        if not response.success:
+            raise RemoteError(f"{self.service}/infer: {response.message}")
+        return {t.name: conversions.tensor_from_msg(t) for t in response.outputs}
+
+    def load(self, model_path: str, label_path: str = "") -> LoadModel.Response:
+        return call(self._load, LoadModel.Request(model_path=model_path, label_path=label_path), self.timeout)
+
+
+class BackgroundSpinner:
+    """A node spun in a daemon thread, for scripts and tests that call services synchronously."""
+
+    def __init__(self, name: str) -> None:
+        if not rclpy.ok():
+            rclpy.init()
+        self.node = Node(name)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while rclpy.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # shutdown races
+                time.sleep(0.01)
+
+    def close(self) -> None:
+        self.executor.remove_node(self.node)
+        self.node.destroy_node()

@@ -1,0 +1,120 @@
+"""Shared fixtures: an isolated DDS domain, nodes started as separate processes, real photographs."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Isolate this test run on DDS before rclpy is imported anywhere: own domain, discovery on this host.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(20, 99)))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+
+import rclpy  # noqa: E402
+
+from ml_model_service.ros.remote_model import BackgroundSpinner  # noqa: E402
+
+MODULES = {
+    "model_service": "ml_model_service.ros.model_service_node",
+    "vision_service": "ml_model_service.ros.vision_node",
+}
+
+
+def photo(name: str) -> np.ndarray:
+    """A real photograph from scikit-image's bundled data (RGB uint8)."""
+    from skimage import data
+
+    if name == "motorcycle":
+        return data.stereo_motorcycle()[0]
+    return getattr(data, name)()
+
+
+class NodeProcess:
+    """A node executable running in its own process, with its log kept for failures."""
+
+    def __init__(self, kind: str, tmp: Path, params: dict, name: str | None = None, namespace: str = "",
+                 remaps: dict | None = None) -> None:
+        import yaml
+
+        self.log_path = tmp / f"{name or kind}-{time.monotonic_ns()}.log"
+        params_file = tmp / f"{name or kind}-{time.monotonic_ns()}.yaml"
+        params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+        cmd = [sys.executable, "-m", MODULES[kind], "--ros-args", "--params-file", str(params_file)]
+        if name:
+            cmd += ["-r", f"__node:={name}"]
+        if namespace:
+            cmd += ["-r", f"__ns:={namespace}"]
+        for a, b in (remaps or {}).items():
+            cmd += ["-r", f"{a}:={b}"]
+        self._log = open(self.log_path, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def spinner():
+    """A client node in the test process, spun in a background thread."""
+    s = BackgroundSpinner(f"test_client_{os.getpid()}")
+    yield s
+    s.close()
+    if rclpy.ok():
+        rclpy.shutdown()
+
+
+@pytest.fixture
+def start_node(tmp_path, request):
+    """Factory: start_node(kind, params, name=..., namespace=...) → NodeProcess (stopped at teardown)."""
+    procs: list[NodeProcess] = []
+
+    def _start(kind: str, params: dict | None = None, **kwargs) -> NodeProcess:
+        proc = NodeProcess(kind, tmp_path, params or {}, **kwargs)
+        procs.append(proc)
+        return proc
+
+    yield _start
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for p in procs:
+        p.stop()
+        if failed:
+            print(f"---- log of {p.log_path.name} ----\n{p.log()[-4000:]}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll until predicate() is truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
