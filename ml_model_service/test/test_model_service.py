@@ -7,7 +7,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import photo, wait_for
 
 from ml_model_service.core.labels import load_labels
 from ml_model_service.core.model import BUNDLED, BUNDLED_DIR
@@ -15,6 +14,8 @@ from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import RemoteModel, call
 from ml_model_service_interfaces.msg import AssociatedFile, Tensor
 from ml_model_service_interfaces.srv import Infer
+
+from conftest import photo, wait_for
 
 COCO = load_labels(BUNDLED_DIR / "coco_labels.txt")
 IMAGENET = load_labels(BUNDLED_DIR / "imagenet_labels.txt")

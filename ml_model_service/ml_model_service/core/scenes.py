@@ -52,7 +52,7 @@ def render(objects: list[Box3D], width: int = 640, height: int = 480, f: float =
             with np.errstate(divide="ignore", invalid="ignore"):
                 t1, t2 = lo[axis] / d, hi[axis] / d
             parallel = np.abs(d) < 1e-12
-            inside = (lo[axis] <= 0) & (0 <= hi[axis])
+            inside = (lo[axis] <= 0) & (hi[axis] >= 0)
             t1 = np.where(parallel, np.where(inside, -np.inf, np.inf), t1)
             t2 = np.where(parallel, np.where(inside, np.inf, -np.inf), t2)
             t_near = np.maximum(t_near, np.minimum(t1, t2))
