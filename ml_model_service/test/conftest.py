@@ -118,3 +118,79 @@ def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "con
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Camera:
+    """Publishes a still image (and optionally depth + camera_info) as a 10 Hz camera stream."""
+
+    def __init__(self, node, namespace: str = "", rate: float = 10.0) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.node = node
+        self.pub_image = node.create_publisher(Image, f"{namespace}/image", qos)
+        self.pub_compressed = node.create_publisher(CompressedImage, f"{namespace}/image/compressed", qos)
+        self.pub_depth = node.create_publisher(Image, f"{namespace}/depth", qos)
+        self.pub_info = node.create_publisher(CameraInfo, f"{namespace}/camera_info", qos)
+        self.messages: tuple = ()
+        self.period = 1.0 / rate
+        self._stop = False
+        self._thread = __import__("threading").Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def show(self, *messages) -> None:
+        """Publish these messages (Image, CompressedImage, depth Image, CameraInfo...) from now on,
+        each with a fresh common stamp."""
+        self.messages = messages
+
+    def _run(self) -> None:
+        from sensor_msgs.msg import CameraInfo, CompressedImage
+
+        while not self._stop:
+            stamp = self.node.get_clock().now().to_msg()
+            for i, msg in enumerate(self.messages):
+                msg.header.stamp = stamp
+                if isinstance(msg, CompressedImage):
+                    self.pub_compressed.publish(msg)
+                elif isinstance(msg, CameraInfo):
+                    self.pub_info.publish(msg)
+                elif i == 0:
+                    self.pub_image.publish(msg)
+                else:
+                    self.pub_depth.publish(msg)
+            time.sleep(self.period)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(2)
+        for pub in (self.pub_image, self.pub_compressed, self.pub_depth, self.pub_info):
+            self.node.destroy_publisher(pub)
+
+
+class Collector:
+    """Keeps every message received on a topic."""
+
+    def __init__(self, node, msg_type, topic: str, qos=10) -> None:
+        self.messages: list = []
+        self.sub = node.create_subscription(msg_type, topic, self.messages.append, qos)
+
+    def where(self, predicate) -> list:
+        return [m for m in list(self.messages) if predicate(m)]
+
+
+def image_msg(rgb: np.ndarray, frame_id: str, encoding: str = "rgb8"):
+    """A sensor_msgs/Image of `rgb` in the given encoding (rgb8, bgr8, rgba8, bgra8, mono8, mono16)."""
+    import cv2
+    from sensor_msgs.msg import Image
+
+    conv = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGB2RGBA, "bgra8": cv2.COLOR_RGB2BGRA,
+            "mono8": cv2.COLOR_RGB2GRAY, "mono16": cv2.COLOR_RGB2GRAY}[encoding]
+    data = rgb if conv is None else cv2.cvtColor(rgb, conv)
+    if encoding == "mono16":
+        data = data.astype(np.uint16) * 257
+    data = np.ascontiguousarray(data)
+    msg = Image(height=data.shape[0], width=data.shape[1], encoding=encoding, is_bigendian=0,
+                step=data.shape[1] * data.itemsize * (1 if data.ndim == 2 else data.shape[2]), data=data.tobytes())
+    msg.header.frame_id = frame_id
+    return msg

@@ -27,29 +27,31 @@ class RemoteError(RuntimeError):
 def call(client, request, timeout: float):
     """Call a service and wait (the node is spun elsewhere); raises RemoteError on timeout."""
     if not client.service_is_ready() and not client.wait_for_service(timeout_sec=timeout):
-        raise RemoteError(f"service {client.srv_name} is not available")
+        raise RemoteError(f"service {client.service_name} is not available")
     done = threading.Event()
     future = client.call_async(request)
     future.add_done_callback(lambda _f: done.set())
     if not done.wait(timeout):
         client.remove_pending_request(future)
-        raise RemoteError(f"service {client.srv_name} did not answer within {timeout:.1f} s")
+        raise RemoteError(f"service {client.service_name} did not answer within {timeout:.1f} s")
     if future.exception() is not None:
-        raise RemoteError(f"service {client.srv_name} failed: {future.exception()}")
+        raise RemoteError(f"service {client.service_name} failed: {future.exception()}")
     return future.result()
 
 
 class RemoteModel:
     """`metadata` and `infer` through a model service's ~/get_metadata and ~/infer."""
 
-    def __init__(self, node: Node, service: str, timeout: float = 5.0) -> None:
+    def __init__(self, node: Node, service: str, timeout: float = 5.0, fetch: bool = True) -> None:
         self.service = service.rstrip("/")
         self.timeout = timeout
         group = ReentrantCallbackGroup()
         self._infer = node.create_client(Infer, f"{self.service}/infer", callback_group=group)
         self._meta = node.create_client(GetMetadata, f"{self.service}/get_metadata", callback_group=group)
         self._load = node.create_client(LoadModel, f"{self.service}/load_model", callback_group=group)
-        self.metadata: ModelMetadata = self.fetch_metadata()
+        self.metadata = ModelMetadata(name="", type="")
+        if fetch:
+            self.fetch_metadata()
 
     def fetch_metadata(self) -> ModelMetadata:
         response = call(self._meta, GetMetadata.Request(), self.timeout)

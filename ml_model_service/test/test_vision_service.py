@@ -1,0 +1,203 @@
+"""The vision node in its own process: camera stream in over DDS, vision_msgs out, services."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
+
+from ml_model_service.core.labels import load_labels
+from ml_model_service.core.model import BUNDLED, BUNDLED_DIR
+from ml_model_service.ros.remote_model import call
+from ml_model_service_interfaces.srv import CaptureAll, GetClassifications, GetDetections, GetProperties
+
+from conftest import Camera, Collector, image_msg, photo, wait_for
+
+COCO = load_labels(BUNDLED_DIR / "coco_labels.txt")
+EXPECTED = {"astronaut": "person", "chelsea": "cat", "coffee": "cup", "motorcycle": "motorcycle"}
+
+
+def reference_detections(rgb: np.ndarray, threshold: float = 0.5) -> list[tuple[str, float, np.ndarray]]:
+    """The bundled detector run straight through onnxruntime: (class, score, [x0, y0, x1, y1] pixels)."""
+    session = ort.InferenceSession(str(BUNDLED_DIR / BUNDLED["ssd_mobilenet_v2_coco"].file),
+                                   providers=["CPUExecutionProvider"])
+    tensor = cv2.resize(rgb, (300, 300), interpolation=cv2.INTER_LINEAR)[None]
+    boxes, classes, scores, count = session.run(None, {session.get_inputs()[0].name: tensor})
+    h, w = rgb.shape[:2]
+    out = []
+    for i in range(int(count[0])):
+        if scores[0, i] >= threshold:
+            y0, x0, y1, x1 = boxes[0, i]
+            out.append((COCO.name(int(classes[0, i])), float(scores[0, i]),
+                        np.clip(np.array([x0 * w, y0 * h, x1 * w, y1 * h]), 0, [w, h, w, h])))
+    return out
+
+
+def as_tuples(msg: Detection2DArray) -> list[tuple[str, float, np.ndarray]]:
+    out = []
+    for d in msg.detections:
+        c = d.bbox.center.position
+        box = np.array([c.x - d.bbox.size_x / 2, c.y - d.bbox.size_y / 2, c.x + d.bbox.size_x / 2,
+                        c.y + d.bbox.size_y / 2])
+        out.append((d.results[0].hypothesis.class_id, d.results[0].hypothesis.score, box))
+    return out
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def assert_matches_reference(got: list, ref: list) -> None:
+    assert len(got) == len(ref), (got, ref)
+    for name, score, box in ref:
+        best = max(got, key=lambda g: iou(g[2], box) if g[0] == name else -1)
+        assert best[0] == name and iou(best[2], box) >= 0.7, (best, (name, box))
+        assert best[1] == pytest.approx(score, abs=0.02)
+
+
+@pytest.fixture
+def camera(spinner):
+    cam = Camera(spinner.node, "/cam")
+    yield cam
+    cam.close()
+
+
+def start_vision(start_node, params: dict | None = None, **kwargs):
+    base = {"execution_providers": ["cpu"]}
+    return start_node("vision_service", {**base, **(params or {})}, namespace="/cam", **kwargs)
+
+
+def wait_ready(spinner, proc, timeout=30.0):
+    client = spinner.node.create_client(GetProperties, "/cam/vision_service/get_properties")
+
+    def ready():
+        assert proc.alive(), proc.log()
+        r = call(client, GetProperties.Request(), 5.0) if client.wait_for_service(0.5) else None
+        return r if r and (r.detections_supported or r.classifications_supported) else None
+    return wait_for(ready, timeout, interval=0.3, what="vision node ready")
+
+
+def test_detections_on_photographs_match_onnxruntime(start_node, spinner, camera):
+    proc = start_vision(start_node)
+    props = wait_ready(spinner, proc)
+    assert props.detections_supported and not props.classifications_supported
+    assert props.camera_topic == "/cam/image"
+    dets = Collector(spinner.node, Detection2DArray, "/cam/detections")
+    service = spinner.node.create_client(GetDetections, "/cam/vision_service/get_detections")
+    for name, expected in EXPECTED.items():
+        rgb = photo(name)
+        camera.show(image_msg(rgb, f"cam_{name}"))
+        msg = wait_for(lambda n=name: dets.where(lambda m: m.header.frame_id == f"cam_{n}"), 30,
+                       what=f"detections of {name}")[-1]
+        got, ref = as_tuples(msg), reference_detections(rgb)
+        assert expected in [g[0] for g in got]
+        assert_matches_reference(got, ref)
+        assert msg.header.stamp.sec > 0  # the source image's header travels with the detections
+        # the service on the same image returns what the topic published
+        r = call(service, GetDetections.Request(image=image_msg(rgb, "req")), 10.0)
+        assert r.success, r.message
+        assert_matches_reference(as_tuples(r.detections), ref)
+        assert r.detections.header.frame_id == "req"
+    # an empty request means the latest camera frame
+    r = call(service, GetDetections.Request(), 10.0)
+    assert r.success and r.detections.header.frame_id == "cam_motorcycle"
+    # a late subscriber still gets the latched label_info
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         reliability=ReliabilityPolicy.RELIABLE)
+    labels = Collector(spinner.node, LabelInfo, "/cam/label_info", latched)
+    info = wait_for(lambda: labels.messages, 10, what="label_info")[0]
+    assert {c.class_id: c.class_name for c in info.class_map}[3] == "motorcycle"
+    assert info.threshold == pytest.approx(0.5)
+
+
+def test_classifications_topic_and_service(start_node, spinner, camera):
+    proc = start_vision(start_node, {"model_path": "efficientnet_lite0", "top_n": 3, "confidence_threshold": 0.02})
+    props = wait_ready(spinner, proc)
+    assert props.classifications_supported and not props.detections_supported
+    got = Collector(spinner.node, Classification, "/cam/classifications")
+    camera.show(image_msg(photo("chelsea"), "cam_chelsea", "bgr8"))
+    msg = wait_for(lambda: got.where(lambda m: m.header.frame_id == "cam_chelsea"), 30, what="classification")[-1]
+    assert 1 <= len(msg.results) <= 3
+    assert "cat" in msg.results[0].class_id.lower()
+    assert msg.results[0].score > 0.5
+    client = spinner.node.create_client(GetClassifications, "/cam/vision_service/get_classifications")
+    r = call(client, GetClassifications.Request(image=image_msg(photo("chelsea"), "x"), n=1), 10.0)
+    assert r.success and len(r.classifications.results) == 1
+    assert r.classifications.results[0].class_id == msg.results[0].class_id
+    assert r.classifications.results[0].score == pytest.approx(msg.results[0].score, abs=1e-6)
+    # a detector call on a classifier says so
+    d = call(spinner.node.create_client(GetDetections, "/cam/vision_service/get_detections"),
+             GetDetections.Request(image=image_msg(photo("chelsea"), "x")), 10.0)
+    assert not d.success and "classifier" in d.message
+
+
+@pytest.mark.parametrize("encoding", ["bgra8", "mono8", "mono16"])
+def test_other_encodings_and_compressed(start_node, spinner, encoding):
+    proc = start_vision(start_node)
+    wait_ready(spinner, proc)
+    client = spinner.node.create_client(GetDetections, "/cam/vision_service/get_detections")
+    rgb = photo("motorcycle")
+    r = call(client, GetDetections.Request(image=image_msg(rgb, "x", encoding)), 10.0)
+    assert r.success, r.message
+    assert "motorcycle" in [g[0] for g in as_tuples(r.detections)]
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    comp = CompressedImage(format="jpeg", data=jpeg.tobytes())
+    r = call(client, GetDetections.Request(compressed_image=comp), 10.0)
+    assert r.success and "motorcycle" in [g[0] for g in as_tuples(r.detections)]
+
+
+def test_bad_images_get_errors_and_node_goes_on(start_node, spinner, camera):
+    proc = start_vision(start_node, {"always_on": True})
+    wait_ready(spinner, proc)
+    client = spinner.node.create_client(GetDetections, "/cam/vision_service/get_detections")
+    good = image_msg(photo("coffee"), "good")
+    bad_encoding = image_msg(photo("coffee"), "bad")
+    bad_encoding.encoding = "yuv422_yuy2"
+    short = image_msg(photo("coffee"), "short")
+    short.data = bytes(short.data[: len(short.data) // 2])
+    zero = Image(encoding="rgb8", width=0, height=10, step=0)
+    small_step = image_msg(photo("coffee"), "step")
+    small_step.step = 10
+    cases = {"encoding": (bad_encoding, "unsupported image encoding"), "short": (short, "shorter than"),
+             "zero": (zero, "zero-size"), "step": (small_step, "step")}
+    for label, (msg, text) in cases.items():
+        r = call(client, GetDetections.Request(image=msg), 10.0)
+        assert not r.success and text in r.message, (label, r.message)
+    bad_jpeg = CompressedImage(format="jpeg", data=b"\xff\xd8 not a jpeg")
+    r = call(client, GetDetections.Request(compressed_image=bad_jpeg), 10.0)
+    assert not r.success and "could not be decoded" in r.message
+    # a broken stream on the topic is counted and logged; the node then serves a good stream
+    status = Collector(spinner.node, DiagnosticStatus, "/cam/vision_service/status",
+                       QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    dets = Collector(spinner.node, Detection2DArray, "/cam/detections")
+    camera.show(short)
+    wait_for(lambda: any(int({v.key: v.value for v in s.values}["errors"]) > 0 for s in status.messages), 20,
+             what="error counter")
+    assert "shorter than" in proc.log()
+    camera.show(good)
+    wait_for(lambda: dets.where(lambda m: m.header.frame_id == "good"), 20, what="detections after bad frames")
+    assert call(client, GetDetections.Request(image=good), 10.0).success
+    assert proc.alive()
+
+
+def test_capture_all_returns_one_frame(start_node, spinner, camera):
+    proc = start_vision(start_node)
+    wait_ready(spinner, proc)
+    camera.show(image_msg(photo("astronaut"), "cam_astro"))
+    client = spinner.node.create_client(CaptureAll, "/cam/vision_service/capture_all")
+    req = CaptureAll.Request(return_image=True, return_detections=True, return_classifications=True)
+    r = wait_for(lambda: (lambda x: x if x.success else None)(call(client, req, 10.0)), 20, what="capture_all")
+    assert r.image.header.frame_id == r.detections.header.frame_id == "cam_astro"
+    assert r.image.header.stamp == r.detections.header.stamp
+    assert r.image.width == 512 and r.image.encoding == "rgb8"
+    assert "person" in [g[0] for g in as_tuples(r.detections)]
+    req.return_object_point_clouds = True
+    r = call(client, req, 10.0)
+    assert not r.success and "use_depth" in r.message
