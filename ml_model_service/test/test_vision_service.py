@@ -69,13 +69,13 @@ def camera(spinner):
     cam.close()
 
 
-def start_vision(start_node, params: dict | None = None, **kwargs):
+def start_vision(start_node, params: dict | None = None, namespace: str = "/cam", **kwargs):
     base = {"execution_providers": ["cpu"]}
-    return start_node("vision_service", {**base, **(params or {})}, namespace="/cam", **kwargs)
+    return start_node("vision_service", {**base, **(params or {})}, namespace=namespace, **kwargs)
 
 
-def wait_ready(spinner, proc, timeout=30.0):
-    client = spinner.node.create_client(GetProperties, "/cam/vision_service/get_properties")
+def wait_ready(spinner, proc, timeout=30.0, namespace: str = "/cam"):
+    client = spinner.node.create_client(GetProperties, f"{namespace}/vision_service/get_properties")
 
     def ready():
         assert proc.alive(), proc.log()
@@ -201,3 +201,38 @@ def test_capture_all_returns_one_frame(start_node, spinner, camera):
     req.return_object_point_clouds = True
     r = call(client, req, 10.0)
     assert not r.success and "use_depth" in r.message
+
+
+def test_remote_model_matches_in_process_and_survives_restart(start_node, spinner):
+    model_params = {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"]}
+    service = start_node("model_service", model_params, namespace="/models")
+    remote = start_vision(start_node, {"model_service": "/models/ml_model_service", "service_timeout": 2.0},
+                          namespace="/remote")
+    local = start_vision(start_node, namespace="/local")
+    wait_ready(spinner, remote, namespace="/remote")
+    wait_ready(spinner, local, namespace="/local")
+    get_remote = spinner.node.create_client(GetDetections, "/remote/vision_service/get_detections")
+    get_local = spinner.node.create_client(GetDetections, "/local/vision_service/get_detections")
+    for name in ("motorcycle", "coffee"):
+        request = GetDetections.Request(image=image_msg(photo(name), name))
+        a, b = call(get_remote, request, 10.0), call(get_local, request, 10.0)
+        assert a.success and b.success, (a.message, b.message)
+        got_a, got_b = as_tuples(a.detections), as_tuples(b.detections)
+        assert [g[0] for g in got_a] == [g[0] for g in got_b]
+        for x, y in zip(got_a, got_b):
+            assert x[1] == pytest.approx(y[1], abs=1e-6) and iou(x[2], y[2]) > 0.999
+
+    status = Collector(spinner.node, DiagnosticStatus, "/remote/vision_service/status",
+                       QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    service.stop()
+    request = GetDetections.Request(image=image_msg(photo("motorcycle"), "m"))
+    r = call(get_remote, request, 15.0)
+    assert not r.success and "/models/ml_model_service" in r.message
+    wait_for(lambda: any("unavailable" in s.message for s in status.messages), 10, what="status says unavailable")
+    assert remote.alive()
+
+    start_node("model_service", model_params, namespace="/models")
+    again = wait_for(lambda: (lambda x: x if x.success else None)(call(get_remote, request, 15.0)), 40,
+                     interval=0.5, what="remote detections after the model service restarted")
+    assert "motorcycle" in [g[0] for g in as_tuples(again.detections)]
+    wait_for(lambda: any("ready" in s.message for s in status.messages[-1:]), 10, what="status ready again")

@@ -243,15 +243,19 @@ def _yolo(metadata: ModelMetadata, outputs: dict[str, np.ndarray], config: Decod
     shape = np.asarray(outputs[spec.name]).shape
     if len(shape) != 3 or shape[0] != 1 or min(shape[1:]) < 5:
         return None
+    n_labels = labels.span if labels else 0
+    # Which axis holds the attributes (4 box values [+ objectness] + classes)? The labels tell when known;
+    # otherwise the smaller axis (v8: [1, 84, 8400]; v5: [1, 25200, 85]).
     attrs_first = shape[1] < shape[2]
+    for first in (True, False):
+        if n_labels and (shape[1] if first else shape[2]) - n_labels in (4, 5):
+            attrs_first = first
+            break
     k = shape[1] if attrs_first else shape[2]
     fmt = config.yolo_format
     if fmt == "auto":
-        n_labels = labels.span if labels else 0
-        if n_labels and k == 4 + n_labels:
-            fmt = "v8"
-        elif n_labels and k == 5 + n_labels:
-            fmt = "v5"
+        if n_labels and k - n_labels in (4, 5):
+            fmt = "v8" if k - n_labels == 4 else "v5"
         else:
             fmt = "v8" if attrs_first else "v5"
     return YoloDecoder(spec.name, spec, attrs_first, fmt == "v5", config)

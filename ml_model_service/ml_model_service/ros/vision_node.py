@@ -228,7 +228,10 @@ class VisionNode(Node):
 
     def _set_model_state(self, state: str, error: bool = False) -> None:
         if state != self.model_state:
-            (self.get_logger().error if error else self.get_logger().info)(state)
+            if error:  # rclpy wants one severity per call site
+                self.get_logger().error(state)
+            else:
+                self.get_logger().info(state)
         self.model_state = state
 
     def _model_lost(self, exc: Exception) -> None:
