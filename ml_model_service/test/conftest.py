@@ -196,3 +196,22 @@ def image_msg(rgb: np.ndarray, frame_id: str, encoding: str = "rgb8"):
                 step=data.shape[1] * data.itemsize * (1 if data.ndim == 2 else data.shape[2]), data=data.tobytes())
     msg.header.frame_id = frame_id
     return msg
+
+
+def constant_model(path, input_shape: list[int], outputs: dict[str, np.ndarray]) -> Path:
+    """A float32-input ONNX model whose outputs are fixed arrays (made to depend on the input, x 0)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ReduceSum", ["images"], ["s"], keepdims=0),
+             helper.make_node("Mul", ["s", "zero"], ["z"])]
+    inits = [numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
+    outs = []
+    for i, (name, value) in enumerate(outputs.items()):
+        inits.append(numpy_helper.from_array(value.astype(np.float32), f"c{i}"))
+        nodes.append(helper.make_node("Add", [f"c{i}", "z"], [name]))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
+    graph = helper.make_graph(nodes, "const", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
+                                                                             input_shape)], outs, inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path

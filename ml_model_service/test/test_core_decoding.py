@@ -15,23 +15,9 @@ from ml_model_service.core.preprocess import InputLayout, PreprocessConfig, Role
 from ml_model_service.core.tensors import TensorError, decode_tensor
 from ml_model_service.core.vision import FilterConfig, VisionConfig, VisionModel
 
+from conftest import constant_model
+
 LABELS = ["a", "b", "c"]
-
-
-def constant_model(path: Path, input_shape: list[int], outputs: dict[str, np.ndarray]) -> Path:
-    """A float32-input ONNX model whose outputs are fixed arrays (made to depend on the input, x 0)."""
-    nodes = [helper.make_node("ReduceSum", ["images"], ["s"], keepdims=0),
-             helper.make_node("Mul", ["s", "zero"], ["z"])]
-    inits = [numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
-    outs = []
-    for i, (name, value) in enumerate(outputs.items()):
-        inits.append(numpy_helper.from_array(value.astype(np.float32), f"c{i}"))
-        nodes.append(helper.make_node("Add", [f"c{i}", "z"], [name]))
-        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
-    graph = helper.make_graph(nodes, "const", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
-                                                                             input_shape)], outs, inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    return path
 
 
 def vision_for(path: Path, labels: list[str] | None = None, **config) -> VisionModel:

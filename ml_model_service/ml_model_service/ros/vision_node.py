@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -91,6 +91,8 @@ class Frame:
     header: Header
     image: Image | None = None
     compressed: CompressedImage | None = None
+    depth: Image | None = None  # the depth image paired with it, when use_depth
+    arrived: float = field(default_factory=time.monotonic)
 
     def rgb(self) -> np.ndarray:
         if self.image is not None:
@@ -123,9 +125,10 @@ class VisionNode(Node):
         self._next_attempt = 0.0
         self._model_lock = threading.Lock()
         self._cond = threading.Condition()
-        self._pending: Frame | None = None
-        self._last: Frame | None = None
-        self._depths: deque[Image] = deque(maxlen=30)
+        self._pending: Frame | None = None  # without depth: the newest frame the worker has not taken
+        self._frames: deque[Frame] = deque(maxlen=15)  # recent colour frames (for pairing and services)
+        self._done_stamp = -1.0  # with depth: stamp of the newest frame processed
+        self._depths: deque[Image] = deque(maxlen=15)
         self._info: CameraInfo | None = None
         self._demand_until = 0.0
         self._running = True
@@ -292,7 +295,9 @@ class VisionNode(Node):
 
     def _on_depth(self, msg: Image) -> None:
         self.counters["depth_received"] += 1
-        self._depths.append(msg)
+        with self._cond:
+            self._depths.append(msg)
+            self._cond.notify()
 
     def _on_info(self, msg: CameraInfo) -> None:
         self._info = msg
@@ -300,38 +305,91 @@ class VisionNode(Node):
     def _store(self, frame: Frame) -> None:
         self.counters["received"] += 1
         with self._cond:
-            self._last = frame
+            self._frames.append(frame)
             if not self._listened():
                 return
-            if self._pending is not None:
-                self.counters["skipped"] += 1  # a newer frame replaces one the worker had not reached
-            self._pending = frame
+            if not self.params["use_depth"]:
+                if self._pending is not None:
+                    self.counters["skipped"] += 1  # a newer frame replaces one the worker had not reached
+                self._pending = frame
             self._cond.notify()
 
-    def latest_frame(self, timeout: float) -> Frame:
-        """The latest camera frame; subscribes on demand (for 10 s) when nobody else listens."""
+    def _match_depth(self, frame: Frame) -> Image:
+        """The depth image taken with `frame` (approximate time, within sync_slop); DepthError says why not."""
+        depths = list(self._depths)
+        if not depths:
+            raise pointcloud.DepthError(f"no depth image received on {self.resolve_topic_name('depth')}")
+        t = _stamp(frame.header)
+        best = min(depths, key=lambda d: abs(_stamp(d.header) - t))
+        if abs(_stamp(best.header) - t) <= self.params["sync_slop"]:
+            return best
+        if t == 0.0 or _stamp(best.header) == 0.0:
+            raise pointcloud.DepthError("colour or depth images carry no timestamp (stamp 0): they cannot be "
+                                        "paired; set header.stamp in the camera driver")
+        raise pointcloud.DepthError(
+            f"no depth image within sync_slop={self.params['sync_slop']} s of the colour frame (colour stamp "
+            f"{t:.3f}, nearest depth {_stamp(best.header):.3f}; {len(depths)} buffered): check rates and clocks")
+
+    def _newest_paired(self, newer_than: float = -1.0) -> Frame | None:
+        """The newest colour frame (after `newer_than`) that has its depth image, with it attached."""
+        for frame in reversed(self._frames):
+            if _stamp(frame.header) <= newer_than:
+                break
+            try:
+                return Frame(frame.header, frame.image, frame.compressed, self._match_depth(frame), frame.arrived)
+            except pointcloud.DepthError:
+                continue
+        return None
+
+    def latest_frame(self, timeout: float, with_depth: bool = False) -> Frame:
+        """The latest camera frame (with its depth, if asked); subscribes on demand (for 10 s) when nobody
+        else listens."""
         self._demand_until = time.monotonic() + 10.0
         if not self._subs:
             self._update_subscriptions()
         deadline = time.monotonic() + timeout
-        while self._last is None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            with self._cond:
+                frame = self._newest_paired() if with_depth else (self._frames[-1] if self._frames else None)
+            if frame is not None:
+                return frame
             time.sleep(0.02)
-        if self._last is None:
+        if not self._frames:
             raise ImageError(f"no camera frame received on {self.image_topic} within {timeout:.1f} s")
-        return self._last
+        self._match_depth(self._frames[-1])  # raises the reason
+        raise pointcloud.DepthError("no colour frame with a matching depth image")
 
     # --- processing ------------------------------------------------------------------------------
-    def _work(self) -> None:
-        while self._running:
-            with self._cond:
+    def _next_frame(self) -> Frame | None:
+        """The frame to process next: the newest one (paired with depth when use_depth), or None."""
+        with self._cond:
+            if not self.params["use_depth"]:
                 if self._pending is None:
                     self._cond.wait(0.5)
                 frame, self._pending = self._pending, None
-            if not self.obstacles_only and self.ensure_model() is None:
-                continue
-            if frame is None:
-                continue
+                return frame
+            self._cond.wait(0.5)
+            frame = self._newest_paired(self._done_stamp)
+            unseen = [f for f in self._frames if _stamp(f.header) > self._done_stamp]
+            if frame is not None:
+                self.counters["skipped"] += sum(1 for f in unseen if _stamp(f.header) < _stamp(frame.header))
+                self._done_stamp = _stamp(frame.header)
+                return frame
+            stale = [f for f in unseen if time.monotonic() - f.arrived > 0.5]
+            if stale:  # colour frames whose depth never came: say why, once per frame
+                self._done_stamp = _stamp(stale[-1].header)
+                self.counters["unpaired"] += len(stale)
+                self._match_depth(stale[-1])
+        return None
+
+    def _work(self) -> None:
+        while self._running:
             try:
+                frame = self._next_frame()
+                if not self.obstacles_only and self.ensure_model() is None:
+                    continue
+                if frame is None:
+                    continue
                 results = self.compute(frame, detections=True, classifications=True,
                                        objects=self.params["use_depth"])
                 self._publish(frame.header, results)
@@ -364,34 +422,18 @@ class VisionNode(Node):
     def _objects(self, frame: Frame, rgb: np.ndarray, dets: list) -> list:
         if not self.params["use_depth"]:
             raise pointcloud.DepthError("use_depth is false: no depth or camera_info is subscribed")
-        depth, intrinsics = self._paired_depth(frame, rgb.shape[1], rgb.shape[0])
+        info = self._info
+        if info is None:
+            raise pointcloud.DepthError(f"no camera_info received on {self.resolve_topic_name('camera_info')}")
+        height, width = rgb.shape[:2]
+        intrinsics = pointcloud.Intrinsics.from_k(info.k, info.width, info.height).scaled(width, height)
+        depth_msg = frame.depth if frame.depth is not None else self._match_depth(frame)
+        depth = pointcloud.align_depth(conversions.depth_to_metres(depth_msg, self.params["depth_unit_scale"]),
+                                       width, height)
         config = cloud_config(self.params)
         if self.obstacles_only:
             return pointcloud.obstacles_from_depth(depth, rgb, intrinsics, config)
         return pointcloud.objects_from_detections(depth, rgb, intrinsics, dets, config)
-
-    def _paired_depth(self, frame: Frame, width: int, height: int):
-        """The depth image (metres, at colour size) and intrinsics that belong to `frame`."""
-        info = self._info
-        if info is None:
-            raise pointcloud.DepthError(f"no camera_info received on {self.resolve_topic_name('camera_info')}")
-        intrinsics = pointcloud.Intrinsics.from_k(info.k, info.width, info.height).scaled(width, height)
-        depths = list(self._depths)
-        if not depths:
-            raise pointcloud.DepthError(f"no depth image received on {self.resolve_topic_name('depth')}")
-        t = _stamp(frame.header)
-        best = min(depths, key=lambda d: abs(_stamp(d.header) - t))
-        slop = self.params["sync_slop"]
-        if abs(_stamp(best.header) - t) > slop:
-            self.counters["unpaired"] += 1
-            if t == 0.0 or _stamp(best.header) == 0.0:
-                raise pointcloud.DepthError("colour or depth images carry no timestamp (stamp 0): they cannot be "
-                                            "paired; set header.stamp in the camera driver")
-            raise pointcloud.DepthError(
-                f"no depth image within sync_slop={slop} s of the colour frame (colour stamp {t:.3f}, nearest "
-                f"depth {_stamp(best.header):.3f}; {len(depths)} buffered): check the rates and clocks")
-        depth = conversions.depth_to_metres(best, self.params["depth_unit_scale"])
-        return pointcloud.align_depth(depth, width, height), intrinsics
 
     def _publish(self, header: Header, r: Results) -> None:
         names = self.params["publish_class_names"]
@@ -479,10 +521,10 @@ class VisionNode(Node):
 
     def _on_capture_all(self, request, response):
         def fill():
-            frame = self.latest_frame(self.params["service_timeout"])
             want_objects = request.return_object_point_clouds
             if want_objects and not self.params["use_depth"]:
                 raise pointcloud.DepthError("object point clouds need use_depth: true")
+            frame = self.latest_frame(self.params["service_timeout"], with_depth=want_objects)
             r = self.compute(frame, request.return_detections, request.return_classifications, want_objects)
             names = self.params["publish_class_names"]
             if request.return_image:
@@ -503,7 +545,7 @@ class VisionNode(Node):
         def fill():
             if not self.params["use_depth"]:
                 raise pointcloud.DepthError("object point clouds need use_depth: true (depth and camera_info)")
-            frame = self.latest_frame(self.params["service_timeout"])
+            frame = self.latest_frame(self.params["service_timeout"], with_depth=True)
             r = self.compute(frame, detections=False, classifications=False, objects=True)
             names = self.params["publish_class_names"]
             response.objects = conversions.detections3d_to_msg(r.objects, frame.header, names)
