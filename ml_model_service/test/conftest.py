@@ -17,7 +17,6 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(20
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
 
-import rclpy  # noqa: E402
 
 from ml_model_service.ros.remote_model import BackgroundSpinner  # noqa: E402
 
@@ -82,8 +81,6 @@ def spinner():
     s = BackgroundSpinner(f"test_client_{os.getpid()}")
     yield s
     s.close()
-    if rclpy.ok():
-        rclpy.shutdown()
 
 
 @pytest.fixture

@@ -104,7 +104,7 @@ class Frame:
 class Results:
     detections: list
     classifications: list
-    objects: list
+    objects: list | None  # None: not computed
     rgb: np.ndarray
 
 
@@ -360,38 +360,45 @@ class VisionNode(Node):
         raise pointcloud.DepthError("no colour frame with a matching depth image")
 
     # --- processing ------------------------------------------------------------------------------
-    def _next_frame(self) -> Frame | None:
-        """The frame to process next: the newest one (paired with depth when use_depth), or None."""
+    def _next_frame(self) -> tuple[Frame | None, bool]:
+        """The frame to process next, and whether its 3D objects can be computed (it has its depth).
+        With depth, a colour frame still unpaired after max(0.2 s, 2 x sync_slop) is processed in 2D only,
+        and the reason its depth is missing is logged."""
         with self._cond:
             if not self.params["use_depth"]:
                 if self._pending is None:
                     self._cond.wait(0.5)
                 frame, self._pending = self._pending, None
-                return frame
-            self._cond.wait(0.5)
+                return frame, False
+            self._cond.wait(0.1)
             frame = self._newest_paired(self._done_stamp)
             unseen = [f for f in self._frames if _stamp(f.header) > self._done_stamp]
             if frame is not None:
                 self.counters["skipped"] += sum(1 for f in unseen if _stamp(f.header) < _stamp(frame.header))
                 self._done_stamp = _stamp(frame.header)
-                return frame
-            stale = [f for f in unseen if time.monotonic() - f.arrived > 0.5]
-            if stale:  # colour frames whose depth never came: say why, once per frame
-                self._done_stamp = _stamp(stale[-1].header)
-                self.counters["unpaired"] += len(stale)
-                self._match_depth(stale[-1])
-        return None
+                return frame, True
+            patience = max(0.2, 2 * self.params["sync_slop"])
+            stale = [f for f in unseen if time.monotonic() - f.arrived > patience]
+            if not stale:
+                return None, False
+            self._done_stamp = _stamp(stale[-1].header)
+            self.counters["unpaired"] += len(stale)
+            self.counters["skipped"] += len(stale) - 1
+        try:
+            self._match_depth(stale[-1])
+        except pointcloud.DepthError as exc:
+            self.get_logger().error(f"2D only, no 3D objects: {exc}", throttle_duration_sec=2.0)
+        return stale[-1], False
 
     def _work(self) -> None:
         while self._running:
             try:
-                frame = self._next_frame()
+                frame, with_depth = self._next_frame()
                 if not self.obstacles_only and self.ensure_model() is None:
                     continue
-                if frame is None:
+                if frame is None or (self.obstacles_only and not with_depth):
                     continue
-                results = self.compute(frame, detections=True, classifications=True,
-                                       objects=self.params["use_depth"])
+                results = self.compute(frame, detections=True, classifications=True, objects=with_depth)
                 self._publish(frame.header, results)
                 self.counters["processed"] += 1
             except (ImageError, pointcloud.DepthError) as exc:
@@ -410,7 +417,7 @@ class VisionNode(Node):
         vision = None if self.obstacles_only else self.ensure_model()
         if vision is None and not self.obstacles_only:
             raise RuntimeError(self.model_state)
-        dets, cls, objs = [], [], []
+        dets, cls, objs = [], [], None
         if vision is not None and vision.detections_supported and (detections or objects):
             dets = vision.detect(rgb)
         if vision is not None and vision.classifications_supported and classifications:
@@ -442,7 +449,7 @@ class VisionNode(Node):
             self.pub_detections.publish(conversions.detections_to_msg(r.detections, header, names))
         if vision is not None and vision.classifications_supported:
             self.pub_classifications.publish(conversions.classifications_to_msg(r.classifications, header, names))
-        if self.params["use_depth"]:
+        if r.objects is not None:  # computed: this frame had its depth
             self.pub_objects.publish(conversions.detections3d_to_msg(r.objects, header, names))
             self.pub_points.publish(self._combined_cloud(r.objects, header))
         if self.params["publish_debug_image"] and self.pub_debug.get_subscription_count() > 0:

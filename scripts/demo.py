@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""`make demo`: the suite end to end on real photographs, each part in its own process over DDS.
+
+1. ML model service: a model service node serves the bundled SSD detector; a client prints its metadata,
+   sends a photograph through ~/infer and decodes the objects from the raw output tensors.
+2. Vision service: real photographs are published as a camera stream; a vision node that uses the model
+   service remotely publishes detections (printed) and annotated images (written to OUT), and a second
+   vision node runs the bundled classifier in its own process.
+3. Object point clouds: the real Middlebury RGB-D motorcycle (colour + depth + camera_info) → the
+   motorcycle's 3D box printed, its cloud saved as .ply and rendered to a .png in OUT.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from skimage import data  # noqa: E402
+from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray  # noqa: E402
+
+from ml_model_service.core.labels import load_labels  # noqa: E402
+from ml_model_service.ros import conversions  # noqa: E402
+from ml_model_service.ros.remote_model import BackgroundSpinner, RemoteModel  # noqa: E402
+
+PHOTOS = {"astronaut": data.astronaut, "chelsea": data.chelsea, "coffee": data.coffee,
+          "motorcycle": lambda: data.stereo_motorcycle()[0]}
+
+
+def start(module: str, namespace: str, params: dict, log_dir: Path, remaps: dict | None = None) -> subprocess.Popen:
+    import yaml
+
+    stem = f"{namespace.strip('/').replace('/', '_') or 'root'}-{module}"
+    params_file = log_dir / f"{stem}.yaml"
+    params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    log = open(log_dir / f"{stem}.log", "w")  # noqa: SIM115
+    cmd = [sys.executable, "-m", f"ml_model_service.ros.{module}", "--ros-args", "--params-file", str(params_file),
+           "-r", f"__ns:={namespace}"]
+    for a, b in (remaps or {}).items():
+        cmd += ["-r", f"{a}:={b}"]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def image_msg(rgb: np.ndarray, frame_id: str, stamp) -> Image:
+    return conversions.rgb_to_image(rgb, conversions.Header(frame_id=frame_id, stamp=stamp))
+
+
+def part1_model_service(node) -> None:
+    print("\n=== 1. ML model service: metadata and raw inference ===")
+    remote = wait(lambda: _try(lambda: RemoteModel(node, "/demo/ml_model_service")), 60, "the model service")
+    meta = remote.metadata
+    print(f"model {meta.name} ({meta.type}), {meta.outputs[0].extra.get('execution_providers')}")
+    for t in meta.inputs:
+        print(f"  input  {t.name}: {t.data_type} {t.shape}")
+    for t in meta.outputs:
+        files = ", ".join(Path(f.name).name for f in t.associated_files)
+        print(f"  output {t.name}: {t.data_type} {t.shape}" + (f"  labels: {files}" if files else ""))
+    labels = load_labels(meta.outputs[0].extra["labels"])
+    rgb = data.astronaut()
+    _, h, w, _ = meta.inputs[0].shape
+    outputs = remote.infer({meta.inputs[0].name: cv2.resize(rgb, (w, h))[None]})
+    boxes, classes, scores, count = (outputs[t.name] for t in meta.outputs)
+    print("objects decoded from the raw output tensors (astronaut.png):")
+    for i in range(int(count[0])):
+        if scores[0, i] >= 0.5:
+            y0, x0, y1, x1 = boxes[0, i] * np.array([rgb.shape[0], rgb.shape[1]] * 2)
+            print(f"  {labels.name(int(classes[0, i])):>12s} {scores[0, i]:.2f}  "
+                  f"box x {x0:.0f}-{x1:.0f}, y {y0:.0f}-{y1:.0f}")
+
+
+def _try(fn):
+    try:
+        return fn()
+    except Exception:
+        return None
+
+
+def part2_vision(node, out: Path) -> None:
+    print("\n=== 2. Vision service: camera stream -> vision_msgs ===")
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    pub = node.create_publisher(Image, "/demo/camera/image", qos)
+    dets, classes, debug = [], [], []
+    node.create_subscription(Detection2DArray, "/demo/camera/detections", dets.append, 10)
+    node.create_subscription(Classification, "/demo/classifier/classifications", classes.append, 10)
+    node.create_subscription(Image, "/demo/camera/debug_image", debug.append, 10)
+    for name, load in PHOTOS.items():
+        rgb = load()
+        frame_id = f"demo_{name}"
+        got: dict = {}
+        deadline = time.monotonic() + 60
+        while not _received(got, frame_id, dets, classes, debug) and time.monotonic() < deadline:
+            pub.publish(image_msg(rgb, frame_id, node.get_clock().now().to_msg()))
+            time.sleep(0.1)
+        if "det" not in got:
+            print(f"  {name}: no detections received (see the logs in {out})")
+            continue
+        found = ", ".join(f"{d.results[0].hypothesis.class_id} {d.results[0].hypothesis.score:.2f}"
+                          for d in got["det"].detections) or "nothing"
+        top = got.get("cls")
+        label = f"{top.results[0].class_id} {top.results[0].score:.2f}" if top and top.results else "-"
+        print(f"  {name + '.png':>16s}: detections: {found}   | classifier: {label}")
+        if "dbg" in got:
+            m = got["dbg"]
+            annotated = np.frombuffer(bytes(m.data), np.uint8).reshape(m.height, m.width, 3)
+            cv2.imwrite(str(out / f"{name}_detections.png"), cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
+    print(f"  annotated images: {out}/*_detections.png")
+
+
+def _received(got: dict, frame_id: str, dets: list, classes: list, debug: list) -> bool:
+    """Fill `got` with the newest detections, classification and debug image of `frame_id`; all there?"""
+    for key, msgs in (("det", dets), ("cls", classes), ("dbg", debug)):
+        match = [m for m in msgs if m.header.frame_id == frame_id]
+        if match:
+            got[key] = match[-1]
+    return len(got) == 3
+
+
+def render_cloud(points: np.ndarray, colours: np.ndarray, centre: np.ndarray, size: np.ndarray,
+                 path: Path, width: int = 800, height: int = 600) -> None:
+    """A software render of a cloud and its box from a viewpoint 35 degrees to the side."""
+    angle = np.radians(35.0)
+    rot = np.array([[np.cos(angle), 0, -np.sin(angle)], [0, 1, 0], [np.sin(angle), 0, np.cos(angle)]])
+    eye = centre + rot.T @ np.array([0.0, 0.0, -2.2 * float(np.linalg.norm(size))])
+
+    def project(p):
+        q = (p - eye) @ rot.T
+        f = 0.9 * width
+        return np.column_stack((q[:, 0] * f / q[:, 2] + width / 2, q[:, 1] * f / q[:, 2] + height / 2)), q[:, 2]
+
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    uv, z = project(points)
+    order = np.argsort(-z)
+    for (u, v), c in zip(uv[order].astype(int), colours[order]):
+        if 0 <= u < width and 0 <= v < height:
+            cv2.circle(canvas, (int(u), int(v)), 2, tuple(int(x) for x in c[::-1]), -1)
+    corners = centre + (np.array([[i, j, k] for i in (-0.5, 0.5) for j in (-0.5, 0.5) for k in (-0.5, 0.5)]) * size)
+    cuv, _ = project(corners)
+    for a in range(8):
+        for b in range(a + 1, 8):
+            if bin(a ^ b).count("1") == 1:
+                cv2.line(canvas, tuple(cuv[a].astype(int)), tuple(cuv[b].astype(int)), (0, 0, 255), 2)
+    cv2.imwrite(str(path), canvas)
+
+
+def part3_objects(node, out: Path) -> None:
+    import open3d as o3d
+
+    from ml_model_service.core.scenes import motorcycle_rgbd
+
+    print("\n=== 3. Object point clouds: real RGB-D sample (Middlebury motorcycle) ===")
+    rgb, depth, k = motorcycle_rgbd()
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = [node.create_publisher(t, f"/demo/camera/{n}", qos)
+            for t, n in ((Image, "image"), (Image, "depth"), (CameraInfo, "camera_info"))]
+    objects = []
+    node.create_subscription(Detection3DArray, "/demo/camera/objects", objects.append, 10)
+    clouds = []
+    node.create_subscription(conversions.PointCloud2, "/demo/camera/object_points", clouds.append, 10)
+    depth_msg = Image(height=depth.shape[0], width=depth.shape[1], encoding="32FC1", step=depth.shape[1] * 4,
+                      data=depth.tobytes())
+    info = CameraInfo(width=k.width, height=k.height, k=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        stamp = node.get_clock().now().to_msg()
+        msgs = [image_msg(rgb, "middlebury_left", stamp), depth_msg, info]
+        for pub, msg in zip(pubs, msgs):
+            msg.header.stamp, msg.header.frame_id = stamp, "middlebury_left"
+            pub.publish(msg)
+        if [m for m in objects if m.detections] and [c for c in clouds if c.width]:
+            break
+        time.sleep(0.1)
+    found = [m for m in objects if m.detections]
+    if not found:
+        print("  no 3D objects received")
+        return
+    msg = found[-1]
+    cloud = conversions.cloud_from_msg([c for c in clouds if c.width][-1])
+    for det in msg.detections:
+        c, s = det.bbox.center.position, det.bbox.size
+        print(f"  {det.results[0].hypothesis.class_id} {det.results[0].hypothesis.score:.2f}: centre "
+              f"({c.x:+.2f}, {c.y:+.2f}, {c.z:.2f}) m, size {s.x:.2f} x {s.y:.2f} x {s.z:.2f} m, "
+              f"{int((cloud['object'] == int(det.id)).sum())} points (camera optical frame)")
+    det = next((d for d in msg.detections if d.results[0].hypothesis.class_id == "motorcycle"), msg.detections[0])
+    mine = cloud[cloud["object"] == int(det.id)]
+    points = np.column_stack((mine["x"], mine["y"], mine["z"])).astype(np.float64)
+    packed = mine["rgb"].view(np.uint32)
+    colours = np.column_stack(((packed >> 16) & 255, (packed >> 8) & 255, packed & 255)).astype(np.uint8)
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    pcd.colors = o3d.utility.Vector3dVector(colours / 255.0)
+    o3d.io.write_point_cloud(str(out / "motorcycle.ply"), pcd)
+    c, s = det.bbox.center.position, det.bbox.size
+    render_cloud(points, colours, np.array([c.x, c.y, c.z]), np.array([s.x, s.y, s.z]), out / "motorcycle_cloud.png")
+    print(f"  cloud: {out / 'motorcycle.ply'}, picture: {out / 'motorcycle_cloud.png'}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="out/demo", help="output folder")
+    args = parser.parse_args()
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="demo-logs-", dir=out))
+    procs: list[subprocess.Popen] = []
+    spinner = BackgroundSpinner("demo_client")
+    try:
+        procs.append(start("model_service_node", "/demo", {"model_path": "ssd_mobilenet_v2_coco"}, logs))
+        procs.append(start("vision_node", "/demo/camera", {
+            "model_service": "/demo/ml_model_service", "use_depth": True, "always_on": True,
+            "service_timeout": 10.0}, logs))
+        procs.append(start("vision_node", "/demo/classifier", {  # a second node on the same camera
+            "model_path": "efficientnet_lite0", "always_on": True, "top_n": 1, "confidence_threshold": 0.1},
+            logs, remaps={"image": "/demo/camera/image"}))
+        part1_model_service(spinner.node)
+        part2_vision(spinner.node, out)
+        part3_objects(spinner.node, out)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        spinner.close()
+    print(f"\nnode logs: {logs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
