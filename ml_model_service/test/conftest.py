@@ -39,13 +39,17 @@ class NodeProcess:
     """A node executable running in its own process, with its log kept for failures."""
 
     def __init__(self, kind: str, tmp: Path, params: dict, name: str | None = None, namespace: str = "",
-                 remaps: dict | None = None) -> None:
+                 remaps: dict | None = None, params_file: Path | None = None) -> None:
         import yaml
 
         self.log_path = tmp / f"{name or kind}-{time.monotonic_ns()}.log"
-        params_file = tmp / f"{name or kind}-{time.monotonic_ns()}.yaml"
-        params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-        cmd = [sys.executable, "-m", MODULES[kind], "--ros-args", "--params-file", str(params_file)]
+        own_params = tmp / f"{name or kind}-{time.monotonic_ns()}.yaml"
+        own_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+        cmd = [sys.executable, "-m", MODULES[kind], "--ros-args"]
+        if params_file is not None:
+            cmd += ["--params-file", str(params_file)]  # e.g. a shipped file, before the test's own values
+        if params:
+            cmd += ["--params-file", str(own_params)]
         if name:
             cmd += ["-r", f"__node:={name}"]
         if namespace:
