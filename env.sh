@@ -10,8 +10,10 @@ fi
 source "$_mms_root/.venv/bin/activate"
 # shellcheck disable=SC1091
 source "$_mms_root/install/setup.bash"
-# Fast DDS with default transports loses most large (image) messages over UDP; LARGE_DATA moves user
-# data over shared memory on one machine and TCP between machines (see README, "DDS for images").
-export FASTDDS_BUILTIN_TRANSPORTS=${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}
+# Fast DDS with its default transports loses almost every large best-effort message (camera images);
+# this profile gives it a large shared-memory segment and socket buffers (see README, "DDS for images").
+if [ -z "${FASTDDS_BUILTIN_TRANSPORTS:-}" ]; then
+  export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_mms_root/ml_model_service/config/fastdds_large_data.xml}
+fi
 export RCUTILS_COLORIZED_OUTPUT=${RCUTILS_COLORIZED_OUTPUT:-0}
 unset _mms_root

@@ -15,7 +15,9 @@ import pytest
 # Isolate this test run on DDS before rclpy is imported anywhere: own domain, discovery on this host.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(20, 99)))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):  # large images need the shipped transport profile
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE",
+                          str(Path(__file__).resolve().parents[1] / "config" / "fastdds_large_data.xml"))
 
 
 from ml_model_service.ros.remote_model import BackgroundSpinner  # noqa: E402
