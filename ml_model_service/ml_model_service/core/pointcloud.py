@@ -56,7 +56,7 @@ class CloudConfig:
 
     min_depth: float = 0.1
     max_depth: float = 10.0
-    depth_band: float = 1.0  # largest distance (m) of an object's points from its dominant depth
+    depth_band: float = 0.5  # largest distance (m) of an object's points from its dominant depth
     depth_gap: float = 0.1  # an empty depth run this long (m) separates two surfaces
     max_points_per_object: int = 800
     mean_k: int = 20

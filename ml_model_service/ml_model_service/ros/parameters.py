@@ -125,6 +125,8 @@ VISION_PARAMS = MODEL_PARAMS + [
     Param("mean_k", 20, "Outlier removal: neighbours per point.", 1, 1000),
     Param("sigma", 2.0, "Outlier removal: standard deviations allowed.", 0.0, 100.0),
     Param("min_points", 30, "Smallest point count of an object.", 1, 10000000),
+    Param("max_points_per_object", 800, "Detections: an object's depth pixels are sampled on a grid of at most "
+          "this many points (speed and message size).", 10, 10000000),
     Param("voxel_size", 0.02, "Obstacles: voxel downsampling size (m).", 0.0, 10.0),
     Param("plane_min_points", 500, "Obstacles: fewest points for the ground plane.", 3, 10000000),
     Param("plane_max_distance", 0.1, "Obstacles: largest point distance (m) from the plane.", 0.0, 10.0),

@@ -74,7 +74,8 @@ def vision_config(p: dict) -> VisionConfig:
 def cloud_config(p: dict) -> pointcloud.CloudConfig:
     return pointcloud.CloudConfig(
         min_depth=p["min_depth"], max_depth=p["max_depth"], depth_band=p["depth_band"], mean_k=p["mean_k"],
-        sigma=p["sigma"], min_points=p["min_points"], voxel_size=p["voxel_size"],
+        sigma=p["sigma"], min_points=p["min_points"], max_points_per_object=p["max_points_per_object"],
+        voxel_size=p["voxel_size"],
         plane_min_points=p["plane_min_points"], plane_max_distance=p["plane_max_distance"],
         ground_normal=tuple(p["ground_normal"]), ground_angle_tolerance_deg=p["ground_angle_tolerance_deg"],
         cluster_radius=p["cluster_radius"], cluster_min_points=p["cluster_min_points"])
