@@ -236,3 +236,50 @@ def test_remote_model_matches_in_process_and_survives_restart(start_node, spinne
                      interval=0.5, what="remote detections after the model service restarted")
     assert "motorcycle" in [g[0] for g in as_tuples(again.detections)]
     wait_for(lambda: any("ready" in s.message for s in status.messages[-1:]), 10, what="status ready again")
+
+
+def _status(collector) -> dict:
+    return {v.key: v.value for v in collector.messages[-1].values} if collector.messages else {}
+
+
+def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner, camera):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    proc = start_vision(start_node, {"model_path": "ssd_mobilenet_v2_coco_tflite"})  # the slower backend
+    wait_ready(spinner, proc)
+    status = Collector(spinner.node, DiagnosticStatus, "/cam/vision_service/status",
+                       QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    camera.period = 1 / 100.0  # far faster than the model
+    camera.show(image_msg(photo("motorcycle"), "fast"))
+    wait_for(lambda: _status(status), 10, what="status")
+    import time
+
+    time.sleep(2.0)
+    idle = _status(status)
+    assert idle["subscribed"] == "false" and idle["received"] == "0"  # nobody listens: no work at all
+
+    dets = Collector(spinner.node, Detection2DArray, "/cam/detections")
+    wait_for(lambda: len(dets.messages) >= 10, 30, what="detections once someone listens")
+    busy = wait_for(lambda: (lambda s: s if int(s.get("skipped", 0)) > 0 else None)(_status(status)), 10,
+                    what="skipped frames")
+    assert busy["subscribed"] == "true"
+    assert int(busy["processed"]) < int(busy["received"])  # the latest frame only, never a backlog
+    latest = dets.messages[-1].header.stamp
+    age = spinner.node.get_clock().now().nanoseconds * 1e-9 - (latest.sec + latest.nanosec * 1e-9)
+    assert age < 1.0, age
+
+    set_params = spinner.node.create_client(SetParameters, "/cam/vision_service/set_parameters")
+    value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.99)
+    r = call(set_params, SetParameters.Request(parameters=[Parameter(name="confidence_threshold", value=value)]),
+             10.0)
+    assert r.results[0].successful
+    n = len(dets.messages)
+    wait_for(lambda: any(not m.detections for m in dets.messages[n:]), 20, what="threshold applied")
+    bad = ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=["no-colon"])
+    r = call(set_params, SetParameters.Request(parameters=[Parameter(name="label_confidences", value=bad)]), 10.0)
+    assert not r.results[0].successful and "key:value" in r.results[0].reason
+
+    spinner.node.destroy_subscription(dets.sub)
+    wait_for(lambda: _status(status).get("subscribed") == "false", 10, what="unsubscribe when nobody listens")
+    assert proc.alive()
