@@ -283,3 +283,20 @@ def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner,
     spinner.node.destroy_subscription(dets.sub)
     wait_for(lambda: _status(status).get("subscribed") == "false", 10, what="unsubscribe when nobody listens")
     assert proc.alive()
+
+
+def test_model_without_a_role_is_reported_and_node_stays_up(tmp_path, start_node, spinner):
+    from conftest import constant_model
+
+    path = constant_model(tmp_path / "embedder.onnx", [1, 3, 16, 16],
+                          {"embedding": np.zeros((1, 8, 4, 4), np.float32)})
+    proc = start_vision(start_node, {"model_path": str(path)})
+    props = spinner.node.create_client(GetProperties, "/cam/vision_service/get_properties")
+    r = wait_for(lambda: props.wait_for_service(0.5) and call(props, GetProperties.Request(), 10.0), 30,
+                 what="properties")
+    assert not r.detections_supported and not r.classifications_supported
+    d = call(spinner.node.create_client(GetDetections, "/cam/vision_service/get_detections"),
+             GetDetections.Request(image=image_msg(photo("coffee"), "x")), 10.0)
+    assert not d.success and "fits no vision role" in d.message
+    assert "output embedding: float32 [1, 8, 4, 4]" in d.message and "input images" in d.message
+    assert "fits no vision role" in proc.log() and proc.alive()

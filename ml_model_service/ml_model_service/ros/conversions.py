@@ -110,14 +110,17 @@ def _class_id(index: int, name: str, use_names: bool) -> str:
     return name if use_names else str(int(index))
 
 
+def _hypothesis(index: int, name: str, score: float, use_names: bool) -> ObjectHypothesisWithPose:
+    hyp = ObjectHypothesisWithPose()
+    hyp.hypothesis = ObjectHypothesis(class_id=_class_id(index, name, use_names), score=float(score))
+    return hyp
+
+
 def detections_to_msg(dets: Sequence[Detection], header: Header, use_names: bool = True) -> Detection2DArray:
     out = Detection2DArray(header=header)
     for d in dets:
         det = Detection2D(header=header)
-        hyp = ObjectHypothesisWithPose()
-        hyp.hypothesis = ObjectHypothesis(class_id=_class_id(d.class_index, d.class_name, use_names),
-                                          score=float(d.confidence))
-        det.results = [hyp]
+        det.results = [_hypothesis(d.class_index, d.class_name, d.confidence, use_names)]
         bbox = BoundingBox2D()
         bbox.center.position.x = (d.x_min + d.x_max) / 2.0
         bbox.center.position.y = (d.y_min + d.y_max) / 2.0
@@ -146,9 +149,7 @@ def detections3d_to_msg(objects: Sequence, header: Header, use_names: bool = Tru
     out = Detection3DArray(header=header)
     for obj in objects:
         det = Detection3D(header=header)
-        hyp = ObjectHypothesisWithPose()
-        hyp.hypothesis = ObjectHypothesis(class_id=_class_id(obj.class_index, obj.class_name, use_names),
-                                          score=float(obj.confidence))
+        hyp = _hypothesis(obj.class_index, obj.class_name, obj.confidence, use_names)
         cx, cy, cz = (float(v) for v in obj.centre)
         hyp.pose.pose = Pose(position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(w=1.0))
         det.results = [hyp]

@@ -481,11 +481,9 @@ class VisionNode(Node):
         except RemoteError as exc:
             self._model_lost(exc)
             response.success, response.message = False, str(exc)
-        except (ImageError, pointcloud.DepthError, RuntimeError, ValueError) as exc:
-            response.success, response.message = False, str(exc)
-            self.get_logger().warning(f"service call failed: {response.message}", throttle_duration_sec=1.0)
         except Exception as exc:  # every failure becomes an answer, never a dead node
-            response.success, response.message = False, f"{type(exc).__name__}: {exc}"
+            expected = isinstance(exc, (ImageError, pointcloud.DepthError, RuntimeError, ValueError))
+            response.success, response.message = False, str(exc) if expected else f"{type(exc).__name__}: {exc}"
             self.get_logger().warning(f"service call failed: {response.message}", throttle_duration_sec=1.0)
         return response
 
@@ -544,9 +542,7 @@ class VisionNode(Node):
                 response.classifications = conversions.classifications_to_msg(r.classifications, frame.header,
                                                                               names)
             if want_objects:
-                response.objects = conversions.detections3d_to_msg(r.objects, frame.header, names)
-                response.clouds = [conversions.cloud_to_msg(o.points, o.colours, None, frame.header)
-                                   for o in r.objects]
+                self._fill_objects(response, r.objects, frame.header)
         return self._answer(response, fill)
 
     def _on_get_object_point_clouds(self, _request, response):
@@ -555,11 +551,13 @@ class VisionNode(Node):
                 raise pointcloud.DepthError("object point clouds need use_depth: true (depth and camera_info)")
             frame = self.latest_frame(self.params["service_timeout"], with_depth=True)
             r = self.compute(frame, detections=False, classifications=False, objects=True)
-            names = self.params["publish_class_names"]
-            response.objects = conversions.detections3d_to_msg(r.objects, frame.header, names)
-            response.clouds = [conversions.cloud_to_msg(o.points, o.colours, None, frame.header)
-                               for o in r.objects]
+            self._fill_objects(response, r.objects, frame.header)
         return self._answer(response, fill)
+
+    def _fill_objects(self, response, objects: list, header: Header) -> None:
+        """3D detections and one cloud per object (same order) into a service response."""
+        response.objects = conversions.detections3d_to_msg(objects, header, self.params["publish_class_names"])
+        response.clouds = [conversions.cloud_to_msg(o.points, o.colours, None, header) for o in objects]
 
     # --- status ----------------------------------------------------------------------------------
     def _publish_status(self) -> None:
