@@ -150,21 +150,28 @@ class Camera:
         self.messages = messages
 
     def _run(self) -> None:
+        while not self._stop:
+            try:
+                self._publish_once()
+            except Exception:
+                if not self._stop:  # publishing races with close(); anything else is a real failure
+                    raise
+            time.sleep(self.period)
+
+    def _publish_once(self) -> None:
         from sensor_msgs.msg import CameraInfo, CompressedImage
 
-        while not self._stop:
-            stamp = self.node.get_clock().now().to_msg()
-            for i, msg in enumerate(self.messages):
-                msg.header.stamp = stamp
-                if isinstance(msg, CompressedImage):
-                    self.pub_compressed.publish(msg)
-                elif isinstance(msg, CameraInfo):
-                    self.pub_info.publish(msg)
-                elif i == 0:
-                    self.pub_image.publish(msg)
-                else:
-                    self.pub_depth.publish(msg)
-            time.sleep(self.period)
+        stamp = self.node.get_clock().now().to_msg()
+        for i, msg in enumerate(self.messages):
+            msg.header.stamp = stamp
+            if isinstance(msg, CompressedImage):
+                self.pub_compressed.publish(msg)
+            elif isinstance(msg, CameraInfo):
+                self.pub_info.publish(msg)
+            elif i == 0:
+                self.pub_image.publish(msg)
+            else:
+                self.pub_depth.publish(msg)
 
     def close(self) -> None:
         self._stop = True

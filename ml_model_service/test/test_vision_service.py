@@ -242,13 +242,15 @@ def _status(collector) -> dict:
     return {v.key: v.value for v in collector.messages[-1].values} if collector.messages else {}
 
 
-def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner, camera):
+def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner):
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
-    proc = start_vision(start_node, {"model_path": "ssd_mobilenet_v2_coco_tflite"})  # the slower backend
-    wait_ready(spinner, proc)
-    status = Collector(spinner.node, DiagnosticStatus, "/cam/vision_service/status",
+    # its own namespace: subscriptions other tests left in this process must not count as listeners
+    proc = start_vision(start_node, {"model_path": "ssd_mobilenet_v2_coco_tflite"}, namespace="/lazy")
+    wait_ready(spinner, proc, namespace="/lazy")
+    camera = Camera(spinner.node, "/lazy")
+    status = Collector(spinner.node, DiagnosticStatus, "/lazy/vision_service/status",
                        QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     camera.period = 1 / 100.0  # far faster than the model
     camera.show(image_msg(photo("motorcycle"), "fast"))
@@ -259,7 +261,7 @@ def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner,
     idle = _status(status)
     assert idle["subscribed"] == "false" and idle["received"] == "0"  # nobody listens: no work at all
 
-    dets = Collector(spinner.node, Detection2DArray, "/cam/detections")
+    dets = Collector(spinner.node, Detection2DArray, "/lazy/detections")
     wait_for(lambda: len(dets.messages) >= 10, 30, what="detections once someone listens")
     busy = wait_for(lambda: (lambda s: s if int(s.get("skipped", 0)) > 0 else None)(_status(status)), 10,
                     what="skipped frames")
@@ -269,7 +271,7 @@ def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner,
     age = spinner.node.get_clock().now().nanoseconds * 1e-9 - (latest.sec + latest.nanosec * 1e-9)
     assert age < 1.0, age
 
-    set_params = spinner.node.create_client(SetParameters, "/cam/vision_service/set_parameters")
+    set_params = spinner.node.create_client(SetParameters, "/lazy/vision_service/set_parameters")
     value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.99)
     r = call(set_params, SetParameters.Request(parameters=[Parameter(name="confidence_threshold", value=value)]),
              10.0)
@@ -283,6 +285,7 @@ def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner,
     spinner.node.destroy_subscription(dets.sub)
     wait_for(lambda: _status(status).get("subscribed") == "false", 10, what="unsubscribe when nobody listens")
     assert proc.alive()
+    camera.close()
 
 
 def test_model_without_a_role_is_reported_and_node_stays_up(tmp_path, start_node, spinner):
