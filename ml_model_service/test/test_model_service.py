@@ -202,3 +202,25 @@ def test_repository_models_by_name_and_unknown_names(start_node, spinner, tmp_pa
     assert remote.metadata.outputs[0].extra["labels"] == str(repo / "cats" / "labels.txt")
     response = remote.load("no_such_model")
     assert not response.success and "cats" in response.message  # lists the known names
+
+
+def test_setting_model_path_swaps_or_is_rejected(detector, spinner, tmp_path):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    proc, remote = detector
+    client = spinner.node.create_client(SetParameters, "/det/ml_model_service/set_parameters")
+
+    def set_model(path: str):
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=path)
+        return call(client, SetParameters.Request(parameters=[Parameter(name="model_path", value=value)]),
+                    20.0).results[0]
+
+    assert set_model("efficientnet_lite0").successful
+    assert remote.fetch_metadata().outputs[0].name == "Softmax"
+    corrupt = tmp_path / "broken.tflite"
+    corrupt.write_bytes(b"\0" * 1000)
+    result = set_model(str(corrupt))
+    assert not result.successful and "broken.tflite" in result.reason
+    assert remote.fetch_metadata().outputs[0].name == "Softmax"  # the old model keeps serving
+    assert proc.alive()

@@ -138,6 +138,19 @@ def test_classifications_topic_and_service(start_node, spinner, camera):
     assert not d.success and "classifier" in d.message
 
 
+def test_compressed_camera_topic(start_node, spinner, camera):
+    proc = start_vision(start_node, {"use_compressed": True})
+    props = wait_ready(spinner, proc)
+    assert props.camera_topic == "/cam/image/compressed"
+    dets = Collector(spinner.node, Detection2DArray, "/cam/detections")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(photo("coffee"), cv2.COLOR_RGB2BGR))
+    msg = CompressedImage(format="png", data=png.tobytes())
+    msg.header.frame_id = "png_frame"
+    camera.show(msg)
+    got = wait_for(lambda: dets.where(lambda m: m.header.frame_id == "png_frame"), 30, what="detections")[-1]
+    assert "cup" in [g[0] for g in as_tuples(got)]
+
+
 @pytest.mark.parametrize("encoding", ["bgra8", "mono8", "mono16"])
 def test_other_encodings_and_compressed(start_node, spinner, encoding):
     proc = start_vision(start_node)
