@@ -197,13 +197,15 @@ def part3_objects(node, out: Path) -> None:
         return
     msg = found[-1]
     cloud = conversions.cloud_from_msg([c for c in clouds if c.width][-1])
-    for det in msg.detections:
+    for index, det in enumerate(msg.detections):
         c, s = det.bbox.center.position, det.bbox.size
         print(f"  {det.results[0].hypothesis.class_id} {det.results[0].hypothesis.score:.2f}: centre "
               f"({c.x:+.2f}, {c.y:+.2f}, {c.z:.2f}) m, size {s.x:.2f} x {s.y:.2f} x {s.z:.2f} m, "
-              f"{int((cloud['object'] == int(det.id)).sum())} points (camera optical frame)")
-    det = next((d for d in msg.detections if d.results[0].hypothesis.class_id == "motorcycle"), msg.detections[0])
-    mine = cloud[cloud["object"] == int(det.id)]
+              f"{int((cloud['object'] == index).sum())} points (camera optical frame)")
+    names = [d.results[0].hypothesis.class_id for d in msg.detections]
+    index = names.index("motorcycle") if "motorcycle" in names else 0
+    det = msg.detections[index]
+    mine = cloud[cloud["object"] == index]
     points = np.column_stack((mine["x"], mine["y"], mine["z"])).astype(np.float64)
     packed = mine["rgb"].view(np.uint32)
     colours = np.column_stack(((packed >> 16) & 255, (packed >> 8) & 255, packed & 255)).astype(np.uint8)

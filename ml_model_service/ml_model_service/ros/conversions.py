@@ -156,7 +156,6 @@ def detections3d_to_msg(objects: Sequence, header: Header, use_names: bool = Tru
         sx, sy, sz = (float(v) for v in obj.size)
         det.bbox = BoundingBox3D(center=Pose(position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(w=1.0)),
                                  size=Vector3(x=sx, y=sy, z=sz))
-        det.id = str(obj.index)
         out.detections.append(det)
     return out
 
