@@ -37,14 +37,6 @@ class Labels:
         """The class name of `index`, or the index as text when the labels do not cover it."""
         return self.names.get(int(index), str(int(index)))
 
-    def index(self, name: str) -> int | None:
-        """The index of a class name (case-insensitive), or None."""
-        wanted = name.strip().lower()
-        for k, v in self.names.items():
-            if v.lower() == wanted:
-                return k
-        return None
-
     @property
     def span(self) -> int:
         """Largest index + 1: the length an output axis must have to be covered by these labels."""

@@ -113,10 +113,6 @@ class Model:
             self.labels = embedded_labels(model_path, self.backend.embedded_metadata)
         self.metadata = self._metadata(description or self.backend.description)
 
-    @property
-    def label_source(self) -> str:
-        return self.labels.source if self.labels else ""
-
     def _metadata(self, description: str) -> ModelMetadata:
         inputs = [TensorSpec(s.name, s.data_type, list(s.shape), s.description, [], dict(s.extra))
                   for s in self.backend.inputs]

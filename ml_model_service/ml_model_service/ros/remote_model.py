@@ -60,10 +60,6 @@ class RemoteModel:
         self.metadata = conversions.metadata_from_msg(response.metadata)
         return self.metadata
 
-    @property
-    def available(self) -> bool:
-        return self._infer.service_is_ready()
-
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         request = Infer.Request(inputs=[conversions.tensor_to_msg(n, a) for n, a in inputs.items()])
         response = call(self._infer, request, self.timeout)

@@ -119,7 +119,6 @@ class VisionNode(Node):
                          "unpaired": 0, "service_calls": 0}
         self.obstacles_only = p["object_mode"] == "obstacles"
         self.vision: VisionModel | None = None
-        self.labels: Labels | None = None
         self.model_state = "model not loaded yet"
         self._remote: RemoteModel | None = None
         self._rebuild = True
@@ -208,7 +207,7 @@ class VisionNode(Node):
                                       f"unavailable: {exc}", error=True)
                 return self.vision if not remote else None
             was_down = self.vision is None and self.model_state != "model not loaded yet"
-            self.vision, self.labels, self._rebuild = vision, labels, False
+            self.vision, self._rebuild = vision, False
             for warning in vision.warnings:
                 self.get_logger().warning(warning)
             self._set_model_state(f"{'recovered: ' if was_down else ''}{vision.role} ready "
