@@ -1,0 +1,52 @@
+"""Message <-> numpy conversions (the hand-written replacement for cv_bridge and point cloud helpers)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from ml_model_service.core.imaging import ImageError
+from ml_model_service.core.labels import Labels
+from ml_model_service.core.vision import Detection
+from ml_model_service.ros import conversions
+
+
+def test_padded_rows_and_big_endian_mono16():
+    rgb = np.random.default_rng(0).integers(0, 255, (4, 5, 3), dtype=np.uint8)
+    padded = np.zeros((4, 20), np.uint8)  # step 20 > 5 x 3: row padding
+    padded[:, :15] = rgb.reshape(4, 15)
+    msg = Image(height=4, width=5, encoding="rgb8", step=20, data=padded.tobytes())
+    assert np.array_equal(conversions.image_to_rgb(msg), rgb)
+    mono = np.arange(20, dtype=np.uint16).reshape(4, 5) * 3000
+    big = Image(height=4, width=5, encoding="mono16", step=10, is_bigendian=1, data=mono.astype(">u2").tobytes())
+    assert np.array_equal(conversions.image_to_rgb(big)[..., 0], (mono >> 8).astype(np.uint8))
+    depth = Image(height=4, width=5, encoding="16UC1", step=10, data=mono.astype("<u2").tobytes())
+    metres = conversions.depth_to_metres(depth)
+    assert np.isnan(metres[0, 0]) and metres[0, 1] == pytest.approx(3.0)  # 0 is invalid; 3000 mm = 3 m
+    with pytest.raises(ImageError, match="unsupported depth encoding"):
+        conversions.depth_to_metres(Image(height=4, width=5, encoding="rgb8", step=15, data=bytes(60)))
+
+
+def test_detections_with_names_or_indices_and_label_info():
+    det = Detection(3, "motorcycle", 0.9, 10.0, 20.0, 110.0, 70.0)
+    named = conversions.detections_to_msg([det], Header(frame_id="cam"), use_names=True).detections[0]
+    assert named.results[0].hypothesis.class_id == "motorcycle" and named.header.frame_id == "cam"
+    assert (named.bbox.center.position.x, named.bbox.center.position.y) == (60.0, 45.0)
+    assert (named.bbox.size_x, named.bbox.size_y) == (100.0, 50.0)
+    indexed = conversions.detections_to_msg([det], Header(), use_names=False).detections[0]
+    assert indexed.results[0].hypothesis.class_id == "3"
+    info = conversions.label_info_msg(Labels({0: "person", 3: "motorcycle"}), Header(), 0.5)
+    assert [(c.class_id, c.class_name) for c in info.class_map] == [(0, "person"), (3, "motorcycle")]
+
+
+def test_point_cloud_round_trip():
+    points = np.array([[0.1, 0.2, 1.5], [-0.3, 0.0, 2.0]], np.float32)
+    colours = np.array([[255, 0, 10], [1, 2, 3]], np.uint8)
+    msg = conversions.cloud_to_msg(points, colours, np.array([0, 7], np.uint32), Header(frame_id="cam"))
+    assert [f.name for f in msg.fields] == ["x", "y", "z", "rgb", "object"] and msg.point_step == 20
+    back = conversions.cloud_from_msg(msg)
+    assert np.allclose(np.column_stack((back["x"], back["y"], back["z"])), points)
+    packed = back["rgb"].view(np.uint32)
+    assert [(int(p) >> 16, (int(p) >> 8) & 255, int(p) & 255) for p in packed] == [(255, 0, 10), (1, 2, 3)]
+    assert back["object"].tolist() == [0, 7]
