@@ -138,6 +138,18 @@ def test_preprocess_nchw_values():
     assert transform.scale_x == 0.5 and transform.scale_y == 0.5
 
 
+def test_open_input_dimensions_follow_the_image():
+    layout = InputLayout.from_spec(type("S", (), {"name": "x", "data_type": "float32", "shape": [1, 3, -1, -1]})())
+    rgb = np.zeros((500, 741, 3), np.uint8)
+    tensor, _ = preprocess(rgb, layout, PreprocessConfig())
+    assert tensor.shape == (1, 3, 500, 741)
+    tensor, transform = preprocess(rgb, layout, PreprocessConfig(letterbox=True))
+    assert tensor.shape == (1, 3, 512, 768)  # YOLO stride 32
+    assert transform.scale_x == transform.scale_y == pytest.approx(min(768 / 741, 512 / 500))
+    corner = transform.to_source(np.array([[transform.pad_x, transform.pad_y, 768 - transform.pad_x, 512.0]]))
+    np.testing.assert_allclose(corner[0], [0, 0, 741, 500], atol=1.0)
+
+
 def test_model_without_a_role_lists_its_tensors(tmp_path):
     graph = helper.make_graph([helper.make_node("Identity", ["images"], ["embedding"])], "none",
                               [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],

@@ -81,8 +81,10 @@ class Transform:
 def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -> tuple[np.ndarray, Transform]:
     """An RGB uint8 (H, W, 3) image → a batch-of-one tensor for `layout`, and the box transform back."""
     src_h, src_w = rgb.shape[:2]
-    dst_w = layout.width if layout.width > 0 else src_w
-    dst_h = layout.height if layout.height > 0 else src_h
+    # Open dimensions follow the image (Viam); letterboxed (YOLO) inputs round up to the stride of 32.
+    stride = 32 if config.letterbox else 1
+    dst_w = layout.width if layout.width > 0 else -(-src_w // stride) * stride
+    dst_h = layout.height if layout.height > 0 else -(-src_h // stride) * stride
     image = rgb[..., ::-1] if config.bgr else rgb
     if config.letterbox:
         scale = min(dst_w / src_w, dst_h / src_h)
