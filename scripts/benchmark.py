@@ -13,7 +13,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -87,29 +86,21 @@ def core(repeat: int) -> dict[str, float]:
     return figures
 
 
-def start(module: str, namespace: str, params: dict, tmp: Path) -> subprocess.Popen:
-    import yaml
-
-    stem = f"{namespace.strip('/').replace('/', '_')}-{module}"
-    (tmp / f"{stem}.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-    return subprocess.Popen([sys.executable, "-m", f"ml_model_service.ros.{module}", "--ros-args",
-                             "--params-file", str(tmp / f"{stem}.yaml"), "-r", f"__ns:={namespace}"],
-                            stdout=open(tmp / f"{stem}.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
-
-
 def over_dds(seconds: float, repeat: int) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
     from ml_model_service.ros import conversions
+    from ml_model_service.ros.processes import spawn_node
     from ml_model_service.ros.remote_model import BackgroundSpinner, RemoteModel
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     common = {"execution_providers": ["cpu"]}
-    procs = [start("model_service_node", "/bench", {**common}, tmp),
-             start("vision_node", "/bench/local", {**common}, tmp),
-             start("vision_node", "/bench/remote", {**common, "model_service": "/bench/ml_model_service"}, tmp)]
+    procs = [spawn_node("model_service", tmp, common, namespace="/bench")[0],
+             spawn_node("vision_service", tmp, common, namespace="/bench/local")[0],
+             spawn_node("vision_service", tmp, {**common, "model_service": "/bench/ml_model_service"},
+                        namespace="/bench/remote")[0]]
     spinner = BackgroundSpinner("bench_client")
     node = spinner.node
     try:

@@ -33,24 +33,11 @@ from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray  
 
 from ml_model_service.core.labels import load_labels  # noqa: E402
 from ml_model_service.ros import conversions  # noqa: E402
+from ml_model_service.ros.processes import spawn_node  # noqa: E402
 from ml_model_service.ros.remote_model import BackgroundSpinner, RemoteModel  # noqa: E402
 
 PHOTOS = {"astronaut": data.astronaut, "chelsea": data.chelsea, "coffee": data.coffee,
           "motorcycle": lambda: data.stereo_motorcycle()[0]}
-
-
-def start(module: str, namespace: str, params: dict, log_dir: Path, remaps: dict | None = None) -> subprocess.Popen:
-    import yaml
-
-    stem = f"{namespace.strip('/').replace('/', '_') or 'root'}-{module}"
-    params_file = log_dir / f"{stem}.yaml"
-    params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-    log = open(log_dir / f"{stem}.log", "w")  # noqa: SIM115
-    cmd = [sys.executable, "-m", f"ml_model_service.ros.{module}", "--ros-args", "--params-file", str(params_file),
-           "-r", f"__ns:={namespace}"]
-    for a, b in (remaps or {}).items():
-        cmd += ["-r", f"{a}:={b}"]
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait(predicate, timeout: float, what: str):
@@ -227,13 +214,14 @@ def main() -> int:
     procs: list[subprocess.Popen] = []
     spinner = BackgroundSpinner("demo_client")
     try:
-        procs.append(start("model_service_node", "/demo", {"model_path": "ssd_mobilenet_v2_coco"}, logs))
-        procs.append(start("vision_node", "/demo/camera", {
+        procs.append(spawn_node("model_service", logs, {"model_path": "ssd_mobilenet_v2_coco"},
+                                namespace="/demo")[0])
+        procs.append(spawn_node("vision_service", logs, {
             "model_service": "/demo/ml_model_service", "use_depth": True, "always_on": True,
-            "service_timeout": 10.0}, logs))
-        procs.append(start("vision_node", "/demo/classifier", {  # a second node on the same camera
+            "service_timeout": 10.0}, namespace="/demo/camera")[0])
+        procs.append(spawn_node("vision_service", logs, {  # a second node on the same camera
             "model_path": "efficientnet_lite0", "always_on": True, "top_n": 1, "confidence_threshold": 0.1},
-            logs, remaps={"image": "/demo/camera/image"}))
+            namespace="/demo/classifier", remaps={"image": "/demo/camera/image"})[0])
         part1_model_service(spinner.node)
         part2_vision(spinner.node, out)
         part3_objects(spinner.node, out)

@@ -5,7 +5,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,12 +19,8 @@ if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):  # large images need the sh
                           str(Path(__file__).resolve().parents[1] / "config" / "fastdds_large_data.xml"))
 
 
+from ml_model_service.ros.processes import spawn_node  # noqa: E402
 from ml_model_service.ros.remote_model import BackgroundSpinner  # noqa: E402
-
-MODULES = {
-    "model_service": "ml_model_service.ros.model_service_node",
-    "vision_service": "ml_model_service.ros.vision_node",
-}
 
 
 def photo(name: str) -> np.ndarray:
@@ -42,28 +37,10 @@ class NodeProcess:
 
     def __init__(self, kind: str, tmp: Path, params: dict, name: str | None = None, namespace: str = "",
                  remaps: dict | None = None, params_file: Path | None = None) -> None:
-        import yaml
-
-        self.log_path = tmp / f"{name or kind}-{time.monotonic_ns()}.log"
-        own_params = tmp / f"{name or kind}-{time.monotonic_ns()}.yaml"
-        own_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-        cmd = [sys.executable, "-m", MODULES[kind], "--ros-args"]
-        if params_file is not None:
-            cmd += ["--params-file", str(params_file)]  # e.g. a shipped file, before the test's own values
-        if params:
-            cmd += ["--params-file", str(own_params)]
-        if name:
-            cmd += ["-r", f"__node:={name}"]
-        if namespace:
-            cmd += ["-r", f"__ns:={namespace}"]
-        for a, b in (remaps or {}).items():
-            cmd += ["-r", f"{a}:={b}"]
-        self._log = open(self.log_path, "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        self.proc, self.log_path = spawn_node(kind, tmp, params, namespace=namespace, name=name, remaps=remaps,
+                                              params_file=params_file)
 
     def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
@@ -77,8 +54,6 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        if not self._log.closed:
-            self._log.close()
 
 
 @pytest.fixture(scope="session")
