@@ -78,9 +78,18 @@ MODEL_PARAMS = [
     Param("num_threads", 0, "Inference threads (0 = the runtime's default).", 0, 256),
     Param("model_repository", "", "Folder of models addressable by name: <name>/ (one model file + labels.txt) "
           "or <name>.onnx/.tflite with <name>.txt."),
+    Param("allowed_paths", [], "Folders model and label files may be loaded from (after resolving '..' and "
+          "symlinks). Empty: the bundled models and model_repository only.", read_only=True),
+    Param("allow_model_swap", True, "Allow changing the model at run time (~/load_model, model_path).",
+          read_only=True),
 ]
 
-MODEL_SERVICE_PARAMS = MODEL_PARAMS
+MODEL_SERVICE_PARAMS = MODEL_PARAMS + [
+    Param("max_request_bytes", 268435456, "Largest Infer request (all input tensors together), bytes.",
+          1, 4294967296, read_only=True),
+    Param("max_concurrent_infer", 4, "Infer calls run at once; more are refused as busy.", 1, 64,
+          read_only=True),
+]
 
 VISION_PARAMS = MODEL_PARAMS + [
     Param("model_service", "", "Node name of a remote model service (e.g. /ml_model_service) to use instead of "
@@ -107,6 +116,10 @@ VISION_PARAMS = MODEL_PARAMS + [
     Param("remap_input_names", [], "'model_tensor:image' for the image input when it is not the first."),
     Param("remap_output_names", [], "'model_tensor:role' with role location, score, category, count or "
           "probability."),
+    Param("max_image_pixels", 50000000, "Largest decoded image (width x height) accepted from topics and "
+          "services; compressed images are checked before decoding.", 1, 1000000000, read_only=True),
+    Param("max_input_pixels", 16777216, "Largest model input (height x width) the vision pipeline will feed.",
+          1, 1000000000, read_only=True),
     Param("publish_class_names", True, "ObjectHypothesis.class_id holds the class name (true) or its index."),
     Param("use_compressed", False, "Subscribe to image/compressed (jpeg/png) instead of image.", read_only=True),
     Param("image_qos", "sensor_data", "Subscriber QoS: sensor_data (best effort) or reliable.", read_only=True),
