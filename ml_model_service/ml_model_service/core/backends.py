@@ -1,6 +1,7 @@
 """Inference backends: onnxruntime (CPU, CUDA, TensorRT) and TFLite (LiteRT), behind one interface."""
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -27,6 +28,12 @@ _ONNX_TYPES = {
     "tensor(uint32)": "uint32", "tensor(int32)": "int32", "tensor(uint64)": "uint64", "tensor(int64)": "int64",
     "tensor(bool)": "bool",
 }
+
+
+def default_threads(num_threads: int = 0) -> int:
+    """The thread policy shared by every backend: `num_threads` when set, else one per CPU core."""
+    return num_threads if num_threads > 0 else max(1, len(os.sched_getaffinity(0)) if hasattr(
+        os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 class ModelLoadError(RuntimeError):
@@ -81,8 +88,11 @@ class OnnxBackend(Backend):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        if num_threads > 0:
-            options.intra_op_num_threads = num_threads
+        options.intra_op_num_threads = default_threads(num_threads)
+        # Idle pool threads sleep instead of spinning between runs: at camera rate a spinning pool costs
+        # more CPU than the inference itself (measured: 42 vs 18.5 ms CPU per 30 Hz frame, 2 threads).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         options.log_severity_level = 3
         chosen, self.warnings = resolve_providers(list(providers), ort.get_available_providers())
         try:
@@ -126,7 +136,7 @@ class TfliteBackend(Backend):
         except ImportError:  # the older runtime package, where installed
             from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads if num_threads > 0 else None)
+            self.interpreter = Interpreter(model_path=str(path), num_threads=default_threads(num_threads))
             self.interpreter.allocate_tensors()
         except Exception as exc:
             raise ModelLoadError(f"TFLite could not load {path}: {exc}") from exc
