@@ -1,41 +1,70 @@
-"""ML model service: `ros2 launch ml_model_service model_service.launch.py model_path:=/path/model.onnx`.
+"""ML model service node:
 
-Arguments: namespace, params_file (default config/model_service.yaml), model_path, label_path,
-execution_providers (e.g. "['cuda','cpu']"). For images over Fast DDS, export
-FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA before launching (see the README).
+    ros2 launch ml_model_service model_service.launch.py model_path:=/opt/models/yolov8n.onnx
+    ros2 launch ml_model_service model_service.launch.py params_file:=my_model_service.yaml
+    ros2 launch ml_model_service model_service.launch.py model_path:=efficientnet_lite0 execution_providers:=cpu
+
+Arguments (`ros2 launch ml_model_service model_service.launch.py --show-args`):
+  namespace            namespace of the node (default: none)
+  params_file          parameter file (default: the package's config/model_service.yaml, every parameter)
+  model_path           model file, model repository name or bundled name
+  label_path           label file
+  execution_providers  onnxruntime providers in order: cpu, cuda,cpu or "['cuda', 'cpu']"
+A parameter argument overrides params_file only when given on the command line; otherwise the file's value
+(or the node's default) holds. Values of the wrong type are refused with one line.
+
+Images over Fast DDS need the shipped profile (README, "DDS for images"): export
+FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix ml_model_service)/share/ml_model_service/config/fastdds_large_data.xml
+in every process of the image pipeline, camera driver included. Where neither it nor
+FASTDDS_BUILTIN_TRANSPORTS is set, this file sets it for the node it starts.
 """
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+import os
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from ml_model_service import launch_args as la
+
+PARAMETER_ARGS = {
+    "model_path": (la.to_str, "model file (.onnx/.tflite), model repository name or bundled name "
+                              "(default: from params_file; empty there: the bundled SSD detector)"),
+    "label_path": (la.to_str, "label file (default: from params_file; empty there: beside the model)"),
+    "execution_providers": (la.to_str_list, "onnxruntime providers in order of preference: cpu, cuda,cpu "
+                                            "or \"['cuda', 'cpu']\" (default: from params_file)"),
+}
+
+
+def fastdds_env(share: str) -> dict[str, str]:
+    """The shipped Fast DDS profile for the started nodes, unless the user chose a transport setup."""
+    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):
+        return {}
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": os.path.join(share, "config", "fastdds_large_data.xml")}
+
+
+def _nodes(context: LaunchContext) -> list:
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    share = FindPackageShare("ml_model_service").perform(context)
+    given = {name: arg(name) for name in PARAMETER_ARGS}
+    params = la.overrides(given, {name: conv for name, (conv, _) in PARAMETER_ARGS.items()})
+    params_file = arg("params_file") or os.path.join(share, "config", "model_service.yaml")
+    if not os.path.isfile(params_file):
+        raise la.LaunchArgumentError(f"params_file:={params_file!r}: no such file")
+    return [Node(package="ml_model_service", executable="model_service", name="ml_model_service",
+                 namespace=arg("namespace"), output="screen", additional_env=fastdds_env(share),
+                 parameters=[params_file, params] if params else [params_file])]
 
 
 def generate_launch_description() -> LaunchDescription:
-    default_params = PathJoinSubstitution([FindPackageShare("ml_model_service"), "config", "model_service.yaml"])
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
-        DeclareLaunchArgument("params_file", default_value=default_params, description="parameter file"),
-        DeclareLaunchArgument("model_path", default_value="",
-                              description="model file, repository name or bundled name (empty: bundled SSD)"),
-        DeclareLaunchArgument("label_path", default_value="", description="label file (empty: beside the model)"),
-        DeclareLaunchArgument("execution_providers", default_value="['cuda', 'cpu']",
-                              description="onnxruntime providers in order of preference"),
+        DeclareLaunchArgument("params_file", default_value="",
+                              description="parameter file (default: the package's config/model_service.yaml)"),
+        *(DeclareLaunchArgument(name, default_value="", description=text)
+          for name, (_, text) in PARAMETER_ARGS.items()),
     ]
-    node = Node(
-        package="ml_model_service",
-        executable="model_service",
-        name="ml_model_service",
-        namespace=LaunchConfiguration("namespace"),
-        output="screen",
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "model_path": LaunchConfiguration("model_path"),
-                "label_path": LaunchConfiguration("label_path"),
-                "execution_providers": ParameterValue(LaunchConfiguration("execution_providers"), value_type=None),
-            },
-        ],
-    )
-    return LaunchDescription([*args, node])
+    return LaunchDescription([*args, OpaqueFunction(function=_nodes)])

@@ -1,60 +1,122 @@
 """Vision service, with its own model or with a model service:
 
     ros2 launch ml_model_service vision.launch.py image:=/camera/color/image_raw
+    ros2 launch ml_model_service vision.launch.py image:=/camera/color/image_raw params_file:=my_vision.yaml
     ros2 launch ml_model_service vision.launch.py use_model_service:=true model_path:=efficientnet_lite0
+    ros2 launch ml_model_service vision.launch.py model_service:=/ml_model_service   # one already running
     ros2 launch ml_model_service vision.launch.py use_depth:=true image:=/camera/color/image_raw \\
         depth:=/camera/aligned_depth_to_color/image_raw camera_info:=/camera/color/camera_info
 
-Arguments: namespace, params_file (default config/vision.yaml), use_model_service (also start a model
-service node and use it remotely), model_path, label_path, image, depth, camera_info, use_depth,
-use_compressed, confidence_threshold. For images over Fast DDS, export FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA.
+Arguments (`ros2 launch ml_model_service vision.launch.py --show-args`):
+  namespace             namespace of the nodes (default: none)
+  params_file           parameter file of the vision node, and of the model service node with
+                        use_model_service (default: the package's config/vision.yaml, every parameter)
+  use_model_service     true: also start a model service node (ml_model_service, same namespace) and run
+                        the model there; false (default): the model runs in the vision node
+  model_service         node name of a model service already running, to use instead of a model in this
+                        process (default: from params_file); not with use_model_service
+  model_path, label_path, execution_providers
+                        the model (in the model service node with use_model_service)
+  image, depth, camera_info
+                        topics the node's image, depth and camera_info inputs are remapped to (default:
+                        image, depth, camera_info in the namespace); image/compressed follows image
+  use_depth, use_compressed, confidence_threshold
+                        vision parameters: true/false (1/0), a number in 0..1
+A parameter argument overrides params_file only when given on the command line; otherwise the file's value
+(or the node's default) holds. Values of the wrong type are refused with one line.
+
+Images over Fast DDS need the shipped profile (README, "DDS for images"): export
+FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix ml_model_service)/share/ml_model_service/config/fastdds_large_data.xml
+in every process of the image pipeline, camera driver included. Where neither it nor
+FASTDDS_BUILTIN_TRANSPORTS is set, this file sets it for the nodes it starts.
 """
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition, UnlessCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+import os
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from ml_model_service import launch_args as la
+
+MODEL_ARGS = {
+    "model_path": (la.to_str, "model file (.onnx/.tflite), model repository name or bundled name "
+                              "(default: from params_file; empty there: the bundled SSD detector)"),
+    "label_path": (la.to_str, "label file (default: from params_file; empty there: beside the model)"),
+    "execution_providers": (la.to_str_list, "onnxruntime providers in order of preference: cpu, cuda,cpu "
+                                            "or \"['cuda', 'cpu']\" (default: from params_file)"),
+}
+VISION_ARGS = {
+    "use_depth": (la.to_bool, "subscribe to depth and camera_info, publish 3D objects: true/false "
+                              "(default: from params_file)"),
+    "use_compressed": (la.to_bool, "subscribe to image/compressed instead of image: true/false "
+                                   "(default: from params_file)"),
+    "confidence_threshold": (lambda n, t: la.to_float(n, t, 0.0, 1.0),
+                             "minimum score, 0..1 (default: from params_file)"),
+}
+TOPIC_ARGS = {"image": "colour image topic", "depth": "depth image topic, aligned to colour (with use_depth)",
+              "camera_info": "camera_info topic of the colour camera (with use_depth)"}
+
+
+def fastdds_env(share: str) -> dict[str, str]:
+    """The shipped Fast DDS profile for the started nodes, unless the user chose a transport setup."""
+    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):
+        return {}
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": os.path.join(share, "config", "fastdds_large_data.xml")}
+
+
+def _nodes(context: LaunchContext) -> list:
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    share = FindPackageShare("ml_model_service").perform(context)
+    model = la.overrides({n: arg(n) for n in MODEL_ARGS}, {n: c for n, (c, _) in MODEL_ARGS.items()})
+    vision = la.overrides({n: arg(n) for n in VISION_ARGS}, {n: c for n, (c, _) in VISION_ARGS.items()})
+    use_model_service = la.to_bool("use_model_service", arg("use_model_service") or "false")
+    model_service = arg("model_service").strip()
+    if use_model_service and model_service:
+        raise la.LaunchArgumentError(f"model_service:={model_service!r} names a running model service; "
+                                     "use_model_service:=true starts one: give one of the two")
+    params_file = arg("params_file") or os.path.join(share, "config", "vision.yaml")
+    if not os.path.isfile(params_file):
+        raise la.LaunchArgumentError(f"params_file:={params_file!r}: no such file")
+    image = arg("image")
+    remaps = [("image", image), ("image/compressed", image.rstrip("/") + "/compressed"),
+              ("depth", arg("depth")), ("camera_info", arg("camera_info"))]
+    env = fastdds_env(share)
+    namespace = arg("namespace")
+    nodes = []
+    if use_model_service:
+        service_params = {k: v for k, v in model.items()}
+        nodes.append(Node(
+            package="ml_model_service", executable="model_service", name="ml_model_service",
+            namespace=namespace, output="screen", additional_env=env,
+            parameters=[os.path.join(share, "config", "model_service.yaml"), params_file,
+                        *([service_params] if service_params else [])]))
+        own = {**vision, "model_service": "ml_model_service",
+               **({"label_path": model["label_path"]} if "label_path" in model else {})}
+    else:
+        own = {**vision, **model, **({"model_service": model_service} if model_service else {})}
+    nodes.append(Node(
+        package="ml_model_service", executable="vision_service", name="vision_service",
+        namespace=namespace, output="screen", remappings=remaps, additional_env=env,
+        parameters=[params_file, own] if own else [params_file]))
+    return nodes
+
 
 def generate_launch_description() -> LaunchDescription:
-    share = FindPackageShare("ml_model_service")
-    arg = LaunchConfiguration
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the nodes"),
-        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "vision.yaml"])),
+        DeclareLaunchArgument("params_file", default_value="",
+                              description="parameter file (default: the package's config/vision.yaml)"),
         DeclareLaunchArgument("use_model_service", default_value="false",
-                              description="start a model service node and run the model there"),
-        DeclareLaunchArgument("model_path", default_value="", description="model (empty: bundled SSD detector)"),
-        DeclareLaunchArgument("label_path", default_value=""),
-        DeclareLaunchArgument("image", default_value="image", description="colour image topic"),
-        DeclareLaunchArgument("depth", default_value="depth", description="depth image topic aligned to colour"),
-        DeclareLaunchArgument("camera_info", default_value="camera_info", description="colour camera_info topic"),
-        DeclareLaunchArgument("use_depth", default_value="false", description="publish 3D objects"),
-        DeclareLaunchArgument("use_compressed", default_value="false", description="subscribe to image/compressed"),
-        DeclareLaunchArgument("confidence_threshold", default_value="0.5"),
+                              description="true: also start a model service node and run the model there"),
+        DeclareLaunchArgument("model_service", default_value="",
+                              description="node name of a running model service to use instead of a model in "
+                                          "this process (default: from params_file)"),
+        *(DeclareLaunchArgument(name, default_value="", description=text)
+          for name, (_, text) in {**MODEL_ARGS, **VISION_ARGS}.items()),
+        *(DeclareLaunchArgument(name, default_value=name, description=text) for name, text in TOPIC_ARGS.items()),
     ]
-    remaps = [("image", arg("image")), ("image/compressed", [arg("image"), "/compressed"]),
-              ("depth", arg("depth")), ("camera_info", arg("camera_info"))]
-    common = {
-        "label_path": arg("label_path"),
-        "use_depth": PythonExpression(["'", arg("use_depth"), "'.lower() == 'true'"]),
-        "use_compressed": PythonExpression(["'", arg("use_compressed"), "'.lower() == 'true'"]),
-        "confidence_threshold": PythonExpression(["float(", arg("confidence_threshold"), ")"]),
-    }
-    model_service = Node(
-        package="ml_model_service", executable="model_service", name="ml_model_service",
-        namespace=arg("namespace"), output="screen", condition=IfCondition(arg("use_model_service")),
-        parameters=[PathJoinSubstitution([share, "config", "model_service.yaml"]),
-                    {"model_path": arg("model_path"), "label_path": arg("label_path")}])
-    vision_remote = Node(
-        package="ml_model_service", executable="vision_service", name="vision_service",
-        namespace=arg("namespace"), output="screen", remappings=remaps,
-        condition=IfCondition(arg("use_model_service")),
-        parameters=[arg("params_file"), {**common, "model_service": "ml_model_service"}])
-    vision_local = Node(
-        package="ml_model_service", executable="vision_service", name="vision_service",
-        namespace=arg("namespace"), output="screen", remappings=remaps,
-        condition=UnlessCondition(arg("use_model_service")),
-        parameters=[arg("params_file"), {**common, "model_path": arg("model_path")}])
-    return LaunchDescription([*args, model_service, vision_remote, vision_local])
+    return LaunchDescription([*args, OpaqueFunction(function=_nodes)])

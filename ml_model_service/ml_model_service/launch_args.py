@@ -1,0 +1,88 @@
+"""Launch arguments as users type them → typed parameter overrides (used by the launch files).
+
+A launch argument overrides the user's parameter file only when it was given on the command line: the
+launch files declare every parameter argument with the default "" ("not given"), and only the non-empty
+ones become overrides, converted to the parameter's type. Values that cannot be converted are refused
+with one line naming the argument and the accepted forms (`ros2 launch` prints it and exits).
+ROS-free: plain strings in, Python values out.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+class LaunchArgumentError(ValueError):
+    """A launch argument's value cannot be converted to its parameter's type."""
+
+
+def to_bool(name: str, text: str) -> bool:
+    """'true'/'True'/'1'/'yes'/'on' → True, 'false'/'0'/'no'/'off' → False; anything else is refused."""
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise LaunchArgumentError(f"{name}:={text!r} is not a boolean; use true or false (1/0, yes/no, on/off)")
+
+
+def to_float(name: str, text: str, low: float | None = None, high: float | None = None) -> float:
+    """A number, optionally within [low, high]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise LaunchArgumentError(f"{name}:={text!r} is not a number") from None
+    if value != value or (low is not None and value < low) or (high is not None and value > high):
+        raise LaunchArgumentError(f"{name}:={text!r} is outside {low}..{high}")
+    return value
+
+
+def to_int(name: str, text: str, low: int | None = None, high: int | None = None) -> int:
+    """An integer, optionally within [low, high]."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise LaunchArgumentError(f"{name}:={text!r} is not an integer") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise LaunchArgumentError(f"{name}:={text!r} is outside {low}..{high}")
+    return value
+
+
+def to_str_list(name: str, text: str) -> list[str]:
+    """'cpu' → ['cpu']; 'cuda,cpu' → ['cuda', 'cpu']; "['cuda', 'cpu']" or '[cuda, cpu]' (YAML) as well.
+
+    An empty list is refused: a launch file cannot pass a typed empty list (set it in a parameter file)."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            value = yaml.safe_load(stripped)
+        except yaml.YAMLError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+            raise LaunchArgumentError(f"{name}:={text!r} is not a list of names; use e.g. {name}:=cuda,cpu")
+        items = [str(v).strip() for v in value]
+    else:
+        items = [v.strip() for v in stripped.split(",")]
+    if not items or not all(items):
+        raise LaunchArgumentError(f"{name}:={text!r} has an empty entry; use e.g. {name}:=cuda,cpu")
+    return items
+
+
+def to_str(name: str, text: str) -> str:  # noqa: ARG001 (same signature as the other converters)
+    """Strings pass unchanged."""
+    return text
+
+
+def overrides(given: Mapping[str, str], converters: Mapping[str, Callable[[str, str], Any]]) -> dict[str, Any]:
+    """{parameter: typed value} for each argument in `converters` whose value in `given` is non-empty."""
+    out = {}
+    for name, convert in converters.items():
+        text = given.get(name, "")
+        if text.strip():
+            out[name] = convert(name, text.strip())
+    return out
