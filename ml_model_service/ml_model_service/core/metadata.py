@@ -31,13 +31,21 @@ class TensorSpec:
 
 @dataclass
 class ModelMetadata:
-    """What a model is, takes and gives."""
+    """What a model is, takes and gives.
+
+    `label_names` are the class names themselves (index → name; sparse ids allowed), so clients never
+    need the label file. `properties` is the model's own embedded metadata (ONNX custom_metadata_map,
+    e.g. Ultralytics names/imgsz/stride/task). `generation` identifies the loaded model on a model
+    service: it changes on every successful swap (0 = not served by a model service)."""
 
     name: str
     type: str
     description: str = ""
     inputs: list[TensorSpec] = field(default_factory=list)
     outputs: list[TensorSpec] = field(default_factory=list)
+    label_names: dict[int, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    generation: int = 0
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""

@@ -6,6 +6,8 @@ files with `<name>.txt` beside them), or the name of a bundled model.
 """
 from __future__ import annotations
 
+import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import DEFAULT_PROVIDERS, ModelLoadError, open_backend
-from .labels import Labels, embedded_labels, load_labels
+from .labels import Labels, embedded_labels
 from .metadata import (
     LABEL_TYPE_TENSOR_AXIS,
     LABEL_TYPE_TENSOR_VALUE,
@@ -22,6 +24,7 @@ from .metadata import (
     TensorSpec,
 )
 from .tensors import check_inputs
+from .trust import ModelPolicy
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
 MODEL_SUFFIXES = (".onnx", ".tflite")
@@ -52,36 +55,49 @@ DEFAULT_DETECTOR = "ssd_mobilenet_v2_coco"
 DEFAULT_CLASSIFIER = "efficientnet_lite0"
 
 
-def _labels_beside(model: Path) -> Path | None:
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+
+
+def _labels_beside(model: Path, policy: ModelPolicy) -> Path | None:
+    """A label file next to the model (inside the allowed folders; a symlink leading out is ignored)."""
     for candidate in (model.parent / "labels.txt", model.with_suffix(".txt"),
                       model.parent / f"{model.stem}_labels.txt", model.parent / f"{model.stem}.labels.txt"):
-        if candidate.is_file():
+        if candidate.is_file() and policy.allows(candidate):
             return candidate
     return None
 
 
-def resolve_model(ref: str, repository: str | Path | None = None) -> tuple[Path, Path | None, str]:
-    """(model file, label file or None, description) for a path, a repository name or a bundled name."""
+def resolve_model(ref: str, repository: str | Path | None = None,
+                  policy: ModelPolicy | None = None) -> tuple[Path, Path | None, str]:
+    """(model file, label file or None, description) for a path, a repository name or a bundled name.
+
+    Paths are resolved (`..`, symlinks) and must lie inside the policy's allowed folders; any path
+    that cannot be used gets the same refusal whether or not it exists."""
+    policy = policy or ModelPolicy.unrestricted()
     ref = (ref or DEFAULT_DETECTOR).strip()
     path = Path(ref).expanduser()
-    if path.suffix.lower() in MODEL_SUFFIXES or path.is_file() or "/" in ref:
-        if not path.is_file():
-            raise ModelLoadError(f"model file not found: {path}")
-        return path, _labels_beside(path), ""
+    if path.suffix.lower() in MODEL_SUFFIXES or "/" in ref or ref.startswith((".", "~")) or not _NAME.match(ref):
+        real = policy.resolve(ref, "model")
+        return real, _labels_beside(real, policy), ""
     if repository:
-        repo = Path(repository).expanduser()
+        repo = policy.check_folder(repository)
         folder = repo / ref
-        if folder.is_dir():
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES)
+        if folder.is_dir() and policy.allows(folder):
+            real_folder = policy.check_folder(folder, "model folder")
+            files = sorted(p for p in real_folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES)
             if len(files) != 1:
-                raise ModelLoadError(f"model folder {folder} must hold exactly one .onnx or .tflite file, has {files}")
-            return files[0], _labels_beside(files[0]), ""
+                raise ModelLoadError(f"model folder {ref!r} of the repository must hold exactly one .onnx or "
+                                     f".tflite file, has {[p.name for p in files]}")
+            real = policy.resolve(files[0], "model")
+            return real, _labels_beside(real, policy), ""
         for suffix in MODEL_SUFFIXES:
-            if (repo / f"{ref}{suffix}").is_file():
-                return repo / f"{ref}{suffix}", _labels_beside(repo / f"{ref}{suffix}"), ""
+            candidate = repo / f"{ref}{suffix}"
+            if candidate.is_file() and policy.allows(candidate):
+                real = policy.resolve(candidate, "model")
+                return real, _labels_beside(real, policy), ""
     if ref in BUNDLED:
         b = BUNDLED[ref]
-        return BUNDLED_DIR / b.file, BUNDLED_DIR / b.labels, b.description
+        return policy.resolve(BUNDLED_DIR / b.file, "model"), BUNDLED_DIR / b.labels, b.description
     names = sorted(BUNDLED) + (repository_models(repository) if repository else [])
     raise ModelLoadError(f"no model file, repository model or bundled model named {ref!r}; known names: {names}")
 
@@ -97,21 +113,41 @@ def repository_models(repository: str | Path) -> list[str]:
 
 
 class Model:
-    """A model ready to serve: validated `infer`, labels, and metadata with the label file attached."""
+    """A model ready to serve: validated `infer`, labels, and metadata with the label names.
+
+    `policy` says which folders files may come from (default: unrestricted, for the operator's own
+    command line; nodes pass `ModelPolicy.from_params`). Model and label files listed in a SHA256SUMS
+    (always, for the bundled models) are verified before use."""
 
     def __init__(self, ref: str = "", label_path: str = "", *, repository: str | Path | None = None,
                  backend: str = "auto", providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
-                 num_threads: int = 0) -> None:
-        model_path, found_labels, description = resolve_model(ref, repository)
+                 num_threads: int = 0, policy: ModelPolicy | None = None) -> None:
+        self.policy = policy or ModelPolicy.unrestricted()
+        model_path, found_labels, description = resolve_model(ref, repository, self.policy)
         self.path = model_path
+        self.digest = self.policy.verify(model_path, "model")
         self.backend = open_backend(model_path, backend, providers, num_threads)
         self.warnings = list(self.backend.warnings)
-        label_file = Path(label_path).expanduser() if label_path else found_labels
-        if label_file is not None:
-            self.labels: Labels | None = load_labels(label_file)
+        if label_path:
+            self.labels: Labels | None = self.policy.read_labels(label_path)
+        elif found_labels is not None:
+            self.labels = self.policy.read_resolved_labels(self.policy.resolve(found_labels, "label"),
+                                                           source=str(found_labels))
         else:
-            self.labels = embedded_labels(model_path, self.backend.embedded_metadata)
+            self.labels = self._embedded_labels()
         self.metadata = self._metadata(description or self.backend.description)
+
+    def _embedded_labels(self) -> Labels | None:
+        """Labels the model carries (ONNX metadata, TFLite zip), within the label size limit."""
+        limit = self.policy.max_label_bytes
+        meta = {k: v for k, v in self.backend.embedded_metadata.items() if len(v) <= limit}
+        if self.path.suffix == ".tflite" and zipfile.is_zipfile(self.path):
+            with zipfile.ZipFile(self.path) as archive:
+                if any(i.file_size > limit for i in archive.infolist() if i.filename.endswith(".txt")):
+                    self.warnings.append(f"labels embedded in {self.path.name} are above the limit of {limit} "
+                                         "bytes; ignored")
+                    return None
+        return embedded_labels(self.path, meta)
 
     def _metadata(self, description: str) -> ModelMetadata:
         inputs = [TensorSpec(s.name, s.data_type, list(s.shape), s.description, [], dict(s.extra))
@@ -126,7 +162,9 @@ class Model:
                 target.associated_files.append(
                     AssociatedFile(self.labels.source, f"{len(self.labels)} class labels", label_type))
         return ModelMetadata(name=self.path.stem, type=self.backend.kind, description=description,
-                             inputs=inputs, outputs=outputs)
+                             inputs=inputs, outputs=outputs,
+                             label_names=dict(self.labels.names) if self.labels else {},
+                             properties=dict(self.backend.embedded_metadata))
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Check the inputs against the model (names, types, shapes), run, return outputs in model order."""

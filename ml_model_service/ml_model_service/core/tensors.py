@@ -25,6 +25,8 @@ DTYPES: dict[str, np.dtype] = {
 MAX_TENSOR_BYTES = 256 * 1024 * 1024
 #: Largest rank accepted.
 MAX_RANK = 8
+#: Largest single dimension accepted.
+MAX_DIM = 2**31 - 1
 
 
 class TensorError(ValueError):
@@ -39,8 +41,10 @@ def dtype_name(dtype: np.dtype | type) -> str:
     return name
 
 
-def decode_tensor(name: str, data_type: str, shape: Sequence[int], data: bytes | memoryview) -> np.ndarray:
-    """Turn a wire tensor into a read-only numpy array, checking type, shape and byte length."""
+def check_shape(name: str, data_type: str, shape: Sequence[int], *, max_bytes: int = MAX_TENSOR_BYTES,
+                allow_empty: bool = True) -> tuple[np.dtype, list[int], int]:
+    """Check a claimed tensor before anything is allocated: known type, rank, no negative, zero (unless
+    `allow_empty`) or absurd dimension, and a size within `max_bytes`. Returns (dtype, shape, bytes)."""
     dtype = DTYPES.get(data_type)
     if dtype is None:
         raise TensorError(f"tensor {name!r}: unknown data_type {data_type!r}; expected one of {sorted(DTYPES)}")
@@ -49,19 +53,48 @@ def decode_tensor(name: str, data_type: str, shape: Sequence[int], data: bytes |
         raise TensorError(f"tensor {name!r}: rank {len(shape)} is above the limit of {MAX_RANK}")
     if any(d < 0 for d in shape):
         raise TensorError(f"tensor {name!r}: shape {shape} has a negative dimension")
-    count = math.prod(shape)  # Python ints: no overflow
-    expected = count * dtype.itemsize
-    if expected > MAX_TENSOR_BYTES:
+    if not allow_empty and any(d == 0 for d in shape):
+        raise TensorError(f"tensor {name!r}: shape {shape} has a zero dimension (an empty input)")
+    if any(d > MAX_DIM for d in shape):
+        raise TensorError(f"tensor {name!r}: shape {shape} has a dimension above the limit of {MAX_DIM}")
+    # Python ints cannot overflow; zero dimensions count as 1 so an 'empty' [0, 2^62, 2^62] is refused too.
+    nominal = math.prod(max(d, 1) for d in shape) * dtype.itemsize
+    if nominal > max_bytes:
         raise TensorError(
-            f"tensor {name!r}: shape {shape} of {data_type} would need {expected} bytes, "
-            f"above the limit of {MAX_TENSOR_BYTES} bytes"
+            f"tensor {name!r}: shape {shape} of {data_type} would need {nominal} bytes, "
+            f"above the limit of {max_bytes} bytes"
         )
+    return dtype, shape, math.prod(shape) * dtype.itemsize
+
+
+def decode_tensor(name: str, data_type: str, shape: Sequence[int], data: bytes | memoryview, *,
+                  max_bytes: int = MAX_TENSOR_BYTES, allow_empty: bool = True) -> np.ndarray:
+    """Turn a wire tensor into a read-only numpy array, checking type, shape and byte length."""
+    dtype, shape, expected = check_shape(name, data_type, shape, max_bytes=max_bytes, allow_empty=allow_empty)
     if len(data) != expected:
+        count = expected // dtype.itemsize
         raise TensorError(
             f"tensor {name!r}: {len(data)} bytes of data, but shape {shape} of {data_type} "
             f"needs {count} x {dtype.itemsize} = {expected} bytes"
         )
-    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
+    return np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize).reshape(shape)
+
+
+def check_request_size(claims: Iterable[tuple[str, str, Sequence[int], int]], max_bytes: int) -> None:
+    """Refuse a request whose tensors, one or together, carry or claim more than `max_bytes` (before
+    decoding). `claims` holds (name, data_type, shape, bytes of data carried) per tensor."""
+    carried = claimed = 0
+    for name, data_type, shape, length in claims:
+        _, _, nbytes = check_shape(name, data_type, shape, max_bytes=max_bytes)  # names the tensor at fault
+        if length > max_bytes:
+            raise TensorError(f"tensor {name!r} carries {length} bytes, above the limit of {max_bytes} bytes "
+                              "(max_request_bytes)")
+        carried += length
+        claimed += nbytes
+    total = max(carried, claimed)
+    if total > max_bytes:
+        raise TensorError(f"the request's tensors {'carry' if carried >= claimed else 'claim'} {total} bytes "
+                          f"together, above the limit of {max_bytes} bytes (max_request_bytes)")
 
 
 def encode_tensor(array: np.ndarray) -> tuple[str, list[int], bytes]:

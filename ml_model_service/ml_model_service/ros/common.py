@@ -5,14 +5,26 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
 from ..core.model import Model
+from ..core.trust import ModelPolicy
 
 
-def load_model(params: dict, model_path: str | None = None, label_path: str | None = None) -> Model:
-    """A Model built from node parameters (shared with the vision node's in-process mode)."""
+def load_model(params: dict, model_path: str | None = None, label_path: str | None = None, *,
+               policy: ModelPolicy | None = None) -> Model:
+    """A Model built from node parameters (shared with the vision node's in-process mode).
+
+    Files load only from the allowed folders: `policy`, else the one `params` describe
+    (`allowed_paths`; empty = the bundled models and `model_repository`). A node should build its
+    policy once at start-up (`ModelPolicy.from_params`) and pass it, so that a caller who changes
+    `model_repository` at run time cannot widen the folders. Raises ModelLoadError (TrustError for a
+    refused file), OSError or ValueError."""
+    policy = policy or ModelPolicy.from_params(params)
+    repository = params.get("model_repository") or None
+    if repository is not None:
+        policy.check_folder(repository)  # a repository outside the allowed folders is refused
     return Model(params["model_path"] if model_path is None else model_path,
                  params["label_path"] if label_path is None else label_path,
-                 repository=params["model_repository"] or None, backend=params["backend"],
-                 providers=params["execution_providers"], num_threads=params["num_threads"])
+                 repository=repository, backend=params["backend"],
+                 providers=params["execution_providers"], num_threads=params["num_threads"], policy=policy)
 
 
 def spin_node(node_class, args=None, threads: int = 4) -> None:

@@ -32,9 +32,10 @@ from ..core.vision import Detection
 # --- tensors and metadata -------------------------------------------------------------------------
 
 
-def tensor_from_msg(msg: Tensor) -> np.ndarray:
-    """Tensor message → array (validated; raises TensorError)."""
-    return tensors.decode_tensor(msg.name, msg.data_type, list(msg.shape), memoryview(msg.data))
+def tensor_from_msg(msg: Tensor, max_bytes: int = tensors.MAX_TENSOR_BYTES, allow_empty: bool = True) -> np.ndarray:
+    """Tensor message → array (validated; raises TensorError). Model inputs pass allow_empty=False."""
+    return tensors.decode_tensor(msg.name, msg.data_type, list(msg.shape), memoryview(msg.data),
+                                 max_bytes=max_bytes, allow_empty=allow_empty)
 
 
 def tensor_to_msg(name: str, array: np.ndarray) -> Tensor:
@@ -60,35 +61,52 @@ def _info_from_msg(msg: TensorInfo) -> metadata.TensorSpec:
     )
 
 
+_INT32 = (-(2**31), 2**31 - 1)
+
+
 def metadata_to_msg(meta: metadata.ModelMetadata) -> ModelMetadata:
+    """Core metadata → message, label names (sparse ids kept), embedded properties and generation."""
+    labels = [(int(i), str(n)) for i, n in sorted(meta.label_names.items()) if _INT32[0] <= int(i) <= _INT32[1]]
     return ModelMetadata(name=meta.name, type=meta.type, description=meta.description,
                          inputs=[_info_to_msg(s) for s in meta.inputs],
-                         outputs=[_info_to_msg(s) for s in meta.outputs])
+                         outputs=[_info_to_msg(s) for s in meta.outputs],
+                         label_ids=[i for i, _ in labels], label_names=[n for _, n in labels],
+                         properties=[KeyValue(key=k, value=v) for k, v in meta.properties.items()],
+                         generation=int(meta.generation))
 
 
 def metadata_from_msg(msg: ModelMetadata) -> metadata.ModelMetadata:
+    """Message → core metadata. Label ids and names of different lengths are refused (ValueError)."""
+    if len(msg.label_ids) != len(msg.label_names):
+        raise ValueError(f"metadata carries {len(msg.label_ids)} label ids but {len(msg.label_names)} names")
     return metadata.ModelMetadata(name=msg.name, type=msg.type, description=msg.description,
                                   inputs=[_info_from_msg(t) for t in msg.inputs],
-                                  outputs=[_info_from_msg(t) for t in msg.outputs])
+                                  outputs=[_info_from_msg(t) for t in msg.outputs],
+                                  label_names={int(i): str(n) for i, n in zip(msg.label_ids, msg.label_names)},
+                                  properties={kv.key: kv.value for kv in msg.properties},
+                                  generation=int(msg.generation))
 
 
 # --- images ---------------------------------------------------------------------------------------
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image (any supported colour/mono encoding) → RGB uint8; raises ImageError."""
+def image_to_rgb(msg: Image, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
+    """sensor_msgs/Image (any supported colour/mono encoding) → RGB uint8; raises ImageError (also for
+    images above `max_pixels`, the vision node's max_image_pixels)."""
     array = imaging.image_array(memoryview(msg.data), msg.encoding, msg.width, msg.height, msg.step,
-                                bool(msg.is_bigendian))
+                                bool(msg.is_bigendian), max_pixels=max_pixels)
     return imaging.to_rgb8(array, msg.encoding)
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    return imaging.decode_compressed(memoryview(msg.data), msg.format)
+def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG/PNG) → RGB uint8; the header's size is checked before decoding."""
+    return imaging.decode_compressed(memoryview(msg.data), msg.format, max_pixels=max_pixels)
 
 
-def depth_to_metres(msg: Image, unit_scale: float = 0.0) -> np.ndarray:
+def depth_to_metres(msg: Image, unit_scale: float = 0.0, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
+    """Depth image (16UC1 mm, 32FC1 m) → float32 metres, NaN where invalid; raises ImageError."""
     array = imaging.image_array(memoryview(msg.data), msg.encoding, msg.width, msg.height, msg.step,
-                                bool(msg.is_bigendian))
+                                bool(msg.is_bigendian), max_pixels=max_pixels)
     return imaging.depth_to_metres(array, msg.encoding, unit_scale)
 
 

@@ -4,25 +4,34 @@ Inference runs in a reentrant callback group on a multithreaded executor, so con
 parallel and never block metadata or parameter services. A model swap (LoadModel, or setting
 `model_path`) loads the new model fully and then replaces a single reference: every Infer call is
 answered by the old or the new model, and a model that fails to load leaves the old one serving.
+
+Trust boundary: files load only from the operator's allowed folders (fixed at start-up), a swap can be
+switched off (`allow_model_swap`), an Infer request is capped in bytes (`max_request_bytes`) and in
+concurrent calls (`max_concurrent_infer`, more are answered "busy"), and every answer says which model
+generation produced it.
 """
 from __future__ import annotations
 
 import threading
-import traceback
+import time
 
+import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from ml_model_service_interfaces.msg import ModelMetadata as ModelMetadataMsg
 from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
 
+from ..core import tensors
 from ..core.backends import ModelLoadError
-from ..core.labels import Labels
 from ..core.model import Model
 from ..core.tensors import TensorError
+from ..core.trust import SWAP_DISABLED, ModelPolicy
 from . import conversions
-from .common import load_model, spin_node
+from .common import load_model
 from .parameters import MODEL_SERVICE_PARAMS, declare
 
 _RELOAD_PARAMS = {"model_path", "label_path", "backend", "execution_providers", "num_threads", "model_repository"}
@@ -34,11 +43,20 @@ class ModelServiceNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("ml_model_service", **kwargs)
         self.params = declare(self, MODEL_SERVICE_PARAMS)
+        # The allowed folders are fixed here, from the start-up values: a caller who changes
+        # model_repository later cannot widen them.
+        self.policy = ModelPolicy.from_params(self.params)
         self.model: Model | None = None
-        self._swap_lock = threading.Lock()
-        self.counters = {"infer_ok": 0, "infer_failed": 0, "loads": 0, "load_failures": 0}
+        self._load_lock = threading.RLock()  # one load + swap + parameter update at a time
+        self._syncing = threading.local()  # set while the node writes its own parameters after a load
+        # The generation starts at the start time (microseconds) so a restarted service never repeats one.
+        self._generation = time.time_ns() // 1000
+        self._infer_slots = threading.BoundedSemaphore(self.params["max_concurrent_infer"])
+        self.counters = {"infer_ok": 0, "infer_failed": 0, "infer_busy": 0, "loads": 0, "load_failures": 0}
+        self.get_logger().info(f"model and label files load from: {self.policy.describe()}; model swaps "
+                               f"{'allowed' if self.params['allow_model_swap'] else 'disabled'}")
         try:
-            self._swap(load_model(self.params))
+            self._swap(load_model(self.params, policy=self.policy))
         except (ModelLoadError, OSError, ValueError) as exc:
             self.get_logger().error(f"no model loaded: {exc}. Call ~/load_model or set model_path.")
 
@@ -50,48 +68,80 @@ class ModelServiceNode(Node):
 
     # --- model swaps ------------------------------------------------------------------------------
     def _swap(self, model: Model) -> None:
-        with self._swap_lock:
+        with self._load_lock:
+            self._generation += 1
+            model.metadata.generation = self._generation
             self.model = model  # one reference assignment: in-flight calls keep the model they started with
             self.counters["loads"] += 1
         for warning in model.warnings:
             self.get_logger().warning(warning)
-        labels: Labels | None = model.labels
+        labels = model.labels
         self.get_logger().info(
-            f"serving {model.path} ({model.metadata.type}, {model.backend.info.get('execution_providers')}; "
-            f"{len(labels) if labels else 0} labels): {model.metadata.describe_tensors()}")
+            f"serving {model.path} (generation {model.metadata.generation}, {model.metadata.type}, "
+            f"{model.backend.info.get('execution_providers')}; {len(labels) if labels else 0} labels"
+            f"{', SHA256 verified' if model.digest else ''}): {model.metadata.describe_tensors()}")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         changed = {p.name: p.value for p in params if p.name in _RELOAD_PARAMS}
         if not changed:
             return SetParametersResult(successful=True)
+        if getattr(self._syncing, "active", False):  # our own write after ~/load_model: already loaded
+            return SetParametersResult(successful=True)
+        if not self.params["allow_model_swap"]:
+            self.get_logger().warning(f"parameter change {sorted(changed)} refused: {SWAP_DISABLED}")
+            return SetParametersResult(successful=False, reason=SWAP_DISABLED)
         candidate = {**self.params, **{k: (list(v) if isinstance(v, (list, tuple)) else v)
                                        for k, v in changed.items()}}
-        try:
-            model = load_model(candidate)
-        except Exception as exc:  # any failure keeps the old model serving
-            self.counters["load_failures"] += 1
-            self.get_logger().error(f"parameter change rejected, old model keeps serving: {exc}")
-            return SetParametersResult(successful=False, reason=str(exc))
-        self.params = candidate
-        self._swap(model)
+        with self._load_lock:
+            try:
+                model = load_model(candidate, policy=self.policy)
+            except Exception as exc:  # any failure keeps the old model serving
+                self.counters["load_failures"] += 1
+                self.get_logger().error(f"parameter change rejected, old model keeps serving: {exc}")
+                return SetParametersResult(successful=False, reason=str(exc))
+            self.params = candidate
+            self._swap(model)
         return SetParametersResult(successful=True)
 
     def _on_load(self, request: LoadModel.Request, response: LoadModel.Response) -> LoadModel.Response:
-        try:
-            model = load_model(self.params, request.model_path, request.label_path)
-        except Exception as exc:
-            self.counters["load_failures"] += 1
-            response.success = False
-            response.message = f"could not load {request.model_path!r}; the previous model keeps serving: {exc}"
-            self.get_logger().error(response.message)
-            if self.model is not None:
-                response.metadata = conversions.metadata_to_msg(self.model.metadata)
-            return response
-        self._swap(model)
+        if not self.params["allow_model_swap"]:
+            return self._load_failed(response, request.model_path, SWAP_DISABLED)
+        with self._load_lock:
+            try:
+                model = load_model(self.params, request.model_path, request.label_path, policy=self.policy)
+            except (ModelLoadError, OSError, ValueError) as exc:
+                return self._load_failed(response, request.model_path, str(exc))
+            except Exception as exc:  # an unexpected failure: still a refusal, the node keeps serving
+                return self._load_failed(response, request.model_path, f"{type(exc).__name__}: {exc}")
+            self._swap(model)
+            self._sync_parameters(request.model_path, request.label_path)
         response.success = True
-        response.message = f"loaded {model.path}" + "".join(f"; warning: {w}" for w in model.warnings)
+        response.message = (f"loaded {model.path} (generation {model.metadata.generation})"
+                            + "".join(f"; warning: {w}" for w in model.warnings))
         response.metadata = conversions.metadata_to_msg(model.metadata)
         return response
+
+    def _load_failed(self, response: LoadModel.Response, ref: str, reason: str) -> LoadModel.Response:
+        self.counters["load_failures"] += 1
+        response.success = False
+        response.message = f"could not load {ref!r}; the previous model keeps serving: {reason}"
+        self.get_logger().error(response.message, throttle_duration_sec=1.0)
+        model = self.model
+        response.metadata = conversions.metadata_to_msg(model.metadata) if model else ModelMetadataMsg()
+        return response
+
+    def _sync_parameters(self, model_path: str, label_path: str) -> None:
+        """Make model_path / label_path say what ~/load_model loaded, without loading it again."""
+        self._syncing.active = True
+        try:
+            results = self.set_parameters([Parameter("model_path", Parameter.Type.STRING, model_path),
+                                           Parameter("label_path", Parameter.Type.STRING, label_path)])
+        finally:
+            self._syncing.active = False
+        if all(r.successful for r in results):
+            self.params = {**self.params, "model_path": model_path, "label_path": label_path}
+        else:
+            self.get_logger().warning(f"model_path/label_path could not be updated: {[r.reason for r in results]}")
 
     # --- serving ----------------------------------------------------------------------------------
     def _on_metadata(self, _request, response: GetMetadata.Response) -> GetMetadata.Response:
@@ -105,15 +155,34 @@ class ModelServiceNode(Node):
         return response
 
     def _on_infer(self, request: Infer.Request, response: Infer.Response) -> Infer.Response:
+        if not self._infer_slots.acquire(blocking=False):
+            limit = self.params["max_concurrent_infer"]
+            response.success = False
+            response.message = f"busy: {limit} Infer calls are already running (max_concurrent_infer = {limit}); retry"
+            model = self.model
+            response.generation = model.metadata.generation if model else 0
+            self.counters["infer_busy"] += 1
+            self.get_logger().warning(response.message, throttle_duration_sec=5.0)
+            return response
+        try:
+            return self._infer(request, response)
+        finally:
+            self._infer_slots.release()
+
+    def _infer(self, request: Infer.Request, response: Infer.Response) -> Infer.Response:
         model = self.model
+        response.generation = model.metadata.generation if model else 0
         try:
             if model is None:
                 raise RuntimeError("no model loaded")
+            max_bytes = self.params["max_request_bytes"]
+            tensors.check_request_size(((m.name, m.data_type, list(m.shape), len(m.data)) for m in request.inputs),
+                                       max_bytes)
             inputs = {}
             for msg in request.inputs:
                 if msg.name in inputs:
                     raise TensorError(f"tensor {msg.name!r} appears twice in the request")
-                inputs[msg.name] = conversions.tensor_from_msg(msg)
+                inputs[msg.name] = conversions.tensor_from_msg(msg, max_bytes=max_bytes, allow_empty=False)
             outputs = model.infer(inputs)
             response.outputs = [conversions.tensor_to_msg(name, array) for name, array in outputs.items()]
             response.success, response.message = True, ""
@@ -121,17 +190,31 @@ class ModelServiceNode(Node):
         except TensorError as exc:
             response.success, response.message = False, f"bad request: {exc}"
             self.counters["infer_failed"] += 1
-            self.get_logger().warning(response.message, throttle_duration_sec=1.0)
-        except Exception as exc:
-            response.success, response.message = False, f"inference failed: {exc}"
+            self.get_logger().warning(response.message[:500], throttle_duration_sec=1.0)
+        except Exception as exc:  # the runtime refused the inputs (e.g. an open dimension it cannot take)
+            response.success, response.message = False, f"inference failed: {type(exc).__name__}: {exc}"[:2000]
             self.counters["infer_failed"] += 1
-            self.get_logger().error(f"{response.message}\n{traceback.format_exc(limit=3)}",
-                                    throttle_duration_sec=1.0)
+            self.get_logger().error(response.message[:500], throttle_duration_sec=1.0)
         return response
 
 
 def main(args=None) -> None:
-    spin_node(ModelServiceNode, args)
+    """Run the node; the executor has a thread per allowed Infer call plus two, so "busy" answers,
+    metadata and parameters never wait behind inference."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ModelServiceNode()
+        executor = MultiThreadedExecutor(num_threads=node.params["max_concurrent_infer"] + 2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
 
 
 if __name__ == "__main__":

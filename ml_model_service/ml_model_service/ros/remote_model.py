@@ -16,12 +16,22 @@ from rclpy.node import Node
 
 from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
 
+from ..core.labels import Labels
 from ..core.metadata import ModelMetadata
 from . import conversions
 
 
 class RemoteError(RuntimeError):
     """The remote model service is unreachable or answered with a failure."""
+
+
+class ModelChanged(RemoteError):
+    """The model service now serves another model (a swap or a restart) than the metadata fetched:
+    fetch the metadata again and rebuild whatever depends on it (decoder, labels)."""
+
+    def __init__(self, service: str, old: int, new: int) -> None:
+        super().__init__(f"model changed on {service}: generation {old} -> {new}; fetch its metadata again")
+        self.old, self.new = old, new
 
 
 def call(client, request, timeout: float):
@@ -40,7 +50,11 @@ def call(client, request, timeout: float):
 
 
 class RemoteModel:
-    """`metadata` and `infer` through a model service's ~/get_metadata and ~/infer."""
+    """`metadata`, `labels` and `infer` through a model service's ~/get_metadata and ~/infer.
+
+    Labels come as data in the metadata (never as a path to open: a RemoteModel opens no file). Every
+    Infer answer carries the generation of the model that produced it; one that differs from the
+    fetched metadata's raises ModelChanged, so outputs are never decoded with another model's layout."""
 
     def __init__(self, node: Node, service: str, timeout: float = 5.0, fetch: bool = True) -> None:
         self.service = service.rstrip("/")
@@ -57,17 +71,39 @@ class RemoteModel:
         response = call(self._meta, GetMetadata.Request(), self.timeout)
         if not response.success:
             raise RemoteError(f"{self.service}/get_metadata: {response.message}")
-        self.metadata = conversions.metadata_from_msg(response.metadata)
+        try:
+            self.metadata = conversions.metadata_from_msg(response.metadata)
+        except ValueError as exc:
+            raise RemoteError(f"{self.service}/get_metadata: {exc}") from exc
         return self.metadata
 
+    @property
+    def generation(self) -> int:
+        """The generation of the model the fetched metadata describes (0: none fetched)."""
+        return self.metadata.generation
+
+    @property
+    def labels(self) -> Labels | None:
+        """The class names the model service sent in its metadata, or None when it has none."""
+        names = self.metadata.label_names
+        return Labels(names, f"{self.service} metadata") if names else None
+
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the remote model; raises ModelChanged when another model answered, RemoteError on failure."""
         request = Infer.Request(inputs=[conversions.tensor_to_msg(n, a) for n, a in inputs.items()])
         response = call(self._infer, request, self.timeout)
+        if response.generation and response.generation != self.metadata.generation:
+            raise ModelChanged(self.service, self.metadata.generation, int(response.generation))
         if not response.success:
             raise RemoteError(f"{self.service}/infer: {response.message}")
-        return {t.name: conversions.tensor_from_msg(t) for t in response.outputs}
+        try:
+            return {t.name: conversions.tensor_from_msg(t) for t in response.outputs}
+        except ValueError as exc:  # TensorError: a malformed answer
+            raise RemoteError(f"{self.service}/infer answered a malformed tensor: {exc}") from exc
 
     def load(self, model_path: str, label_path: str = "") -> LoadModel.Response:
+        """Ask the service to swap models. The metadata here stays that of the model fetched last, so
+        the next `infer` raises ModelChanged until `fetch_metadata` is called."""
         return call(self._load, LoadModel.Request(model_path=model_path, label_path=label_path), self.timeout)
 
 
