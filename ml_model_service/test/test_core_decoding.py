@@ -45,8 +45,11 @@ def letterboxed(cx, cy, w, h):
     return np.array([(cx - w / 2) / 0.5, (cy - h / 2 - 140) / 0.5, (cx + w / 2) / 0.5, (cy + h / 2 - 140) / 0.5])
 
 
+GRID_640 = 80 * 80 + 40 * 40 + 20 * 20  # candidates of a raw YOLO head at 640 x 640 (strides 8, 16, 32)
+
+
 def yolo_v8_output() -> np.ndarray:
-    out = np.zeros((1, 4 + len(LABELS), len(CANDIDATES)), np.float32)
+    out = np.zeros((1, 4 + len(LABELS), GRID_640), np.float32)
     for j, (cx, cy, w, h, c, s) in enumerate(CANDIDATES):
         out[0, :4, j] = (cx, cy, w, h)
         out[0, 4 + c, j] = s
@@ -54,10 +57,10 @@ def yolo_v8_output() -> np.ndarray:
 
 
 def yolo_v5_output() -> np.ndarray:
-    out = np.zeros((1, len(CANDIDATES), 5 + len(LABELS)), np.float32)
+    out = np.zeros((1, 3 * GRID_640, 5 + len(LABELS)), np.float32)  # three anchors per cell
     for j, (cx, cy, w, h, c, s) in enumerate(CANDIDATES):
-        out[0, j, :5] = (cx, cy, w, h, 0.5)  # objectness 0.5, class score 2s: score = s
-        out[0, j, 5 + c] = 2 * s
+        out[0, j, :5] = (cx, cy, w, h, 0.95)  # objectness 0.95, class score s / 0.95: score = s
+        out[0, j, 5 + c] = s / 0.95
     return out
 
 

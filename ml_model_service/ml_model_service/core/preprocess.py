@@ -1,9 +1,19 @@
-"""Image → model input tensor: layout (NHWC/NCHW), resize or letterbox, dtype and normalisation.
+"""Image → model input tensor: layout (NHWC/NCHW, batched or not), input size, resize mode, dtype and
+normalisation.
 
 Normalisation choice (Viam's docs say "none when unset", its code defaults mean = std = 0.5): float inputs
 get (v/255 - mean) / std with **mean = 0, std = 1 by default, i.e. values in [0, 1]**, which is what YOLO
 exports and most float detectors expect. Set `input_mean` / `input_std` (e.g. 0.5/0.5 for [-1, 1], or the
 ImageNet statistics) for other models. Integer inputs get the 0-255 pixel values unchanged.
+
+Resize modes: `stretch` (whole image to the input size), `letterbox` (aspect kept, grey bars: YOLO), and
+`center_crop` (shorter side to size / crop_fraction, then the centre: how ImageNet classifiers are trained
+and evaluated; crop_fraction 0.875 gives the usual 256 → 224).
+
+Input size: a fixed model dimension is used as declared; an open one (-1) takes the size given in
+`input_size` (the option, else the model's own `imgsz` metadata), else follows the image, rounded up to
+the stride for letterboxed models. Inputs above `max_input_pixels` are refused before anything is
+allocated.
 """
 from __future__ import annotations
 
@@ -14,6 +24,10 @@ import numpy as np
 
 from .metadata import TensorSpec
 
+#: Default cap on a model input (height x width).
+MAX_INPUT_PIXELS = 16_777_216
+RESIZE_MODES = ("stretch", "letterbox", "center_crop")
+
 
 class RoleError(ValueError):
     """The model does not fit the role asked of it; the message lists its tensors."""
@@ -21,20 +35,28 @@ class RoleError(ValueError):
 
 @dataclass(frozen=True)
 class InputLayout:
-    """Where height, width and channels sit in a model's first image input."""
+    """Where height, width and channels sit in a model's image input."""
 
     name: str
     data_type: str
     nchw: bool
-    height: int  # -1: follows the image
+    height: int  # -1: open (see the module docstring)
     width: int
     channels: int
+    batched: bool = True  # False: a 3-D input (CHW or HWC) without the batch axis (torchvision detectors)
 
     @classmethod
     def from_spec(cls, spec: TensorSpec) -> InputLayout:
         shape = list(spec.shape)
+        batched = len(shape) == 4
+        if len(shape) == 3:
+            shape = [1, *shape]
         if len(shape) != 4:
-            raise RoleError(f"input {spec.name!r} has shape {shape}; an image input must be 4-D (NHWC or NCHW)")
+            raise RoleError(f"input {spec.name!r} has shape {list(spec.shape)}; an image input must be 4-D "
+                            "(NHWC or NCHW) or 3-D (CHW or HWC)")
+        if batched and shape[0] not in (1, -1):
+            raise RoleError(f"input {spec.name!r} has a fixed batch of {shape[0]} (shape {shape}); "
+                            "this service feeds one image at a time")
         # Viam's rule: NCHW when the first 3 in the shape is at index 1 (extended to 1-channel inputs).
         nchw = shape[1] in (1, 3) and shape[3] not in (1, 3)
         if nchw:
@@ -42,8 +64,12 @@ class InputLayout:
         else:
             _, h, w, c = shape
         if c not in (1, 3, -1):
-            raise RoleError(f"input {spec.name!r} has {c} channels (shape {shape}); expected 1 or 3")
-        return cls(spec.name, spec.data_type, nchw, h, w, 3 if c == -1 else c)
+            raise RoleError(f"input {spec.name!r} has {c} channels (shape {list(spec.shape)}); expected 1 or 3")
+        return cls(spec.name, spec.data_type, nchw, h, w, 3 if c == -1 else c, batched)
+
+    @property
+    def fixed(self) -> bool:
+        return self.height > 0 and self.width > 0
 
 
 @dataclass
@@ -55,6 +81,15 @@ class PreprocessConfig:
     bgr: bool = False
     letterbox: bool = False
     pad_value: int = 114
+    center_crop: bool = False  # resize the shorter side to size / crop_fraction, keep the centre
+    crop_fraction: float = 0.875
+    input_size: tuple[int, int] | None = None  # (height, width) for open dimensions; None: follow the image
+    stride: int = 32  # open dimensions that follow the image are rounded up to this (letterbox only)
+    max_input_pixels: int = MAX_INPUT_PIXELS
+
+    @property
+    def mode(self) -> str:
+        return "letterbox" if self.letterbox else "center_crop" if self.center_crop else "stretch"
 
 
 @dataclass(frozen=True)
@@ -78,26 +113,81 @@ class Transform:
         return out
 
 
+def parse_size(value) -> tuple[int, int] | None:
+    """An input-size option or `imgsz` metadata value → (height, width); [], 0 or None → None.
+
+    Accepts an int (square), a sequence of one or two ints, or text such as "640", "[640, 640]", "480x640".
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().strip("[]()").replace("x", ",").replace("X", ",")
+        parts = [p for p in text.replace(" ", ",").split(",") if p]
+        if not parts:
+            return None
+        try:
+            value = [int(float(p)) for p in parts]
+        except ValueError as exc:
+            raise ValueError(f"input size {value!r} is not one or two integers") from exc
+    if isinstance(value, (int, np.integer)):
+        value = [int(value)]
+    value = [int(v) for v in value]
+    if not value or value == [0]:
+        return None
+    if len(value) == 1:
+        value = value * 2
+    if len(value) != 2 or min(value) <= 0:
+        raise ValueError(f"input size {list(value)} must be one or two positive integers (height, width)")
+    return value[0], value[1]
+
+
+def input_size(layout: InputLayout, config: PreprocessConfig, src_h: int, src_w: int) -> tuple[int, int]:
+    """The (height, width) the model is fed for a src_h x src_w image; refused above max_input_pixels."""
+    stride = max(int(config.stride), 1) if config.letterbox else 1
+    want_h, want_w = config.input_size or (-(-src_h // stride) * stride, -(-src_w // stride) * stride)
+    dst_h = layout.height if layout.height > 0 else want_h
+    dst_w = layout.width if layout.width > 0 else want_w
+    if dst_h * dst_w > config.max_input_pixels:
+        raise RoleError(f"model input {layout.name!r} would be {dst_h} x {dst_w} = {dst_h * dst_w} pixels, above "
+                        f"max_input_pixels ({config.max_input_pixels}); set input_size for open dimensions "
+                        "or raise max_input_pixels")
+    return dst_h, dst_w
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -> tuple[np.ndarray, Transform]:
     """An RGB uint8 (H, W, 3) image → a batch-of-one tensor for `layout`, and the box transform back."""
     src_h, src_w = rgb.shape[:2]
-    # Open dimensions follow the image (Viam); letterboxed (YOLO) inputs round up to the stride of 32.
-    stride = 32 if config.letterbox else 1
-    dst_w = layout.width if layout.width > 0 else -(-src_w // stride) * stride
-    dst_h = layout.height if layout.height > 0 else -(-src_h // stride) * stride
+    dst_h, dst_w = input_size(layout, config, src_h, src_w)
     image = rgb[..., ::-1] if config.bgr else rgb
     if config.letterbox:
         scale = min(dst_w / src_w, dst_h / src_h)
         new_w, new_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
         pad_x, pad_y = (dst_w - new_w) / 2.0, (dst_h - new_h) / 2.0
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        resized = _resize(image, new_w, new_h)
         top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
         canvas = cv2.copyMakeBorder(resized, top, dst_h - new_h - top, left, dst_w - new_w - left,
                                     cv2.BORDER_CONSTANT, value=(config.pad_value,) * 3)
         transform = Transform(scale, scale, left, top, dst_w, dst_h, src_w, src_h)
+    elif config.center_crop:
+        if not 0.0 < config.crop_fraction <= 1.0:
+            raise RoleError(f"crop_fraction {config.crop_fraction} must be in (0, 1]")
+        # The source region that ends up in the input: dst / scale, centred (crop first, then one resize).
+        scale = max(dst_w / src_w, dst_h / src_h) / config.crop_fraction
+        crop_w, crop_h = min(src_w, max(1, round(dst_w / scale))), min(src_h, max(1, round(dst_h / scale)))
+        x0, y0 = (src_w - crop_w) // 2, (src_h - crop_h) // 2
+        crop = np.ascontiguousarray(image[y0:y0 + crop_h, x0:x0 + crop_w])
+        shrink = crop_w > dst_w and crop_h > dst_h
+        canvas = cv2.resize(crop, (dst_w, dst_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        sx, sy = dst_w / crop_w, dst_h / crop_h
+        transform = Transform(sx, sy, -x0 * sx, -y0 * sy, dst_w, dst_h, src_w, src_h)
     else:
-        canvas = image if (dst_w, dst_h) == (src_w, src_h) else cv2.resize(
-            image, (dst_w, dst_h), interpolation=cv2.INTER_LINEAR)
+        canvas = _resize(image, dst_w, dst_h)
         transform = Transform(dst_w / src_w, dst_h / src_h, 0.0, 0.0, dst_w, dst_h, src_w, src_h)
     if layout.channels == 1:
         canvas = cv2.cvtColor(np.ascontiguousarray(canvas), cv2.COLOR_RGB2GRAY)[..., None]
@@ -114,4 +204,4 @@ def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -
         raise RoleError(f"input {layout.name!r} has data type {layout.data_type}; expected uint8, int8 or float")
     if layout.nchw:
         tensor = tensor.transpose(2, 0, 1)
-    return np.ascontiguousarray(tensor[None]), transform
+    return np.ascontiguousarray(tensor[None] if layout.batched else tensor), transform

@@ -10,10 +10,19 @@ from typing import Protocol
 
 import numpy as np
 
-from .decoders import ClassifierDecoder, DecoderConfig, RawDetections, find_decoder
+from .decoders import DETECTION_ROLES, ClassifierDecoder, DecoderConfig, RawDetections, find_decoder
+from .hints import read_hints
 from .labels import Labels
-from .metadata import ModelMetadata
-from .preprocess import InputLayout, PreprocessConfig, RoleError, preprocess
+from .metadata import ModelMetadata, TensorSpec
+from .preprocess import (
+    MAX_INPUT_PIXELS,
+    RESIZE_MODES,
+    InputLayout,
+    PreprocessConfig,
+    RoleError,
+    parse_size,
+    preprocess,
+)
 
 
 class ModelRunner(Protocol):
@@ -37,8 +46,8 @@ class Detection:
     y_max: float
 
     def to_dict(self) -> dict:
-        return {"class_name": self.class_name, "confidence": round(self.confidence, 4),
-                "x_min": round(self.x_min, 1), "y_min": round(self.y_min, 1),
+        return {"class_id": self.class_index, "class_name": self.class_name,
+                "confidence": round(self.confidence, 4), "x_min": round(self.x_min, 1), "y_min": round(self.y_min, 1),
                 "x_max": round(self.x_max, 1), "y_max": round(self.y_max, 1)}
 
 
@@ -49,7 +58,8 @@ class Classification:
     confidence: float
 
     def to_dict(self) -> dict:
-        return {"class_name": self.class_name, "confidence": round(self.confidence, 4)}
+        return {"class_id": self.class_index, "class_name": self.class_name,
+                "confidence": round(self.confidence, 4)}
 
 
 @dataclass
@@ -76,8 +86,22 @@ class VisionConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
-    resize_mode: str = "auto"  # auto (letterbox for YOLO, stretch otherwise) | stretch | letterbox
+    # auto: letterbox for YOLO (raw and end-to-end), centre crop for the bundled classifier, stretch otherwise
+    resize_mode: str = "auto"  # auto | stretch | letterbox | center_crop
     remap_input_names: dict[str, str] = field(default_factory=dict)  # model tensor name -> "image"
+    input_size: tuple[int, ...] = ()  # open input dimensions: (size,) or (height, width); () = the model's imgsz
+    crop_fraction: float = 0.875  # center_crop: the share of the shorter side kept
+    max_input_pixels: int = MAX_INPUT_PIXELS  # largest model input (height x width) fed
+
+
+#: Side of the trial image for open input dimensions without a size (a multiple of every YOLO stride).
+TRIAL_SIDE = 320
+_SIZE_INPUT_SHAPES = ([1, 2], [2], [-1, 2])
+
+
+def _is_size_input(spec: TensorSpec) -> bool:
+    """An `orig_target_sizes`-like input (official RT-DETR / D-FINE exports): the image size, [1, 2]."""
+    return list(spec.shape) in _SIZE_INPUT_SHAPES and (spec.data_type.startswith(("int", "float")))
 
 
 class VisionModel:
@@ -89,28 +113,98 @@ class VisionModel:
         self.config = config or VisionConfig()
         self.warnings: list[str] = []
         metadata = runner.metadata
+        describe = metadata.describe_tensors()
         if not metadata.inputs:
-            raise RoleError(f"the model has no inputs; tensors: {metadata.describe_tensors()}")
-        image_inputs = [n for n, role in self.config.remap_input_names.items() if role == "image"]
-        spec = next((s for s in metadata.inputs if s.name in image_inputs), metadata.inputs[0])
+            raise RoleError(f"the model has no inputs; tensors: {describe}")
+        if self.config.resize_mode not in ("auto", *RESIZE_MODES):
+            raise RoleError(f"resize_mode {self.config.resize_mode!r} is not one of auto, {', '.join(RESIZE_MODES)}")
+        self.hints = read_hints(metadata, runner)
+        spec = self._image_input(metadata)
+        self.size_inputs = [s for s in metadata.inputs if s.name != spec.name]
+        for other in self.size_inputs:
+            if not _is_size_input(other):
+                raise RoleError(f"input {other.name!r} ({other.data_type} {list(other.shape)}) is neither the image "
+                                "nor a [1, 2] image-size input (orig_target_sizes), so it cannot be filled; no option "
+                                f"can help (remap_input_names only picks which input is the image). Model tensors: "
+                                f"{describe}")
         try:
             self.layout = InputLayout.from_spec(spec)
         except RoleError as exc:
-            raise RoleError(f"{exc}. Model tensors: {metadata.describe_tensors()}") from exc
-        self._pre = PreprocessConfig(**vars(self.config.preprocess))
+            raise RoleError(f"{exc}. Model tensors: {describe}") from exc
+        self._pre = self._preprocess_config(describe)
+        trial_hw = (self.layout.height if self.layout.height > 0 else (self._pre.input_size or (TRIAL_SIDE,) * 2)[0],
+                    self.layout.width if self.layout.width > 0 else (self._pre.input_size or (TRIAL_SIDE,) * 2)[1])
+        if trial_hw[0] * trial_hw[1] > self._pre.max_input_pixels:
+            raise RoleError(f"model input {spec.name!r} is {trial_hw[0]} x {trial_hw[1]} = {trial_hw[0] * trial_hw[1]} "
+                            f"pixels, above max_input_pixels ({self._pre.max_input_pixels}); refused before "
+                            f"allocating it. Model tensors: {describe}")
         try:
-            trial = runner.infer(self._tensor(np.full((48, 64, 3), 114, np.uint8))[0])
+            trial = runner.infer(self._tensor(np.full((*trial_hw, 3), 114, np.uint8))[0])
         except Exception as exc:
-            raise RoleError(f"trial run on a small image failed: {exc}. Model tensors: "
-                            f"{metadata.describe_tensors()}") from exc
-        self.decoder = find_decoder(metadata, trial, self.config.decoder, labels)
-        if self.config.resize_mode == "letterbox" or (self.config.resize_mode == "auto" and self.role == "yolo"):
-            self._pre.letterbox = True
+            hint = "set input_size (the size the model was trained at)" if not self.layout.fixed else \
+                "no option can help"
+            raise RoleError(f"trial run at {trial_hw[0]} x {trial_hw[1]} failed: {exc}; {hint}. Model tensors: "
+                            f"{describe}") from exc
+        self.decoder = find_decoder(metadata, trial, self.config.decoder, labels, self.hints, trial_hw,
+                                    size_input=bool(self.size_inputs))
+        mode = self.config.resize_mode
+        if mode == "auto":
+            if self.role == "yolo" or (self.role == "end2end" and self.hints.family != "rtdetr"):
+                mode = "letterbox"
+            elif self.role == "classifier" and self.hints.bundled:
+                mode = "center_crop"  # how EfficientNet-Lite0 was trained and evaluated
+            else:
+                mode = "stretch"
+        self._pre.letterbox, self._pre.center_crop = mode == "letterbox", mode == "center_crop"
+        self.resize_mode = mode
+        if not self.layout.fixed and self._pre.input_size is None and self.role in ("yolo", "end2end", "classifier"):
+            self.warnings.append(f"input {spec.name!r} has open dimensions {list(spec.shape)} and neither input_size "
+                                 "nor the model's imgsz metadata gives a size: it follows each image (rounded up to "
+                                 "the stride); set input_size to the size the model was trained at")
         if isinstance(self.decoder, ClassifierDecoder) and labels:
             size = int(np.prod(np.asarray(trial[self.decoder.tensor]).shape)) - self.decoder.background_offset
             if size != labels.span:
                 self.warnings.append(f"the classifier gives {size} scores but the labels cover {labels.span} "
                                      "classes; unlabelled indices are named by number")
+        n_classes = getattr(self.decoder, "num_classes", 0)
+        if labels and n_classes and n_classes < labels.span:
+            self.warnings.append(f"the model scores {n_classes} classes but the labels cover {labels.span}; check "
+                                 "that the label file belongs to this model")
+
+    def _image_input(self, metadata: ModelMetadata) -> TensorSpec:
+        wanted = [n for n, role in self.config.remap_input_names.items() if role == "image"]
+        for name in wanted:
+            spec = next((s for s in metadata.inputs if s.name == name), None)
+            if spec is None:
+                raise RoleError(f"remap_input_names names {name!r}, which is not an input of the model. Model "
+                                f"tensors: {metadata.describe_tensors()}")
+            return spec
+        return next((s for s in metadata.inputs if len(s.shape) in (3, 4)), metadata.inputs[0])
+
+    def _preprocess_config(self, describe: str) -> PreprocessConfig:
+        pre = PreprocessConfig(**vars(self.config.preprocess))
+        pre.max_input_pixels = int(self.config.max_input_pixels)
+        pre.crop_fraction = float(self.config.crop_fraction)
+        if not 0.0 < pre.crop_fraction <= 1.0:
+            raise RoleError(f"crop_fraction {pre.crop_fraction} must be in (0, 1]")
+        pre.stride = self.hints.stride or 32
+        try:
+            option = parse_size(list(self.config.input_size))
+        except ValueError as exc:
+            raise RoleError(str(exc)) from exc
+        fixed = (self.layout.height, self.layout.width)
+        if self.layout.fixed:
+            if self.layout.height * self.layout.width > pre.max_input_pixels:
+                raise RoleError(f"model input {self.layout.name!r} is {fixed[0]} x {fixed[1]} = "
+                                f"{fixed[0] * fixed[1]} pixels, above max_input_pixels ({pre.max_input_pixels}); "
+                                f"refused before allocating it. Model tensors: {describe}")
+            if option and option != fixed:
+                self.warnings.append(f"input_size {list(option)} ignored: the model's input is fixed at "
+                                     f"{list(fixed)}")
+            pre.input_size = None
+        else:
+            pre.input_size = option or self.hints.imgsz
+        return pre
 
     @property
     def role(self) -> str:
@@ -118,15 +212,28 @@ class VisionModel:
 
     @property
     def detections_supported(self) -> bool:
-        return self.role in ("detector", "yolo")
+        return self.role in DETECTION_ROLES
 
     @property
     def classifications_supported(self) -> bool:
         return self.role == "classifier"
 
+    @property
+    def input_hw(self) -> tuple[int, int] | None:
+        """The model input size when it does not follow the image."""
+        if self.layout.fixed:
+            return self.layout.height, self.layout.width
+        return self._pre.input_size
+
     def _tensor(self, rgb: np.ndarray):
         tensor, transform = preprocess(rgb, self.layout, self._pre)
-        return {self.layout.name: tensor}, transform
+        inputs = {self.layout.name: tensor}
+        for spec in self.size_inputs:
+            # Filled with the size of the model input, so boxes come back in model-input pixels and map to the
+            # source image like any other detector's (whatever the resize mode; [w, h] order is moot when square).
+            size = np.array([transform.input_width, transform.input_height], dtype=spec.data_type)
+            inputs[spec.name] = size.reshape([1, 2] if len(spec.shape) == 2 else [2])
+        return inputs, transform
 
     def class_name(self, index: int) -> str:
         return self.labels.name(index) if self.labels else str(int(index))
