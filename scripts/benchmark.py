@@ -1,39 +1,122 @@
 #!/usr/bin/env python3
-"""`make bench`: speed figures for the README, all measured in one run (compare ratios, not absolutes).
+"""`make bench`: the speed figures of the README and of issue 7, all measured in one run.
 
-Core (no ROS): model inference, the vision pipeline's own overhead (pre/post-processing), image
-conversion, object point clouds for a 640x480 frame with 10 objects, obstacle segmentation.
-Over DDS (separate processes): Infer round trip through the model service against local inference,
-and a 30 Hz camera stream through the vision node (in-process model and remote model service): rate,
-skipped frames and latency from the image stamp to the detections' arrival.
+Ratios are against the raw model measured in the same run (the machine is shared and absolute figures
+move between runs). For the bundled SSD detector in ONNX and TFLite, with the backends' one thread policy:
+
+1. raw model: `session.run` / `interpreter.invoke` alone on a paced 30 Hz loop (so pool threads that spin
+   between runs are paid for): median wall ms and CPU ms per run, single-threaded and with the default policy;
+2. the core pipeline (VisionModel.detect on a 640x480 frame): median ms and ratio to the raw model;
+3. the vision node in its own process (default parameters, model in process) on a 30 Hz 640x480 stream of a
+   photograph: frames answered / sent, node CPU per answered frame / CPU of one single-threaded raw run;
+4. latency header stamp -> `detections` received at 10 Hz, model in process and through a model service;
+5. the node's CPU while nobody listens (no frames; camera publishing) and while listened to without frames;
+6. other core figures (classifier, image conversion, object clouds, obstacles) and Infer through the
+   model service against in this process.
 """
 from __future__ import annotations
 
 import argparse
+import gc
+import math
 import os
+import platform
 import random
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+_PROFILE = Path(__file__).resolve().parents[1] / "ml_model_service" / "config" / "fastdds_large_data.xml"
+if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS") and _PROFILE.is_file():
+    # as env.sh: the benchmark and the nodes it starts (they inherit the environment) use the shipped profile
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(_PROFILE))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from skimage import data  # noqa: E402
 
 from ml_model_service.core import imaging, pointcloud  # noqa: E402
+from ml_model_service.core.backends import default_threads  # noqa: E402
 from ml_model_service.core.model import Model  # noqa: E402
 from ml_model_service.core.scenes import Box3D, render  # noqa: E402
 from ml_model_service.core.vision import Detection, VisionModel  # noqa: E402
 
+DETECTORS = {"ONNX": "ssd_mobilenet_v2_coco", "TFLite": "ssd_mobilenet_v2_coco_tflite"}
+CAMERA_HZ = 30.0
+LATENCY_HZ = 10.0
+
+
+def log(text: str) -> None:
+    """Progress, on stderr (stdout is the tables)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def photograph() -> np.ndarray:
+    """A real photograph (scikit-image's bundled Middlebury motorcycle), 640x480 RGB."""
+    return np.ascontiguousarray(cv2.resize(data.stereo_motorcycle()[0], (640, 480), interpolation=cv2.INTER_AREA))
+
+
+def machine() -> str:
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    import onnxruntime
+    try:
+        from importlib.metadata import version
+        litert = f"LiteRT {version('ai-edge-litert')}"
+    except Exception:
+        litert = "LiteRT ?"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()
+    return (f"{name}, {usable} cores usable ({os.cpu_count()} online), no GPU used; onnxruntime "
+            f"{onnxruntime.__version__} CPU, {litert}; default thread policy = {default_threads()} threads; "
+            f"load average at start {load[0]:.2f}")
+
+
+@dataclass
+class Paced:
+    """A paced loop: median and p95 wall ms of one call, CPU ms of this process per call (idle included)."""
+
+    wall_ms: float
+    p95_ms: float
+    cpu_ms: float
+
+
+def paced(fn: Callable[[], object], runs: int, rate: float = CAMERA_HZ, warmup: int = 5) -> Paced:
+    """Call `fn` `runs` times on a `rate` Hz clock, sleeping between calls like a camera-driven node. CPU
+    is this process's (all threads) from the first tick to the end of the last period, so pool threads
+    that spin or wake while idle count."""
+    for _ in range(warmup):
+        fn()
+    period = 1.0 / rate
+    walls = []
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    for i in range(runs):
+        delay = start + i * period - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        t0 = time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - t0)
+    delay = start + runs * period - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+    cpu = time.process_time() - cpu0
+    return Paced(1000 * statistics.median(walls), 1000 * float(np.percentile(walls, 95)), 1000 * cpu / runs)
+
 
 def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
-    """Median milliseconds of `fn` over `repeat` runs."""
+    """Median milliseconds of `fn` over `repeat` back-to-back runs."""
     for _ in range(warmup):
         fn()
     samples = []
@@ -44,30 +127,64 @@ def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
     return statistics.median(samples)
 
 
-def row(what: str, ms: float, note: str = "") -> None:
-    print(f"| {what} | {ms:.2f} | {note} |")
+def raw_call(model: Model, inputs: dict[str, np.ndarray]) -> Callable[[], object]:
+    """The runtime's own call alone: session.run or interpreter.invoke (inputs set once)."""
+    backend = model.backend
+    if hasattr(backend, "session"):
+        session = backend.session
+        names = [o.name for o in session.get_outputs()]
+        return lambda: session.run(names, inputs)
+    if hasattr(backend, "interpreter"):
+        interpreter = backend.interpreter
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], np.ascontiguousarray(inputs[detail["name"]]))
+        return interpreter.invoke
+    raise RuntimeError(f"unknown backend {type(backend).__name__}: no session or interpreter")
 
 
-def core(repeat: int) -> dict[str, float]:
-    frame = cv2.resize(data.stereo_motorcycle()[0], (640, 480))
+@dataclass
+class RawFigures:
+    single: Paced  # num_threads=1
+    default: Paced  # the default thread policy
+    pipeline: Paced | None  # VisionModel.detect, default policy
+
+
+def measure_raw(frame: np.ndarray, runs: int, pipeline: bool) -> dict[str, RawFigures]:
     figures = {}
-    print("\n| core, 640x480 frame | median ms | note |\n|---|---|---|")
-    for name in ("ssd_mobilenet_v2_coco", "ssd_mobilenet_v2_coco_tflite", "efficientnet_lite0",
-                 "efficientnet_lite0_tflite"):
+    for label, name in DETECTORS.items():
+        results = []
+        for threads in (1, 0):
+            log(f"raw {label} ({name}), num_threads={threads or 'default'}, {runs} runs at {CAMERA_HZ:.0f} Hz")
+            model = Model(name, providers=["cpu"], num_threads=threads)
+            vision = VisionModel(model, model.labels)
+            inputs, _ = vision._tensor(frame)
+            results.append(paced(raw_call(model, inputs), runs))
+            if threads == 0 and pipeline:
+                log(f"pipeline {label}: VisionModel.detect on 640x480, {runs} runs at {CAMERA_HZ:.0f} Hz")
+                results.append(paced(lambda v=vision: v.detect(frame), runs))
+            del model, vision
+            gc.collect()
+        figures[label] = RawFigures(results[0], results[1], results[2] if pipeline else None)
+    return figures
+
+
+def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]]:
+    """The README's other core figures: classifier backends, image conversion, clouds, obstacles."""
+    rows = []
+    log("classifier, image conversion, object clouds, obstacles")
+    for name in ("efficientnet_lite0", "efficientnet_lite0_tflite"):
         model = Model(name, providers=["cpu"])
         vision = VisionModel(model, model.labels)
         inputs, _ = vision._tensor(frame)
-        infer = timed(lambda m=model, i=inputs: m.infer(i), repeat)
-        run = vision.detect if vision.detections_supported else (lambda f, v=vision: v.classify(f, 5))
-        total = timed(lambda r=run: r(frame), repeat)
-        figures[name] = total
-        row(f"{name}: inference only", infer)
-        row(f"{name}: whole pipeline (pre + inference + decode)", total,
-            f"overhead {total - infer:.2f} ms = {100 * (total - infer) / total:.0f} %")
+        infer = timed(raw_call(model, inputs), repeat)
+        total = timed(lambda v=vision: v.classify(frame, 5), repeat)
+        rows.append((f"{name}: raw run / whole classify pipeline (default threads, back to back)",
+                     f"{infer:.2f} / {total:.2f}", f"pipeline {total / infer:.2f}x raw"))
+        del model, vision
+        gc.collect()
     raw = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)).tobytes()
-    row("bgr8 bytes -> RGB array", timed(lambda: imaging.to_rgb8(
-        imaging.image_array(raw, "bgr8", 640, 480, 640 * 3), "bgr8"), repeat * 5))
-
+    ms = timed(lambda: imaging.to_rgb8(imaging.image_array(raw, "bgr8", 640, 480, 640 * 3), "bgr8"), repeat * 5)
+    rows.append(("bgr8 message bytes -> RGB array", f"{ms:.2f}", ""))
     objects = [Box3D((-1.6 + (i % 5) * 0.7, -0.6 + (i // 5) * 0.7, 2.0),
                      (-1.2 + (i % 5) * 0.7, -0.15 + (i // 5) * 0.7, 2.3)) for i in range(10)]
     scene = render(objects)
@@ -75,99 +192,265 @@ def core(repeat: int) -> dict[str, float]:
     config = pointcloud.CloudConfig()
     ms = timed(lambda: pointcloud.objects_from_detections(scene.depth, scene.rgb, scene.intrinsics, dets, config),
                repeat)
-    figures["objects_10"] = ms
-    row("objects from 10 detections (depth 640x480, no inference)", ms, "target <= 10 ms")
+    rows.append(("3D objects from 10 detections (depth 640x480, no inference)", f"{ms:.2f}", "target <= 10 ms"))
     depth_u16 = np.nan_to_num(scene.depth * 1000).astype(np.uint16)
-    row("16UC1 depth -> metres", timed(lambda: imaging.depth_to_metres(depth_u16, "16UC1"), repeat * 5))
-    floor_scene = render(objects[:3], wall_z=None)
-    row("obstacles from depth (voxel, RANSAC ground, DBSCAN)", timed(
-        lambda: pointcloud.obstacles_from_depth(floor_scene.depth, floor_scene.rgb, floor_scene.intrinsics, config),
-        max(5, repeat // 4)))
-    return figures
+    ms = timed(lambda: imaging.depth_to_metres(depth_u16, "16UC1"), repeat * 5)
+    rows.append(("16UC1 depth -> metres", f"{ms:.2f}", ""))
+    floor = render(objects[:3], wall_z=None)
+    ms = timed(lambda: pointcloud.obstacles_from_depth(floor.depth, floor.rgb, floor.intrinsics, config),
+               max(5, repeat // 4))
+    rows.append(("obstacles from depth (voxel, RANSAC ground, DBSCAN)", f"{ms:.2f}", ""))
+    return rows
 
 
-def over_dds(seconds: float, repeat: int) -> None:
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-    from vision_msgs.msg import Detection2DArray
+@dataclass
+class NodeFigures:
+    """What one vision node (in-process model) or the remote pair measured; None where not measured."""
 
-    from ml_model_service.ros import conversions
-    from ml_model_service.ros.processes import spawn_node
-    from ml_model_service.ros.remote_model import BackgroundSpinner, RemoteModel
+    camera: object | None = None  # StreamResult at 30 Hz
+    latency: object | None = None  # StreamResult at 10 Hz
+    idle_unsubscribed: float | None = None  # % of a core, no frames
+    idle_camera_unsubscribed: float | None = None  # % of a core, camera publishing, nobody listening
+    subscribed_to_camera_unheard: bool | None = None  # the node subscribed the camera while nobody listened
+    idle_subscribed: float | None = None  # % of a core, listened to, no frames
+    error: str = ""
+
+
+def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, idle: bool) -> tuple[dict, list]:
+    """The vision node in its own process for each detector, then the node with a model service."""
+    from bench_stream import BenchError, Camera, Client, NodeProcess, idle_percent
+
+    from ml_model_service.ros.remote_model import RemoteError, RemoteModel
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    common = {"execution_providers": ["cpu"]}
-    procs = [spawn_node("model_service", tmp, common, namespace="/bench")[0],
-             spawn_node("vision_service", tmp, common, namespace="/bench/local")[0],
-             spawn_node("vision_service", tmp, {**common, "model_service": "/bench/ml_model_service"},
-                        namespace="/bench/remote")[0]]
-    spinner = BackgroundSpinner("bench_client")
-    node = spinner.node
+    base = f"/bench_{os.getpid()}"
+    client = Client()
+    results: dict[str, NodeFigures] = {}
+    rows: list[tuple[str, str, str]] = []
     try:
-        deadline = time.monotonic() + 60
-        remote = None
-        while remote is None and time.monotonic() < deadline:
+        for label, name in DETECTORS.items():
+            figures = results[label] = NodeFigures()
+            ns = f"{base}/{label.lower()}"
+            params = {} if name == "ssd_mobilenet_v2_coco" else {"model_path": name}  # defaults otherwise
+            log(f"vision node, {label} model in process ({ns}): starting")
+            vision = NodeProcess.start("vision_service", tmp, params, ns)
+            camera = None
             try:
-                remote = RemoteModel(node, "/bench/ml_model_service", timeout=5.0)
-            except Exception:
-                time.sleep(0.3)
-        local = Model("ssd_mobilenet_v2_coco", providers=["cpu"])
-        tensor = {local.metadata.inputs[0].name: np.zeros((1, 300, 300, 3), np.uint8)}
-        print("\n| over DDS | median ms | note |\n|---|---|---|")
-        t_local = timed(lambda: local.infer(tensor), repeat)
-        t_remote = timed(lambda: remote.infer(tensor), repeat)
-        row("Infer in this process (SSD, 300x300 uint8)", t_local)
-        row("Infer through the model service (round trip)", t_remote, f"{t_remote / t_local:.2f}x local")
+                client.wait_ready(vision)
+                time.sleep(2.0)  # start-up work (trial run, discovery) settles
+                if idle and label == "ONNX":
+                    log(f"idle, nobody listening, no frames: {seconds:.0f} s")
+                    figures.idle_unsubscribed = idle_percent(vision, seconds)
+                camera = Camera(client, ns, frame)
+                if idle and label == "ONNX":
+                    log(f"nobody listening, camera at {CAMERA_HZ:.0f} Hz: {seconds:.0f} s")
+                    _, cpu = camera.run(CAMERA_HZ, seconds, vision)
+                    figures.idle_camera_unsubscribed = 100 * cpu / seconds
+                    figures.subscribed_to_camera_unheard = camera.pub.get_subscription_count() > 0
+                camera.listen(vision=vision)
+                if idle and label == "ONNX":
+                    time.sleep(1.0)
+                    log(f"listened to, no frames: {seconds:.0f} s")
+                    figures.idle_subscribed = idle_percent(vision, seconds)
+                log(f"{CAMERA_HZ:.0f} Hz stream, {seconds:.0f} s")
+                figures.camera = camera.stream(vision, CAMERA_HZ, seconds)
+                log(f"{LATENCY_HZ:.0f} Hz stream (latency), {seconds:.0f} s")
+                figures.latency = camera.stream(vision, LATENCY_HZ, seconds)
+            except BenchError as exc:
+                figures.error = str(exc)
+                log(f"FAILED: {exc}")
+            finally:
+                if camera is not None:
+                    camera.close()
+                vision.stop()
 
-        frame = cv2.resize(data.stereo_motorcycle()[0], (640, 480))
-        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        for mode in ("local", "remote"):
-            pub = node.create_publisher(Image, f"/bench/{mode}/image", qos)
-            arrivals: list[float] = []
-            sub = node.create_subscription(
-                Detection2DArray, f"/bench/{mode}/detections",
-                lambda m, a=arrivals: a.append(time.time() - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9)),
-                10)
-            warm = time.monotonic() + 30
-            while not arrivals and time.monotonic() < warm:
-                pub.publish(conversions.rgb_to_image(frame, conversions.Header(
-                    frame_id="bench", stamp=node.get_clock().now().to_msg())))
-                time.sleep(0.1)
-            arrivals.clear()
-            sent, end = 0, time.monotonic() + seconds
-            while time.monotonic() < end:
-                pub.publish(conversions.rgb_to_image(frame, conversions.Header(
-                    frame_id="bench", stamp=node.get_clock().now().to_msg())))
-                sent += 1
-                time.sleep(1 / 30)
-            time.sleep(0.5)
-            lat = sorted(arrivals)
-            if lat:
-                row(f"30 Hz 640x480 stream, {mode} model: latency stamp -> detections",
-                    1000 * statistics.median(lat),
-                    f"{len(lat) / seconds:.1f} Hz out of {sent / seconds:.1f} Hz sent; p90 "
-                    f"{1000 * lat[int(0.9 * (len(lat) - 1))]:.1f} ms; the rest skipped (latest frame only)")
-            node.destroy_subscription(sub)
-            node.destroy_publisher(pub)
+        figures = results["remote"] = NodeFigures()
+        service = f"{base}/ml_model_service"
+        ns = f"{base}/remote"
+        log(f"model service {service} + vision node {ns} (model_service:={service}): starting")
+        model_service = NodeProcess.start("model_service", tmp, {}, base)
+        vision = NodeProcess.start("vision_service", tmp, {"model_service": service}, ns)
+        camera = None
+        try:
+            client.wait_ready(vision)
+            time.sleep(2.0)
+            camera = Camera(client, ns, frame)
+            log(f"{LATENCY_HZ:.0f} Hz stream (latency) through the model service, {seconds:.0f} s")
+            figures.latency = camera.stream(vision, LATENCY_HZ, seconds)
+            camera.close()
+            camera = None
+            vision.stop()
+            log("Infer round trip through the model service against in this process")
+            remote, deadline = None, time.monotonic() + 30
+            while remote is None:
+                try:
+                    remote = RemoteModel(client.node, service, timeout=5.0)
+                except RemoteError:
+                    model_service.check()
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            local = Model(DETECTORS["ONNX"], providers=["cpu"])
+            tensor = {local.metadata.inputs[0].name: np.zeros((1, 300, 300, 3), np.uint8)}
+            t_local = timed(lambda: local.infer(tensor), repeat)
+            t_remote = timed(lambda: remote.infer(tensor), repeat)
+            rows.append(("Infer (SSD, 300x300 uint8) through the model service / in this process",
+                         f"{t_remote:.2f} / {t_local:.2f}", f"{t_remote / t_local:.2f}x"))
+        except (BenchError, RemoteError) as exc:
+            figures.error = str(exc)
+            log(f"FAILED: {exc}")
+        finally:
+            if camera is not None:
+                camera.close()
+            vision.stop()
+            model_service.stop()
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
-        spinner.close()
+        client.close()
+    return results, rows
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+def print_raw(raw: dict[str, RawFigures], runs: int) -> None:
+    threads = default_threads()
+    print(f"\n### Raw model and core pipeline (SSD MobileNet V2 int8, 640x480 photograph; {runs} runs paced at "
+          f"{CAMERA_HZ:.0f} Hz; CPU = this process, idle between runs included)\n")
+    print(f"| model | raw run, 1 thread: wall / CPU ms | raw run, default ({threads} threads): wall (p95) / CPU ms "
+          "| core pipeline (VisionModel.detect): wall ms (p95) | pipeline ÷ raw |")
+    print("|---|---|---|---|---|")
+    for label, f in raw.items():
+        pipe = f.pipeline
+        print(f"| {label} ({DETECTORS[label]}) | {fmt(f.single.wall_ms)} / {fmt(f.single.cpu_ms)} | "
+              f"{fmt(f.default.wall_ms)} ({fmt(f.default.p95_ms)}) / {fmt(f.default.cpu_ms)} | "
+              f"{fmt(pipe.wall_ms) + ' (' + fmt(pipe.p95_ms) + ')' if pipe else 'not measured'} | "
+              f"{fmt(pipe.wall_ms / f.default.wall_ms, 2) + 'x' if pipe else ''} |")
+    if "ONNX" in raw and "TFLite" in raw:
+        o, t = raw["ONNX"], raw["TFLite"]
+        print(f"\nTFLite ÷ ONNX, same thread policy: raw wall {t.default.wall_ms / o.default.wall_ms:.2f}x "
+              f"(default threads), {t.single.wall_ms / o.single.wall_ms:.2f}x (1 thread).")
+
+
+def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], seconds: float) -> None:
+    n_camera = round(CAMERA_HZ * seconds)
+    print(f"\n### Vision node in its own process (default parameters; 640x480 rgb8 photograph; {seconds:.0f} s "
+          f"windows after 2 s warm-up; best effort depth 1 camera)\n")
+    print("| measure (ratios against the raw model of this run) | ONNX | TFLite | must reach (issue 7, ONNX = the "
+          "default model) | met |")
+    print("|---|---|---|---|---|")
+
+    def cell(label: str, text: Callable[[NodeFigures, RawFigures], str]) -> str:
+        f = nodes.get(label)
+        if f is None:
+            return "not measured"
+        try:
+            return text(f, raw[label])
+        except (AttributeError, TypeError, ZeroDivisionError):
+            return "failed" if f.error else "n/a"
+
+    onnx = nodes.get("ONNX") or NodeFigures()
+    onnx_raw = raw["ONNX"]
+
+    def answered(f: NodeFigures, _: RawFigures) -> str:
+        c = f.camera
+        return f"{c.answered} / {c.sent} ({c.fraction:.2f})"
+    ok = onnx.camera.fraction >= 0.95 if onnx.camera else None
+    print(f"| {CAMERA_HZ:.0f} Hz stream ({n_camera} frames): frames answered on `detections` / sent | "
+          f"{cell('ONNX', answered)} | {cell('TFLite', answered)} | ≥ 0.95 | {verdict(ok)} |")
+
+    def cpu_ratio(f: NodeFigures, r: RawFigures) -> str:
+        c = f.camera
+        ratio = c.cpu_per_answer_ms / r.single.cpu_ms
+        return f"{fmt(c.cpu_per_answer_ms)} ms / {fmt(r.single.cpu_ms)} ms = {ratio:.2f}x"
+    ok = (onnx.camera.cpu_per_answer_ms / onnx_raw.single.cpu_ms <= 1.3) if onnx.camera and onnx.camera.answered \
+        else None
+    print(f"| node CPU per answered frame ÷ CPU of one single-threaded raw run | {cell('ONNX', cpu_ratio)} | "
+          f"{cell('TFLite', cpu_ratio)} | ≤ 1.3x | {verdict(ok)} |")
+
+    def camera_latency(f: NodeFigures, _: RawFigures) -> str:
+        return f"{fmt(f.camera.median_ms)} ms (p95 {fmt(f.camera.p95_ms)})"
+    print(f"| latency at {CAMERA_HZ:.0f} Hz, stamp → `detections` received: median (p95) | "
+          f"{cell('ONNX', camera_latency)} | {cell('TFLite', camera_latency)} | | |")
+
+    def latency(f: NodeFigures, r: RawFigures) -> str:
+        lat = f.latency
+        return (f"{fmt(lat.median_ms)} ms (p95 {fmt(lat.p95_ms)}; {lat.answered}/{lat.sent}); limit "
+                f"{1.2 * r.default.wall_ms + 3:.1f} ms (raw {fmt(r.default.wall_ms)})")
+    limit = 1.2 * onnx_raw.default.wall_ms + 3
+    ok = onnx.latency.median_ms <= limit if onnx.latency and onnx.latency.answered else None
+    print(f"| latency at {LATENCY_HZ:.0f} Hz, model in process: median (p95) | {cell('ONNX', latency)} | "
+          f"{cell('TFLite', latency)} | ≤ 1.2 × raw + 3 ms (raw = default-policy median wall) | {verdict(ok)} |")
+
+    remote = nodes.get("remote")
+    if remote is not None:
+        lat = remote.latency
+        text = (f"{fmt(lat.median_ms)} ms (p95 {fmt(lat.p95_ms)}; {lat.answered}/{lat.sent})" if lat
+                else ("failed" if remote.error else "n/a"))
+        ok = None
+        if lat and lat.answered and onnx.latency and onnx.latency.answered:
+            ok = lat.median_ms <= onnx.latency.median_ms + 4
+            text += f"; limit {onnx.latency.median_ms + 4:.1f} ms"
+        print(f"| the same with `model_service:=…` (model in a model service process): median (p95) | {text} | — | "
+              f"≤ in-process + 4 ms | {verdict(ok)} |")
+
+    idle_limit = 0.5
+
+    def idle_row(what: str, value: float | None, target: bool, note: str = "") -> None:
+        ok = (value <= idle_limit) if target and value is not None else None
+        print(f"| {what} | {fmt(value, 2) + ' %' if value is not None else 'not measured'}{note} | — | "
+              f"{f'≈ 0 (≤ {idle_limit} % of a core)' if target else ''} | {verdict(ok) if target else ''} |")
+    idle_row(f"node CPU, nobody listening to any output, no frames ({seconds:.0f} s), % of a core",
+             onnx.idle_unsubscribed, True)
+    unheard = onnx.subscribed_to_camera_unheard
+    idle_row(f"node CPU, nobody listening, camera publishing at {CAMERA_HZ:.0f} Hz, % of a core",
+             onnx.idle_camera_unsubscribed, True,
+             "" if unheard is None else ("; the node **subscribed** the camera" if unheard
+                                         else "; camera not subscribed"))
+    idle_row("node CPU, `detections` listened to, no frames, % of a core", onnx.idle_subscribed, True)
+    for label, f in nodes.items():
+        if f.error:
+            print(f"\n{label}: measurement failed: {f.error.splitlines()[0]}")
+
+
+def print_rows(title: str, rows: list[tuple[str, str, str]]) -> None:
+    if rows:
+        print(f"\n### {title}\n\n| what | median ms | note |\n|---|---|---|")
+        for what, ms, note in rows:
+            print(f"| {what} | {ms} | {note} |")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=40, help="timed runs per figure")
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each stream run")
-    parser.add_argument("--core-only", action="store_true", help="skip the DDS measurements")
+    parser.add_argument("--repeat", type=int, default=60, help="runs per core figure (paced at 30 Hz)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each stream and idle window")
+    parser.add_argument("--core-only", action="store_true", help="no ROS: raw model, pipeline, other core figures")
+    parser.add_argument("--only", choices=("core", "node"),
+                        help="core = --core-only; node = the raw model (for the ratios) and the nodes only")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs; onnxruntime CPU; one run, median of {args.repeat}")
-    core(args.repeat)
-    if not args.core_only:
-        over_dds(args.seconds, args.repeat)
-    return 0
+    core_only = args.core_only or args.only == "core"
+    started = time.monotonic()
+    frame = photograph()
+    print(f"machine: {machine()}")
+    print(f"DDS: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, profile "
+          f"{os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(builtin transports)')}")
+    raw = measure_raw(frame, args.repeat, pipeline=args.only != "node")
+    rows = [] if args.only == "node" else other_core_rows(frame, max(10, args.repeat // 2))
+    nodes: dict[str, NodeFigures] = {}
+    if not core_only:
+        nodes, dds_rows = measure_nodes(frame, args.seconds, args.repeat // 2 or 1, idle=True)
+        rows += dds_rows
+    print_raw(raw, args.repeat)
+    if nodes:
+        print_nodes(raw, nodes, args.seconds)
+    print_rows("Other figures", rows)
+    print(f"\n(one run, {time.monotonic() - started:.0f} s; compare rows of the same run: absolute figures move "
+          "between runs on a shared machine)")
+    return 1 if any(f.error for f in nodes.values()) else 0
 
 
 if __name__ == "__main__":

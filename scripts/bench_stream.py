@@ -1,0 +1,274 @@
+"""Camera streams into a vision node running in its own process, and what they cost it (for benchmark.py).
+
+The node is a black box: it is started with `spawn_node`, fed `sensor_msgs/Image` frames on `<ns>/image`
+(best effort, depth 1, like a camera driver) and answers on `<ns>/detections`. Its CPU time is read from
+/proc/<pid>/stat and per-thread schedstat (all its threads), so the node pays for everything it does.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray
+
+from ml_model_service.ros import conversions
+from ml_model_service.ros.processes import spawn_node
+from ml_model_service.ros.remote_model import BackgroundSpinner
+from ml_model_service_interfaces.srv import GetProperties
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CAMERA_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
+
+
+class BenchError(RuntimeError):
+    """A measurement that could not be made (a node that died, never answered, never matched)."""
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """A process's CPU time: user + system ticks of /proc/<pid>/stat (all threads, exited ones included,
+    10 ms resolution) and each live thread's run time in ns from /proc/<pid>/task/*/schedstat."""
+
+    ticks_s: float
+    threads_ns: dict[int, int]
+
+    def __sub__(self, before: CpuSample) -> float:
+        """CPU seconds between two samples: exact when no thread of `before` has gone, else by ticks."""
+        if self.threads_ns and before.threads_ns and before.threads_ns.keys() <= self.threads_ns.keys():
+            return (sum(self.threads_ns.values()) - sum(before.threads_ns.values())) / 1e9
+        return self.ticks_s - before.ticks_s
+
+
+def process_cpu(pid: int) -> CpuSample:
+    """Sample the CPU time of process `pid`."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # fields[0] is field 3 (state) of proc(5)
+    threads = {}
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    threads[int(tid)] = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass  # a thread that just ended; the tick count still has it
+    except OSError:
+        threads = {}
+    return CpuSample((int(fields[11]) + int(fields[12])) / CLOCK_TICKS, threads)
+
+
+@dataclass
+class NodeProcess:
+    """A node started by spawn_node, stopped by `stop`."""
+
+    kind: str
+    ns: str
+    proc: subprocess.Popen
+    log: Path
+
+    @classmethod
+    def start(cls, kind: str, log_dir: Path, params: dict, ns: str) -> NodeProcess:
+        proc, log = spawn_node(kind, log_dir, params, namespace=ns)
+        return cls(kind, ns, proc, log)
+
+    def cpu(self) -> CpuSample:
+        self.check()
+        return process_cpu(self.proc.pid)
+
+    def check(self) -> None:
+        """Raise with the end of the node's log when it has exited."""
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
+            raise BenchError(f"{self.kind} in {self.ns} exited with code {self.proc.returncode}; log "
+                             f"{self.log}:\n{tail}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@dataclass
+class StreamResult:
+    """Frames sent in the timed window, latencies (ms) of those answered, node CPU seconds over the window."""
+
+    rate: float
+    sent: int
+    latencies_ms: list[float] = field(default_factory=list)
+    node_cpu_s: float = 0.0
+
+    @property
+    def answered(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def fraction(self) -> float:
+        return self.answered / self.sent if self.sent else 0.0
+
+    @property
+    def cpu_per_answer_ms(self) -> float:
+        return 1000 * self.node_cpu_s / self.answered if self.answered else float("nan")
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+
+    @property
+    def p95_ms(self) -> float:
+        return float(np.percentile(self.latencies_ms, 95)) if self.latencies_ms else float("nan")
+
+
+class Camera:
+    """One photograph published as a paced camera stream on `<ns>/image`; answers heard on `<ns>/detections`.
+
+    Each frame gets a fresh header stamp (wall clock); an answer is matched to its frame by the stamp, and
+    its latency is the arrival time minus the stamp.
+    """
+
+    def __init__(self, client: Client, ns: str, rgb: np.ndarray) -> None:
+        self.client = client
+        self.node = client.node
+        self.ns = ns
+        self.pub = self.node.create_publisher(Image, f"{ns}/image", CAMERA_QOS)
+        self.msg = conversions.rgb_to_image(rgb, Header(frame_id="bench_camera"))
+        self.arrivals: dict[int, int] = {}  # stamp ns -> arrival ns (first answer only)
+        self.sub = None
+
+    def _on_detections(self, msg: Detection2DArray) -> None:
+        arrival = time.time_ns()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.arrivals.setdefault(stamp, arrival)
+
+    def publish(self) -> int:
+        """Send the frame stamped now; returns the stamp in ns."""
+        now = time.time_ns()
+        self.msg.header.stamp = Time(sec=now // 1_000_000_000, nanosec=now % 1_000_000_000)
+        self.pub.publish(self.msg)
+        return now
+
+    def listen(self, timeout: float = 30.0, vision: NodeProcess | None = None) -> None:
+        """Subscribe to detections (QoS compatible with the node's publisher) and wait until the node's
+        publisher matched us and the node subscribed to our camera."""
+        topic = f"{self.ns}/detections"
+        deadline = time.monotonic() + timeout
+        infos = []
+        while not infos:
+            infos = self.node.get_publishers_info_by_topic(topic)
+            if vision is not None:
+                vision.check()
+            if not infos and time.monotonic() > deadline:
+                raise BenchError(f"nobody publishes {topic}")
+            time.sleep(0.05)
+        reliability = infos[0].qos_profile.reliability
+        qos = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, reliability=reliability,
+                         durability=DurabilityPolicy.VOLATILE)
+        self.sub = self.node.create_subscription(Detection2DArray, topic, self._on_detections, qos)
+        while self.sub.get_publisher_count() < 1 or self.pub.get_subscription_count() < 1:
+            if vision is not None:
+                vision.check()
+            if time.monotonic() > deadline:
+                raise BenchError(f"not matched within {timeout:.0f} s: {topic} publishers "
+                                 f"{self.sub.get_publisher_count()}, {self.ns}/image subscribers "
+                                 f"{self.pub.get_subscription_count()}")
+            time.sleep(0.05)
+
+    def run(self, rate: float, seconds: float, vision: NodeProcess | None = None) -> tuple[list[int], float]:
+        """Publish at `rate` Hz for `seconds` (sleeping between frames, like a camera); returns the stamps
+        sent and the node's CPU seconds over the window."""
+        period = 1.0 / rate
+        count = max(1, round(rate * seconds))
+        stamps = []
+        cpu0 = vision.cpu() if vision else None
+        start = time.perf_counter()
+        for i in range(count):
+            delay = start + i * period - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            stamps.append(self.publish())
+        delay = start + count * period - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        return stamps, (vision.cpu() - cpu0 if vision is not None and cpu0 is not None else 0.0)
+
+    def stream(self, vision: NodeProcess, rate: float, seconds: float, warmup: float = 2.0,
+               drain: float = 1.0) -> StreamResult:
+        """Warm up, then a timed window at `rate`; frames answered, latencies and node CPU in that window."""
+        if self.sub is None:
+            self.listen(vision=vision)
+        first = time.monotonic() + 30
+        while True:  # warm-up until the node answers at all, at least `warmup` seconds
+            stamps, _ = self.run(rate, warmup, vision)
+            if any(s in self.arrivals for s in stamps):
+                break
+            if time.monotonic() > first:
+                raise BenchError(f"{self.ns}: no detections answered in 30 s of camera frames")
+        stamps, cpu = self.run(rate, seconds, vision)
+        time.sleep(drain)
+        vision.check()
+        latencies = [(self.arrivals[s] - s) / 1e6 for s in stamps if s in self.arrivals]
+        return StreamResult(rate, len(stamps), latencies, cpu)
+
+    def close(self) -> None:
+        if self.sub is not None:
+            self.node.destroy_subscription(self.sub)
+            self.sub = None
+        self.node.destroy_publisher(self.pub)
+
+
+class Client:
+    """The benchmark's own ROS node, spun in a background thread (single-threaded executor)."""
+
+    def __init__(self) -> None:
+        self.spinner = BackgroundSpinner(f"bench_client_{os.getpid()}")
+        self.node = self.spinner.node
+
+    def call(self, client, request, timeout: float):
+        """A service call; None when no answer came in `timeout` seconds."""
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            future.cancel()
+            return None
+        return future.result()
+
+    def wait_ready(self, vision: NodeProcess, timeout: float = 120.0) -> GetProperties.Response:
+        """Wait until the vision node's ~/get_properties says it has a working model."""
+        client = self.node.create_client(GetProperties, f"{vision.ns}/vision_service/get_properties")
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                vision.check()
+                if client.wait_for_service(timeout_sec=0.5):
+                    answer = self.call(client, GetProperties.Request(), 10.0)
+                    if answer is not None and (answer.detections_supported or answer.classifications_supported):
+                        return answer
+                    time.sleep(0.5)
+            raise BenchError(f"{vision.ns}: the vision node had no working model after {timeout:.0f} s "
+                             f"(log {vision.log})")
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        self.spinner.close()
+
+
+def idle_percent(vision: NodeProcess, seconds: float) -> float:
+    """The node's CPU over `seconds` of waiting, in % of one core."""
+    cpu0 = vision.cpu()
+    time.sleep(seconds)
+    return 100 * (vision.cpu() - cpu0) / seconds
