@@ -1,0 +1,158 @@
+"""The real `ros2` command line in tests: `ros2 launch` in the background, `ros2 param/service/topic/node`
+calls, and a camera that publishes a real photograph.
+
+`ros2` comes from a sourced ROS install, or from ../shared/tools/ros2-cli (`make test` sources it). The
+tests run in the DDS domain conftest.py chose; every `ros2` call uses --no-daemon where the verb has it, so
+no daemon outlives the tests.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+NO_ROS2 = ("`ros2` is not on PATH: source a ROS 2 install, or (wheels-only environment) "
+           "`source env.sh && source ../shared/tools/ros2-cli/setup.sh .` (make test does this)")
+
+
+def ros2_exe() -> str:
+    """Path of the `ros2` executable, or fail the test with how to get one."""
+    exe = shutil.which("ros2")
+    if not exe:
+        pytest.fail(NO_ROS2)
+    return exe
+
+
+def ros2(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:
+    """Run `ros2 ARGS...`; stdout and stderr together in .stdout (text)."""
+    cmd = [ros2_exe(), *args]
+    try:
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        pytest.fail(f"`ros2 {' '.join(args)}` did not finish within {timeout:.0f} s; output:\n{out[-3000:]}")
+
+
+def param_get(node: str, name: str) -> str:
+    """`ros2 param get --hide-type NODE NAME` → the printed value (e.g. '0.77', 'True', "['cpu']")."""
+    res = ros2("param", "get", "--no-daemon", "--timeout", "30", "--hide-type", node, name)
+    assert res.returncode == 0, f"ros2 param get {node} {name} failed:\n{res.stdout}"
+    return res.stdout.strip()
+
+
+class Background:
+    """`ros2 ARGS...` (a launch, a `ros2 run`) in the background (own process group), output kept in a log
+    file; stop() sends SIGINT like Ctrl-C, then kills the group if it has not ended."""
+
+    def __init__(self, tmp: Path, *args: str) -> None:
+        self.args = args
+        self.log_path = tmp / f"ros2-{args[0]}-{time.monotonic_ns()}.log"
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen([ros2_exe(), *args], stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = 90.0, count: int = 1) -> str:
+        """Wait until `pattern` (a regex) occurs `count` times in the output; fail if the launch ends."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log()
+            if len(re.findall(pattern, text)) >= count:
+                return text
+            if self.proc.poll() is not None:
+                pytest.fail(f"ros2 {' '.join(self.args)} ended (rc {self.proc.returncode}) before "
+                            f"{pattern!r}:\n{text[-4000:]}")
+            time.sleep(0.2)
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {pattern!r} in:\n{self.log()[-4000:]}")
+
+    def wait_exit(self, timeout: float = 60.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"ros2 {' '.join(self.args)} still running after {timeout:.0f} s:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+def launcher(tmp_path: Path, request):
+    """Body of a test module's `launch` fixture (`yield from launcher(tmp_path, request)`): a factory
+    launch(FILE, 'name:=value', ...) → Launch, stopped at teardown, its log printed on failure."""
+    ros2_exe()
+    started: list[Background] = []
+
+    def _launch(launch_file: str, *args: str) -> Background:
+        """`ros2 launch ml_model_service FILE ARGS`; launch("run", EXECUTABLE, ...) for `ros2 run`."""
+        argv = ("run", "ml_model_service", *args) if launch_file == "run" else \
+            ("launch", "ml_model_service", launch_file, *args)
+        started.append(Background(tmp_path, *argv))
+        return started[-1]
+
+    yield _launch
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for item in started:
+        item.stop()
+        if failed:
+            print(f"---- ros2 {' '.join(item.args)} ----\n{item.log()[-5000:]}")
+
+
+class Photographer:
+    """Publishes a real photograph on a topic at 5 Hz (reliable, like most camera drivers), as
+    sensor_msgs/Image rgb8 or, for a topic ending in /compressed, as a JPEG CompressedImage."""
+
+    def __init__(self, node, topic: str, photo_name: str = "chelsea", rate: float = 5.0) -> None:
+        import cv2
+        from sensor_msgs.msg import CompressedImage
+
+        from conftest import image_msg, photo
+
+        rgb = photo(photo_name)[..., :3]
+        if topic.endswith("/compressed"):
+            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            assert ok
+            self.msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
+            self.msg.header.frame_id = "camera"
+        else:
+            self.msg = image_msg(rgb, "camera")
+        self.node = node
+        self.pub = node.create_publisher(type(self.msg), topic, 2)
+        self.period = 1.0 / rate
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.msg.header.stamp = self.node.get_clock().now().to_msg()
+            try:
+                self.pub.publish(self.msg)
+            except Exception:  # the publisher may be destroyed while close() runs
+                if not self._stop.is_set():
+                    raise
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.node.destroy_publisher(self.pub)
+
+
+def echo_once(topic: str, msg_type: str, timeout: float = 60.0) -> str:
+    """`ros2 topic echo --once TOPIC TYPE` → the first message as YAML text (fails on timeout)."""
+    res = ros2("topic", "echo", "--once", "--no-daemon", topic, msg_type, timeout=timeout)
+    assert res.returncode == 0, f"ros2 topic echo {topic} failed:\n{res.stdout}"
+    return res.stdout
