@@ -3,6 +3,14 @@
 SHELL := /bin/bash
 ENV := source env.sh &&
 OUT ?= out/demo
+# The launch tests need the real `ros2` / `ros2 launch`: a sourced ROS install's (ROS_DISTRO set and ros2 on
+# PATH), else the Kilted tools built by ../shared/tools/ros2-cli into build/ros2-cli (first time ~40 s).
+ROS2_CLI ?= $(abspath ../shared/tools/ros2-cli/setup.sh)
+export ROS2_CLI_OVERLAY ?= $(CURDIR)/build/ros2-cli
+WITH_ROS2 := { if [ -n "$${ROS_DISTRO:-}" ] && command -v ros2 >/dev/null; then :; \
+  elif [ -f "$(ROS2_CLI)" ]; then source "$(ROS2_CLI)" . || exit 1; \
+  else echo "make test: no ros2 (source a ROS 2 install, or put shared/tools/ros2-cli beside the project):" \
+    "the launch and ros2 CLI tests will fail" >&2; fi; } &&
 
 .PHONY: setup demo test lint bench clean
 
@@ -13,7 +21,7 @@ demo: setup
 	@$(ENV) python3 scripts/demo.py --out $(OUT)
 
 test: setup
-	@$(ENV) ruff check ml_model_service scripts && \
+	@$(ENV) $(WITH_ROS2) ruff check ml_model_service scripts && \
 	  python3 -m pytest -c ml_model_service/pytest.ini --rootdir ml_model_service ml_model_service/test $(PYTEST_ARGS)
 
 lint: setup
