@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
 from ..core.model import Model
 from ..core.trust import ModelPolicy
@@ -28,14 +28,20 @@ def load_model(params: dict, model_path: str | None = None, label_path: str | No
 
 
 def spin_node(node_class, args=None, threads: int = 4) -> None:
-    """Run a node on a multithreaded executor until shutdown (shared by the executables)."""
+    """Run a node until shutdown: on a SingleThreadedExecutor when `threads` is 1 (cheapest per callback),
+    else a MultiThreadedExecutor. A start-up parameter that cannot be used ends the process with one line."""
+    from .parameters import ParameterError
+
     rclpy.init(args=args)
     node = None
     try:
         node = node_class()
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
         executor.spin()
+    except ParameterError as exc:
+        rclpy.logging.get_logger(node_class.__name__).fatal(str(exc))
+        raise SystemExit(2) from None
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -1,0 +1,307 @@
+"""The one parameter table of both nodes, ROS-free: type, default, range, allowed values, fixed list
+lengths and what a change does (its tier). The nodes declare it (`ros/parameters.py`), the CLI reads the
+same names from flags or a node's YAML file, and `vision_config` / `cloud_config` turn values into the
+core's configuration objects.
+
+Tiers, cheapest last (a change applies the most expensive tier among the changed parameters):
+- `fixed`: read-only, set at start-up only;
+- `runner`: open the model again (file, labels, backend, providers, threads, repository);
+- `model`: rebuild the decoder and preprocessing on the loaded model (one trial inference);
+- `filters`: swap the result filters (thresholds, classes) — no model work;
+- `live`: read at the next frame (top_n, debug image, clouds, timeouts).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .decoders import DecoderConfig
+from .pointcloud import CloudConfig
+from .preprocess import PreprocessConfig
+from .vision import FilterConfig, VisionConfig
+
+FIXED, RUNNER, MODEL, FILTERS, LIVE = "fixed", "runner", "model", "filters", "live"
+TIER_ORDER = (LIVE, FILTERS, MODEL, RUNNER, FIXED)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: name, default, description and its validators (modelled on
+    generate_parameter_library: bounds, one_of, fixed_size, custom)."""
+
+    name: str
+    default: Any
+    description: str
+    low: float | None = None
+    high: float | None = None
+    read_only: bool = False
+    item_type: type = str  # element type of a list parameter
+    choices: tuple[str, ...] = ()
+    length: int | None = None  # fixed list length
+    tier: str = LIVE
+    check: Callable[[Any], str] | None = None  # custom validator: "" or the reason
+
+    @property
+    def is_list(self) -> bool:
+        return isinstance(self.default, list)
+
+    @property
+    def effective_tier(self) -> str:
+        return FIXED if self.read_only else self.tier
+
+    def constraints(self) -> str:
+        """The validators in words (for `ros2 param describe`)."""
+        parts = []
+        if self.choices:
+            parts.append("one of: " + ", ".join(self.choices))
+        if self.length is not None:
+            parts.append(f"exactly {self.length} values")
+        if self.low is not None:
+            parts.append(f"range {self.low}..{self.high}")
+        parts.append({FIXED: "read-only (start-up only)", RUNNER: "a change reloads the model",
+                      MODEL: "a change rebuilds decoding/preprocessing", FILTERS: "applied live",
+                      LIVE: "applied live"}[self.effective_tier])
+        return "; ".join(parts)
+
+    def coerce(self, value: Any) -> Any:
+        """The forms users type, made the declared type: 'cpu' or 'cuda,cpu' for a list, 1/0 or 'true' for a
+        bool, an integer for a float. Anything else is returned as is (and refused by `validate`)."""
+        if self.is_list and isinstance(value, str):
+            items = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+            try:
+                return [self.item_type(v) for v in items]
+            except ValueError:
+                return value
+        if isinstance(self.default, bool):
+            if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+                return bool(value)
+            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.strip().lower() in ("true", "1", "yes")
+        if isinstance(self.default, float) and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if self.is_list and isinstance(value, (list, tuple)) and self.item_type is float:
+            return [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
+    def validate(self, value: Any) -> str:
+        """"" when `value` is acceptable, else the reason."""
+        expected = type(self.default)
+        if self.is_list:
+            if not isinstance(value, (list, tuple)) or not all(
+                    isinstance(v, self.item_type) and not (self.item_type is not bool and isinstance(v, bool))
+                    for v in value):
+                return f"{self.name} must be a list of {self.item_type.__name__}, got {value!r}"
+            if self.length is not None and len(value) != self.length:
+                return f"{self.name} needs exactly {self.length} values, got {len(value)}"
+        elif not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            return f"{self.name} must be a {expected.__name__}, got {value!r}"
+        if self.choices and value not in self.choices:
+            return f"{self.name}: {value!r} is not one of {', '.join(self.choices)}"
+        if self.low is not None and not self.is_list and not (self.low <= value <= self.high):
+            return f"{self.name}: {value} is outside {self.low}..{self.high}"
+        return self.check(value) if self.check else ""
+
+
+def parse_pairs(entries: Sequence[str], what: str) -> dict[str, str]:
+    """["a:b", ...] → {"a": "b"}; the last ':' separates, so keys may hold ':' (e.g. 'Out:1:score')."""
+    pairs = {}
+    for entry in entries:
+        key, sep, value = str(entry).rpartition(":")
+        if not sep or not key.strip():
+            raise ValueError(f"{what}: entry {entry!r} is not of the form 'key:value'")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _pairs(what: str, value_check: Callable[[str], str] | None = None) -> Callable[[Any], str]:
+    def check(entries: Any) -> str:
+        try:
+            pairs = parse_pairs(entries, what)
+        except ValueError as exc:
+            return str(exc)
+        for key, value in pairs.items():
+            reason = value_check(value) if value_check else ""
+            if reason:
+                return f"{what}: {key!r}: {reason}"
+        return ""
+    return check
+
+
+def _score(value: str) -> str:
+    try:
+        return "" if 0.0 <= float(value) <= 1.0 else f"{value} is not a score in 0..1"
+    except ValueError:
+        return f"{value!r} is not a number"
+
+
+def _role(value: str) -> str:
+    roles = ("location", "score", "category", "count", "probability")
+    return "" if value in roles else f"role {value!r} is not one of {', '.join(roles)}"
+
+
+def _permutation(value: Any) -> str:
+    return "" if sorted(value) == [0, 1, 2, 3] else f"box_order {list(value)} is not a permutation of 0..3"
+
+
+def _nonzero(value: Any) -> str:
+    return "input_std values must be non-zero" if any(v == 0 for v in value) else ""
+
+
+MODEL_PARAMS = [
+    Param("model_path", "", "Model file (.onnx/.tflite), a model repository name, or a bundled name "
+          "(ssd_mobilenet_v2_coco, ssd_mobilenet_v2_coco_tflite, efficientnet_lite0, efficientnet_lite0_tflite). "
+          "Empty: the bundled SSD detector. Settable at run time (hot swap; refused if it fails to load).",
+          tier=RUNNER),
+    Param("label_path", "", "Label file; empty: labels beside the model, or embedded in it.", tier=RUNNER),
+    Param("backend", "auto", "Runtime: auto (from the file extension), onnx or tflite.",
+          choices=("auto", "onnx", "tflite"), tier=RUNNER),
+    Param("execution_providers", ["cuda", "cpu"], "onnxruntime providers in order of preference "
+          "(cuda, tensorrt, cpu, or full names). Unavailable ones are skipped with a warning.", tier=RUNNER),
+    Param("num_threads", 0, "Inference threads (0 = one per CPU core, for every backend).", 0, 256, tier=RUNNER),
+    Param("model_repository", "", "Folder of models addressable by name: <name>/ (one model file + labels.txt) "
+          "or <name>.onnx/.tflite with <name>.txt.", tier=RUNNER),
+    Param("allowed_paths", [], "Folders model and label files may be loaded from (after resolving '..' and "
+          "symlinks). Empty: the bundled models and model_repository only.", read_only=True),
+    Param("allow_model_swap", True, "Allow changing the model at run time (~/load_model, model_path).",
+          read_only=True),
+]
+
+MODEL_SERVICE_PARAMS = MODEL_PARAMS + [
+    Param("max_request_bytes", 268435456, "Largest Infer request (all input tensors together), bytes.",
+          1, 4294967296, read_only=True),
+    Param("max_concurrent_infer", 4, "Infer calls run at once; more are refused as busy.", 1, 64,
+          read_only=True),
+]
+
+VISION_PARAMS = MODEL_PARAMS + [
+    Param("model_service", "", "Node name of a remote model service (e.g. /ml_model_service) to use instead of "
+          "a model in this process.", read_only=True),
+    Param("service_timeout", 5.0, "Seconds to wait for a remote model service call or a camera frame.",
+          0.1, 600.0),
+    Param("model_type", "auto", "How to read the model's outputs.",
+          choices=("auto", "detector", "yolo", "classifier"), tier=MODEL),
+    Param("confidence_threshold", 0.5, "Minimum score of a detection or classification.", 0.0, 1.0,
+          tier=FILTERS),
+    Param("label_confidences", [], "Per-label minimum scores, 'label:min'; when set, only listed labels are kept.",
+          tier=FILTERS, check=_pairs("label_confidences", _score)),
+    Param("classes", [], "Keep only these class names (empty: all).", tier=FILTERS),
+    Param("top_n", 5, "Classifications published per image (<= 0: all above the threshold).", -1, 100000),
+    Param("iou_threshold", 0.45, "NMS IoU threshold (YOLO outputs).", 0.0, 1.0, tier=MODEL),
+    Param("max_detections", 100, "Detections kept after NMS (YOLO outputs).", 1, 100000, tier=MODEL),
+    Param("agnostic_nms", False, "Class-agnostic NMS (YOLO outputs).", tier=MODEL),
+    Param("input_mean", [0.0, 0.0, 0.0], "Float inputs: (v/255 - mean)/std, per RGB channel.", item_type=float,
+          length=3, tier=MODEL),
+    Param("input_std", [1.0, 1.0, 1.0], "Float inputs: standard deviation per channel (non-zero).",
+          item_type=float, length=3, tier=MODEL, check=_nonzero),
+    Param("input_bgr", False, "Feed the model BGR instead of RGB.", tier=MODEL),
+    Param("resize_mode", "auto", "auto (letterbox for YOLO, stretch otherwise), stretch or letterbox.",
+          choices=("auto", "stretch", "letterbox"), tier=MODEL),
+    Param("box_order", [1, 0, 3, 2], "Positions of x_min, y_min, x_max, y_max in a box of an SSD-style model "
+          "(default: the model gives ymin, xmin, ymax, xmax).", item_type=int, length=4, tier=MODEL,
+          check=_permutation),
+    Param("box_units", "auto", "auto, proportional or pixels (of the model input).",
+          choices=("auto", "proportional", "pixels"), tier=MODEL),
+    Param("yolo_format", "auto", "auto, v5 ([1,N,5+C], objectness) or v8 ([1,4+C,N]).",
+          choices=("auto", "v5", "v8"), tier=MODEL),
+    Param("remap_input_names", [], "'model_tensor:image' for the image input when it is not the first.",
+          tier=MODEL, check=_pairs("remap_input_names")),
+    Param("remap_output_names", [], "'model_tensor:role' with role location, score, category, count or "
+          "probability.", tier=MODEL, check=_pairs("remap_output_names", _role)),
+    Param("max_image_pixels", 50000000, "Largest decoded image (width x height) accepted from topics and "
+          "services; compressed images are checked before decoding.", 1, 1000000000, read_only=True),
+    Param("max_input_pixels", 16777216, "Largest model input (height x width) the vision pipeline will feed.",
+          1, 1000000000, read_only=True),
+    Param("publish_class_names", True, "ObjectHypothesis.class_id holds the class name (true) or its index."),
+    Param("use_compressed", False, "Subscribe to image/compressed (jpeg/png) instead of image.", read_only=True),
+    Param("image_qos", "sensor_data", "Subscriber QoS: sensor_data (best effort) or reliable.",
+          choices=("sensor_data", "reliable"), read_only=True),
+    Param("always_on", False, "Process frames even when nobody listens to any output."),
+    Param("publish_debug_image", True, "Publish debug_image with boxes and labels drawn (when subscribed)."),
+    Param("use_depth", False, "Subscribe to depth and camera_info and publish 3D objects.", read_only=True),
+    Param("object_mode", "detections", "detections (detector boxes → objects) or obstacles (no model: plane "
+          "removal and clustering of the depth cloud).", choices=("detections", "obstacles"), read_only=True),
+    Param("depth_unit_scale", 0.0, "Metres per depth unit; 0 = by encoding (16UC1 mm, 32FC1 m).", 0.0, 1000.0),
+    Param("sync_slop", 0.05, "Largest stamp difference (s) between a colour frame and its depth frame.",
+          0.0, 10.0),
+    Param("min_depth", 0.1, "Nearest valid depth (m).", 0.0, 1000.0),
+    Param("max_depth", 10.0, "Farthest valid depth (m).", 0.0, 1000.0),
+    Param("depth_band", 0.5, "Half-width (m) of the depth band kept around an object's dominant depth.",
+          0.01, 100.0),
+    Param("mean_k", 20, "Outlier removal: neighbours per point.", 1, 1000),
+    Param("sigma", 2.0, "Outlier removal: standard deviations allowed.", 0.0, 100.0),
+    Param("min_points", 30, "Smallest point count of an object.", 1, 10000000),
+    Param("max_points_per_object", 800, "Detections: an object's depth pixels are sampled on a grid of at most "
+          "this many points (speed and message size).", 10, 10000000),
+    Param("voxel_size", 0.02, "Obstacles: voxel downsampling size (m).", 0.0, 10.0),
+    Param("plane_min_points", 500, "Obstacles: fewest points for the ground plane.", 3, 10000000),
+    Param("plane_max_distance", 0.1, "Obstacles: largest point distance (m) from the plane.", 0.0, 10.0),
+    Param("ground_normal", [0.0, -1.0, 0.0], "Obstacles: expected plane normal in the camera optical frame.",
+          item_type=float, length=3),
+    Param("ground_angle_tolerance_deg", 30.0, "Obstacles: allowed angle (deg) between plane and ground_normal.",
+          0.0, 180.0),
+    Param("cluster_radius", 0.1, "Obstacles: clustering radius (m).", 0.001, 100.0),
+    Param("cluster_min_points", 10, "Obstacles: smallest cluster.", 1, 10000000),
+]
+
+VISION_OPTIONS = VISION_PARAMS
+
+
+def by_name(params: Sequence[Param]) -> dict[str, Param]:
+    return {p.name: p for p in params}
+
+
+def defaults(params: Sequence[Param]) -> dict[str, Any]:
+    """Every parameter's default value (lists copied)."""
+    return {p.name: list(p.default) if p.is_list else p.default for p in params}
+
+
+def validate(values: Mapping[str, Any], params: Sequence[Param]) -> str:
+    """"" when every value (and their combination) is acceptable, else the first reason."""
+    table = by_name(params)
+    for name, value in values.items():
+        if name in table:
+            reason = table[name].validate(value)
+            if reason:
+                return reason
+    if "min_depth" in values and "max_depth" in values and values["min_depth"] >= values["max_depth"]:
+        return f"min_depth {values['min_depth']} must be below max_depth {values['max_depth']}"
+    return ""
+
+
+def changed_tier(old: Mapping[str, Any], new: Mapping[str, Any], params: Sequence[Param]) -> str | None:
+    """The most expensive tier among the parameters whose value differs (None: nothing changed)."""
+    table = by_name(params)
+    tiers = {table[n].effective_tier for n in new if n in table and old.get(n) != new[n]}
+    return max(tiers, key=TIER_ORDER.index) if tiers else None
+
+
+def filter_config(p: Mapping[str, Any]) -> FilterConfig:
+    confidences = {k: float(v) for k, v in parse_pairs(p["label_confidences"], "label_confidences").items()}
+    return FilterConfig(confidence_threshold=p["confidence_threshold"], label_confidences=confidences,
+                        classes=list(p["classes"]))
+
+
+def vision_config(p: Mapping[str, Any]) -> VisionConfig:
+    """VisionConfig from parameter values (raises ValueError on malformed entries)."""
+    return VisionConfig(
+        preprocess=PreprocessConfig(mean=tuple(p["input_mean"]), std=tuple(p["input_std"]), bgr=p["input_bgr"]),
+        decoder=DecoderConfig(model_type=p["model_type"], remap_output_names=parse_pairs(
+            p["remap_output_names"], "remap_output_names"), box_order=tuple(p["box_order"]),
+            box_units=p["box_units"], yolo_format=p["yolo_format"], iou_threshold=p["iou_threshold"],
+            max_detections=p["max_detections"], agnostic_nms=p["agnostic_nms"]),
+        filters=filter_config(p),
+        resize_mode=p["resize_mode"],
+        remap_input_names=parse_pairs(p["remap_input_names"], "remap_input_names"),
+    )
+
+
+def cloud_config(p: Mapping[str, Any]) -> CloudConfig:
+    """CloudConfig from parameter values."""
+    return CloudConfig(
+        min_depth=p["min_depth"], max_depth=p["max_depth"], depth_band=p["depth_band"], mean_k=p["mean_k"],
+        sigma=p["sigma"], min_points=p["min_points"], max_points_per_object=p["max_points_per_object"],
+        voxel_size=p["voxel_size"],
+        plane_min_points=p["plane_min_points"], plane_max_distance=p["plane_max_distance"],
+        ground_normal=tuple(p["ground_normal"]), ground_angle_tolerance_deg=p["ground_angle_tolerance_deg"],
+        cluster_radius=p["cluster_radius"], cluster_min_points=p["cluster_min_points"])

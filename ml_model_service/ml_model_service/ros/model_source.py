@@ -1,0 +1,136 @@
+"""Where the vision node's model comes from — a model file in this process or a model service — and the
+VisionModel built on it. Nothing else in the node knows which.
+
+A model service is called through a client node of its own (same context, no command-line remaps), spun by
+its own single-threaded executor: calls from the worker, from service callbacks or from the parameter
+callback never wait on the node's executor, so none can deadlock it. A lost service is retried every 0.5 s
+once frames ask for the model; a swap on the service (ModelChanged) rebuilds the decoder and labels at once.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+from ..core.options import filter_config, vision_config
+from ..core.trust import ModelPolicy
+from ..core.vision import VisionModel
+from .common import load_model
+from .remote_model import ModelChanged, RemoteError, RemoteModel
+
+RETRY_S = 0.5
+
+
+class ModelSource:
+    """Builds, holds and replaces the node's VisionModel; `state` says where it stands, for status."""
+
+    def __init__(self, node: Node, values: dict[str, Any], on_ready: Callable[[VisionModel], None]) -> None:
+        self.node = node
+        self.log = node.get_logger()
+        self.on_ready = on_ready
+        self.policy = ModelPolicy.from_params(values)  # fixed at start-up: callers cannot widen it
+        self.vision: VisionModel | None = None
+        self.state, self.ok = "model not loaded yet", False
+        self._lock = threading.Lock()
+        self._retry_at = 0.0
+        self.remote: RemoteModel | None = None
+        self._client_node: Node | None = None
+        if values["model_service"]:
+            name = node.resolve_service_name(values["model_service"])
+            self._client_node = Node(f"{node.get_name()}_model_client", namespace=node.get_namespace(),
+                                     context=node.context, use_global_arguments=False,
+                                     start_parameter_services=False)
+            self._executor = SingleThreadedExecutor(context=node.context)
+            self._executor.add_node(self._client_node)
+            threading.Thread(target=self._executor.spin, name="model_client", daemon=True).start()
+            self.remote = RemoteModel(self._client_node, name, values["service_timeout"], fetch=False)
+
+    @property
+    def where(self) -> str:
+        return f"model service {self.remote.service}" if self.remote else "model"
+
+    # --- building ---------------------------------------------------------------------------------
+    def build(self, values: dict[str, Any]) -> VisionModel:
+        """A new VisionModel for `values` (loads the model; remote: fetches its metadata). Raises on failure."""
+        if self.remote is not None:
+            self.remote.timeout = values["service_timeout"]
+            self.remote.fetch_metadata()
+            labels = self.policy.read_labels(values["label_path"]) if values["label_path"] else self.remote.labels
+            return VisionModel(self.remote, labels, vision_config(values))
+        model = load_model(values, policy=self.policy)
+        for warning in model.warnings:
+            self.log.warning(warning)
+        return VisionModel(model, model.labels, vision_config(values))
+
+    def rebuild_decoder(self, values: dict[str, Any]) -> VisionModel:
+        """The loaded model read with new decoding/preprocessing options (one trial inference)."""
+        if self.vision is None:
+            return self.build(values)
+        return VisionModel(self.vision.runner, self.vision.labels, vision_config(values))
+
+    def install(self, vision: VisionModel, why: str = "") -> None:
+        """Make `vision` the model every later frame and call uses."""
+        with self._lock:
+            self.vision = vision
+        for warning in vision.warnings:
+            self.log.warning(warning)
+        labels = len(vision.labels) if vision.labels else 0
+        self._set(f"{why}{vision.role} ready ({vision.runner.metadata.name}, {labels} labels)", ok=True)
+        self.on_ready(vision)
+
+    def set_filters(self, values: dict[str, Any]) -> None:
+        """Thresholds and class filters, applied live (no model work)."""
+        if self.vision is not None:
+            self.vision.config.filters = filter_config(values)
+
+    # --- using ------------------------------------------------------------------------------------
+    def current(self, values: dict[str, Any]) -> VisionModel | None:
+        """The model to use now; builds it when there is none and a retry is due (None: see `state`)."""
+        if self.vision is not None or time.monotonic() < self._retry_at:
+            return self.vision
+        with self._lock:
+            if self.vision is not None:
+                return self.vision
+            self._retry_at = time.monotonic() + (RETRY_S if self.remote else float("inf"))
+            try:
+                vision = self._build_if_reachable(values)
+            except Exception as exc:  # a model that cannot be used: say why, keep the node up
+                self._set(f"{self.where} unavailable: {exc}", ok=False)
+                return None
+        self.install(vision, "recovered: " if self.state != "model not loaded yet" else "")
+        return self.vision
+
+    def _build_if_reachable(self, values: dict[str, Any]) -> VisionModel:
+        if self.remote is not None and not self.remote._meta.service_is_ready():  # noqa: SLF001 (no wait)
+            raise RemoteError(f"service {self.remote.service}/get_metadata is not available")
+        return self.build(values)
+
+    def failed(self, exc: Exception, values: dict[str, Any]) -> None:
+        """A remote call failed: the model changed on the service (rebuild now) or the service is gone."""
+        if isinstance(exc, ModelChanged):
+            self.log.info(f"model changed on {self.remote.service}: {exc}; rebuilding decoder and labels")
+            with self._lock:
+                self.vision, self._retry_at = None, 0.0
+            self.state = "model changed"
+            self.current(values)
+            return
+        with self._lock:
+            if self.remote is not None:
+                self.vision, self._retry_at = None, time.monotonic() + RETRY_S
+        self._set(f"{self.where} unavailable: {exc}", ok=False)
+
+    def _set(self, state: str, ok: bool) -> None:
+        if state != self.state and ok:  # rclpy wants one severity per call site
+            self.log.info(state)
+        elif state != self.state:
+            self.log.error(state)
+        self.state, self.ok = state, ok
+
+    def close(self) -> None:
+        if self._client_node is not None:
+            self._executor.shutdown(timeout_sec=1.0)
+            self._client_node.destroy_node()

@@ -1,0 +1,76 @@
+"""The vision node's publishers: one frame's Results → vision_msgs, always with the colour frame's header.
+
+QoS as ROS convention has it: results are volatile (a late subscriber never sees a stale result); only
+`label_info` is latched. An empty `objects` message means "nothing found"; no message means "no 3D for this
+frame". The debug image is drawn only while someone subscribes to it. Matched events on every output tell
+the node when anybody listens (image_pipeline's subscribe-while-matched), with no timer.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from rclpy.event_handler import PublisherEventCallbacks
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_system_default
+from sensor_msgs.msg import Image, PointCloud2
+from std_msgs.msg import Header
+from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
+
+from ..core.pipeline import Results
+from ..core.vision import VisionModel
+from ..core.visualize import draw
+from . import conversions
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE,
+                     history=HistoryPolicy.KEEP_LAST)
+
+
+class Outputs:
+    """Publishers of detections, classifications, label_info, debug_image, objects and object_points."""
+
+    def __init__(self, node: Node, on_listeners_changed: Callable[[], None]) -> None:
+        self.node = node
+        events = PublisherEventCallbacks(matched=lambda _info: on_listeners_changed())
+        volatile = qos_profile_system_default
+
+        def make(msg_type, topic):
+            return node.create_publisher(msg_type, topic, volatile, event_callbacks=events)
+
+        self.detections = make(Detection2DArray, "detections")
+        self.classifications = make(Classification, "classifications")
+        self.debug = make(Image, "debug_image")
+        self.objects = make(Detection3DArray, "objects")
+        self.points = make(PointCloud2, "object_points")
+        self.label_info = node.create_publisher(LabelInfo, "label_info", LATCHED)
+        self._listened = [self.detections, self.classifications, self.debug, self.objects, self.points]
+
+    def listened(self) -> bool:
+        """Whether anybody subscribes to a result topic."""
+        return any(pub.get_subscription_count() > 0 for pub in self._listened)
+
+    def publish_labels(self, vision: VisionModel, threshold: float) -> None:
+        header = Header(stamp=self.node.get_clock().now().to_msg())
+        self.label_info.publish(conversions.label_info_msg(vision.labels, header, threshold))
+
+    def publish(self, header: Header, r: Results, vision: VisionModel | None, names: bool, debug: bool) -> None:
+        """Everything one frame gave (header = the colour frame's)."""
+        if vision is not None and vision.detections_supported:
+            self.detections.publish(conversions.detections_to_msg(r.detections, header, names))
+        if vision is not None and vision.classifications_supported:
+            self.classifications.publish(conversions.classifications_to_msg(r.classifications, header, names))
+        if r.objects is not None:
+            self.objects.publish(conversions.detections3d_to_msg(r.objects, header, names))
+            self.points.publish(combined_cloud(r.objects, header))
+        if debug and self.debug.get_subscription_count() > 0:
+            self.debug.publish(conversions.rgb_to_image(draw(r.rgb, r.detections, r.classifications), header))
+
+
+def combined_cloud(objects: list, header: Header) -> PointCloud2:
+    """All objects' points in one cloud; field `object` = the object's position in `objects`."""
+    if not objects:
+        return conversions.cloud_to_msg(np.zeros((0, 3), np.float32), None, None, header)
+    points = np.concatenate([o.points for o in objects])
+    colours = np.concatenate([o.colours for o in objects])
+    ids = np.concatenate([np.full(len(o.points), o.index, np.uint32) for o in objects])
+    return conversions.cloud_to_msg(points, colours, ids, header)

@@ -1,0 +1,178 @@
+"""The vision node's request/response calls, as adapters over the pipeline and the latest frames.
+
+They run on the node's executor; the camera is taken by the worker thread, so a call that needs "the latest
+frame" can wait for one (subscribing on demand for 10 s) without blocking frames. Every failure becomes an
+answer with `success=false` and the reason; none takes the node down.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from ml_model_service_interfaces.srv import (
+    CaptureAll,
+    GetClassifications,
+    GetDetections,
+    GetObjectPointClouds,
+    GetProperties,
+)
+
+from ..core import pointcloud
+from ..core.imaging import ImageError
+from ..core.pairing import Pairer, PairingError
+from ..core.vision import VisionModel
+from . import conversions
+from .model_source import ModelSource
+from .remote_model import RemoteError
+from .status import Status
+from .worker import Frame, compute
+
+
+class VisionServices:
+    """~/get_detections, ~/get_classifications, ~/get_properties, ~/capture_all, ~/get_object_point_clouds."""
+
+    def __init__(self, node: Node, source: ModelSource, pairer: Pairer, status: Status,
+                 values: Callable[[], dict[str, Any]], demand: Callable[[], None], info: Callable[[], Any],
+                 camera_topic: str) -> None:
+        self.node, self.source, self.pairer, self.status = node, source, pairer, status
+        self.values, self.demand, self.info, self.camera_topic = values, demand, info, camera_topic
+        node.create_service(GetDetections, "~/get_detections", self._detections)
+        node.create_service(GetClassifications, "~/get_classifications", self._classifications)
+        node.create_service(GetProperties, "~/get_properties", self._properties)
+        node.create_service(CaptureAll, "~/capture_all", self._capture_all)
+        node.create_service(GetObjectPointClouds, "~/get_object_point_clouds", self._object_clouds)
+
+    # --- frames and models ------------------------------------------------------------------------
+    def _obstacles(self) -> bool:
+        return self.values()["object_mode"] == "obstacles"
+
+    def _model(self) -> VisionModel | None:
+        if self._obstacles():
+            return None
+        vision = self.source.current(self.values())
+        if vision is None:
+            raise RuntimeError(self.source.state)
+        return vision
+
+    def latest(self, with_depth: bool = False) -> Frame:
+        """The latest camera frame (with its depth when asked), waiting up to service_timeout for one."""
+        self.demand()
+        timeout = self.values()["service_timeout"]
+        if with_depth:
+            if not self.values()["use_depth"]:
+                raise pointcloud.DepthError("object point clouds need use_depth: true (depth and camera_info)")
+
+            def pair():
+                try:
+                    return self.pairer.newest_pair()
+                except PairingError:
+                    return None
+            found = self.pairer.wait(pair, timeout)
+            if not found:
+                if self.pairer.latest_colour() is None:
+                    raise ImageError(f"no camera frame received on {self.camera_topic} within {timeout:.1f} s")
+                self.pairer.newest_pair()  # raises the reason
+            colour, depth = found
+            return Frame(colour.item, depth.item, self.info())
+        found = self.pairer.wait(self.pairer.latest_colour, timeout)
+        if not found:
+            raise ImageError(f"no camera frame received on {self.camera_topic} within {timeout:.1f} s")
+        return Frame(found.item)
+
+    def _frame(self, image: Image, compressed: CompressedImage) -> Frame:
+        if not conversions.is_empty_image(image):
+            return Frame(image)
+        if len(compressed.data):
+            return Frame(compressed)
+        return self.latest()
+
+    def _answer(self, response, fill: Callable[[], None]):
+        self.status.count("service_calls")
+        try:
+            fill()
+            response.success, response.message = True, ""
+        except RemoteError as exc:
+            self.source.failed(exc, self.values())
+            response.success, response.message = False, str(exc)
+        except Exception as exc:  # every failure becomes an answer, never a dead node
+            expected = isinstance(exc, (ImageError, pointcloud.DepthError, RuntimeError, ValueError))
+            response.success, response.message = False, str(exc) if expected else f"{type(exc).__name__}: {exc}"
+            self.node.get_logger().warning(f"service call failed: {response.message}", throttle_duration_sec=1.0)
+        return response
+
+    # --- the calls --------------------------------------------------------------------------------
+    def _detections(self, request, response):
+        def fill():
+            vision = self._model()
+            if vision is None or not vision.detections_supported:
+                raise RuntimeError(f"the model is a {vision.role if vision else 'none'}: detections are not "
+                                   "supported")
+            frame = self._frame(request.image, request.compressed_image)
+            r = compute(frame, vision, self.values(), classifications=False)
+            response.detections = conversions.detections_to_msg(r.detections, frame.header, self._names())
+        return self._answer(response, fill)
+
+    def _classifications(self, request, response):
+        def fill():
+            vision = self._model()
+            if vision is None or not vision.classifications_supported:
+                raise RuntimeError(f"the model is a {vision.role if vision else 'none'}: classifications are "
+                                   "not supported")
+            frame = self._frame(request.image, request.compressed_image)
+            r = compute(frame, vision, self.values(), detections=False, top_n=request.n)
+            response.classifications = conversions.classifications_to_msg(r.classifications, frame.header,
+                                                                          self._names())
+        return self._answer(response, fill)
+
+    def _properties(self, _request, response):
+        try:
+            vision = self._model()
+        except Exception:  # no model now: nothing is supported
+            vision = None
+        response.detections_supported = bool(vision and vision.detections_supported)
+        response.classifications_supported = bool(vision and vision.classifications_supported)
+        response.object_point_clouds_supported = bool(
+            self.values()["use_depth"] and (self._obstacles() or response.detections_supported))
+        response.camera_topic = self.camera_topic
+        return response
+
+    def _capture_all(self, request, response):
+        def fill():
+            want_objects = request.return_object_point_clouds
+            vision = self._model()
+            frame = self.latest(with_depth=want_objects)
+            r = compute(frame, vision, self.values(), detections=request.return_detections,
+                        classifications=request.return_classifications, objects=want_objects)
+            if request.return_image:
+                response.image = frame.colour if isinstance(frame.colour, Image) else conversions.rgb_to_image(
+                    r.rgb, frame.header)
+            if request.return_detections:
+                response.detections = conversions.detections_to_msg(r.detections, frame.header, self._names())
+            if request.return_classifications:
+                response.classifications = conversions.classifications_to_msg(r.classifications, frame.header,
+                                                                              self._names())
+            if want_objects:
+                self._fill_objects(response, r, frame.header)
+        return self._answer(response, fill)
+
+    def _object_clouds(self, _request, response):
+        def fill():
+            vision = self._model()
+            frame = self.latest(with_depth=True)
+            r = compute(frame, vision, self.values(), classifications=False, objects=True)
+            self._fill_objects(response, r, frame.header)
+        return self._answer(response, fill)
+
+    def _fill_objects(self, response, r, header: Header) -> None:
+        """3D detections and one cloud per object (same order) into a response."""
+        if r.objects is None:
+            raise pointcloud.DepthError(r.objects_error or "no 3D objects for this frame")
+        response.objects = conversions.detections3d_to_msg(r.objects, header, self._names())
+        response.clouds = [conversions.cloud_to_msg(o.points, o.colours, None, header) for o in r.objects]
+
+    def _names(self) -> bool:
+        return self.values()["publish_class_names"]

@@ -1,0 +1,161 @@
+"""The worker thread: waits for camera frames (woken by their arrival), pairs colour with depth, runs the
+pipeline on the newest frame and publishes. Never a backlog: frames that arrive while it works are replaced
+by newer ones and counted as skipped.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from ..core import pipeline, pointcloud
+from ..core.imaging import ImageError
+from ..core.options import cloud_config
+from ..core.pairing import Next, Pairer
+from ..core.vision import VisionModel
+from . import conversions
+from .camera_input import CameraInput
+from .model_source import ModelSource
+from .outputs import Outputs
+from .remote_model import RemoteError
+from .status import Status, Stopwatch
+
+
+def stamp_s(header: Header) -> float:
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+class Frame:
+    """One colour message (Image or CompressedImage), optionally with its depth message and camera_info."""
+
+    def __init__(self, colour: Image | CompressedImage, depth: Image | None = None,
+                 info: CameraInfo | None = None) -> None:
+        self.colour, self.depth, self.info = colour, depth, info
+
+    @property
+    def header(self) -> Header:
+        return self.colour.header
+
+    def rgb(self, max_pixels: int):
+        if isinstance(self.colour, CompressedImage):
+            return conversions.compressed_to_rgb(self.colour, max_pixels)
+        return conversions.image_to_rgb(self.colour, max_pixels)
+
+    def depth_input(self, values: dict[str, Any]) -> pipeline.Depth | None:
+        """The frame's depth for the pipeline (None when it has no depth message)."""
+        if self.depth is None:
+            return None
+        depth, info = self.depth, self.info
+
+        def intrinsics() -> pointcloud.Intrinsics:
+            if info is None:
+                raise pointcloud.DepthError("no camera_info received: no intrinsics for 3D")
+            return pointcloud.Intrinsics.from_k(info.k, info.width, info.height)
+
+        return pipeline.Depth(lambda: conversions.depth_to_metres(depth, values["depth_unit_scale"],
+                                                                  values["max_image_pixels"]), intrinsics)
+
+
+def compute(frame: Frame, vision: VisionModel | None, values: dict[str, Any], *, detections: bool = True,
+            classifications: bool = True, objects: bool = False, top_n: int | None = None) -> pipeline.Results:
+    """The pipeline on one frame with the node's settings (shared by the worker and the services)."""
+    obstacles = values["object_mode"] == "obstacles"
+    return pipeline.run(vision, frame.rgb(values["max_image_pixels"]), detections=detections,
+                        classifications=classifications, top_n=values["top_n"] if top_n is None else top_n,
+                        depth=frame.depth_input(values) if objects else None, cloud=cloud_config(values),
+                        obstacles=obstacles)
+
+
+class Worker(threading.Thread):
+    """Takes frames from `camera`, pairs them (`pairer`), processes the newest, publishes to `outputs`."""
+
+    def __init__(self, camera: CameraInput, pairer: Pairer, source: ModelSource, outputs: Outputs, status: Status,
+                 values: Callable[[], dict[str, Any]], log) -> None:
+        super().__init__(name="vision_worker", daemon=True)
+        self.camera, self.pairer, self.source, self.outputs, self.status = camera, pairer, source, outputs, status
+        self.values, self.log = values, log
+        self.info: CameraInfo | None = None
+        self.depth_state = ""  # why the last frame had no 3D ("" = fine)
+
+    def stop(self) -> None:
+        self.camera.stopping = True
+        self.camera.wake()
+        if self.is_alive():
+            self.join(5.0)
+
+    def run(self) -> None:
+        while not self.camera.stopping:
+            deadline = self.pairer.deadline() if self.camera.use_depth else None
+            taken = self.camera.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            try:
+                frame = self._receive(taken)
+                if frame is not None:
+                    self._process(frame)
+            except Exception as exc:  # keep the worker alive whatever a frame holds
+                self.status.error("errors", f"{type(exc).__name__}: {exc}")
+                self.log.error(f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=2.0)
+        self.camera.close()
+
+    def _receive(self, taken) -> Frame | None:
+        """Store what arrived; the frame to process now, if any."""
+        if taken.info is not None:
+            self.info = taken.info
+        for depth in taken.depths:
+            self.status.count("depth_received")
+            self.pairer.add_depth(stamp_s(depth.header), depth)
+        if taken.colour is not None:
+            self.status.count("received", taken.colour_count)
+            self.status.count("skipped", taken.colour_replaced)
+            self.pairer.add_colour(stamp_s(taken.colour.header), taken.colour)
+        if not self.camera.use_depth:
+            return Frame(taken.colour) if taken.colour is not None else None
+        nxt: Next | None = self.pairer.next_frame()
+        if nxt is None:
+            return None
+        self.status.count("skipped", nxt.skipped)
+        if nxt.depth is None:
+            self.status.count("unpaired")
+            self._no_3d(nxt.reason)
+        return Frame(nxt.colour.item, nxt.depth.item if nxt.depth else None, self.info)
+
+    def _process(self, frame: Frame) -> None:
+        values = self.values()
+        obstacles = values["object_mode"] == "obstacles"
+        vision = None if obstacles else self.source.current(values)
+        if vision is None and not obstacles:
+            self.status.count("no_model")
+            return
+        if obstacles and frame.depth is None:
+            return
+        watch = Stopwatch()
+        try:
+            r = compute(frame, vision, values, objects=frame.depth is not None)
+        except ImageError as exc:
+            self.status.error("errors", str(exc))
+            self.log.error(f"frame dropped: {exc}", throttle_duration_sec=2.0)
+            return
+        except RemoteError as exc:
+            self.status.error("errors", str(exc))
+            self.source.failed(exc, values)
+            return
+        if frame.depth is not None:
+            if r.objects_error:
+                self.status.error("depth_errors", r.objects_error)
+                self._no_3d(r.objects_error)
+            else:
+                self.depth_state = ""
+        self.outputs.publish(frame.header, r, vision, values["publish_class_names"], values["publish_debug_image"])
+        self.status.count("processed")
+        self.status.timing("processing", watch.ms())
+        now = self.outputs.node.get_clock().now().nanoseconds * 1e-9
+        if stamp_s(frame.header) > 0:
+            self.status.timing("latency", (now - stamp_s(frame.header)) * 1000.0)
+
+    def _no_3d(self, reason: str) -> None:
+        if reason != self.depth_state:
+            self.log.error(f"2D only, no 3D objects: {reason}", throttle_duration_sec=2.0)
+        self.depth_state = reason
