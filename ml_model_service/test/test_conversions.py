@@ -50,3 +50,45 @@ def test_point_cloud_round_trip():
     packed = back["rgb"].view(np.uint32)
     assert [(int(p) >> 16, (int(p) >> 8) & 255, int(p) & 255) for p in packed] == [(255, 0, 10), (1, 2, 3)]
     assert back["object"].tolist() == [0, 7]
+
+
+def test_metadata_carries_label_names_properties_and_generation():
+    from diagnostic_msgs.msg import KeyValue
+
+    from ml_model_service.core.metadata import ModelMetadata, TensorSpec
+    from ml_model_service_interfaces.msg import ModelMetadata as ModelMetadataMsg
+
+    meta = ModelMetadata("det", "onnx", inputs=[TensorSpec("images", "float32", [1, 3, -1, -1])],
+                         label_names={0: "person", 2: "car", 90: "toothbrush"},
+                         properties={"task": "detect", "stride": "32"}, generation=2**40 + 3)
+    msg = conversions.metadata_to_msg(meta)
+    assert list(msg.label_ids) == [0, 2, 90] and list(msg.label_names) == ["person", "car", "toothbrush"]
+    back = conversions.metadata_from_msg(msg)
+    assert back.label_names == meta.label_names and back.properties == meta.properties
+    assert back.generation == 2**40 + 3 and back.inputs[0].shape == [1, 3, -1, -1]
+    bad = ModelMetadataMsg(label_ids=[0, 1], label_names=["only one"], properties=[KeyValue(key="a", value="b")])
+    with pytest.raises(ValueError, match="2 label ids but 1 names"):
+        conversions.metadata_from_msg(bad)
+
+
+def test_images_above_max_pixels_are_refused_before_conversion():
+    from sensor_msgs.msg import CompressedImage
+
+    big = Image(height=100, width=200, encoding="rgb8", step=600, data=bytes(600 * 100))
+    assert conversions.image_to_rgb(big, max_pixels=20000).shape == (100, 200, 3)
+    with pytest.raises(ImageError, match="20000 pixels is above the limit of 19999 pixels"):
+        conversions.image_to_rgb(big, max_pixels=19999)
+    depth = Image(height=100, width=200, encoding="16UC1", step=400, data=bytes(400 * 100))
+    with pytest.raises(ImageError, match="above the limit"):
+        conversions.depth_to_metres(depth, max_pixels=100)
+    # a declared width x height far beyond the data: refused by size, not by a huge allocation
+    liar = Image(height=2**31 - 1, width=2**31 - 1, encoding="rgb8", step=3 * (2**31 - 1), data=bytes(16))
+    with pytest.raises(ImageError, match="above the limit of 50000000 pixels"):
+        conversions.image_to_rgb(liar)
+    import cv2
+
+    ok, png = cv2.imencode(".png", np.zeros((300, 400, 3), np.uint8))
+    compressed = CompressedImage(format="png", data=png.tobytes())
+    assert conversions.compressed_to_rgb(compressed).shape == (300, 400, 3)
+    with pytest.raises(ImageError, match="120000 pixels is above the limit of 1000 pixels"):
+        conversions.compressed_to_rgb(compressed, max_pixels=1000)

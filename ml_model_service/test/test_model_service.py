@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from ml_model_service.core.labels import load_labels
 from ml_model_service.core.model import BUNDLED, BUNDLED_DIR
 from ml_model_service.ros import conversions
-from ml_model_service.ros.remote_model import RemoteModel, call
+from ml_model_service.ros.remote_model import ModelChanged, RemoteModel, call
 from ml_model_service_interfaces.msg import AssociatedFile, Tensor
 from ml_model_service_interfaces.srv import Infer
 
@@ -45,9 +46,9 @@ def ssd_classes(outputs: dict[str, np.ndarray], min_score: float = 0.5) -> set[s
 
 
 @pytest.fixture
-def detector(start_node, spinner):
-    proc = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"]},
-                      namespace="/det")
+def detector(start_node, spinner, tmp_path):
+    proc = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"],
+                                        "allowed_paths": [str(tmp_path)]}, namespace="/det")
     return proc, connect(spinner, "/det/ml_model_service", proc)
 
 
@@ -65,7 +66,9 @@ def test_metadata_of_bundled_models_is_complete(start_node, spinner):
         ("TFLite_Detection_PostProcess:1", "float32", [1, 20]),
         ("TFLite_Detection_PostProcess:2", "float32", [1, 20]),
         ("TFLite_Detection_PostProcess:3", "float32", [1])]
-    assert d.outputs[0].extra["labels"].endswith("coco_labels.txt")
+    assert d.outputs[0].extra["labels"].endswith("coco_labels.txt")  # a description; the names travel as data
+    assert d.label_names == COCO.names and c.label_names == IMAGENET.names
+    assert d.generation > 0 and c.generation > 0
     assert d.outputs[0].extra["execution_providers"] == "CPUExecutionProvider"
     class_files = d.outputs[1].associated_files
     assert class_files and class_files[0].label_type == AssociatedFile.LABEL_TYPE_TENSOR_VALUE
@@ -173,12 +176,12 @@ def test_load_model_swaps_without_losing_concurrent_requests(detector, tmp_path)
             meta_start = time.monotonic()
             assert remote.fetch_metadata().type == ("tflite" if target.endswith("tflite") else "onnx")
             assert time.monotonic() - meta_start < 2.0
-        corrupt = tmp_path / "corrupt.onnx"
+        corrupt = tmp_path / "corrupt.onnx"  # inside the allowed folder: the backend says why
         corrupt.write_bytes(b"this is not an onnx model" * 100)
         response = remote.load(str(corrupt))
-        assert not response.success and "corrupt.onnx" in response.message
+        assert not response.success and "onnxruntime could not load" in response.message
         missing = remote.load(str(tmp_path / "missing.tflite"))
-        assert not missing.success and "not found" in missing.message
+        assert not missing.success and "not found in the allowed folders" in missing.message
         time.sleep(0.5)
     finally:
         stop.set()
@@ -224,3 +227,223 @@ def test_setting_model_path_swaps_or_is_rejected(detector, spinner, tmp_path):
     assert not result.successful and "broken.tflite" in result.reason
     assert remote.fetch_metadata().outputs[0].name == "Softmax"  # the old model keeps serving
     assert proc.alive()
+
+
+# --- trust boundary (issue 9) ---------------------------------------------------------------------
+
+
+def _set_params(spinner, node: str, **values):
+    """Set parameters on a node over DDS; returns the SetParametersResult list."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter as RclpyParameter
+
+    client = spinner.node.create_client(SetParameters, f"{node}/set_parameters")
+    request = SetParameters.Request(parameters=[RclpyParameter(k, value=v).to_parameter_msg()
+                                                for k, v in values.items()])
+    return call(client, request, 20.0).results
+
+
+def _get_params(spinner, node: str, *names) -> list:
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    client = spinner.node.create_client(GetParameters, f"{node}/get_parameters")
+    values = call(client, GetParameters.Request(names=list(names)), 10.0).values
+    return [parameter_value_to_python(v) for v in values]
+
+
+def _rss_mb(proc) -> float:
+    status = Path(f"/proc/{proc.proc.pid}/status").read_text()
+    return next(int(ln.split()[1]) / 1024 for ln in status.splitlines() if ln.startswith("VmRSS:"))
+
+
+def test_files_outside_allowed_folders_are_refused_alike_and_never_read(detector, spinner, tmp_path):
+    proc, remote = detector
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_text("secret-token-4f1c\n")
+    (tmp_path / "link.txt").symlink_to(secret)
+    refs = ["/etc/shadow", "/root/.ssh/id_rsa", "/etc", "/proc/self/environ", str(secret),
+            str(tmp_path / "missing.onnx"), str(tmp_path / ".." / outside.name / "secret.txt"),
+            str(tmp_path / "link.txt")]
+    messages = {}
+    for ref in refs:
+        response = remote.load(ref)
+        assert not response.success, ref
+        messages[ref] = response.message.replace(repr(ref), "<ref>")
+    assert len(set(messages.values())) == 1, messages  # no oracle of which files exist
+    assert "not found in the allowed folders" in messages["/etc/shadow"]
+    # label files: the same refusal, with a model that loads
+    for label in ("/etc/shadow", str(secret), str(tmp_path / "link.txt")):
+        response = remote.load("ssd_mobilenet_v2_coco", label)
+        assert not response.success and "not found in the allowed folders" in response.message, label
+    result = _set_params(spinner, "/det/ml_model_service", label_path="/etc/shadow")[0]
+    assert not result.successful and "not found in the allowed folders" in result.reason
+    # widening the folders through model_repository at run time is refused too
+    result = _set_params(spinner, "/det/ml_model_service", model_repository="/etc")[0]
+    assert not result.successful and "allowed folders" in result.reason
+    meta = remote.fetch_metadata()
+    assert meta.label_names == COCO.names  # the old model and labels keep serving
+    assert "secret-token" not in str(meta) and "secret-token" not in proc.log()
+    assert proc.alive()
+
+
+def test_huge_or_binary_label_files_are_refused_without_reading_them(detector, tmp_path):
+    proc, remote = detector
+    huge = tmp_path / "huge_labels.txt"
+    with open(huge, "wb") as f:
+        f.truncate(1 << 30)  # 1 GiB, sparse
+    rss_before = _rss_mb(proc)
+    response = remote.load("ssd_mobilenet_v2_coco", str(huge))
+    assert not response.success and "1073741824 bytes, above the limit of 1048576 bytes" in response.message
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes((BUNDLED_DIR / BUNDLED["efficientnet_lite0"].file).read_bytes()[:4096])
+    response = remote.load("ssd_mobilenet_v2_coco", str(binary))
+    assert not response.success and "text" in response.message
+    assert _rss_mb(proc) < rss_before + 100  # nothing was read into memory
+    good = tmp_path / "mine.txt"
+    good.write_text("\n".join(f"{i} thing{i}" for i in range(0, 180, 2)))
+    response = remote.load("ssd_mobilenet_v2_coco", str(good))
+    assert response.success, response.message
+    assert conversions.metadata_from_msg(response.metadata).label_names[88] == "thing88"
+
+
+def test_bit_flipped_bundled_copy_in_a_checksummed_repository_is_refused(start_node, spinner, tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "det").mkdir(parents=True)
+    name = BUNDLED["ssd_mobilenet_v2_coco"].file
+    data = bytearray((BUNDLED_DIR / name).read_bytes())
+    sums = (BUNDLED_DIR / "SHA256SUMS").read_text().replace(f"  {name}", f"  det/{name}")
+    (repo / "SHA256SUMS").write_text(sums)
+    (repo / "det" / name).write_bytes(bytes(data))
+    proc = start_node("model_service", {"model_path": "det", "model_repository": str(repo)}, namespace="/sum")
+    remote = connect(spinner, "/sum/ml_model_service", proc)
+    data[len(data) // 2] ^= 0x10
+    (repo / "det" / name).write_bytes(bytes(data))  # a new mtime and content: rehashed, not cached
+    response = remote.load("det")
+    assert not response.success and "failed its integrity check" in response.message
+    assert "SHA256SUMS" in response.message
+    assert "SHA256 verified" in proc.log()  # the intact copy was verified at start-up
+    assert proc.alive()
+
+
+def test_absurd_shapes_and_request_bytes_are_bad_requests(start_node, spinner):
+    proc = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "max_request_bytes": 500000},
+                      namespace="/cap")
+    remote = connect(spinner, "/cap/ml_model_service", proc)
+    name = "normalized_input_image_tensor"
+    cases = {
+        "overflow": ([_tensor(name, "uint8", [1, 0, 2**62, 2**62], b"")], "above the limit"),
+        "product": ([_tensor(name, "uint8", [1, 3000, 3000, 3], b"")], "limit of 500000 bytes"),
+        "zero": ([_tensor(name, "uint8", [1, 0, 300, 3], b"")], "zero dimension"),
+        "huge dim": ([_tensor(name, "float32", [1, 2**40, 1, 1], b"")], "limit"),
+        "too many bytes": ([_tensor(name, "uint8", [1, 300, 300, 3], bytes(270000)),
+                            _tensor("extra", "uint8", [300000], bytes(300000))], "max_request_bytes"),
+    }
+    for label, (inputs, expected) in cases.items():
+        response = call(remote._infer, Infer.Request(inputs=inputs), 10.0)
+        assert not response.success and response.message.startswith("bad request"), (label, response.message)
+        assert expected in response.message, (label, response.message)
+    ok = call(remote._infer, Infer.Request(inputs=[_tensor(name, "uint8", [1, 300, 300, 3], bytes(270000))]), 10.0)
+    assert ok.success, ok.message
+    assert "Traceback" not in proc.log() and "inference failed" not in proc.log()
+    assert proc.alive()
+
+
+def _slow_model(path, matmuls: int = 40):
+    """A float32 [256, 1024] → [256, 1024] model that takes a while (a chain of identity MatMuls)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, prev = [], "x"
+    for i in range(matmuls):
+        nodes.append(helper.make_node("MatMul", [prev, "w"], [f"h{i}"]))
+        prev = f"h{i}"
+    nodes.append(helper.make_node("Identity", [prev], ["y"]))
+    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256, 1024])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256, 1024])],
+                              [numpy_helper.from_array(np.eye(1024, dtype=np.float32), "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def test_concurrent_infer_calls_above_the_cap_are_answered_busy(start_node, spinner, tmp_path):
+    model = _slow_model(tmp_path / "slow.onnx")
+    proc = start_node("model_service", {"model_path": str(model), "allowed_paths": [str(tmp_path)],
+                                        "max_concurrent_infer": 1, "num_threads": 1}, namespace="/busy")
+    remote = connect(spinner, "/busy/ml_model_service", proc)
+    x = np.arange(256 * 1024, dtype=np.float32).reshape(256, 1024)
+    request = Infer.Request(inputs=[conversions.tensor_to_msg("x", x)])
+    answers: list = []
+    barrier = threading.Barrier(6)
+
+    def one():
+        barrier.wait()
+        answers.append(call(remote._infer, request, 60.0))
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert len(answers) == 6
+    busy = [a for a in answers if not a.success]
+    done = [a for a in answers if a.success]
+    assert busy and done, [a.message for a in answers]
+    assert all("busy" in a.message and "max_concurrent_infer = 1" in a.message for a in busy)
+    assert np.array_equal(conversions.tensor_from_msg(done[0].outputs[0]), x)
+    assert remote.fetch_metadata().name == "slow"  # metadata answered alongside
+    assert proc.alive()
+
+
+def test_generation_labels_and_model_path_follow_load_model(start_node, spinner):
+    proc = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"]},
+                      namespace="/gen")
+    node = "/gen/ml_model_service"
+    remote = connect(spinner, node, proc)
+    first = remote.generation
+    assert remote.labels is not None and remote.labels.name(87) == "teddy bear"  # from the metadata, no file
+    rgb_input = image_input(remote, photo("chelsea"))
+    remote.infer(rgb_input)  # same generation: fine
+
+    response = remote.load("efficientnet_lite0")
+    assert response.success, response.message
+    assert response.metadata.generation == first + 1
+    with pytest.raises(ModelChanged, match="model changed"):
+        remote.infer(rgb_input)
+    assert remote.fetch_metadata().generation == first + 1 and len(remote.labels) == 1000
+    assert _get_params(spinner, node, "model_path", "label_path") == ["efficientnet_lite0", ""]
+    assert proc.log().count("serving ") == 2  # the parameter update did not load the model again
+    # an unrelated model parameter change reloads what model_path now says, not the old model
+    assert _set_params(spinner, node, num_threads=1)[0].successful
+    meta = remote.fetch_metadata()
+    assert meta.outputs[0].name == "Softmax" and meta.generation == first + 2
+    result = remote.infer(image_input(remote, photo("chelsea")))
+    assert "cat" in IMAGENET.name(int(result["Softmax"][0].argmax())).lower()
+
+    proc.stop()  # a restarted service never repeats a generation
+    again = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco"}, namespace="/gen")
+    wait_for(lambda: _try_generation(spinner, node, again) not in (None, first, first + 1, first + 2), 30,
+             interval=0.3, what="the restarted service")
+
+
+def _try_generation(spinner, node, proc):
+    assert proc.alive(), proc.log()
+    try:
+        return RemoteModel(spinner.node, node, timeout=2.0).generation
+    except Exception:
+        return None
+
+
+def test_swaps_can_be_switched_off(start_node, spinner):
+    proc = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "allow_model_swap": False},
+                      namespace="/noswap")
+    node = "/noswap/ml_model_service"
+    remote = connect(spinner, node, proc)
+    response = remote.load("efficientnet_lite0")
+    assert not response.success and "allow_model_swap is false" in response.message
+    result = _set_params(spinner, node, model_path="efficientnet_lite0")[0]
+    assert not result.successful and "allow_model_swap is false" in result.reason
+    assert _set_params(spinner, node, allow_model_swap=True)[0].successful is False  # read-only
+    assert remote.fetch_metadata().inputs[0].name == "normalized_input_image_tensor"
