@@ -126,7 +126,7 @@ def test_classifications_topic_and_service(start_node, spinner, camera):
     msg = wait_for(lambda: got.where(lambda m: m.header.frame_id == "cam_chelsea"), 30, what="classification")[-1]
     assert 1 <= len(msg.results) <= 3
     assert "cat" in msg.results[0].class_id.lower()
-    assert msg.results[0].score > 0.5
+    assert msg.results[0].score > 0.4
     client = spinner.node.create_client(GetClassifications, "/cam/vision_service/get_classifications")
     r = call(client, GetClassifications.Request(image=image_msg(photo("chelsea"), "x"), n=1), 10.0)
     assert r.success and len(r.classifications.results) == 1
@@ -185,7 +185,7 @@ def test_bad_images_get_errors_and_node_goes_on(start_node, spinner, camera):
         assert not r.success and text in r.message, (label, r.message)
     bad_jpeg = CompressedImage(format="jpeg", data=b"\xff\xd8 not a jpeg")
     r = call(client, GetDetections.Request(compressed_image=bad_jpeg), 10.0)
-    assert not r.success and "could not be decoded" in r.message
+    assert not r.success and "JPEG" in r.message
     # a broken stream on the topic is counted and logged; the node then serves a good stream
     status = Collector(spinner.node, DiagnosticStatus, "/cam/vision_service/status",
                        QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
@@ -306,7 +306,7 @@ def test_model_without_a_role_is_reported_and_node_stays_up(tmp_path, start_node
 
     path = constant_model(tmp_path / "embedder.onnx", [1, 3, 16, 16],
                           {"embedding": np.zeros((1, 8, 4, 4), np.float32)})
-    proc = start_vision(start_node, {"model_path": str(path)})
+    proc = start_vision(start_node, {"model_path": str(path), "allowed_paths": [str(tmp_path)]})
     props = spinner.node.create_client(GetProperties, "/cam/vision_service/get_properties")
     r = wait_for(lambda: props.wait_for_service(0.5) and call(props, GetProperties.Request(), 10.0), 30,
                  what="properties")

@@ -8,7 +8,10 @@ from collections.abc import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
@@ -17,16 +20,18 @@ class Status:
     """Counters (thread-safe), named states with a level, and recent timings, published every second."""
 
     def __init__(self, node: Node, hardware_id: str, counters: list[str],
-                 states: Callable[[], list[tuple[int, str]]]) -> None:
+                 states: Callable[[], list[tuple[bytes, str]]],
+                 fields: Callable[[], dict[str, str]] | None = None) -> None:
         self.node = node
         self.hardware_id = hardware_id
         self.counters = dict.fromkeys(counters, 0)
         self.timings: dict[str, float] = {}
         self.last_error = ""
         self._states = states
+        self._fields = fields or dict
         self._lock = threading.Lock()
         self._errors_seen = 0
-        self.pub = node.create_publisher(DiagnosticStatus, "~/status", 10)
+        self.pub = node.create_publisher(DiagnosticStatus, "~/status", LATCHED)  # a late reader gets the state
         self.pub_diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         node.create_timer(1.0, self.publish)
 
@@ -49,6 +54,7 @@ class Status:
         level = max((lvl for lvl, _ in states), default=OK)
         with self._lock:
             values = [KeyValue(key=k, value=str(v)) for k, v in self.counters.items()]
+        values += [KeyValue(key=k, value=v) for k, v in self._fields().items()]
         values += [KeyValue(key=f"{k}_ms", value=f"{v:.1f}") for k, v in self.timings.items()]
         if self.last_error:
             values.append(KeyValue(key="last_error", value=self.last_error))

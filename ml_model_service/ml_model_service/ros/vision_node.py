@@ -52,7 +52,8 @@ class VisionNode(Node):
         self.source = ModelSource(self, v, self._model_ready)
         self.camera = CameraInput(self, self.image_topic, v["use_compressed"], v["use_depth"],
                                   v["image_qos"] == "reliable")
-        self.status = Status(self, self.image_topic, COUNTERS, self._states)
+        self.status = Status(self, self.image_topic, COUNTERS, self._states,
+                             lambda: {"subscribed": str(self.camera.subscribed).lower()})
         self.worker = Worker(self.camera, self.pairer, self.source, self.outputs, self.status, lambda: self.values,
                              self.get_logger())
         self.calls = VisionServices(self, self.source, self.pairer, self.status, lambda: self.values,
@@ -131,7 +132,6 @@ class VisionNode(Node):
             (OK if self.source.ok else ERROR, self.source.state)]
         if self.worker.depth_state:
             states.append((WARN, f"3D failing: {self.worker.depth_state}"))
-        states.append((OK, "subscribed" if self.camera.subscribed else "idle (nobody listens)"))
         return states
 
     def destroy_node(self) -> None:
