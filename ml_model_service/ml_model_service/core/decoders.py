@@ -509,7 +509,7 @@ def _activation_for(ctx: Context, scores_name: str | None, num_scores: int, valu
     act = ctx.config.score_activation
     span = ctx.span
     if act != "auto":
-        return act, act == "softmax" and span > 0 and num_scores == span + 1
+        return act, act == "softmax"  # DETR's softmax always has the trailing no-object class
     low, high = _range(values)
     if values.size and low >= -_TOL and high <= 1 + _TOL:
         return "none", False
@@ -546,8 +546,9 @@ def _detr(ctx: Context) -> DetrDecoder | None:
         return decoder
     # Two tensors: boxes [1, Q, 4] and class scores [1, Q, C].
     roles = {role: name for name, role in cfg.remap_output_names.items()}
-    boxes = roles.get("location") or next(
-        (n for n in ctx.outputs if len(shapes[n]) == 3 and shapes[n][0] == 1 and shapes[n][2] == 4), None)
+    box_like = [n for n in ctx.outputs if len(shapes[n]) == 3 and shapes[n][0] == 1 and shapes[n][2] == 4]
+    boxes = roles.get("location") or next((n for n in box_like if n.lower() in _DETR_BOX_NAMES), None) or next(
+        (n for n in box_like if n.lower() not in _DETR_LOGIT_NAMES), None)
     if boxes is None:
         return None
     q = shapes[boxes][1]
@@ -561,6 +562,12 @@ def _detr(ctx: Context) -> DetrDecoder | None:
     named = boxes.lower() in _DETR_BOX_NAMES[:2] or scores.lower() in ("logits", "pred_logits")
     if cfg.model_type != "detr" and not named and not logits:
         return None  # probabilities with boxes: SSD-style, read by the detector decoder
+    box_values = dequantize(np.asarray(ctx.outputs[boxes]), specs[boxes])
+    low, high = _range(box_values)
+    if box_format == "cxcywh" and cfg.box_units != "pixels" and (low < -0.05 or high > 1.05):
+        raise ctx.refuse(f"boxes in {boxes!r} range from {low:.4g} to {high:.4g} next to class logits "
+                         f"{scores!r}: not DETR's normalised boxes but anchor-relative encodings (BlazeFace, SSD "
+                         "without post-processing), which need anchors and decoding the model does not carry", None)
     act, no_object = _activation_for(ctx, scores, shapes[scores][2], values)
     decoder = DetrDecoder(boxes, scores, specs, act, no_object, box_format, cfg, describe)
     decoder.read(ctx.outputs)
@@ -629,6 +636,7 @@ def _ssd(ctx: Context) -> SsdDecoder | None:
     shapes = {name: np.asarray(arr).shape for name, arr in outputs.items()}
     if "location" not in roles:
         cands = [n for n, s in shapes.items() if len(s) in (2, 3) and s[-1] == 4 and (len(s) == 2 or s[0] == 1)]
+        cands.sort(key=lambda n: n.lower() in _DETR_LOGIT_NAMES + _NAME_HINTS["probability"])
         if not cands or len(outputs) < 2:
             return None
         roles["location"] = cands[0]
@@ -719,29 +727,23 @@ def find_decoder(metadata: ModelMetadata, trial_outputs: dict[str, np.ndarray], 
     ctx = Context(metadata, trial_outputs, config, labels, hints or ModelHints(), input_hw, size_input)
     kind = config.model_type
     order = [kind] if kind != "auto" else list(_ATTEMPTS)
-    reasons, options = [], []
+    reasons: list[str] = []
+    shapes = "; ".join(f"{n}: {np.asarray(a).dtype} {list(np.asarray(a).shape)}" for n, a in trial_outputs.items())
     for role in order:
         try:
             decoder = _ATTEMPTS[role](ctx)
         except Refused as exc:
-            if kind != "auto":
-                raise
-            reasons.append(f"{role}: {str(exc).split('. Model tensors:')[0]}")
-            options.append(exc.option)
-            continue
+            # The outputs have this layout's structure but fail its checks: reading them as a looser layout
+            # would be a guess, so the search stops here.
+            advice = f"The option that can help: {exc.option}." if exc.option else "No option can help."
+            raise Refused(f"the model's outputs look like the {role} layout but cannot be read as it: "
+                          f"{str(exc).split('. Model tensors:')[0]}. Model tensors: {metadata.describe_tensors()}. "
+                          f"Trial-run outputs: {shapes}. {advice}", exc.option) from exc
         if decoder is not None:
             return decoder
         reasons.append(f"{role}: {_WHY_NOT[role]}")
-    shapes = "; ".join(f"{n}: {np.asarray(a).dtype} {list(np.asarray(a).shape)}" for n, a in trial_outputs.items())
-    helpful = [o for o in options if o]
-    if helpful:
-        advice = f"The option that can help: {helpful[0]}."
-    elif options:
-        advice = "No option can help: the outputs were read and fail the checks above."
-    else:
-        advice = ("No option can help with a layout none of these fits; if the model is one of them after all, "
-                  "set model_type to force it (e.g. yolo for a raw YOLO output whose candidate count is not the "
-                  "usual grid).")
+    advice = ("No option can help with a layout none of these fits; if the model is one of them after all, set "
+              "model_type to force it (e.g. yolo for a raw YOLO output whose candidate count is not the usual grid).")
     raise RoleError(
         "the model fits no vision role (end2end, detr, yolo, detector, classifier). Its tensors: "
         f"{metadata.describe_tensors()}. Trial-run outputs: {shapes}. Tried: {' | '.join(reasons)}. {advice}"
