@@ -2,28 +2,161 @@
 
     ml_model_cli metadata MODEL
     ml_model_cli infer MODEL --input NAME=FILE.npy [...]
-    ml_model_cli detect [--model M] [--labels L] [--threshold T] IMAGE...
-    ml_model_cli classify [--model M] [--labels L] [--top N] IMAGE...
+    ml_model_cli detect [--model M] [--labels L] [--params-file vision.yaml] [--OPTION VALUE ...] IMAGE...
+    ml_model_cli classify [--model M] [--labels L] [--top N] [--OPTION VALUE ...] IMAGE...
 
-MODEL is a file path, a model repository name (with --repository) or a bundled name. Output is JSON
-(one object per image per line for detect/classify). No ROS needed.
+MODEL is a file path, a model repository name (with --repository) or a bundled name. Every decoding,
+preprocessing and filter parameter of the vision node is a flag of the same name (`--input_size 320`,
+`--box_format cxcywh`, `--input_mean 0.485,0.456,0.406`), or comes from the node's own YAML parameter file
+(`--params-file`; flags win). Output is JSON: one object per image per line for detect/classify, with
+`class_id` beside `class_name`. Every failure is a JSON `error` (stdout for one image, stderr for the whole
+command) and a non-zero exit status (1: some images failed; 2: the command failed). No ROS needed.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from .core import options
+from .core.decoders import BOX_FORMATS, MODEL_TYPES, SCORE_ACTIVATIONS
 from .core.model import BUNDLED, DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, Model
-from .core.vision import FilterConfig, VisionConfig, VisionModel
+from .core.preprocess import MAX_INPUT_PIXELS, RESIZE_MODES
+from .core.vision import VisionConfig, VisionModel
+
+#: Vision options the CLI offers beyond (or in place of) the node's table until the table carries them:
+#: same names, types and meanings as the node parameters proposed for it.
+_EXTRA = [
+    options.Param("input_size", [], "Model input size for open (dynamic) input dimensions: [size] or "
+                  "[height, width]; empty: the model's imgsz metadata, else the image size rounded up to the "
+                  "stride. Ignored for fixed-size inputs.", item_type=int, tier=options.MODEL),
+    options.Param("crop_fraction", 0.875, "center_crop: share of the shorter side kept (0.875: 256 → 224).",
+                  0.05, 1.0, tier=options.MODEL),
+    options.Param("box_format", "auto", "End-to-end [1,N,6] and DETR boxes: auto (from the model's metadata), "
+                  "xyxy (corners) or cxcywh (centre, size).", choices=BOX_FORMATS, tier=options.MODEL),
+    options.Param("score_activation", "auto", "DETR class logits and classifier scores: auto, none, sigmoid or "
+                  "softmax (DETR: the last class is no-object).", choices=SCORE_ACTIVATIONS, tier=options.MODEL),
+]
+_CHOICES = {"model_type": MODEL_TYPES, "resize_mode": ("auto", *RESIZE_MODES)}
+_DEFAULTS = {"box_order": []}  # empty: auto (TFLite's ymin, xmin, ymax, xmax unless the model gives corners)
+#: Node parameters that select the model; the CLI's own flags (--model, --labels...) set them.
+_RUNNER = {"model_path": "model", "label_path": "labels", "model_repository": "repository",
+           "execution_providers": "providers", "num_threads": "threads", "backend": "backend"}
+
+
+def vision_params() -> list[options.Param]:
+    """The node's decoding, preprocessing and filter parameters, as CLI options."""
+    table = {p.name: p for p in options.VISION_OPTIONS
+             if p.effective_tier in (options.MODEL, options.FILTERS) or p.name in ("top_n", "max_input_pixels")}
+    for extra in _EXTRA:
+        table.setdefault(extra.name, extra)
+    for name, choices in _CHOICES.items():
+        if name in table:
+            merged = tuple(dict.fromkeys((*table[name].choices, *choices)))
+            table[name] = dataclasses.replace(table[name], choices=merged)
+    for name, default in _DEFAULTS.items():
+        if name in table:
+            table[name] = dataclasses.replace(table[name], default=default, length=None)
+    return list(table.values())
+
+
+class CliError(ValueError):
+    """A usage error, reported as JSON."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print usage and exit; report JSON instead
+        raise CliError(f"{self.prog}: {message}")
+
+
+def _convert(param: options.Param, text: Any) -> Any:
+    """A flag or YAML value → the parameter's type, validated."""
+    value = text
+    if isinstance(text, str) and not param.is_list and not isinstance(param.default, (bool, str)):
+        try:
+            value = type(param.default)(float(text)) if isinstance(param.default, int) else float(text)
+        except ValueError as exc:
+            raise CliError(f"--{param.name}: {text!r} is not a number") from exc
+    value = param.coerce(value)
+    if param.name == "box_order" and value == []:
+        return value
+    reason = param.validate(value)
+    if reason:
+        raise CliError(reason)
+    return value
+
+
+def read_params_file(path: str, node: str = "vision_service") -> dict[str, Any]:
+    """The `ros__parameters` of a node's YAML file: the `/**` section, then `<node>` / `/<node>`, else the only
+    section."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read parameter file {path}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise CliError(f"parameter file {path} is not a mapping of node names to ros__parameters")
+    sections = {str(k).strip("/"): v for k, v in doc.items() if isinstance(v, dict) and "ros__parameters" in v}
+    merged: dict[str, Any] = {}
+    for key in ("**", node):
+        if key in sections:
+            merged.update(sections[key]["ros__parameters"] or {})
+    if not merged and len(sections) == 1:
+        merged = dict(next(iter(sections.values()))["ros__parameters"] or {})
+    if not merged and sections:
+        raise CliError(f"parameter file {path} has sections {sorted(sections)} but none for '/**' or {node!r}")
+    return merged
+
+
+def option_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Defaults < parameter file < flags, validated."""
+    params = vision_params()
+    values = {p.name: list(p.default) if p.is_list else p.default for p in options.VISION_OPTIONS}
+    values.update({p.name: list(p.default) if p.is_list else p.default for p in params})
+    table = {p.name: p for p in params}
+    values["confidence_threshold"] = getattr(args, "default_threshold", values["confidence_threshold"])
+    if getattr(args, "params_file", None):
+        for name, value in read_params_file(args.params_file).items():
+            if name in table:
+                values[name] = _convert(table[name], value)
+            elif name in _RUNNER and getattr(args, _RUNNER[name], None) in (None, "", 0):
+                setattr(args, _RUNNER[name], ",".join(value) if isinstance(value, list) else value)
+    for p in params:
+        given = getattr(args, f"opt_{p.name}", None)
+        if given is not None:
+            values[p.name] = _convert(p, given)
+    if getattr(args, "threshold", None) is not None:
+        values["confidence_threshold"] = _convert(table["confidence_threshold"], args.threshold)
+    if getattr(args, "top", None) is not None:
+        values["top_n"] = args.top
+    return values
+
+
+def vision_config(values: Mapping[str, Any]) -> VisionConfig:
+    """The node's mapping (options.vision_config), plus the options it may not carry yet."""
+    config = options.vision_config(values)
+    config.input_size = tuple(int(v) for v in values.get("input_size", ()))
+    config.crop_fraction = float(values.get("crop_fraction", 0.875))
+    config.max_input_pixels = int(values.get("max_input_pixels", MAX_INPUT_PIXELS))
+    config.decoder.box_format = values.get("box_format", "auto")
+    config.decoder.score_activation = values.get("score_activation", "auto")
+    config.decoder.box_order = tuple(values.get("box_order", ()))
+    return config
 
 
 def _model(args, default: str) -> Model:
-    return Model(args.model or default, args.labels or "", repository=args.repository,
-                 providers=args.providers.split(","), num_threads=args.threads)
+    providers = args.providers if isinstance(args.providers, str) else ",".join(args.providers)
+    return Model(args.model or default, args.labels or "", repository=args.repository or None,
+                 backend=getattr(args, "backend", None) or "auto", providers=providers.split(","),
+                 num_threads=int(args.threads or 0))
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -34,9 +167,19 @@ def read_rgb(path: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def _vision_summary(vision: VisionModel) -> dict:
+    return {"role": vision.role, "resize_mode": vision.resize_mode,
+            "input_size": list(vision.input_hw) if vision.input_hw else "follows the image",
+            "labels": len(vision.labels) if vision.labels else 0, "warnings": vision.warnings}
+
+
 def cmd_metadata(args) -> int:
     model = _model(args, DEFAULT_DETECTOR)
-    print(json.dumps({**model.metadata.to_dict(), "warnings": model.warnings}, indent=2))
+    try:
+        vision = _vision_summary(VisionModel(model, model.labels, vision_config(option_values(args))))
+    except ValueError as exc:
+        vision = {"error": str(exc)}
+    print(json.dumps({**model.metadata.to_dict(), "warnings": model.warnings, "vision": vision}, indent=2))
     return 0
 
 
@@ -46,7 +189,7 @@ def cmd_infer(args) -> int:
     for item in args.input:
         name, sep, file = item.partition("=")
         if not sep:
-            raise ValueError(f"--input {item!r} is not NAME=FILE.npy")
+            raise CliError(f"--input {item!r} is not NAME=FILE.npy")
         inputs[name] = np.load(file, allow_pickle=False)
     outputs = model.infer(inputs)
     print(json.dumps({"outputs": [{"name": n, "data_type": a.dtype.name, "shape": list(a.shape),
@@ -54,46 +197,60 @@ def cmd_infer(args) -> int:
     return 0
 
 
-def _vision(args, default: str) -> VisionModel:
-    model = _model(args, default)
-    config = VisionConfig(filters=FilterConfig(confidence_threshold=args.threshold))
-    return VisionModel(model, model.labels, config)
-
-
 def _per_image(args, default: str, run) -> int:
-    vision = _vision(args, default)
+    values = option_values(args)
+    model = _model(args, default)
+    vision = VisionModel(model, model.labels, vision_config(values))
+    for warning in model.warnings + vision.warnings:
+        print(json.dumps({"warning": warning}), file=sys.stderr)
     status = 0
     for path in args.images:
         try:
             rgb = read_rgb(path)
-        except ValueError as exc:
+            result = run(vision, rgb, values)
+        except Exception as exc:  # one bad image or frame: say why, go on with the others
             print(json.dumps({"image": path, "error": str(exc)}))
             status = 1
             continue
-        print(json.dumps({"image": path, "width": rgb.shape[1], "height": rgb.shape[0], **run(vision, rgb)}))
+        print(json.dumps({"image": path, "width": rgb.shape[1], "height": rgb.shape[0], **result}))
     return status
 
 
 def cmd_detect(args) -> int:
     return _per_image(args, DEFAULT_DETECTOR,
-                      lambda v, rgb: {"detections": [d.to_dict() for d in v.detect(rgb)]})
+                      lambda v, rgb, _: {"detections": [d.to_dict() for d in v.detect(rgb)]})
 
 
 def cmd_classify(args) -> int:
-    return _per_image(args, DEFAULT_CLASSIFIER,
-                      lambda v, rgb: {"classifications": [c.to_dict() for c in v.classify(rgb, args.top)]})
+    return _per_image(args, DEFAULT_CLASSIFIER, lambda v, rgb, values: {
+        "classifications": [c.to_dict() for c in v.classify(rgb, int(values["top_n"]))]})
+
+
+def _add_vision_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("vision options (the vision node's parameters; lists comma-separated)")
+    group.add_argument("--params-file", "--params_file", dest="params_file", default=None,
+                       help="the vision node's YAML parameter file ('/**' or 'vision_service' ros__parameters)")
+    for p in vision_params():
+        if p.name in ("confidence_threshold", "top_n"):
+            continue  # --threshold and --top below
+        default = p.default if not isinstance(p.default, list) else ",".join(map(str, p.default)) or "[]"
+        hint = f" ({p.constraints()})" if p.choices or p.low is not None else ""
+        group.add_argument(f"--{p.name}", f"--{p.name.replace('_', '-')}", dest=f"opt_{p.name}", default=None,
+                           metavar="VALUE", help=f"{p.description}{hint} Default: {default}.")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ml_model_cli", description=__doc__.split("\n\n")[0])
-    common = argparse.ArgumentParser(add_help=False)
+    parser = _Parser(prog="ml_model_cli", description=__doc__.split("\n\n")[0])
+    common = _Parser(add_help=False)
     common.add_argument("--labels", default="", help="label file (default: beside or inside the model)")
     common.add_argument("--repository", default=None, help="model repository folder")
     common.add_argument("--providers", default="cpu", help="onnxruntime providers, comma-separated")
     common.add_argument("--threads", type=int, default=0, help="inference threads (0 = default)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("metadata", parents=[common], help="print a model's metadata")
+    common.add_argument("--backend", default="auto", help="auto, onnx or tflite")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("metadata", parents=[common], help="print a model's metadata and how it is read")
     p.add_argument("model")
+    _add_vision_options(p)
     p.set_defaults(func=cmd_metadata)
     p = sub.add_parser("infer", parents=[common], help="run a model on .npy inputs")
     p.add_argument("model")
@@ -103,20 +260,27 @@ def build_parser() -> argparse.ArgumentParser:
                                            ("classify", cmd_classify, DEFAULT_CLASSIFIER, 0.0)):
         p = sub.add_parser(name, parents=[common], help=f"{name} images (default model: {default})")
         p.add_argument("--model", default="", help=f"model path or name (bundled: {', '.join(BUNDLED)})")
-        p.add_argument("--threshold", type=float, default=threshold, help="minimum confidence")
+        p.add_argument("--threshold", "--confidence_threshold", "--confidence-threshold", dest="threshold",
+                       type=float, default=None, help=f"minimum confidence (default {threshold})")
+        p.set_defaults(default_threshold=threshold)
         if name == "classify":
-            p.add_argument("--top", type=int, default=5, help="classifications per image (<= 0: all)")
+            p.add_argument("--top", "--top_n", "--top-n", dest="top", type=int, default=None,
+                           help="classifications per image (<= 0: all; default 5)")
+        _add_vision_options(p)
         p.add_argument("images", nargs="+")
         p.set_defaults(func=func)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    code = 2
     try:
+        args = build_parser().parse_args(argv)
         code = args.func(args)
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+    except SystemExit as exc:  # --help
+        code = exc.code if isinstance(exc.code, int) else 0
+    except Exception as exc:  # every failure is one JSON line, never a traceback
+        print(json.dumps({"error": str(exc) or type(exc).__name__}), file=sys.stderr)
         code = 2
     sys.exit(code)
 
