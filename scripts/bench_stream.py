@@ -215,7 +215,8 @@ class Camera:
             if any(s in self.arrivals for s in stamps):
                 break
             if time.monotonic() > first:
-                raise BenchError(f"{self.ns}: no detections answered in 30 s of camera frames")
+                raise BenchError(f"{self.ns}: no `detections` answer carried the stamp of a frame sent in 30 s "
+                                 f"({len(self.arrivals)} messages received)")
         stamps, cpu = self.run(rate, seconds, vision)
         time.sleep(drain)
         vision.check()

@@ -91,28 +91,38 @@ class Paced:
     cpu_ms: float
 
 
-def paced(fn: Callable[[], object], runs: int, rate: float = CAMERA_HZ, warmup: int = 5) -> Paced:
-    """Call `fn` `runs` times on a `rate` Hz clock, sleeping between calls like a camera-driven node. CPU
-    is this process's (all threads) from the first tick to the end of the last period, so pool threads
-    that spin or wake while idle count."""
-    for _ in range(warmup):
-        fn()
-    period = 1.0 / rate
-    walls = []
-    cpu0 = time.process_time()
-    start = time.perf_counter()
-    for i in range(runs):
-        delay = start + i * period - time.perf_counter()
+class PacedLoop:
+    """One call run on a camera clock (`rate` Hz, sleeping between calls like a camera-driven node), in
+    blocks. CPU is this process's (all threads) from the first measured tick to the end of the block's
+    last period, so pool threads that spin or wake while idle are paid for as a node would pay them."""
+
+    def __init__(self, fn: Callable[[], object], rate: float = CAMERA_HZ) -> None:
+        self.fn, self.period = fn, 1.0 / rate
+        self.walls: list[float] = []
+        self.cpu_s = 0.0
+
+    def block(self, runs: int, warmup: int = 2) -> None:
+        """`warmup` unmeasured ticks, then `runs` measured ones."""
+        start = time.perf_counter()
+        cpu0 = 0.0
+        for i in range(warmup + runs):
+            delay = start + i * self.period - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            if i == warmup:
+                cpu0 = time.process_time()
+            t0 = time.perf_counter()
+            self.fn()
+            if i >= warmup:
+                self.walls.append(time.perf_counter() - t0)
+        delay = start + (warmup + runs) * self.period - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        t0 = time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t0)
-    delay = start + runs * period - time.perf_counter()
-    if delay > 0:
-        time.sleep(delay)
-    cpu = time.process_time() - cpu0
-    return Paced(1000 * statistics.median(walls), 1000 * float(np.percentile(walls, 95)), 1000 * cpu / runs)
+        self.cpu_s += time.process_time() - cpu0
+
+    def result(self) -> Paced:
+        return Paced(1000 * statistics.median(self.walls), 1000 * float(np.percentile(self.walls, 95)),
+                     1000 * self.cpu_s / len(self.walls))
 
 
 def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
@@ -149,22 +159,32 @@ class RawFigures:
     pipeline: Paced | None  # VisionModel.detect, default policy
 
 
-def measure_raw(frame: np.ndarray, runs: int, pipeline: bool) -> dict[str, RawFigures]:
-    figures = {}
+def measure_raw(frame: np.ndarray, runs: int, pipeline: bool, rounds: int = 3) -> dict[str, RawFigures]:
+    """Raw runs (1 thread, default policy) and the pipeline of both detectors, in `rounds` rounds of paced
+    blocks taken in turn, so that a change in the machine's load falls on every figure alike."""
+    loops: dict[tuple[str, str], PacedLoop] = {}
+    keep = []  # the models stay loaded until every round is done
     for label, name in DETECTORS.items():
-        results = []
         for threads in (1, 0):
-            log(f"raw {label} ({name}), num_threads={threads or 'default'}, {runs} runs at {CAMERA_HZ:.0f} Hz")
             model = Model(name, providers=["cpu"], num_threads=threads)
             vision = VisionModel(model, model.labels)
             inputs, _ = vision._tensor(frame)
-            results.append(paced(raw_call(model, inputs), runs))
+            kind = "single" if threads == 1 else "default"
+            loops[(label, kind)] = PacedLoop(raw_call(model, inputs))
             if threads == 0 and pipeline:
-                log(f"pipeline {label}: VisionModel.detect on 640x480, {runs} runs at {CAMERA_HZ:.0f} Hz")
-                results.append(paced(lambda v=vision: v.detect(frame), runs))
-            del model, vision
-            gc.collect()
-        figures[label] = RawFigures(results[0], results[1], results[2] if pipeline else None)
+                loops[(label, "pipeline")] = PacedLoop(lambda v=vision: v.detect(frame))
+            keep.append((model, vision))
+    per_block = max(1, math.ceil(runs / rounds))
+    log(f"raw runs (1 thread, default policy){' and pipeline' if pipeline else ''} of {', '.join(DETECTORS)}: "
+        f"{rounds} rounds of {per_block} runs each at {CAMERA_HZ:.0f} Hz")
+    for _ in range(rounds):
+        for loop in loops.values():
+            loop.block(per_block)
+    figures = {label: RawFigures(loops[(label, "single")].result(), loops[(label, "default")].result(),
+                                 loops[(label, "pipeline")].result() if pipeline else None)
+               for label in DETECTORS}
+    del keep, loops
+    gc.collect()
     return figures
 
 
@@ -320,7 +340,7 @@ def verdict(ok: bool | None) -> str:
 def print_raw(raw: dict[str, RawFigures], runs: int) -> None:
     threads = default_threads()
     print(f"\n### Raw model and core pipeline (SSD MobileNet V2 int8, 640x480 photograph; {runs} runs paced at "
-          f"{CAMERA_HZ:.0f} Hz; CPU = this process, idle between runs included)\n")
+          f"{CAMERA_HZ:.0f} Hz in blocks taken in turn; CPU = this process, idle between runs included)\n")
     print(f"| model | raw run, 1 thread: wall / CPU ms | raw run, default ({threads} threads): wall (p95) / CPU ms "
           "| core pipeline (VisionModel.detect): wall ms (p95) | pipeline ÷ raw |")
     print("|---|---|---|---|---|")
@@ -330,6 +350,12 @@ def print_raw(raw: dict[str, RawFigures], runs: int) -> None:
               f"{fmt(f.default.wall_ms)} ({fmt(f.default.p95_ms)}) / {fmt(f.default.cpu_ms)} | "
               f"{fmt(pipe.wall_ms) + ' (' + fmt(pipe.p95_ms) + ')' if pipe else 'not measured'} | "
               f"{fmt(pipe.wall_ms / f.default.wall_ms, 2) + 'x' if pipe else ''} |")
+    for label, f in raw.items():
+        share = f.single.wall_ms / f.single.cpu_ms if f.single.cpu_ms else float("nan")
+        if share > 1.1:
+            print(f"\n{label}: the single-threaded raw run took {f.single.wall_ms:.1f} ms wall for "
+                  f"{f.single.cpu_ms:.1f} ms CPU ({share:.2f}x): other processes shared the cores during this "
+                  "run, so wall-clock figures are inflated; compare ratios.")
     if "ONNX" in raw and "TFLite" in raw:
         o, t = raw["ONNX"], raw["TFLite"]
         print(f"\nTFLite ÷ ONNX, same thread policy: raw wall {t.default.wall_ms / o.default.wall_ms:.2f}x "
@@ -448,8 +474,8 @@ def main() -> int:
     if nodes:
         print_nodes(raw, nodes, args.seconds)
     print_rows("Other figures", rows)
-    print(f"\n(one run, {time.monotonic() - started:.0f} s; compare rows of the same run: absolute figures move "
-          "between runs on a shared machine)")
+    print(f"\n(one run, {time.monotonic() - started:.0f} s, load average at the end {os.getloadavg()[0]:.2f}; "
+          "compare rows of the same run: absolute figures move between runs on a shared machine)")
     return 1 if any(f.error for f in nodes.values()) else 0
 
 
