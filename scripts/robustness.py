@@ -1,0 +1,928 @@
+#!/usr/bin/env python3
+"""Robustness figures for the trust boundary and faults (issue 9), from real nodes over real DDS.
+
+Each phase is bounded in time; the whole run takes a few minutes. Phases (all by default):
+
+  infer     fuzz the model service's ~/infer (>= 10,000 requests: random names, data types, shapes with
+            zero/huge/overflowing dimensions, byte lengths), then check it still answers correctly
+  topics    fuzz a vision node's image, image/compressed, depth and camera_info topics (>= 3,000 messages)
+            with valid frames mixed in, and count the 2D outputs that still came out
+  restart   kill -9 the model service under a 30 Hz stream to a vision node using it, restart it, and
+            measure how long after it serves again the vision node's detections resume
+  swap      hot-swap the model service's model under a 30 Hz stream; count garbled and missing frames
+  flood     1080p frames at 100 Hz to a vision node; RSS before/after, output rate, latency
+  leak      try label_path/model_path tricks (absolute, '..', symlinks) on both nodes with a secret file
+            outside the allowed folders, and look for its token in every topic, service answer and
+            parameter reply
+  bitflip   40 bit-flipped copies of the bundled models in a checksummed repository: how many load
+
+Printed: crashes, clean refusals, RSS before/after, recovery times, failed and garbled frames, leaked
+bytes. Nodes run in their own processes (ml_model_service.ros.processes.spawn_node) in a private DDS
+domain (--domain, default random 150-230), their logs under --out.
+
+    python3 scripts/robustness.py                 # everything
+    python3 scripts/robustness.py --phases infer,leak --json out/robustness.json
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PHASES = ("infer", "topics", "restart", "swap", "flood", "leak", "bitflip")
+
+
+def _set_up_dds(domain: int) -> None:
+    """A private DDS domain on this host, with the shipped large-data profile (before rclpy loads)."""
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):
+        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE",
+                              str(ROOT / "ml_model_service" / "config" / "fastdds_large_data.xml"))
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+class Harness:
+    """Nodes in their own processes, a client node spun in a thread, and the figures collected."""
+
+    def __init__(self, out: Path) -> None:
+        from ml_model_service.ros.remote_model import BackgroundSpinner
+
+        self.out = out
+        self.logs = out / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.spinner = BackgroundSpinner(f"robustness_{os.getpid()}")
+        self.node = self.spinner.node
+        self.procs: list = []
+        self.results: dict[str, dict] = {}
+        self.work = Path(tempfile.mkdtemp(prefix="robustness-"))
+        self.allowed = self.work / "allowed"
+        self.allowed.mkdir()
+
+    # --- nodes ------------------------------------------------------------------------------------
+    def spawn(self, kind: str, ns: str, params: dict):
+        from ml_model_service.ros.processes import spawn_node
+
+        proc, log = spawn_node(kind, self.logs, params, namespace=ns)
+        proc.log_path = log
+        self.procs.append(proc)
+        return proc
+
+    def model_service(self, ns: str, **params):
+        base = {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"],
+                "allowed_paths": [str(self.allowed)]}
+        return self.spawn("model_service", ns, {**base, **params})
+
+    def vision(self, ns: str, service_ns: str, **params):
+        base = {"model_service": f"{service_ns}/ml_model_service", "always_on": True, "service_timeout": 2.0,
+                "allowed_paths": [str(self.allowed)]}
+        return self.spawn("vision_service", ns, {**base, **params})
+
+    @staticmethod
+    def stop(proc) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except Exception:
+                proc.kill()
+                proc.wait(5)
+
+    def remote(self, service_ns: str, timeout: float = 60.0, proc=None):
+        """A RemoteModel once the model service in `service_ns` serves."""
+        from ml_model_service.ros.remote_model import RemoteModel
+
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"model service exited ({proc.returncode}); log {proc.log_path}")
+            try:
+                return RemoteModel(self.node, f"{service_ns}/ml_model_service", timeout=2.0)
+            except Exception as exc:
+                last = exc
+                time.sleep(0.1)
+        raise RuntimeError(f"model service {service_ns} did not serve within {timeout:.0f} s: {last}")
+
+    def close(self) -> None:
+        for proc in self.procs:
+            self.stop(proc)
+        self.spinner.close()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def photo() -> np.ndarray:
+    """The motorcycle photograph (scikit-image's bundled stereo pair), RGB."""
+    from skimage import data
+
+    return data.stereo_motorcycle()[0]
+
+
+def image_msg(rgb: np.ndarray, frame_id: str = "camera"):
+    from sensor_msgs.msg import Image
+
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3,
+                data=np.ascontiguousarray(rgb).tobytes())
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def depth_msg(shape: tuple[int, int], metres: float = 2.0, frame_id: str = "camera"):
+    from sensor_msgs.msg import Image
+
+    depth = np.full(shape, int(metres * 1000), np.uint16)
+    msg = Image(height=shape[0], width=shape[1], encoding="16UC1", step=shape[1] * 2, data=depth.tobytes())
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def camera_info_msg(shape: tuple[int, int], f: float = 500.0, frame_id: str = "camera"):
+    from sensor_msgs.msg import CameraInfo
+
+    h, w = shape
+    msg = CameraInfo(height=h, width=w, distortion_model="plumb_bob", d=[0.0] * 5,
+                     k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0])
+    msg.header.frame_id = frame_id
+    return msg
+
+
+class Stream:
+    """Publishes messages at a fixed rate with fresh stamps (colour, depth, camera_info), counting them."""
+
+    def __init__(self, node, ns: str, rate: float, messages: tuple, best_effort: bool = True) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image
+
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT if best_effort
+                         else ReliabilityPolicy.RELIABLE)
+        self.node = node
+        self.pubs = {"image": node.create_publisher(Image, f"{ns}/image", qos),
+                     "depth": node.create_publisher(Image, f"{ns}/depth", qos),
+                     "camera_info": node.create_publisher(CameraInfo, f"{ns}/camera_info", qos)}
+        self.messages = messages
+        self.period = 1.0 / rate
+        self.sent: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from sensor_msgs.msg import CameraInfo
+
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            stamp = self.node.get_clock().now().to_msg()
+            for i, msg in enumerate(self.messages):
+                msg.header.stamp = stamp
+                topic = "camera_info" if isinstance(msg, CameraInfo) else ("image" if i == 0 else "depth")
+                self.pubs[topic].publish(msg)
+            self.sent.append(time.monotonic())
+            next_t += self.period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_t = time.monotonic()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for pub in self.pubs.values():
+            self.node.destroy_publisher(pub)
+
+
+class Outputs:
+    """Every detections / classifications message of a vision node, with its receipt time."""
+
+    def __init__(self, node, ns: str) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from vision_msgs.msg import Classification, Detection2DArray
+
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.node = node
+        self.detections: list[tuple[float, object]] = []
+        self.classifications: list[tuple[float, object]] = []
+        self.subs = [
+            node.create_subscription(Detection2DArray, f"{ns}/detections",
+                                     lambda m: self.detections.append((time.monotonic(), m)), qos),
+            node.create_subscription(Classification, f"{ns}/classifications",
+                                     lambda m: self.classifications.append((time.monotonic(), m)), qos)]
+
+    def since(self, t: float) -> list:
+        return [m for tr, m in list(self.detections) + list(self.classifications) if tr >= t]
+
+    def close(self) -> None:
+        for sub in self.subs:
+            self.node.destroy_subscription(sub)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+def classes_of(det_msg) -> set[str]:
+    return {d.results[0].hypothesis.class_id for d in det_msg.detections if d.results}
+
+
+# --- phase: Infer fuzz -----------------------------------------------------------------------------
+
+_DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16", "float32",
+           "float64", "bool"]
+
+
+def fuzz_tensor(rng: random.Random, good_name: str):
+    """One random tensor message: mostly broken in one or more ways."""
+    from ml_model_service_interfaces.msg import Tensor
+
+    name = rng.choice([good_name, good_name, "", "x" * rng.randint(1, 300), "images", "\u00e9\u4e2d\x01",
+                       good_name + " ", f"t{rng.randint(0, 9)}"])
+    dtype = rng.choice(_DTYPES + ["uint8"] * 6 + ["complex64", "", "float8", "UINT8", "str", "object"])
+    kind = rng.randrange(9)
+    if kind == 0:
+        shape = [1, 300, 300, 3]
+    elif kind == 1:
+        shape = [rng.randint(0, 3) for _ in range(rng.randint(0, 6))]
+    elif kind == 2:
+        shape = [1, 0, 2**62, 2**62]
+    elif kind == 3:
+        shape = [rng.choice([2**31, 2**40, 2**63 - 1, 10**12]) for _ in range(rng.randint(1, 4))]
+    elif kind == 4:
+        shape = [rng.randint(-(2**63), -1)] + [3]
+    elif kind == 5:
+        shape = [1] * rng.randint(9, 64)
+    elif kind == 6:
+        shape = [2**21, 2**21, 2**21]  # overflows int64 when multiplied
+    elif kind == 7:
+        shape = [rng.randint(1, 64) for _ in range(rng.randint(1, 4))]
+    else:
+        shape = [1, 300, 300, 3]
+    nbytes = rng.choice([0, 1, 7, 270000, 269999, rng.randint(0, 65536)])
+    if kind == 0 and dtype == "uint8" and rng.random() < 0.7:
+        nbytes = 270000
+    return Tensor(name=name, data_type=dtype, shape=shape, data=rng.randbytes(min(nbytes, 270001)))
+
+
+def phase_infer(h: Harness, count: int, seconds: float) -> dict:
+    from ml_model_service.ros.remote_model import call
+    from ml_model_service_interfaces.srv import Infer
+
+    ns = "/fuzz"
+    proc = h.model_service(ns)
+    remote = h.remote(ns, proc=proc)
+    good_name = remote.metadata.inputs[0].name
+    spec = remote.metadata.inputs[0]
+    import cv2
+
+    valid = {good_name: cv2.resize(photo(), (spec.shape[2], spec.shape[1]))[None].astype(np.uint8)}
+    before = rss_mb(proc.pid)
+    outcomes: Counter = Counter()
+    examples: dict[str, str] = {}
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    issued = [0]
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < deadline:
+            with lock:
+                if issued[0] >= count:
+                    return
+                issued[0] += 1
+            tensors = [fuzz_tensor(rng, good_name) for _ in range(rng.choice([0, 1, 1, 1, 1, 2, 3]))]
+            try:
+                r = call(remote._infer, Infer.Request(inputs=tensors), 10.0)
+                key = ("ok" if r.success else r.message.split(":")[0])
+            except Exception as exc:
+                key, r = f"client error {type(exc).__name__}", None
+            with lock:
+                outcomes[key] += 1
+                if key not in examples and r is not None:
+                    examples[key] = r.message[:160]
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 30)
+    elapsed = time.monotonic() - t0
+    alive = proc.poll() is None
+    after = rss_mb(proc.pid)
+    # still correct afterwards?
+    check = remote.infer(valid) if alive else {}
+    _, classes, scores, n = (check.values() if check else (None, None, None, None))
+    detected = alive and any(int(c) == 3 and s > 0.5 for c, s in zip(classes[0, :int(n[0])], scores[0, :int(n[0])]))
+    log = Path(proc.log_path).read_text(errors="replace")
+    h.stop(proc)
+    total = sum(outcomes.values())
+    return {"requests": total, "seconds": round(elapsed, 1), "per_s": round(total / max(elapsed, 1e-9)),
+            "crashes": 0 if alive else 1, "outcomes": dict(outcomes),
+            "clean_refusals": sum(v for k, v in outcomes.items() if k in ("bad request", "busy")),
+            "other_failures": sum(v for k, v in outcomes.items() if k not in ("ok", "bad request", "busy")),
+            "tracebacks_in_log": log.count("Traceback"), "rss_mb_before": round(before), "rss_mb_after": round(after),
+            "correct_after": bool(detected), "examples": examples}
+
+
+# --- phase: topic fuzz -----------------------------------------------------------------------------
+
+
+def _png_bomb(width: int, height: int, rng: random.Random) -> bytes:
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    idat = zlib.compress(bytes(rng.randint(1000, 250_000)))
+    return (b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", len(idat)) + b"IDAT" + idat
+            + struct.pack(">I", zlib.crc32(b"IDAT" + idat)))
+
+
+def fuzz_image(rng: random.Random, depth: bool):
+    from sensor_msgs.msg import Image
+
+    enc = rng.choice(["16UC1", "32FC1", "mono16", "rgb8", "", "16UC3", "32FC2"] if depth else
+                     ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "8UC3", "yuv422", "", "bayer_rggb8",
+                      "32FC1", "rgb16"])
+    w = rng.choice([0, 1, 2, 3, 17, 640, 1920, 65535, 2**31 - 1, 2**32 - 1, rng.randint(0, 800)])
+    h = rng.choice([0, 1, 2, 5, 480, 1080, 65535, 2**31 - 1, 2**32 - 1, rng.randint(0, 600)])
+    step = rng.choice([0, w, w * 2, w * 3, w * 4, (w * 3 + 7) & 0xFFFFFFFF, rng.randint(0, 5000)]) & 0xFFFFFFFF
+    n = rng.choice([0, 1, 100, min(step * h, 2_000_000), rng.randint(0, 300_000)])
+    msg = Image(height=h & 0xFFFFFFFF, width=w & 0xFFFFFFFF, encoding=enc, is_bigendian=rng.randint(0, 1),
+                step=step, data=rng.randbytes(n))
+    msg.header.frame_id = rng.choice(["camera", "", "other"])
+    return msg
+
+
+def fuzz_camera_info(rng: random.Random):
+    from sensor_msgs.msg import CameraInfo
+
+    bad = [0.0, float("nan"), float("inf"), -500.0, 1e-30, 1e30]
+    k = [rng.choice(bad + [500.0, 320.0, 240.0, 1.0]) for _ in range(9)]
+    msg = CameraInfo(height=rng.choice([0, 480, 2**32 - 1, 1]), width=rng.choice([0, 640, 2**32 - 1, 1]),
+                     distortion_model=rng.choice(["plumb_bob", "", "weird"]),
+                     d=[rng.random() for _ in range(rng.choice([0, 5, 1000]))], k=k)
+    msg.header.frame_id = "camera"
+    return msg
+
+
+def fuzz_compressed(rng: random.Random, jpeg: bytes, png: bytes):
+    from sensor_msgs.msg import CompressedImage
+
+    choice = rng.randrange(6)
+    if choice == 0:
+        data = rng.randbytes(rng.randint(0, 5000))
+    elif choice == 1:
+        data = jpeg[: rng.randint(0, len(jpeg))]
+    elif choice == 2:
+        data = png[: rng.randint(0, len(png))]
+    elif choice == 3:
+        data = _png_bomb(rng.choice([60000, 100000, 2**31 - 1]), rng.choice([60000, 100000]), rng)
+    elif choice == 4:  # JPEG declaring 65000 x 65000
+        data = (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+                b"\xff\xc0\x00\x11\x08\xfd\xe8\xfd\xe8\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01" + jpeg[20:])
+    else:
+        flipped = bytearray(jpeg)
+        for _ in range(rng.randint(1, 20)):
+            flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+        data = bytes(flipped)
+    return CompressedImage(format=rng.choice(["jpeg", "png", "", "rgb8; jpeg compressed bgr8"]), data=data)
+
+
+def phase_topics(h: Harness, count: int, seconds: float) -> dict:
+    import cv2
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+    svc_ns, raw_ns, comp_ns = "/tsvc", "/traw", "/tcomp"
+    svc = h.model_service(svc_ns)
+    h.remote(svc_ns, proc=svc)
+    raw = h.vision(raw_ns, svc_ns, use_depth=True, image_qos="reliable")
+    comp = h.vision(comp_ns, svc_ns, use_compressed=True, image_qos="reliable")
+    rgb = photo()
+    small = cv2.resize(rgb, (640, 480))
+    ok_img, ok_depth, ok_info = image_msg(small), depth_msg((480, 640)), camera_info_msg((480, 640))
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes()
+    png = cv2.imencode(".png", cv2.cvtColor(cv2.resize(small, (320, 240)), cv2.COLOR_RGB2BGR))[1].tobytes()
+    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = {"image": h.node.create_publisher(Image, f"{raw_ns}/image", qos),
+            "depth": h.node.create_publisher(Image, f"{raw_ns}/depth", qos),
+            "camera_info": h.node.create_publisher(CameraInfo, f"{raw_ns}/camera_info", qos),
+            "compressed": h.node.create_publisher(CompressedImage, f"{comp_ns}/image/compressed", qos)}
+    out_raw, out_comp = Outputs(h.node, raw_ns), Outputs(h.node, comp_ns)
+    status: dict[str, DiagnosticStatus] = {}
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    subs = [h.node.create_subscription(DiagnosticStatus, f"{ns}/vision_service/status",
+                                       lambda m, ns=ns: status.__setitem__(ns, m), latched)
+            for ns in (raw_ns, comp_ns)]
+    # wait for both vision nodes to produce from valid frames first
+    from sensor_msgs.msg import CompressedImage as CI
+
+    def valid_once():
+        stamp = h.node.get_clock().now().to_msg()
+        for m in (ok_img, ok_depth, ok_info):
+            m.header.stamp = stamp
+        pubs["image"].publish(ok_img)
+        pubs["depth"].publish(ok_depth)
+        pubs["camera_info"].publish(ok_info)
+        c = CI(format="jpeg", data=jpeg)
+        c.header.stamp = stamp
+        c.header.frame_id = "camera"
+        pubs["compressed"].publish(c)
+
+    ready = wait_until(lambda: (valid_once(), out_raw.detections and out_comp.detections)[1], 90, 0.2)
+    rss_before = {"vision_raw": rss_mb(raw.pid), "vision_compressed": rss_mb(comp.pid)}
+    rng = random.Random(1234)
+    sent: Counter = Counter()
+    t0 = time.monotonic()
+    period = seconds / count
+    for i in range(count):
+        if time.monotonic() - t0 > seconds + 10:
+            break
+        if i % 10 == 0:
+            valid_once()
+            sent["valid frame sets"] += 1
+        else:
+            which = rng.choice(["image", "depth", "camera_info", "compressed", "compressed", "depth_pair"])
+            stamp = h.node.get_clock().now().to_msg()
+            if which == "image":
+                msg = fuzz_image(rng, False)
+            elif which == "depth":
+                msg = fuzz_image(rng, True)
+            elif which == "camera_info":
+                msg = fuzz_camera_info(rng)
+            elif which == "compressed":
+                msg = fuzz_compressed(rng, jpeg, png)
+            else:  # a good colour frame paired with a bad depth frame and bad intrinsics: 2D must still come out
+                for m in (ok_img,):
+                    m.header.stamp = stamp
+                pubs["image"].publish(ok_img)
+                msg, which = fuzz_image(rng, True), "depth"
+                info = fuzz_camera_info(rng)
+                info.header.stamp = stamp
+                pubs["camera_info"].publish(info)
+                sent["camera_info"] += 1
+            msg.header.stamp = stamp
+            pubs[which].publish(msg)
+            sent[which] += 1
+        target = t0 + (i + 1) * period
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    fuzz_end = time.monotonic()
+    time.sleep(1.5)
+    # afterwards: still detecting?
+    mark = time.monotonic()
+    after_ok = wait_until(lambda: (valid_once(), [m for t, m in out_raw.detections if t > mark]
+                                   and [m for t, m in out_comp.detections if t > mark])[1], 20, 0.2)
+    rss_after = {"vision_raw": rss_mb(raw.pid), "vision_compressed": rss_mb(comp.pid)}
+    alive = {"vision_raw": raw.poll() is None, "vision_compressed": comp.poll() is None,
+             "model_service": svc.poll() is None}
+    during = [m for t, m in out_raw.detections if t0 <= t <= fuzz_end]
+    stats = {}
+    for ns, msg in status.items():
+        stats[ns] = {kv.key: kv.value for kv in msg.values if kv.key not in ("last_error",)}
+        stats[ns]["message"] = msg.message[:200]
+    for s in subs:
+        h.node.destroy_subscription(s)
+    for p in pubs.values():
+        h.node.destroy_publisher(p)
+    out_raw.close()
+    out_comp.close()
+    tracebacks = sum(Path(p.log_path).read_text(errors="replace").count("Traceback") for p in (raw, comp, svc))
+    for p in (raw, comp, svc):
+        h.stop(p)
+    return {"messages": sum(sent.values()) + 3 * sent["valid frame sets"], "sent": dict(sent),
+            "seconds": round(fuzz_end - t0, 1), "ready_before_fuzz": bool(ready),
+            "crashes": sum(not a for a in alive.values()), "alive": alive,
+            "detections_during_fuzz": len(during), "still_detecting_after": bool(after_ok),
+            "rss_mb_before": {k: round(v) for k, v in rss_before.items()},
+            "rss_mb_after": {k: round(v) for k, v in rss_after.items()},
+            "tracebacks_in_logs": tracebacks, "status_counters": stats}
+
+
+# --- phase: kill -9 and restart of the model service ----------------------------------------------
+
+
+def phase_restart(h: Harness, cycles: int, outage: float) -> dict:
+    import cv2
+
+    svc_ns, vis_ns = "/rsvc", "/rvis"
+    svc = h.model_service(svc_ns)
+    h.remote(svc_ns, proc=svc)
+    vis = h.vision(vis_ns, svc_ns)
+    outputs = Outputs(h.node, vis_ns)
+    stream = Stream(h.node, vis_ns, 30.0, (image_msg(cv2.resize(photo(), (640, 480))),))
+    runs = []
+    try:
+        if not wait_until(lambda: outputs.detections, 60):
+            raise RuntimeError("the vision node produced no detections before the first kill")
+        for _ in range(cycles):
+            time.sleep(1.0)
+            t_kill = time.monotonic()
+            svc.kill()  # SIGKILL: no goodbye on DDS
+            svc.wait(5)
+            time.sleep(outage)
+            svc = h.model_service(svc_ns)
+            h.remote(svc_ns, proc=svc, timeout=60)
+            t_serving = time.monotonic()
+            first = wait_until(lambda ts=t_serving: [t for t, _ in list(outputs.detections) if t > ts], 20, 0.01)
+            t_back = first[0] if first else float("nan")
+            frames = [t for t in stream.sent if t_kill <= t <= (t_back if first else time.monotonic())]
+            runs.append({"recovery_s_after_serving": round(t_back - t_serving, 2) if first else None,
+                         "service_restart_s": round(t_serving - t_kill - outage, 2),
+                         "frames_without_output": len(frames)})
+        vision_alive = vis.poll() is None
+        log = Path(vis.log_path).read_text(errors="replace")
+    finally:
+        stream.close()
+        outputs.close()
+    h.stop(vis)
+    h.stop(svc)
+    recoveries = [r["recovery_s_after_serving"] for r in runs if r["recovery_s_after_serving"] is not None]
+    return {"cycles": runs, "max_recovery_s": max(recoveries) if recoveries else None,
+            "recovered": len(recoveries), "crashes": 0 if vision_alive else 1,
+            "vision_log_unavailable_lines": log.count("unavailable"), "vision_log_changed_lines": log.count("changed")}
+
+
+# --- phase: hot swaps under a stream ---------------------------------------------------------------
+
+
+def phase_swap(h: Harness, seconds: float, every: float) -> dict:
+    import cv2
+
+    from ml_model_service.core.labels import load_labels
+    from ml_model_service.core.model import BUNDLED_DIR
+
+    coco = set(load_labels(BUNDLED_DIR / "coco_labels.txt").names.values())
+    imagenet = set(load_labels(BUNDLED_DIR / "imagenet_labels.txt").names.values())
+    svc_ns, vis_ns = "/ssvc", "/svis"
+    svc = h.model_service(svc_ns)
+    remote = h.remote(svc_ns, proc=svc)
+    vis = h.vision(vis_ns, svc_ns)
+    outputs = Outputs(h.node, vis_ns)
+    stream = Stream(h.node, vis_ns, 30.0, (image_msg(cv2.resize(photo(), (640, 480))),))
+    cycle = ["ssd_mobilenet_v2_coco_tflite", "ssd_mobilenet_v2_coco", "efficientnet_lite0",
+             "ssd_mobilenet_v2_coco", "efficientnet_lite0_tflite", "ssd_mobilenet_v2_coco_tflite"]
+    swaps, failures = 0, []
+    try:
+        if not wait_until(lambda: outputs.detections, 60):
+            raise RuntimeError("the vision node produced no detections before the swaps")
+        t0 = time.monotonic()
+        sent0 = len(stream.sent)
+        i = 0
+        while time.monotonic() - t0 < seconds:
+            time.sleep(every)
+            response = remote.load(cycle[i % len(cycle)])
+            i += 1
+            swaps += 1
+            if not response.success:
+                failures.append(response.message[:200])
+        remote.load("ssd_mobilenet_v2_coco")
+        time.sleep(2.0)
+        t_end = time.monotonic()
+        sent = len(stream.sent) - sent0
+    finally:
+        stream.close()
+    dets = [m for t, m in outputs.detections if t0 <= t <= t_end]
+    clss = [m for t, m in outputs.classifications if t0 <= t <= t_end]
+    garbled_d = [classes_of(m) for m in dets if not classes_of(m) <= coco or "motorcycle" not in classes_of(m)]
+    garbled_c = [[r.class_id for r in m.results] for m in clss if any(r.class_id not in imagenet for r in m.results)]
+    outputs.close()
+    log = Path(vis.log_path).read_text(errors="replace")
+    alive = vis.poll() is None and svc.poll() is None
+    h.stop(vis)
+    h.stop(svc)
+    return {"seconds": round(t_end - t0, 1), "swaps": swaps, "swap_failures": failures, "frames_sent": sent,
+            "detections": len(dets), "classifications": len(clss),
+            "frames_without_output": max(0, sent - len(dets) - len(clss)),
+            "garbled_frames": len(garbled_d) + len(garbled_c), "garbled_examples": (garbled_d + garbled_c)[:3],
+            "crashes": 0 if alive else 1, "vision_log_model_changed": log.lower().count("model changed"),
+            "vision_log_unavailable": log.count("unavailable")}
+
+
+# --- phase: 1080p flood ----------------------------------------------------------------------------
+
+
+def phase_flood(h: Harness, seconds: float, rate: float) -> dict:
+    import cv2
+
+    svc_ns, vis_ns = "/fsvc", "/fvis"
+    svc = h.model_service(svc_ns)
+    h.remote(svc_ns, proc=svc)
+    vis = h.vision(vis_ns, svc_ns)
+    outputs = Outputs(h.node, vis_ns)
+    frame = image_msg(cv2.resize(photo(), (1920, 1080)))
+    warm = Stream(h.node, vis_ns, 5.0, (frame,))
+    ok = wait_until(lambda: outputs.detections, 60)
+    warm.close()
+    time.sleep(1.0)
+    before = {"vision": rss_mb(vis.pid), "model_service": rss_mb(svc.pid)}
+    n0 = len(outputs.detections)
+    latencies: list[float] = []
+
+    def stamp_latency() -> None:
+        for t, m in outputs.detections[n0:]:
+            stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+            latencies.append(time.time() - (time.monotonic() - t) - stamp)
+
+    stream = Stream(h.node, vis_ns, rate, (frame,))
+    time.sleep(seconds)
+    stream.close()
+    sent_rate = len(stream.sent) / seconds
+    time.sleep(1.0)
+    after = {"vision": rss_mb(vis.pid), "model_service": rss_mb(svc.pid)}
+    stamp_latency()
+    produced = len(outputs.detections) - n0
+    outputs.close()
+    alive = vis.poll() is None and svc.poll() is None
+    h.stop(vis)
+    h.stop(svc)
+    return {"seconds": seconds, "ready": bool(ok), "sent_hz": round(sent_rate, 1),
+            "outputs_hz": round(produced / seconds, 1), "latency_ms_p50": round(percentile(latencies, 50) * 1000),
+            "latency_ms_p90": round(percentile(latencies, 90) * 1000),
+            "latency_ms_max": round(max(latencies) * 1000) if latencies else None,
+            "rss_mb_before": {k: round(v) for k, v in before.items()},
+            "rss_mb_after": {k: round(v) for k, v in after.items()}, "crashes": 0 if alive else 1}
+
+
+# --- phase: leak probe -----------------------------------------------------------------------------
+
+
+class Everything:
+    """Raw bytes of every message on every topic of the graph (both QoS flavours, so latched topics too)."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self.chunks: list[bytes] = []
+        self.subs: dict[tuple, object] = {}
+        self.topics: set[str] = set()
+
+    def refresh(self) -> None:
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        flavours = {"volatile": QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT),
+                    "latched": QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                                          durability=DurabilityPolicy.TRANSIENT_LOCAL)}
+        for topic, types in self.node.get_topic_names_and_types():
+            for type_name in types:
+                try:
+                    pkg, kind, name = type_name.split("/")
+                    msg_type = getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+                except Exception:
+                    continue
+                for flavour, qos in flavours.items():
+                    key = (topic, type_name, flavour)
+                    if key not in self.subs:
+                        self.subs[key] = self.node.create_subscription(msg_type, topic, self.chunks.append, qos,
+                                                                       raw=True)
+                        self.topics.add(topic)
+
+    def close(self) -> None:
+        for sub in self.subs.values():
+            self.node.destroy_subscription(sub)
+
+
+def phase_leak(h: Harness) -> dict:
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    from ml_model_service.ros.remote_model import call
+
+    token = f"SECRET-{secrets.token_hex(12)}"
+    secret_dir = h.work / "outside"
+    secret_dir.mkdir()
+    secret = secret_dir / "labels.txt"
+    secret.write_text("\n".join(f"{i} {token}-{i}" for i in range(5)) + "\n")
+    (secret_dir / "evil.onnx").write_text(f"{token}\n")
+    (h.allowed / "link_labels.txt").symlink_to(secret)
+    (h.allowed / "link_model.onnx").symlink_to(secret_dir / "evil.onnx")
+    model_dir = h.allowed / "trojan"
+    model_dir.mkdir()
+    shutil.copy(ROOT / "ml_model_service/ml_model_service/models/ssd_mobilenet_v2_coco_qdq.onnx",
+                model_dir / "model.onnx")
+    (model_dir / "labels.txt").symlink_to(secret)  # labels "beside" the model lead out
+
+    svc_ns, vis_ns = "/lsvc", "/lvis"
+    svc = h.model_service(svc_ns, model_repository=str(h.allowed))
+    remote = h.remote(svc_ns, proc=svc)
+    vis = h.vision(vis_ns, svc_ns)
+    local = h.spawn("vision_service", "/llocal", {"model_path": "ssd_mobilenet_v2_coco", "always_on": True,
+                                                  "allowed_paths": [str(h.allowed)]})
+    everything = Everything(h.node)
+    time.sleep(3.0)
+    everything.refresh()
+    answers: list[str] = []
+    attempts = 0
+    tricks = [str(secret), f"{h.allowed}/../outside/labels.txt", str(h.allowed / "link_labels.txt"),
+              f"{h.allowed}/trojan/../../outside/labels.txt", "/etc/shadow", "/etc/passwd", "~/.bashrc",
+              "/proc/self/environ", str(secret_dir)]
+    model_tricks = [str(secret_dir / "evil.onnx"), str(h.allowed / "link_model.onnx"), "trojan", "../outside/evil",
+                    str(secret)]
+    for trick in tricks:
+        attempts += 1
+        answers.append(str(remote.load("ssd_mobilenet_v2_coco", trick)))
+    for trick in model_tricks:
+        attempts += 1
+        answers.append(str(remote.load(trick)))
+    for node in (f"{svc_ns}/ml_model_service", f"{vis_ns}/vision_service", "/llocal/vision_service"):
+        client = h.node.create_client(SetParameters, f"{node}/set_parameters")
+        for name, values in (("label_path", tricks), ("model_path", model_tricks),
+                             ("model_repository", [str(secret_dir), "/etc"])):
+            for value in values:
+                attempts += 1
+                try:
+                    r = call(client, SetParameters.Request(
+                        parameters=[Parameter(name, value=value).to_parameter_msg()]), 20.0)
+                    answers.append(str(r))
+                except Exception as exc:
+                    answers.append(f"{node}: {exc}")
+        h.node.destroy_client(client)
+    answers.append(str(remote.fetch_metadata()))
+    time.sleep(2.5)  # status and label_info go out at 1 Hz / on change
+    everything.refresh()
+    time.sleep(1.5)
+    blob = b"".join(everything.chunks) + "\n".join(answers).encode()
+    leaked = blob.count(token.encode())
+    content_bytes = sum(len(line) for line in secret.read_text().splitlines() if line.encode() in blob)
+    alive = all(p.poll() is None for p in (svc, vis, local))
+    everything.close()
+    for p in (svc, vis, local):
+        h.stop(p)
+    return {"attempts": attempts, "topics_watched": len(everything.topics), "messages_seen": len(everything.chunks),
+            "token_occurrences": leaked, "leaked_bytes": content_bytes, "crashes": 0 if alive else 3 - sum(
+                p.poll() is None for p in (svc, vis, local))}
+
+
+# --- phase: bit-flipped copies ----------------------------------------------------------------------
+
+
+def phase_bitflip(h: Harness, copies: int) -> dict:
+    from ml_model_service.core.backends import ModelLoadError
+    from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model
+    from ml_model_service.core.trust import ModelPolicy, TrustError
+
+    repo = h.work / "flipped"
+    repo.mkdir()
+    shutil.copy(BUNDLED_DIR / "SHA256SUMS", repo / "SHA256SUMS")
+    policy = ModelPolicy.for_folders([repo])
+    files = sorted({b.file for b in BUNDLED.values()})
+    rng = random.Random(99)
+    loaded, refused_checksum, refused_other = 0, 0, 0
+    t0 = time.monotonic()
+    for i in range(copies):
+        name = files[i % len(files)]
+        data = bytearray((BUNDLED_DIR / name).read_bytes())
+        data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        (repo / name).write_bytes(bytes(data))
+        try:
+            Model(str(repo / name), policy=policy, providers=["cpu"])
+            loaded += 1
+        except TrustError:
+            refused_checksum += 1
+        except ModelLoadError:
+            refused_other += 1
+    return {"copies": copies, "loaded": loaded, "refused_by_checksum": refused_checksum,
+            "refused_otherwise": refused_other, "seconds": round(time.monotonic() - t0, 1)}
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+def summary(results: dict) -> list[str]:
+    lines = ["", "=== robustness summary ==="]
+    r = results
+    if "infer" in r and "error" not in r["infer"]:
+        x = r["infer"]
+        lines.append(f"Infer fuzz: {x['requests']} requests in {x['seconds']} s, crashes {x['crashes']}, "
+                     f"clean refusals {x['clean_refusals']}, other failures {x['other_failures']}, "
+                     f"ok {x['outcomes'].get('ok', 0)}, tracebacks {x['tracebacks_in_log']}, "
+                     f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB, correct afterwards {x['correct_after']}")
+    if "topics" in r and "error" not in r["topics"]:
+        x = r["topics"]
+        lines.append(f"Topic fuzz: {x['messages']} messages in {x['seconds']} s, crashes {x['crashes']}, "
+                     f"2D detections during the fuzz {x['detections_during_fuzz']}, detecting afterwards "
+                     f"{x['still_detecting_after']}, RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB, "
+                     f"tracebacks {x['tracebacks_in_logs']}")
+    if "restart" in r and "error" not in r["restart"]:
+        x = r["restart"]
+        recoveries = [c["recovery_s_after_serving"] for c in x["cycles"]]
+        lost = [c["frames_without_output"] for c in x["cycles"]]
+        lines.append(f"kill -9 / restart: {x['recovered']}/{len(x['cycles'])} recovered, recovery after the "
+                     f"service serves again {recoveries} s (max {x['max_recovery_s']}), frames without output "
+                     f"{lost}, crashes {x['crashes']}")
+    if "swap" in r and "error" not in r["swap"]:
+        x = r["swap"]
+        lines.append(f"Hot swaps at 30 Hz: {x['swaps']} swaps in {x['seconds']} s, {x['frames_sent']} frames, "
+                     f"{x['detections']} detections + {x['classifications']} classifications, garbled "
+                     f"{x['garbled_frames']}, without output {x['frames_without_output']}, crashes {x['crashes']}")
+    if "flood" in r and "error" not in r["flood"]:
+        x = r["flood"]
+        lines.append(f"1080p flood: sent {x['sent_hz']} Hz for {x['seconds']} s, outputs {x['outputs_hz']} Hz, "
+                     f"latency p50/p90/max {x['latency_ms_p50']}/{x['latency_ms_p90']}/{x['latency_ms_max']} ms, "
+                     f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB, crashes {x['crashes']}")
+    if "leak" in r and "error" not in r["leak"]:
+        x = r["leak"]
+        lines.append(f"Leak probe: {x['attempts']} attempts, {x['topics_watched']} topics / {x['messages_seen']} "
+                     f"messages watched, token seen {x['token_occurrences']} times, leaked bytes {x['leaked_bytes']}, "
+                     f"crashes {x['crashes']}")
+    if "bitflip" in r and "error" not in r["bitflip"]:
+        x = r["bitflip"]
+        lines.append(f"Bit-flipped copies: {x['copies']} copies, loaded {x['loaded']}, refused by checksum "
+                     f"{x['refused_by_checksum']}, refused otherwise {x['refused_otherwise']}")
+    for name, x in r.items():
+        if "error" in x:
+            lines.append(f"{name}: phase failed: {x['error']}")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
+    parser.add_argument("--infer-requests", type=int, default=10000)
+    parser.add_argument("--topic-messages", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each timed phase")
+    parser.add_argument("--domain", type=int, default=random.randint(150, 230), help="ROS_DOMAIN_ID to run in")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "robustness")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = [p for p in phases if p not in PHASES]
+    if unknown:
+        parser.error(f"unknown phases {unknown}")
+    _set_up_dds(args.domain)
+    harness = Harness(args.out)
+    started = time.monotonic()
+    try:
+        for phase in phases:
+            t = time.monotonic()
+            print(f"--- {phase} ...", flush=True)
+            try:
+                if phase == "infer":
+                    res = phase_infer(harness, args.infer_requests, max(args.seconds, 60.0))
+                elif phase == "topics":
+                    res = phase_topics(harness, args.topic_messages, args.seconds)
+                elif phase == "restart":
+                    res = phase_restart(harness, 3, 1.0)
+                elif phase == "swap":
+                    res = phase_swap(harness, args.seconds, 1.5)
+                elif phase == "flood":
+                    res = phase_flood(harness, args.seconds, 100.0)
+                elif phase == "leak":
+                    res = phase_leak(harness)
+                else:
+                    res = phase_bitflip(harness, 40)
+            except Exception as exc:  # report and go on with the other phases
+                res = {"error": f"{type(exc).__name__}: {exc}"}
+            res["phase_seconds"] = round(time.monotonic() - t, 1)
+            harness.results[phase] = res
+            print(json.dumps({phase: res}, default=str), flush=True)
+    finally:
+        harness.close()
+    print("\n".join(summary(harness.results)))
+    print(f"total {time.monotonic() - started:.0f} s; node logs in {args.out / 'logs'}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(harness.results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
