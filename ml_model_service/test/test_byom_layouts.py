@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ml_model_service.core.decoders import DecoderConfig
+from ml_model_service.core.decoders import DecoderConfig, anchor_centres
 from ml_model_service.core.model import Model
 from ml_model_service.core.preprocess import InputLayout, PreprocessConfig, RoleError, preprocess
 from ml_model_service.core.vision import FilterConfig, VisionConfig, VisionModel
@@ -100,6 +100,14 @@ def grid(size: int) -> int:
     return sum((size // s) ** 2 for s in (8, 16, 32))
 
 
+def background(n: int) -> np.ndarray:
+    """(4, n) centre/size boxes of a head's empty candidates: one stride wide, on their own grid cells (as
+    a real head's are: measured on NudeNet's YOLOv8n, a median 0.1-0.4 strides from the cell centre)."""
+    size = next(s for s in (320, 640, 1280) if n in (grid(s), 3 * grid(s)))
+    cells = anchor_centres(size, size, n // grid(size), (8, 16, 32))
+    return np.vstack([cells[:, 0], cells[:, 1], cells[:, 2], cells[:, 2]]).astype(np.float32)
+
+
 # Objects in a 640x640 letterboxed input (1280x720 image: scale 0.5, bars of 140 px): corners, class, score.
 OBJECTS = [((100, 200, 300, 400), 1, 0.9), ((400, 250, 600, 330), 2, 0.8), ((50, 150, 90, 230), 0, 0.6)]
 
@@ -118,6 +126,7 @@ def raw_v8(objects=OBJECTS, n: int = grid(640), classes: int = 3, extra: np.ndar
     """[1, 4+C(+extra), N]: centre boxes in input pixels, class scores, then extra values per candidate."""
     k = 4 + classes + (0 if extra is None else extra.shape[0])
     out = np.zeros((1, k, n), np.float32)
+    out[0, :4] = background(n)
     if extra is not None:
         out[0, 4 + classes:] = extra
     for j, ((x0, y0, x1, y1), c, s) in enumerate(objects):
@@ -379,6 +388,21 @@ def test_blazeface_like_anchor_outputs_are_refused_with_no_option(tmp_path):
         load(graph(tmp_path / "blaze4.onnx", [("input", TensorProto.FLOAT, [1, 128, 128, 3])], outputs))
 
 
+def test_raw_head_offsets_are_not_taken_for_decoded_boxes(tmp_path):
+    """A YOLOX export without decode_in_inference: [1, 8400, 5+C] rows of grid-cell offsets, objectness and
+    class scores (all in range): the boxes would be confident garbage in the top-left corner."""
+    rng = np.random.default_rng(3)
+    out = np.zeros((1, grid(640), 5 + 3), np.float32)
+    out[0, :, :2] = rng.uniform(-0.5, 1.5, (grid(640), 2))  # offsets within the cell, in cells
+    out[0, :, 2:4] = rng.uniform(0.1, 2.0, (grid(640), 2))  # sizes in cells
+    out[0, :, 4:] = rng.uniform(0, 1, (grid(640), 4))
+    with pytest.raises(RoleError, match="do not follow the YOLO grid.*No option can help"):
+        load(graph(tmp_path / "yolox_raw.onnx", NCHW, {"output": out}), list(NAMES.values()))
+    out[0, :, :4] = background(grid(640)).T  # the same head with its boxes decoded reads fine
+    vision, _ = load(graph(tmp_path / "yolox.onnx", NCHW, {"output": out}), list(NAMES.values()))
+    assert vision.role == "yolo" and vision.decoder.has_objectness
+
+
 def test_ocr_recogniser_is_not_taken_for_yolo(tmp_path):
     probs = np.full((1, 40, 97), 1 / 97, np.float32)
     path = graph(tmp_path / "rec.onnx", [("x", TensorProto.FLOAT, ["b", 3, 48, "w"])], {"softmax_0.tmp_0": probs})
@@ -454,6 +478,24 @@ def test_bundled_classifier_uses_centre_crop_and_others_stretch(tmp_path):
     vision, _ = load(path, ["a", "b", "c"])
     assert vision.role == "classifier" and vision.resize_mode == "stretch"
     assert [(c.class_index, c.class_name) for c in vision.classify(IMAGE, 1)] == [(1, "b")]
+
+
+def test_ultralytics_classifier_crops_the_whole_shorter_side(tmp_path):
+    props = {**ultralytics_props(task="classify", imgsz=(224, 224)), "names": str({0: "a", 1: "b"})}
+    path = graph(tmp_path / "cls.onnx", [("images", TensorProto.FLOAT, [1, 3, 224, 224])],
+                 {"output0": np.array([[0.3, 0.7]], np.float32)}, props)
+    vision, _ = load(path)
+    assert vision.role == "classifier" and vision.resize_mode == "center_crop" and vision._pre.crop_fraction == 1.0
+    assert [(c.class_index, c.class_name) for c in vision.classify(IMAGE, 1)] == [(1, "b")]
+
+
+def test_unknown_extra_inputs_are_refused_not_guessed(tmp_path):
+    """PaddleDetection's im_shape (h, w) and scale_factor: not an orig_target_sizes (w, h) to be filled."""
+    inputs = [("image", TensorProto.FLOAT, [1, 3, 640, 640]), ("im_shape", TensorProto.FLOAT, [1, 2]),
+              ("scale_factor", TensorProto.FLOAT, [1, 2])]
+    path = graph(tmp_path / "ppyoloe.onnx", inputs, {"multiclass_nms3_0.tmp_0": np.zeros((1, 6), np.float32)})
+    with pytest.raises(RoleError, match="'im_shape'.*no option can help"):
+        load(path)
 
 
 def test_classifier_score_activation_option(tmp_path):

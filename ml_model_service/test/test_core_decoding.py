@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ml_model_service.core.decoders import DecoderConfig
+from ml_model_service.core.decoders import DecoderConfig, anchor_centres
 from ml_model_service.core.labels import load_labels, parse_labels
 from ml_model_service.core.model import Model
 from ml_model_service.core.preprocess import InputLayout, PreprocessConfig, RoleError, preprocess
@@ -48,8 +48,15 @@ def letterboxed(cx, cy, w, h):
 GRID_640 = 80 * 80 + 40 * 40 + 20 * 20  # candidates of a raw YOLO head at 640 x 640 (strides 8, 16, 32)
 
 
+def empty_candidates(per_cell: int) -> np.ndarray:
+    """(N, 4) boxes of a head's empty candidates, on their grid cells (as a real YOLO head's are)."""
+    cells = anchor_centres(640, 640, per_cell, (8, 16, 32))
+    return np.column_stack([cells[:, :2], cells[:, 2], cells[:, 2]]).astype(np.float32)
+
+
 def yolo_v8_output() -> np.ndarray:
     out = np.zeros((1, 4 + len(LABELS), GRID_640), np.float32)
+    out[0, :4] = empty_candidates(1).T
     for j, (cx, cy, w, h, c, s) in enumerate(CANDIDATES):
         out[0, :4, j] = (cx, cy, w, h)
         out[0, 4 + c, j] = s
@@ -58,6 +65,7 @@ def yolo_v8_output() -> np.ndarray:
 
 def yolo_v5_output() -> np.ndarray:
     out = np.zeros((1, 3 * GRID_640, 5 + len(LABELS)), np.float32)  # three anchors per cell
+    out[0, :, :4] = empty_candidates(3)
     for j, (cx, cy, w, h, c, s) in enumerate(CANDIDATES):
         out[0, j, :5] = (cx, cy, w, h, 0.95)  # objectness 0.95, class score s / 0.95: score = s
         out[0, j, 5 + c] = s / 0.95

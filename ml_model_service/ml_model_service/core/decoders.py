@@ -425,15 +425,51 @@ def _by_role(metadata: ModelMetadata, config: DecoderConfig) -> dict[str, str]:
     return found
 
 
-def grid_counts(height: int, width: int) -> dict[int, int]:
-    """Anchor counts a raw YOLO head gives for an input size → anchors per cell (1: v8/v11, 3: v5/v7), for
-    strides 8-32 (P5) and 8-64 (P6)."""
-    counts: dict[int, int] = {}
-    for strides in ((8, 16, 32), (8, 16, 32, 64)):
+_STRIDES = ((8, 16, 32), (8, 16, 32, 64))  # P5 and P6 heads
+
+
+def grid_counts(height: int, width: int) -> dict[int, tuple[int, tuple[int, ...]]]:
+    """Candidate counts a raw YOLO head gives for an input size → (anchors per cell (1: v8/v11, 3: v5/v7),
+    strides), for P5 (strides 8-32) and P6 (8-64) heads."""
+    counts: dict[int, tuple[int, tuple[int, ...]]] = {}
+    for strides in _STRIDES:
         cells = sum(math.ceil(height / s) * math.ceil(width / s) for s in strides)
-        counts.setdefault(cells, 1)
-        counts.setdefault(3 * cells, 3)
+        counts.setdefault(cells, (1, strides))
+        counts.setdefault(3 * cells, (3, strides))
     return counts
+
+
+def anchor_centres(height: int, width: int, per_cell: int, strides: tuple[int, ...]) -> np.ndarray:
+    """(N, 3) x, y, stride of each candidate's grid cell centre, in a YOLO head's output order (per stride
+    level; anchors, then rows, then columns)."""
+    parts = []
+    for s in strides:
+        ny, nx = math.ceil(height / s), math.ceil(width / s)
+        yy, xx = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+        cell = np.column_stack([(xx.ravel() + 0.5) * s, (yy.ravel() + 0.5) * s, np.full(ny * nx, float(s))])
+        parts.extend([cell] * per_cell)
+    return np.concatenate(parts)
+
+
+def _check_grid(ctx: Context, name: str, xywh: np.ndarray, per_cell: int, strides: tuple[int, ...]) -> None:
+    """Decoded YOLO boxes sit near their grid cell (within a stride or two; measured on a real YOLOv8 export:
+    median 0.1-0.4 strides). Raw head outputs (e.g. YOLOX without decode_in_inference), other tensors
+    read as YOLO or a transposed reading do not."""
+    h, w = ctx.input_hw
+    centres = anchor_centres(h, w, per_cell, strides)
+    if len(centres) != len(xywh) or not len(xywh):
+        return
+    xy = xywh[:, :2].astype(np.float64)
+    if ctx.config.box_units == "proportional" or (ctx.config.box_units == "auto" and np.abs(xywh).max() <= 1.5):
+        xy = xy * np.array([w, h])
+    off = np.abs(xy - centres[:, :2]) / centres[:, 2:3]
+    median = float(np.median(off.max(axis=1)))
+    if median > 2.0:
+        raise ctx.refuse(f"the box centres in {name!r} do not follow the YOLO grid of a {h} x {w} input (median "
+                         f"distance from their cell {median:.1f} strides; decoded YOLO boxes sit within one or two): "
+                         "these are not decoded boxes (a raw head such as YOLOX exported without "
+                         "decode_in_inference, or another kind of output); export the model with its box decoding",
+                         None)
 
 
 def _protos(ctx: Context, exclude: str) -> tuple[str, int] | None:
@@ -588,13 +624,13 @@ def _yolo(ctx: Context) -> YoloDecoder | None:
     counts = grid_counts(*ctx.input_hw)
     span = ctx.span
     if shape[2] in counts and shape[1] not in counts:
-        attrs_first, per_cell = True, counts[shape[2]]
+        attrs_first, (per_cell, strides) = True, counts[shape[2]]
     elif shape[1] in counts and shape[2] not in counts:
-        attrs_first, per_cell = False, counts[shape[1]]
+        attrs_first, (per_cell, strides) = False, counts[shape[1]]
     elif shape[1] in counts and shape[2] in counts:
-        attrs_first, per_cell = shape[1] < shape[2], counts[min(shape[1:])]
+        attrs_first, (per_cell, strides) = shape[1] < shape[2], counts[max(shape[1:])]
     elif forced:
-        attrs_first, per_cell = shape[1] < shape[2], 0
+        attrs_first, per_cell, strides = shape[1] < shape[2], 0, ()
         for first in (True, False):
             if span and (shape[1] if first else shape[2]) - extra - span in (4, 5):
                 attrs_first = first
@@ -627,6 +663,8 @@ def _yolo(ctx: Context) -> YoloDecoder | None:
     if xywh.size and float(xywh[:, 2:].min()) < -_TOL:
         raise ctx.refuse(f"output {spec.name!r} has negative box widths or heights: not YOLO centre/size boxes",
                          None)
+    if per_cell:
+        _check_grid(ctx, spec.name, xywh, per_cell, strides)
     return decoder
 
 

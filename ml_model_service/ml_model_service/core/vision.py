@@ -99,9 +99,15 @@ TRIAL_SIDE = 320
 _SIZE_INPUT_SHAPES = ([1, 2], [2], [-1, 2])
 
 
+_SIZE_INPUT_NAMES = ("orig_target_sizes", "orig_target_size", "orig_size", "orig_sizes", "target_sizes")
+
+
 def _is_size_input(spec: TensorSpec) -> bool:
-    """An `orig_target_sizes`-like input (official RT-DETR / D-FINE exports): the image size, [1, 2]."""
-    return list(spec.shape) in _SIZE_INPUT_SHAPES and (spec.data_type.startswith(("int", "float")))
+    """The `orig_target_sizes` input of the official RT-DETR / D-FINE exports: [1, 2], width then height.
+    Other extra inputs (PaddleDetection's im_shape and scale_factor, with other meanings and orders) are not
+    guessed at."""
+    return (spec.name.lower() in _SIZE_INPUT_NAMES and list(spec.shape) in _SIZE_INPUT_SHAPES
+            and spec.data_type.startswith(("int", "float")))
 
 
 class VisionModel:
@@ -153,6 +159,9 @@ class VisionModel:
                 mode = "letterbox"
             elif self.role == "classifier" and self.hints.bundled:
                 mode = "center_crop"  # how EfficientNet-Lite0 was trained and evaluated
+            elif self.role == "classifier" and self.hints.ultralytics and self.hints.task == "classify":
+                mode = "center_crop"  # Ultralytics' classify_transforms: shorter side to imgsz, centre crop
+                self._pre.crop_fraction = 1.0
             else:
                 mode = "stretch"
         self._pre.letterbox, self._pre.center_crop = mode == "letterbox", mode == "center_crop"
