@@ -67,6 +67,8 @@ class Param:
     def coerce(self, value: Any) -> Any:
         """The forms users type, made the declared type: 'cpu' or 'cuda,cpu' for a list, 1/0 or 'true' for a
         bool, an integer for a float. Anything else is returned as is (and refused by `validate`)."""
+        if self.is_list and value is None:  # an empty YAML list arrives untyped
+            return []
         if self.is_list and isinstance(value, str):
             items = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
             try:

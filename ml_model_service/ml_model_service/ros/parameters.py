@@ -68,8 +68,12 @@ def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
     for p in params:
         overrides.pop(p.name, None)  # the coerced value is declared instead of the raw override
         if p.is_list and not values[p.name]:  # an empty list has no type of its own: declare by type, set typed
-            node.declare_parameter(p.name, param_type(p), descriptor(p))
+            desc = descriptor(p)
+            desc.read_only = False  # a read-only parameter could not be set below
+            node.declare_parameter(p.name, param_type(p), desc)
             node.set_parameters([Parameter(p.name, param_type(p), [])])
+            if p.read_only:
+                node.set_descriptor(p.name, descriptor(p))
         else:
             node.declare_parameter(p.name, values[p.name], descriptor(p))
     return values

@@ -135,8 +135,9 @@ class VisionNode(Node):
         return states
 
     def destroy_node(self) -> None:
-        self.worker.stop()
-        self.source.close()
+        for part in ("worker", "source"):  # absent when start-up failed
+            if hasattr(self, part):
+                getattr(self, part).stop() if part == "worker" else self.source.close()
         super().destroy_node()
 
 
