@@ -223,6 +223,28 @@ def test_pose_head_is_a_person_detector_with_its_keypoints_ignored(tmp_path):
     assert "output output0: float32 [1, 56, 8400]" in str(err.value)
 
 
+@pytest.mark.parametrize("scores_first", [False, True])
+def test_split_boxes_and_scores_yolo_nas_and_pp_yoloe(tmp_path, scores_first):
+    n = grid(640)
+    centres = background(n)
+    boxes = np.column_stack([centres[0] - 4, centres[1] - 4, centres[0] + 4, centres[1] + 4])[None]
+    scores = np.zeros((1, n, 3), np.float32)
+    for j, (box, c, s) in enumerate(OBJECTS):
+        boxes[0, 5000 + j] = box
+        scores[0, 5000 + j, c] = s
+    scores[0, 4000, 1] = 0.85  # a duplicate of the first object: removed by NMS
+    boxes[0, 4000] = (102, 202, 302, 402)
+    outputs = {"scores": scores.transpose(0, 2, 1) if scores_first else scores, "boxes": boxes.astype(np.float32)}
+    vision, _ = load(graph(tmp_path / "nas.onnx", NCHW, outputs), list(NAMES.values()))
+    assert vision.role == "yolo"
+    check(found(vision), expect())
+    # The same boxes written y_min, x_min, y_max, x_max are off their grid cells: refused.
+    outputs["boxes"] = outputs["boxes"][..., [1, 0, 3, 2]].copy()
+    outputs["boxes"][0, :, :] += np.array([0, 50, 0, 50], np.float32)
+    with pytest.raises(RoleError, match="do not follow the YOLO grid"):
+        load(graph(tmp_path / "nas_yx.onnx", NCHW, outputs), list(NAMES.values()))
+
+
 # --- end-to-end [1, N, 6] ---------------------------------------------------------------------------------
 
 def test_end_to_end_corner_rows_yolo26(tmp_path):

@@ -6,7 +6,9 @@ trial run, and returns arrays in source-image pixels; naming, filtering and mess
 - `detector`: SSD-style boxes + scores (+ category, + count), as TFLite's detection post-processing,
   torchvision (boxes/labels/scores) and the official RT-DETR/D-FINE exports (with `orig_target_sizes`) emit;
 - `yolo`: raw YOLO, v5 `[1, N, 5+C]` (objectness) and v8/v11 `[1, 4+C, N]`, also seg heads
-  (`+32` mask coefficients and a protos output) and pose heads (`+K*3` keypoints) used as detectors, with NMS;
+  (`+32` mask coefficients and a protos output) and pose heads (`+K*3` keypoints) used as detectors, and
+  corner boxes `[1, N, 4]` + scores `[1, N, C]` in two tensors (YOLO-NAS, PP-YOLOE), with NMS; the
+  candidates must be the head's grid for the input size, with boxes on their grid cells;
 - `end2end`: `[1, N, 6(+extra)]` rows of box, score, class: YOLO26/YOLOv10/`nms=True` exports (corner
   boxes in input pixels) and Ultralytics RT-DETR (normalised centre boxes);
 - `detr`: DETR family, normalised centre/size boxes + class logits (sigmoid, or softmax with a no-object
@@ -282,6 +284,27 @@ class YoloDecoder:
         idx = nms(boxes, scores, classes, self.config)
         return RawDetections(transform.to_source(boxes[idx]), scores[idx].astype(np.float64),
                              classes[idx].astype(np.int64))
+
+
+class SplitYoloDecoder(YoloDecoder):
+    """YOLO candidates in two tensors: corner boxes [1, N, 4] in input pixels and class scores [1, N, C] or
+    [1, C, N] (YOLO-NAS, PP-YOLOE and DAMO-YOLO exports without NMS); NMS as for raw YOLO."""
+
+    def __init__(self, boxes: str, scores: str, specs: dict[str, TensorSpec | None], scores_first: bool,
+                 config: DecoderConfig, describe: str) -> None:
+        super().__init__(boxes, specs.get(boxes), False, False, 0, config, describe)
+        self.scores = scores
+        self.specs = specs
+        self.scores_first = scores_first
+
+    def rows(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        corners = dequantize(np.asarray(outputs[self.tensor]), self.specs.get(self.tensor))[0].astype(np.float64)
+        scores = dequantize(np.asarray(outputs[self.scores]), self.specs.get(self.scores))[0]
+        scores = scores.T if self.scores_first else scores
+        check_probabilities(scores, f"class scores in {self.scores!r}", None, self.describe)
+        xywh = np.column_stack([(corners[:, 0] + corners[:, 2]) / 2, (corners[:, 1] + corners[:, 3]) / 2,
+                                corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]])
+        return xywh, scores, corners
 
 
 class EndToEndDecoder:
@@ -611,17 +634,23 @@ def _detr(ctx: Context) -> DetrDecoder | None:
 
 
 def _yolo(ctx: Context) -> YoloDecoder | None:
+    """Raw YOLO: one [1, 4+C(+extra), N] / [1, N, 5+C] output, or corner boxes and scores in two."""
     cfg = ctx.config
     spec = ctx.metadata.outputs[0]
     shape = ctx.shape(spec.name)
     forced = cfg.model_type == "yolo"
+    counts = grid_counts(*ctx.input_hw)
+    if len(ctx.outputs) == 2:
+        for name in ctx.outputs:
+            box_shape = ctx.shape(name)
+            if len(box_shape) == 3 and box_shape[0] == 1 and box_shape[2] == 4 and box_shape[1] in counts:
+                return _split_yolo(ctx, name, counts[box_shape[1]])
     if len(shape) != 3 or shape[0] != 1 or min(shape[1:]) < 5:
         return None
     extra, explained = _extra_per_box(ctx, spec.name)
     others = [n for n in ctx.outputs if n != spec.name and n not in explained]
     if others and not forced:
         return None  # raw YOLO has one output (and the protos of a seg head)
-    counts = grid_counts(*ctx.input_hw)
     span = ctx.span
     if shape[2] in counts and shape[1] not in counts:
         attrs_first, (per_cell, strides) = True, counts[shape[2]]
@@ -665,6 +694,27 @@ def _yolo(ctx: Context) -> YoloDecoder | None:
                          None)
     if per_cell:
         _check_grid(ctx, spec.name, xywh, per_cell, strides)
+    return decoder
+
+
+def _split_yolo(ctx: Context, boxes: str, grid: tuple[int, tuple[int, ...]]) -> SplitYoloDecoder | None:
+    n = ctx.shape(boxes)[1]
+    scores = next(o for o in ctx.outputs if o != boxes)
+    shape = ctx.shape(scores)
+    if len(shape) != 3 or shape[0] != 1 or n not in shape[1:]:
+        return None
+    scores_first = shape[2] == n and shape[1] != n
+    num_classes = shape[1] if scores_first else shape[2]
+    if ctx.span and num_classes > ctx.span:
+        raise ctx.refuse(f"{scores!r} scores {num_classes} classes but the labels name {ctx.span}",
+                         "label_path (one name per class)")
+    decoder = SplitYoloDecoder(boxes, scores, {n_: ctx.spec(n_) for n_ in ctx.outputs}, scores_first, ctx.config,
+                               ctx.metadata.describe_tensors())
+    decoder.num_classes = num_classes
+    xywh, _, _ = decoder.rows(ctx.outputs)
+    if xywh.size and float(xywh[:, 2:].min()) < -_TOL:
+        raise ctx.refuse(f"boxes in {boxes!r} are not x_min, y_min, x_max, y_max corners (negative sizes)", None)
+    _check_grid(ctx, boxes, xywh, *grid)
     return decoder
 
 
@@ -740,7 +790,8 @@ _ATTEMPTS = {"end2end": _end2end, "detr": _detr, "yolo": _yolo, "detector": _ssd
 _WHY_NOT = {
     "end2end": "no [1, N, 6+] output of box, score and class id rows",
     "detr": "no [1, Q, 4] normalised boxes with [1, Q, C] class logits",
-    "yolo": "no single [1, 4+C, N] / [1, N, 5+C] output with a candidate count on the YOLO grid of the input",
+    "yolo": "no [1, 4+C, N] / [1, N, 5+C] output (or [1, N, 4] boxes + scores) with a candidate count on the "
+            "YOLO grid of the input",
     "detector": "no boxes tensor ([1, N, 4] or [N, 4]) with per-box scores",
     "classifier": "not one output holding a single score vector",
 }
