@@ -605,6 +605,10 @@ def phase_swap(h: Harness, seconds: float, every: float) -> dict:
     try:
         if not wait_until(lambda: outputs.detections, 60):
             raise RuntimeError("the vision node produced no detections before the swaps")
+        time.sleep(1.0)
+        b0, bn = time.monotonic(), len(outputs.detections)
+        time.sleep(4.0)
+        baseline_hz = (len(outputs.detections) - bn) / (time.monotonic() - b0)
         t0 = time.monotonic()
         sent0 = len(stream.sent)
         i = 0
@@ -631,6 +635,8 @@ def phase_swap(h: Harness, seconds: float, every: float) -> dict:
     h.stop(vis)
     h.stop(svc)
     return {"seconds": round(t_end - t0, 1), "swaps": swaps, "swap_failures": failures, "frames_sent": sent,
+            "outputs_hz_without_swaps": round(baseline_hz, 1),
+            "outputs_hz_with_swaps": round((len(dets) + len(clss)) / (t_end - t0), 1),
             "detections": len(dets), "classifications": len(clss),
             "frames_without_output": max(0, sent - len(dets) - len(clss)),
             "garbled_frames": len(garbled_d) + len(garbled_c), "garbled_examples": (garbled_d + garbled_c)[:3],
@@ -664,10 +670,13 @@ def phase_flood(h: Harness, seconds: float, rate: float) -> dict:
             latencies.append(time.time() - (time.monotonic() - t) - stamp)
 
     stream = Stream(h.node, vis_ns, rate, (frame,))
-    time.sleep(seconds)
+    timeline = []
+    for _ in range(int(seconds)):
+        time.sleep(1.0)
+        timeline.append(round(rss_mb(vis.pid)))
     stream.close()
     sent_rate = len(stream.sent) / seconds
-    time.sleep(1.0)
+    time.sleep(2.0)
     after = {"vision": rss_mb(vis.pid), "model_service": rss_mb(svc.pid)}
     stamp_latency()
     produced = len(outputs.detections) - n0
@@ -680,7 +689,8 @@ def phase_flood(h: Harness, seconds: float, rate: float) -> dict:
             "latency_ms_p90": round(percentile(latencies, 90) * 1000),
             "latency_ms_max": round(max(latencies) * 1000) if latencies else None,
             "rss_mb_before": {k: round(v) for k, v in before.items()},
-            "rss_mb_after": {k: round(v) for k, v in after.items()}, "crashes": 0 if alive else 1}
+            "rss_mb_after": {k: round(v) for k, v in after.items()}, "vision_rss_mb_each_second": timeline,
+            "crashes": 0 if alive else 1}
 
 
 # --- phase: leak probe -----------------------------------------------------------------------------
@@ -746,6 +756,11 @@ def phase_leak(h: Harness) -> dict:
     vis = h.vision(vis_ns, svc_ns)
     local = h.spawn("vision_service", "/llocal", {"model_path": "ssd_mobilenet_v2_coco", "always_on": True,
                                                   "allowed_paths": [str(h.allowed)]})
+    import cv2
+
+    # both vision nodes see a camera, so they use (and rebuild from) whatever the model service sends
+    frame = image_msg(cv2.resize(photo(), (640, 480)))
+    streams = [Stream(h.node, ns, 5.0, (frame,)) for ns in (vis_ns, "/llocal")]
     everything = Everything(h.node)
     time.sleep(3.0)
     everything.refresh()
@@ -781,13 +796,26 @@ def phase_leak(h: Harness) -> dict:
     time.sleep(1.5)
     blob = b"".join(everything.chunks) + "\n".join(answers).encode()
     leaked = blob.count(token.encode())
+    # positive control: a label file inside the allowed folders does travel (so the probe can see data)
+    control = f"CONTROL-{secrets.token_hex(8)}"
+    (h.allowed / "control.txt").write_text("\n".join(f"{i} {control}-{i}" for i in range(90)) + "\n")
+    control_answer = str(remote.load("ssd_mobilenet_v2_coco", str(h.allowed / "control.txt")))
+    time.sleep(3.0)
+    everything.refresh()
+    time.sleep(1.0)
+    control_blob = b"".join(everything.chunks)
+    control_seen = {"load_model answer": control_answer.count(control),
+                    "topics": control_blob.count(control.encode())}
     content_bytes = sum(len(line) for line in secret.read_text().splitlines() if line.encode() in blob)
     alive = all(p.poll() is None for p in (svc, vis, local))
+    for stream in streams:
+        stream.close()
     everything.close()
     for p in (svc, vis, local):
         h.stop(p)
     return {"attempts": attempts, "topics_watched": len(everything.topics), "messages_seen": len(everything.chunks),
-            "token_occurrences": leaked, "leaked_bytes": content_bytes, "crashes": 0 if alive else 3 - sum(
+            "token_occurrences": leaked, "leaked_bytes": content_bytes, "control_token_seen": control_seen,
+            "crashes": 0 if alive else 3 - sum(
                 p.poll() is None for p in (svc, vis, local))}
 
 
@@ -851,18 +879,21 @@ def summary(results: dict) -> list[str]:
     if "swap" in r and "error" not in r["swap"]:
         x = r["swap"]
         lines.append(f"Hot swaps at 30 Hz: {x['swaps']} swaps in {x['seconds']} s, {x['frames_sent']} frames, "
-                     f"{x['detections']} detections + {x['classifications']} classifications, garbled "
+                     f"{x['detections']} detections + {x['classifications']} classifications "
+                     f"({x['outputs_hz_with_swaps']} Hz; {x['outputs_hz_without_swaps']} Hz without swaps), garbled "
                      f"{x['garbled_frames']}, without output {x['frames_without_output']}, crashes {x['crashes']}")
     if "flood" in r and "error" not in r["flood"]:
         x = r["flood"]
         lines.append(f"1080p flood: sent {x['sent_hz']} Hz for {x['seconds']} s, outputs {x['outputs_hz']} Hz, "
                      f"latency p50/p90/max {x['latency_ms_p50']}/{x['latency_ms_p90']}/{x['latency_ms_max']} ms, "
-                     f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB, crashes {x['crashes']}")
+                     f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (vision each second "
+                     f"{x['vision_rss_mb_each_second']}), crashes {x['crashes']}")
     if "leak" in r and "error" not in r["leak"]:
         x = r["leak"]
         lines.append(f"Leak probe: {x['attempts']} attempts, {x['topics_watched']} topics / {x['messages_seen']} "
                      f"messages watched, token seen {x['token_occurrences']} times, leaked bytes {x['leaked_bytes']}, "
-                     f"crashes {x['crashes']}")
+                     f"crashes {x['crashes']} (control token from an allowed label file seen: "
+                     f"{x['control_token_seen']})")
     if "bitflip" in r and "error" not in r["bitflip"]:
         x = r["bitflip"]
         lines.append(f"Bit-flipped copies: {x['copies']} copies, loaded {x['loaded']}, refused by checksum "
