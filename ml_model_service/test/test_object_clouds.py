@@ -1,10 +1,14 @@
 """Object point clouds from the vision node: colour + depth + camera_info over DDS, 3D objects out."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from vision_msgs.msg import Detection3DArray
+from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from ml_model_service.core.scenes import Box3D, motorcycle_rgbd, render
 from ml_model_service.ros import conversions
@@ -47,7 +51,9 @@ def camera(spinner):
 
 
 def start(start_node, spinner, params):
-    proc = start_node("vision_service", {"execution_providers": ["cpu"], "use_depth": True, **params},
+    allowed = [str(Path(params["model_path"]).parent)] if "/" in params.get("model_path", "") else []
+    proc = start_node("vision_service", {"execution_providers": ["cpu"], "use_depth": True,
+                                         "allowed_paths": allowed, **params},
                       namespace="/rgbd")
     props = spinner.node.create_client(GetProperties, "/rgbd/vision_service/get_properties")
     r = wait_for(lambda: props.wait_for_service(0.5) and call(props, GetProperties.Request(), 5.0), 30,
@@ -122,6 +128,14 @@ def test_depth_problems_are_reported_and_node_goes_on(tmp_path, start_node, spin
     camera.show(colour, depth_msg(scene.depth, "32FC1"), CameraInfo(width=640, height=480))
     r = wait_for(lambda: (lambda x: x if "intrinsics" in x.message else None)(get()), 20, what="zero K")
     assert not r.success and "zero" in r.message
+    # a bad camera_info costs 3D only: 2D detections keep coming, and the status says why 3D fails
+    dets = Collector(spinner.node, Detection2DArray, "/rgbd/detections")
+    status = Collector(spinner.node, DiagnosticStatus, "/rgbd/vision_service/status",
+                       QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    wait_for(lambda: len(dets.where(lambda m: m.detections)) >= 3, 20, what="2D detections with a bad K")
+    wait_for(lambda: any("3D failing" in m.message and "intrinsics" in m.message for m in status.messages), 10,
+             what="status says 3D is failing")
+    spinner.node.destroy_subscription(dets.sub)
     info = info_msg(scene.intrinsics, 640, 480)
     camera.show(colour, depth_msg(np.full((100, 100), 2.0, np.float32), "32FC1"), info)
     r = wait_for(lambda: (lambda x: x if "aspect" in x.message else None)(get()), 20, what="size mismatch")

@@ -53,7 +53,7 @@ class Frame:
 
         def intrinsics() -> pointcloud.Intrinsics:
             if info is None:
-                raise pointcloud.DepthError("no camera_info received: no intrinsics for 3D")
+                raise pointcloud.DepthError("no camera_info received yet (3D needs the colour camera's calibration)")
             return pointcloud.Intrinsics.from_k(info.k, info.width, info.height)
 
         return pipeline.Depth(lambda: conversions.depth_to_metres(depth, values["depth_unit_scale"],
