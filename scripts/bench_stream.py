@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class NodeProcess:
     ns: str
     proc: subprocess.Popen
     log: Path
+    idle: float | None = None  # % of a core, when sampled beside a node (see idle_percent)
 
     @classmethod
     def start(cls, kind: str, log_dir: Path, params: dict, ns: str) -> NodeProcess:
@@ -110,6 +112,11 @@ class StreamResult:
     sent: int
     latencies_ms: list[float] = field(default_factory=list)
     node_cpu_s: float = 0.0
+
+    def __add__(self, other: StreamResult) -> StreamResult:
+        """Two windows of the same stream taken as one."""
+        return StreamResult(self.rate, self.sent + other.sent, self.latencies_ms + other.latencies_ms,
+                            self.node_cpu_s + other.node_cpu_s)
 
     @property
     def answered(self) -> int:
@@ -268,8 +275,37 @@ class Client:
         self.spinner.close()
 
 
-def idle_percent(vision: NodeProcess, seconds: float) -> float:
-    """The node's CPU over `seconds` of waiting, in % of one core."""
-    cpu0 = vision.cpu()
+def idle_percent(vision: NodeProcess, seconds: float, *others: NodeProcess) -> float:
+    """The node's CPU over `seconds` of waiting, in % of one core (`others`: also sampled over the same
+    window, in their `idle` attribute)."""
+    before = [p.cpu() for p in (vision, *others)]
     time.sleep(seconds)
-    return 100 * (vision.cpu() - cpu0) / seconds
+    after = [p.cpu() for p in (vision, *others)]
+    for p, a, b in zip(others, before[1:], after[1:]):
+        p.idle = 100 * (b - a) / seconds
+    return 100 * (after[0] - before[0]) / seconds
+
+
+#: A reference for idle CPU: a bare rclpy node that publishes a small status message once a second.
+REFERENCE_NODE = """
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from std_msgs.msg import String
+rclpy.init()
+node = rclpy.create_node("bench_idle_reference")
+pub = node.create_publisher(String, "~/status", 1)
+node.create_timer(1.0, lambda: pub.publish(String(data="ok")))
+try:
+    rclpy.spin(node)
+except (KeyboardInterrupt, ExternalShutdownException):
+    pass
+"""
+
+
+def start_reference(log_dir: Path, ns: str) -> NodeProcess:
+    """Start the idle reference node (a bare rclpy node with a 1 Hz status publisher) in namespace `ns`."""
+    log = log_dir / "idle_reference.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", REFERENCE_NODE, "--ros-args", "-r", f"__ns:={ns}"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    return NodeProcess("reference", ns, proc, log)

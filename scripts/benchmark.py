@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -46,6 +47,9 @@ from ml_model_service.core.backends import default_threads  # noqa: E402
 from ml_model_service.core.model import Model  # noqa: E402
 from ml_model_service.core.scenes import Box3D, render  # noqa: E402
 from ml_model_service.core.vision import Detection, VisionModel  # noqa: E402
+
+if TYPE_CHECKING:  # bench_stream needs ROS; --core-only does not
+    from bench_stream import Camera, Client, NodeProcess, StreamResult
 
 DETECTORS = {"ONNX": "ssd_mobilenet_v2_coco", "TFLite": "ssd_mobilenet_v2_coco_tflite"}
 CAMERA_HZ = 30.0
@@ -137,6 +141,18 @@ def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
     return statistics.median(samples)
 
 
+def timed_in_turn(fns: list[Callable[[], object]], repeat: int, warmup: int = 3) -> list[float]:
+    """Median milliseconds of each of `fns`, called in turn (so that load changes fall on all alike)."""
+    samples: list[list[float]] = [[] for _ in fns]
+    for i in range(warmup + repeat):
+        for fn, own in zip(fns, samples):
+            t0 = time.perf_counter()
+            fn()
+            if i >= warmup:
+                own.append((time.perf_counter() - t0) * 1000)
+    return [statistics.median(own) for own in samples]
+
+
 def raw_call(model: Model, inputs: dict[str, np.ndarray]) -> Callable[[], object]:
     """The runtime's own call alone: session.run or interpreter.invoke (inputs set once)."""
     backend = model.backend
@@ -192,16 +208,18 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
     """The README's other core figures: classifier backends, image conversion, clouds, obstacles."""
     rows = []
     log("classifier, image conversion, object clouds, obstacles")
-    for name in ("efficientnet_lite0", "efficientnet_lite0_tflite"):
+    names = ("efficientnet_lite0", "efficientnet_lite0_tflite")
+    calls = []
+    for name in names:
         model = Model(name, providers=["cpu"])
         vision = VisionModel(model, model.labels)
-        inputs, _ = vision._tensor(frame)
-        infer = timed(raw_call(model, inputs), repeat)
-        total = timed(lambda v=vision: v.classify(frame, 5), repeat)
-        rows.append((f"{name}: raw run / whole classify pipeline (default threads, back to back)",
+        calls += [raw_call(model, vision._tensor(frame)[0]), lambda v=vision: v.classify(frame, 5)]
+    times = timed_in_turn(calls, repeat)
+    for name, infer, total in zip(names, times[0::2], times[1::2]):
+        rows.append((f"{name}: raw run / whole classify pipeline (default threads, back to back, in turn)",
                      f"{infer:.2f} / {total:.2f}", f"pipeline {total / infer:.2f}x raw"))
-        del model, vision
-        gc.collect()
+    del calls
+    gc.collect()
     raw = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)).tobytes()
     ms = timed(lambda: imaging.to_rgb8(imaging.image_array(raw, "bgr8", 640, 480, 640 * 3), "bgr8"), repeat * 5)
     rows.append(("bgr8 message bytes -> RGB array", f"{ms:.2f}", ""))
@@ -227,104 +245,166 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
 class NodeFigures:
     """What one vision node (in-process model) or the remote pair measured; None where not measured."""
 
-    camera: object | None = None  # StreamResult at 30 Hz
-    latency: object | None = None  # StreamResult at 10 Hz
+    camera: StreamResult | None = None  # the 30 Hz stream
+    latency: StreamResult | None = None  # the 10 Hz stream
     idle_unsubscribed: float | None = None  # % of a core, no frames
     idle_camera_unsubscribed: float | None = None  # % of a core, camera publishing, nobody listening
     subscribed_to_camera_unheard: bool | None = None  # the node subscribed the camera while nobody listened
     idle_subscribed: float | None = None  # % of a core, listened to, no frames
+    idle_reference: float | None = None  # % of a core of a bare rclpy node with a 1 Hz timer, same window
     error: str = ""
 
+    def failed(self, exc: Exception) -> None:
+        self.error = str(exc)
+        log(f"FAILED: {exc}")
 
-def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, idle: bool) -> tuple[dict, list]:
-    """The vision node in its own process for each detector, then the node with a model service."""
-    from bench_stream import BenchError, Camera, Client, NodeProcess, idle_percent
 
+def node_alone(client: Client, vision: NodeProcess, frame: np.ndarray, seconds: float, idle: bool,
+               figures: NodeFigures, reference: NodeProcess | None = None) -> Camera:
+    """A started vision node, alone on the machine (but for the idle `reference`): idle figures (when
+    `idle`), then the 30 Hz stream. Returns the camera, left listening."""
+    from bench_stream import Camera, idle_percent
+
+    client.wait_ready(vision)
+    time.sleep(2.0)  # start-up work (trial run, discovery) settles
+    if idle:
+        log(f"idle, nobody listening, no frames: {seconds:.0f} s")
+        others = [reference] if reference is not None and reference.proc.poll() is None else []
+        figures.idle_unsubscribed = idle_percent(vision, seconds, *others)
+        if reference is not None:
+            reference.stop()
+    camera = Camera(client, vision.ns, frame)
+    try:
+        if idle:
+            log(f"nobody listening, camera at {CAMERA_HZ:.0f} Hz: {seconds:.0f} s")
+            _, cpu = camera.run(CAMERA_HZ, seconds, vision)
+            figures.idle_camera_unsubscribed = 100 * cpu / seconds
+            figures.subscribed_to_camera_unheard = camera.pub.get_subscription_count() > 0
+        camera.listen(vision=vision)
+        if idle:
+            time.sleep(1.0)
+            log(f"listened to, no frames: {seconds:.0f} s")
+            figures.idle_subscribed = idle_percent(vision, seconds)
+        log(f"{vision.ns}: {CAMERA_HZ:.0f} Hz stream, {seconds:.0f} s")
+        figures.camera = camera.stream(vision, CAMERA_HZ, seconds)
+    except BaseException:
+        camera.close()
+        raise
+    return camera
+
+
+def latency_in_turn(streams: list[tuple[NodeFigures, Camera, NodeProcess]], seconds: float, rounds: int) -> None:
+    """10 Hz latency windows of each node, taken in turn `rounds` times (one window when alone), so that
+    the machine's load falls on every node alike; each node gets `seconds` in all."""
+    from bench_stream import BenchError
+
+    rounds = rounds if len(streams) > 1 else 1
+    for _ in range(rounds):
+        for figures, camera, vision in streams:
+            if figures.error:
+                continue
+            log(f"{vision.ns}: {LATENCY_HZ:.0f} Hz stream (latency), {seconds / rounds:.3g} s")
+            try:
+                window = camera.stream(vision, LATENCY_HZ, seconds / rounds)
+            except BenchError as exc:
+                figures.failed(exc)
+                continue
+            figures.latency = window if figures.latency is None else figures.latency + window
+
+
+def infer_round_trip(client: Client, service: NodeProcess, repeat: int) -> tuple[str, str, str]:
+    """Infer through the model service against the same model in this process (median ms)."""
     from ml_model_service.ros.remote_model import RemoteError, RemoteModel
+
+    name = f"{service.ns}/ml_model_service"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            remote = RemoteModel(client.node, name, timeout=5.0)
+            break
+        except RemoteError:
+            service.check()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    local = Model(DETECTORS["ONNX"], providers=["cpu"])
+    tensor = {local.metadata.inputs[0].name: np.zeros((1, 300, 300, 3), np.uint8)}
+    t_local, t_remote = timed_in_turn([lambda: local.infer(tensor), lambda: remote.infer(tensor)], repeat)
+    return ("Infer (SSD, 300x300 uint8) through the model service / in this process",
+            f"{t_remote:.2f} / {t_local:.2f}", f"{t_remote / t_local:.2f}x")
+
+
+def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, rounds: int = 2) -> tuple[dict, list]:
+    """The vision node in its own process for each detector, and the node with a model service.
+
+    ONNX node alone: idle figures and the 30 Hz stream; then a model service and a remote-model vision node
+    start beside it and the two take 10 Hz latency windows in turn; then Infer through the model service.
+    TFLite node alone: the 30 Hz and 10 Hz streams."""
+    from bench_stream import BenchError, Camera, Client, NodeProcess, start_reference
+
+    from ml_model_service.ros.remote_model import RemoteError
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     base = f"/bench_{os.getpid()}"
     client = Client()
-    results: dict[str, NodeFigures] = {}
+    results = {label: NodeFigures() for label in (*DETECTORS, "remote")}
     rows: list[tuple[str, str, str]] = []
+    nodes: list[NodeProcess] = []
+    cameras: list[Camera] = []
+
+    def start(kind: str, params: dict, ns: str) -> NodeProcess:
+        log(f"starting {kind} in {ns} {params or '(default parameters)'}")
+        nodes.append(NodeProcess.start(kind, tmp, params, ns))
+        return nodes[-1]
+
     try:
         for label, name in DETECTORS.items():
-            figures = results[label] = NodeFigures()
-            ns = f"{base}/{label.lower()}"
-            params = {} if name == "ssd_mobilenet_v2_coco" else {"model_path": name}  # defaults otherwise
-            log(f"vision node, {label} model in process ({ns}): starting")
-            vision = NodeProcess.start("vision_service", tmp, params, ns)
-            camera = None
+            figures = results[label]
+            reference = start_reference(tmp, f"{base}/reference") if label == "ONNX" else None
+            vision = start("vision_service", {} if name == "ssd_mobilenet_v2_coco" else {"model_path": name},
+                           f"{base}/{label.lower()}")
             try:
-                client.wait_ready(vision)
-                time.sleep(2.0)  # start-up work (trial run, discovery) settles
-                if idle and label == "ONNX":
-                    log(f"idle, nobody listening, no frames: {seconds:.0f} s")
-                    figures.idle_unsubscribed = idle_percent(vision, seconds)
-                camera = Camera(client, ns, frame)
-                if idle and label == "ONNX":
-                    log(f"nobody listening, camera at {CAMERA_HZ:.0f} Hz: {seconds:.0f} s")
-                    _, cpu = camera.run(CAMERA_HZ, seconds, vision)
-                    figures.idle_camera_unsubscribed = 100 * cpu / seconds
-                    figures.subscribed_to_camera_unheard = camera.pub.get_subscription_count() > 0
-                camera.listen(vision=vision)
-                if idle and label == "ONNX":
-                    time.sleep(1.0)
-                    log(f"listened to, no frames: {seconds:.0f} s")
-                    figures.idle_subscribed = idle_percent(vision, seconds)
-                log(f"{CAMERA_HZ:.0f} Hz stream, {seconds:.0f} s")
-                figures.camera = camera.stream(vision, CAMERA_HZ, seconds)
-                log(f"{LATENCY_HZ:.0f} Hz stream (latency), {seconds:.0f} s")
-                figures.latency = camera.stream(vision, LATENCY_HZ, seconds)
+                cameras.append(node_alone(client, vision, frame, seconds, label == "ONNX", figures, reference))
             except BenchError as exc:
-                figures.error = str(exc)
-                log(f"FAILED: {exc}")
+                figures.failed(exc)
             finally:
-                if camera is not None:
-                    camera.close()
-                vision.stop()
-
-        figures = results["remote"] = NodeFigures()
-        service = f"{base}/ml_model_service"
-        ns = f"{base}/remote"
-        log(f"model service {service} + vision node {ns} (model_service:={service}): starting")
-        model_service = NodeProcess.start("model_service", tmp, {}, base)
-        vision = NodeProcess.start("vision_service", tmp, {"model_service": service}, ns)
-        camera = None
-        try:
-            client.wait_ready(vision)
-            time.sleep(2.0)
-            camera = Camera(client, ns, frame)
-            log(f"{LATENCY_HZ:.0f} Hz stream (latency) through the model service, {seconds:.0f} s")
-            figures.latency = camera.stream(vision, LATENCY_HZ, seconds)
-            camera.close()
-            camera = None
-            vision.stop()
-            log("Infer round trip through the model service against in this process")
-            remote, deadline = None, time.monotonic() + 30
-            while remote is None:
+                if reference is not None:
+                    reference.stop()
+                    figures.idle_reference = reference.idle
+            streams = [(figures, cameras[-1], vision)] if not figures.error else []
+            service = None
+            if label == "ONNX":
+                remote = results["remote"]
+                service = start("model_service", {}, base)
+                remote_vision = start("vision_service", {"model_service": f"{base}/ml_model_service"},
+                                      f"{base}/remote")
                 try:
-                    remote = RemoteModel(client.node, service, timeout=5.0)
-                except RemoteError:
-                    model_service.check()
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-            local = Model(DETECTORS["ONNX"], providers=["cpu"])
-            tensor = {local.metadata.inputs[0].name: np.zeros((1, 300, 300, 3), np.uint8)}
-            t_local = timed(lambda: local.infer(tensor), repeat)
-            t_remote = timed(lambda: remote.infer(tensor), repeat)
-            rows.append(("Infer (SSD, 300x300 uint8) through the model service / in this process",
-                         f"{t_remote:.2f} / {t_local:.2f}", f"{t_remote / t_local:.2f}x"))
-        except (BenchError, RemoteError) as exc:
-            figures.error = str(exc)
-            log(f"FAILED: {exc}")
-        finally:
-            if camera is not None:
-                camera.close()
-            vision.stop()
-            model_service.stop()
+                    client.wait_ready(remote_vision)
+                    time.sleep(2.0)
+                    cameras.append(Camera(client, remote_vision.ns, frame))
+                    cameras[-1].listen(vision=remote_vision)
+                    streams.append((remote, cameras[-1], remote_vision))
+                except BenchError as exc:
+                    remote.failed(exc)
+            latency_in_turn(streams, seconds, rounds)
+            while cameras:
+                cameras.pop().close()
+            for node in nodes:
+                if node.kind == "vision_service":
+                    node.stop()
+            if service is not None and not results["remote"].error:
+                log("Infer round trip through the model service against in this process")
+                try:
+                    rows.append(infer_round_trip(client, service, repeat))
+                except (BenchError, RemoteError) as exc:
+                    log(f"Infer through the model service FAILED: {exc}")
+            while nodes:
+                nodes.pop().stop()
     finally:
+        for camera in cameras:
+            camera.close()
+        for node in nodes:
+            node.stop()
         client.close()
     return results, rows
 
@@ -430,8 +510,10 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
         ok = (value <= idle_limit) if target and value is not None else None
         print(f"| {what} | {fmt(value, 2) + ' %' if value is not None else 'not measured'}{note} | — | "
               f"{f'≈ 0 (≤ {idle_limit} % of a core)' if target else ''} | {verdict(ok) if target else ''} |")
+    reference = onnx.idle_reference
     idle_row(f"node CPU, nobody listening to any output, no frames ({seconds:.0f} s), % of a core",
-             onnx.idle_unsubscribed, True)
+             onnx.idle_unsubscribed, True, "" if reference is None else
+             f" (a bare rclpy node with a 1 Hz timer, same window: {reference:.2f} %)")
     unheard = onnx.subscribed_to_camera_unheard
     idle_row(f"node CPU, nobody listening, camera publishing at {CAMERA_HZ:.0f} Hz, % of a core",
              onnx.idle_camera_unsubscribed, True,
@@ -468,7 +550,7 @@ def main() -> int:
     rows = [] if args.only == "node" else other_core_rows(frame, max(10, args.repeat // 2))
     nodes: dict[str, NodeFigures] = {}
     if not core_only:
-        nodes, dds_rows = measure_nodes(frame, args.seconds, args.repeat // 2 or 1, idle=True)
+        nodes, dds_rows = measure_nodes(frame, args.seconds, args.repeat // 2 or 1)
         rows += dds_rows
     print_raw(raw, args.repeat)
     if nodes:
