@@ -391,6 +391,9 @@ def test_torchvision_detector_with_a_3d_input(tmp_path):
     assert runner.fed[-1]["images"] == (3, 720, 1280)
     assert [(n, s) for n, s, _ in dets] == [("3", 0.9)]
     np.testing.assert_allclose(dets[0][2], [100, 50, 300, 250], atol=1e-3)
+    # The node's old box_order default (TFLite's y_min, x_min, ...) is not applied to torchvision's corners.
+    vision, _ = load(path, decoder=DecoderConfig(box_order=(1, 0, 3, 2)))
+    np.testing.assert_allclose(found(vision)[0][2], [100, 50, 300, 250], atol=1e-3)
 
 
 # --- refusals ---------------------------------------------------------------------------------------------

@@ -752,10 +752,11 @@ def _ssd(ctx: Context) -> SsdDecoder | None:
         if counts:
             roles["count"] = counts[0]
     box_order = tuple(config.box_order)
-    if not box_order:
-        # torchvision (2-D boxes, no batch) and the official RT-DETR/D-FINE exports give x_min, y_min, x_max,
-        # y_max; TFLite's detection post-processing gives y_min, x_min, y_max, x_max.
-        xyxy = ctx.size_input or len(shapes[roles["location"]]) == 2
+    # torchvision (2-D boxes, no batch) and the official RT-DETR/D-FINE exports (orig_target_sizes) always
+    # give x_min, y_min, x_max, y_max; TFLite's detection post-processing gives y_min, x_min, y_max, x_max.
+    # The TFLite order (the old default of box_order) is not applied to those models.
+    xyxy = ctx.size_input or len(shapes[roles["location"]]) == 2
+    if not box_order or (xyxy and box_order == TFLITE_BOX_ORDER):
         box_order = (0, 1, 2, 3) if xyxy else TFLITE_BOX_ORDER
     if sorted(box_order) != [0, 1, 2, 3]:
         raise RoleError(f"box_order {list(box_order)} is not a permutation of 0..3")
