@@ -1,0 +1,99 @@
+"""Vision node parameters over DDS: invalid values refused with the reason (at start-up and at run time),
+changes applied by tier (a threshold never reloads the model), model_path always names the loaded model."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import GetParameters, SetParameters
+from test_vision_service import start_vision, wait_ready
+
+from ml_model_service.ros.remote_model import call
+from ml_model_service_interfaces.srv import GetProperties
+
+from conftest import wait_for
+
+NS = "/params"
+
+
+def value(v) -> ParameterValue:
+    if isinstance(v, bool):
+        return ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=v)
+    if isinstance(v, float):
+        return ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=v)
+    if isinstance(v, int):
+        return ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)
+    if isinstance(v, str):
+        return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=v)
+    if all(isinstance(x, float) for x in v):
+        return ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=v)
+    if all(isinstance(x, int) for x in v):
+        return ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=v)
+    return ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=v)
+
+
+def test_refused_values_tiers_and_model_path_in_sync(start_node, spinner):
+    proc = start_vision(start_node, namespace=NS)
+    wait_ready(spinner, proc, namespace=NS)
+    set_client = spinner.node.create_client(SetParameters, f"{NS}/vision_service/set_parameters")
+    get_client = spinner.node.create_client(GetParameters, f"{NS}/vision_service/get_parameters")
+    props = spinner.node.create_client(GetProperties, f"{NS}/vision_service/get_properties")
+
+    def set_(name, v):
+        r = call(set_client, SetParameters.Request(parameters=[Parameter(name=name, value=value(v))]), 30.0)
+        return r.results[0]
+
+    def get(name):
+        return call(get_client, GetParameters.Request(names=[name]), 10.0).values[0]
+
+    refused = {"resize_mode": ("bogus_mode", "not one of"), "box_units": ("inches", "not one of"),
+               "input_mean": ([0.5, 0.5], "exactly 3"), "box_order": ([0, 0, 1, 2], "permutation"),
+               "confidence_threshold": (1.5, ""), "label_confidences": (["cat"], "key:value"),
+               "model_path": ("/no/such/model.onnx", "keeps serving"), "use_depth": (True, "read-only")}
+    for name, (bad, words) in refused.items():
+        r = set_(name, bad)
+        assert not r.successful and words in r.reason, (name, r.reason)
+    assert get("model_path").string_value == "" and get("resize_mode").string_value == "auto"
+
+    loads = proc.log().count("ready (")
+    for threshold in (0.3, 0.6, 0.5):
+        assert set_("confidence_threshold", threshold).successful
+    assert set_("top_n", 3).successful and set_("classes", ["cat", "dog"]).successful
+    assert proc.log().count("ready (") == loads  # live parameters never reload or rebuild the model
+    assert set_("resize_mode", "letterbox").successful
+    wait_for(lambda: "decoder rebuilt" in proc.log(), 10, what="decoder rebuilt for a model-tier change")
+    assert "model changed" not in proc.log()
+
+    assert set_("model_path", "efficientnet_lite0").successful  # one path for a swap: the parameter
+    assert get("model_path").string_value == "efficientnet_lite0"
+    assert call(props, GetProperties.Request(), 10.0).classifications_supported
+    assert set_("confidence_threshold", 0.2).successful  # an unrelated change keeps the new model
+    r = call(props, GetProperties.Request(), 10.0)
+    assert r.classifications_supported and not r.detections_supported
+    assert proc.alive()
+
+
+def test_bad_start_up_values_end_with_one_clear_line():
+    for args, words in ((["-p", "resize_mode:=bogus"], "resize_mode: 'bogus' is not one of"),
+                        (["-p", "input_std:=[1.0, 0.0, 1.0]"], "non-zero")):
+        done = subprocess.run([sys.executable, "-m", "ml_model_service.ros.vision_node", "--ros-args", *args],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and words in done.stderr + done.stdout, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_forms_users_type_on_the_command_line_are_accepted(spinner):
+    cmd = [sys.executable, "-m", "ml_model_service.ros.vision_node", "--ros-args", "-r", "__ns:=/typed",
+           "-p", "execution_providers:=cpu", "-p", "use_depth:=1", "-p", "confidence_threshold:=1"]
+    node = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        get_client = spinner.node.create_client(GetParameters, "/typed/vision_service/get_parameters")
+        wait_for(lambda: get_client.wait_for_service(0.5), 30, what="node with typed command-line values")
+        values = call(get_client, GetParameters.Request(names=["execution_providers", "use_depth",
+                                                                 "confidence_threshold"]), 10.0).values
+        assert list(values[0].string_array_value) == ["cpu"] and values[1].bool_value is True
+        assert values[2].double_value == 1.0
+    finally:
+        node.terminate()
+        node.wait(10)
