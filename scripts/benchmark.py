@@ -444,8 +444,9 @@ def print_raw(raw: dict[str, RawFigures], runs: int) -> None:
 
 def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], seconds: float) -> None:
     n_camera = round(CAMERA_HZ * seconds)
-    print(f"\n### Vision node in its own process (default parameters; 640x480 rgb8 photograph; {seconds:.0f} s "
-          f"windows after 2 s warm-up; best effort depth 1 camera)\n")
+    print(f"\n### Vision node in its own process (default parameters; 640x480 rgb8 photograph published best "
+          f"effort, depth 1; {seconds:.0f} s windows after 2 s warm-up; the {LATENCY_HZ:.0f} Hz windows of the "
+          "in-process and the model-service node taken in turn; node CPU from /proc, all its threads)\n")
     print("| measure (ratios against the raw model of this run) | ONNX | TFLite | must reach (issue 7, ONNX = the "
           "default model) | met |")
     print("|---|---|---|---|---|")
