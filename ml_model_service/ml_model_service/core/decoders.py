@@ -142,10 +142,20 @@ def _range(values: np.ndarray) -> tuple[float, float]:
     return (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
 
 
-def check_probabilities(values: np.ndarray, what: str, option: str | None, tensors: str) -> None:
+def tolerance(spec: TensorSpec | None) -> float:
+    """How far outside [0, 1] a score may fall by rounding: fp16 rounding, or one quantisation step."""
+    scale = (spec.extra if spec else {}).get("quantization_scale")
+    try:
+        return max(_TOL, float(scale or 0.0))
+    except ValueError:
+        return _TOL
+
+
+def check_probabilities(values: np.ndarray, what: str, option: str | None, tensors: str,
+                        tol: float = _TOL) -> None:
     """Scores must lie in [0, 1] (no rescaling of percentages: out-of-range values are a misread)."""
     low, high = _range(values)
-    if not (math.isfinite(low) and math.isfinite(high)) or low < -_TOL or high > 1 + _TOL:
+    if not (math.isfinite(low) and math.isfinite(high)) or low < -tol or high > 1 + tol:
         raise Refused(f"{what} range from {low:.4g} to {high:.4g}, outside [0, 1]: they are not confidences, so "
                       f"the outputs are not what this layout expects; {help_text(option)}. Model tensors: {tensors}",
                       option)
@@ -231,7 +241,8 @@ class SsdDecoder:
         if "count" in self.tensors:
             n = min(n, max(int(np.asarray(outputs[self.tensors["count"]]).reshape(-1)[0]), 0))
         scores, classes = scores[:n].astype(np.float64), classes[:n]
-        check_probabilities(scores, f"scores in {self.tensors['score']!r}", "remap_output_names", self.describe)
+        check_probabilities(scores, f"scores in {self.tensors['score']!r}", "remap_output_names", self.describe,
+                            tolerance(self.specs.get(self.tensors["score"])))
         if "category" in self.tensors:
             check_class_ids(classes, f"classes in {self.tensors['category']!r}", "remap_output_names", self.describe)
         return boxes[:n], scores, np.rint(classes).astype(np.int64)
@@ -265,10 +276,10 @@ class YoloDecoder:
         start = 5 if self.has_objectness else 4
         cls_scores = rows[:, start:start + self.num_classes]
         check_probabilities(cls_scores, f"class scores (values {start}-{start + self.num_classes - 1} of each "
-                            f"row of {self.tensor!r})", None, self.describe)
+                            f"row of {self.tensor!r})", None, self.describe, tolerance(self.spec))
         if self.has_objectness:
             check_probabilities(rows[:, 4], f"objectness (value 4 of each row of {self.tensor!r})", "yolo_format",
-                                self.describe)
+                                self.describe, tolerance(self.spec))
             cls_scores = cls_scores * rows[:, 4:5]
         return rows[:, :4], cls_scores, rows
 
@@ -301,7 +312,8 @@ class SplitYoloDecoder(YoloDecoder):
         corners = dequantize(np.asarray(outputs[self.tensor]), self.specs.get(self.tensor))[0].astype(np.float64)
         scores = dequantize(np.asarray(outputs[self.scores]), self.specs.get(self.scores))[0]
         scores = scores.T if self.scores_first else scores
-        check_probabilities(scores, f"class scores in {self.scores!r}", None, self.describe)
+        check_probabilities(scores, f"class scores in {self.scores!r}", None, self.describe,
+                            tolerance(self.specs.get(self.scores)))
         xywh = np.column_stack([(corners[:, 0] + corners[:, 2]) / 2, (corners[:, 1] + corners[:, 3]) / 2,
                                 corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]])
         return xywh, scores, corners
@@ -324,7 +336,8 @@ class EndToEndDecoder:
 
     def rows(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         rows = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0].astype(np.float64)
-        check_probabilities(rows[:, 4], f"scores (value 4 of each row of {self.tensor!r})", None, self.describe)
+        check_probabilities(rows[:, 4], f"scores (value 4 of each row of {self.tensor!r})", None, self.describe,
+                            tolerance(self.spec))
         check_class_ids(rows[:, 5], f"class ids (value 5 of each row of {self.tensor!r})", None, self.describe,
                         self.num_classes)
         return rows
@@ -422,7 +435,7 @@ class ClassifierDecoder:
             activation = ("sigmoid" if scores.size == 1 else "softmax") if outside else "none"
         scores = _activate(scores, activation)
         check_probabilities(scores, f"scores in {self.tensor!r} after {activation}", "score_activation",
-                            self.describe)
+                            self.describe, tolerance(self.spec))
         return scores[self.background_offset:]
 
 
@@ -556,7 +569,7 @@ def _end2end(ctx: Context) -> EndToEndDecoder | None:
                              "(normalised centre/size)", "box_format")
     units = cfg.box_units
     if units == "auto":
-        units = "proportional" if hints.family == "rtdetr" else "pixels" if hints.family == "yolo" else "auto"
+        units = "proportional" if hints.family == "rtdetr" else "auto"  # TFLite YOLO exports normalise boxes
     decoder = EndToEndDecoder(name, ctx.spec(name), box_format, units, ctx.span if hints.ultralytics else 0, cfg,
                               ctx.metadata.describe_tensors())
     decoder.rows(ctx.outputs)  # the trial run's rows pass the checks

@@ -258,7 +258,7 @@ class VisionModel:
         """Detections kept by the filters, best first."""
         raw = self.detect_raw(rgb)
         found = []
-        for box, score, cls in zip(raw.boxes, raw.scores, raw.classes):
+        for box, score, cls in zip(raw.boxes, np.clip(raw.scores, 0.0, 1.0), raw.classes):  # rounding only
             name = self.class_name(cls)
             if self.config.filters.keep(name, float(score)) and box[2] > box[0] and box[3] > box[1]:
                 found.append(Detection(int(cls), name, float(score), *map(float, box)))
@@ -270,7 +270,7 @@ class VisionModel:
         if not self.classifications_supported:
             raise RoleError(f"the model is a {self.role}, not a classifier")
         inputs, _ = self._tensor(rgb)
-        probs = self.decoder.decode(self.runner.infer(inputs))
+        probs = np.clip(self.decoder.decode(self.runner.infer(inputs)), 0.0, 1.0)  # checked: rounding only
         order = np.argsort(-probs, kind="stable")
         results = []
         for i in order:
