@@ -40,9 +40,21 @@ def ros2(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:
         pytest.fail(f"`ros2 {' '.join(args)}` did not finish within {timeout:.0f} s; output:\n{out[-3000:]}")
 
 
+# Log lines that say a node is up: the model service serves a model; the vision node has a model ("ready")
+# or, with a model service, listens (it connects to the service when it first needs the model).
+SERVING = r"serving "
+VISION_UP = r"listening on|\bready\b"
+
+
+def param(verb: str, *args: str) -> subprocess.CompletedProcess:
+    """`ros2 param VERB ARGS`, waiting up to 30 s for the node to be discovered (list: 3 s of discovery)."""
+    wait = ("--spin-time", "3") if verb == "list" else ("--timeout", "30")
+    return ros2("param", verb, "--no-daemon", *wait, *args)
+
+
 def param_get(node: str, name: str) -> str:
     """`ros2 param get --hide-type NODE NAME` → the printed value (e.g. '0.77', 'True', "['cpu']")."""
-    res = ros2("param", "get", "--no-daemon", "--timeout", "30", "--hide-type", node, name)
+    res = param("get", "--hide-type", node, name)
     assert res.returncode == 0, f"ros2 param get {node} {name} failed:\n{res.stdout}"
     return res.stdout.strip()
 

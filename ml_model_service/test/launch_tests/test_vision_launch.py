@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ros2_cli import Photographer, echo_once, launcher, param_get, ros2
+from ros2_cli import SERVING, VISION_UP, Photographer, echo_once, launcher, param_get, ros2
 
 from conftest import Collector, wait_for
 
@@ -94,7 +94,8 @@ def test_model_service_started_by_the_launch_file(launch, spinner):
     labels = str(Path(__import__("ml_model_service").__file__).resolve().parent / "models" / "coco_labels.txt")
     node = launch("vision.launch.py", "namespace:=/vl_ms", "use_model_service:=true", "execution_providers:=cpu",
                   "model_path:=ssd_mobilenet_v2_coco", f"label_path:={labels}", "image:=/vl_ms_cam/image")
-    node.wait_for_log(READY)
+    node.wait_for_log(SERVING)
+    node.wait_for_log(VISION_UP)
     assert param_get("/vl_ms/ml_model_service", "model_path") == "ssd_mobilenet_v2_coco"
     assert param_get("/vl_ms/ml_model_service", "execution_providers") == "['cpu']"
     assert param_get("/vl_ms/ml_model_service", "label_path") == labels
@@ -109,10 +110,10 @@ def test_model_service_started_by_the_launch_file(launch, spinner):
 
 def test_model_service_already_running(launch, spinner):
     service = launch("model_service.launch.py", "namespace:=/vl_run", "execution_providers:=cpu")
-    service.wait_for_log(r"serving ")
+    service.wait_for_log(SERVING)
     node = launch("vision.launch.py", "namespace:=/vl_run", "model_service:=/vl_run/ml_model_service",
                   "use_depth:=1", "image:=/vl_run_cam/image")
-    node.wait_for_log(READY)
+    node.wait_for_log(VISION_UP)
     assert param_get("/vl_run/vision_service", "model_service") == "/vl_run/ml_model_service"
     assert param_get("/vl_run/vision_service", "use_depth") == "True"
     wait_for_cat(spinner, "/vl_run/detections", "/vl_run_cam/image")
