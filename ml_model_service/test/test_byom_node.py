@@ -8,12 +8,12 @@ import sys
 
 import cv2
 import numpy as np
+from test_byom_layouts import DYNAMIC, NCHW, end2end_rows, graph, grid, raw_v8, ultralytics_props
 
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import GetDetections, GetProperties
 
 from conftest import image_msg, wait_for
-from test_byom_layouts import DYNAMIC, NCHW, end2end_rows, graph, grid, raw_v8, ultralytics_props
 
 IMAGE = np.full((720, 1280, 3), 90, np.uint8)
 
