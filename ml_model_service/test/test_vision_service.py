@@ -316,3 +316,34 @@ def test_model_without_a_role_is_reported_and_node_stays_up(tmp_path, start_node
     assert not d.success and "fits no vision role" in d.message
     assert "output embedding: float32 [1, 8, 4, 4]" in d.message and "input images" in d.message
     assert "fits no vision role" in proc.log() and proc.alive()
+
+
+def test_remote_vision_node_follows_a_model_swap_on_the_service(start_node, spinner):
+    from ml_model_service_interfaces.srv import LoadModel
+
+    service = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"]},
+                         namespace="/swap")
+    remote = start_vision(start_node, {"model_service": "/swap/ml_model_service", "service_timeout": 5.0,
+                                       "confidence_threshold": 0.2}, namespace="/swap")
+    wait_ready(spinner, remote, namespace="/swap")
+    camera = Camera(spinner.node, "/swap", rate=20.0)
+    camera.show(image_msg(photo("chelsea"), "cat"))
+    dets = Collector(spinner.node, Detection2DArray, "/swap/detections")
+    classes = Collector(spinner.node, Classification, "/swap/classifications")
+    wait_for(lambda: dets.where(lambda m: any(d.results[0].hypothesis.class_id == "cat" for d in m.detections)),
+             30, what="detections from the remote detector")
+    load = spinner.node.create_client(LoadModel, "/swap/ml_model_service/load_model")
+    r = call(load, LoadModel.Request(model_path="efficientnet_lite0"), 30.0)
+    assert r.success, r.message
+    wait_for(lambda: classes.where(lambda m: m.results and "cat" in m.results[0].class_id.lower()), 30,
+             what="classifications once the service swapped to the classifier")
+    log = remote.log()
+    assert "model changed" in log and "unavailable" not in log.split("model changed", 1)[1]
+    # every message after the swap is the new model's: no detections decoded from classifier outputs
+    n = len(dets.messages)
+    import time
+
+    time.sleep(1.0)
+    assert len(dets.messages) <= n + 1
+    assert service.alive() and remote.alive()
+    camera.close()

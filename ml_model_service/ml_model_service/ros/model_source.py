@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from ..core.options import filter_config, vision_config
@@ -46,8 +46,14 @@ class ModelSource:
                                      start_parameter_services=False)
             self._executor = SingleThreadedExecutor(context=node.context)
             self._executor.add_node(self._client_node)
-            threading.Thread(target=self._executor.spin, name="model_client", daemon=True).start()
+            threading.Thread(target=self._spin, name="model_client", daemon=True).start()
             self.remote = RemoteModel(self._client_node, name, values["service_timeout"], fetch=False)
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except ExternalShutdownException:  # the process is shutting down
+            pass
 
     @property
     def where(self) -> str:
@@ -112,7 +118,7 @@ class ModelSource:
     def failed(self, exc: Exception, values: dict[str, Any]) -> None:
         """A remote call failed: the model changed on the service (rebuild now) or the service is gone."""
         if isinstance(exc, ModelChanged):
-            self.log.info(f"model changed on {self.remote.service}: {exc}; rebuilding decoder and labels")
+            self.log.info(f"{exc}; rebuilding decoder and labels")
             with self._lock:
                 self.vision, self._retry_at = None, 0.0
             self.state = "model changed"
