@@ -632,8 +632,8 @@ def _detr(ctx: Context) -> DetrDecoder | None:
     low, high = _range(values)
     logits = values.size > 0 and (low < -_TOL or high > 1 + _TOL)
     named = boxes.lower() in _DETR_BOX_NAMES[:2] or scores.lower() in ("logits", "pred_logits")
-    if cfg.model_type != "detr" and not named and not logits:
-        return None  # probabilities with boxes: SSD-style, read by the detector decoder
+    if cfg.model_type != "detr" and not named and (not logits or q in grid_counts(*ctx.input_hw)):
+        return None  # probabilities with boxes: SSD-style; one box per grid cell: split YOLO
     box_values = dequantize(np.asarray(ctx.outputs[boxes]), specs[boxes])
     low, high = _range(box_values)
     if box_format == "cxcywh" and cfg.box_units != "pixels" and (low < -0.05 or high > 1.05):
