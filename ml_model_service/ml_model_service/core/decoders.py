@@ -756,8 +756,9 @@ def _ssd(ctx: Context) -> SsdDecoder | None:
         elif per_box:
             roles["score"] = per_box[0]
         else:
-            raise ctx.refuse(f"found box tensor {roles['location']!r} but no score tensor with {n_boxes} entries",
-                             "remap_output_names")
+            raise ctx.refuse(f"found box tensor {roles['location']!r} but no score tensor of shape [1, {n_boxes}], "
+                             f"[{n_boxes}] or [1, {n_boxes}, C] (per-anchor outputs such as SCRFD's need anchor "
+                             "decoding the model does not carry)", None)
     elif "category" not in roles and per_box and len(shapes[roles["score"]]) < 3:
         roles["category"] = per_box[0]
     if "count" not in roles:
