@@ -340,6 +340,10 @@ def phase_infer(h: Harness, count: int, seconds: float) -> dict:
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
+    timeline = []
+    while any(t.is_alive() for t in threads):
+        time.sleep(2.0)
+        timeline.append(round(rss_mb(proc.pid)))
     for t in threads:
         t.join(seconds + 30)
     elapsed = time.monotonic() - t0
@@ -357,6 +361,7 @@ def phase_infer(h: Harness, count: int, seconds: float) -> dict:
             "clean_refusals": sum(v for k, v in outcomes.items() if k in ("bad request", "busy")),
             "other_failures": sum(v for k, v in outcomes.items() if k not in ("ok", "bad request", "busy")),
             "tracebacks_in_log": log.count("Traceback"), "rss_mb_before": round(before), "rss_mb_after": round(after),
+            "rss_mb_every_2s": timeline,
             "correct_after": bool(detected), "examples": examples}
 
 
@@ -862,7 +867,8 @@ def summary(results: dict) -> list[str]:
         lines.append(f"Infer fuzz: {x['requests']} requests in {x['seconds']} s, crashes {x['crashes']}, "
                      f"clean refusals {x['clean_refusals']}, other failures {x['other_failures']}, "
                      f"ok {x['outcomes'].get('ok', 0)}, tracebacks {x['tracebacks_in_log']}, "
-                     f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB, correct afterwards {x['correct_after']}")
+                     f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (every 2 s {x['rss_mb_every_2s']}), "
+                     f"correct afterwards {x['correct_after']}")
     if "topics" in r and "error" not in r["topics"]:
         x = r["topics"]
         lines.append(f"Topic fuzz: {x['messages']} messages in {x['seconds']} s, crashes {x['crashes']}, "

@@ -137,6 +137,8 @@ class ModelPolicy:
 
     def refusal(self, what: str, ref: str | Path) -> TrustError:
         """The one message for a path that cannot be used (missing, directory, unreadable or outside)."""
+        if self.allowed is None:
+            return TrustError(f"{what} file not found (or not a readable file): {str(ref)!r}")
         return TrustError(f"{what} file not found in the allowed folders: {str(ref)!r} "
                           f"(allowed: {self.describe()}; the operator sets allowed_paths)")
 
