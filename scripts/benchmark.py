@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -84,6 +85,37 @@ def machine() -> str:
     return (f"{name}, {usable} cores usable ({os.cpu_count()} online), no GPU used; onnxruntime "
             f"{onnxruntime.__version__} CPU, {litert}; default thread policy = {default_threads()} threads; "
             f"load average at start {load[0]:.2f}")
+
+
+class OtherLoad:
+    """How many cores other processes (not this benchmark nor the nodes it started) used over a section,
+    from /proc/stat and getrusage: figures taken while it is high are not to be trusted."""
+
+    def __init__(self) -> None:
+        self.start = (self._machine_busy(), self._ours(), time.monotonic())
+
+    @staticmethod
+    def _machine_busy() -> float:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
+
+    @staticmethod
+    def _ours() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime  # children count once reaped
+
+    def cores(self) -> float:
+        busy, ours, t = self.start
+        return max(0.0, (self._machine_busy() - busy) - (self._ours() - ours)) / (time.monotonic() - t)
+
+
+def load_note(cores: float) -> str:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores < 0.1 * usable:
+        return f"other processes used {cores:.2f} cores meanwhile (quiet machine)"
+    return (f"**other processes used {cores:.2f} of {usable} cores meanwhile: wall times, frame rates and the "
+            "verdicts below are not reliable; rerun on a quiet machine.**")
 
 
 @dataclass
@@ -417,10 +449,11 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("yes" if ok else "**no**")
 
 
-def print_raw(raw: dict[str, RawFigures], runs: int) -> None:
+def print_raw(raw: dict[str, RawFigures], runs: int, note: str) -> None:
     threads = default_threads()
     print(f"\n### Raw model and core pipeline (SSD MobileNet V2 int8, 640x480 photograph; {runs} runs paced at "
           f"{CAMERA_HZ:.0f} Hz in blocks taken in turn; CPU = this process, idle between runs included)\n")
+    print(f"{note}\n")
     print(f"| model | raw run, 1 thread: wall / CPU ms | raw run, default ({threads} threads): wall (p95) / CPU ms "
           "| core pipeline (VisionModel.detect): wall ms (p95) | pipeline ÷ raw |")
     print("|---|---|---|---|---|")
@@ -430,23 +463,18 @@ def print_raw(raw: dict[str, RawFigures], runs: int) -> None:
               f"{fmt(f.default.wall_ms)} ({fmt(f.default.p95_ms)}) / {fmt(f.default.cpu_ms)} | "
               f"{fmt(pipe.wall_ms) + ' (' + fmt(pipe.p95_ms) + ')' if pipe else 'not measured'} | "
               f"{fmt(pipe.wall_ms / f.default.wall_ms, 2) + 'x' if pipe else ''} |")
-    for label, f in raw.items():
-        share = f.single.wall_ms / f.single.cpu_ms if f.single.cpu_ms else float("nan")
-        if share > 1.1:
-            print(f"\n{label}: the single-threaded raw run took {f.single.wall_ms:.1f} ms wall for "
-                  f"{f.single.cpu_ms:.1f} ms CPU ({share:.2f}x): other processes shared the cores during this "
-                  "run, so wall-clock figures are inflated; compare ratios.")
     if "ONNX" in raw and "TFLite" in raw:
         o, t = raw["ONNX"], raw["TFLite"]
         print(f"\nTFLite ÷ ONNX, same thread policy: raw wall {t.default.wall_ms / o.default.wall_ms:.2f}x "
               f"(default threads), {t.single.wall_ms / o.single.wall_ms:.2f}x (1 thread).")
 
 
-def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], seconds: float) -> None:
+def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], seconds: float, note: str) -> None:
     n_camera = round(CAMERA_HZ * seconds)
     print(f"\n### Vision node in its own process (default parameters; 640x480 rgb8 photograph published best "
           f"effort, depth 1; {seconds:.0f} s windows after 2 s warm-up; the {LATENCY_HZ:.0f} Hz windows of the "
           "in-process and the model-service node taken in turn; node CPU from /proc, all its threads)\n")
+    print(f"{note}\n")
     print("| measure (ratios against the raw model of this run) | ONNX | TFLite | must reach (issue 7, ONNX = the "
           "default model) | met |")
     print("|---|---|---|---|---|")
@@ -547,15 +575,19 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"DDS: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, profile "
           f"{os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(builtin transports)')}")
+    load = OtherLoad()
     raw = measure_raw(frame, args.repeat, pipeline=args.only != "node")
+    raw_note = load_note(load.cores())
     rows = [] if args.only == "node" else other_core_rows(frame, max(10, args.repeat // 2))
     nodes: dict[str, NodeFigures] = {}
     if not core_only:
+        load = OtherLoad()
         nodes, dds_rows = measure_nodes(frame, args.seconds, args.repeat // 2 or 1)
+        node_note = load_note(load.cores())
         rows += dds_rows
-    print_raw(raw, args.repeat)
+    print_raw(raw, args.repeat, raw_note)
     if nodes:
-        print_nodes(raw, nodes, args.seconds)
+        print_nodes(raw, nodes, args.seconds, node_note)
     print_rows("Other figures", rows)
     print(f"\n(one run, {time.monotonic() - started:.0f} s, load average at the end {os.getloadavg()[0]:.2f}; "
           "compare rows of the same run: absolute figures move between runs on a shared machine)")
