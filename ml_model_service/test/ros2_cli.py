@@ -63,12 +63,16 @@ class Background:
     """`ros2 ARGS...` (a launch, a `ros2 run`) in the background (own process group), output kept in a log
     file; stop() sends SIGINT like Ctrl-C, then kills the group if it has not ended."""
 
-    def __init__(self, tmp: Path, *args: str) -> None:
+    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.args = args
         self.log_path = tmp / f"ros2-{args[0]}-{time.monotonic_ns()}.log"
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen([ros2_exe(), *args], stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
+
+    def node_pids(self) -> list[int]:
+        """Pids of the processes `ros2 launch` started (from its "process started with pid [N]" lines)."""
+        return [int(pid) for pid in re.findall(r"process started with pid \[(\d+)\]", self.log())]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -108,11 +112,11 @@ def launcher(tmp_path: Path, request):
     ros2_exe()
     started: list[Background] = []
 
-    def _launch(launch_file: str, *args: str) -> Background:
+    def _launch(launch_file: str, *args: str, env: dict[str, str] | None = None) -> Background:
         """`ros2 launch ml_model_service FILE ARGS`; launch("run", EXECUTABLE, ...) for `ros2 run`."""
         argv = ("run", "ml_model_service", *args) if launch_file == "run" else \
             ("launch", "ml_model_service", launch_file, *args)
-        started.append(Background(tmp_path, *argv))
+        started.append(Background(tmp_path, *argv, env=env))
         return started[-1]
 
     yield _launch
