@@ -36,18 +36,9 @@ def to_float(name: str, text: str, low: float | None = None, high: float | None 
     try:
         value = float(text)
     except ValueError:
-        raise LaunchArgumentError(f"{name}:={text!r} is not a number") from None
-    if value != value or (low is not None and value < low) or (high is not None and value > high):
-        raise LaunchArgumentError(f"{name}:={text!r} is outside {low}..{high}")
-    return value
-
-
-def to_int(name: str, text: str, low: int | None = None, high: int | None = None) -> int:
-    """An integer, optionally within [low, high]."""
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise LaunchArgumentError(f"{name}:={text!r} is not an integer") from None
+        value = float("nan")
+    if value != value:
+        raise LaunchArgumentError(f"{name}:={text!r} is not a number")
     if (low is not None and value < low) or (high is not None and value > high):
         raise LaunchArgumentError(f"{name}:={text!r} is outside {low}..{high}")
     return value
