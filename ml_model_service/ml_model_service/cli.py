@@ -15,10 +15,8 @@ command) and a non-zero exit status (1: some images failed; 2: the command faile
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +24,9 @@ import cv2
 import numpy as np
 
 from .core import options
-from .core.decoders import BOX_FORMATS, MODEL_TYPES, SCORE_ACTIVATIONS
 from .core.model import BUNDLED, DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, Model
-from .core.preprocess import MAX_INPUT_PIXELS, RESIZE_MODES
-from .core.vision import VisionConfig, VisionModel
+from .core.vision import VisionModel
 
-#: Vision options the CLI offers beyond (or in place of) the node's table until the table carries them:
-#: same names, types and meanings as the node parameters proposed for it.
-_EXTRA = [
-    options.Param("input_size", [], "Model input size for open (dynamic) input dimensions: [size] or "
-                  "[height, width]; empty: the model's imgsz metadata, else the image size rounded up to the "
-                  "stride. Ignored for fixed-size inputs.", item_type=int, tier=options.MODEL),
-    options.Param("crop_fraction", 0.875, "center_crop: share of the shorter side kept (0.875: 256 → 224).",
-                  0.05, 1.0, tier=options.MODEL),
-    options.Param("box_format", "auto", "End-to-end [1,N,6] and DETR boxes: auto (from the model's metadata), "
-                  "xyxy (corners) or cxcywh (centre, size).", choices=BOX_FORMATS, tier=options.MODEL),
-    options.Param("score_activation", "auto", "DETR class logits and classifier scores: auto, none, sigmoid or "
-                  "softmax (DETR: the last class is no-object).", choices=SCORE_ACTIVATIONS, tier=options.MODEL),
-]
-_CHOICES = {"model_type": MODEL_TYPES, "resize_mode": ("auto", *RESIZE_MODES)}
-_DEFAULTS = {"box_order": []}  # empty: auto (TFLite's ymin, xmin, ymax, xmax unless the model gives corners)
 #: Node parameters that select the model; the CLI's own flags (--model, --labels...) set them.
 _RUNNER = {"model_path": "model", "label_path": "labels", "model_repository": "repository",
            "execution_providers": "providers", "num_threads": "threads", "backend": "backend"}
@@ -53,18 +34,8 @@ _RUNNER = {"model_path": "model", "label_path": "labels", "model_repository": "r
 
 def vision_params() -> list[options.Param]:
     """The node's decoding, preprocessing and filter parameters, as CLI options."""
-    table = {p.name: p for p in options.VISION_OPTIONS
-             if p.effective_tier in (options.MODEL, options.FILTERS) or p.name in ("top_n", "max_input_pixels")}
-    for extra in _EXTRA:
-        table.setdefault(extra.name, extra)
-    for name, choices in _CHOICES.items():
-        if name in table:
-            merged = tuple(dict.fromkeys((*table[name].choices, *choices)))
-            table[name] = dataclasses.replace(table[name], choices=merged)
-    for name, default in _DEFAULTS.items():
-        if name in table:
-            table[name] = dataclasses.replace(table[name], default=default, length=None)
-    return list(table.values())
+    return [p for p in options.VISION_OPTIONS
+            if p.effective_tier in (options.MODEL, options.FILTERS) or p.name in ("top_n", "max_input_pixels")]
 
 
 class CliError(ValueError):
@@ -85,8 +56,6 @@ def _convert(param: options.Param, text: Any) -> Any:
         except ValueError as exc:
             raise CliError(f"--{param.name}: {text!r} is not a number") from exc
     value = param.coerce(value)
-    if param.name == "box_order" and value == []:
-        return value
     reason = param.validate(value)
     if reason:
         raise CliError(reason)
@@ -119,8 +88,7 @@ def read_params_file(path: str, node: str = "vision_service") -> dict[str, Any]:
 def option_values(args: argparse.Namespace) -> dict[str, Any]:
     """Defaults < parameter file < flags, validated."""
     params = vision_params()
-    values = {p.name: list(p.default) if p.is_list else p.default for p in options.VISION_OPTIONS}
-    values.update({p.name: list(p.default) if p.is_list else p.default for p in params})
+    values = options.defaults(options.VISION_OPTIONS)
     table = {p.name: p for p in params}
     values["confidence_threshold"] = getattr(args, "default_threshold", values["confidence_threshold"])
     if getattr(args, "params_file", None):
@@ -138,18 +106,6 @@ def option_values(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "top", None) is not None:
         values["top_n"] = args.top
     return values
-
-
-def vision_config(values: Mapping[str, Any]) -> VisionConfig:
-    """The node's mapping (options.vision_config), plus the options it may not carry yet."""
-    config = options.vision_config(values)
-    config.input_size = tuple(int(v) for v in values.get("input_size", ()))
-    config.crop_fraction = float(values.get("crop_fraction", 0.875))
-    config.max_input_pixels = int(values.get("max_input_pixels", MAX_INPUT_PIXELS))
-    config.decoder.box_format = values.get("box_format", "auto")
-    config.decoder.score_activation = values.get("score_activation", "auto")
-    config.decoder.box_order = tuple(values.get("box_order", ()))
-    return config
 
 
 def _model(args, default: str) -> Model:
@@ -176,7 +132,7 @@ def _vision_summary(vision: VisionModel) -> dict:
 def cmd_metadata(args) -> int:
     model = _model(args, DEFAULT_DETECTOR)
     try:
-        vision = _vision_summary(VisionModel(model, model.labels, vision_config(option_values(args))))
+        vision = _vision_summary(VisionModel(model, model.labels, options.vision_config(option_values(args))))
     except ValueError as exc:
         vision = {"error": str(exc)}
     print(json.dumps({**model.metadata.to_dict(), "warnings": model.warnings, "vision": vision}, indent=2))
@@ -200,7 +156,7 @@ def cmd_infer(args) -> int:
 def _per_image(args, default: str, run) -> int:
     values = option_values(args)
     model = _model(args, default)
-    vision = VisionModel(model, model.labels, vision_config(values))
+    vision = VisionModel(model, model.labels, options.vision_config(values))
     for warning in model.warnings + vision.warnings:
         print(json.dumps({"warning": warning}), file=sys.stderr)
     status = 0

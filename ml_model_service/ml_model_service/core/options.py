@@ -144,7 +144,12 @@ def _role(value: str) -> str:
 
 
 def _permutation(value: Any) -> str:
-    return "" if sorted(value) == [0, 1, 2, 3] else f"box_order {list(value)} is not a permutation of 0..3"
+    return "" if not value or sorted(value) == [0, 1, 2, 3] else \
+        f"box_order {list(value)} is not empty or a permutation of 0..3"
+
+
+def _input_size(value: Any) -> str:
+    return "" if len(value) <= 2 and all(x > 0 for x in value) else "input_size needs 0, 1 or 2 positive values"
 
 
 def _nonzero(value: Any) -> str:
@@ -182,27 +187,41 @@ VISION_PARAMS = MODEL_PARAMS + [
           "a model in this process.", read_only=True),
     Param("service_timeout", 5.0, "Seconds to wait for a remote model service call or a camera frame.",
           0.1, 600.0),
-    Param("model_type", "auto", "How to read the model's outputs.",
-          choices=("auto", "detector", "yolo", "classifier"), tier=MODEL),
+    Param("model_type", "auto", "How to read the outputs: auto, detector (boxes/scores/classes: TFLite "
+          "post-processing, torchvision, official RT-DETR/D-FINE), yolo (raw YOLO v5/v8/v11, seg/pose heads, split "
+          "boxes+scores), end2end ([1,N,6] rows: YOLO26, YOLOv10, nms=True, Ultralytics RT-DETR), detr (normalised "
+          "boxes + class logits) or classifier.",
+          choices=("auto", "detector", "yolo", "end2end", "detr", "classifier"), tier=MODEL),
     Param("confidence_threshold", 0.5, "Minimum score of a detection or classification.", 0.0, 1.0,
           tier=FILTERS),
     Param("label_confidences", [], "Per-label minimum scores, 'label:min'; when set, only listed labels are kept.",
           tier=FILTERS, check=_pairs("label_confidences", _score)),
     Param("classes", [], "Keep only these class names (empty: all).", tier=FILTERS),
     Param("top_n", 5, "Classifications published per image (<= 0: all above the threshold).", -1, 100000),
-    Param("iou_threshold", 0.45, "NMS IoU threshold (YOLO outputs).", 0.0, 1.0, tier=MODEL),
-    Param("max_detections", 100, "Detections kept after NMS (YOLO outputs).", 1, 100000, tier=MODEL),
-    Param("agnostic_nms", False, "Class-agnostic NMS (YOLO outputs).", tier=MODEL),
+    Param("iou_threshold", 0.45, "NMS IoU threshold (raw YOLO layouts).", 0.0, 1.0, tier=MODEL),
+    Param("max_detections", 100, "Detections kept (after NMS for raw YOLO layouts; end2end and DETR too).",
+          1, 100000, tier=MODEL),
+    Param("agnostic_nms", False, "Class-agnostic NMS (raw YOLO layouts).", tier=MODEL),
     Param("input_mean", [0.0, 0.0, 0.0], "Float inputs: (v/255 - mean)/std, per RGB channel.", item_type=float,
           length=3, tier=MODEL),
     Param("input_std", [1.0, 1.0, 1.0], "Float inputs: standard deviation per channel (non-zero).",
           item_type=float, length=3, tier=MODEL, check=_nonzero),
     Param("input_bgr", False, "Feed the model BGR instead of RGB.", tier=MODEL),
-    Param("resize_mode", "auto", "auto (letterbox for YOLO, stretch otherwise), stretch or letterbox.",
-          choices=("auto", "stretch", "letterbox"), tier=MODEL),
-    Param("box_order", [1, 0, 3, 2], "Positions of x_min, y_min, x_max, y_max in a box of an SSD-style model "
-          "(default: the model gives ymin, xmin, ymax, xmax).", item_type=int, length=4, tier=MODEL,
-          check=_permutation),
+    Param("resize_mode", "auto", "auto (letterbox for YOLO, centre crop for the bundled and Ultralytics "
+          "classifiers, stretch otherwise), stretch, letterbox or center_crop (shorter side to size/crop_fraction, "
+          "then the centre).", choices=("auto", "stretch", "letterbox", "center_crop"), tier=MODEL),
+    Param("input_size", [], "Model input size for open (dynamic) input dimensions: [size] or [height, width]; "
+          "empty: the model's imgsz metadata, else the image size (rounded up to the stride when letterboxed). "
+          "Ignored for fixed inputs.", item_type=int, tier=MODEL, check=_input_size),
+    Param("crop_fraction", 0.875, "center_crop: share of the shorter side kept (0.875: 256 -> 224).", 0.05, 1.0,
+          tier=MODEL),
+    Param("box_order", [], "Positions of x_min, y_min, x_max, y_max in an SSD-style box; empty: auto (TFLite's "
+          "ymin, xmin, ymax, xmax; corners for torchvision and orig_target_sizes models).", item_type=int,
+          tier=MODEL, check=_permutation),
+    Param("box_format", "auto", "End-to-end [1,N,6] and DETR boxes: auto (from the model's metadata), xyxy "
+          "(corners) or cxcywh (centre, size).", choices=("auto", "xyxy", "cxcywh"), tier=MODEL),
+    Param("score_activation", "auto", "DETR class logits and classifier scores: auto, none, sigmoid or softmax "
+          "(DETR: the last class is no-object).", choices=("auto", "none", "sigmoid", "softmax"), tier=MODEL),
     Param("box_units", "auto", "auto, proportional or pixels (of the model input).",
           choices=("auto", "proportional", "pixels"), tier=MODEL),
     Param("yolo_format", "auto", "auto, v5 ([1,N,5+C], objectness) or v8 ([1,4+C,N]).",
@@ -292,10 +311,13 @@ def vision_config(p: Mapping[str, Any]) -> VisionConfig:
         decoder=DecoderConfig(model_type=p["model_type"], remap_output_names=parse_pairs(
             p["remap_output_names"], "remap_output_names"), box_order=tuple(p["box_order"]),
             box_units=p["box_units"], yolo_format=p["yolo_format"], iou_threshold=p["iou_threshold"],
-            max_detections=p["max_detections"], agnostic_nms=p["agnostic_nms"]),
+            max_detections=p["max_detections"], agnostic_nms=p["agnostic_nms"], box_format=p["box_format"],
+            score_activation=p["score_activation"]),
         filters=filter_config(p),
         resize_mode=p["resize_mode"],
         remap_input_names=parse_pairs(p["remap_input_names"], "remap_input_names"),
+        input_size=tuple(p["input_size"]), crop_fraction=p["crop_fraction"],
+        max_input_pixels=p["max_input_pixels"],
     )
 
 

@@ -8,6 +8,7 @@ once frames ask for the model; a swap on the service (ModelChanged) rebuilds the
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -50,10 +51,8 @@ class ModelSource:
             self.remote = RemoteModel(self._client_node, name, values["service_timeout"], fetch=False)
 
     def _spin(self) -> None:
-        try:
+        with contextlib.suppress(ExternalShutdownException):  # the process is shutting down
             self._executor.spin()
-        except ExternalShutdownException:  # the process is shutting down
-            pass
 
     @property
     def where(self) -> str:
