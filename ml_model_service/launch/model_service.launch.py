@@ -54,6 +54,7 @@ def _nodes(context: LaunchContext) -> list:
     params_file = arg("params_file") or os.path.join(share, "config", "model_service.yaml")
     if not os.path.isfile(params_file):
         raise la.LaunchArgumentError(f"params_file:={params_file!r}: no such file")
+    params_file = os.path.abspath(params_file)
     return [Node(package="ml_model_service", executable="model_service", name="ml_model_service",
                  namespace=arg("namespace"), output="screen", additional_env=fastdds_env(share),
                  parameters=[params_file, params] if params else [params_file])]

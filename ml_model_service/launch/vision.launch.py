@@ -81,6 +81,7 @@ def _nodes(context: LaunchContext) -> list:
     params_file = arg("params_file") or os.path.join(share, "config", "vision.yaml")
     if not os.path.isfile(params_file):
         raise la.LaunchArgumentError(f"params_file:={params_file!r}: no such file")
+    params_file = os.path.abspath(params_file)
     image = arg("image")
     remaps = [("image", image), ("image/compressed", image.rstrip("/") + "/compressed"),
               ("depth", arg("depth")), ("camera_info", arg("camera_info"))]
