@@ -478,7 +478,10 @@ def phase_topics(h: Harness, count: int, seconds: float) -> dict:
     sent: Counter = Counter()
     t0 = time.monotonic()
     period = seconds / count
+    timeline: list[int] = []
     for i in range(count):
+        if i % max(1, count // 10) == 0:
+            timeline.append(round(rss_mb(raw.pid)))
         if time.monotonic() - t0 > seconds + 10:
             break
         if i % 10 == 0:
@@ -539,7 +542,7 @@ def phase_topics(h: Harness, count: int, seconds: float) -> dict:
             "crashes": sum(not a for a in alive.values()), "alive": alive,
             "detections_during_fuzz": len(during), "still_detecting_after": bool(after_ok),
             "rss_mb_before": {k: round(v) for k, v in rss_before.items()},
-            "rss_mb_after": {k: round(v) for k, v in rss_after.items()},
+            "rss_mb_after": {k: round(v) for k, v in rss_after.items()}, "vision_raw_rss_mb_during": timeline,
             "tracebacks_in_logs": tracebacks, "status_counters": stats}
 
 
@@ -873,8 +876,8 @@ def summary(results: dict) -> list[str]:
         x = r["topics"]
         lines.append(f"Topic fuzz: {x['messages']} messages in {x['seconds']} s, crashes {x['crashes']}, "
                      f"2D detections during the fuzz {x['detections_during_fuzz']}, detecting afterwards "
-                     f"{x['still_detecting_after']}, RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB, "
-                     f"tracebacks {x['tracebacks_in_logs']}")
+                     f"{x['still_detecting_after']}, RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (raw node "
+                     f"during the fuzz {x['vision_raw_rss_mb_during']}), tracebacks {x['tracebacks_in_logs']}")
     if "restart" in r and "error" not in r["restart"]:
         x = r["restart"]
         recoveries = [c["recovery_s_after_serving"] for c in x["cycles"]]
