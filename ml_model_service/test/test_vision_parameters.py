@@ -97,3 +97,22 @@ def test_forms_users_type_on_the_command_line_are_accepted(spinner):
     finally:
         node.terminate()
         node.wait(10)
+
+
+def test_both_nodes_report_on_diagnostics(start_node, spinner):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from conftest import Collector
+
+    start_node("model_service", {"execution_providers": ["cpu"]}, namespace="/diag")
+    start_vision(start_node, namespace="/diag")
+    diagnostics = Collector(spinner.node, DiagnosticArray, "/diagnostics")
+
+    def names():
+        return {s.name: s for m in list(diagnostics.messages) for s in m.status}
+    found = wait_for(lambda: {"/diag/ml_model_service", "/diag/vision_service"} <= set(names()) and names(), 30,
+                     what="both nodes on /diagnostics")
+    service, vision = found["/diag/ml_model_service"], found["/diag/vision_service"]
+    assert "serving" in service.message and {"infer_ok", "loads"} <= {v.key for v in service.values}
+    keys = {v.key for v in vision.values}
+    assert "ready" in vision.message and {"received", "processed", "skipped", "errors"} <= keys

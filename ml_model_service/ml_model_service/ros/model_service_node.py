@@ -33,6 +33,7 @@ from ..core.trust import SWAP_DISABLED, ModelPolicy
 from . import conversions
 from .common import load_model
 from .parameters import MODEL_SERVICE_PARAMS, declare
+from .status import ERROR, OK, Status
 
 _RELOAD_PARAMS = {"model_path", "label_path", "backend", "execution_providers", "num_threads", "model_repository"}
 
@@ -65,6 +66,15 @@ class ModelServiceNode(Node):
         self.create_service(GetMetadata, "~/get_metadata", self._on_metadata, callback_group=ReentrantCallbackGroup())
         self.create_service(LoadModel, "~/load_model", self._on_load, callback_group=MutuallyExclusiveCallbackGroup())
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.status = Status(self, "ml_model_service", [], self._states,
+                             lambda: {k: str(v) for k, v in self.counters.items()})
+
+    def _states(self) -> list[tuple[bytes, str]]:
+        model = self.model
+        if model is None:
+            return [(ERROR, "no model loaded")]
+        return [(OK, f"serving {model.metadata.name} (generation {model.metadata.generation}, "
+                     f"{model.backend.info.get('execution_providers', '')})")]
 
     # --- model swaps ------------------------------------------------------------------------------
     def _swap(self, model: Model) -> None:
