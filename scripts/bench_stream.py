@@ -301,11 +301,30 @@ except (KeyboardInterrupt, ExternalShutdownException):
     pass
 """
 
+#: A reference for the plumbing: a bare rclpy node that takes each `image` (best effort, depth 1) and at once
+#: publishes an empty Detection2DArray with its header: DDS and rclpy alone, no model.
+ECHO_NODE = """
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
+rclpy.init()
+node = rclpy.create_node("bench_echo")
+pub = node.create_publisher(Detection2DArray, "detections", 10)
+node.create_subscription(Image, "image", lambda m: pub.publish(Detection2DArray(header=m.header)),
+                         QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+try:
+    rclpy.spin(node)
+except (KeyboardInterrupt, ExternalShutdownException):
+    pass
+"""
 
-def start_reference(log_dir: Path, ns: str) -> NodeProcess:
-    """Start the idle reference node (a bare rclpy node with a 1 Hz status publisher) in namespace `ns`."""
-    log = log_dir / "idle_reference.log"
+
+def start_script(kind: str, code: str, log_dir: Path, ns: str) -> NodeProcess:
+    """Run a reference node (REFERENCE_NODE, ECHO_NODE) in its own process, in namespace `ns`."""
+    log = log_dir / f"{kind}-{ns.strip('/').replace('/', '_')}.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", REFERENCE_NODE, "--ros-args", "-r", f"__ns:={ns}"],
+        proc = subprocess.Popen([sys.executable, "-c", code, "--ros-args", "-r", f"__ns:={ns}"],
                                 stdout=out, stderr=subprocess.STDOUT)
-    return NodeProcess("reference", ns, proc, log)
+    return NodeProcess(kind, ns, proc, log)

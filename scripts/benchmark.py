@@ -375,17 +375,18 @@ def infer_round_trip(client: Client, service: NodeProcess, repeat: int) -> tuple
 def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, rounds: int = 2) -> tuple[dict, list]:
     """The vision node in its own process for each detector, and the node with a model service.
 
-    ONNX node alone: idle figures and the 30 Hz stream; then a model service and a remote-model vision node
-    start beside it and the two take 10 Hz latency windows in turn; then Infer through the model service.
-    TFLite node alone: the 30 Hz and 10 Hz streams."""
-    from bench_stream import BenchError, Camera, Client, NodeProcess, start_reference
+    ONNX node alone: idle figures and the 30 Hz stream; then a model service, a remote-model vision node and
+    a reference echo node (DDS and rclpy alone) start beside it; the echo node's 30 Hz stream; the three
+    take 10 Hz latency windows in turn; then Infer through the model service. TFLite node alone: the 30 Hz
+    and 10 Hz streams."""
+    from bench_stream import ECHO_NODE, REFERENCE_NODE, BenchError, Camera, Client, NodeProcess, start_script
 
     from ml_model_service.ros.remote_model import RemoteError
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     base = f"/bench_{os.getpid()}"
     client = Client()
-    results = {label: NodeFigures() for label in (*DETECTORS, "remote")}
+    results = {label: NodeFigures() for label in (*DETECTORS, "remote", "echo")}
     rows: list[tuple[str, str, str]] = []
     nodes: list[NodeProcess] = []
     cameras: list[Camera] = []
@@ -398,7 +399,8 @@ def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, rounds: int = 
     try:
         for label, name in DETECTORS.items():
             figures = results[label]
-            reference = start_reference(tmp, f"{base}/reference") if label == "ONNX" else None
+            reference = start_script("reference", REFERENCE_NODE, tmp, f"{base}/reference") if label == "ONNX" \
+                else None
             vision = start("vision_service", {} if name == "ssd_mobilenet_v2_coco" else {"model_path": name},
                            f"{base}/{label.lower()}")
             try:
@@ -424,11 +426,20 @@ def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, rounds: int = 
                     streams.append((remote, cameras[-1], remote_vision))
                 except BenchError as exc:
                     remote.failed(exc)
+                echo = start_script("echo", ECHO_NODE, tmp, f"{base}/echo")
+                nodes.append(echo)
+                try:
+                    cameras.append(Camera(client, echo.ns, frame))
+                    log(f"{echo.ns}: reference echo node, {CAMERA_HZ:.0f} Hz stream, {seconds:.0f} s")
+                    results["echo"].camera = cameras[-1].stream(echo, CAMERA_HZ, seconds)
+                    streams.append((results["echo"], cameras[-1], echo))
+                except BenchError as exc:
+                    results["echo"].failed(exc)
             latency_in_turn(streams, seconds, rounds)
             while cameras:
                 cameras.pop().close()
             for node in nodes:
-                if node.kind == "vision_service":
+                if node.kind != "model_service":
                     node.stop()
             if service is not None and not results["remote"].error:
                 log("Infer round trip through the model service against in this process")
@@ -481,7 +492,8 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
     n_camera = round(CAMERA_HZ * seconds)
     print(f"\n### Vision node in its own process (default parameters; 640x480 rgb8 photograph published best "
           f"effort, depth 1; {seconds:.0f} s windows after 2 s warm-up; the {LATENCY_HZ:.0f} Hz windows of the "
-          "in-process and the model-service node taken in turn; node CPU from /proc, all its threads)\n")
+          "in-process node, the model-service node and the echo reference taken in turn; node CPU from /proc, all "
+          "its threads)\n")
     print(f"{note}\n")
     print("| measure (ratios against the raw model of this run) | ONNX | TFLite | must reach (issue 7, ONNX = the "
           "default model) | met |")
@@ -543,6 +555,19 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
             text += f"; limit {onnx.latency.median_ms + 4:.1f} ms"
         print(f"| the same with `model_service:=…` (model in a model service process): median (p95) | {text} | — | "
               f"≤ in-process + 4 ms | {verdict(ok)} |")
+
+    echo = nodes.get("echo")
+    if echo is not None:
+        parts = []
+        if echo.camera is not None:
+            c = echo.camera
+            parts.append(f"{CAMERA_HZ:.0f} Hz: {c.answered}/{c.sent} answered, {fmt(c.cpu_per_answer_ms)} ms CPU per "
+                         f"frame, latency {fmt(c.median_ms)} ms")
+        if echo.latency is not None:
+            lat = echo.latency
+            parts.append(f"{LATENCY_HZ:.0f} Hz: latency {fmt(lat.median_ms)} ms (p95 {fmt(lat.p95_ms)})")
+        print(f"| reference, not a target: a bare rclpy node answering each image at once with an empty "
+              f"`detections` (DDS and rclpy alone, no model) | {'; '.join(parts) or 'failed'} | — | | |")
 
     idle_limit = 0.5
 
