@@ -9,10 +9,15 @@ move between runs). For the bundled SSD detector in ONNX and TFLite, with the ba
 2. the core pipeline (VisionModel.detect on a 640x480 frame): median ms and ratio to the raw model;
 3. the vision node in its own process (default parameters, model in process) on a 30 Hz 640x480 stream of a
    photograph: frames answered / sent, node CPU per answered frame / CPU of one single-threaded raw run;
-4. latency header stamp -> `detections` received at 10 Hz, model in process and through a model service;
-5. the node's CPU while nobody listens (no frames; camera publishing) and while listened to without frames;
+4. latency header stamp -> `detections` received at 10 Hz, model in process and through a model service
+   (against a raw run paced at 10 Hz), and for reference a bare rclpy node that echoes each image's header;
+5. the node's CPU while nobody listens (no frames; camera publishing) and while listened to without frames,
+   beside a bare rclpy node with a 1 Hz timer;
 6. other core figures (classifier, image conversion, object clouds, obstacles) and Infer through the
    model service against in this process.
+
+How many cores other processes used meanwhile is measured and printed: on a busy machine the wall times,
+frame rates and verdicts are not to be trusted. Options: --seconds, --repeat, --core-only, --only node.
 """
 from __future__ import annotations
 
