@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,15 @@ import pytest
 
 NO_ROS2 = ("`ros2` is not on PATH: source a ROS 2 install, or (wheels-only environment) "
            "`source env.sh && source ../shared/tools/ros2-cli/setup.sh .` (make test does this)")
+
+
+def node_models_dir() -> Path:
+    """The bundled models folder of the ml_model_service the nodes import (an installed workspace's, not
+    the source tree's that `python -m pytest` in the package folder puts first): model and label files load
+    only from there unless the operator allows more."""
+    out = subprocess.run([sys.executable, "-c", "import ml_model_service; print(ml_model_service.__file__)"],
+                         cwd="/", capture_output=True, text=True, check=True).stdout.strip()
+    return Path(out).resolve().parent / "models"
 
 
 def ros2_exe() -> str:

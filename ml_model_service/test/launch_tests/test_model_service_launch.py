@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ros2_cli import launcher, param_get, ros2
+from ros2_cli import launcher, node_models_dir, param_get, ros2
 
-import ml_model_service
-
-MODELS = Path(ml_model_service.__file__).resolve().parent / "models"
+MODELS = node_models_dir()
 READY = r"serving |no model loaded"
 
 

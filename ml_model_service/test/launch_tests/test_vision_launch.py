@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ros2_cli import SERVING, VISION_UP, Photographer, echo_once, launcher, param_get, ros2
+from ros2_cli import SERVING, VISION_UP, Photographer, echo_once, launcher, node_models_dir, param_get, ros2
 
 from conftest import Collector, wait_for
 
@@ -91,7 +91,7 @@ def test_command_line_wins_over_params_file(launch, spinner, tmp_path):
 
 
 def test_model_service_started_by_the_launch_file(launch, spinner):
-    labels = str(Path(__import__("ml_model_service").__file__).resolve().parent / "models" / "coco_labels.txt")
+    labels = str(node_models_dir() / "coco_labels.txt")
     node = launch("vision.launch.py", "namespace:=/vl_ms", "use_model_service:=true", "execution_providers:=cpu",
                   "model_path:=ssd_mobilenet_v2_coco", f"label_path:={labels}", "image:=/vl_ms_cam/image")
     node.wait_for_log(SERVING)
