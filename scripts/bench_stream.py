@@ -254,7 +254,7 @@ class Client:
             return None
         return future.result()
 
-    def wait_ready(self, vision: NodeProcess, timeout: float = 120.0) -> GetProperties.Response:
+    def wait_ready(self, vision: NodeProcess, timeout: float = 60.0) -> GetProperties.Response:
         """Wait until the vision node's ~/get_properties says it has a working model."""
         client = self.node.create_client(GetProperties, f"{vision.ns}/vision_service/get_properties")
         deadline = time.monotonic() + timeout

@@ -571,8 +571,9 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
         if echo.latency is not None:
             lat = echo.latency
             parts.append(f"{LATENCY_HZ:.0f} Hz: latency {fmt(lat.median_ms)} ms (p95 {fmt(lat.p95_ms)})")
+        text = "; ".join(parts) or ("failed" if echo.error else "not measured")
         print(f"| reference, not a target: a bare rclpy node answering each image at once with an empty "
-              f"`detections` (DDS and rclpy alone, no model) | {'; '.join(parts) or 'failed'} | — | | |")
+              f"`detections` (DDS and rclpy alone, no model) | {text} | — | | |")
 
     idle_limit = 0.5
 
