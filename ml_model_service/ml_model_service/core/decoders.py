@@ -6,10 +6,12 @@ trial run, and returns arrays in source-image pixels; naming, filtering and mess
 - `detector`: SSD-style boxes + scores (+ category, + count), as TFLite's detection post-processing,
   torchvision (boxes/labels/scores) and the official RT-DETR/D-FINE exports (with `orig_target_sizes`) emit;
 - `yolo`: raw YOLO, v5 `[1, N, 5+C]` (objectness) and v8/v11 `[1, 4+C, N]`, also seg heads
-  (`+32` mask coefficients and a protos output) and pose heads (`+K*3` keypoints) used as detectors, and
+  (`+32` mask coefficients and a protos output, read into instance masks: core.masks) and pose heads
+  (`+K*3` keypoints, ignored) used as detectors, and
   corner boxes `[1, N, 4]` + scores `[1, N, C]` in two tensors (YOLO-NAS, PP-YOLOE), with NMS; the
   candidates must be the head's grid for the input size, with boxes on their grid cells;
-- `end2end`: `[1, N, 6(+extra)]` rows of box, score, class: YOLO26/YOLOv10/`nms=True` exports (corner
+- `end2end`: `[1, N, 6(+extra)]` rows of box, score, class (+ mask coefficients with a protos output):
+  YOLO26/YOLOv10/`nms=True` exports (corner
   boxes in input pixels) and Ultralytics RT-DETR (normalised centre boxes);
 - `detr`: DETR family, normalised centre/size boxes + class logits (sigmoid, or softmax with a no-object
   class): Hugging Face DETR (`pred_boxes`/`logits`), RF-DETR (`dets`/`labels`), older Ultralytics RT-DETR
@@ -31,6 +33,7 @@ import numpy as np
 
 from .hints import ModelHints
 from .labels import Labels
+from .masks import MaskSource, direct_maps, prototypes_from
 from .metadata import ModelMetadata, TensorSpec
 from .preprocess import RoleError, Transform
 
@@ -85,6 +88,8 @@ class RawDetections:
     boxes: np.ndarray
     scores: np.ndarray
     classes: np.ndarray
+    masks: MaskSource | None = None  # segmentation models: row i's mask (see core.masks)
+    rows: np.ndarray | None = None  # the decoder's candidate row of each detection (where it tracks them)
 
     @classmethod
     def empty(cls) -> RawDetections:
@@ -209,7 +214,7 @@ def _top(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, config: Dec
         return RawDetections.empty()
     pixels = _units(boxes[keep], units, transform)
     return RawDetections(transform.to_source(pixels), scores[keep].astype(np.float64),
-                         classes[keep].astype(np.int64))
+                         classes[keep].astype(np.int64), rows=keep)
 
 
 class SsdDecoder:
@@ -224,6 +229,7 @@ class SsdDecoder:
         self.config = config
         self.box_order = box_order
         self.describe = describe
+        self.masks_output: str | None = None  # per-detection masks [N, 1, h, w] (torchvision Mask R-CNN)
 
     def read(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (model order), scores, classes of the valid rows, checked."""
@@ -250,12 +256,18 @@ class SsdDecoder:
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
         boxes, scores, classes = self.read(outputs)
         boxes = _units(boxes[:, list(self.box_order)], self.config.box_units, transform)
-        return RawDetections(transform.to_source(boxes), scores, classes)
+        masks = None
+        if self.masks_output is not None:
+            maps = direct_maps(dequantize(outputs[self.masks_output], self.specs.get(self.masks_output)),
+                               len(np.asarray(outputs[self.masks_output])))
+            if maps is not None and len(maps) >= len(scores):
+                masks = MaskSource(transform, maps=maps[:len(scores)])
+        return RawDetections(transform.to_source(boxes), scores, classes, masks)
 
 
 class YoloDecoder:
     """Raw YOLO output: centre-x, centre-y, width, height (+ objectness for v5), per-class scores, and extra
-    per-box values (mask coefficients, keypoints) that are ignored."""
+    per-box values: mask coefficients (read with the `protos` output into masks) or keypoints (ignored)."""
 
     role = "yolo"
 
@@ -268,6 +280,19 @@ class YoloDecoder:
         self.num_classes = num_classes
         self.config = config
         self.describe = describe
+        self.protos: str | None = None  # seg heads: the prototype output; coefficients follow the classes
+        self.protos_spec: TensorSpec | None = None
+        self.num_masks = 0
+
+    def mask_source(self, outputs: dict[str, np.ndarray], rows: np.ndarray, kept: np.ndarray,
+                    transform: Transform) -> MaskSource | None:
+        """Masks of the kept candidates (seg heads only)."""
+        if self.protos is None or not self.num_masks:
+            return None
+        start = (5 if self.has_objectness else 4) + self.num_classes
+        coefficients = np.asarray(rows[kept, start:start + self.num_masks], np.float32)
+        protos = prototypes_from(dequantize(np.asarray(outputs[self.protos]), self.protos_spec), self.num_masks)
+        return MaskSource(transform, coefficients, protos)
 
     def rows(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(N, 4) centre boxes, (N, C) class scores (times objectness), objectness or None; checked."""
@@ -284,17 +309,18 @@ class YoloDecoder:
         return rows[:, :4], cls_scores, rows
 
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
-        xywh, cls_scores, _ = self.rows(outputs)
+        xywh, cls_scores, rows = self.rows(outputs)
         classes = cls_scores.argmax(axis=1)
         scores = cls_scores[np.arange(len(classes)), classes]
-        keep = scores >= self.config.nms_score_threshold
+        keep = np.flatnonzero(scores >= self.config.nms_score_threshold)
         xywh, scores, classes = xywh[keep].astype(np.float64), scores[keep], classes[keep]
         if len(scores) == 0:
             return RawDetections.empty()
         boxes = _units(_corners(xywh, "cxcywh"), self.config.box_units, transform)
         idx = nms(boxes, scores, classes, self.config)
         return RawDetections(transform.to_source(boxes[idx]), scores[idx].astype(np.float64),
-                             classes[idx].astype(np.int64))
+                             classes[idx].astype(np.int64), self.mask_source(outputs, rows, keep[idx], transform),
+                             keep[idx])
 
 
 class SplitYoloDecoder(YoloDecoder):
@@ -333,6 +359,8 @@ class EndToEndDecoder:
         self.num_classes = num_classes
         self.config = config
         self.describe = describe
+        self.protos: str | None = None  # seg exports: the prototype output; coefficients follow the class id
+        self.num_masks = 0
 
     def rows(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         rows = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0].astype(np.float64)
@@ -344,8 +372,12 @@ class EndToEndDecoder:
 
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
         rows = self.rows(outputs)
-        return _top(_corners(rows[:, :4], self.box_format), rows[:, 4], np.rint(rows[:, 5]), self.config,
-                    transform, self.units)
+        found = _top(_corners(rows[:, :4], self.box_format), rows[:, 4], np.rint(rows[:, 5]), self.config,
+                     transform, self.units)
+        if self.protos is not None and self.num_masks and found.rows is not None and len(found.rows):
+            protos = prototypes_from(np.asarray(outputs[self.protos]), self.num_masks)
+            found.masks = MaskSource(transform, rows[found.rows, 6:6 + self.num_masks].astype(np.float32), protos)
+        return found
 
 
 class DetrDecoder:
@@ -513,6 +545,8 @@ def _protos(ctx: Context, exclude: str) -> tuple[str, int] | None:
     for name in ctx.outputs:
         shape = ctx.shape(name)
         if name != exclude and len(shape) == 4 and shape[0] == 1 and shape[1] > 1 and shape[2] > 1:
+            if shape[1] == shape[2] and shape[3] < shape[1]:
+                return name, int(shape[3])  # NHWC (TFLite exports): [1, h, w, nm]
             return name, int(shape[1])
     return None
 
@@ -572,6 +606,8 @@ def _end2end(ctx: Context) -> EndToEndDecoder | None:
         units = "proportional" if hints.family == "rtdetr" else "auto"  # TFLite YOLO exports normalise boxes
     decoder = EndToEndDecoder(name, ctx.spec(name), box_format, units, ctx.span if hints.ultralytics else 0, cfg,
                               ctx.metadata.describe_tensors())
+    if explained:
+        decoder.protos, decoder.num_masks = explained[0], extra
     decoder.rows(ctx.outputs)  # the trial run's rows pass the checks
     return decoder
 
@@ -701,6 +737,8 @@ def _yolo(ctx: Context) -> YoloDecoder | None:
                          "label_path (one name per class)")
     decoder = YoloDecoder(spec.name, spec, attrs_first, fmt == "v5", num_classes, cfg,
                           ctx.metadata.describe_tensors())
+    if explained:
+        decoder.protos, decoder.protos_spec, decoder.num_masks = explained[0], ctx.spec(explained[0]), extra
     xywh, _, _ = decoder.rows(ctx.outputs)
     if xywh.size and float(xywh[:, 2:].min()) < -_TOL:
         raise ctx.refuse(f"output {spec.name!r} has negative box widths or heights: not YOLO centre/size boxes",
@@ -776,6 +814,10 @@ def _ssd(ctx: Context) -> SsdDecoder | None:
         raise RoleError(f"box_order {list(box_order)} is not a permutation of 0..3")
     decoder = SsdDecoder(roles, {o.name: o for o in metadata.outputs}, config, box_order,
                          metadata.describe_tensors())
+    for name in free:
+        if name not in roles.values() and direct_maps(outputs[name], n_boxes) is not None:
+            decoder.masks_output = name  # per-detection masks (torchvision Mask R-CNN's [N, 1, H, W])
+            break
     try:
         decoder.read(outputs)
     except Refused as exc:

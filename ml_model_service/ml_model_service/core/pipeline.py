@@ -1,7 +1,9 @@
 """One frame → everything asked of it: detections, classifications and 3D objects, ROS-free.
 
 3D is computed after 2D and fails on its own: a bad depth frame or missing intrinsics cost that frame's
-objects (with the reason in `objects_error`), never its detections.
+objects (with the reason in `objects_error`), never its detections. With a tracker, detections get their
+tracking ids before 3D, and each object carries its detection's id. Detections of segmentation models carry
+their masks, which the objects' clouds use.
 """
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import pointcloud
+from . import masks, pointcloud
+from .tracking import Tracker
 from .vision import Classification, Detection, VisionModel
 
 
@@ -31,15 +34,26 @@ class Results:
     objects: list | None = None  # None: not computed (no depth, or it failed: see objects_error)
     objects_error: str = ""
 
+    @property
+    def has_masks(self) -> bool:
+        return any(d.mask is not None for d in self.detections)
+
+    def instance_image(self):
+        """uint16 (H, W): index + 1 of the detection owning each pixel, 0 = background."""
+        return masks.instance_image([d.mask for d in self.detections], *self.rgb.shape[:2])
+
 
 def run(vision: VisionModel | None, rgb: np.ndarray, *, detections: bool = True, classifications: bool = True,
         top_n: int = 5, depth: Depth | None = None, cloud: pointcloud.CloudConfig | None = None,
-        obstacles: bool = False) -> Results:
-    """Run what is asked on one RGB frame. `vision` may be None only in obstacle mode."""
+        obstacles: bool = False, tracker: Tracker | None = None) -> Results:
+    """Run what is asked on one RGB frame. `vision` may be None only in obstacle mode; `tracker` (consecutive
+    frames of one stream only) gives the detections their ids."""
     results = Results(rgb)
     if vision is not None:
         if vision.detections_supported and (detections or depth is not None):
             results.detections = vision.detect(rgb)
+            if tracker is not None:
+                tracker.update(results.detections)
         if vision.classifications_supported and classifications:
             results.classifications = vision.classify(rgb, top_n)
     if depth is not None:

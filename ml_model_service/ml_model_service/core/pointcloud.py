@@ -1,9 +1,10 @@
 """Depth + intrinsics → per-object point clouds and 3D boxes (ROS-free; numpy and open3d).
 
 Two ways, as Viam's vision service has them:
-- `objects_from_detections`: each 2D box's depth pixels, the object separated from what lies in front of or
-  behind it (the depth layer around the box's dominant, centre-weighted depth, cut at empty depth gaps),
-  back-projected, statistical outliers removed;
+- `objects_from_detections`: each 2D box's depth pixels — only the object's own pixels when the detection
+  has an instance mask, so the wall or floor seen inside the box does not leak in — the object separated from
+  what lies in front of or behind it (the depth layer around the dominant, centre-weighted depth, cut at
+  empty depth gaps), back-projected, statistical outliers removed;
 - `obstacles_from_depth`: the whole depth cloud, downsampled, the ground plane removed by RANSAC, the rest
   clustered (DBSCAN).
 Boxes are axis-aligned in the camera optical frame: centre = mean of the points, size = extents.
@@ -83,6 +84,8 @@ class Object3D:
     points: np.ndarray
     colours: np.ndarray
     size: np.ndarray | None = None  # extents; default: those of `points`
+    id: str = ""  # tracking id of its detection ("" without tracking)
+    detection: int = -1  # position of its detection in the frame's detections (-1: none, obstacles)
     centre: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -162,14 +165,20 @@ def objects_from_detections(depth: np.ndarray, rgb: np.ndarray, k: Intrinsics, d
     message size); the box's x/y size adds back the one sample spacing that grid sampling loses."""
     h, w = depth.shape
     objects = []
-    for det in detections:
+    for number, det in enumerate(detections):
         x0, y0 = max(0, int(math.floor(det.x_min))), max(0, int(math.floor(det.y_min)))
         x1, y1 = min(w, int(math.ceil(det.x_max))), min(h, int(math.ceil(det.y_max)))
         if x1 <= x0 or y1 <= y0:
             continue
         roi = depth[y0:y1, x0:x1]
         valid = _valid(roi, config)
-        step = max(1, int(math.ceil(math.sqrt((x1 - x0) * (y1 - y0) / config.max_points_per_object))))
+        area = (x1 - x0) * (y1 - y0)
+        mask = getattr(det, "mask", None)
+        if mask is not None and mask.shape == (h, w):
+            inside = mask.crop(x0, y0, x1, y1)
+            valid &= inside
+            area = max(1, int(np.count_nonzero(inside)))  # sample the object's pixels, not the box's
+        step = max(1, int(math.ceil(math.sqrt(area / config.max_points_per_object))))
         off = (step - 1) // 2  # a grid centred in the box
         vs, us = np.nonzero(valid[off::step, off::step])
         if len(us) < config.min_points:
@@ -190,7 +199,7 @@ def objects_from_detections(depth: np.ndarray, rgb: np.ndarray, k: Intrinsics, d
         size = points.max(axis=0) - points.min(axis=0)
         size[:2] += np.where(size[:2] > 0, spacing, 0.0)
         objects.append(Object3D(len(objects), det.class_index, det.class_name, det.confidence,
-                                points, rgb[vs + y0, us + x0], size))
+                                points, rgb[vs + y0, us + x0], size, getattr(det, "id", ""), number))
     return objects
 
 

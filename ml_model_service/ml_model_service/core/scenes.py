@@ -88,3 +88,62 @@ def motorcycle_rgbd() -> tuple[np.ndarray, np.ndarray, Intrinsics]:
         depth = (f * baseline_m / (disparity.astype(np.float64) + doffs)).astype(np.float32)
     depth[~np.isfinite(disparity) | (depth <= 0)] = np.nan
     return rgb, depth, Intrinsics(f, f, cx, cy, rgb.shape[1], rgb.shape[0])
+
+
+@dataclass
+class ThinObject:
+    """A thin object made of box parts (a frame or a lamp) in front of a wall: the ray-cast scene, the
+    object's true pixels (`mask`), its 2D box, and its parts (to measure points off its true surface)."""
+
+    scene: Scene
+    parts: list[Box3D]
+    mask: np.ndarray
+    box: tuple[int, int, int, int]
+
+    def distance(self, points: np.ndarray) -> np.ndarray:
+        """Each point's distance (m) to the object's solid parts (0 on or inside)."""
+        best = np.full(len(points), np.inf)
+        for part in self.parts:
+            lo, hi = np.asarray(part.lo), np.asarray(part.hi)
+            gap = np.maximum(np.maximum(lo - points, 0.0), points - hi)
+            best = np.minimum(best, np.linalg.norm(gap, axis=1))
+        return best
+
+    def off_object(self, points: np.ndarray, tolerance: float = 0.02) -> int:
+        """How many points lie further than `tolerance` from the object's true surface."""
+        return int(np.count_nonzero(self.distance(np.asarray(points, np.float64)) > tolerance))
+
+
+def thin_object(kind: str = "frame", width: int = 640, height: int = 480, z: float = 1.5,
+                wall_z: float = 2.2, bar: float = 0.04) -> ThinObject:
+    """A thin object `bar` metres thick at depth `z` in front of a wall at `wall_z`, above a floor:
+    `frame`: a square picture frame 0.8 m across (the wall shows through its middle);
+    `lamp`: an L-shaped floor lamp (a pole and an arm: the box's empty corner is wall)."""
+    colour = (230, 180, 40)
+    if kind == "frame":
+        s, t = 0.4, bar
+        parts = [Box3D((-s, -s, z), (s, -s + t, z + t), colour), Box3D((-s, s - t, z), (s, s, z + t), colour),
+                 Box3D((-s, -s, z), (-s + t, s, z + t), colour), Box3D((s - t, -s, z), (s, s, z + t), colour)]
+    elif kind == "lamp":
+        parts = [Box3D((-0.3, -0.5, z), (-0.3 + bar, 0.6, z + bar), colour),
+                 Box3D((-0.3, -0.5, z), (0.35, -0.5 + bar, z + bar), colour)]
+    else:
+        raise ValueError(f"kind {kind!r} is not frame or lamp")
+    scene = render(parts, width, height, wall_z=wall_z, floor_y=1.0)
+    mask = np.zeros(scene.depth.shape, bool)
+    visible = [p for p in scene.visible_points if len(p)]
+    us, vs = [], []
+    for x0, y0, x1, y1 in scene.boxes_2d:
+        if x1 > x0:
+            us += [x0, x1]
+            vs += [y0, y1]
+    # The union of the parts' pixels: where the ray-cast depth lies on a part.
+    k = scene.intrinsics
+    yy, xx = np.nonzero(np.isfinite(scene.depth))
+    z_all = scene.depth[yy, xx].astype(np.float64)
+    pts = np.column_stack(((xx - k.cx) * z_all / k.fx, (yy - k.cy) * z_all / k.fy, z_all))
+    obj = ThinObject(scene, parts, mask, (min(us), min(vs), max(us), max(vs)))
+    on = obj.distance(pts) < 1e-6
+    mask[yy[on], xx[on]] = True
+    scene.visible_points = [np.concatenate(visible)] if visible else []
+    return obj

@@ -13,6 +13,7 @@ import numpy as np
 from .decoders import DETECTION_ROLES, ClassifierDecoder, DecoderConfig, RawDetections, find_decoder
 from .hints import read_hints
 from .labels import Labels
+from .masks import Mask
 from .metadata import ModelMetadata, TensorSpec
 from .preprocess import (
     MAX_INPUT_PIXELS,
@@ -35,7 +36,8 @@ class ModelRunner(Protocol):
 
 @dataclass
 class Detection:
-    """One object: class, confidence and a box in source-image pixels."""
+    """One object: class, confidence and a box in source-image pixels; its pixels (`mask`) when the model
+    segments, and its tracking id (`id`, "" without tracking)."""
 
     class_index: int
     class_name: str
@@ -44,6 +46,12 @@ class Detection:
     y_min: float
     x_max: float
     y_max: float
+    mask: Mask | None = field(default=None, compare=False, repr=False)
+    id: str = ""
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return self.x_min, self.y_min, self.x_max, self.y_max
 
     def to_dict(self) -> dict:
         return {"class_id": self.class_index, "class_name": self.class_name,
@@ -92,6 +100,8 @@ class VisionConfig:
     input_size: tuple[int, ...] = ()  # open input dimensions: (size,) or (height, width); () = the model's imgsz
     crop_fraction: float = 0.875  # center_crop: the share of the shorter side kept
     max_input_pixels: int = MAX_INPUT_PIXELS  # largest model input (height x width) fed
+    masks: bool = True  # segmentation models: compute each kept detection's mask
+    mask_threshold: float = 0.5  # mask probability above which a pixel belongs to the object
 
 
 #: Side of the trial image for open input dimensions without a size (a multiple of every YOLO stride).
@@ -258,12 +268,21 @@ class VisionModel:
         """Detections kept by the filters, best first."""
         raw = self.detect_raw(rgb)
         found = []
-        for box, score, cls in zip(raw.boxes, np.clip(raw.scores, 0.0, 1.0), raw.classes):  # rounding only
-            name = self.class_name(cls)
+        masks = raw.masks if self.config.masks else None
+        for i, (box, score, cls) in enumerate(zip(raw.boxes, np.clip(raw.scores, 0.0, 1.0), raw.classes)):
+            name = self.class_name(cls)  # (clip: rounding only)
             if self.config.filters.keep(name, float(score)) and box[2] > box[0] and box[3] > box[1]:
-                found.append(Detection(int(cls), name, float(score), *map(float, box)))
+                det = Detection(int(cls), name, float(score), *map(float, box))
+                if masks is not None:
+                    det.mask = masks.mask(i, det.box, self.config.mask_threshold)
+                found.append(det)
         found.sort(key=lambda d: -d.confidence)
         return found
+
+    @property
+    def segments(self) -> bool:
+        """Whether the model gives instance masks."""
+        return bool(getattr(self.decoder, "protos", None) or getattr(self.decoder, "masks_output", None))
 
     def classify(self, rgb: np.ndarray, n: int = 5) -> list[Classification]:
         """Top n classifications kept by the filters (n <= 0: all)."""
