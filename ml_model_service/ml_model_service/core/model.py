@@ -2,7 +2,8 @@
 
 A model reference is a file path, the name of a model in a model repository (a folder holding
 `<name>/` folders with one model file and optional `labels.txt`, or `<name>.onnx` / `<name>.tflite`
-files with `<name>.txt` beside them), or the name of a bundled model.
+files with `<name>.txt` beside them), the name of a bundled model, or a model on an Open Inference
+Protocol server (`grpc://HOST:PORT/MODEL[/VERSION]`, `http://...`; only servers the policy allows).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .metadata import (
     ModelMetadata,
     TensorSpec,
 )
+from .oip_backend import DEFAULT_TIMEOUT_S, OipBackend, is_server_ref, parse_server_ref
 from .tensors import check_inputs
 from .trust import ModelPolicy
 
@@ -121,12 +123,25 @@ class Model:
 
     def __init__(self, ref: str = "", label_path: str = "", *, repository: str | Path | None = None,
                  backend: str = "auto", providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
-                 num_threads: int = 0, policy: ModelPolicy | None = None) -> None:
+                 num_threads: int = 0, policy: ModelPolicy | None = None,
+                 server_timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.policy = policy or ModelPolicy.unrestricted()
-        model_path, found_labels, description = resolve_model(ref, repository, self.policy)
+        self.server = None
+        if is_server_ref(ref):
+            # A model on an inference server: the policy must allow the server; nothing is read from disk.
+            self.server = parse_server_ref(ref)
+            self.policy.check_server(self.server.address)
+            if backend not in ("", "auto", "oip"):
+                raise ModelLoadError(f"backend {backend!r} runs model files; a model on a server ({self.server.url}) "
+                                     "needs backend auto")
+            model_path, found_labels, description = Path(self.server.model), None, ""
+            self.digest = None
+            self.backend = OipBackend(self.server, server_timeout)
+        else:
+            model_path, found_labels, description = resolve_model(ref, repository, self.policy)
+            self.digest = self.policy.verify(model_path, "model")
+            self.backend = open_backend(model_path, backend, providers, num_threads)
         self.path = model_path
-        self.digest = self.policy.verify(model_path, "model")
-        self.backend = open_backend(model_path, backend, providers, num_threads)
         self.warnings = list(self.backend.warnings)
         if label_path:
             self.labels: Labels | None = self.policy.read_labels(label_path)
@@ -141,7 +156,7 @@ class Model:
         """Labels the model carries (ONNX metadata, TFLite zip), within the label size limit."""
         limit = self.policy.max_label_bytes
         meta = {k: v for k, v in self.backend.embedded_metadata.items() if len(v) <= limit}
-        if self.path.suffix == ".tflite" and zipfile.is_zipfile(self.path):
+        if self.server is None and self.path.suffix == ".tflite" and zipfile.is_zipfile(self.path):
             with zipfile.ZipFile(self.path) as archive:
                 if any(i.file_size > limit for i in archive.infolist() if i.filename.endswith(".txt")):
                     self.warnings.append(f"labels embedded in {self.path.name} are above the limit of {limit} "
@@ -167,9 +182,15 @@ class Model:
                              properties=dict(self.backend.embedded_metadata))
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Check the inputs against the model (names, types, shapes), run, return outputs in model order."""
+        """Check the inputs against the model (names, types, shapes), run, return outputs in model order.
+        A model on a server raises InferenceServerError (a RuntimeError) when the server cannot answer."""
         check_inputs(self.metadata.inputs, inputs)
         return self.backend.infer(dict(inputs))
+
+    def ready(self) -> bool:
+        """Whether the model can answer now: always for a local file; one short probe for a server."""
+        probe = getattr(self.backend, "ready", None)
+        return bool(probe()) if callable(probe) else True
 
 
 def _label_target(outputs: list[TensorSpec], labels: Labels) -> tuple[TensorSpec, int]:

@@ -101,6 +101,8 @@ class ModelPolicy:
     allowed: tuple[Path, ...] | None = None
     required_sums: tuple[Path, ...] = ()
     max_label_bytes: int = MAX_LABEL_BYTES
+    #: Inference servers (`host:port`) models may be served from; None = any (the operator's command line).
+    servers: tuple[str, ...] | None = None
 
     @classmethod
     def unrestricted(cls) -> ModelPolicy:
@@ -111,9 +113,10 @@ class ModelPolicy:
 
     @classmethod
     def for_folders(cls, allowed_paths: Iterable[str | Path] = (), repository: str | Path | None = None,
-                    max_label_bytes: int = MAX_LABEL_BYTES) -> ModelPolicy:
+                    max_label_bytes: int = MAX_LABEL_BYTES, servers: Iterable[str] = ()) -> ModelPolicy:
         """A node's policy: the folders in `allowed_paths`, or when that is empty the bundled models'
-        folder and `repository`. The bundled models' folder is always allowed (its files are public)."""
+        folder and `repository`. The bundled models' folder is always allowed (its files are public).
+        `servers` are the inference servers (`host:port`) allowed; none by default."""
         from .model import BUNDLED_DIR
 
         bundled = _real(BUNDLED_DIR)
@@ -121,12 +124,34 @@ class ModelPolicy:
         if not folders and repository and str(repository).strip():
             folders.append(_real(repository))
         folders.append(bundled)
-        return cls(tuple(dict.fromkeys(folders)), (bundled,), max_label_bytes)
+        hosts = tuple(dict.fromkeys(normalise_server(s) for s in servers if str(s).strip()))
+        return cls(tuple(dict.fromkeys(folders)), (bundled,), max_label_bytes, hosts)
 
     @classmethod
     def from_params(cls, params: dict) -> ModelPolicy:
-        """The policy a node's parameters describe (`allowed_paths`, `model_repository`)."""
-        return cls.for_folders(params.get("allowed_paths") or [], params.get("model_repository") or None)
+        """The policy a node's parameters describe at start-up (`allowed_paths`, `model_repository`,
+        `allowed_servers`; the server of the start-up `model_path` is allowed too: the operator chose it)."""
+        from .oip_backend import ServerRef, is_server_ref, parse_server_ref
+
+        servers = [str(s) for s in params.get("allowed_servers") or []]
+        start = str(params.get("model_path") or "")
+        if is_server_ref(start):
+            try:
+                ref: ServerRef = parse_server_ref(start)
+                servers.append(ref.address)
+            except ModelLoadError:
+                pass  # loading it reports the malformed reference
+        return cls.for_folders(params.get("allowed_paths") or [], params.get("model_repository") or None,
+                               servers=servers)
+
+    # --- servers ----------------------------------------------------------------------------------
+    def check_server(self, address: str) -> None:
+        """Refuse an inference server (`host:port`) the operator did not allow (TrustError)."""
+        if self.servers is None or normalise_server(address) in self.servers:
+            return
+        allowed = ", ".join(self.servers) or "none"
+        raise TrustError(f"inference server {address} is not allowed (allowed: {allowed}; the operator lists "
+                         "servers in allowed_servers, read-only, or gives one as model_path at start-up)")
 
     # --- paths ------------------------------------------------------------------------------------
     def describe(self) -> str:
@@ -226,6 +251,13 @@ class ModelPolicy:
         if len(raw) > self.max_label_bytes:
             raise TrustError(f"{what} file {source or real} is above the limit of {self.max_label_bytes} bytes")
         return parse_labels(check_text(raw, f"{what} file {source or real}"), source or str(real))
+
+
+def normalise_server(entry: str) -> str:
+    """`host:port` in lower case, from an `allowed_servers` entry (a scheme or path is ignored)."""
+    text = str(entry).strip().lower()
+    text = text.split("://", 1)[-1]
+    return text.split("/", 1)[0]
 
 
 def check_text(raw: bytes, what: str) -> str:
