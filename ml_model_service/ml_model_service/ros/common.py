@@ -5,6 +5,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
 from ..core.model import Model
+from ..core.oip_backend import DEFAULT_TIMEOUT_S
 from ..core.trust import ModelPolicy
 
 
@@ -13,7 +14,8 @@ def load_model(params: dict, model_path: str | None = None, label_path: str | No
     """A Model built from node parameters (shared with the vision node's in-process mode).
 
     Files load only from the allowed folders: `policy`, else the one `params` describe
-    (`allowed_paths`; empty = the bundled models and `model_repository`). A node should build its
+    (`allowed_paths`; empty = the bundled models and `model_repository`; models on inference servers
+    (`grpc://`, `http://`) only from `allowed_servers` or the start-up model_path's server). A node should build its
     policy once at start-up (`ModelPolicy.from_params`) and pass it, so that a caller who changes
     `model_repository` at run time cannot widen the folders. Raises ModelLoadError (TrustError for a
     refused file), OSError or ValueError."""
@@ -24,7 +26,8 @@ def load_model(params: dict, model_path: str | None = None, label_path: str | No
     return Model(params["model_path"] if model_path is None else model_path,
                  params["label_path"] if label_path is None else label_path,
                  repository=repository, backend=params["backend"],
-                 providers=params["execution_providers"], num_threads=params["num_threads"], policy=policy)
+                 providers=params["execution_providers"], num_threads=params["num_threads"], policy=policy,
+                 server_timeout=float(params.get("server_timeout") or DEFAULT_TIMEOUT_S))
 
 
 def spin_node(node_class, args=None, threads: int = 4) -> None:

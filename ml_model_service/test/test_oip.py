@@ -1,0 +1,192 @@
+"""Models on an Open Inference Protocol ("KServe V2") server, against a real one: KServe's ModelServer
+serving the bundled ONNX models over gRPC and REST in its own process (test/kserve_server.py), reached
+with tritonclient. Core model, CLI, and the vision node over DDS, on scikit-image photographs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+from kserve_server import KServeServer, kserve_available
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from test_vision_service import as_tuples, assert_matches_reference, iou, reference_detections, start_vision, wait_ready
+from vision_msgs.msg import Detection2DArray
+
+from ml_model_service.core.backends import ModelLoadError
+from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model
+from ml_model_service.core.oip_backend import InferenceServerError, parse_server_ref
+from ml_model_service.core.options import vision_config
+from ml_model_service.core.trust import ModelPolicy, TrustError
+from ml_model_service.core.vision import VisionModel
+from ml_model_service.ros.remote_model import call
+from ml_model_service_interfaces.srv import GetDetections
+
+from conftest import Camera, Collector, image_msg, photo, wait_for
+
+pytestmark = pytest.mark.skipif(not kserve_available(), reason="KServe environment missing: run scripts/bootstrap.sh")
+
+SSD = BUNDLED_DIR / BUNDLED["ssd_mobilenet_v2_coco"].file
+CLASSIFIER = BUNDLED_DIR / BUNDLED["efficientnet_lite0"].file
+COCO = str(BUNDLED_DIR / "coco_labels.txt")
+PHOTOS = ("astronaut", "chelsea", "coffee", "motorcycle")
+
+
+@pytest.fixture(scope="module")
+def server():
+    with KServeServer({"ssd": SSD, "classifier": CLASSIFIER}, not_ready=("sleepy",)) as srv:
+        yield srv
+
+
+def _defaults() -> dict:
+    from ml_model_service.core.options import VISION_PARAMS, defaults
+
+    return defaults(VISION_PARAMS)
+
+
+@pytest.mark.parametrize("scheme", ["grpc", "http"])
+def test_server_model_matches_local_file(server, scheme):
+    local = Model("ssd_mobilenet_v2_coco", providers=["cpu"])
+    remote = Model(server.url(scheme, "ssd"), COCO)
+    assert remote.metadata.type == "oip" and remote.metadata.name == "ssd"
+    assert [(t.name, t.data_type, t.shape) for t in remote.metadata.inputs + remote.metadata.outputs] == \
+        [(t.name, t.data_type, t.shape) for t in local.metadata.inputs + local.metadata.outputs]
+    assert remote.metadata.outputs[0].extra["server"] == server.url(scheme, "ssd")
+    assert remote.ready()
+    config = vision_config(_defaults())
+    near, far = VisionModel(local, local.labels, config), VisionModel(remote, remote.labels, config)
+    assert far.role == near.role == "detector"
+    for name in PHOTOS:
+        rgb = photo(name)
+        a, b = near.detect(rgb), far.detect(rgb)
+        assert [d.class_name for d in a] == [d.class_name for d in b] and a, name
+        for x, y in zip(a, b):
+            assert abs(x.confidence - y.confidence) <= 1e-5 and iou(np.array(x.box), np.array(y.box)) > 0.999
+    with pytest.raises(Exception, match="normalized_input_image_tensor"):  # validated before the server
+        remote.infer({"normalized_input_image_tensor": np.zeros((1, 10, 10, 3), np.uint8)})
+
+
+def test_classifier_on_server(server):
+    local = Model("efficientnet_lite0", providers=["cpu"])
+    remote = Model(server.url("grpc", "classifier"), str(BUNDLED_DIR / "imagenet_labels.txt"))
+    # the server's copy is not recognised as the bundled classifier: its centre crop is asked for by name
+    config = vision_config({**_defaults(), "resize_mode": "center_crop", "confidence_threshold": 0.1})
+    a = VisionModel(local, local.labels, config).classify(photo("chelsea"), 3)
+    b = VisionModel(remote, remote.labels, config).classify(photo("chelsea"), 3)
+    assert [(c.class_name, c.confidence) for c in a] == [(c.class_name, c.confidence) for c in b]
+    assert a[0].class_name == "Egyptian cat"
+
+
+@pytest.mark.parametrize("scheme", ["grpc", "http"])
+def test_missing_and_unready_models_and_a_dead_server(server, scheme):
+    with pytest.raises(ModelLoadError, match="'nosuch'"):
+        Model(server.url(scheme, "nosuch"))
+    with pytest.raises(ModelLoadError, match="'sleepy'"):
+        Model(server.url(scheme, "sleepy"))
+    # nothing listens on this port: a clear refusal, quickly (the timeout bounds it in any case)
+    dead = KServeServer({})
+    with pytest.raises(ModelLoadError, match="cannot be reached"):
+        Model(dead.url(scheme, "ssd"), server_timeout=2.0)
+    with pytest.raises(ModelLoadError, match="grpc://HOST:PORT/MODEL"):
+        Model(f"{scheme}://127.0.0.1/ssd")
+    with pytest.raises(ModelLoadError, match="backend"):
+        Model(server.url(scheme, "ssd"), backend="tflite")
+
+
+def test_server_policy():
+    ref = parse_server_ref("grpc://Robot-Hub.local:8001/ssd/3")
+    assert (ref.host, ref.port, ref.model, ref.version) == ("robot-hub.local", 8001, "ssd", "3")
+    closed = ModelPolicy.for_folders()
+    with pytest.raises(TrustError, match="allowed_servers"):
+        Model("grpc://127.0.0.1:9/ssd", policy=closed)
+    # the start-up model_path's server and the listed ones are allowed; nothing else
+    params = {"model_path": "grpc://10.0.0.5:8001/ssd", "allowed_servers": ["hub:8001", "http://10.0.0.6:8000"]}
+    policy = ModelPolicy.from_params(params)
+    for address in ("10.0.0.5:8001", "hub:8001", "10.0.0.6:8000", "HUB:8001"):
+        policy.check_server(address)
+    for address in ("10.0.0.5:8000", "evil:8001"):
+        with pytest.raises(TrustError):
+            policy.check_server(address)
+    ModelPolicy.unrestricted().check_server("anything:1")  # the operator's own command line
+
+
+def test_server_down_and_back_under_load(server):
+    model = Model(server.url("grpc", "ssd"), COCO)
+    http = Model(server.url("http", "ssd"), COCO)
+    x = {"normalized_input_image_tensor": np.zeros((1, 300, 300, 3), np.uint8)}
+    server.stop(kill=True)
+    try:
+        for m in (model, http):
+            assert not m.ready()
+            with pytest.raises(InferenceServerError, match="127.0.0.1"):
+                m.infer(x)
+    finally:
+        server.start()
+    for m in (model, http):
+        assert m.ready()
+        assert len(m.infer(x)) == 4
+
+
+def test_cli_on_server(server, tmp_path):
+    import cv2
+
+    image = tmp_path / "coffee.png"
+    cv2.imwrite(str(image), cv2.cvtColor(photo("coffee"), cv2.COLOR_RGB2BGR))
+    runs = {}
+    for model in ("ssd_mobilenet_v2_coco", server.url("http", "ssd")):
+        out = subprocess.run([sys.executable, "-m", "ml_model_service", "detect", "--model", model, "--labels",
+                              COCO, str(image)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        runs[model] = json.loads(out.stdout.strip().splitlines()[-1])
+    a, b = runs.values()
+    assert [o["class_name"] for o in a["detections"]] == [o["class_name"] for o in b["detections"]]
+    assert "cup" in [o["class_name"] for o in a["detections"]]
+    meta = subprocess.run([sys.executable, "-m", "ml_model_service", "metadata", server.url("grpc", "ssd")],
+                          capture_output=True, text=True, timeout=120)
+    assert meta.returncode == 0 and "normalized_input_image_tensor" in meta.stdout, meta.stderr
+
+
+def test_vision_nodes_share_a_server_and_survive_its_restart(server, start_node, spinner):
+    """Two vision nodes (gRPC and HTTP) on one server publish the local file's detections; the server is
+    killed under a stream and restarted; both resume by themselves."""
+    nodes = {}
+    for scheme in ("grpc", "http"):
+        ns = f"/oip_{scheme}"
+        nodes[scheme] = (ns, start_vision(start_node, {"model_path": server.url(scheme, "ssd"), "label_path": COCO},
+                                          namespace=ns))
+    cams, dets = {}, {}
+    for scheme, (ns, proc) in nodes.items():
+        wait_ready(spinner, proc, namespace=ns)
+        cams[scheme] = Camera(spinner.node, ns)
+        dets[scheme] = Collector(spinner.node, Detection2DArray, f"{ns}/detections")
+    try:
+        for name in ("motorcycle", "coffee"):
+            rgb = photo(name)
+            ref = reference_detections(rgb)
+            for scheme, cam in cams.items():
+                cam.show(image_msg(rgb, f"{scheme}_{name}"))
+            for scheme in cams:
+                msg = wait_for(lambda s=scheme, n=name: dets[s].where(lambda m: m.header.frame_id == f"{s}_{n}"),
+                               30, what=f"{scheme} detections of {name}")[-1]
+                assert_matches_reference(as_tuples(msg), ref)
+        # under the stream: kill the server; the nodes stay up and say why; restart; detections resume
+        status = Collector(spinner.node, DiagnosticStatus, f"{nodes['grpc'][0]}/vision_service/status",
+                           QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        server.stop(kill=True)
+        get = spinner.node.create_client(GetDetections, f"{nodes['grpc'][0]}/vision_service/get_detections")
+        r = call(get, GetDetections.Request(image=image_msg(photo("motorcycle"), "m")), 15.0)
+        assert r is not None and not r.success and "127.0.0.1" in r.message, r
+        assert all(proc.alive() for _, proc in nodes.values())
+        wait_for(lambda: status.messages, 10, what="a status message")
+        server.start()
+        for scheme in cams:
+            count = len(dets[scheme].messages)
+            wait_for(lambda s=scheme, c=count: len(dets[s].messages) > c + 1 and dets[s].messages[-1].detections,
+                     40, interval=0.3, what=f"{scheme} detections after the server restarted")
+        r = call(get, GetDetections.Request(image=image_msg(photo("motorcycle"), "m")), 15.0)
+        assert r.success and "motorcycle" in [g[0] for g in as_tuples(r.detections)], r.message
+    finally:
+        for cam in cams.values():
+            cam.close()
