@@ -16,17 +16,33 @@ def colour_for(index: int) -> tuple[int, int, int]:
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
 
 
+def overlay_masks(out: np.ndarray, detections: Sequence[Detection], alpha: float = 0.5) -> np.ndarray:
+    """Tint each detection's mask pixels with its colour (in place; earlier detections on top) and outline it."""
+    for d in reversed(list(detections)):
+        m = d.mask
+        if m is None or m.roi.size == 0 or m.shape != out.shape[:2]:
+            continue
+        h, w = m.roi.shape
+        view = out[m.y0:m.y0 + h, m.x0:m.x0 + w]
+        colour = np.asarray(colour_for(d.class_index), np.float32)
+        view[m.roi] = (view[m.roi].astype(np.float32) * (1 - alpha) + colour * alpha).astype(np.uint8)
+        contours, _ = cv2.findContours(m.roi.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(view, contours, -1, tuple(int(c) for c in colour), 1)
+    return out
+
+
 def draw(rgb: np.ndarray, detections: Sequence[Detection] = (),
          classifications: Sequence[Classification] = ()) -> np.ndarray:
-    """A copy of `rgb` with boxes, labels and scores drawn."""
+    """A copy of `rgb` with masks (tinted), boxes, labels, scores and tracking ids (#id) drawn."""
     out = np.ascontiguousarray(rgb).copy()
     scale = max(0.4, min(out.shape[:2]) / 800.0)
     thick = max(1, int(round(2 * scale)))
+    overlay_masks(out, detections)
     for d in detections:
         colour = colour_for(d.class_index)
         p0, p1 = (int(d.x_min), int(d.y_min)), (int(d.x_max), int(d.y_max))
         cv2.rectangle(out, p0, p1, colour, thick)
-        text = f"{d.class_name} {d.confidence:.2f}"
+        text = f"{'#' + d.id + ' ' if d.id else ''}{d.class_name} {d.confidence:.2f}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         y = max(p0[1], th + base)
         cv2.rectangle(out, (p0[0], y - th - base), (p0[0] + tw, y), colour, -1)
@@ -36,4 +52,31 @@ def draw(rgb: np.ndarray, detections: Sequence[Detection] = (),
         text = f"{c.class_name} {c.confidence:.2f}"
         cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2)
         cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick)
+    return out
+
+
+def draw_markers(rgb: np.ndarray, objects: Sequence, k) -> np.ndarray:
+    """The RViz markers of 3D objects rendered offline: each object's box (a CUBE marker) as a wireframe
+    projected through the intrinsics `k` (core.pointcloud.Intrinsics), with its TEXT label (#id, class,
+    score) above it; the image dimmed so the markers stand out."""
+    out = (np.ascontiguousarray(rgb).astype(np.float32) * 0.55).astype(np.uint8)
+    scale = max(0.4, min(out.shape[:2]) / 800.0)
+    thick = max(1, int(round(2 * scale)))
+    edges = [(0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
+    for obj in objects:
+        lo = np.asarray(obj.centre, np.float64) - np.asarray(obj.size, np.float64) / 2
+        hi = lo + np.asarray(obj.size, np.float64)
+        corners = np.array([[x, y, z] for z in (lo[2], hi[2]) for y in (lo[1], hi[1]) for x in (lo[0], hi[0])])
+        z = np.maximum(corners[:, 2], 1e-3)
+        uv = np.column_stack((corners[:, 0] * k.fx / z + k.cx, corners[:, 1] * k.fy / z + k.cy))
+        colour = colour_for(obj.class_index)
+        pts = np.round(uv).astype(np.int32)
+        for a, b in edges:
+            cv2.line(out, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), colour, thick,
+                     cv2.LINE_AA)
+        track = getattr(obj, "id", "")
+        text = f"{'#' + track + ' ' if track else ''}{obj.class_name} {obj.confidence:.2f} {obj.centre[2]:.2f} m"
+        x, y = int(uv[:, 0].min()), max(int(uv[:, 1].min()) - 6, 12)
+        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2)
+        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick)
     return out

@@ -1,13 +1,14 @@
-"""Messages ↔ core types: tensors, metadata, images, detections, classifications, point clouds."""
+"""Messages ↔ core types: tensors, metadata, images, detections, classifications, point clouds, instance
+masks, RViz markers."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from diagnostic_msgs.msg import KeyValue
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
-from std_msgs.msg import Header
+from std_msgs.msg import ColorRGBA, Header
 from vision_msgs.msg import (
     BoundingBox2D,
     BoundingBox3D,
@@ -21,6 +22,7 @@ from vision_msgs.msg import (
     ObjectHypothesisWithPose,
     VisionClass,
 )
+from visualization_msgs.msg import Marker, MarkerArray
 
 from ml_model_service_interfaces.msg import AssociatedFile, ModelMetadata, Tensor, TensorInfo
 
@@ -137,7 +139,7 @@ def _hypothesis(index: int, name: str, score: float, use_names: bool) -> ObjectH
 def detections_to_msg(dets: Sequence[Detection], header: Header, use_names: bool = True) -> Detection2DArray:
     out = Detection2DArray(header=header)
     for d in dets:
-        det = Detection2D(header=header)
+        det = Detection2D(header=header, id=d.id)
         det.results = [_hypothesis(d.class_index, d.class_name, d.confidence, use_names)]
         bbox = BoundingBox2D()
         bbox.center.position.x = (d.x_min + d.x_max) / 2.0
@@ -166,7 +168,7 @@ def detections3d_to_msg(objects: Sequence, header: Header, use_names: bool = Tru
     """Objects (core.pointcloud.Object3D) → Detection3DArray: centre = mean of points, size = extents."""
     out = Detection3DArray(header=header)
     for obj in objects:
-        det = Detection3D(header=header)
+        det = Detection3D(header=header, id=getattr(obj, "id", ""))
         hyp = _hypothesis(obj.class_index, obj.class_name, obj.confidence, use_names)
         cx, cy, cz = (float(v) for v in obj.centre)
         hyp.pose.pose = Pose(position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(w=1.0))
@@ -175,6 +177,57 @@ def detections3d_to_msg(objects: Sequence, header: Header, use_names: bool = Tru
         det.bbox = BoundingBox3D(center=Pose(position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(w=1.0)),
                                  size=Vector3(x=sx, y=sy, z=sz))
         out.detections.append(det)
+    return out
+
+
+def instance_masks_to_msg(image: np.ndarray, header: Header) -> Image:
+    """uint16 (H, W) instance image (index + 1 of the detection, 0 = background) → mono16 Image."""
+    image = np.ascontiguousarray(image, dtype="<u2")
+    h, w = image.shape
+    return Image(header=header, height=h, width=w, encoding="mono16", is_bigendian=0, step=w * 2,
+                 data=image.tobytes())
+
+
+def instance_masks_from_msg(msg: Image) -> np.ndarray:
+    """mono16 Image written by `instance_masks_to_msg` → uint16 (H, W)."""
+    if msg.encoding != "mono16" or msg.step != msg.width * 2:
+        raise ValueError(f"instance masks must be mono16 with step = 2 x width, got {msg.encoding!r} step {msg.step}")
+    dtype = ">u2" if msg.is_bigendian else "<u2"
+    return np.frombuffer(bytes(msg.data), dtype=dtype, count=msg.width * msg.height).reshape(msg.height, msg.width)
+
+
+def marker_id(obj, index: int) -> int:
+    """A marker id per object: its tracking id when it has one (stable across frames), else its index."""
+    track = getattr(obj, "id", "")
+    return int(track) if str(track).isdigit() and int(track) < 2**31 else index
+
+
+def markers_to_msg(objects: Sequence, header: Header, use_names: bool = True,
+                   colour: Callable[[int], tuple[int, int, int]] | None = None) -> MarkerArray:
+    """3D objects → MarkerArray for RViz: a DELETEALL first (so objects gone since the last frame vanish),
+    then per object a translucent CUBE (namespace `objects`) and a TEXT_VIEW_FACING label above it (namespace
+    `labels`: class, score, and `#id` when tracking); marker ids = tracking ids when tracking."""
+    out = MarkerArray()
+    clear = Marker(header=header, action=Marker.DELETEALL)
+    out.markers.append(clear)
+    for index, obj in enumerate(objects):
+        mid = marker_id(obj, index)
+        rgb = colour(obj.class_index) if colour else (40, 200, 80)
+        cx, cy, cz = (float(v) for v in obj.centre)
+        sx, sy, sz = (max(float(v), 0.01) for v in obj.size)
+        cube = Marker(header=header, ns="objects", id=mid, type=Marker.CUBE, action=Marker.ADD)
+        cube.pose = Pose(position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(w=1.0))
+        cube.scale = Vector3(x=sx, y=sy, z=sz)
+        cube.color = ColorRGBA(r=rgb[0] / 255.0, g=rgb[1] / 255.0, b=rgb[2] / 255.0, a=0.4)
+        text = Marker(header=header, ns="labels", id=mid, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)
+        # Optical frame: y points down, so "above" the box is smaller y.
+        text.pose = Pose(position=Point(x=cx, y=cy - sy / 2.0 - 0.08, z=cz), orientation=Quaternion(w=1.0))
+        text.scale = Vector3(z=0.08)
+        text.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+        name = obj.class_name if use_names else str(int(obj.class_index))
+        track = getattr(obj, "id", "")
+        text.text = f"{'#' + track + ' ' if track else ''}{name} {obj.confidence:.2f}"
+        out.markers += [cube, text]
     return out
 
 

@@ -4,6 +4,11 @@ QoS as ROS convention has it: results are volatile (a late subscriber never sees
 `label_info` is latched. An empty `objects` message means "nothing found"; no message means "no 3D for this
 frame". The debug image is drawn only while someone subscribes to it. Matched events on every output tell
 the node when anybody listens (image_pipeline's subscribe-while-matched), with no timer.
+
+Segmentation models add `instance_masks` (mono16, the colour image's size and header; pixel = index + 1 of
+the detection in that frame's `detections`, 0 = background), published with every detections message while
+`publish_masks` is on. 3D objects add `object_markers` (MarkerArray: DELETEALL, then a CUBE and a TEXT label
+per object, ids = tracking ids when tracking), published with every objects message while `publish_markers`.
 """
 from __future__ import annotations
 
@@ -16,10 +21,11 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
+from visualization_msgs.msg import MarkerArray
 
 from ..core.pipeline import Results
 from ..core.vision import VisionModel
-from ..core.visualize import draw
+from ..core.visualize import colour_for, draw
 from . import conversions
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE,
@@ -42,8 +48,11 @@ class Outputs:
         self.debug = make(Image, "debug_image")
         self.objects = make(Detection3DArray, "objects")
         self.points = make(PointCloud2, "object_points")
+        self.masks = make(Image, "instance_masks")
+        self.markers = make(MarkerArray, "object_markers")
         self.label_info = node.create_publisher(LabelInfo, "label_info", LATCHED)
-        self._listened = [self.detections, self.classifications, self.debug, self.objects, self.points]
+        self._listened = [self.detections, self.classifications, self.debug, self.objects, self.points,
+                          self.masks, self.markers]
 
     def listened(self) -> bool:
         """Whether anybody subscribes to a result topic."""
@@ -53,15 +62,20 @@ class Outputs:
         header = Header(stamp=self.node.get_clock().now().to_msg())
         self.label_info.publish(conversions.label_info_msg(vision.labels, header, threshold))
 
-    def publish(self, header: Header, r: Results, vision: VisionModel | None, names: bool, debug: bool) -> None:
+    def publish(self, header: Header, r: Results, vision: VisionModel | None, names: bool, debug: bool,
+                masks: bool = True, markers: bool = True) -> None:
         """Everything one frame gave (header = the colour frame's)."""
         if vision is not None and vision.detections_supported:
             self.detections.publish(conversions.detections_to_msg(r.detections, header, names))
+            if masks and getattr(vision, "segments", False):
+                self.masks.publish(conversions.instance_masks_to_msg(r.instance_image(), header))
         if vision is not None and vision.classifications_supported:
             self.classifications.publish(conversions.classifications_to_msg(r.classifications, header, names))
         if r.objects is not None:
             self.objects.publish(conversions.detections3d_to_msg(r.objects, header, names))
             self.points.publish(combined_cloud(r.objects, header))
+            if markers:
+                self.markers.publish(conversions.markers_to_msg(r.objects, header, names, colour_for))
         if debug and self.debug.get_subscription_count() > 0:
             self.debug.publish(conversions.rgb_to_image(draw(r.rgb, r.detections, r.classifications), header))
 

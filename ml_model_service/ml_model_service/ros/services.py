@@ -143,18 +143,24 @@ class VisionServices:
     def _capture_all(self, request, response):
         def fill():
             want_objects = request.return_object_point_clouds
+            want_masks = request.return_instance_masks
             vision = self._model()
+            if want_masks and not (vision is not None and vision.detections_supported and vision.segments):
+                raise RuntimeError("instance masks need a segmentation model (mask coefficients and a protos "
+                                   "output, or per-detection masks); this model gives none")
             frame = self.latest(with_depth=want_objects)
-            r = compute(frame, vision, self.values(), detections=request.return_detections,
+            r = compute(frame, vision, self.values(), detections=request.return_detections or want_masks,
                         classifications=request.return_classifications, objects=want_objects)
             if request.return_image:
                 response.image = frame.colour if isinstance(frame.colour, Image) else conversions.rgb_to_image(
                     r.rgb, frame.header)
-            if request.return_detections:
+            if request.return_detections or want_masks:  # the masks' pixel values index these
                 response.detections = conversions.detections_to_msg(r.detections, frame.header, self._names())
             if request.return_classifications:
                 response.classifications = conversions.classifications_to_msg(r.classifications, frame.header,
                                                                               self._names())
+            if want_masks:
+                response.instance_masks = conversions.instance_masks_to_msg(r.instance_image(), frame.header)
             if want_objects:
                 self._fill_objects(response, r, frame.header)
         return self._answer(response, fill)

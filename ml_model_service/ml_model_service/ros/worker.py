@@ -1,6 +1,7 @@
 """The worker thread: waits for camera frames (woken by their arrival), pairs colour with depth, runs the
 pipeline on the newest frame and publishes. Never a backlog: frames that arrive while it works are replaced
-by newer ones and counted as skipped.
+by newer ones and counted as skipped. With `tracking` on, the stream's tracker gives detections their ids
+(a new tracker when its settings or the model change; service calls never touch it).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..core import pipeline, pointcloud
 from ..core.imaging import ImageError
 from ..core.options import cloud_config
 from ..core.pairing import Next, Pairer
+from ..core.tracking import Tracker, TrackerConfig
 from ..core.vision import VisionModel
 from . import conversions
 from .camera_input import CameraInput
@@ -61,13 +63,24 @@ class Frame:
 
 
 def compute(frame: Frame, vision: VisionModel | None, values: dict[str, Any], *, detections: bool = True,
-            classifications: bool = True, objects: bool = False, top_n: int | None = None) -> pipeline.Results:
+            classifications: bool = True, objects: bool = False, top_n: int | None = None,
+            tracker: Tracker | None = None) -> pipeline.Results:
     """The pipeline on one frame with the node's settings (shared by the worker and the services)."""
     obstacles = values["object_mode"] == "obstacles"
     return pipeline.run(vision, frame.rgb(values["max_image_pixels"]), detections=detections,
                         classifications=classifications, top_n=values["top_n"] if top_n is None else top_n,
                         depth=frame.depth_input(values) if objects else None, cloud=cloud_config(values),
-                        obstacles=obstacles)
+                        obstacles=obstacles, tracker=tracker)
+
+
+def tracker_config(values: dict[str, Any]) -> TrackerConfig | None:
+    """The tracker settings from the node's parameters; None when tracking is off."""
+    if not values.get("tracking", False):
+        return None
+    return TrackerConfig(max_age=int(values.get("tracker_max_age", 30)),
+                         min_iou=float(values.get("tracker_min_iou", 0.1)),
+                         min_hits=int(values.get("tracker_min_hits", 1)),
+                         class_aware=bool(values.get("tracker_class_aware", True)))
 
 
 class Worker(threading.Thread):
@@ -80,6 +93,8 @@ class Worker(threading.Thread):
         self.values, self.log = values, log
         self.info: CameraInfo | None = None
         self.depth_state = ""  # why the last frame had no 3D ("" = fine)
+        self.tracker: Tracker | None = None
+        self._tracking: tuple = ()  # (settings, model) the tracker was made for
 
     def stop(self) -> None:
         self.camera.stopping = True
@@ -132,8 +147,9 @@ class Worker(threading.Thread):
         if obstacles and frame.depth is None:
             return
         watch = Stopwatch()
+        tracker = self._tracker(values, vision)
         try:
-            r = compute(frame, vision, values, objects=frame.depth is not None)
+            r = compute(frame, vision, values, objects=frame.depth is not None, tracker=tracker)
         except ImageError as exc:
             self.status.error("errors", str(exc))
             self.log.error(f"frame dropped: {exc}", throttle_duration_sec=2.0)
@@ -148,12 +164,30 @@ class Worker(threading.Thread):
                 self._no_3d(r.objects_error)
             else:
                 self.depth_state = ""
-        self.outputs.publish(frame.header, r, vision, values["publish_class_names"], values["publish_debug_image"])
+        self.outputs.publish(frame.header, r, vision, values["publish_class_names"], values["publish_debug_image"],
+                             values.get("publish_masks", True), values.get("publish_markers", True))
         self.status.count("processed")
         self.status.timing("processing", watch.ms())
         now = self.outputs.node.get_clock().now().nanoseconds * 1e-9
         if stamp_s(frame.header) > 0:
             self.status.timing("latency", (now - stamp_s(frame.header)) * 1000.0)
+
+    def _tracker(self, values: dict[str, Any], vision: VisionModel | None) -> Tracker | None:
+        """The stream's tracker (None when tracking is off); a fresh one for new settings or a new model."""
+        config = tracker_config(values)
+        if config is None:
+            self.tracker, self._tracking = None, ()
+            return None
+        key = (config, id(vision))
+        if self.tracker is None or key != self._tracking:
+            try:
+                self.tracker = Tracker(config)
+            except ValueError as exc:
+                self.status.error("errors", str(exc))
+                self.tracker, self._tracking = None, ()
+                return None
+            self._tracking = key
+        return self.tracker
 
     def _no_3d(self, reason: str) -> None:
         if reason != self.depth_state:
