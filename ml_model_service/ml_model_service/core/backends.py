@@ -1,4 +1,5 @@
-"""Inference backends: onnxruntime (CPU, CUDA, TensorRT) and TFLite (LiteRT), behind one interface."""
+"""Inference backends: onnxruntime (CPU, CUDA, TensorRT), TFLite (LiteRT) and OpenVINO (core/openvino_backend),
+behind one interface. Models on inference servers are in core/oip_backend."""
 from __future__ import annotations
 
 import os
@@ -174,20 +175,32 @@ class TfliteBackend(Backend):
             return {d["name"]: np.array(self.interpreter.get_tensor(d["index"])) for d in self._out}
 
 
-BACKENDS = {".onnx": OnnxBackend, ".tflite": TfliteBackend}
+def _openvino_backend(path: Path, providers: list[str] | tuple[str, ...] = (), num_threads: int = 0) -> Backend:
+    from .openvino_backend import OpenvinoBackend
+
+    return OpenvinoBackend(path, providers=providers, num_threads=num_threads)
+
+
+BACKENDS = {".onnx": OnnxBackend, ".tflite": TfliteBackend, ".xml": _openvino_backend}
+#: Backend names accepted in `backend` (besides auto).
+BACKEND_NAMES = {"onnx": OnnxBackend, "onnxruntime": OnnxBackend, "tflite": TfliteBackend,
+                 "litert": TfliteBackend, "openvino": _openvino_backend}
+BACKEND_CHOICES = ("auto", "onnx", "tflite", "openvino")
 
 
 def open_backend(path: Path, backend: str = "auto", providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
                  num_threads: int = 0) -> Backend:
-    """Open a model file with the backend named, or the one its extension implies ('auto')."""
+    """Open a model file with the backend named, or the one its extension implies ('auto': .onnx →
+    onnxruntime, .tflite → LiteRT, .xml (OpenVINO IR) → OpenVINO)."""
     if not path.is_file():
         raise ModelLoadError(f"model file not found: {path}")
     if backend in ("", "auto"):
         cls = BACKENDS.get(path.suffix.lower())
         if cls is None:
-            raise ModelLoadError(f"cannot tell the backend of {path} from its extension; set backend to onnx or tflite")
+            raise ModelLoadError(f"cannot tell the backend of {path} from its extension; set backend to onnx, "
+                                 "tflite or openvino")
     else:
-        cls = {"onnx": OnnxBackend, "onnxruntime": OnnxBackend, "tflite": TfliteBackend}.get(backend.lower())
+        cls = BACKEND_NAMES.get(backend.lower())
         if cls is None:
-            raise ModelLoadError(f"unknown backend {backend!r}; expected auto, onnx or tflite")
+            raise ModelLoadError(f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_CHOICES)}")
     return cls(path, providers=providers, num_threads=num_threads)

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Every bundled model on every CPU runtime that can run it (onnxruntime, LiteRT/TFLite, OpenVINO), in one
+run: median inference time and the ratio to the fastest for that model, and which one `backend: auto`
+uses (marked *). Runs are interleaved (round robin, several rounds) so that load from other processes on
+a shared machine falls on every runtime alike; compare ratios, not absolute times, across machines.
+
+    python3 scripts/bench_runtimes.py [--rounds 7] [--iters 20] [--threads 0] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "ml_model_service"))
+
+from ml_model_service.core.backends import ModelLoadError, default_threads, open_backend  # noqa: E402
+from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, auto_runtime  # noqa: E402
+
+#: Model families: name → the bundled names holding its files.
+FAMILIES = {
+    "ssd_mobilenet_v2_coco (detector)": ("ssd_mobilenet_v2_coco", "ssd_mobilenet_v2_coco_tflite"),
+    "efficientnet_lite0 (classifier)": ("efficientnet_lite0", "efficientnet_lite0_tflite"),
+}
+RUNTIMES = {".onnx": ("onnx", "openvino"), ".tflite": ("tflite", "openvino")}
+
+
+def candidates(threads: int) -> list[dict]:
+    """Every (family, file, runtime) that loads here."""
+    rows = []
+    for family, names in FAMILIES.items():
+        for name in names:
+            path = BUNDLED_DIR / BUNDLED[name].file
+            for runtime in RUNTIMES[path.suffix]:
+                row = {"model": family, "bundled": name, "file": path.name, "runtime": runtime}
+                try:
+                    backend = open_backend(path, runtime, ["cpu"], threads)
+                except ModelLoadError as exc:
+                    text = " ".join(str(exc).split())
+                    row["error"] = text[text.rfind(":", 0, len(text) - 2) + 1:].strip()[-160:]
+                    rows.append(row)
+                    continue
+                rng = np.random.default_rng(0)
+                feeds = {s.name: rng.integers(0, 256, [d if d > 0 else 1 for d in s.shape]).astype(s.data_type)
+                         for s in backend.inputs}
+                for _ in range(5):  # warm-up (lazy allocation, first-run compilation)
+                    backend.infer(feeds)
+                row.update(backend=backend, feeds=feeds, times=[])
+                rows.append(row)
+    return rows
+
+
+def run(rows: list[dict], rounds: int, iters: int) -> None:
+    """Round robin: each round runs every candidate `iters` times, in a rotating order."""
+    live = [r for r in rows if "backend" in r]
+    for k in range(rounds):
+        order = live[k % len(live):] + live[:k % len(live)]
+        for row in order:
+            for _ in range(iters):
+                t = time.perf_counter()
+                row["backend"].infer(row["feeds"])
+                row["times"].append((time.perf_counter() - t) * 1000)
+
+
+def report(rows: list[dict], threads: int) -> list[dict]:
+    """Print the table; returns the rows as plain dicts."""
+    out = []
+    print(f"CPU runtimes, {threads} thread(s); median ms over interleaved runs; ratio to the fastest for the model; "
+          "* = what backend auto uses for the bundled name")
+    for family, names in FAMILIES.items():
+        mine = [r for r in rows if r["model"] == family]
+        timed = [r for r in mine if r.get("times")]
+        best = min(statistics.median(r["times"]) for r in timed)
+        print(f"\n{family}")
+        for r in sorted(mine, key=lambda r: statistics.median(r["times"]) if r.get("times") else 1e9):
+            if not r.get("times"):
+                print(f"   {r['runtime']:<9} {r['file']:<48} cannot run it: {r['error']}")
+                out.append({k: v for k, v in r.items() if k in ("model", "file", "runtime", "error")})
+                continue
+            auto = (r["bundled"], r["runtime"]) in {(n, auto_runtime(n)) for n in names}
+            med = statistics.median(r["times"])
+            print(f" {'*' if auto else ' '} {r['runtime']:<9} {r['file']:<48} {med:7.2f} ms  x{med / best:4.2f}"
+                  f"{'  (auto for ' + r['bundled'] + ')' if auto else ''}")
+            out.append({"model": family, "file": r["file"], "runtime": r["runtime"], "median_ms": round(med, 3),
+                        "ratio": round(med / best, 3), "auto_for": r["bundled"] if auto else "",
+                        "runs": len(r["times"])})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=0, help="0 = one per core (the suite's default)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    threads = default_threads(args.threads)
+    rows = candidates(args.threads)
+    run(rows, args.rounds, args.iters)
+    out = report(rows, threads)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"threads": threads, "rows": out}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
