@@ -89,13 +89,23 @@ class MaskSource:
             return MaskSource(self.transform, self.coefficients[rows], self.prototypes)
         return MaskSource(self.transform, maps=self.maps[rows])
 
-    def probability_map(self, i: int) -> np.ndarray:
-        """Detection i's mask probabilities over the model input's map (h, w) float32."""
+    def probability_map(self, i: int, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Detection i's mask probabilities over the model input's map (h, w) float32, or over the map's
+        `window` (x0, y0, x1, y1) only."""
         if self.coefficients is not None:
-            nm, h, w = self.prototypes.shape
-            return sigmoid((self.coefficients[i].astype(np.float32) @ self.prototypes.reshape(nm, -1))
-                           .reshape(h, w))
-        return self.maps[i].astype(np.float32, copy=False)
+            protos = self.prototypes
+            if window is not None:
+                protos = protos[:, window[1]:window[3], window[0]:window[2]]
+            nm, h, w = protos.shape
+            logits = self.coefficients[i].astype(np.float32) @ protos.reshape(nm, -1)
+            return sigmoid(logits.reshape(h, w))
+        maps = self.maps[i]
+        if window is not None:
+            maps = maps[window[1]:window[3], window[0]:window[2]]
+        return np.ascontiguousarray(maps, dtype=np.float32)
+
+    def map_shape(self) -> tuple[int, int]:
+        return self.prototypes.shape[1:] if self.coefficients is not None else self.maps.shape[1:]
 
     def mask(self, i: int, box: Sequence[float], threshold: float = 0.5) -> Mask:
         """Detection i's mask in source pixels, inside its source-pixel `box` (x_min, y_min, x_max, y_max)."""
@@ -103,13 +113,21 @@ class MaskSource:
         x0, y0, x1, y1 = box_pixels(box, t.source_width, t.source_height)
         if x1 <= x0 or y1 <= y0:
             return Mask(np.zeros((0, 0), bool), x0, y0, (t.source_height, t.source_width))
-        prob = self.probability_map(i)
-        rh, rw = prob.shape[0] / t.input_height, prob.shape[1] / t.input_width
+        mh, mw = self.map_shape()
+        rh, rw = mh / t.input_height, mw / t.input_width
         # Source pixel centre (x + 0.5) → model input x_m = (x + 0.5) * scale + pad → map pixel x_m * r - 0.5.
-        warp = np.array([[t.scale_x * rw, 0.0, ((x0 + 0.5) * t.scale_x + t.pad_x) * rw - 0.5],
-                         [0.0, t.scale_y * rh, ((y0 + 0.5) * t.scale_y + t.pad_y) * rh - 0.5]])
+        ax, bx = t.scale_x * rw, ((x0 + 0.5) * t.scale_x + t.pad_x) * rw - 0.5
+        ay, by = t.scale_y * rh, ((y0 + 0.5) * t.scale_y + t.pad_y) * rh - 0.5
+        # Only the map's window under the box (one pixel of margin for the interpolation).
+        wx0, wy0 = max(0, int(math.floor(bx)) - 1), max(0, int(math.floor(by)) - 1)
+        wx1 = min(mw, int(math.ceil(ax * (x1 - x0 - 1) + bx)) + 2)
+        wy1 = min(mh, int(math.ceil(ay * (y1 - y0 - 1) + by)) + 2)
+        if wx1 <= wx0 or wy1 <= wy0:
+            return Mask(np.zeros((y1 - y0, x1 - x0), bool), x0, y0, (t.source_height, t.source_width))
+        prob = self.probability_map(i, (wx0, wy0, wx1, wy1))
+        warp = np.array([[ax, 0.0, bx - wx0], [0.0, ay, by - wy0]])
         roi = cv2.warpAffine(prob, warp, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+                             borderMode=cv2.BORDER_REPLICATE)
         return Mask(roi > threshold, x0, y0, (t.source_height, t.source_width))
 
 
