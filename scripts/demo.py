@@ -7,7 +7,11 @@
    service remotely publishes detections (printed) and annotated images (written to OUT), and a second
    vision node runs the bundled classifier in its own process.
 3. Object point clouds: the real Middlebury RGB-D motorcycle (colour + depth + camera_info) → the
-   motorcycle's 3D box printed, its cloud saved as .ply and rendered to a .png in OUT.
+   motorcycle's 3D box printed, its cloud saved as .ply and rendered to a .png in OUT, and its RViz markers
+   (object_markers) rendered offline.
+4. Instance masks: a YOLOv8-seg graph built here (no segmentation weights ship with the suite) sees a
+   ray-cast thin frame in front of a wall; the node's instance_masks, debug_image (mask overlay) and
+   object_markers are written to OUT, and the object's cloud from the mask is compared with the box's.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from skimage import data  # noqa: E402
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from ml_model_service.core.labels import load_labels  # noqa: E402
 from ml_model_service.ros import conversions  # noqa: E402
@@ -165,6 +170,8 @@ def part3_objects(node, out: Path) -> None:
     node.create_subscription(Detection3DArray, "/demo/camera/objects", objects.append, 10)
     clouds = []
     node.create_subscription(conversions.PointCloud2, "/demo/camera/object_points", clouds.append, 10)
+    markers: list[MarkerArray] = []
+    node.create_subscription(MarkerArray, "/demo/camera/object_markers", markers.append, 10)
     depth_msg = Image(height=depth.shape[0], width=depth.shape[1], encoding="32FC1", step=depth.shape[1] * 4,
                       data=depth.tobytes())
     info = CameraInfo(width=k.width, height=k.height, k=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0])
@@ -175,7 +182,8 @@ def part3_objects(node, out: Path) -> None:
         for pub, msg in zip(pubs, msgs):
             msg.header.stamp, msg.header.frame_id = stamp, "middlebury_left"
             pub.publish(msg)
-        if [m for m in objects if m.detections] and [c for c in clouds if c.width]:
+        if [m for m in objects if m.detections] and [c for c in clouds if c.width] and \
+                [a for a in markers if len(a.markers) > 1]:
             break
         time.sleep(0.1)
     found = [m for m in objects if m.detections]
@@ -202,6 +210,129 @@ def part3_objects(node, out: Path) -> None:
     c, s = det.bbox.center.position, det.bbox.size
     render_cloud(points, colours, np.array([c.x, c.y, c.z]), np.array([s.x, s.y, s.z]), out / "motorcycle_cloud.png")
     print(f"  cloud: {out / 'motorcycle.ply'}, picture: {out / 'motorcycle_cloud.png'}")
+    shown = [a for a in markers if len(a.markers) > 1]
+    if shown:
+        save_markers(rgb, shown[-1], k, out / "motorcycle_markers.png")
+
+
+class MarkerBox:
+    """A CUBE marker and its TEXT label, read back from a MarkerArray (what RViz would show)."""
+
+    def __init__(self, cube: Marker, text: Marker | None) -> None:
+        p, s = cube.pose.position, cube.scale
+        self.centre, self.size = np.array([p.x, p.y, p.z]), np.array([s.x, s.y, s.z])
+        # The label reads "[#id ]class score" (markers_to_msg).
+        words = (text.text if text is not None else "").split()
+        self.id = words.pop(0)[1:] if words and words[0].startswith("#") else ""
+        self.confidence = float(words.pop()) if len(words) > 1 and words[-1].replace(".", "", 1).isdigit() else 1.0
+        self.class_name, self.class_index = " ".join(words), 0
+
+
+def save_markers(rgb: np.ndarray, array: MarkerArray, k, path: Path) -> None:
+    """The markers received on object_markers, rendered offline over the camera image."""
+    from ml_model_service.core.visualize import draw_markers
+
+    texts = {m.id: m for m in array.markers if m.type == Marker.TEXT_VIEW_FACING}
+    boxes = [MarkerBox(m, texts.get(m.id)) for m in array.markers if m.type == Marker.CUBE]
+    cv2.imwrite(str(path), cv2.cvtColor(draw_markers(rgb, boxes, k), cv2.COLOR_RGB2BGR))
+    kinds = sorted({"DELETEALL" if m.action == Marker.DELETEALL else ("CUBE" if m.type == Marker.CUBE else "TEXT")
+                    for m in array.markers})
+    print(f"  object_markers: {len(array.markers)} markers ({', '.join(kinds)}), rendered: {path}")
+
+
+def seg_graph(path: Path, mask_640: np.ndarray, box_640: tuple[int, int, int, int]) -> Path:
+    """A YOLOv8-seg ONNX graph ([1, 4+1+32, 8400] + prototypes [1, 32, 160, 160]) reporting one object
+    (`box_640` in the 640x640 input) whose mask is `mask_640`: a stand-in for a real -seg export."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    n = sum((640 // st) ** 2 for st in (8, 16, 32))
+    head = np.zeros((1, 4 + 1 + 32, n), np.float32)
+    cells = [(st, gy, gx) for st in (8, 16, 32) for gy in range(640 // st) for gx in range(640 // st)]
+    head[0, 0] = [(gx + 0.5) * st for st, _, gx in cells]
+    head[0, 1] = [(gy + 0.5) * st for st, gy, _ in cells]
+    head[0, 2] = head[0, 3] = [st for st, _, _ in cells]
+    x0, y0, x1, y1 = box_640
+    head[0, :4, 0] = ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
+    head[0, 4, 0], head[0, 5, 0] = 0.9, 1.0
+    protos = np.zeros((1, 32, 160, 160), np.float32)
+    protos[0, 0] = np.where(mask_640.reshape(160, 4, 160, 4).mean(axis=(1, 3)) > 0.5, 12.0, -12.0)
+    nodes = [helper.make_node("ReduceSum", ["images"], ["s"], keepdims=0),
+             helper.make_node("Mul", ["s", "zero"], ["z"]),
+             helper.make_node("Add", ["c0", "z"], ["output0"]), helper.make_node("Add", ["c1", "z"], ["output1"])]
+    inits = [numpy_helper.from_array(np.array(0.0, np.float32), "zero"), numpy_helper.from_array(head, "c0"),
+             numpy_helper.from_array(protos, "c1")]
+    g = helper.make_graph(nodes, "seg", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+                          [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(head.shape)),
+                           helper.make_tensor_value_info("output1", TensorProto.FLOAT, list(protos.shape))], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    for key, value in {"task": "segment", "names": "{0: 'frame'}", "imgsz": "[640, 640]", "stride": "32",
+                       "author": "Ultralytics"}.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, path)
+    return path
+
+
+def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
+    """Instance masks and markers from a segmentation model over DDS (returns the node it started)."""
+    from ml_model_service.core import masks, pointcloud, scenes
+    from ml_model_service.core.vision import Detection
+
+    print("\n=== 4. Instance masks and RViz markers: a thin frame in front of a wall (seg model) ===")
+    thin = scenes.thin_object("frame")
+    s, k = thin.scene, thin.scene.intrinsics
+    canvas = np.zeros((640, 640), bool)
+    canvas[80:560] = thin.mask
+    x0, y0, x1, y1 = thin.box
+    model = seg_graph(logs / "thin_frame_seg.onnx", canvas, (x0, y0 + 80, x1, y1 + 80))
+    proc = spawn_node("vision_service", logs, {"model_path": str(model), "allowed_paths": [str(logs)],
+                                                "use_depth": True, "always_on": True, "tracking": True},
+                      namespace="/demo/seg")[0]
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = [node.create_publisher(t, f"/demo/seg/{n}", qos)
+            for t, n in ((Image, "image"), (Image, "depth"), (CameraInfo, "camera_info"))]
+    got: dict[str, list] = {"masks": [], "debug": [], "markers": [], "dets": []}
+    node.create_subscription(Image, "/demo/seg/instance_masks", got["masks"].append, 10)
+    node.create_subscription(Image, "/demo/seg/debug_image", got["debug"].append, 10)
+    node.create_subscription(MarkerArray, "/demo/seg/object_markers", got["markers"].append, 10)
+    node.create_subscription(Detection2DArray, "/demo/seg/detections", got["dets"].append, 10)
+    depth = Image(height=480, width=640, encoding="32FC1", step=640 * 4, data=s.depth.tobytes())
+    info = CameraInfo(width=640, height=480, k=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (got["masks"] and got["debug"] and
+                                               [a for a in got["markers"] if len(a.markers) > 1]):
+        stamp = node.get_clock().now().to_msg()
+        for pub, msg in zip(pubs, [image_msg(s.rgb, "optical", stamp), depth, info]):
+            msg.header.stamp, msg.header.frame_id = stamp, "optical"
+            pub.publish(msg)
+        time.sleep(0.1)
+    if not got["masks"]:
+        print("  no instance_masks received")
+        return [proc]
+    image = conversions.instance_masks_from_msg(got["masks"][-1])
+    ids = [d.id for d in got["dets"][-1].detections] if got["dets"] else []
+    print(f"  instance_masks: mono16 {image.shape[1]}x{image.shape[0]}, detections {np.unique(image)[1:].tolist()}"
+          f" ({int((image > 0).sum())} pixels), IoU with the true frame {masks.iou(image == 1, thin.mask):.3f}"
+          f"{', tracking ids ' + str(ids) if any(ids) else ''}")
+    tinted = np.zeros((*image.shape, 3), np.uint8)
+    tinted[image > 0] = (40, 200, 255)
+    cv2.imwrite(str(out / "thin_frame_instance_masks.png"), tinted)
+    if got["debug"]:
+        cv2.imwrite(str(out / "thin_frame_masks.png"),
+                    cv2.cvtColor(conversions.image_to_rgb(got["debug"][-1]), cv2.COLOR_RGB2BGR))
+    shown = [a for a in got["markers"] if len(a.markers) > 1]
+    if shown:
+        save_markers(s.rgb, shown[-1], k, out / "thin_frame_markers.png")
+    # The gain, measured: points further than 2 cm from the frame's true surface, box cloud vs mask cloud.
+    boxed = Detection(0, "frame", 0.9, x0, y0, x1, y1)
+    masked = Detection(0, "frame", 0.9, x0, y0, x1, y1, mask=masks.Mask(thin.mask[y0:y1, x0:x1], x0, y0, (480, 640)))
+    (b,), (m,) = (pointcloud.objects_from_detections(s.depth, s.rgb, k, [d], pointcloud.CloudConfig())
+                  for d in (boxed, masked))
+    print(f"  off-object points: box {thin.off_object(b.points)}/{len(b.points)} (centre z {b.centre[2]:.2f} m: "
+          f"the wall), mask {thin.off_object(m.points)}/{len(m.points)} (centre z {m.centre[2]:.2f} m)")
+    print(f"  pictures: {out / 'thin_frame_masks.png'}, {out / 'thin_frame_instance_masks.png'}, "
+          f"{out / 'thin_frame_markers.png'}")
+    return [proc]
 
 
 def main() -> int:
@@ -225,6 +356,7 @@ def main() -> int:
         part1_model_service(spinner.node)
         part2_vision(spinner.node, out)
         part3_objects(spinner.node, out)
+        procs += part4_masks(spinner.node, out, logs)
     finally:
         for p in procs:
             p.send_signal(signal.SIGINT)
