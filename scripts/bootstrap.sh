@@ -69,6 +69,25 @@ else
   say "python environment up to date ($MODE)"
 fi
 
+# 1b. Serving engines: tritonclient (Open Inference Protocol) and OpenVINO, every dependency pinned in the file
+# (--no-deps: tritonclient's declared protobuf/ml-dtypes caps are below the suite's pins, which it works with).
+want="$(cat "$STAMPS/venv")-$(hash_of scripts/requirements-serving.txt)"
+if [ "$(cat "$STAMPS/serving" 2>/dev/null)" != "$want" ]; then
+  say "installing the serving engines (tritonclient, openvino)"
+  "$VENV/bin/python" -m pip install -q --no-deps -r scripts/requirements-serving.txt
+  echo "$want" > "$STAMPS/serving"
+fi
+
+# 1c. KServe's ModelServer for the tests, in its own environment (its pins clash with the suite's).
+KSERVE_VENV="$ROOT/build/kserve-venv"
+want="$(hash_of scripts/requirements-kserve.txt)"
+if [ "$(cat "$STAMPS/kserve" 2>/dev/null)" != "$want" ] || [ ! -x "$KSERVE_VENV/bin/python" ]; then
+  say "creating $KSERVE_VENV (KServe ModelServer for the tests)"
+  [ -x "$KSERVE_VENV/bin/python" ] || "$PY" -m venv "$KSERVE_VENV"
+  "$KSERVE_VENV/bin/python" -m pip install -q --no-deps -r scripts/requirements-kserve.txt
+  echo "$want" > "$STAMPS/kserve"
+fi
+
 # 2. Workspace build ----------------------------------------------------------------------------
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -80,22 +81,15 @@ def parse_server_ref(ref: str) -> ServerRef:
 
 
 def _client_errors() -> tuple[type[BaseException], ...]:
-    """Exception types the client libraries raise for transport and server failures."""
+    """Exception types the client libraries raise for transport and server failures (tritonclient wraps
+    gRPC errors in InferenceServerException; the HTTP client raises socket errors and, through gevent,
+    gevent.Timeout, a BaseException)."""
     from tritonclient.utils import InferenceServerException
 
     errors: list[type[BaseException]] = [InferenceServerException, OSError, TimeoutError, ConnectionError]
-    try:
-        import grpc
-
-        errors.append(grpc.RpcError)
-    except ImportError:
-        pass
-    try:
-        import gevent
-
+    gevent = sys.modules.get("gevent")  # loaded by tritonclient.http
+    if gevent is not None:
         errors.append(gevent.Timeout)
-    except ImportError:
-        pass
     return tuple(errors)
 
 
