@@ -77,8 +77,9 @@ def test_diagnostics_from_both_nodes(spinner):
     for word in ("received", "processed", "skipped"):
         assert word in vision_keys, vision_keys
     assert "fail" in vision_keys or "error" in vision_keys, vision_keys
-    service_text = " ".join(f"{kv.key} {kv.value}".lower() for s in named("ml_model_service") for kv in s.values)
-    assert "model" in service_text, service_text
+    service_text = " ".join(f"{s.name} {s.message} " + " ".join(f"{kv.key} {kv.value}" for kv in s.values)
+                            for s in named("ml_model_service")).lower()
+    assert "model" in service_text and "ssd_mobilenet" in service_text, service_text  # which model serves
 
 
 def test_load_model_service_call_shows_in_param_get(both_nodes):

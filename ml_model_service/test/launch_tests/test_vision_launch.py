@@ -65,10 +65,14 @@ def test_own_model_params_file_wins_and_topics_follow_arguments(launch, spinner,
         found = wait_for(lambda: detections.where(has_cat), 90, what="a cat on /vl_own/detections")
         scores = [r.hypothesis.score for d in found[0].detections for r in d.results]
         assert min(scores) >= 0.77  # the file's threshold is in force
-        info = ros2("node", "info", "--no-daemon", fqn).stdout
-        subscribers = info.split("Subscribers:")[1].split("Publishers:")[0]
-        for topic in ("/vl_own_cam/color", "/vl_own_cam/depth", "/vl_own_cam/info"):
-            assert f"{topic}:" in subscribers, info
+        wanted = ("/vl_own_cam/color:", "/vl_own_cam/depth:", "/vl_own_cam/info:")
+
+        def subscribers() -> str:
+            info = ros2("node", "info", "--no-daemon", "--spin-time", "2", fqn).stdout
+            return info.split("Subscribers:")[1].split("Publishers:")[0] if "Subscribers:" in info else ""
+
+        wait_for(lambda: all(t in subscribers() for t in wanted), 60,
+                 what=f"`ros2 node info {fqn}` to list subscriptions to {wanted}")
     finally:
         camera.close()
         spinner.node.destroy_subscription(detections.sub)
