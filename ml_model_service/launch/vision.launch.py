@@ -88,13 +88,12 @@ def _nodes(context: LaunchContext) -> list:
     env = fastdds_env(share)
     namespace = arg("namespace")
     nodes = []
-    if use_model_service:
-        service_params = {k: v for k, v in model.items()}
+    if use_model_service:  # the user's params_file goes to both nodes (sections by node name, or /**)
         nodes.append(Node(
             package="ml_model_service", executable="model_service", name="ml_model_service",
             namespace=namespace, output="screen", additional_env=env,
             parameters=[os.path.join(share, "config", "model_service.yaml"), params_file,
-                        *([service_params] if service_params else [])]))
+                        *([model] if model else [])]))
         own = {**vision, "model_service": "ml_model_service",
                **({"label_path": model["label_path"]} if "label_path" in model else {})}
     else:
