@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_server_model_matches_local_file(server, scheme):
 
 
 def test_classifier_on_server(server):
-    local = Model("efficientnet_lite0", providers=["cpu"])
+    local = Model("efficientnet_lite0", backend="onnx", providers=["cpu"])  # the server runs onnxruntime
     remote = Model(server.url("grpc", "classifier"), str(BUNDLED_DIR / "imagenet_labels.txt"))
     # the server's copy is not recognised as the bundled classifier: its centre crop is asked for by name
     config = vision_config({**_defaults(), "resize_mode": "center_crop", "confidence_threshold": 0.1})
@@ -190,3 +191,32 @@ def test_vision_nodes_share_a_server_and_survive_its_restart(server, start_node,
     finally:
         for cam in cams.values():
             cam.close()
+
+
+@pytest.mark.parametrize("name,bundled", [("ssd", "ssd_mobilenet_v2_coco"),
+                                          ("efficientnet_lite0", "efficientnet_lite0")])
+def test_triton_repository_configs_describe_the_bundled_models(name, bundled):
+    """deploy/triton: each config.pbtxt parses as Triton's ModelConfig, names the ONNX model's tensors with
+    their types and shapes, and carries the labels the V2 backend reads (Triton itself is not run here)."""
+    from google.protobuf import json_format, text_format
+    from tritonclient.grpc import model_config_pb2
+
+    from ml_model_service.core.labels import embedded_labels, load_labels
+    from ml_model_service.core.oip_backend import V2_TYPES, server_parameters
+
+    path = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "model_repository" / name / "config.pbtxt"
+    config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+    local = Model(bundled, backend="onnx", providers=["cpu"])
+    assert config.name == name and config.platform == "onnxruntime_onnx" and config.max_batch_size == 0
+
+    def triton(tensors) -> list:
+        return [(t.name, V2_TYPES[model_config_pb2.DataType.Name(t.data_type)[len("TYPE_"):]], list(t.dims))
+                for t in tensors]
+    assert triton(config.input) == [(t.name, t.data_type, t.shape) for t in local.metadata.inputs]
+    assert triton(config.output) == [(t.name, t.data_type, t.shape) for t in local.metadata.outputs]
+    # what get_model_config returns over gRPC (as JSON) and HTTP, read into the model's labels
+    grpc_json = {"config": json_format.MessageToDict(config)}
+    http_json = json_format.MessageToDict(config, preserving_proto_field_name=True)
+    for answer in (grpc_json, http_json):
+        labels = embedded_labels(name, server_parameters({}, answer))
+        assert labels is not None and labels.names == load_labels(BUNDLED_DIR / BUNDLED[bundled].labels).names

@@ -100,6 +100,20 @@ def _message(exc: BaseException) -> str:
     return text[:300]
 
 
+def server_parameters(meta: dict, config: dict | None = None) -> dict[str, str]:
+    """String parameters from V2 model metadata and a Triton model configuration (as JSON: gRPC's
+    `{"config": {...}}` or HTTP's bare config; values `{"string_value": ...}` or `{"stringValue": ...}`)."""
+    params: dict[str, str] = {}
+    sources = [(config.get("config") or config).get("parameters")] if config else []
+    for source in [*sources, meta.get("parameters")]:
+        for key, value in (source or {}).items():
+            if isinstance(value, dict):
+                value = value.get("string_value", value.get("stringValue", ""))
+            if isinstance(value, str) and value:
+                params[str(key)] = value
+    return params
+
+
 class OipBackend(Backend):
     """A model on an Open Inference Protocol server. Thread-safe: gRPC calls run concurrently, HTTP
     calls use one client per calling thread (the HTTP client is not shareable across threads)."""
@@ -202,23 +216,13 @@ class OipBackend(Backend):
     def _server_parameters(self, meta: dict) -> dict[str, str]:
         """String parameters the server keeps for the model (metadata `parameters`, else the model
         configuration's `parameters` on Triton); `labels` among them is read as the label list."""
-        params: dict[str, str] = {}
-
-        def take(source) -> None:
-            for key, value in (source or {}).items():
-                if isinstance(value, dict):
-                    value = value.get("string_value", value.get("stringValue", ""))
-                if isinstance(value, str) and value:
-                    params[str(key)] = value
-
-        take(meta.get("parameters"))
+        params = server_parameters(meta)
         if "labels" not in params:
             try:
                 config = self._call(lambda c, t: c.get_model_config(self.ref.model, self.ref.version, **self._json(t)))
             except self._errors:  # KServe and others have no model configuration endpoint
                 config = None
-            if isinstance(config, dict):
-                take((config.get("config") or config).get("parameters"))
+            params = {**server_parameters(meta, config if isinstance(config, dict) else None), **params}
         return params
 
     # --- running ------------------------------------------------------------------------------------
