@@ -220,3 +220,22 @@ def test_triton_repository_configs_describe_the_bundled_models(name, bundled):
     for answer in (grpc_json, http_json):
         labels = embedded_labels(name, server_parameters({}, answer))
         assert labels is not None and labels.names == load_labels(BUNDLED_DIR / BUNDLED[bundled].labels).names
+
+
+def test_model_service_node_serves_a_server_model_and_swaps_only_to_allowed_servers(server, start_node, spinner):
+    """The model service node in front of a V2 server: metadata and Infer over DDS; at run time it swaps
+    to models on its start-up server but refuses any other server (the caller cannot pick one)."""
+    from test_model_service import connect, image_input, ssd_classes
+
+    proc = start_node("model_service", {"model_path": server.url("grpc", "ssd"), "label_path": COCO},
+                      namespace="/oipsvc")
+    remote = connect(spinner, "/oipsvc/ml_model_service", proc)
+    assert remote.metadata.type == "oip" and remote.metadata.outputs[0].extra["server"] == server.url("grpc", "ssd")
+    assert "motorcycle" in ssd_classes(remote.infer(image_input(remote, photo("motorcycle"))))
+    elsewhere = remote.load(server.url("http", "ssd"))  # same host, another port: another server
+    assert not elsewhere.success and "not allowed" in elsewhere.message and "allowed_servers" in elsewhere.message
+    assert not remote.load("grpc://192.0.2.1:8001/ssd").success
+    swapped = remote.load(server.url("grpc", "classifier"))
+    assert swapped.success, swapped.message
+    assert remote.fetch_metadata().outputs[0].shape == [1, 1000]
+    assert proc.alive()
