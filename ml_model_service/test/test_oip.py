@@ -239,3 +239,30 @@ def test_model_service_node_serves_a_server_model_and_swaps_only_to_allowed_serv
     assert swapped.success, swapped.message
     assert remote.fetch_metadata().outputs[0].shape == [1, 1000]
     assert proc.alive()
+
+
+@pytest.mark.parametrize("scheme", ["grpc", "http"])
+def test_a_server_that_never_answers_times_out(scheme):
+    """A port that accepts connections but never answers: loading gives up after server_timeout instead
+    of waiting forever (checked with a bounded join, not a timing assertion)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # the kernel accepts; nobody reads or answers
+    port = listener.getsockname()[1]
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            Model(f"{scheme}://127.0.0.1:{port}/ssd", server_timeout=1.0)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(30)
+    listener.close()
+    assert not worker.is_alive(), "loading from a silent server did not time out"
+    assert outcome and isinstance(outcome[0], ModelLoadError) and f"127.0.0.1:{port}" in str(outcome[0]), outcome
