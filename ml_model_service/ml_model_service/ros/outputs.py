@@ -7,8 +7,9 @@ the node when anybody listens (image_pipeline's subscribe-while-matched), with n
 
 Segmentation models add `instance_masks` (mono16, the colour image's size and header; pixel = index + 1 of
 the detection in that frame's `detections`, 0 = background), published with every detections message while
-`publish_masks` is on. 3D objects add `object_markers` (MarkerArray: DELETEALL, then a CUBE and a TEXT label
-per object, ids = tracking ids when tracking), published with every objects message while `publish_markers`.
+`publish_masks` is on and someone subscribes. 3D objects add `object_markers` (MarkerArray: DELETEALL, then
+a CUBE and a TEXT label per object, ids = tracking ids when tracking), published with every objects message
+while `publish_markers` is on.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class Outputs:
         """Everything one frame gave (header = the colour frame's)."""
         if vision is not None and vision.detections_supported:
             self.detections.publish(conversions.detections_to_msg(r.detections, header, names))
-            if masks and getattr(vision, "segments", False):
+            if masks and getattr(vision, "segments", False) and self.masks.get_subscription_count() > 0:
                 self.masks.publish(conversions.instance_masks_to_msg(r.instance_image(), header))
         if vision is not None and vision.classifications_supported:
             self.classifications.publish(conversions.classifications_to_msg(r.classifications, header, names))
