@@ -330,8 +330,15 @@ def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
                   for d in (boxed, masked))
     print(f"  off-object points: box {thin.off_object(b.points)}/{len(b.points)} (centre z {b.centre[2]:.2f} m: "
           f"the wall), mask {thin.off_object(m.points)}/{len(m.points)} (centre z {m.centre[2]:.2f} m)")
+    halves = []
+    for name, obj in (("box", b), ("mask", m)):
+        render_cloud(obj.points, obj.colours, obj.centre, obj.size, logs / f"thin_{name}.png", 560, 420)
+        half = cv2.imread(str(logs / f"thin_{name}.png"))
+        cv2.putText(half, f"cloud from the {name}", (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2)
+        halves.append(half)
+    cv2.imwrite(str(out / "thin_frame_clouds.png"), cv2.hconcat(halves))
     print(f"  pictures: {out / 'thin_frame_masks.png'}, {out / 'thin_frame_instance_masks.png'}, "
-          f"{out / 'thin_frame_markers.png'}")
+          f"{out / 'thin_frame_markers.png'}, {out / 'thin_frame_clouds.png'}")
     return [proc]
 
 
