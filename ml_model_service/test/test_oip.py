@@ -37,7 +37,7 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "motorcycle")
 
 @pytest.fixture(scope="module")
 def server():
-    with KServeServer({"ssd": SSD, "classifier": CLASSIFIER}, not_ready=("sleepy",)) as srv:
+    with KServeServer({"ssd": SSD, "classifier": CLASSIFIER, "ssd_spare": SSD}, not_ready=("sleepy",)) as srv:
         yield srv
 
 
@@ -266,3 +266,24 @@ def test_a_server_that_never_answers_times_out(scheme):
     listener.close()
     assert not worker.is_alive(), "loading from a silent server did not time out"
     assert outcome and isinstance(outcome[0], ModelLoadError) and f"127.0.0.1:{port}" in str(outcome[0]), outcome
+
+
+def test_a_model_unloaded_on_the_server(server):
+    """The operator unloads the model on the server (repository extension): inference says so, with the
+    model's name, readiness turns false, and loading it again is refused as not ready."""
+    import tritonclient.http as httpclient
+
+    models = [Model(server.url(scheme, "ssd_spare"), COCO) for scheme in ("grpc", "http")]
+    x = {"normalized_input_image_tensor": np.zeros((1, 300, 300, 3), np.uint8)}
+    assert all(len(m.infer(x)) == 4 for m in models)
+    admin = httpclient.InferenceServerClient(f"127.0.0.1:{server.http_port}")
+    try:
+        admin.unload_model("ssd_spare")
+    finally:
+        admin.close()
+    for scheme, model in zip(("grpc", "http"), models):
+        assert not model.ready()
+        with pytest.raises(InferenceServerError, match="ssd_spare"):
+            model.infer(x)
+        with pytest.raises(ModelLoadError, match="ssd_spare"):
+            Model(server.url(scheme, "ssd_spare"))
