@@ -89,6 +89,7 @@ def test_yolov8_seg_masks_through_the_letterbox(tmp_path):
     # Object 2's disc is larger than its box: the mask stops at the box.
     small = next(d for d in dets if round(d.confidence, 3) == 0.6)
     assert small.mask.area == pytest.approx(expected_source_masks()[2].sum(), rel=0.05)
+    assert small.to_dict()["mask_pixels"] == small.mask.area  # the CLI's JSON says how many pixels
 
 
 def test_masks_off_leaves_detections_unchanged(tmp_path):

@@ -56,7 +56,9 @@ class Detection:
     def to_dict(self) -> dict:
         return {"class_id": self.class_index, "class_name": self.class_name,
                 "confidence": round(self.confidence, 4), "x_min": round(self.x_min, 1), "y_min": round(self.y_min, 1),
-                "x_max": round(self.x_max, 1), "y_max": round(self.y_max, 1)}
+                "x_max": round(self.x_max, 1), "y_max": round(self.y_max, 1),
+                **({"mask_pixels": self.mask.area} if self.mask is not None else {}),
+                **({"id": self.id} if self.id else {})}
 
 
 @dataclass
