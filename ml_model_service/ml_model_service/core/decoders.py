@@ -360,6 +360,7 @@ class EndToEndDecoder:
         self.config = config
         self.describe = describe
         self.protos: str | None = None  # seg exports: the prototype output; coefficients follow the class id
+        self.protos_spec: TensorSpec | None = None
         self.num_masks = 0
 
     def rows(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -375,7 +376,7 @@ class EndToEndDecoder:
         found = _top(_corners(rows[:, :4], self.box_format), rows[:, 4], np.rint(rows[:, 5]), self.config,
                      transform, self.units)
         if self.protos is not None and self.num_masks and found.rows is not None and len(found.rows):
-            protos = prototypes_from(np.asarray(outputs[self.protos]), self.num_masks)
+            protos = prototypes_from(dequantize(np.asarray(outputs[self.protos]), self.protos_spec), self.num_masks)
             found.masks = MaskSource(transform, rows[found.rows, 6:6 + self.num_masks].astype(np.float32), protos)
         return found
 
@@ -607,7 +608,7 @@ def _end2end(ctx: Context) -> EndToEndDecoder | None:
     decoder = EndToEndDecoder(name, ctx.spec(name), box_format, units, ctx.span if hints.ultralytics else 0, cfg,
                               ctx.metadata.describe_tensors())
     if explained:
-        decoder.protos, decoder.num_masks = explained[0], extra
+        decoder.protos, decoder.protos_spec, decoder.num_masks = explained[0], ctx.spec(explained[0]), extra
     decoder.rows(ctx.outputs)  # the trial run's rows pass the checks
     return decoder
 
