@@ -172,6 +172,9 @@ def test_vision_nodes_share_a_server_and_survive_its_restart(server, start_node,
                 msg = wait_for(lambda s=scheme, n=name: dets[s].where(lambda m: m.header.frame_id == f"{s}_{n}"),
                                30, what=f"{scheme} detections of {name}")[-1]
                 assert_matches_reference(as_tuples(msg), ref)
+                for cls, score, box in ref:  # the acceptance bar: IoU >= 0.9, scores within 0.02
+                    assert any(g[0] == cls and iou(g[2], box) >= 0.9 and abs(g[1] - score) <= 0.02
+                               for g in as_tuples(msg)), (cls, score, box, as_tuples(msg))
         # under the stream: kill the server; the nodes stay up and say why; restart; detections resume
         status = Collector(spinner.node, DiagnosticStatus, f"{nodes['grpc'][0]}/vision_service/status",
                            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
