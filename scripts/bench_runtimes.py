@@ -2,9 +2,10 @@
 """Every bundled model on every CPU runtime that can run it (onnxruntime, LiteRT/TFLite, OpenVINO), in one
 run: median inference time and the ratio to the fastest for that model, and which one `backend: auto`
 uses (marked *). Runs are interleaved (round robin, several rounds) so that load from other processes on
-a shared machine falls on every runtime alike; compare ratios, not absolute times, across machines.
+a shared machine falls on every runtime alike (many short rounds track changing load best); compare
+ratios, not absolute times, across machines.
 
-    python3 scripts/bench_runtimes.py [--rounds 7] [--iters 20] [--threads 0] [--json out.json]
+    python3 scripts/bench_runtimes.py [--rounds 40] [--iters 5] [--threads 0] [--json out.json]
 """
 from __future__ import annotations
 
@@ -95,8 +96,8 @@ def report(rows: list[dict], threads: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="0 = one per core (the suite's default)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
