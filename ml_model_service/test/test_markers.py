@@ -140,8 +140,7 @@ def test_tracking_ids_over_dds(tmp_path, start_node, spinner, camera):
     thin = scenes.thin_object("frame")
     s = thin.scene
     start(start_node, spinner, seg_model(tmp_path, thin), tracking=True)
-    if not _has_parameter(spinner, "tracking"):
-        pytest.skip("the node does not declare the `tracking` parameter yet (core/options.py)")
+    assert _has_parameter(spinner, "tracking")
     dets = Collector(spinner.node, Detection2DArray, "/seg/detections")
     objects = Collector(spinner.node, Detection3DArray, "/seg/objects")
     markers = Collector(spinner.node, MarkerArray, "/seg/object_markers")

@@ -230,6 +230,21 @@ VISION_PARAMS = MODEL_PARAMS + [
           tier=MODEL, check=_pairs("remap_input_names")),
     Param("remap_output_names", [], "'model_tensor:role' with role location, score, category, count or "
           "probability.", tier=MODEL, check=_pairs("remap_output_names", _role)),
+    Param("mask_threshold", 0.5, "Mask probability above which a pixel belongs to the object (segmentation "
+          "models).", 0.0, 1.0, tier=MODEL),
+    Param("tracking", False, "Tracking ids: each Detection2D (and its Detection3D and markers) gets an id that "
+          "stays with the same object across frames (Norfair: Kalman filter + IoU matching). Off: ids stay empty."),
+    Param("tracker_max_age", 30, "Frames a track survives unseen (at most: an object seen n frames survives "
+          "min(n, this)).", 1, 10000),
+    Param("tracker_min_iou", 0.1, "Least IoU between a detection and a track's predicted box for the detection "
+          "to continue it.", 0.01, 1.0),
+    Param("tracker_min_hits", 1, "Frames a new object must be seen before it gets an id (1: at once); at most "
+          "tracker_max_age.", 1, 10000),
+    Param("tracker_class_aware", True, "Only detections of the same class continue a track."),
+    Param("publish_masks", True, "Publish instance_masks (mono16; pixel = index + 1 of the detection in "
+          "detections, 0 = background) for segmentation models, while subscribed."),
+    Param("publish_markers", True, "Publish object_markers (visualization_msgs/MarkerArray: a box and a label "
+          "per 3D object) with objects."),
     Param("max_image_pixels", 50000000, "Largest decoded image (width x height) accepted from topics and "
           "services; compressed images are checked before decoding.", 1, 1000000000, read_only=True),
     Param("max_input_pixels", 16777216, "Largest model input (height x width) the vision pipeline will feed.",
@@ -286,6 +301,9 @@ def validate(values: Mapping[str, Any], params: Sequence[Param]) -> str:
             reason = table[name].validate(value)
             if reason:
                 return reason
+    if values.get("tracker_min_hits", 1) > values.get("tracker_max_age", 30):
+        return (f"tracker_min_hits {values['tracker_min_hits']} must be at most tracker_max_age "
+                f"{values['tracker_max_age']}")
     if "min_depth" in values and "max_depth" in values and values["min_depth"] >= values["max_depth"]:
         return f"min_depth {values['min_depth']} must be below max_depth {values['max_depth']}"
     return ""
@@ -316,7 +334,7 @@ def vision_config(p: Mapping[str, Any]) -> VisionConfig:
         filters=filter_config(p),
         resize_mode=p["resize_mode"],
         remap_input_names=parse_pairs(p["remap_input_names"], "remap_input_names"),
-        input_size=tuple(p["input_size"]), crop_fraction=p["crop_fraction"],
+        input_size=tuple(p["input_size"]), crop_fraction=p["crop_fraction"], mask_threshold=p["mask_threshold"],
         max_input_pixels=p["max_input_pixels"],
     )
 
