@@ -59,7 +59,7 @@ def test_user_workspace_builds_and_passes_its_tests(tmp_path):
         set -eo pipefail
         if [ -n "${{ROS_DISTRO:-}}" ] && [ -f "/opt/ros/$ROS_DISTRO/setup.bash" ]; then
           source "/opt/ros/$ROS_DISTRO/setup.bash"
-          source "{REPO}/.venv/bin/activate"
+          if [ -f "{REPO}/.venv/bin/activate" ]; then source "{REPO}/.venv/bin/activate"; fi
         else  # the venv's ROS wheels stand in for /opt/ros/kilted
           source "{REPO}/.venv/bin/activate"
           export AMENT_PREFIX_PATH="{REPO}/.venv" CMAKE_PREFIX_PATH="{REPO}/.venv"
