@@ -290,3 +290,23 @@ def test_a_model_unloaded_on_the_server(server):
             model.infer(x)
         with pytest.raises(ModelLoadError, match="ssd_spare"):
             Model(server.url(scheme, "ssd_spare"))
+
+
+def test_a_vision_node_started_before_its_server_comes_up(start_node, spinner):
+    """The server is down when the node starts: the node says so, stays up, and serves once it is up."""
+    late = KServeServer({"ssd": SSD})
+    ns = "/oip_late"
+    proc = start_vision(start_node, {"model_path": late.url("grpc", "ssd"), "label_path": COCO}, namespace=ns)
+    wait_for(lambda: "unavailable" in proc.log(), 30, what="the node saying the server is unavailable")
+    cam = Camera(spinner.node, ns)
+    dets = Collector(spinner.node, Detection2DArray, f"{ns}/detections")
+    try:
+        cam.show(image_msg(photo("motorcycle"), "late"))
+        late.start()
+        msg = wait_for(lambda: dets.where(lambda m: m.detections), 40, interval=0.3,
+                       what="detections once the server is up")[-1]
+        assert "motorcycle" in [g[0] for g in as_tuples(msg)]
+        assert "recovered" in proc.log() and proc.alive()
+    finally:
+        cam.close()
+        late.stop()

@@ -159,11 +159,14 @@ def _nonzero(value: Any) -> str:
 MODEL_PARAMS = [
     Param("model_path", "", "Model file (.onnx/.tflite), a model repository name, or a bundled name "
           "(ssd_mobilenet_v2_coco, ssd_mobilenet_v2_coco_tflite, efficientnet_lite0, efficientnet_lite0_tflite). "
-          "Empty: the bundled SSD detector. Settable at run time (hot swap; refused if it fails to load).",
+          "Empty: the bundled SSD detector. Or a model on an Open Inference Protocol server: "
+          "grpc://HOST:PORT/MODEL[/VERSION] or http://HOST:PORT/MODEL[/VERSION]. Settable at run time (hot swap; "
+          "refused if it fails to load).",
           tier=RUNNER),
     Param("label_path", "", "Label file; empty: labels beside the model, or embedded in it.", tier=RUNNER),
-    Param("backend", "auto", "Runtime: auto (from the file extension), onnx or tflite.",
-          choices=("auto", "onnx", "tflite"), tier=RUNNER),
+    Param("backend", "auto", "Runtime: auto (the fastest measured for the bundled models, else from the file "
+          "extension: .onnx onnxruntime, .tflite LiteRT, .xml OpenVINO), onnx, tflite or openvino.",
+          choices=("auto", "onnx", "tflite", "openvino"), tier=RUNNER),
     Param("execution_providers", ["cuda", "cpu"], "onnxruntime providers in order of preference "
           "(cuda, tensorrt, cpu, or full names). Unavailable ones are skipped with a warning.", tier=RUNNER),
     Param("num_threads", 0, "Inference threads (0 = one per CPU core, for every backend).", 0, 256, tier=RUNNER),
@@ -171,6 +174,11 @@ MODEL_PARAMS = [
           "or <name>.onnx/.tflite with <name>.txt.", tier=RUNNER),
     Param("allowed_paths", [], "Folders model and label files may be loaded from (after resolving '..' and "
           "symlinks). Empty: the bundled models and model_repository only.", read_only=True),
+    Param("allowed_servers", [], "Inference servers (host:port) that model_path may name at run time "
+          "(grpc://HOST:PORT/MODEL[/VERSION], http://...). The start-up model_path's server is always allowed; "
+          "others are refused.", read_only=True),
+    Param("server_timeout", 5.0, "Seconds any request to an inference server may take (connect, metadata, "
+          "inference).", 0.1, 600.0, tier=RUNNER),
     Param("allow_model_swap", True, "Allow changing the model at run time (~/load_model, model_path).",
           read_only=True),
 ]

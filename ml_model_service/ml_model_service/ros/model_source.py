@@ -17,6 +17,7 @@ from typing import Any
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
+from ..core.oip_backend import InferenceServerError, is_server_ref
 from ..core.options import filter_config, vision_config
 from ..core.trust import ModelPolicy
 from ..core.vision import VisionModel
@@ -100,7 +101,9 @@ class ModelSource:
         with self._lock:
             if self.vision is not None:
                 return self.vision
-            self._retry_at = time.monotonic() + (RETRY_S if self.remote else float("inf"))
+            # a model service or an inference server may come back; a file that failed to load will not
+            retry = self.remote is not None or is_server_ref(values["model_path"])
+            self._retry_at = time.monotonic() + (RETRY_S if retry else float("inf"))
             try:
                 vision = self._build_if_reachable(values)
             except Exception as exc:  # a model that cannot be used: say why, keep the node up
@@ -126,7 +129,15 @@ class ModelSource:
         with self._lock:
             if self.remote is not None:
                 self.vision, self._retry_at = None, time.monotonic() + RETRY_S
+            elif isinstance(exc, InferenceServerError):  # the server is away: keep the model, its client reconnects
+                self._set(f"inference server unavailable: {exc}", ok=False)
+                return
         self._set(f"{self.where} unavailable: {exc}", ok=False)
+
+    def healthy(self) -> None:
+        """A frame went through: a model that had failed (inference server away) serves again."""
+        if not self.ok and self.vision is not None:
+            self._set(f"recovered: {self.vision.role} ready ({self.vision.runner.metadata.name})", ok=True)
 
     def _set(self, state: str, ok: bool) -> None:
         if state != self.state and ok:  # rclpy wants one severity per call site

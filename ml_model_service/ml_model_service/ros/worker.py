@@ -15,6 +15,7 @@ from std_msgs.msg import Header
 
 from ..core import pipeline, pointcloud
 from ..core.imaging import ImageError
+from ..core.oip_backend import InferenceServerError
 from ..core.options import cloud_config
 from ..core.pairing import Next, Pairer
 from ..core.tracking import Tracker, TrackerConfig
@@ -154,7 +155,7 @@ class Worker(threading.Thread):
             self.status.error("errors", str(exc))
             self.log.error(f"frame dropped: {exc}", throttle_duration_sec=2.0)
             return
-        except RemoteError as exc:
+        except (RemoteError, InferenceServerError) as exc:
             self.status.error("errors", str(exc))
             self.source.failed(exc, values)
             return
@@ -166,6 +167,7 @@ class Worker(threading.Thread):
                 self.depth_state = ""
         self.outputs.publish(frame.header, r, vision, values["publish_class_names"], values["publish_debug_image"],
                              values.get("publish_masks", True), values.get("publish_markers", True))
+        self.source.healthy()
         self.status.count("processed")
         self.status.timing("processing", watch.ms())
         now = self.outputs.node.get_clock().now().nanoseconds * 1e-9
