@@ -4,7 +4,8 @@
 Ratios are against the raw model measured in the same run (the machine is shared and absolute figures
 move between runs). For the bundled SSD detector in ONNX and TFLite, with the backends' one thread policy:
 
-1. raw model: `session.run` / `interpreter.invoke` alone on a paced 30 Hz loop (so pool threads that spin
+1. raw model: `session.run` / `interpreter.invoke` alone (whatever runtime `backend: auto` picks, as the node
+   does by default) on a paced 30 Hz loop (so pool threads that spin
    between runs are paid for): median wall ms and CPU ms per run, single-threaded and with the default policy;
 2. the core pipeline (VisionModel.detect on a 640x480 frame): median ms and ratio to the raw model;
 3. the vision node in its own process (default parameters, model in process) on a 30 Hz 640x480 stream of a
@@ -191,12 +192,16 @@ def timed_in_turn(fns: list[Callable[[], object]], repeat: int, warmup: int = 3)
 
 
 def raw_call(model: Model, inputs: dict[str, np.ndarray]) -> Callable[[], object]:
-    """The runtime's own call alone: session.run or interpreter.invoke (inputs set once)."""
+    """The runtime's own call alone: session.run, interpreter.invoke (inputs set once) or an OpenVINO
+    infer request."""
     backend = model.backend
     if hasattr(backend, "session"):
         session = backend.session
         names = [o.name for o in session.get_outputs()]
         return lambda: session.run(names, inputs)
+    if hasattr(backend, "compiled"):  # OpenVINO: one infer request, as the backend keeps per thread
+        request = backend.compiled.create_infer_request()
+        return lambda: request.infer(inputs, share_inputs=True)
     if hasattr(backend, "interpreter"):
         interpreter = backend.interpreter
         for detail in interpreter.get_input_details():
@@ -211,6 +216,7 @@ class RawFigures:
     default: Paced  # the default thread policy
     pipeline: Paced | None  # VisionModel.detect, default policy
     default_slow: Paced  # the default thread policy paced at LATENCY_HZ (the latency stream's rate)
+    runtime: str = ""  # the runtime `backend: auto` picked (what the node uses by default)
 
 
 def measure_raw(frame: np.ndarray, runs: int, pipeline: bool, rounds: int = 3) -> dict[str, RawFigures]:
@@ -220,6 +226,7 @@ def measure_raw(frame: np.ndarray, runs: int, pipeline: bool, rounds: int = 3) -
     slower its next run (caches, sleeping pool threads), so latency is compared with a raw run at that rate."""
     loops: dict[tuple[str, str], PacedLoop] = {}
     keep = []  # the models stay loaded until every round is done
+    runtimes: dict[str, str] = {}
     for label, name in DETECTORS.items():
         for threads in (1, 0):
             model = Model(name, providers=["cpu"], num_threads=threads)
@@ -232,6 +239,7 @@ def measure_raw(frame: np.ndarray, runs: int, pipeline: bool, rounds: int = 3) -
             if threads == 0 and pipeline:
                 loops[(label, "pipeline")] = PacedLoop(lambda v=vision: v.detect(frame))
             keep.append((model, vision))
+            runtimes[label] = f"{model.backend.kind}: {model.backend.info.get('execution_providers', '')}"
     per_block = max(1, math.ceil(runs / rounds))
     log(f"raw runs (1 thread, default policy){' and pipeline' if pipeline else ''} of {', '.join(DETECTORS)}: "
         f"{rounds} rounds of {per_block} runs each at {CAMERA_HZ:.0f} Hz ({per_block // 2} at {LATENCY_HZ:.0f} Hz)")
@@ -240,7 +248,7 @@ def measure_raw(frame: np.ndarray, runs: int, pipeline: bool, rounds: int = 3) -
             loop.block(per_block // 2 if kind == "slow" else per_block)
     figures = {label: RawFigures(loops[(label, "single")].result(), loops[(label, "default")].result(),
                                  loops[(label, "pipeline")].result() if pipeline else None,
-                                 loops[(label, "slow")].result())
+                                 loops[(label, "slow")].result(), runtimes[label])
                for label in DETECTORS}
     del keep, loops
     gc.collect()
@@ -251,15 +259,19 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
     """The README's other core figures: classifier backends, image conversion, clouds, obstacles."""
     rows = []
     log("classifier, image conversion, object clouds, obstacles")
-    names = ("efficientnet_lite0", "efficientnet_lite0_tflite")
-    calls = []
-    for name in names:
-        model = Model(name, providers=["cpu"])
+    calls, labels = [], []
+    for name, backend in (("efficientnet_lite0", "auto"), ("efficientnet_lite0", "onnx"),
+                          ("efficientnet_lite0_tflite", "auto")):
+        model = Model(name, providers=["cpu"], backend=backend)
+        kind = model.backend.kind
+        if f"{name} ({kind})" in labels:
+            continue  # auto already picked this runtime
         vision = VisionModel(model, model.labels)
         calls += [raw_call(model, vision._tensor(frame)[0]), lambda v=vision: v.classify(frame, 5)]
+        labels.append(f"{name} ({kind}{', the default' if backend == 'auto' else ''})")
     times = timed_in_turn(calls, repeat)
-    for name, infer, total in zip(names, times[0::2], times[1::2]):
-        rows.append((f"{name}: raw run / whole classify pipeline (default threads, back to back, in turn)",
+    for label, infer, total in zip(labels, times[0::2], times[1::2]):
+        rows.append((f"{label}: raw run / whole classify pipeline (default threads, back to back, in turn)",
                      f"{infer:.2f} / {total:.2f}", f"pipeline {total / infer:.2f}x raw"))
     del calls
     gc.collect()
@@ -482,7 +494,7 @@ def print_raw(raw: dict[str, RawFigures], runs: int, note: str) -> None:
     print("|---|---|---|---|---|---|")
     for label, f in raw.items():
         pipe = f.pipeline
-        print(f"| {label} ({DETECTORS[label]}) | {fmt(f.single.wall_ms)} / {fmt(f.single.cpu_ms)} | "
+        print(f"| {label} ({DETECTORS[label]}; {f.runtime}) | {fmt(f.single.wall_ms)} / {fmt(f.single.cpu_ms)} | "
               f"{fmt(f.default.wall_ms)} ({fmt(f.default.p95_ms)}) / {fmt(f.default.cpu_ms)} | "
               f"{fmt(f.default_slow.wall_ms)} | "
               f"{fmt(pipe.wall_ms) + ' (' + fmt(pipe.p95_ms) + ')' if pipe else 'not measured'} | "
