@@ -19,6 +19,11 @@ from pathlib import Path
 
 import pytest
 
+# A shell's background job (make test & in a script, some CI runners) starts with SIGINT ignored, and children
+# inherit that: `ros2 launch` would then not hear the Ctrl-C that stop() sends. Take SIGINT back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 NO_ROS2 = ("`ros2` is not on PATH: source a ROS 2 install, or (wheels-only environment) "
            "`source env.sh && source ../shared/tools/ros2-cli/setup.sh .` (make test does this)")
 
