@@ -62,6 +62,7 @@ class VisionNode(Node):
         self.add_post_set_parameters_callback(self._apply)
         if not self.obstacles:
             self.source.current(v)  # load now: start-up problems show at once
+            self.create_timer(1.0, self._retry_model)  # a model service or server that comes up later
         self.worker.start()
         self._update_demand()
         self.get_logger().info(
@@ -100,6 +101,10 @@ class VisionNode(Node):
             if self.source.vision is not None:
                 self.outputs.publish_labels(self.source.vision, candidate["confidence_threshold"])
         self._update_demand()
+
+    def _retry_model(self) -> None:
+        if self.source.vision is None:
+            self.source.current(self.values)  # no-op until a retry is due (never for a file that failed)
 
     def _model_ready(self, vision: VisionModel) -> None:
         self.outputs.publish_labels(vision, self.values["confidence_threshold"])
