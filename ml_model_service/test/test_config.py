@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ml_model_service.core.options import MODEL_SERVICE_PARAMS, VISION_PARAMS, shipped_parameter_files
+from ml_model_service.core.options import (
+    MODEL_SERVICE_PARAMS,
+    README_TABLES,
+    VISION_PARAMS,
+    shipped_parameter_files,
+    update_readme,
+)
 
 from conftest import wait_for
 
@@ -22,6 +28,13 @@ def test_parameter_files_are_generated_from_the_table(name):
     values = yaml.safe_load((PKG / "config" / name).read_text())["/**"]["ros__parameters"]
     params = MODEL_SERVICE_PARAMS if name == "model_service.yaml" else VISION_PARAMS
     assert values == {p.name: p.default for p in params}
+
+
+def test_readme_parameter_tables_are_generated_from_the_table():
+    readme = PKG.parent / "README.md"
+    assert readme.read_text() == update_readme(str(readme), README_TABLES)
+    for name in README_TABLES:
+        assert f"<!-- params:{name} -->\n| parameter |" in readme.read_text()
 
 
 def test_nodes_start_from_the_shipped_parameter_files(start_node):
