@@ -59,7 +59,8 @@ if [ "$(cat "$STAMPS/venv" 2>/dev/null)" != "$want" ] || [ ! -x "$VENV/bin/pytho
     # The wheels' exported CMake files name the wheel builder's interpreter paths; point them here.
     inc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     npinc=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
-    grep -rl --include='*.cmake' '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null | while read -r f; do
+    # (nothing to patch is fine: an updated venv was patched before, and grep then exits 1)
+    { grep -rl --include='*.cmake' '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null || true; } | while read -r f; do
       sed -i -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$npinc#g" \
              -e "s#/opt/python/cp311-cp311/include/python3.11#$inc#g" "$f"
     done
