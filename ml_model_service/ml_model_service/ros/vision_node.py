@@ -18,6 +18,7 @@ from typing import Any
 
 from rclpy.node import Node
 
+from ..core.oip_backend import is_server_ref
 from ..core.options import FILTERS, MODEL, RUNNER, VISION_PARAMS, changed_tier
 from ..core.pairing import Pairer
 from ..core.vision import VisionModel
@@ -62,7 +63,8 @@ class VisionNode(Node):
         self.add_post_set_parameters_callback(self._apply)
         if not self.obstacles:
             self.source.current(v)  # load now: start-up problems show at once
-            self.create_timer(1.0, self._retry_model)  # a model service or server that comes up later
+            if v["model_service"] or is_server_ref(v["model_path"]):  # may come up later: retry, 1 Hz
+                self.create_timer(1.0, self._retry_model)
         self.worker.start()
         self._update_demand()
         self.get_logger().info(
