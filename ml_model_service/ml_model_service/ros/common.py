@@ -1,8 +1,11 @@
 """Pieces the nodes share: building a model from parameters, running a node."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
 
 from ..core.model import Model
 from ..core.oip_backend import DEFAULT_TIMEOUT_S
@@ -30,16 +33,18 @@ def load_model(params: dict, model_path: str | None = None, label_path: str | No
                  server_timeout=float(params.get("server_timeout") or DEFAULT_TIMEOUT_S))
 
 
-def spin_node(node_class, args=None, threads: int = 4) -> None:
-    """Run a node until shutdown: on a SingleThreadedExecutor when `threads` is 1 (cheapest per callback),
-    else a MultiThreadedExecutor. A start-up parameter that cannot be used ends the process with one line."""
+def spin_node(node_class, args=None, threads: int | Callable[[Node], int] = 4) -> None:
+    """Run a node until shutdown: on a SingleThreadedExecutor when `threads` (a number, or a function of the
+    node) is 1 (cheapest per callback), else a MultiThreadedExecutor. A start-up parameter that cannot be used
+    ends the process with one line."""
     from .parameters import ParameterError
 
     rclpy.init(args=args)
     node = None
     try:
         node = node_class()
-        executor = SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads)
+        count = threads(node) if callable(threads) else threads
+        executor = SingleThreadedExecutor() if count == 1 else MultiThreadedExecutor(num_threads=count)
         executor.add_node(node)
         executor.spin()
     except ParameterError as exc:

@@ -15,10 +15,8 @@ from __future__ import annotations
 import threading
 import time
 
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -31,7 +29,7 @@ from ..core.model import Model
 from ..core.tensors import TensorError
 from ..core.trust import SWAP_DISABLED, ModelPolicy
 from . import conversions
-from .common import load_model
+from .common import load_model, spin_node
 from .parameters import MODEL_SERVICE_PARAMS, declare
 from .status import ERROR, OK, Status
 
@@ -211,20 +209,7 @@ class ModelServiceNode(Node):
 def main(args=None) -> None:
     """Run the node; the executor has a thread per allowed Infer call plus two, so "busy" answers,
     metadata and parameters never wait behind inference."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ModelServiceNode()
-        executor = MultiThreadedExecutor(num_threads=node.params["max_concurrent_infer"] + 2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(ModelServiceNode, args, threads=lambda node: node.params["max_concurrent_infer"] + 2)
 
 
 if __name__ == "__main__":
