@@ -186,7 +186,7 @@ MODEL_PARAMS = [
 MODEL_SERVICE_PARAMS = MODEL_PARAMS + [
     Param("max_request_bytes", 268435456, "Largest Infer request (all input tensors together), bytes.",
           1, 4294967296, read_only=True),
-    Param("max_concurrent_infer", 2, "Infer calls run at once (each uses every core); more are refused as busy.",
+    Param("max_concurrent_infer", 4, "Infer calls run at once; more are refused as busy.",
           1, 64,
           read_only=True),
 ]
