@@ -49,10 +49,11 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from skimage import data  # noqa: E402
 
-from ml_model_service.core import imaging, pointcloud  # noqa: E402
+from ml_model_service.core import imaging, pipeline, pointcloud  # noqa: E402
 from ml_model_service.core.backends import default_threads  # noqa: E402
 from ml_model_service.core.model import Model  # noqa: E402
 from ml_model_service.core.scenes import Box3D, render  # noqa: E402
+from ml_model_service.core.tracking import Tracker  # noqa: E402
 from ml_model_service.core.vision import Detection, VisionModel  # noqa: E402
 
 if TYPE_CHECKING:  # bench_stream needs ROS; --core-only does not
@@ -274,6 +275,16 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
         rows.append((f"{label}: raw run / whole classify pipeline (default threads, back to back, in turn)",
                      f"{infer:.2f} / {total:.2f}", f"pipeline {total / infer:.2f}x raw"))
     del calls
+    gc.collect()
+    # issue 11: tracking must not slow the 30 Hz pipeline measurably (pipeline runs with and without, in turn)
+    model = Model("ssd_mobilenet_v2_coco", providers=["cpu"])
+    vision = VisionModel(model, model.labels)
+    tracker = Tracker()
+    plain, tracked = timed_in_turn([lambda v=vision: pipeline.run(v, frame),
+                                    lambda v=vision, t=tracker: pipeline.run(v, frame, tracker=t)], repeat)
+    rows.append(("detector pipeline without / with tracking ids (in turn)", f"{plain:.2f} / {tracked:.2f}",
+                 f"tracking adds {tracked - plain:+.2f} ms"))
+    del model, vision
     gc.collect()
     raw = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)).tobytes()
     ms = timed(lambda: imaging.to_rgb8(imaging.image_array(raw, "bgr8", 640, 480, 640 * 3), "bgr8"), repeat * 5)
