@@ -24,7 +24,8 @@ from ..core.vision import VisionModel
 from .common import load_model
 from .remote_model import ModelChanged, RemoteError, RemoteModel
 
-RETRY_S = 0.5
+RETRY_S = 0.25
+RECONNECT_TIMEOUT_S = 0.5  # a metadata call while reconnecting: a request lost to a dead service costs this much
 
 
 class ModelSource:
@@ -63,8 +64,11 @@ class ModelSource:
     def build(self, values: dict[str, Any]) -> VisionModel:
         """A new VisionModel for `values` (loads the model; remote: fetches its metadata). Raises on failure."""
         if self.remote is not None:
-            self.remote.timeout = values["service_timeout"]
-            self.remote.fetch_metadata()
+            self.remote.timeout = min(values["service_timeout"], RECONNECT_TIMEOUT_S)
+            try:
+                self.remote.fetch_metadata()
+            finally:
+                self.remote.timeout = values["service_timeout"]
             labels = self.policy.read_labels(values["label_path"]) if values["label_path"] else self.remote.labels
             return VisionModel(self.remote, labels, vision_config(values))
         model = load_model(values, policy=self.policy)
