@@ -28,20 +28,7 @@ from launch_ros.substitutions import FindPackageShare
 
 from ml_model_service import launch_args as la
 
-PARAMETER_ARGS = {
-    "model_path": (la.to_str, "model file (.onnx/.tflite), model repository name or bundled name "
-                              "(default: from params_file; empty there: the bundled SSD detector)"),
-    "label_path": (la.to_str, "label file (default: from params_file; empty there: beside the model)"),
-    "execution_providers": (la.to_str_list, "onnxruntime providers in order of preference: cpu, cuda,cpu "
-                                            "or \"['cuda', 'cpu']\" (default: from params_file)"),
-}
-
-
-def fastdds_env(share: str) -> dict[str, str]:
-    """The shipped Fast DDS profile for the started nodes, unless the user chose a transport setup."""
-    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):
-        return {}
-    return {"FASTDDS_DEFAULT_PROFILES_FILE": os.path.join(share, "config", "fastdds_large_data.xml")}
+PARAMETER_ARGS = la.MODEL_ARGS
 
 
 def _nodes(context: LaunchContext) -> list:
@@ -56,7 +43,7 @@ def _nodes(context: LaunchContext) -> list:
         raise la.LaunchArgumentError(f"params_file:={params_file!r}: no such file")
     params_file = os.path.abspath(params_file)
     return [Node(package="ml_model_service", executable="model_service", name="ml_model_service",
-                 namespace=arg("namespace"), output="screen", additional_env=fastdds_env(share),
+                 namespace=arg("namespace"), output="screen", additional_env=la.fastdds_env(share),
                  parameters=[params_file, params] if params else [params_file])]
 
 

@@ -40,13 +40,7 @@ from launch_ros.substitutions import FindPackageShare
 
 from ml_model_service import launch_args as la
 
-MODEL_ARGS = {
-    "model_path": (la.to_str, "model file (.onnx/.tflite), model repository name or bundled name "
-                              "(default: from params_file; empty there: the bundled SSD detector)"),
-    "label_path": (la.to_str, "label file (default: from params_file; empty there: beside the model)"),
-    "execution_providers": (la.to_str_list, "onnxruntime providers in order of preference: cpu, cuda,cpu "
-                                            "or \"['cuda', 'cpu']\" (default: from params_file)"),
-}
+MODEL_ARGS = la.MODEL_ARGS
 VISION_ARGS = {
     "use_depth": (la.to_bool, "subscribe to depth and camera_info, publish 3D objects: true/false "
                               "(default: from params_file)"),
@@ -57,13 +51,6 @@ VISION_ARGS = {
 }
 TOPIC_ARGS = {"image": "colour image topic", "depth": "depth image topic, aligned to colour (with use_depth)",
               "camera_info": "camera_info topic of the colour camera (with use_depth)"}
-
-
-def fastdds_env(share: str) -> dict[str, str]:
-    """The shipped Fast DDS profile for the started nodes, unless the user chose a transport setup."""
-    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):
-        return {}
-    return {"FASTDDS_DEFAULT_PROFILES_FILE": os.path.join(share, "config", "fastdds_large_data.xml")}
 
 
 def _nodes(context: LaunchContext) -> list:
@@ -85,7 +72,7 @@ def _nodes(context: LaunchContext) -> list:
     image = arg("image")
     remaps = [("image", image), ("image/compressed", image.rstrip("/") + "/compressed"),
               ("depth", arg("depth")), ("camera_info", arg("camera_info"))]
-    env = fastdds_env(share)
+    env = la.fastdds_env(share)
     namespace = arg("namespace")
     nodes = []
     if use_model_service:  # the user's params_file goes to both nodes (sections by node name, or /**)

@@ -8,6 +8,7 @@ ROS-free: plain strings in, Python values out.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -77,3 +78,20 @@ def overrides(given: Mapping[str, str], converters: Mapping[str, Callable[[str, 
         if text.strip():
             out[name] = convert(name, text.strip())
     return out
+
+
+#: The model arguments both launch files take: name -> (converter, description).
+MODEL_ARGS = {
+    "model_path": (to_str, "model file (.onnx/.tflite), model repository name or bundled name "
+                           "(default: from params_file; empty there: the bundled SSD detector)"),
+    "label_path": (to_str, "label file (default: from params_file; empty there: beside the model)"),
+    "execution_providers": (to_str_list, "onnxruntime providers in order of preference: cpu, cuda,cpu "
+                                         "or \"['cuda', 'cpu']\" (default: from params_file)"),
+}
+
+
+def fastdds_env(share: str) -> dict[str, str]:
+    """The shipped Fast DDS profile for the started nodes, unless the user chose a transport setup."""
+    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):
+        return {}
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": os.path.join(share, "config", "fastdds_large_data.xml")}
