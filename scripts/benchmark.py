@@ -220,40 +220,54 @@ class RawFigures:
     runtime: str = ""  # the runtime `backend: auto` picked (what the node uses by default)
 
 
-def measure_raw(frame: np.ndarray, runs: int, pipeline: bool, rounds: int = 3) -> dict[str, RawFigures]:
-    """Raw runs (1 thread, default policy) and the pipeline of both detectors, in `rounds` rounds of paced
-    blocks taken in turn, so that a change in the machine's load falls on every figure alike. The default
-    policy's raw run is also paced at the latency stream's rate: the longer a model idles between runs, the
-    slower its next run (caches, sleeping pool threads), so latency is compared with a raw run at that rate."""
-    loops: dict[tuple[str, str], PacedLoop] = {}
-    keep = []  # the models stay loaded until every round is done
-    runtimes: dict[str, str] = {}
-    for label, name in DETECTORS.items():
-        for threads in (1, 0):
-            model = Model(name, providers=["cpu"], num_threads=threads)
-            vision = VisionModel(model, model.labels)
-            inputs, _ = vision._tensor(frame)
-            kind = "single" if threads == 1 else "default"
-            loops[(label, kind)] = PacedLoop(raw_call(model, inputs))
-            if threads == 0:
-                loops[(label, "slow")] = PacedLoop(loops[(label, kind)].fn, LATENCY_HZ)
-            if threads == 0 and pipeline:
-                loops[(label, "pipeline")] = PacedLoop(lambda v=vision: v.detect(frame))
-            keep.append((model, vision))
-            runtimes[label] = f"{model.backend.kind}: {model.backend.info.get('execution_providers', '')}"
-    per_block = max(1, math.ceil(runs / rounds))
-    log(f"raw runs (1 thread, default policy){' and pipeline' if pipeline else ''} of {', '.join(DETECTORS)}: "
-        f"{rounds} rounds of {per_block} runs each at {CAMERA_HZ:.0f} Hz ({per_block // 2} at {LATENCY_HZ:.0f} Hz)")
-    for _ in range(rounds):
-        for (_, kind), loop in loops.items():
-            loop.block(per_block // 2 if kind == "slow" else per_block)
-    figures = {label: RawFigures(loops[(label, "single")].result(), loops[(label, "default")].result(),
-                                 loops[(label, "pipeline")].result() if pipeline else None,
-                                 loops[(label, "slow")].result(), runtimes[label])
-               for label in DETECTORS}
-    del keep, loops
-    gc.collect()
-    return figures
+class RawBaseline:
+    """Raw runs (1 thread, default policy) and the pipeline of both detectors, as paced blocks taken in
+    rounds, in turn, so that a change in the machine's load falls on every figure alike. Rounds are also
+    taken between the node windows (`round`), so the node figures and the raw runs they are divided by come
+    from the same minutes. The default policy's raw run is also paced at the latency stream's rate: the
+    longer a model idles between runs, the slower its next run (caches, sleeping pool threads), so latency
+    is compared with a raw run at that rate."""
+
+    def __init__(self, frame: np.ndarray, runs: int, pipeline: bool, rounds: int = 3) -> None:
+        self.loops: dict[tuple[str, str], PacedLoop] = {}
+        self.keep = []  # the models stay loaded until the figures are taken
+        self.runtimes: dict[str, str] = {}
+        self.pipeline = pipeline
+        for label, name in DETECTORS.items():
+            for threads in (1, 0):
+                model = Model(name, providers=["cpu"], num_threads=threads)
+                vision = VisionModel(model, model.labels)
+                inputs, _ = vision._tensor(frame)
+                kind = "single" if threads == 1 else "default"
+                self.loops[(label, kind)] = PacedLoop(raw_call(model, inputs))
+                if threads == 0:
+                    self.loops[(label, "slow")] = PacedLoop(self.loops[(label, kind)].fn, LATENCY_HZ)
+                if threads == 0 and pipeline:
+                    self.loops[(label, "pipeline")] = PacedLoop(lambda v=vision: v.detect(frame))
+                self.keep.append((model, vision))
+                self.runtimes[label] = f"{model.backend.kind}: {model.backend.info.get('execution_providers', '')}"
+        self.per_block = max(1, math.ceil(runs / rounds))
+        log(f"raw runs (1 thread, default policy){' and pipeline' if pipeline else ''} of {', '.join(DETECTORS)}: "
+            f"{rounds} rounds of {self.per_block} runs each at {CAMERA_HZ:.0f} Hz ({self.per_block // 2} at "
+            f"{LATENCY_HZ:.0f} Hz), and a round after each node window")
+        for _ in range(rounds):
+            self.round()
+
+    def round(self) -> None:
+        """One block of every loop."""
+        for (_, kind), loop in self.loops.items():
+            loop.block(self.per_block // 2 if kind == "slow" else self.per_block)
+
+    def figures(self) -> dict[str, RawFigures]:
+        """The figures of all rounds; the models are released."""
+        loops = self.loops
+        figures = {label: RawFigures(loops[(label, "single")].result(), loops[(label, "default")].result(),
+                                     loops[(label, "pipeline")].result() if self.pipeline else None,
+                                     loops[(label, "slow")].result(), self.runtimes[label])
+                   for label in DETECTORS}
+        self.keep, self.loops = [], {}
+        gc.collect()
+        return figures
 
 
 def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]]:
@@ -359,7 +373,8 @@ def node_alone(client: Client, vision: NodeProcess, frame: np.ndarray, seconds: 
     return camera
 
 
-def latency_in_turn(streams: list[tuple[NodeFigures, Camera, NodeProcess]], seconds: float, rounds: int) -> None:
+def latency_in_turn(streams: list[tuple[NodeFigures, Camera, NodeProcess]], seconds: float, rounds: int,
+                    between: Callable[[], None]) -> None:
     """10 Hz latency windows of each node, taken in turn `rounds` times (one window when alone), so that
     the machine's load falls on every node alike; each node gets `seconds` in all."""
     from bench_stream import BenchError
@@ -376,6 +391,7 @@ def latency_in_turn(streams: list[tuple[NodeFigures, Camera, NodeProcess]], seco
                 figures.failed(exc)
                 continue
             figures.latency = window if figures.latency is None else figures.latency + window
+            between()
 
 
 def infer_round_trip(client: Client, service: NodeProcess, repeat: int) -> tuple[str, str, str]:
@@ -400,13 +416,14 @@ def infer_round_trip(client: Client, service: NodeProcess, repeat: int) -> tuple
             f"{t_remote:.2f} / {t_local:.2f}", f"{t_remote / t_local:.2f}x")
 
 
-def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, rounds: int = 2) -> tuple[dict, list]:
+def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, between: Callable[[], None],
+                  rounds: int = 2) -> tuple[dict, list]:
     """The vision node in its own process for each detector, and the node with a model service.
 
     ONNX node alone: idle figures and the 30 Hz stream; then a model service, a remote-model vision node and
     a reference echo node (DDS and rclpy alone) start beside it; the echo node's 30 Hz stream; the three
     take 10 Hz latency windows in turn; then Infer through the model service. TFLite node alone: the 30 Hz
-    and 10 Hz streams."""
+    and 10 Hz streams. `between` runs after each stream window (a round of raw runs)."""
     from bench_stream import ECHO_NODE, REFERENCE_NODE, BenchError, Camera, Client, NodeProcess, start_script
 
     from ml_model_service.ros.remote_model import RemoteError
@@ -439,6 +456,7 @@ def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, rounds: int = 
                 if reference is not None:
                     reference.stop()
                     figures.idle_reference = reference.idle
+            between()
             streams = [(figures, cameras[-1], vision)] if not figures.error else []
             service = None
             if label == "ONNX":
@@ -463,7 +481,7 @@ def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, rounds: int = 
                     streams.append((results["echo"], cameras[-1], echo))
                 except BenchError as exc:
                     results["echo"].failed(exc)
-            latency_in_turn(streams, seconds, rounds)
+            latency_in_turn(streams, seconds, rounds, between)
             while cameras:
                 cameras.pop().close()
             for node in nodes:
@@ -641,15 +659,16 @@ def main() -> int:
     print(f"DDS: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, profile "
           f"{os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(builtin transports)')}")
     load = OtherLoad()
-    raw = measure_raw(frame, args.repeat, pipeline=args.only != "node")
+    baseline = RawBaseline(frame, args.repeat, pipeline=args.only != "node")
     raw_note = load_note(load.cores())
     rows = [] if args.only == "node" else other_core_rows(frame, max(10, args.repeat // 2))
     nodes: dict[str, NodeFigures] = {}
     if not core_only:
         load = OtherLoad()
-        nodes, dds_rows = measure_nodes(frame, args.seconds, args.repeat // 2 or 1)
+        nodes, dds_rows = measure_nodes(frame, args.seconds, args.repeat // 2 or 1, baseline.round)
         node_note = load_note(load.cores())
         rows += dds_rows
+    raw = baseline.figures()
     print_raw(raw, args.repeat, raw_note)
     if nodes:
         print_nodes(raw, nodes, args.seconds, node_note)

@@ -33,6 +33,12 @@ def connect(spinner, service: str, proc, timeout: float = 30.0) -> RemoteModel:
     return wait_for(attempt, timeout, interval=0.3, what=f"{service} to serve")
 
 
+def infer_client(spinner, remote: RemoteModel):
+    """A plain client of the model service's ~/infer on the test's spun node: calls from many threads run
+    concurrently (a RemoteModel's own calls are one at a time)."""
+    return spinner.node.create_client(Infer, remote._infer.service_name)
+
+
 def image_input(remote: RemoteModel, rgb: np.ndarray) -> dict[str, np.ndarray]:
     spec = remote.metadata.inputs[0]
     _, h, w, _ = spec.shape
@@ -120,7 +126,7 @@ def _tensor(name, data_type, shape, data) -> Tensor:
     return Tensor(name=name, data_type=data_type, shape=shape, data=bytes(data))
 
 
-def test_bad_requests_get_clear_errors_and_node_keeps_serving(detector):
+def test_bad_requests_get_clear_errors_and_node_keeps_serving(detector, spinner):
     proc, remote = detector
     name = "normalized_input_image_tensor"
     good = _tensor(name, "uint8", [1, 300, 300, 3], np.zeros(270000, np.uint8))
@@ -136,7 +142,7 @@ def test_bad_requests_get_clear_errors_and_node_keeps_serving(detector):
         "negative": ([_tensor(name, "uint8", [1, -300, 300, 3], b"")], "negative"),
         "duplicate": ([good, good], "twice"),
     }
-    client = remote._infer
+    client = infer_client(spinner, remote)
     for label, (inputs, expected) in cases.items():
         response = call(client, Infer.Request(inputs=inputs), 10.0)
         assert not response.success, label
@@ -148,8 +154,9 @@ def test_bad_requests_get_clear_errors_and_node_keeps_serving(detector):
     assert proc.alive()
 
 
-def test_load_model_swaps_without_losing_concurrent_requests(detector, tmp_path):
+def test_load_model_swaps_without_losing_concurrent_requests(detector, spinner, tmp_path):
     proc, remote = detector
+    client = infer_client(spinner, remote)
     rgb_input = image_input(remote, photo("motorcycle"))
     request = Infer.Request(inputs=[conversions.tensor_to_msg(n, a) for n, a in rgb_input.items()])
     results: list[tuple[bool, str, set]] = []
@@ -157,7 +164,7 @@ def test_load_model_swaps_without_losing_concurrent_requests(detector, tmp_path)
 
     def stream():
         while not stop.is_set():
-            r = call(remote._infer, request, 20.0)
+            r = call(client, request, 20.0)
             outs = {t.name: conversions.tensor_from_msg(t) for t in r.outputs}
             results.append((r.success, r.message, ssd_classes(outs) if r.success else set()))
 
@@ -341,11 +348,12 @@ def test_absurd_shapes_and_request_bytes_are_bad_requests(start_node, spinner):
         "too many bytes": ([_tensor(name, "uint8", [1, 300, 300, 3], bytes(270000)),
                             _tensor("extra", "uint8", [300000], bytes(300000))], "max_request_bytes"),
     }
+    client = infer_client(spinner, remote)
     for label, (inputs, expected) in cases.items():
-        response = call(remote._infer, Infer.Request(inputs=inputs), 10.0)
+        response = call(client, Infer.Request(inputs=inputs), 10.0)
         assert not response.success and response.message.startswith("bad request"), (label, response.message)
         assert expected in response.message, (label, response.message)
-    ok = call(remote._infer, Infer.Request(inputs=[_tensor(name, "uint8", [1, 300, 300, 3], bytes(270000))]), 10.0)
+    ok = call(client, Infer.Request(inputs=[_tensor(name, "uint8", [1, 300, 300, 3], bytes(270000))]), 10.0)
     assert ok.success, ok.message
     assert "Traceback" not in proc.log() and "inference failed" not in proc.log()
     assert proc.alive()
@@ -373,6 +381,7 @@ def test_concurrent_infer_calls_above_the_cap_are_answered_busy(start_node, spin
     proc = start_node("model_service", {"model_path": str(model), "allowed_paths": [str(tmp_path)],
                                         "max_concurrent_infer": 1, "num_threads": 1}, namespace="/busy")
     remote = connect(spinner, "/busy/ml_model_service", proc)
+    client = infer_client(spinner, remote)
     x = np.arange(256 * 1024, dtype=np.float32).reshape(256, 1024)
     request = Infer.Request(inputs=[conversions.tensor_to_msg("x", x)])
     answers: list = []
@@ -380,7 +389,7 @@ def test_concurrent_infer_calls_above_the_cap_are_answered_busy(start_node, spin
 
     def one():
         barrier.wait()
-        answers.append(call(remote._infer, request, 60.0))
+        answers.append(call(client, request, 60.0))
 
     threads = [threading.Thread(target=one) for _ in range(6)]
     for t in threads:

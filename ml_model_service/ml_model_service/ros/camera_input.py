@@ -2,10 +2,9 @@
 
 Why: dispatching each 640x480 image through an rclpy executor costs about 4 ms of CPU (measured here:
 11 % of a core at 30 Hz on a SingleThreadedExecutor, 21-33 % on a MultiThreadedExecutor) against about
-1 ms when the thread that uses the frame waits on the subscription itself, as `rclpy.wait_for_message`
-does. So the subscriptions sit in a callback group the executor never runs; the worker blocks in a wait
-set on them (no polling, no timeout while idle) and is woken by the frame, or by `wake()` (a guard
-condition) when the demand for frames changes or the node stops.
+1 ms when the thread that uses the frame waits on the subscription itself (`direct.py`). So the worker
+blocks in a wait set on them (no polling, no timeout while idle) and is woken by the frame, or by `wake()`
+(a guard condition) when the demand for frames changes or the node stops.
 
 Frames are taken serialised and all taken each time: the ones a newer frame replaces are counted as
 skipped and never deserialised. Subscriptions are created and destroyed only by the worker thread.
@@ -14,26 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rclpy.callback_groups import CallbackGroup
 from rclpy.guard_condition import GuardCondition
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-
-class _WorkerOwned(CallbackGroup):
-    """A callback group the executor never executes (its entities are waited on by the worker)."""
-
-    def can_execute(self, entity) -> bool:  # noqa: ARG002
-        return False
-
-    def beginning_execution(self, entity) -> bool:  # noqa: ARG002
-        return False
-
-    def ending_execution(self, entity) -> None:
-        pass
+from . import direct
 
 
 @dataclass
@@ -60,7 +46,7 @@ class CameraInput:
         # REP-2003 sensor data: best effort, small queue; the queue only lets skipped frames be counted.
         self.qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
                               else ReliabilityPolicy.BEST_EFFORT)
-        self._group = _WorkerOwned()
+        self._group = direct.WorkerOwned()
         self._guard = GuardCondition(None, None, context=node.context)
         self._subs: dict[str, object] = {}
         self.wanted = False
@@ -101,14 +87,7 @@ class CameraInput:
         return everything available (empty when woken or timed out)."""
         if self._reconcile() or self.stopping:
             return Taken()
-        subs = list(self._subs.values())
-        wait_set = _rclpy.WaitSet(len(subs), 1, 0, 0, 0, 0, self.node.context.handle)
-        wait_set.clear_entities()
-        for sub in subs:
-            wait_set.add_subscription(sub.handle)
-        wait_set.add_guard_condition(self._guard.handle)
-        wait_set.wait(-1 if timeout is None else max(0, int(timeout * 1e9)))
-        ready = set(wait_set.get_ready_entities("subscription"))
+        ready = direct.wait(self.node, timeout, subscriptions=self._subs.values(), guards=[self._guard])
         taken = Taken()
         if "colour" in self._subs and self._subs["colour"].handle.pointer in ready:
             raws = _take_all(self._subs["colour"])

@@ -1,7 +1,8 @@
 """The ML model service node: serves Infer, GetMetadata and LoadModel for one model.
 
-Inference runs in a reentrant callback group on a multithreaded executor, so concurrent requests run in
-parallel and never block metadata or parameter services. A model swap (LoadModel, or setting
+Infer requests are served by threads of their own (`direct.ServiceThreads`, one wake-up per request, no
+executor hand-off), so concurrent requests run in parallel and never block metadata or parameter services,
+which a small executor serves. A model swap (LoadModel, or setting
 `model_path`) loads the new model fully and then replaces a single reference: every Infer call is
 answered by the old or the new model, and a model that fails to load leaves the old one serving.
 
@@ -30,6 +31,7 @@ from ..core.tensors import TensorError
 from ..core.trust import SWAP_DISABLED, ModelPolicy
 from . import conversions
 from .common import load_model, spin_node
+from .direct import ServiceThreads
 from .parameters import MODEL_SERVICE_PARAMS, declare
 from .status import ERROR, OK, Status
 
@@ -59,8 +61,9 @@ class ModelServiceNode(Node):
         except (ModelLoadError, OSError, ValueError) as exc:
             self.get_logger().error(f"no model loaded: {exc}. Call ~/load_model or set model_path.")
 
-        infer_group = ReentrantCallbackGroup()
-        self.create_service(Infer, "~/infer", self._on_infer, callback_group=infer_group)
+        # one thread more than the allowed calls: with all of them running, it answers "busy"
+        self.infer_threads = ServiceThreads(self, Infer, "~/infer", self._on_infer,
+                                            self.params["max_concurrent_infer"] + 1)
         self.create_service(GetMetadata, "~/get_metadata", self._on_metadata, callback_group=ReentrantCallbackGroup())
         self.create_service(LoadModel, "~/load_model", self._on_load, callback_group=MutuallyExclusiveCallbackGroup())
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -206,10 +209,15 @@ class ModelServiceNode(Node):
         return response
 
 
+    def destroy_node(self) -> None:
+        self.infer_threads.stop()
+        super().destroy_node()
+
+
 def main(args=None) -> None:
-    """Run the node; the executor has a thread per allowed Infer call plus two, so "busy" answers,
-    metadata and parameters never wait behind inference."""
-    spin_node(ModelServiceNode, args, threads=lambda node: node.params["max_concurrent_infer"] + 2)
+    """Run the node; Infer has its own threads, and two executor threads keep metadata answered while a
+    model loads."""
+    spin_node(ModelServiceNode, args, threads=2)
 
 
 if __name__ == "__main__":

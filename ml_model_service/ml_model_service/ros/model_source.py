@@ -1,20 +1,19 @@
 """Where the vision node's model comes from — a model file in this process or a model service — and the
 VisionModel built on it. Nothing else in the node knows which.
 
-A model service is called through a client node of its own (same context, no command-line remaps), spun by
-its own single-threaded executor: calls from the worker, from service callbacks or from the parameter
-callback never wait on the node's executor, so none can deadlock it. A lost service is retried every 0.5 s
-once frames ask for the model; a swap on the service (ModelChanged) rebuilds the decoder and labels at once.
+A model service is called through a client node of its own (same context, no command-line remaps) whose
+calls are answered in the calling thread (`RemoteModel`, no executor): calls from the worker, from service
+callbacks or from the parameter callback never wait on the node's executor, so none can deadlock it. A lost
+service is retried every RETRY_S once frames ask for the model; a swap on the service (ModelChanged) rebuilds
+the decoder and labels at once.
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from ..core.oip_backend import InferenceServerError, is_server_ref
@@ -47,14 +46,7 @@ class ModelSource:
             self._client_node = Node(f"{node.get_name()}_model_client", namespace=node.get_namespace(),
                                      context=node.context, use_global_arguments=False,
                                      start_parameter_services=False)
-            self._executor = SingleThreadedExecutor(context=node.context)
-            self._executor.add_node(self._client_node)
-            threading.Thread(target=self._spin, name="model_client", daemon=True).start()
             self.remote = RemoteModel(self._client_node, name, values["service_timeout"], fetch=False)
-
-    def _spin(self) -> None:
-        with contextlib.suppress(ExternalShutdownException):  # the process is shutting down
-            self._executor.spin()
 
     @property
     def where(self) -> str:
@@ -117,7 +109,7 @@ class ModelSource:
         return self.vision
 
     def _build_if_reachable(self, values: dict[str, Any]) -> VisionModel:
-        if self.remote is not None and not self.remote._meta.service_is_ready():  # noqa: SLF001 (no wait)
+        if self.remote is not None and not self.remote.ready():
             raise RemoteError(f"service {self.remote.service}/get_metadata is not available")
         return self.build(values)
 
@@ -152,5 +144,4 @@ class ModelSource:
 
     def close(self) -> None:
         if self._client_node is not None:
-            self._executor.shutdown(timeout_sec=1.0)
             self._client_node.destroy_node()

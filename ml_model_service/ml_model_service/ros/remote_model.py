@@ -1,7 +1,8 @@
 """A model served by a model service node elsewhere on the graph, used like a local `Model`.
 
-The owning node must be spun by an executor in another thread (the vision node's multithreaded
-executor, or `BackgroundSpinner` in scripts and tests): calls wait on their futures, never spin.
+Its calls are made and answered in the calling thread (`direct.DirectClient`): the owning node needs no
+executor, and an Infer answer wakes the thread that waits for it directly. `call` is the executor-based
+helper for other services (the owning node spun elsewhere, e.g. by `BackgroundSpinner`).
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -19,6 +19,7 @@ from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
 from ..core.labels import Labels
 from ..core.metadata import ModelMetadata
 from . import conversions
+from .direct import DirectClient
 
 
 class RemoteError(RuntimeError):
@@ -59,16 +60,15 @@ class RemoteModel:
     def __init__(self, node: Node, service: str, timeout: float = 5.0, fetch: bool = True) -> None:
         self.service = service.rstrip("/")
         self.timeout = timeout
-        group = ReentrantCallbackGroup()
-        self._infer = node.create_client(Infer, f"{self.service}/infer", callback_group=group)
-        self._meta = node.create_client(GetMetadata, f"{self.service}/get_metadata", callback_group=group)
-        self._load = node.create_client(LoadModel, f"{self.service}/load_model", callback_group=group)
+        self._infer = DirectClient(node, Infer, f"{self.service}/infer")
+        self._meta = DirectClient(node, GetMetadata, f"{self.service}/get_metadata")
+        self._load = DirectClient(node, LoadModel, f"{self.service}/load_model")
         self.metadata = ModelMetadata(name="", type="")
         if fetch:
             self.fetch_metadata()
 
     def fetch_metadata(self) -> ModelMetadata:
-        response = call(self._meta, GetMetadata.Request(), self.timeout)
+        response = self._call(self._meta, GetMetadata.Request())
         if not response.success:
             raise RemoteError(f"{self.service}/get_metadata: {response.message}")
         try:
@@ -91,7 +91,7 @@ class RemoteModel:
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the remote model; raises ModelChanged when another model answered, RemoteError on failure."""
         request = Infer.Request(inputs=[conversions.tensor_to_msg(n, a) for n, a in inputs.items()])
-        response = call(self._infer, request, self.timeout)
+        response = self._call(self._infer, request)
         if response.generation and response.generation != self.metadata.generation:
             raise ModelChanged(self.service, self.metadata.generation, int(response.generation))
         if not response.success:
@@ -104,7 +104,19 @@ class RemoteModel:
     def load(self, model_path: str, label_path: str = "") -> LoadModel.Response:
         """Ask the service to swap models. The metadata here stays that of the model fetched last, so
         the next `infer` raises ModelChanged until `fetch_metadata` is called."""
-        return call(self._load, LoadModel.Request(model_path=model_path, label_path=label_path), self.timeout)
+        return self._call(self._load, LoadModel.Request(model_path=model_path, label_path=label_path))
+
+    def ready(self) -> bool:
+        """Whether the model service's metadata service is there now (no waiting)."""
+        return self._meta.service_is_ready()
+
+    def _call(self, client: DirectClient, request):
+        if not client.service_is_ready() and not client.wait_for_service(self.timeout):
+            raise RemoteError(f"service {client.service_name} is not available")
+        response = client.call(request, self.timeout)
+        if response is None:
+            raise RemoteError(f"service {client.service_name} did not answer within {self.timeout:.1f} s")
+        return response
 
 
 class BackgroundSpinner:
