@@ -5,6 +5,7 @@ by newer ones and counted as skipped. With `tracking` on, the stream's tracker g
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,12 @@ from .status import Status, Stopwatch
 
 def stamp_s(header: Header) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+def _current_cpu() -> int:
+    """The CPU this thread runs on now (field 39 of /proc/thread-self/stat)."""
+    with open("/proc/thread-self/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[36])
 
 
 class Frame:
@@ -96,6 +103,7 @@ class Worker(threading.Thread):
         self.depth_state = ""  # why the last frame had no 3D ("" = fine)
         self.tracker: Tracker | None = None
         self._tracking: tuple = ()  # (settings, model) the tracker was made for
+        self._pinned = False
 
     def stop(self) -> None:
         self.camera.stopping = True
@@ -140,6 +148,8 @@ class Worker(threading.Thread):
 
     def _process(self, frame: Frame) -> None:
         values = self.values()
+        if values["pin_worker"] != self._pinned:
+            self._pin(values["pin_worker"])
         obstacles = values["object_mode"] == "obstacles"
         vision = None if obstacles else self.source.current(values)
         if vision is None and not obstacles:
@@ -190,6 +200,19 @@ class Worker(threading.Thread):
                 return None
             self._tracking = key
         return self.tracker
+
+    def _pin(self, pin: bool) -> None:
+        """Keep this thread on the core it runs on now (`pin_worker`), or let it run on any allowed core."""
+        self._pinned = pin
+        if not hasattr(os, "sched_setaffinity"):
+            return
+        try:
+            cpus = {_current_cpu()} if pin else os.sched_getaffinity(os.getpid())  # the process's allowed cores
+            os.sched_setaffinity(0, cpus)  # 0: this thread only
+            where = f"pinned to CPU {min(cpus)}" if pin else "free to run on any allowed core"
+            self.log.info(f"worker thread {where}")
+        except (OSError, ValueError) as exc:
+            self.log.warning(f"pin_worker: the worker's CPU affinity could not be set: {exc}")
 
     def _no_3d(self, reason: str) -> None:
         if reason != self.depth_state:
