@@ -97,11 +97,12 @@ def check_request_size(claims: Iterable[tuple[str, str, Sequence[int], int]], ma
                           f"together, above the limit of {max_bytes} bytes (max_request_bytes)")
 
 
-def encode_tensor(array: np.ndarray) -> tuple[str, list[int], bytes]:
-    """(data_type, shape, little-endian bytes) of an array."""
+def encode_tensor(array: np.ndarray) -> tuple[str, list[int], memoryview]:
+    """(data_type, shape, little-endian bytes) of an array; the bytes are a view (no copy where the array
+    is already contiguous and little-endian)."""
     array = np.asarray(array)
     name = dtype_name(array.dtype)
-    return name, list(array.shape), np.ascontiguousarray(array, dtype=DTYPES[name]).tobytes()
+    return name, list(array.shape), memoryview(np.ascontiguousarray(array, dtype=DTYPES[name]).reshape(-1)).cast("B")
 
 
 def check_inputs(specs: Sequence[TensorSpec], inputs: Mapping[str, np.ndarray]) -> None:

@@ -2,6 +2,7 @@
 masks, RViz markers."""
 from __future__ import annotations
 
+from array import array as Array
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -41,8 +42,11 @@ def tensor_from_msg(msg: Tensor, max_bytes: int = tensors.MAX_TENSOR_BYTES, allo
 
 
 def tensor_to_msg(name: str, array: np.ndarray) -> Tensor:
-    data_type, shape, data = tensors.encode_tensor(array)
-    return Tensor(name=name, data_type=data_type, shape=shape, data=data)
+    data_type, shape, view = tensors.encode_tensor(array)
+    msg = Tensor(name=name, data_type=data_type, shape=shape)
+    msg.data = Array("B")
+    msg.data.frombytes(view)  # one copy: the field's setter keeps an array.array as it is (its constructor copies)
+    return msg
 
 
 def _info_to_msg(spec: metadata.TensorSpec) -> TensorInfo:
