@@ -2,17 +2,19 @@
 changes applied by tier (a threshold never reloads the model), model_path always names the loaded model."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 from test_vision_service import start_vision, wait_ready
+from vision_msgs.msg import Detection2DArray
 
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import GetProperties
 
-from conftest import wait_for
+from conftest import Camera, Collector, image_msg, photo, wait_for
 
 NS = "/params"
 
@@ -116,3 +118,45 @@ def test_both_nodes_report_on_diagnostics(start_node, spinner):
     assert "serving" in service.message and {"infer_ok", "loads"} <= {v.key for v in service.values}
     keys = {v.key for v in vision.values}
     assert "ready" in vision.message and {"received", "processed", "skipped", "errors"} <= keys
+
+
+def _thread_cpus(pid: int) -> list[set[int]]:
+    """The allowed CPUs of each thread of process `pid` (Cpus_allowed_list in /proc)."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            text = next(line for line in f if line.startswith("Cpus_allowed_list:")).split(":")[1].strip()
+        cpus = set()
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            cpus |= set(range(int(low), int(high or low) + 1))
+        out.append(cpus)
+    return out
+
+
+def test_pin_worker_keeps_the_worker_on_one_core_and_applies_live(start_node, spinner):
+    ns = "/pin"
+    proc = start_vision(start_node, namespace=ns)
+    wait_ready(spinner, proc, namespace=ns)
+    allowed = os.sched_getaffinity(proc.proc.pid)
+    camera = Camera(spinner.node, ns)
+    dets = Collector(spinner.node, Detection2DArray, f"{ns}/detections")
+    try:
+        camera.show(image_msg(photo("motorcycle"), "pin_a"))
+        wait_for(lambda: "worker thread pinned to CPU" in proc.log(), 30, what="the worker pinned at its first frame")
+        pinned = [c for c in _thread_cpus(proc.proc.pid) if len(c) == 1 and c < allowed]
+        assert len(allowed) == 1 or len(pinned) == 1, _thread_cpus(proc.proc.pid)  # the worker alone
+
+        set_client = spinner.node.create_client(SetParameters, f"{ns}/vision_service/set_parameters")
+        loads = proc.log().count("ready (")
+        r = call(set_client, SetParameters.Request(parameters=[Parameter(name="pin_worker", value=value(False))]),
+                 30.0)
+        assert r.results[0].successful, r.results[0].reason
+        camera.show(image_msg(photo("motorcycle"), "pin_b"))
+        wait_for(lambda: dets.where(lambda m: m.header.frame_id == "pin_b"), 30, what="detections after the change")
+        wait_for(lambda: "free to run on any allowed core" in proc.log(), 10, what="the worker unpinned")
+        assert all(c == allowed for c in _thread_cpus(proc.proc.pid))
+        assert proc.log().count("ready (") == loads  # a live parameter: no model reload
+        assert proc.alive()
+    finally:
+        camera.close()
