@@ -4,7 +4,7 @@ Composition only; each job lives in its own module:
 - parameters: the table in `core/options.py`, declared by `ros/parameters.py`; a change is validated in the
   on-set callback (a model or decoder change is built there, so a model that fails to load is refused and the
   old one keeps serving) and applied in the post-set callback by tier — a threshold never reloads the model;
-- the model: `ros/model_source.py` (in process, or a model service through its own client executor);
+- the model: `ros/model_source.py` (in process, or a model service called from the calling thread);
 - the camera: `ros/camera_input.py` (subscriptions owned by the worker, subscribed only while someone listens);
 - pairing colour/depth/camera_info: `core/pairing.py`; the frame's work: `core/pipeline.py`;
 - the worker thread: `ros/worker.py`; publishers: `ros/outputs.py`; calls: `ros/services.py`;

@@ -151,7 +151,9 @@ class Worker(threading.Thread):
         if values["pin_worker"] != self._pinned:
             self._pin(values["pin_worker"])
         obstacles = values["object_mode"] == "obstacles"
-        vision = None if obstacles else self.source.current(values)
+        vision = None if obstacles else self.source.vision
+        if vision is None and not obstacles:  # none yet, or lost: built here when a retry is due
+            vision = self._unpinned(self.source.current, values)
         if vision is None and not obstacles:
             self.status.count("no_model")
             return
@@ -167,7 +169,7 @@ class Worker(threading.Thread):
             return
         except (RemoteError, InferenceServerError) as exc:
             self.status.error("errors", str(exc))
-            self.source.failed(exc, values)
+            self._unpinned(self.source.failed, exc, values)
             return
         if frame.depth is not None:
             if r.objects_error:
@@ -204,15 +206,33 @@ class Worker(threading.Thread):
     def _pin(self, pin: bool) -> None:
         """Keep this thread on the core it runs on now (`pin_worker`), or let it run on any allowed core."""
         self._pinned = pin
+        where = self._affinity(pin)
+        if where:
+            self.log.info(f"worker thread {where}")
+
+    def _affinity(self, pin: bool) -> str:
+        """Set this thread's CPU affinity; what it is now, "" when it could not be set."""
         if not hasattr(os, "sched_setaffinity"):
-            return
+            return ""
         try:
             cpus = {_current_cpu()} if pin else os.sched_getaffinity(os.getpid())  # the process's allowed cores
             os.sched_setaffinity(0, cpus)  # 0: this thread only
-            where = f"pinned to CPU {min(cpus)}" if pin else "free to run on any allowed core"
-            self.log.info(f"worker thread {where}")
         except (OSError, ValueError) as exc:
-            self.log.warning(f"pin_worker: the worker's CPU affinity could not be set: {exc}")
+            self.log.warning(f"pin_worker: the worker's CPU affinity could not be set: {exc}",
+                             throttle_duration_sec=60.0)
+            return ""
+        return f"pinned to CPU {min(cpus)}" if pin else "free to run on any allowed core"
+
+    def _unpinned(self, fn: Callable, *args):
+        """`fn(*args)` with this thread free to run on any core: a model it builds (a retry, a model changed on
+        the service) may start threads (runtime pools, gRPC), which inherit their creator's CPU affinity."""
+        if not self._pinned:
+            return fn(*args)
+        self._affinity(False)
+        try:
+            return fn(*args)
+        finally:
+            self._affinity(True)
 
     def _no_3d(self, reason: str) -> None:
         if reason != self.depth_state:
