@@ -92,3 +92,34 @@ def test_images_above_max_pixels_are_refused_before_conversion():
     assert conversions.compressed_to_rgb(compressed).shape == (300, 400, 3)
     with pytest.raises(ImageError, match="120000 pixels is above the limit of 1000 pixels"):
         conversions.compressed_to_rgb(compressed, max_pixels=1000)
+
+
+def test_serialized_images_are_read_in_place_exactly_as_deserialised():
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    rng = np.random.default_rng(3)
+    for frame_id in ("", "c", "cam", "camera", "camera_colour_optical_frame", "kamera_ü"):
+        for encoding, width, height, step, big in (("rgb8", 5, 3, 15, 0), ("bgr8", 4, 2, 16, 0),
+                                                   ("mono16", 3, 3, 8, 1), ("16UC1", 1, 1, 2, 0),
+                                                   ("rgb8", 0, 0, 0, 0)):
+            data = rng.integers(0, 256, step * height, dtype=np.uint8).tobytes()
+            msg = Image(header=Header(frame_id=frame_id), height=height, width=width, encoding=encoding,
+                        is_bigendian=big, step=step, data=data)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = -5 if big else 1_700_000_000, 999_999_999
+            raw = serialize_message(msg)
+            got = conversions.image_from_cdr(raw)
+            ref = deserialize_message(raw, Image)
+            assert got is not None, (frame_id, encoding)
+            assert got.header == ref.header and bytes(got.data) == bytes(ref.data)
+            assert (got.height, got.width, got.encoding, got.is_bigendian, got.step) == \
+                (ref.height, ref.width, ref.encoding, ref.is_bigendian, ref.step)
+            if width:
+                assert np.array_equal(conversions.image_to_rgb(got), conversions.image_to_rgb(ref))
+
+    raw = serialize_message(Image(encoding="rgb8", width=2, height=1, step=6, data=bytes(6)))
+    assert conversions.image_from_cdr(b"\x00\x00" + raw[2:]) is None  # big-endian CDR: deserialised instead
+    assert conversions.image_from_cdr(raw[:30]) is None  # truncated
+    assert conversions.image_from_cdr(b"") is None and conversions.image_from_cdr(b"\x00\x01\x00\x00") is None
+    bad = bytearray(raw)
+    bad[12:16] = (2**31).to_bytes(4, "little")  # frame_id length beyond the buffer
+    assert conversions.image_from_cdr(bytes(bad)) is None

@@ -7,7 +7,8 @@ blocks in a wait set on them (no polling, no timeout while idle) and is woken by
 (a guard condition) when the demand for frames changes or the node stops.
 
 Frames are taken serialised and all taken each time: the ones a newer frame replaces are counted as
-skipped and never deserialised. Subscriptions are created and destroyed only by the worker thread.
+skipped and never deserialised; the newest raw Image is read in place (`conversions.image_from_cdr`, the
+pixels are not copied again). Subscriptions are created and destroyed only by the worker thread.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from . import direct
+from . import conversions, direct
 
 
 @dataclass
@@ -92,7 +93,9 @@ class CameraInput:
         if "colour" in self._subs and self._subs["colour"].handle.pointer in ready:
             raws = _take_all(self._subs["colour"])
             if raws:
-                taken.colour = deserialize_message(raws[-1], self.colour_type)
+                newest = raws[-1]
+                taken.colour = ((conversions.image_from_cdr(newest) if self.colour_type is Image else None)
+                                or deserialize_message(newest, self.colour_type))
                 taken.colour_count, taken.colour_replaced = len(raws), len(raws) - 1
         if "depth" in self._subs and self._subs["depth"].handle.pointer in ready:
             taken.depths = _take_all(self._subs["depth"])

@@ -2,10 +2,13 @@
 masks, RViz markers."""
 from __future__ import annotations
 
+import struct
 from array import array as Array
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import KeyValue
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
@@ -96,7 +99,63 @@ def metadata_from_msg(msg: ModelMetadata) -> metadata.ModelMetadata:
 # --- images ---------------------------------------------------------------------------------------
 
 
-def image_to_rgb(msg: Image, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
+@dataclass
+class SerializedImage:
+    """A sensor_msgs/Image read from its serialised form without copying the pixels: `data` is a view of the
+    buffer it was taken in (read-only). Has the fields `image_to_rgb` and the worker read."""
+
+    header: Header
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: memoryview
+
+
+def image_from_cdr(raw: bytes) -> SerializedImage | None:
+    """A serialised sensor_msgs/Image (as a raw subscription takes it) read in place; None where it is not
+    plain little-endian CDR (XCDR1) or does not parse — the caller then deserialises it the usual way.
+
+    Why: deserialising copies the 640x480 pixels once more into a Python message (0.2-0.5 ms per frame)."""
+    if len(raw) < 4 or raw[:2] != b"\x00\x01":  # encapsulation: CDR, little-endian
+        return None
+    pos = 4
+
+    def string() -> str:
+        nonlocal pos
+        (n,) = struct.unpack_from("<I", raw, pos)
+        start, pos = pos + 4, pos + 4 + n
+        if n == 0 or pos > len(raw) or raw[pos - 1] != 0:
+            raise ValueError("bad string")
+        return raw[start:pos - 1].decode()
+
+    def align4() -> None:
+        nonlocal pos
+        pos = 4 + ((pos - 4 + 3) & ~3)
+
+    try:
+        sec, nanosec = struct.unpack_from("<iI", raw, pos)
+        pos += 8
+        frame_id = string()
+        align4()
+        height, width = struct.unpack_from("<II", raw, pos)
+        pos += 8
+        encoding = string()
+        is_bigendian = raw[pos]
+        pos += 1
+        align4()
+        step, size = struct.unpack_from("<II", raw, pos)
+        pos += 8
+    except (struct.error, ValueError, IndexError):  # UnicodeDecodeError is a ValueError
+        return None
+    if pos + size > len(raw):
+        return None
+    header = Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+    return SerializedImage(header, height, width, encoding, is_bigendian, step, memoryview(raw)[pos:pos + size])
+
+
+def image_to_rgb(msg: Image | SerializedImage, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
     """sensor_msgs/Image (any supported colour/mono encoding) → RGB uint8; raises ImageError (also for
     images above `max_pixels`, the vision node's max_image_pixels)."""
     array = imaging.image_array(memoryview(msg.data), msg.encoding, msg.width, msg.height, msg.step,
