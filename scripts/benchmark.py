@@ -5,8 +5,9 @@ Ratios are against the raw model measured in the same run (the machine is shared
 move between runs). For the bundled SSD detector in ONNX and TFLite, with the backends' one thread policy:
 
 1. raw model: `session.run` / `interpreter.invoke` alone (whatever runtime `backend: auto` picks, as the node
-   does by default) on a paced 30 Hz loop (so pool threads that spin
-   between runs are paid for): median wall ms and CPU ms per run, single-threaded and with the default policy;
+   does by default) on a paced 30 Hz loop (so pool threads that spin between runs are paid for): median wall ms
+   and CPU ms per run, single-threaded and with the default policy, in rounds at the start and after every
+   node window (the ratios then divide figures of the same minutes);
 2. the core pipeline (VisionModel.detect on a 640x480 frame): median ms and ratio to the raw model;
 3. the vision node in its own process (default parameters, model in process) on a 30 Hz 640x480 stream of a
    photograph: frames answered / sent, node CPU per answered frame / CPU of one single-threaded raw run;

@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import KeyValue
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
@@ -151,7 +150,8 @@ def image_from_cdr(raw: bytes) -> SerializedImage | None:
         return None
     if pos + size > len(raw):
         return None
-    header = Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+    header = Header(frame_id=frame_id)
+    header.stamp.sec, header.stamp.nanosec = sec, nanosec
     return SerializedImage(header, height, width, encoding, is_bigendian, step, memoryview(raw)[pos:pos + size])
 
 
