@@ -164,12 +164,8 @@ class Camera:
             if sub.handle.pointer not in direct.wait(self.node, 0.2, subscriptions=[sub]):
                 continue
             arrival = time.time_ns()
-            while True:
-                with sub.handle:
-                    got = sub.handle.take_message(sub.msg_type, False)
-                if got is None:
-                    break
-                stamp = got[0].header.stamp
+            for msg in direct.take_all(sub):
+                stamp = msg.header.stamp
                 self.arrivals.setdefault(stamp.sec * 1_000_000_000 + stamp.nanosec, arrival)
 
     def publish(self) -> int:

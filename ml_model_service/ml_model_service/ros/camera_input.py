@@ -91,16 +91,16 @@ class CameraInput:
         ready = direct.wait(self.node, timeout, subscriptions=self._subs.values(), guards=[self._guard])
         taken = Taken()
         if "colour" in self._subs and self._subs["colour"].handle.pointer in ready:
-            raws = _take_all(self._subs["colour"])
+            raws = direct.take_all(self._subs["colour"])
             if raws:
                 newest = raws[-1]
                 taken.colour = ((conversions.image_from_cdr(newest) if self.colour_type is Image else None)
                                 or deserialize_message(newest, self.colour_type))
                 taken.colour_count, taken.colour_replaced = len(raws), len(raws) - 1
         if "depth" in self._subs and self._subs["depth"].handle.pointer in ready:
-            taken.depths = _take_all(self._subs["depth"])
+            taken.depths = direct.take_all(self._subs["depth"])
         if "info" in self._subs and self._subs["info"].handle.pointer in ready:
-            infos = _take_all(self._subs["info"])
+            infos = direct.take_all(self._subs["info"])
             taken.info = infos[-1] if infos else None
         return taken
 
@@ -109,12 +109,3 @@ class CameraInput:
         self.stopping = True
         self._reconcile()
 
-
-def _take_all(sub) -> list:
-    out = []
-    with sub.handle:
-        while True:
-            got = sub.handle.take_message(sub.msg_type, sub.raw)
-            if got is None:
-                return out
-            out.append(got[0])

@@ -63,6 +63,17 @@ def wait(node: Node, timeout: float | None, *, subscriptions: Iterable = (), cli
     return ready
 
 
+def take_all(sub) -> list:
+    """Every message waiting on subscription `sub` (serialised bytes for a raw subscription), oldest first."""
+    out = []
+    with sub.handle:
+        while True:
+            got = sub.handle.take_message(sub.msg_type, sub.raw)
+            if got is None:
+                return out
+            out.append(got[0])
+
+
 class DirectClient:
     """A service client whose calls are sent and answered in the calling thread (no executor needed).
 
@@ -101,9 +112,6 @@ class DirectClient:
                         break
                     if header.request_id.sequence_number == sequence:
                         return response
-
-    def destroy(self) -> None:
-        self.node.destroy_client(self.client)
 
 
 class ServiceThreads:
@@ -161,8 +169,7 @@ class ServiceThreads:
     def stop(self) -> None:
         """End the threads (they finish the request in hand) and destroy the service."""
         self._stopping = True
-        for _ in self._threads:
-            self._guard.trigger()
+        self._guard.trigger()  # wakes the one waiting thread; the others see `_stopping` when they would wait
         for thread in self._threads:
             thread.join(5.0)
         self.node.destroy_service(self.service)

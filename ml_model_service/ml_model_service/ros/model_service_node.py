@@ -208,7 +208,6 @@ class ModelServiceNode(Node):
             self.get_logger().error(response.message[:500], throttle_duration_sec=1.0)
         return response
 
-
     def destroy_node(self) -> None:
         self.infer_threads.stop()
         super().destroy_node()
