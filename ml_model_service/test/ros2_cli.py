@@ -62,9 +62,15 @@ VISION_UP = r"listening on|\bready\b"
 
 
 def param(verb: str, *args: str) -> subprocess.CompletedProcess:
-    """`ros2 param VERB ARGS`, waiting up to 30 s for the node to be discovered (list: 3 s of discovery)."""
-    wait = ("--spin-time", "3") if verb == "list" else ("--timeout", "30")
-    return ros2("param", verb, "--no-daemon", *wait, *args)
+    """`ros2 param VERB ARGS`, waiting up to 30 s for the node to be discovered. `list` has no --timeout, only
+    a fixed discovery spin (3 s), which a busy 2-core machine can overrun: it is retried on "Node not found"."""
+    if verb != "list":
+        return ros2("param", verb, "--no-daemon", "--timeout", "30", *args)
+    deadline = time.monotonic() + 30
+    while True:
+        res = ros2("param", verb, "--no-daemon", "--spin-time", "3", *args)
+        if "Node not found" not in res.stdout or time.monotonic() > deadline:
+            return res
 
 
 def param_get(node: str, name: str) -> str:
