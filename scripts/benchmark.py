@@ -398,6 +398,9 @@ def latency_in_turn(streams: list[tuple[NodeFigures, Camera, NodeProcess]], seco
                 figures.failed(exc)
                 continue
             figures.latency = window if figures.latency is None else figures.latency + window
+            if window.latencies_ms:
+                log(f"{vision.ns}: window median {statistics.median(window.latencies_ms):.1f} ms, "
+                    f"{window.answered}/{window.sent} answered")
             between()
 
 
