@@ -69,6 +69,15 @@ def run(rows: list[dict], rounds: int, iters: int) -> None:
                 row["times"].append((time.perf_counter() - t) * 1000)
 
 
+def _auto_here(name: str, rows: list[dict]) -> str:
+    """The runtime `backend: auto` uses for bundled `name` on this machine: the measured-fastest one, or the
+    file's own runtime where that one cannot run it here (Model's fallback)."""
+    runtime = auto_runtime(name)
+    if any(r["bundled"] == name and r["runtime"] == runtime and r.get("times") for r in rows):
+        return runtime
+    return RUNTIMES[Path(BUNDLED[name].file).suffix][0]
+
+
 def report(rows: list[dict], threads: int) -> list[dict]:
     """Print the table; returns the rows as plain dicts."""
     out = []
@@ -84,7 +93,7 @@ def report(rows: list[dict], threads: int) -> list[dict]:
                 print(f"   {r['runtime']:<9} {r['file']:<48} cannot run it: {r['error']}")
                 out.append({k: v for k, v in r.items() if k in ("model", "file", "runtime", "error")})
                 continue
-            auto = (r["bundled"], r["runtime"]) in {(n, auto_runtime(n)) for n in names}
+            auto = (r["bundled"], r["runtime"]) in {(n, _auto_here(n, mine)) for n in names}
             med = statistics.median(r["times"])
             print(f" {'*' if auto else ' '} {r['runtime']:<9} {r['file']:<48} {med:7.2f} ms  x{med / best:4.2f}"
                   f"{'  (auto for ' + r['bundled'] + ')' if auto else ''}")

@@ -135,7 +135,7 @@ class Model:
     def __init__(self, ref: str = "", label_path: str = "", *, repository: str | Path | None = None,
                  backend: str = "auto", providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
                  num_threads: int = 0, policy: ModelPolicy | None = None,
-                 server_timeout: float = DEFAULT_TIMEOUT_S) -> None:
+                 server_timeout: float = DEFAULT_TIMEOUT_S, pin_threads: bool = True) -> None:
         self.policy = policy or ModelPolicy.unrestricted()
         self.server = None
         if is_server_ref(ref):
@@ -151,7 +151,7 @@ class Model:
         else:
             model_path, found_labels, description = resolve_model(ref, repository, self.policy)
             self.digest = self.policy.verify(model_path, "model")
-            self.backend = self._open(ref, model_path, backend, providers, num_threads)
+            self.backend = self._open(ref, model_path, backend, providers, num_threads, pin_threads)
         self.path = model_path
         self.warnings = list(self.backend.warnings)
         if label_path:
@@ -164,7 +164,7 @@ class Model:
         self.metadata = self._metadata(description or self.backend.description)
 
     @staticmethod
-    def _open(ref: str, path: Path, backend: str, providers, num_threads: int):
+    def _open(ref: str, path: Path, backend: str, providers, num_threads: int, pin_threads: bool = True):
         """The backend for a file: the named one; for `auto` and a bundled model, the fastest measured
         runtime (falling back to the extension's runtime where that one is not installed)."""
         bundled = BUNDLED.get((ref or DEFAULT_DETECTOR).strip())
@@ -172,8 +172,15 @@ class Model:
             runtime = auto_runtime((ref or DEFAULT_DETECTOR).strip())
             if runtime == "openvino" and importlib.util.find_spec("openvino") is None:
                 runtime = "auto"
-            return open_backend(path, runtime, providers, num_threads)
-        return open_backend(path, backend, providers, num_threads)
+            if runtime != "auto":
+                try:
+                    return open_backend(path, runtime, providers, num_threads, pin_threads)
+                except ModelLoadError as exc:  # measured fastest elsewhere, but this machine's runtime refuses it
+                    fallback = open_backend(path, "auto", providers, num_threads, pin_threads)
+                    fallback.warnings.append(f"backend auto: {runtime} could not run the bundled {path.name} here, "
+                                             f"so {fallback.kind} runs it ({exc})")
+                    return fallback
+        return open_backend(path, backend, providers, num_threads, pin_threads)
 
     def _embedded_labels(self) -> Labels | None:
         """Labels the model carries (ONNX metadata, TFLite zip), within the label size limit."""
