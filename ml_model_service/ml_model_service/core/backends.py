@@ -37,6 +37,49 @@ def default_threads(num_threads: int = 0) -> int:
         os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def allowed_cores() -> list[int]:
+    """The CPU cores this process may run on (its main thread's, whatever a pinned caller has), in order."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(os.getpid()))
+    return list(range(os.cpu_count() or 1))
+
+
+def caller_core() -> int | None:
+    """The core kept for the thread that calls the model (the vision node's worker pins itself there): the
+    first allowed core. None when there is only one (nothing to keep apart)."""
+    cores = allowed_cores()
+    return cores[0] if len(cores) > 1 else None
+
+
+def pin_caller(pin: bool) -> str:
+    """Put the calling thread on `caller_core()` (pin) or back on every allowed core; what it is now ("" when
+    there is nothing to pin to). Raises OSError where the affinity cannot be set."""
+    if not hasattr(os, "sched_setaffinity"):
+        return ""
+    home = caller_core()
+    if pin and home is None:
+        return ""  # one core: nothing to keep apart
+    cpus = {home} if pin else set(allowed_cores())
+    os.sched_setaffinity(0, cpus)  # 0: this thread only
+    return f"pinned to CPU {home}" if pin else "free to run on any allowed core"
+
+
+def pool_affinity(threads: int) -> str:
+    """onnxruntime's `session.intra_op_thread_affinities` for a pool of `threads` (the caller included): its
+    `threads - 1` pool threads one per allowed core other than `caller_core()`, in turn when there are more
+    threads than cores ("" when there is no pool or only one core). Processor ids are 1-based.
+
+    Why: a pool thread that is free to run anywhere is woken onto the core of the thread that woke it, which
+    is busy running the model; measured on a 2-core VM at 10 Hz, a 2-thread run took 18 ms that way (21.5 ms
+    with the caller pinned) against 11.1 ms with the pool thread kept on the other core, and 21.3 against
+    23.2 ms of CPU per run at 30 Hz."""
+    cores = allowed_cores()
+    if threads < 2 or len(cores) < 2:
+        return ""
+    others = cores[1:]
+    return ";".join(str(others[i % len(others)] + 1) for i in range(threads - 1))
+
+
 class ModelLoadError(RuntimeError):
     """A model file that is missing, unreadable or not a model this backend can run."""
 
@@ -84,26 +127,16 @@ class OnnxBackend(Backend):
     kind = "onnx"
 
     def __init__(self, path: Path, providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
-                 num_threads: int = 0) -> None:
+                 num_threads: int = 0, pin_threads: bool = True) -> None:
         super().__init__()
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = default_threads(num_threads)
-        # The pool spins while a run hands work between its threads, and stops spinning when the run ends:
-        # a pool spinning between camera frames costs more CPU than the inference itself (measured: 42 vs
-        # 18.5 ms CPU per 30 Hz frame, 2 threads), and one that never spins wakes a sleeping core for every
-        # operator, which on this VM made a run at 10 Hz as slow as one thread (31 vs 19 ms at 30 Hz).
-        options.add_session_config_entry("session.force_spinning_stop", "1")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        options.log_severity_level = 3
+        threads = default_threads(num_threads)
         chosen, self.warnings = resolve_providers(list(providers), ort.get_available_providers())
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
-        except Exception as exc:  # onnxruntime raises several exception types for bad files
-            raise ModelLoadError(f"onnxruntime could not load {path}: {exc}") from exc
+        self.session = self._session(ort, path, threads, chosen, pool_affinity(threads) if pin_threads else "")
         in_use = self.session.get_providers()
-        self.info = {"backend": "onnxruntime", "execution_providers": ",".join(in_use)}
+        self.info = {"backend": "onnxruntime", "execution_providers": ",".join(in_use),
+                     "threads": str(threads), "pool_cores": self._pool_cores}
         if len(in_use) < len(chosen):
             missing = [p for p in chosen if p not in in_use]
             self.warnings.append(f"execution provider(s) {missing} failed to initialise; using {in_use}")
@@ -113,6 +146,41 @@ class OnnxBackend(Backend):
         self.inputs = [self._spec(t) for t in self.session.get_inputs()]
         self.outputs = [self._spec(t) for t in self.session.get_outputs()]
         self._output_names = [t.name for t in self.outputs]
+
+    @staticmethod
+    def _options(ort, threads: int, affinity: str):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        # The pool spins while a run hands work between its threads, and stops spinning when the run ends:
+        # a pool spinning between camera frames costs more CPU than the inference itself (measured: 42 vs
+        # 18.5 ms CPU per 30 Hz frame, 2 threads), and one that never spins wakes a sleeping core for every
+        # operator, which on this VM made a run at 10 Hz as slow as one thread (31 vs 19 ms at 30 Hz).
+        options.add_session_config_entry("session.force_spinning_stop", "1")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        if affinity:
+            options.add_session_config_entry("session.intra_op_thread_affinities", affinity)
+        options.log_severity_level = 3
+        return options
+
+    def _session(self, ort, path: Path, threads: int, providers: list[str], affinity: str):
+        """The session, its pool threads pinned to `affinity` where given; unpinned (with a warning) where
+        this machine refuses the pinning."""
+        self._pool_cores = "any"
+        if affinity:
+            try:
+                session = ort.InferenceSession(str(path), sess_options=self._options(ort, threads, affinity),
+                                               providers=providers)
+                self._pool_cores = ",".join(str(int(c) - 1) for c in affinity.split(";"))
+                return session
+            except Exception as exc:  # onnxruntime raises several exception types for bad files
+                if "affinit" not in str(exc).lower():
+                    raise ModelLoadError(f"onnxruntime could not load {path}: {exc}") from exc
+                self.warnings.append(f"onnxruntime's pool threads could not be pinned ({exc}); unpinned")
+        try:
+            return ort.InferenceSession(str(path), sess_options=self._options(ort, threads, ""),
+                                        providers=providers)
+        except Exception as exc:  # onnxruntime raises several exception types for bad files
+            raise ModelLoadError(f"onnxruntime could not load {path}: {exc}") from exc
 
     @staticmethod
     def _spec(node) -> TensorSpec:
@@ -132,7 +200,8 @@ class TfliteBackend(Backend):
 
     kind = "tflite"
 
-    def __init__(self, path: Path, num_threads: int = 0, providers: list[str] | tuple[str, ...] = ()) -> None:  # noqa: ARG002
+    def __init__(self, path: Path, num_threads: int = 0, providers: list[str] | tuple[str, ...] = (),  # noqa: ARG002
+                 pin_threads: bool = True) -> None:  # noqa: ARG002  LiteRT places its own threads
         super().__init__()
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -177,7 +246,8 @@ class TfliteBackend(Backend):
             return {d["name"]: np.array(self.interpreter.get_tensor(d["index"])) for d in self._out}
 
 
-def _openvino_backend(path: Path, providers: list[str] | tuple[str, ...] = (), num_threads: int = 0) -> Backend:
+def _openvino_backend(path: Path, providers: list[str] | tuple[str, ...] = (), num_threads: int = 0,
+                      pin_threads: bool = True) -> Backend:  # noqa: ARG001  OpenVINO pins its own threads
     from .openvino_backend import OpenvinoBackend
 
     return OpenvinoBackend(path, providers=providers, num_threads=num_threads)
@@ -191,9 +261,10 @@ BACKEND_CHOICES = ("auto", "onnx", "tflite", "openvino")
 
 
 def open_backend(path: Path, backend: str = "auto", providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
-                 num_threads: int = 0) -> Backend:
+                 num_threads: int = 0, pin_threads: bool = True) -> Backend:
     """Open a model file with the backend named, or the one its extension implies ('auto': .onnx →
-    onnxruntime, .tflite → LiteRT, .xml (OpenVINO IR) → OpenVINO)."""
+    onnxruntime, .tflite → LiteRT, .xml (OpenVINO IR) → OpenVINO). `pin_threads`: onnxruntime's pool threads
+    stay on their own cores (`pool_affinity`)."""
     if not path.is_file():
         raise ModelLoadError(f"model file not found: {path}")
     if backend in ("", "auto"):
@@ -205,4 +276,4 @@ def open_backend(path: Path, backend: str = "auto", providers: list[str] | tuple
         cls = BACKEND_NAMES.get(backend.lower())
         if cls is None:
             raise ModelLoadError(f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_CHOICES)}")
-    return cls(path, providers=providers, num_threads=num_threads)
+    return cls(path, providers=providers, num_threads=num_threads, pin_threads=pin_threads)

@@ -170,6 +170,10 @@ MODEL_PARAMS = [
     Param("execution_providers", ["cuda", "cpu"], "onnxruntime providers in order of preference "
           "(cuda, tensorrt, cpu, or full names). Unavailable ones are skipped with a warning.", tier=RUNNER),
     Param("num_threads", 0, "Inference threads (0 = one per CPU core, for every backend).", 0, 256, tier=RUNNER),
+    Param("pin_threads", True, "onnxruntime: keep each pool thread on its own core, apart from the first allowed "
+          "core, which is left to the thread that calls the model (the vision node's worker, see pin_worker). A "
+          "free pool thread is woken onto the caller's busy core: 2-core VM, 10 Hz, 18 -> 11 ms per run. Turn off "
+          "where other busy processes share those cores.", tier=RUNNER),
     Param("model_repository", "", "Folder of models addressable by name: <name>/ (one model file + labels.txt) "
           "or <name>.onnx/.tflite with <name>.txt.", tier=RUNNER),
     Param("allowed_paths", [], "Folders model and label files may be loaded from (after resolving '..' and "
@@ -263,10 +267,10 @@ VISION_PARAMS = MODEL_PARAMS + [
     Param("image_qos", "sensor_data", "Subscriber QoS: sensor_data (best effort) or reliable.",
           choices=("sensor_data", "reliable"), read_only=True),
     Param("always_on", False, "Process frames even when nobody listens to any output."),
-    Param("pin_worker", True, "Keep the worker thread (it runs the model for the camera stream) on one CPU "
-          "core, the one it is on at its first frame, instead of following whichever thread woke it: a run "
-          "after an idle gap starts with warm caches (2-core VM: 10 Hz latency 1.5-4 ms lower). Turn off "
-          "where busy processes share that core."),
+    Param("pin_worker", True, "Keep the worker thread (it runs the model for the camera stream) on the first "
+          "allowed CPU core, the one pin_threads keeps free of onnxruntime's pool threads, instead of following "
+          "whichever thread woke it: caller and pool never queue on one core, and a run after an idle gap "
+          "starts with warm caches. Turn off where busy processes share that core."),
     Param("publish_debug_image", True, "Publish debug_image with boxes and labels drawn (when subscribed)."),
     Param("use_depth", False, "Subscribe to depth and camera_info and publish 3D objects.", read_only=True),
     Param("object_mode", "detections", "detections (detector boxes → objects) or obstacles (no model: plane "

@@ -30,7 +30,8 @@ def load_model(params: dict, model_path: str | None = None, label_path: str | No
                  params["label_path"] if label_path is None else label_path,
                  repository=repository, backend=params["backend"],
                  providers=params["execution_providers"], num_threads=params["num_threads"], policy=policy,
-                 server_timeout=float(params.get("server_timeout") or DEFAULT_TIMEOUT_S))
+                 server_timeout=float(params.get("server_timeout") or DEFAULT_TIMEOUT_S),
+                 pin_threads=bool(params.get("pin_threads", True)))
 
 
 def spin_node(node_class, args=None, threads: int | Callable[[Node], int] = 4) -> None:

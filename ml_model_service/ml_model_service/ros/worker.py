@@ -5,7 +5,6 @@ by newer ones and counted as skipped. With `tracking` on, the stream's tracker g
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from ..core import pipeline, pointcloud
+from ..core.backends import pin_caller
 from ..core.imaging import ImageError
 from ..core.oip_backend import InferenceServerError
 from ..core.options import cloud_config
@@ -31,12 +31,6 @@ from .status import Status, Stopwatch
 
 def stamp_s(header: Header) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
-
-
-def _current_cpu() -> int:
-    """The CPU this thread runs on now (field 39 of /proc/thread-self/stat)."""
-    with open("/proc/thread-self/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[36])
 
 
 class Frame:
@@ -204,7 +198,8 @@ class Worker(threading.Thread):
         return self.tracker
 
     def _pin(self, pin: bool) -> None:
-        """Keep this thread on the core it runs on now (`pin_worker`), or let it run on any allowed core."""
+        """Keep this thread on the core the runtime's pool threads leave free (`pin_worker`,
+        `backends.caller_core`), or let it run on any allowed core."""
         self._pinned = pin
         where = self._affinity(pin)
         if where:
@@ -212,16 +207,12 @@ class Worker(threading.Thread):
 
     def _affinity(self, pin: bool) -> str:
         """Set this thread's CPU affinity; what it is now, "" when it could not be set."""
-        if not hasattr(os, "sched_setaffinity"):
-            return ""
         try:
-            cpus = {_current_cpu()} if pin else os.sched_getaffinity(os.getpid())  # the process's allowed cores
-            os.sched_setaffinity(0, cpus)  # 0: this thread only
+            return pin_caller(pin)
         except (OSError, ValueError) as exc:
             self.log.warning(f"pin_worker: the worker's CPU affinity could not be set: {exc}",
                              throttle_duration_sec=60.0)
             return ""
-        return f"pinned to CPU {min(cpus)}" if pin else "free to run on any allowed core"
 
     def _unpinned(self, fn: Callable, *args):
         """`fn(*args)` with this thread free to run on any core: a model it builds (a retry, a model changed on
