@@ -126,7 +126,7 @@ def test_classifications_topic_and_service(start_node, spinner, camera):
     msg = wait_for(lambda: got.where(lambda m: m.header.frame_id == "cam_chelsea"), 30, what="classification")[-1]
     assert 1 <= len(msg.results) <= 3
     assert "cat" in msg.results[0].class_id.lower()
-    assert msg.results[0].score > 0.4
+    assert msg.results[0].score > 0.3  # 0.39 on onnxruntime, 0.4-0.5 on OpenVINO (backend auto picks either)
     client = spinner.node.create_client(GetClassifications, "/cam/vision_service/get_classifications")
     r = call(client, GetClassifications.Request(image=image_msg(photo("chelsea"), "x"), n=1), 10.0)
     assert r.success and len(r.classifications.results) == 1

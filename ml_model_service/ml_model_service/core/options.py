@@ -170,10 +170,11 @@ MODEL_PARAMS = [
     Param("execution_providers", ["cuda", "cpu"], "onnxruntime providers in order of preference "
           "(cuda, tensorrt, cpu, or full names). Unavailable ones are skipped with a warning.", tier=RUNNER),
     Param("num_threads", 0, "Inference threads (0 = one per CPU core, for every backend).", 0, 256, tier=RUNNER),
-    Param("pin_threads", True, "onnxruntime: keep each pool thread on its own core, apart from the first allowed "
-          "core, which is left to the thread that calls the model (the vision node's worker, see pin_worker). A "
-          "free pool thread is woken onto the caller's busy core: 2-core VM, 10 Hz, 18 -> 11 ms per run. Turn off "
-          "where other busy processes share those cores.", tier=RUNNER),
+    Param("pin_threads", True, "onnxruntime and LiteRT: keep each inference pool thread on its own core, apart "
+          "from the first allowed core, which is left to the thread that calls the model (the vision node's "
+          "worker, see pin_worker; the model service's Infer threads). A free pool thread is woken onto the "
+          "caller's busy core: 2-core VM, 10 Hz, 18 -> 11 ms per run. Turn off where other busy processes share "
+          "those cores.", tier=RUNNER),
     Param("model_repository", "", "Folder of models addressable by name: <name>/ (one model file + labels.txt) "
           "or <name>.onnx/.tflite with <name>.txt.", tier=RUNNER),
     Param("allowed_paths", [], "Folders model and label files may be loaded from (after resolving '..' and "
@@ -268,9 +269,9 @@ VISION_PARAMS = MODEL_PARAMS + [
           choices=("sensor_data", "reliable"), read_only=True),
     Param("always_on", False, "Process frames even when nobody listens to any output."),
     Param("pin_worker", True, "Keep the worker thread (it runs the model for the camera stream) on the first "
-          "allowed CPU core, the one pin_threads keeps free of onnxruntime's pool threads, instead of following "
-          "whichever thread woke it: caller and pool never queue on one core, and a run after an idle gap "
-          "starts with warm caches. Turn off where busy processes share that core."),
+          "allowed CPU core, the one pin_threads keeps free of onnxruntime's pool threads, so caller and pool "
+          "never queue on one core (only for a model in this process whose pool pin_threads pinned: onnxruntime, "
+          "LiteRT). Turn off where busy processes share that core."),
     Param("publish_debug_image", True, "Publish debug_image with boxes and labels drawn (when subscribed)."),
     Param("use_depth", False, "Subscribe to depth and camera_info and publish 3D objects.", read_only=True),
     Param("object_mode", "detections", "detections (detector boxes → objects) or obstacles (no model: plane "

@@ -25,7 +25,7 @@ from ml_model_service_interfaces.msg import ModelMetadata as ModelMetadataMsg
 from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
 
 from ..core import tensors
-from ..core.backends import ModelLoadError, pin_caller
+from ..core.backends import ModelLoadError, pin_caller, pool_pinned
 from ..core.model import Model
 from ..core.tensors import TensorError
 from ..core.trust import SWAP_DISABLED, ModelPolicy
@@ -186,7 +186,7 @@ class ModelServiceNode(Node):
         """Keep this Infer thread off the cores of the model's pinned pool threads (`pin_threads`): a caller
         free to run anywhere lands on the pool's core and the two queue there (2-core VM, 10 Hz: 23 against
         16 ms per remote frame). Set only when the model's placement changes."""
-        pin = model.backend.info.get("pool_cores", "any") != "any"
+        pin = pool_pinned(model.backend)
         if getattr(self._infer_thread, "pinned", False) != pin:
             self._infer_thread.pinned = pin
             try:

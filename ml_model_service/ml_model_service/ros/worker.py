@@ -14,7 +14,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from ..core import pipeline, pointcloud
-from ..core.backends import pin_caller
+from ..core.backends import pin_caller, pool_pinned
 from ..core.imaging import ImageError
 from ..core.oip_backend import InferenceServerError
 from ..core.options import cloud_config
@@ -142,8 +142,6 @@ class Worker(threading.Thread):
 
     def _process(self, frame: Frame) -> None:
         values = self.values()
-        if values["pin_worker"] != self._pinned:
-            self._pin(values["pin_worker"])
         obstacles = values["object_mode"] == "obstacles"
         vision = None if obstacles else self.source.vision
         if vision is None and not obstacles:  # none yet, or lost: built here when a retry is due
@@ -151,6 +149,9 @@ class Worker(threading.Thread):
         if vision is None and not obstacles:
             self.status.count("no_model")
             return
+        pin = values["pin_worker"] and vision is not None and pool_pinned(getattr(vision.runner, "backend", None))
+        if pin != self._pinned:
+            self._pin(pin)
         if obstacles and frame.depth is None:
             return
         watch = Stopwatch()
@@ -198,8 +199,8 @@ class Worker(threading.Thread):
         return self.tracker
 
     def _pin(self, pin: bool) -> None:
-        """Keep this thread on the core the runtime's pool threads leave free (`pin_worker`,
-        `backends.caller_core`), or let it run on any allowed core."""
+        """Keep this thread on the core the runtime's pinned pool threads leave free (`pin_worker`, for a model
+        in this process whose pool is pinned: `backends.pool_pinned`), or let it run on any allowed core."""
         self._pinned = pin
         where = self._affinity(pin)
         if where:
