@@ -284,13 +284,14 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
     """The README's other core figures: classifier backends, image conversion, clouds, obstacles."""
     rows = []
     log("classifier, image conversion, object clouds, obstacles")
-    calls, labels = [], []
+    calls, labels, seen = [], [], set()
     for name, backend in (("efficientnet_lite0", "auto"), ("efficientnet_lite0", "onnx"),
                           ("efficientnet_lite0_tflite", "auto")):
         model = Model(name, providers=["cpu"], backend=backend)
         kind = model.backend.kind
-        if f"{name} ({kind})" in labels:
+        if (name, kind) in seen:
             continue  # auto already picked this runtime
+        seen.add((name, kind))
         vision = VisionModel(model, model.labels)
         calls += [raw_call(model, vision._tensor(frame)[0]), lambda v=vision: v.classify(frame, 5)]
         labels.append(f"{name} ({kind}{', the default' if backend == 'auto' else ''})")
