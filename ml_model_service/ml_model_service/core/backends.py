@@ -172,10 +172,10 @@ class OnnxBackend(Backend):
 
         threads = default_threads(num_threads)
         chosen, self.warnings = resolve_providers(list(providers), ort.get_available_providers())
-        self.session = self._session(ort, path, threads, chosen, pool_affinity(threads) if pin_threads else "")
+        self.session, pool = self._session(ort, path, threads, chosen, pin_threads)
         in_use = self.session.get_providers()
         self.info = {"backend": "onnxruntime", "execution_providers": ",".join(in_use),
-                     "threads": str(threads), "pool_cores": self._pool_cores}
+                     "threads": str(threads), "pool_cores": pool}
         if len(in_use) < len(chosen):
             missing = [p for p in chosen if p not in in_use]
             self.warnings.append(f"execution provider(s) {missing} failed to initialise; using {in_use}")
@@ -201,25 +201,21 @@ class OnnxBackend(Backend):
         options.log_severity_level = 3
         return options
 
-    def _session(self, ort, path: Path, threads: int, providers: list[str], affinity: str):
-        """The session, its pool threads pinned to `affinity` where given; unpinned (with a warning) where
-        this machine refuses the pinning."""
-        self._pool_cores = "any"
-        if affinity:
+    def _session(self, ort, path: Path, threads: int, providers: list[str], pin: bool):
+        """The session and where its pool threads run ("any": unpinned): pinned (`pool_affinity`) when asked,
+        unpinned with a warning where this machine refuses the pinning."""
+        affinity = pool_affinity(threads) if pin else ""
+        for attempt in ([affinity, ""] if affinity else [""]):
             try:
-                session = ort.InferenceSession(str(path), sess_options=self._options(ort, threads, affinity),
+                session = ort.InferenceSession(str(path), sess_options=self._options(ort, threads, attempt),
                                                providers=providers)
-                self._pool_cores = ",".join(str(int(c) - 1) for c in affinity.split(";"))
-                return session
             except Exception as exc:  # onnxruntime raises several exception types for bad files
-                if "affinit" not in str(exc).lower():
-                    raise ModelLoadError(f"onnxruntime could not load {path}: {exc}") from exc
-                self.warnings.append(f"onnxruntime's pool threads could not be pinned ({exc}); unpinned")
-        try:
-            return ort.InferenceSession(str(path), sess_options=self._options(ort, threads, ""),
-                                        providers=providers)
-        except Exception as exc:  # onnxruntime raises several exception types for bad files
-            raise ModelLoadError(f"onnxruntime could not load {path}: {exc}") from exc
+                if attempt and "affinit" in str(exc).lower():
+                    self.warnings.append(f"onnxruntime's pool threads could not be pinned ({exc}); unpinned")
+                    continue
+                raise ModelLoadError(f"onnxruntime could not load {path}: {exc}") from exc
+            return session, (",".join(map(str, pool_cores(threads - 1))) if attempt else "any")
+        raise AssertionError("unreachable: the unpinned attempt returns or raises")
 
     @staticmethod
     def _spec(node) -> TensorSpec:
@@ -314,8 +310,8 @@ BACKEND_CHOICES = ("auto", "onnx", "tflite", "openvino")
 def open_backend(path: Path, backend: str = "auto", providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
                  num_threads: int = 0, pin_threads: bool = True) -> Backend:
     """Open a model file with the backend named, or the one its extension implies ('auto': .onnx →
-    onnxruntime, .tflite → LiteRT, .xml (OpenVINO IR) → OpenVINO). `pin_threads`: onnxruntime's pool threads
-    stay on their own cores (`pool_affinity`)."""
+    onnxruntime, .tflite → LiteRT, .xml (OpenVINO IR) → OpenVINO). `pin_threads`: onnxruntime's and LiteRT's
+    pool threads stay on their own cores (`pool_cores`)."""
     if not path.is_file():
         raise ModelLoadError(f"model file not found: {path}")
     if backend in ("", "auto"):
