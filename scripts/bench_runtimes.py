@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ml_model_service"))
 
 from ml_model_service.core.backends import ModelLoadError, default_threads, open_backend  # noqa: E402
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, auto_runtime  # noqa: E402
+from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model  # noqa: E402
 
 #: Model families: name → the bundled names holding its files.
 FAMILIES = {
@@ -69,13 +69,10 @@ def run(rows: list[dict], rounds: int, iters: int) -> None:
                 row["times"].append((time.perf_counter() - t) * 1000)
 
 
-def _auto_here(name: str, rows: list[dict]) -> str:
-    """The runtime `backend: auto` uses for bundled `name` on this machine: the measured-fastest one, or the
-    file's own runtime where that one cannot run it here (Model's fallback)."""
-    runtime = auto_runtime(name)
-    if any(r["bundled"] == name and r["runtime"] == runtime and r.get("times") for r in rows):
-        return runtime
-    return RUNTIMES[Path(BUNDLED[name].file).suffix][0]
+def _auto_here(name: str) -> str:
+    """The runtime `backend: auto` uses for bundled `name` on this machine, as Model resolves it (the
+    measured-fastest one, or the file's own where that one cannot run it here)."""
+    return Model(name, providers=["cpu"]).backend.kind
 
 
 def report(rows: list[dict], threads: int) -> list[dict]:
@@ -85,6 +82,7 @@ def report(rows: list[dict], threads: int) -> list[dict]:
           "* = what backend auto uses for the bundled name")
     for family, names in FAMILIES.items():
         mine = [r for r in rows if r["model"] == family]
+        chosen = {(n, _auto_here(n)) for n in names}
         timed = [r for r in mine if r.get("times")]
         best = min(statistics.median(r["times"]) for r in timed)
         print(f"\n{family}")
@@ -93,7 +91,7 @@ def report(rows: list[dict], threads: int) -> list[dict]:
                 print(f"   {r['runtime']:<9} {r['file']:<48} cannot run it: {r['error']}")
                 out.append({k: v for k, v in r.items() if k in ("model", "file", "runtime", "error")})
                 continue
-            auto = (r["bundled"], r["runtime"]) in {(n, _auto_here(n, mine)) for n in names}
+            auto = (r["bundled"], r["runtime"]) in chosen
             med = statistics.median(r["times"])
             print(f" {'*' if auto else ' '} {r['runtime']:<9} {r['file']:<48} {med:7.2f} ms  x{med / best:4.2f}"
                   f"{'  (auto for ' + r['bundled'] + ')' if auto else ''}")
