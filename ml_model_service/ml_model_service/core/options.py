@@ -191,16 +191,18 @@ MODEL_PARAMS = [
 MODEL_SERVICE_PARAMS = MODEL_PARAMS + [
     Param("max_request_bytes", 268435456, "Largest Infer request (all input tensors together), bytes.",
           1, 4294967296, read_only=True),
-    Param("max_concurrent_infer", 4, "Infer calls run at once; more are refused as busy.",
-          1, 64,
-          read_only=True),
+    Param("max_concurrent_infer", 4, "Infer calls run at once; more are answered at once with a 'busy' "
+          "refusal.", 1, 64, read_only=True),
+    Param("infer_queue_depth", 100, "Infer requests held while they wait for a serving thread (the service's "
+          "request and response queues): a burst of up to this many calls is answered in full, each with a result "
+          "or 'busy'; a deeper burst loses its oldest requests in DDS.", 1, 10000, read_only=True),
 ]
 
 VISION_PARAMS = MODEL_PARAMS + [
     Param("model_service", "", "Node name of a remote model service (e.g. /ml_model_service) to use instead of "
           "a model in this process.", read_only=True),
-    Param("service_timeout", 5.0, "Seconds to wait for a remote model service call or a camera frame.",
-          0.1, 600.0),
+    Param("service_timeout", 5.0, "Seconds to wait for a remote model service call or a camera frame (a "
+          "request/response call waits in its own thread, never in the node's executor).", 0.1, 60.0),
     Param("model_type", "auto", "How to read the outputs: auto, detector (boxes/scores/classes: TFLite "
           "post-processing, torchvision, official RT-DETR/D-FINE), yolo (raw YOLO v5/v8/v11, seg/pose heads, split "
           "boxes+scores), end2end ([1,N,6] rows: YOLO26, YOLOv10, nms=True, Ultralytics RT-DETR), detr (normalised "

@@ -9,11 +9,19 @@ blocks in a wait set on them (no polling, no timeout while idle) and is woken by
 Frames are taken serialised and all taken each time: the ones a newer frame replaces are counted as
 skipped and never deserialised; the newest raw Image is read in place (`conversions.image_from_cdr`, the
 pixels are not copied again). Subscriptions are created and destroyed only by the worker thread.
+
+Every topic goes through one guarded path: any participant can publish bytes that do not deserialise, so
+each message is read on its own and one that cannot be read is dropped with its reason (`Taken.malformed`),
+never raised into the worker; the newest readable colour frame is used. A publisher whose QoS cannot match
+the image subscription (e.g. best effort against `image_qos: reliable`) is reported through rclpy's
+incompatible-QoS event (`qos_problem`), with the offered and requested policies.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.event_handler import EventHandler, QoSSubscriptionEventType, SubscriptionEventCallbacks
 from rclpy.guard_condition import GuardCondition
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -33,6 +41,22 @@ class Taken:
     colour_count: int = 0
     depths: list[Image] = field(default_factory=list)
     info: CameraInfo | None = None
+    malformed: list[str] = field(default_factory=list)  # why each unreadable message was dropped
+
+
+#: messages taken from one topic in one wait at most (the rest wait for the next)
+MAX_TAKE = 64
+
+
+def _read(raw: bytes, msg_type, topic: str, malformed: list[str]):
+    """`raw` deserialised as `msg_type`, or None with the reason appended to `malformed`."""
+    try:
+        msg = conversions.image_from_cdr(raw) if msg_type is Image else None
+        return msg or deserialize_message(raw, msg_type)
+    except Exception as exc:  # bytes from any participant: never trusted to deserialise
+        malformed.append(f"unreadable {msg_type.__name__} on {topic} ({len(raw)} bytes): "
+                         f"{type(exc).__name__}: {str(exc)[:200]}")
+        return None
 
 
 class CameraInput:
@@ -50,6 +74,9 @@ class CameraInput:
         self._group = direct.WorkerOwned()
         self._guard = GuardCondition(None, None, context=node.context)
         self._subs: dict[str, object] = {}
+        self._events: list[EventHandler] = []
+        self._events_group = MutuallyExclusiveCallbackGroup()  # run by the executor, unlike the subscriptions
+        self.qos_problem = ""  # why a publisher of the image topic cannot reach us ("" = none seen)
         self.wanted = False
         self.stopping = False
 
@@ -64,17 +91,23 @@ class CameraInput:
     def _reconcile(self) -> bool:
         """Subscribe or unsubscribe to match `wanted`; True when that changed anything."""
         if self.wanted and not self._subs and not self.stopping:
-            make = self.node.create_subscription
-            self._subs["colour"] = make(self.colour_type, self.image_topic, lambda _m: None, self.qos,
-                                        callback_group=self._group, raw=True)
+            def make(msg_type, topic):
+                return self.node.create_subscription(
+                    msg_type, topic, lambda _m: None, self.qos, callback_group=self._group, raw=True,
+                    event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
+            self._subs["colour"] = make(self.colour_type, self.image_topic)
             if self.use_depth:
-                self._subs["depth"] = make(Image, "depth", lambda _m: None, self.qos, callback_group=self._group)
-                self._subs["info"] = make(CameraInfo, "camera_info", lambda _m: None, self.qos,
-                                          callback_group=self._group)
+                self._subs["depth"] = make(Image, "depth")
+                self._subs["info"] = make(CameraInfo, "camera_info")
+            self._watch_qos(self._subs["colour"])
             self.node.get_logger().info(f"subscribed to {self.image_topic}" +
                                         (" with depth and camera_info" if self.use_depth else ""))
             return True
         if (not self.wanted or self.stopping) and self._subs:
+            for handler in self._events:
+                self.node.remove_waitable(handler)
+                handler.destroy()
+            self._events, self.qos_problem = [], ""
             for sub in self._subs.values():
                 self.node.destroy_subscription(sub)
             self._subs = {}
@@ -83,6 +116,28 @@ class CameraInput:
             return True
         return False
 
+    def _watch_qos(self, sub) -> None:
+        """Report publishers whose QoS cannot match `sub` (an executor callback: the subscription's own
+        callback group is never executed)."""
+        def incompatible(event) -> None:
+            offered = sorted({f"{p.qos_profile.reliability.name.lower()}/{p.qos_profile.durability.name.lower()}"
+                              for p in self.node.get_publishers_info_by_topic(sub.topic_name)})
+            requested = f"{self.qos.reliability.name.lower()}/{self.qos.durability.name.lower()}"
+            policy = getattr(event.last_policy_kind, "name", str(event.last_policy_kind))
+            self.qos_problem = (f"{event.total_count} publisher(s) of {sub.topic_name} offer QoS that cannot match "
+                                f"(policy {policy}): offered {', '.join(offered) or '?'} (reliability/durability), "
+                                f"requested {requested}; set image_qos to match the camera")
+            self.node.get_logger().warning(self.qos_problem, throttle_duration_sec=5.0)
+        try:
+            handler = EventHandler(callback_group=self._events_group, callback=incompatible,
+                                   event_type=QoSSubscriptionEventType.RCL_SUBSCRIPTION_REQUESTED_INCOMPATIBLE_QOS,
+                                   parent_impl=sub.handle)
+        except Exception as exc:  # an RMW without this event: status then only sees missing frames
+            self.node.get_logger().info(f"incompatible-QoS events unavailable: {exc}")
+            return
+        self._events.append(handler)
+        self.node.add_waitable(handler)
+
     def wait(self, timeout: float | None) -> Taken:
         """Block until a message arrives, `wake()` is called or `timeout` seconds pass (None: no timeout);
         return everything available (empty when woken or timed out)."""
@@ -90,19 +145,32 @@ class CameraInput:
             return Taken()
         ready = direct.wait(self.node, timeout, subscriptions=self._subs.values(), guards=[self._guard])
         taken = Taken()
+        bad = taken.malformed
         if "colour" in self._subs and self._subs["colour"].handle.pointer in ready:
-            raws = direct.take_all(self._subs["colour"])
-            if raws:
-                newest = raws[-1]
-                taken.colour = ((conversions.image_from_cdr(newest) if self.colour_type is Image else None)
-                                or deserialize_message(newest, self.colour_type))
-                taken.colour_count, taken.colour_replaced = len(raws), len(raws) - 1
+            raws = self._take("colour", bad)
+            for i in range(len(raws) - 1, -1, -1):  # the newest frame that can be read
+                taken.colour = _read(raws[i], self.colour_type, self.image_topic, bad)
+                if taken.colour is not None:
+                    taken.colour_replaced = i
+                    break
+            taken.colour_count = len(raws)
         if "depth" in self._subs and self._subs["depth"].handle.pointer in ready:
-            taken.depths = direct.take_all(self._subs["depth"])
+            taken.depths = [m for m in (_read(r, Image, "depth", bad) for r in self._take("depth", bad))
+                            if m is not None]
         if "info" in self._subs and self._subs["info"].handle.pointer in ready:
-            infos = direct.take_all(self._subs["info"])
-            taken.info = infos[-1] if infos else None
+            for raw in reversed(self._take("info", bad)):
+                taken.info = _read(raw, CameraInfo, "camera_info", bad)
+                if taken.info is not None:
+                    break
         return taken
+
+    def _take(self, which: str, malformed: list[str]) -> list[bytes]:
+        """The serialised messages waiting on one subscription (at most MAX_TAKE), oldest first."""
+        try:
+            return direct.take_all(self._subs[which], limit=MAX_TAKE)
+        except Exception as exc:  # the middleware refused a message: drop it, keep the stream
+            malformed.append(f"could not take a message from {self._subs[which].topic_name}: {exc}")
+            return []
 
     def close(self) -> None:
         """Called by the worker when it ends."""

@@ -23,6 +23,7 @@ from rclpy.callback_groups import CallbackGroup
 from rclpy.guard_condition import GuardCondition
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 
 class WorkerOwned(CallbackGroup):
@@ -63,15 +64,17 @@ def wait(node: Node, timeout: float | None, *, subscriptions: Iterable = (), cli
     return ready
 
 
-def take_all(sub) -> list:
-    """Every message waiting on subscription `sub` (serialised bytes for a raw subscription), oldest first."""
-    out = []
+def take_all(sub, limit: int | None = None) -> list:
+    """Every message waiting on subscription `sub` (serialised bytes for a raw subscription), oldest first;
+    at most `limit` of them (the rest stay for the next take)."""
+    out: list = []
     with sub.handle:
-        while True:
+        while limit is None or len(out) < limit:
             got = sub.handle.take_message(sub.msg_type, sub.raw)
             if got is None:
                 return out
             out.append(got[0])
+    return out
 
 
 class DirectClient:
@@ -115,18 +118,25 @@ class DirectClient:
 
 
 class ServiceThreads:
-    """A service answered by `threads` threads of its own, `callback(request, response) -> response` in each.
+    """Services answered by `threads` threads of their own, `callback(request, response) -> response` in each.
 
-    Leader/follower: one thread at a time waits on the service; the one that takes a request hands the
+    Leader/follower: one thread at a time waits on the services; the one that takes a request hands the
     waiting over to the next (a lock release, while it works) and runs the callback itself, so a request
-    costs one wake-up and no hand-off. At most `threads` requests run at once; more wait in the service's
-    queue. `stop()` before the node is destroyed."""
+    costs one wake-up and no hand-off, and a callback that waits (for a camera frame, a model) never holds
+    up the executor that serves parameters and diagnostics. At most `threads` requests run at once; more
+    wait in the services' queues, `queue_depth` deep (DDS keep-last: a burst deeper than that loses its
+    oldest requests, so it must be at least the burst callers may send). `stop()` before the node is
+    destroyed."""
 
-    def __init__(self, node: Node, srv_type, name: str, callback: Callable[[Any, Any], Any], threads: int) -> None:
+    def __init__(self, node: Node, services: Iterable[tuple[Any, str, Callable[[Any, Any], Any]]], threads: int,
+                 queue_depth: int = 10) -> None:
         self.node = node
-        self.srv_type = srv_type
-        self.callback = callback
-        self.service = node.create_service(srv_type, name, lambda _req, res: res, callback_group=WorkerOwned())
+        qos = QoSProfile(depth=queue_depth, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+        self._served = [(node.create_service(srv_type, name, lambda _req, res: res, qos_profile=qos,
+                                             callback_group=WorkerOwned()), srv_type, callback)
+                        for srv_type, name, callback in services]
+        self._by_pointer = {srv.handle.pointer: (srv, srv_type, cb) for srv, srv_type, cb in self._served}
         self._guard = GuardCondition(None, None, context=node.context)
         self._leader = threading.Lock()
         self._stopping = False
@@ -135,16 +145,16 @@ class ServiceThreads:
             thread.start()
 
     def _take(self):
-        """Wait (as leader) for a request; (request, header) or None."""
+        """Wait (as leader) for a request; (service, srv_type, callback, request, header) or None."""
         with self._leader:
             while not self._stopping:
-                if self.service.handle.pointer not in wait(self.node, None, services=[self.service],
-                                                           guards=[self._guard]):
-                    continue
-                with self.service.handle:
-                    taken = self.service.handle.service_take_request(self.srv_type.Request)
-                if taken is not None and taken[1] is not None:
-                    return taken
+                ready = wait(self.node, None, services=[s for s, _, _ in self._served], guards=[self._guard])
+                for pointer in ready:
+                    srv, srv_type, callback = self._by_pointer[pointer]
+                    with srv.handle:
+                        taken = srv.handle.service_take_request(srv_type.Request)
+                    if taken is not None and taken[1] is not None:
+                        return srv, srv_type, callback, taken[0], taken[1]
         return None
 
     def _run(self) -> None:
@@ -152,25 +162,26 @@ class ServiceThreads:
         while not self._stopping:
             try:
                 taken = self._take()
-            except Exception as exc:  # the context is shutting down under the wait
+            except Exception as exc:  # the context is shutting down under the wait, or a request did not read
                 if not self._stopping:
-                    log.error(f"{self.service.srv_name}: waiting failed: {exc}", throttle_duration_sec=5.0)
-                    time.sleep(0.1)
+                    log.error(f"service request dropped: {exc}", throttle_duration_sec=5.0)
+                    time.sleep(0.01)
                 continue
             if taken is None:
                 continue
-            request, header = taken
+            srv, srv_type, callback, request, header = taken
             try:
-                response = self.callback(request, self.srv_type.Response())
-                self.service.send_response(response, header)
+                response = callback(request, srv_type.Response())
+                srv.send_response(response, header)
             except Exception as exc:  # one bad request never ends a serving thread
-                log.error(f"{self.service.srv_name}: {type(exc).__name__}: {exc}", throttle_duration_sec=1.0)
+                log.error(f"{srv.srv_name}: {type(exc).__name__}: {exc}", throttle_duration_sec=1.0)
 
     def stop(self) -> None:
-        """End the threads (they finish the request in hand) and destroy the service."""
+        """End the threads (they finish the request in hand) and destroy the services."""
         self._stopping = True
         self._guard.trigger()  # wakes the one waiting thread; the others see `_stopping` when they would wait
         for thread in self._threads:
             thread.join(5.0)
-        self.node.destroy_service(self.service)
+        for srv, _, _ in self._served:
+            self.node.destroy_service(srv)
         self._guard.destroy()

@@ -8,8 +8,12 @@ answered by the old or the new model, and a model that fails to load leaves the 
 
 Trust boundary: files load only from the operator's allowed folders (fixed at start-up), a swap can be
 switched off (`allow_model_swap`), an Infer request is capped in bytes (`max_request_bytes`) and in
-concurrent calls (`max_concurrent_infer`, more are answered "busy"), and every answer says which model
-generation produced it.
+concurrent calls (`max_concurrent_infer`, more are answered "busy" at once; up to `infer_queue_depth`
+requests wait for that answer), and every answer says which model generation produced it.
+
+Start-up, a parameter change and ~/load_model load through one path (`_load`) with one error behaviour:
+a model that cannot be loaded is refused with the reason, and the node keeps serving (at start-up: no
+model, status ERROR with the reason, GetMetadata and LoadModel answered).
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
 from ..core import tensors
 from ..core.backends import ModelLoadError, pin_caller, pool_pinned
 from ..core.model import Model
+from ..core.options import MODEL_PARAMS, RUNNER
 from ..core.tensors import TensorError
 from ..core.trust import SWAP_DISABLED, ModelPolicy
 from . import conversions
@@ -35,8 +40,7 @@ from .direct import ServiceThreads
 from .parameters import MODEL_SERVICE_PARAMS, declare
 from .status import ERROR, OK, Status
 
-_RELOAD_PARAMS = {"model_path", "label_path", "backend", "execution_providers", "num_threads", "pin_threads",
-                  "model_repository"}
+_RELOAD_PARAMS = {p.name for p in MODEL_PARAMS if p.effective_tier == RUNNER}  # a change reloads the model
 
 
 class ModelServiceNode(Node):
@@ -58,14 +62,18 @@ class ModelServiceNode(Node):
         self.counters = {"infer_ok": 0, "infer_failed": 0, "infer_busy": 0, "loads": 0, "load_failures": 0}
         self.get_logger().info(f"model and label files load from: {self.policy.describe()}; model swaps "
                                f"{'allowed' if self.params['allow_model_swap'] else 'disabled'}")
-        try:
-            self._swap(load_model(self.params, policy=self.policy))
-        except (ModelLoadError, OSError, ValueError) as exc:
-            self.get_logger().error(f"no model loaded: {exc}. Call ~/load_model or set model_path.")
+        self.load_error = ""  # why the start-up model did not load ("" = it did, or none was tried)
+        model, reason = self._load(self.params)
+        if model is not None:
+            self._swap(model)
+        else:
+            self.load_error = reason
+            self.get_logger().error(f"no model loaded: {reason}. Call ~/load_model or set model_path.")
 
         # one thread more than the allowed calls: with all of them running, it answers "busy"
-        self.infer_threads = ServiceThreads(self, Infer, "~/infer", self._on_infer,
-                                            self.params["max_concurrent_infer"] + 1)
+        self.infer_threads = ServiceThreads(self, [(Infer, "~/infer", self._on_infer)],
+                                            self.params["max_concurrent_infer"] + 1,
+                                            queue_depth=self.params["infer_queue_depth"])
         self.create_service(GetMetadata, "~/get_metadata", self._on_metadata, callback_group=ReentrantCallbackGroup())
         self.create_service(LoadModel, "~/load_model", self._on_load, callback_group=MutuallyExclusiveCallbackGroup())
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -75,16 +83,28 @@ class ModelServiceNode(Node):
     def _states(self) -> list[tuple[bytes, str]]:
         model = self.model
         if model is None:
-            return [(ERROR, "no model loaded")]
+            return [(ERROR, f"no model loaded: {self.load_error}" if self.load_error else "no model loaded")]
         return [(OK, f"serving {model.metadata.name} (generation {model.metadata.generation}, "
                      f"{model.backend.info.get('execution_providers', '')})")]
 
     # --- model swaps ------------------------------------------------------------------------------
+    def _load(self, params: dict, model_path: str | None = None, label_path: str | None = None
+              ) -> tuple[Model | None, str]:
+        """The one loading path (start-up, parameter change, ~/load_model): (model, "") or (None, why not).
+        Any failure is a refusal: a model file is untrusted, whatever its loader raises."""
+        try:
+            return load_model(params, model_path, label_path, policy=self.policy), ""
+        except (ModelLoadError, OSError, ValueError) as exc:
+            return None, str(exc)
+        except Exception as exc:  # an unexpected failure: still a refusal, the node keeps serving
+            return None, f"{type(exc).__name__}: {exc}"
+
     def _swap(self, model: Model) -> None:
         with self._load_lock:
             self._generation += 1
             model.metadata.generation = self._generation
             self.model = model  # one reference assignment: in-flight calls keep the model they started with
+            self.load_error = ""
             self.counters["loads"] += 1
         for warning in model.warnings:
             self.get_logger().warning(warning)
@@ -106,12 +126,11 @@ class ModelServiceNode(Node):
         candidate = {**self.params, **{k: (list(v) if isinstance(v, (list, tuple)) else v)
                                        for k, v in changed.items()}}
         with self._load_lock:
-            try:
-                model = load_model(candidate, policy=self.policy)
-            except Exception as exc:  # any failure keeps the old model serving
+            model, reason = self._load(candidate)
+            if model is None:  # any failure keeps the old model serving
                 self.counters["load_failures"] += 1
-                self.get_logger().error(f"parameter change rejected, old model keeps serving: {exc}")
-                return SetParametersResult(successful=False, reason=str(exc))
+                self.get_logger().error(f"parameter change rejected, old model keeps serving: {reason}")
+                return SetParametersResult(successful=False, reason=reason)
             self.params = candidate
             self._swap(model)
         return SetParametersResult(successful=True)
@@ -120,12 +139,9 @@ class ModelServiceNode(Node):
         if not self.params["allow_model_swap"]:
             return self._load_failed(response, request.model_path, SWAP_DISABLED)
         with self._load_lock:
-            try:
-                model = load_model(self.params, request.model_path, request.label_path, policy=self.policy)
-            except (ModelLoadError, OSError, ValueError) as exc:
-                return self._load_failed(response, request.model_path, str(exc))
-            except Exception as exc:  # an unexpected failure: still a refusal, the node keeps serving
-                return self._load_failed(response, request.model_path, f"{type(exc).__name__}: {exc}")
+            model, reason = self._load(self.params, request.model_path, request.label_path)
+            if model is None:
+                return self._load_failed(response, request.model_path, reason)
             self._swap(model)
             self._sync_parameters(request.model_path, request.label_path)
         response.success = True

@@ -1,8 +1,10 @@
 """The vision node's request/response calls, as adapters over the pipeline and the latest frames.
 
-They run on the node's executor; the camera is taken by the worker thread, so a call that needs "the latest
-frame" can wait for one (subscribing on demand for 10 s) without blocking frames. Every failure becomes an
-answer with `success=false` and the reason; none takes the node down.
+They are answered by threads of their own (`direct.ServiceThreads`), never by the node's executor: a call that
+needs "the latest frame" can wait for one (subscribing on demand for 10 s, up to `service_timeout`) while
+parameters, /diagnostics and the other calls go on. The camera is taken by the worker thread, so a waiting
+call never blocks frames either. Every failure becomes an answer with `success=false` and the reason; none
+takes the node down.
 """
 from __future__ import annotations
 
@@ -26,10 +28,13 @@ from ..core.imaging import ImageError
 from ..core.pairing import Pairer, PairingError
 from ..core.vision import VisionModel
 from . import conversions
+from .direct import ServiceThreads
 from .model_source import ModelSource
 from .remote_model import RemoteError
 from .status import Status
 from .worker import Frame, compute
+
+SERVICE_THREADS = 3  # calls answered at once (a call waiting for a camera frame holds one)
 
 
 class VisionServices:
@@ -40,11 +45,15 @@ class VisionServices:
                  camera_topic: str) -> None:
         self.node, self.source, self.pairer, self.status = node, source, pairer, status
         self.values, self.demand, self.info, self.camera_topic = values, demand, info, camera_topic
-        node.create_service(GetDetections, "~/get_detections", self._detections)
-        node.create_service(GetClassifications, "~/get_classifications", self._classifications)
-        node.create_service(GetProperties, "~/get_properties", self._properties)
-        node.create_service(CaptureAll, "~/capture_all", self._capture_all)
-        node.create_service(GetObjectPointClouds, "~/get_object_point_clouds", self._object_clouds)
+        self.threads = ServiceThreads(node, [
+            (GetDetections, "~/get_detections", self._detections),
+            (GetClassifications, "~/get_classifications", self._classifications),
+            (GetProperties, "~/get_properties", self._properties),
+            (CaptureAll, "~/capture_all", self._capture_all),
+            (GetObjectPointClouds, "~/get_object_point_clouds", self._object_clouds)], threads=SERVICE_THREADS)
+
+    def stop(self) -> None:
+        self.threads.stop()
 
     # --- frames and models ------------------------------------------------------------------------
     def _obstacles(self) -> bool:

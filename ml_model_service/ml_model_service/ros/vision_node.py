@@ -7,9 +7,10 @@ Composition only; each job lives in its own module:
 - the model: `ros/model_source.py` (in process, or a model service called from the calling thread);
 - the camera: `ros/camera_input.py` (subscriptions owned by the worker, subscribed only while someone listens);
 - pairing colour/depth/camera_info: `core/pairing.py`; the frame's work: `core/pipeline.py`;
-- the worker thread: `ros/worker.py`; publishers: `ros/outputs.py`; calls: `ros/services.py`;
-  health: `ros/status.py` (`~/status` and `/diagnostics`).
-The node spins on a single-threaded executor (parameters, services, matched events, status timer).
+- the worker thread: `ros/worker.py`; publishers: `ros/outputs.py`; calls: `ros/services.py` (own threads);
+  health: `ros/status.py` (`~/status` and `/diagnostics`), judged from the stream's facts by `core/health.py`.
+The node spins on a single-threaded executor (parameters, matched and QoS events, status and demand timers);
+nothing on it waits for frames or models.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from rclpy.node import Node
 
+from ..core.health import TopicState
 from ..core.oip_backend import is_server_ref
 from ..core.options import FILTERS, MODEL, RUNNER, VISION_PARAMS, changed_tier
 from ..core.pairing import Pairer
@@ -32,7 +34,7 @@ from .status import ERROR, OK, WARN, Status
 from .worker import Worker
 
 DEMAND_S = 10.0  # a service call asking for the latest frame keeps the camera subscribed this long
-COUNTERS = ["received", "processed", "skipped", "errors", "no_model", "depth_received", "unpaired",
+COUNTERS = ["received", "processed", "skipped", "errors", "malformed", "no_model", "depth_received", "unpaired",
             "depth_errors", "service_calls"]
 
 
@@ -45,7 +47,6 @@ class VisionNode(Node):
         self.obstacles = v["object_mode"] == "obstacles"
         self.image_topic = self.resolve_topic_name("image") + ("/compressed" if v["use_compressed"] else "")
         self._demand_until = 0.0
-        self._demand_timer = None
         self._pending: tuple[str | None, dict[str, Any], VisionModel | None] | None = None
 
         self.pairer = Pairer(v["sync_slop"], capacity=8 if v["use_depth"] else 1)
@@ -65,6 +66,7 @@ class VisionNode(Node):
             self.source.current(v)  # load now: start-up problems show at once
             if v["model_service"] or is_server_ref(v["model_path"]):  # may come up later: retry, 1 Hz
                 self.create_timer(1.0, self._retry_model)
+        self.create_timer(1.0, self._update_demand)  # ends a service call's demand for frames
         self.worker.start()
         self._update_demand()
         self.get_logger().info(
@@ -113,16 +115,8 @@ class VisionNode(Node):
 
     # --- subscribe while someone listens ----------------------------------------------------------
     def _on_demand(self) -> None:
-        """A service wants the latest frame: subscribe for DEMAND_S seconds."""
+        """A service wants the latest frame (any thread): subscribe for DEMAND_S seconds."""
         self._demand_until = time.monotonic() + DEMAND_S
-        if self._demand_timer is None:
-            self._demand_timer = self.create_timer(DEMAND_S, self._demand_expired)
-        self._update_demand()
-
-    def _demand_expired(self) -> None:
-        if time.monotonic() >= self._demand_until and self._demand_timer is not None:
-            self.destroy_timer(self._demand_timer)
-            self._demand_timer = None
         self._update_demand()
 
     def _update_demand(self) -> None:
@@ -139,12 +133,17 @@ class VisionNode(Node):
             (OK if self.source.ok else ERROR, self.source.state)]
         if self.worker.depth_state:
             states.append((WARN, f"3D failing: {self.worker.depth_state}"))
+        topic = TopicState(subscribed=self.camera.subscribed, publishers=self.count_publishers(self.image_topic),
+                           qos_problem=self.camera.qos_problem)
+        states += [(bytes([level]), text) for level, text in self.worker.health.assess(self.image_topic, topic)]
+        if not self.camera.subscribed:
+            states.append((OK, "idle: nobody subscribes to the results (the camera is subscribed on demand)"))
         return states
 
     def destroy_node(self) -> None:
-        for part in ("worker", "source"):  # absent when start-up failed
+        for part in ("calls", "worker", "source"):  # absent when start-up failed
             if hasattr(self, part):
-                getattr(self, part).stop() if part == "worker" else self.source.close()
+                getattr(self, part).close() if part == "source" else getattr(self, part).stop()
         super().destroy_node()
 
 

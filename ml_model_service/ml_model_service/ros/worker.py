@@ -15,6 +15,7 @@ from std_msgs.msg import Header
 
 from ..core import pipeline, pointcloud
 from ..core.backends import pin_caller, pool_pinned
+from ..core.health import StreamHealth
 from ..core.imaging import ImageError
 from ..core.oip_backend import InferenceServerError
 from ..core.options import cloud_config
@@ -31,6 +32,12 @@ from .status import Status, Stopwatch
 
 def stamp_s(header: Header) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+#: a frame's latency is timed only when its stamp is within this many seconds of the node's clock (a replayed
+#: or simulated stamp on another clock would give a meaningless figure)
+SAME_CLOCK_S = 60.0
+NO_CAMERA_INFO = "no camera_info received yet"
 
 
 class Frame:
@@ -57,7 +64,7 @@ class Frame:
 
         def intrinsics() -> pointcloud.Intrinsics:
             if info is None:
-                raise pointcloud.DepthError("no camera_info received yet (3D needs the colour camera's calibration)")
+                raise pointcloud.DepthError(f"{NO_CAMERA_INFO} (3D needs the colour camera's calibration)")
             return pointcloud.Intrinsics.from_k(info.k, info.width, info.height)
 
         return pipeline.Depth(lambda: conversions.depth_to_metres(depth, values["depth_unit_scale"],
@@ -93,6 +100,7 @@ class Worker(threading.Thread):
         super().__init__(name="vision_worker", daemon=True)
         self.camera, self.pairer, self.source, self.outputs, self.status = camera, pairer, source, outputs, status
         self.values, self.log = values, log
+        self.health = StreamHealth()
         self.info: CameraInfo | None = None
         self.depth_state = ""  # why the last frame had no 3D ("" = fine)
         self.tracker: Tracker | None = None
@@ -106,17 +114,29 @@ class Worker(threading.Thread):
             self.join(5.0)
 
     def run(self) -> None:
+        subscribed = False
         while not self.camera.stopping:
-            deadline = self.pairer.deadline() if self.camera.use_depth else None
-            taken = self.camera.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
             try:
+                deadline = self.pairer.deadline() if self.camera.use_depth else None
+                taken = self.camera.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if self.camera.subscribed != subscribed:
+                    subscribed = self.camera.subscribed
+                    self.health.subscribed(subscribed)
+                for reason in taken.malformed:
+                    self._drop("malformed", reason)
                 frame = self._receive(taken)
                 if frame is not None:
                     self._process(frame)
             except Exception as exc:  # keep the worker alive whatever a frame holds
-                self.status.error("errors", f"{type(exc).__name__}: {exc}")
-                self.log.error(f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=2.0)
+                self._drop("errors", f"{type(exc).__name__}: {exc}")
+                time.sleep(0.01)  # a wait that keeps failing must not spin a core
         self.camera.close()
+
+    def _drop(self, counter: str, reason: str) -> None:
+        """A frame or message dropped: counted, remembered for status, logged (throttled)."""
+        self.status.error(counter, reason)
+        self.health.failed(reason)
+        self.log.error(f"frame dropped: {reason}", throttle_duration_sec=2.0)
 
     def _receive(self, taken) -> Frame | None:
         """Store what arrived; the frame to process now, if any."""
@@ -128,6 +148,7 @@ class Worker(threading.Thread):
         if taken.colour is not None:
             self.status.count("received", taken.colour_count)
             self.status.count("skipped", taken.colour_replaced)
+            self.health.received(taken.colour_count)
             self.pairer.add_colour(stamp_s(taken.colour.header), taken.colour)
         if not self.camera.use_depth:
             return Frame(taken.colour) if taken.colour is not None else None
@@ -148,6 +169,7 @@ class Worker(threading.Thread):
             vision = self._unpinned(self.source.current, values)
         if vision is None and not obstacles:
             self.status.count("no_model")
+            self.health.failed(f"no model: {self.source.state}")
             return
         pin = values["pin_worker"] and vision is not None and pool_pinned(getattr(vision.runner, "backend", None))
         if pin != self._pinned:
@@ -159,11 +181,11 @@ class Worker(threading.Thread):
         try:
             r = compute(frame, vision, values, objects=frame.depth is not None, tracker=tracker)
         except ImageError as exc:
-            self.status.error("errors", str(exc))
-            self.log.error(f"frame dropped: {exc}", throttle_duration_sec=2.0)
+            self._drop("errors", str(exc))
             return
         except (RemoteError, InferenceServerError) as exc:
             self.status.error("errors", str(exc))
+            self.health.failed(str(exc))
             self._unpinned(self.source.failed, exc, values)
             return
         if frame.depth is not None:
@@ -176,10 +198,11 @@ class Worker(threading.Thread):
                              values.get("publish_masks", True), values.get("publish_markers", True))
         self.source.healthy()
         self.status.count("processed")
+        self.health.processed()
         self.status.timing("processing", watch.ms())
-        now = self.outputs.node.get_clock().now().nanoseconds * 1e-9
-        if stamp_s(frame.header) > 0:
-            self.status.timing("latency", (now - stamp_s(frame.header)) * 1000.0)
+        age = self.outputs.node.get_clock().now().nanoseconds * 1e-9 - stamp_s(frame.header)
+        if stamp_s(frame.header) > 0 and -1.0 < age < SAME_CLOCK_S:
+            self.status.timing("latency", age * 1000.0)
 
     def _tracker(self, values: dict[str, Any], vision: VisionModel | None) -> Tracker | None:
         """The stream's tracker (None when tracking is off); a fresh one for new settings or a new model."""
@@ -227,6 +250,8 @@ class Worker(threading.Thread):
             self._affinity(True)
 
     def _no_3d(self, reason: str) -> None:
-        if reason != self.depth_state:
+        if reason != self.depth_state and reason.startswith(NO_CAMERA_INFO) and not self.depth_state:
+            self.log.info(f"2D only until camera_info arrives: {reason}")  # a camera's first frames
+        elif reason != self.depth_state:
             self.log.error(f"2D only, no 3D objects: {reason}", throttle_duration_sec=2.0)
         self.depth_state = reason
