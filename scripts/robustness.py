@@ -15,6 +15,16 @@ Each phase is bounded in time; the whole run takes a few minutes. Phases (all by
             outside the allowed folders, and look for its token in every topic, service answer and
             parameter reply
   bitflip   40 bit-flipped copies of the bundled models in a checksummed repository: how many load
+  malformed serialised colour messages that do not deserialise (a data length past the end, a string length
+            of 2^31, cut to a third, random garbage) between good frames at 10 Hz, raw and compressed: good
+            frames answered, malformed messages counted by the node, status level
+  burst     20, 40 and 80 simultaneous Infer calls (then 80 again through clients with rclpy's default service
+            QoS, keep-last 10): answered (ok or busy), lost, served by the node's own count, slowest answer
+  waiting   a GetDetections waiting 25 s for a camera frame: parameter-read latency and ~/status rate meanwhile
+  startup   a model service whose start-up model has unreadable metadata: alive, status, GetMetadata, LoadModel
+  hostile_models  a TFLite model declaring a huge input, ONNX graphs expanding to a 1 GiB output (declared,
+            and only known from the input's value), a 640-byte JPEG declaring 7000x7000 at 30 Hz beside good
+            frames: refused or not, the message, peak RSS growth, good frames answered
 
 Printed: crashes, clean refusals, RSS before/after, recovery times, failed and garbled frames, leaked
 bytes. Nodes run in their own processes (ml_model_service.ros.processes.spawn_node) in a private DDS
@@ -43,7 +53,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PHASES = ("infer", "topics", "restart", "swap", "flood", "leak", "bitflip")
+PHASES = ("infer", "topics", "restart", "swap", "flood", "leak", "bitflip", "malformed", "burst", "waiting", "startup",
+          "hostile_models")
 
 
 def _set_up_dds(domain: int) -> None:
@@ -454,7 +465,7 @@ def phase_topics(h: Harness, count: int, seconds: float) -> dict:
             "compressed": h.node.create_publisher(CompressedImage, f"{comp_ns}/image/compressed", qos)}
     out_raw, out_comp = Outputs(h.node, raw_ns), Outputs(h.node, comp_ns)
     status: dict[str, DiagnosticStatus] = {}
-    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.VOLATILE, reliability=ReliabilityPolicy.RELIABLE)
     subs = [h.node.create_subscription(DiagnosticStatus, f"{ns}/vision_service/status",
                                        lambda m, ns=ns: status.__setitem__(ns, m), latched)
             for ns in (raw_ns, comp_ns)]
@@ -908,6 +919,45 @@ def summary(results: dict) -> list[str]:
         x = r["bitflip"]
         lines.append(f"Bit-flipped copies: {x['copies']} copies, loaded {x['loaded']}, refused by checksum "
                      f"{x['refused_by_checksum']}, refused otherwise {x['refused_otherwise']}")
+    if "malformed" in r and "error" not in r["malformed"]:
+        x = r["malformed"]
+        nodes = "; ".join(f"{k}: good {n['good_answered']}/{n['good_sent']} answered ({n['ratio']}), malformed "
+                          f"{n['malformed_sent']} sent / {n['malformed_counted']} counted (frames skipped unread "
+                          f"{n['skipped_counted']}), status level {n['status_level']} (max {n['status_max_level']})"
+                          for k, n in x["nodes"].items())
+        lines.append(f"Malformed messages ({x['seconds']} s at {x['rate_hz']} Hz): {nodes}; crashes {x['crashes']}, "
+                     f"tracebacks {x['tracebacks_in_logs']}")
+    if "burst" in r and "error" not in r["burst"]:
+        x = r["burst"]
+        bursts = ", ".join(f"{b['calls']} ({b['clients']} clients): {b['answered']} answered ({b['ok']} ok + "
+                           f"{b['busy']} busy), {b['lost']} lost, served {b['served_by_node']}, max "
+                           f"{b['max_answer_s']} s" for b in x["bursts"])
+        lines.append(f"Infer bursts: {bursts}; serves after {x['serves_after']}, crashes {x['crashes']}, "
+                     f"tracebacks {x['tracebacks_in_log']}")
+    if "waiting" in r and "error" not in r["waiting"]:
+        x = r["waiting"]
+        answer = x["call_answer"] or {}
+        lines.append(f"Waiting GetDetections ({x['call_s']} s, answered success={answer.get('success')}): parameter "
+                     f"reads max {x['max_param_read_s']} s {x['param_read_s']}, ~/status {x['status_per_s']}/s, "
+                     f"/diagnostics {x['diagnostics_per_s']}/s, crashes {x['crashes']}")
+    if "startup" in r and "error" not in r["startup"]:
+        x = r["startup"]
+        meta = x["get_metadata"] or {}
+        lines.append(f"Unreadable start-up model: alive after 5 s {x['alive_after_5s']}, status level "
+                     f"{x['status_level']} '{x['status_message'][:80]}', GetMetadata success {meta.get('success')} "
+                     f"'{meta.get('message', '')[:40]}', LoadModel ssd {x['load_model_success']}, tracebacks "
+                     f"{x['tracebacks_in_log']}")
+    if "hostile_models" in r and "error" not in r["hostile_models"]:
+        x = r["hostile_models"]
+        parts = []
+        for key in ("tflite_huge_input", "onnx_expand_1gib", "onnx_expand_1gib_dynamic", "jpeg_7000x7000"):
+            y = x.get(key, {})
+            if "skipped" in y or "error" in y:
+                parts.append(f"{key}: {y.get('skipped') or y.get('error')}")
+                continue
+            extra = f", good {y['good_answered']}/{y['good_sent']} answered" if "good_sent" in y else ""
+            parts.append(f"{key}: refused {y.get('refused')}, peak RSS +{y.get('peak_growth_mb')} MB{extra}")
+        lines.append(f"Hostile models: {'; '.join(parts)}; crashes {x['crashes']}")
     for name, x in r.items():
         if "error" in x:
             lines.append(f"{name}: phase failed: {x['error']}")
@@ -929,6 +979,9 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown phases {unknown}")
     _set_up_dds(args.domain)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import robustness_graph
+
     harness = Harness(args.out)
     started = time.monotonic()
     try:
@@ -948,8 +1001,18 @@ def main() -> int:
                     res = phase_flood(harness, args.seconds, 100.0)
                 elif phase == "leak":
                     res = phase_leak(harness)
-                else:
+                elif phase == "bitflip":
                     res = phase_bitflip(harness, 40)
+                elif phase == "malformed":
+                    res = robustness_graph.phase_malformed(harness, args.seconds)
+                elif phase == "burst":
+                    res = robustness_graph.phase_burst(harness, (20, 40, 80))
+                elif phase == "waiting":
+                    res = robustness_graph.phase_waiting(harness, 25.0, 5)
+                elif phase == "startup":
+                    res = robustness_graph.phase_startup(harness)
+                else:
+                    res = robustness_graph.phase_hostile_models(harness, seconds=10.0)
             except Exception as exc:  # report and go on with the other phases
                 res = {"error": f"{type(exc).__name__}: {exc}"}
             res["phase_seconds"] = round(time.monotonic() - t, 1)

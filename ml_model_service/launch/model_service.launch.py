@@ -10,6 +10,10 @@ Arguments (`ros2 launch ml_model_service model_service.launch.py --show-args`):
   model_path           model file, model repository name or bundled name
   label_path           label file
   execution_providers  onnxruntime providers in order: cpu, cuda,cpu or "['cuda', 'cpu']"
+  use_sim_time         true: the node takes its time from /clock (simulation, bag replay)
+  managed              true: the node starts unconfigured, for a lifecycle manager (`ros2 lifecycle set
+                       /ml_model_service configure`, then `activate`); default false: it starts active
+  autostart            with managed:=true, true configures and activates it at start all the same
 A parameter argument overrides params_file only when given on the command line; otherwise the file's value
 (or the node's default) holds. Values of the wrong type are refused with one line.
 
@@ -37,7 +41,8 @@ def _nodes(context: LaunchContext) -> list:
 
     share = FindPackageShare("ml_model_service").perform(context)
     given = {name: arg(name) for name in PARAMETER_ARGS}
-    params = la.overrides(given, {name: conv for name, (conv, _) in PARAMETER_ARGS.items()})
+    params = {**la.overrides(given, {name: conv for name, (conv, _) in PARAMETER_ARGS.items()}),
+              **la.run_parameters({n: arg(n) for n in la.RUN_ARGS})}
     params_file = arg("params_file") or os.path.join(share, "config", "model_service.yaml")
     if not os.path.isfile(params_file):
         raise la.LaunchArgumentError(f"params_file:={params_file!r}: no such file")
@@ -54,5 +59,6 @@ def generate_launch_description() -> LaunchDescription:
                               description="parameter file (default: the package's config/model_service.yaml)"),
         *(DeclareLaunchArgument(name, default_value="", description=text)
           for name, (_, text) in PARAMETER_ARGS.items()),
+        *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in la.RUN_ARGS.items()),
     ]
     return LaunchDescription([*args, OpaqueFunction(function=_nodes)])

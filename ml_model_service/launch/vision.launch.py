@@ -22,6 +22,10 @@ Arguments (`ros2 launch ml_model_service vision.launch.py --show-args`):
                         image, depth, camera_info in the namespace); image/compressed follows image
   use_depth, use_compressed, confidence_threshold
                         vision parameters: true/false (1/0), a number in 0..1
+  use_sim_time          true: every node started takes its time from /clock (simulation, bag replay)
+  managed               true: the nodes start unconfigured, for a lifecycle manager (`ros2 lifecycle set
+                        /vision_service configure`, then `activate`); default false: they start active
+  autostart             with managed:=true, true configures and activates them at start all the same
 A parameter argument overrides params_file only when given on the command line; otherwise the file's value
 (or the node's default) holds. Values of the wrong type are refused with one line.
 
@@ -73,6 +77,7 @@ def _nodes(context: LaunchContext) -> list:
     remaps = [("image", image), ("image/compressed", image.rstrip("/") + "/compressed"),
               ("depth", arg("depth")), ("camera_info", arg("camera_info"))]
     env = la.fastdds_env(share)
+    run = la.run_parameters({n: arg(n) for n in la.RUN_ARGS})
     namespace = arg("namespace")
     nodes = []
     if use_model_service:  # the user's params_file goes to both nodes (sections by node name, or /**)
@@ -80,7 +85,7 @@ def _nodes(context: LaunchContext) -> list:
             package="ml_model_service", executable="model_service", name="ml_model_service",
             namespace=namespace, output="screen", additional_env=env,
             parameters=[os.path.join(share, "config", "model_service.yaml"), params_file,
-                        *([model] if model else [])]))
+                        *([model] if model else []), *([run] if run else [])]))
         own = {**vision, "model_service": "ml_model_service",
                **({"label_path": model["label_path"]} if "label_path" in model else {})}
     else:
@@ -88,7 +93,7 @@ def _nodes(context: LaunchContext) -> list:
     nodes.append(Node(
         package="ml_model_service", executable="vision_service", name="vision_service",
         namespace=namespace, output="screen", remappings=remaps, additional_env=env,
-        parameters=[params_file, own] if own else [params_file]))
+        parameters=[params_file, *([own] if own else []), *([run] if run else [])]))
     return nodes
 
 
@@ -105,5 +110,6 @@ def generate_launch_description() -> LaunchDescription:
         *(DeclareLaunchArgument(name, default_value="", description=text)
           for name, (_, text) in {**MODEL_ARGS, **VISION_ARGS}.items()),
         *(DeclareLaunchArgument(name, default_value=name, description=text) for name, text in TOPIC_ARGS.items()),
+        *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in la.RUN_ARGS.items()),
     ]
     return LaunchDescription([*args, OpaqueFunction(function=_nodes)])

@@ -90,6 +90,28 @@ MODEL_ARGS = {
 }
 
 
+#: How the started nodes run, both launch files: name -> description (every one defaults to "not given").
+RUN_ARGS = {
+    "use_sim_time": "true: every node started takes its time from /clock (simulation, rosbag play --clock)",
+    "managed": "true: the nodes start unconfigured, for a lifecycle manager (ros2 lifecycle set NODE "
+               "configure, then activate); false (default): they configure and activate themselves",
+    "autostart": "with managed:=true, true configures and activates them at start all the same",
+}
+
+
+def run_parameters(given: Mapping[str, str]) -> dict[str, Any]:
+    """The node parameters the RUN_ARGS given on the command line set (use_sim_time, autostart)."""
+    out: dict[str, Any] = {}
+    if given.get("use_sim_time", "").strip():
+        out["use_sim_time"] = to_bool("use_sim_time", given["use_sim_time"].strip())
+    managed = to_bool("managed", given["managed"].strip()) if given.get("managed", "").strip() else None
+    if given.get("autostart", "").strip():
+        out["autostart"] = to_bool("autostart", given["autostart"].strip())
+    elif managed is not None:
+        out["autostart"] = not managed
+    return out
+
+
 def fastdds_env(share: str) -> dict[str, str]:
     """The shipped Fast DDS profile for the started nodes, unless the user chose a transport setup."""
     if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):

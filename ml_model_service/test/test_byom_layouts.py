@@ -450,7 +450,7 @@ def test_scores_above_one_are_refused_not_rescaled(tmp_path):
 
 
 def test_huge_declared_input_is_refused_before_allocation(tmp_path):
-    path = graph(tmp_path / "huge.onnx", [("images", TensorProto.FLOAT, [1, 3, 20000, 20000])],
+    path = graph(tmp_path / "huge.onnx", [("images", TensorProto.FLOAT, [1, 3, 4097, 4097])],
                  {"probability": np.ones((1, 2), np.float32) / 2})
     with pytest.raises(RoleError, match="above max_input_pixels \\(16777216\\)"):
         load(path)

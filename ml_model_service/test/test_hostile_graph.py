@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from test_model_service import _get_params, _slow_model, connect
@@ -23,7 +23,7 @@ from ml_model_service_interfaces.srv import GetDetections, GetMetadata, Infer, L
 
 from conftest import Collector, constant_model, image_msg, photo, wait_for
 
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+STATUS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # ~/status is volatile, published at 1 Hz
 RELIABLE = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -59,7 +59,7 @@ def test_malformed_colour_messages_between_good_frames_never_blind_the_node(star
     node = spinner.node
     topic = "/mal/image/compressed" if compressed else "/mal/image"
     pub = node.create_publisher(CompressedImage if compressed else Image, topic, RELIABLE)
-    status = Collector(node, DiagnosticStatus, "/mal/vision_service/status", LATCHED)
+    status = Collector(node, DiagnosticStatus, "/mal/vision_service/status", STATUS)
     dets = Collector(node, Detection2DArray, "/mal/detections")
     rgb = photo("coffee")
     if compressed:
@@ -98,7 +98,7 @@ def test_status_tells_when_the_node_is_not_doing_its_job(start_node, spinner):
     node = spinner.node
     proc = start_vision(start_node, {"always_on": True}, namespace="/st")
     wait_ready(spinner, proc, namespace="/st")
-    status = Collector(node, DiagnosticStatus, "/st/vision_service/status", LATCHED)
+    status = Collector(node, DiagnosticStatus, "/st/vision_service/status", STATUS)
 
     def says(level: int, text: str, within: float = 5.0) -> None:
         def now():
@@ -135,7 +135,7 @@ def test_status_tells_when_the_node_is_not_doing_its_job(start_node, spinner):
     # a best-effort camera against image_qos: reliable: nothing can arrive
     proc2 = start_vision(start_node, {"always_on": True, "image_qos": "reliable"}, namespace="/qos")
     wait_ready(spinner, proc2, namespace="/qos")
-    status = Collector(node, DiagnosticStatus, "/qos/vision_service/status", LATCHED)
+    status = Collector(node, DiagnosticStatus, "/qos/vision_service/status", STATUS)
     best_effort = node.create_publisher(Image, "/qos/image", QoSProfile(depth=1,
                                                                          reliability=ReliabilityPolicy.BEST_EFFORT))
     says(1, "cannot match")
@@ -144,12 +144,11 @@ def test_status_tells_when_the_node_is_not_doing_its_job(start_node, spinner):
     node.destroy_publisher(best_effort)
 
 
-def test_stalled_pairing_is_a_warning(start_node, spinner):
-    """Colour and depth frames keep arriving, but none can be processed (their stamps went back in time)."""
+def test_depth_stream_resumes_when_stamps_jump_back(start_node, spinner):
+    """A bag that loops: colour, depth and camera_info stamps go back 3 s; 2D (and 3D) resume within 2 s."""
     node = spinner.node
     proc = start_vision(start_node, {"always_on": True, "use_depth": True, "image_qos": "reliable"}, namespace="/pr")
     wait_ready(spinner, proc, namespace="/pr")
-    status = Collector(node, DiagnosticStatus, "/pr/vision_service/status", LATCHED)
     dets = Collector(node, Detection2DArray, "/pr/detections")
     pubs = [node.create_publisher(t, f"/pr/{n}", RELIABLE)
             for t, n in ((Image, "image"), (Image, "depth"), (CameraInfo, "camera_info"))]
@@ -159,7 +158,7 @@ def test_stalled_pairing_is_a_warning(start_node, spinner):
     info = CameraInfo(width=colour.width, height=colour.height, k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1])
 
     def publish(t: float) -> None:
-        sec, nsec = int(t), int((t % 1) * 1e9)
+        sec, nsec = int(t), int(round((t % 1) * 1e9))
         for pub, msg in zip(pubs, (colour, depth, info)):
             msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nsec
             pub.publish(msg)
@@ -168,34 +167,55 @@ def test_stalled_pairing_is_a_warning(start_node, spinner):
         wait_for(lambda t=topic: node.count_subscribers(f"/pr/{t}") > 0, 20, what=f"subscription to {topic}")
     time.sleep(0.5)
     t0 = 1000.0
-    for i in range(15):
+    for i in range(20):
         publish(t0 + i * 0.1)
         time.sleep(0.1)
-    wait_for(lambda: dets.messages, 10, what="detections")
-    deadline = time.monotonic() + 8.0
-    seen = None
-    for i in range(80):  # the stamps jump back 30 s and stay there
-        publish(t0 - 30.0 + i * 0.1)
+    wait_for(lambda: dets.messages, 10, what="detections before the jump")
+    jumped_at = time.monotonic()
+    resumed = None
+    for i in range(40):  # the bag starts again, 3 s earlier than where it was
+        publish(t0 - 1.0 + i * 0.1)
         time.sleep(0.1)
-        level, message, _ = status_of(status)
-        if level >= 1 and ("none processed" in message or "dropped" in message or "no frame" in message):
-            seen = message
+        back = [m for m in dets.messages if m.header.stamp.sec < t0]
+        if back:
+            resumed = time.monotonic() - jumped_at
             break
-        if time.monotonic() > deadline:
-            break
-    # either the node copes with the jump (frames processed again) or it says it does not
-    processed_again = any(m.header.stamp.sec < t0 - 1 for m in dets.messages)
-    assert seen or processed_again, status_of(status)
+    assert resumed is not None and resumed < 2.0, (resumed, proc.log()[-2000:])
+    assert "stamps went back" in proc.log()
+
+
+def test_stalled_pairing_is_a_warning(start_node, spinner):
+    """Colour frames keep arriving but none can be used (obstacle mode: no depth ever comes)."""
+    node = spinner.node
+    proc = start_vision(start_node, {"always_on": True, "use_depth": True, "object_mode": "obstacles"},
+                        namespace="/ob")
+    wait_for(lambda: proc.alive() and node.count_subscribers("/ob/image") > 0, 30, what="the node's subscription")
+    status = Collector(node, DiagnosticStatus, "/ob/vision_service/status", STATUS)
+    pub = node.create_publisher(Image, "/ob/image", RELIABLE)
+    colour = image_msg(photo("coffee"), "c")
+    started = time.monotonic()
+    seen = ""
+    while time.monotonic() - started < 8.0 and not seen:
+        colour.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(colour)
+        time.sleep(0.1)
+        if status.messages and status_of(status)[0] >= 1 and "none processed" in status_of(status)[1]:
+            seen = status_of(status)[1]
+    assert seen, status_of(status) if status.messages else "no status"
+    assert time.monotonic() - started < 6.0
 
 
 def test_forty_simultaneous_infer_calls_are_all_answered(start_node, spinner, tmp_path):
-    model = _slow_model(tmp_path / "slow.onnx", matmuls=8)
+    model = _slow_model(tmp_path / "slow.onnx", matmuls=64, rows=16)
     proc = start_node("model_service", {"model_path": str(model), "allowed_paths": [str(tmp_path)],
                                         "num_threads": 1}, namespace="/burst")
     remote = connect(spinner, "/burst/ml_model_service", proc)
-    x = np.ones((256, 1024), np.float32)
+    x = np.ones((16, 1024), np.float32)
     request = Infer.Request(inputs=[conversions.tensor_to_msg("x", x)])
-    clients = [spinner.node.create_client(Infer, remote._infer.service_name) for _ in range(4)]
+    # A caller with many calls in flight needs a response queue as deep as they are: every client of a
+    # service receives the answers to all of them (rclpy's default depth 10 loses some on a busy machine).
+    deep = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    clients = [spinner.node.create_client(Infer, remote._infer.service_name, qos_profile=deep) for _ in range(4)]
     for c in clients:
         assert c.wait_for_service(10.0)
     answers: list = []
@@ -233,7 +253,7 @@ def test_a_waiting_service_call_never_holds_up_parameters(start_node, spinner):
     started = time.monotonic()
     waiting.start()
     time.sleep(1.0)
-    diagnostics = Collector(node, DiagnosticStatus, "/wait/vision_service/status", LATCHED)
+    diagnostics = Collector(node, DiagnosticStatus, "/wait/vision_service/status", STATUS)
     for _ in range(3):  # parameter reads answer at once while the call waits for a camera frame
         t = time.monotonic()
         assert _get_params(spinner, "/wait/vision_service", "confidence_threshold") == [0.5]
@@ -257,7 +277,7 @@ def test_start_up_model_with_unreadable_metadata_leaves_the_service_up(start_nod
     proc = start_node("model_service", {"model_path": str(path), "allowed_paths": [str(tmp_path)]},
                       namespace="/badmeta")
     node = spinner.node
-    status = Collector(node, DiagnosticStatus, "/badmeta/ml_model_service/status", LATCHED)
+    status = Collector(node, DiagnosticStatus, "/badmeta/ml_model_service/status", STATUS)
     meta = node.create_client(GetMetadata, "/badmeta/ml_model_service/get_metadata")
     wait_for(lambda: meta.wait_for_service(0.5) or not proc.alive(), 30, what="the model service")
     assert proc.alive(), proc.log()

@@ -236,7 +236,26 @@ def test_setting_model_path_swaps_or_is_rejected(detector, spinner, tmp_path):
     assert proc.alive()
 
 
-# --- trust boundary (issue 9) ---------------------------------------------------------------------
+def test_every_reloading_parameter_reloads_the_model(detector, spinner):
+    """The table's `runner` tier is the model service's reload set: each such change opens the model again
+    (a new generation) with the new value, server_timeout included."""
+    from ml_model_service.core.options import MODEL_PARAMS, RUNNER
+
+    proc, remote = detector
+    new = {"server_timeout": 7.5, "num_threads": 1, "pin_threads": False, "backend": "onnx",
+           "execution_providers": ["cpu"]}
+    runner = {p.name for p in MODEL_PARAMS if p.effective_tier == RUNNER}
+    assert set(new) <= runner and "server_timeout" in runner
+    for name, value in new.items():
+        before = remote.fetch_metadata().generation
+        (result,) = _set_params(spinner, "/det/ml_model_service", **{name: value})
+        assert result.successful, (name, result.reason)
+        assert remote.fetch_metadata().generation > before, f"{name} was accepted but the model was not reloaded"
+        assert _get_params(spinner, "/det/ml_model_service", name) == [value]
+    assert proc.alive()
+
+
+# --- trust boundary ---------------------------------------------------------------------------------
 
 
 def _set_params(spinner, node: str, **values):
@@ -359,8 +378,8 @@ def test_absurd_shapes_and_request_bytes_are_bad_requests(start_node, spinner):
     assert proc.alive()
 
 
-def _slow_model(path, matmuls: int = 40):
-    """A float32 [256, 1024] → [256, 1024] model that takes a while (a chain of identity MatMuls)."""
+def _slow_model(path, matmuls: int = 40, rows: int = 256):
+    """A float32 [rows, 1024] → [rows, 1024] model that takes a while (a chain of identity MatMuls)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -369,8 +388,8 @@ def _slow_model(path, matmuls: int = 40):
         nodes.append(helper.make_node("MatMul", [prev, "w"], [f"h{i}"]))
         prev = f"h{i}"
     nodes.append(helper.make_node("Identity", [prev], ["y"]))
-    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256, 1024])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256, 1024])],
+    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, 1024])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, 1024])],
                               [numpy_helper.from_array(np.eye(1024, dtype=np.float32), "w")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
@@ -131,7 +131,7 @@ def test_depth_problems_are_reported_and_node_goes_on(tmp_path, start_node, spin
     # a bad camera_info costs 3D only: 2D detections keep coming, and the status says why 3D fails
     dets = Collector(spinner.node, Detection2DArray, "/rgbd/detections")
     status = Collector(spinner.node, DiagnosticStatus, "/rgbd/vision_service/status",
-                       QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+                       QoSProfile(depth=10))
     wait_for(lambda: len(dets.where(lambda m: m.detections)) >= 3, 20, what="2D detections with a bad K")
     wait_for(lambda: any("3D failing" in m.message and "intrinsics" in m.message for m in status.messages), 10,
              what="status says 3D is failing")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from kserve_server import KServeServer, kserve_available
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos import QoSProfile
 from test_vision_service import as_tuples, assert_matches_reference, iou, reference_detections, start_vision, wait_ready
 from vision_msgs.msg import Detection2DArray
 
@@ -177,7 +177,7 @@ def test_vision_nodes_share_a_server_and_survive_its_restart(server, start_node,
                                for g in as_tuples(msg)), (cls, score, box, as_tuples(msg))
         # under the stream: kill the server; the nodes stay up and say why; restart; detections resume
         status = Collector(spinner.node, DiagnosticStatus, f"{nodes['grpc'][0]}/vision_service/status",
-                           QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+                           QoSProfile(depth=10))
         server.stop(kill=True)
         get = spinner.node.create_client(GetDetections, f"{nodes['grpc'][0]}/vision_service/get_detections")
         r = call(get, GetDetections.Request(image=image_msg(photo("motorcycle"), "m")), 15.0)

@@ -100,3 +100,20 @@ def test_buffers_are_bounded_and_waiters_are_woken():
     threading.Timer(0.05, lambda: pairer.add_colour(1.0, "late")).start()
     got = pairer.wait(pairer.latest_colour, 5.0)
     assert got.item == "late"
+
+
+def test_stamps_that_jump_back_start_a_new_timeline():
+    """A bag that loops: frames after the jump pair and are handed out again (the jump is reported once)."""
+    pairer = Pairer(0.02, capacity=8, patience=10.0)
+    for i in range(5):
+        assert pairer.add_depth(100.0 + i * 0.1, f"d{i}") == 0.0
+        assert pairer.add_colour(100.0 + i * 0.1, f"c{i}") == 0.0
+        assert pairer.next_frame().colour.item == f"c{i}"
+    assert pairer.add_depth(97.4, "d-back") == pytest.approx(3.0)
+    assert pairer.add_colour(97.4, "c-back") == pytest.approx(3.0)
+    nxt = pairer.next_frame()
+    assert nxt.colour.item == "c-back" and nxt.depth.item == "d-back"
+    assert pairer.add_colour(97.5, "c-next") == 0.0  # the new timeline goes on
+    small = Pairer(0.02)
+    small.add_colour(10.0, "a")
+    assert small.add_colour(9.5, "b") == 0.0  # jitter under JUMP_BACK_S is not a jump

@@ -31,10 +31,11 @@ ROSDISTRO_KEYS = {"python3-numpy", "python3-opencv", "python3-yaml", "python3-sk
                   "python3-onnxruntime-pip", "python3-open3d-pip", "python3-catkin-pkg-modules", "python3-protobuf"}
 ROS_PACKAGES = {"rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "geometry_msgs", "diagnostic_msgs",
                 "vision_msgs", "visualization_msgs", "ml_model_service_interfaces", "launch", "launch_ros",
-                "ament_index_python", "builtin_interfaces", "launch_testing", "launch_testing_ros", "launch_pytest"}
+                "ament_index_python", "builtin_interfaces", "launch_testing", "launch_testing_ros", "launch_pytest",
+                "tf2_ros", "rosgraph_msgs", "lifecycle_msgs"}
 # `ros2 VERB` in the tests → the package that provides the verb
 CLI_VERBS = {"launch": "ros2launch", "param": "ros2param", "service": "ros2service", "topic": "ros2topic",
-             "node": "ros2node", "run": "ros2run"}
+             "node": "ros2node", "run": "ros2run", "lifecycle": "ros2lifecycle"}
 
 
 def imports(paths: list[Path]) -> dict[str, set[str]]:

@@ -10,17 +10,22 @@ from __future__ import annotations
 import ast
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
 _ID_NAME = re.compile(r"^\s*(\d+)[\s:,]+(.+?)\s*$")
+_WHOLE = re.compile(r"^\s*[-+]?\d+\s*$")
 
 
 class Labels:
     """Index → class name. Unknown indices are named by their number."""
 
     def __init__(self, names: Mapping[int, str], source: str = "") -> None:
-        self.names = dict(sorted((int(k), str(v)) for k, v in names.items()))
+        try:
+            self.names = dict(sorted((int(k), str(v)) for k, v in names.items()))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"labels {source}: class ids must be whole numbers ({exc})") from exc
         self.source = source
 
     @classmethod
@@ -72,25 +77,51 @@ def load_labels(path: str | Path) -> Labels:
     return parse_labels(text, str(path))
 
 
+def _class_id(key: object, source: str) -> int:
+    """A class id from metadata: a whole number (an int, an integral float or a string of digits)."""
+    if isinstance(key, str) and _WHOLE.match(key):
+        return int(key)  # above int()'s digit limit: ValueError
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key
+    if isinstance(key, float) and key.is_integer():
+        return int(key)
+    raise ValueError(f"{source}: class id {key!r} is not a whole number")
+
+
+def metadata_labels(raw: str, source: str) -> Labels | None:
+    """Labels from model metadata text: a Python literal dict (id → name, as Ultralytics writes `names`) or list,
+    else label file text; None for another literal. Raises ValueError with the reason for names it cannot read."""
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):  # not a literal: label file text ("person, bicycle, ...")
+        return parse_labels(raw, source)
+    except (TypeError, MemoryError, RecursionError, OverflowError) as exc:  # e.g. {[1]: 'x'}, deep nesting
+        raise ValueError(f"{source}: the class names cannot be read ({type(exc).__name__}: {exc})") from exc
+    if isinstance(value, dict):
+        return Labels({_class_id(k, source): v for k, v in value.items()}, source)
+    if isinstance(value, (list, tuple)):
+        return Labels.from_list([str(v) for v in value], source)
+    return None
+
+
 def embedded_labels(model_path: str | Path, onnx_metadata: Mapping[str, str] | None = None) -> Labels | None:
-    """Labels a model carries itself: a TFLite file's zip metadata, or ONNX metadata `names`/`labels`."""
+    """Labels a model carries itself: a TFLite file's zip metadata, or ONNX metadata `names`/`labels`.
+    Raises ValueError, saying why, for labels that are there but cannot be read."""
     model_path = Path(model_path)
     if onnx_metadata:
         for key in ("names", "labels", "classes"):
             if key in onnx_metadata:
-                raw = onnx_metadata[key]
-                try:
-                    value = ast.literal_eval(raw)
-                except (ValueError, SyntaxError):
-                    return parse_labels(raw, f"{model_path}#{key}")
-                if isinstance(value, dict):
-                    return Labels(value, f"{model_path}#{key}")
-                if isinstance(value, (list, tuple)):
-                    return Labels.from_list([str(v) for v in value], f"{model_path}#{key}")
+                labels = metadata_labels(onnx_metadata[key], f"{model_path}#{key}")
+                if labels is not None:
+                    return labels
     if model_path.suffix == ".tflite" and zipfile.is_zipfile(model_path):
-        with zipfile.ZipFile(model_path) as archive:
-            for member in archive.namelist():
-                if member.endswith(".txt") and "label" in member.lower():
-                    text = archive.read(member).decode("utf-8", errors="replace")
-                    return parse_labels(text, f"{model_path}#{member}")
+        try:
+            with zipfile.ZipFile(model_path) as archive:
+                for member in archive.namelist():
+                    if member.endswith(".txt") and "label" in member.lower():
+                        text = archive.read(member).decode("utf-8", errors="replace")
+                        return parse_labels(text, f"{model_path}#{member}")
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
+                zlib.error) as exc:  # a damaged, encrypted or oddly compressed archive
+            raise ValueError(f"{model_path}: the labels in its zip metadata cannot be read ({exc})") from exc
     return None

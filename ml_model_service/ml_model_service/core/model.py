@@ -183,16 +183,20 @@ class Model:
         return open_backend(path, backend, providers, num_threads, pin_threads)
 
     def _embedded_labels(self) -> Labels | None:
-        """Labels the model carries (ONNX metadata, TFLite zip), within the label size limit."""
+        """Labels the model carries (ONNX metadata, TFLite zip), within the label size limit. Labels that are
+        there but cannot be read raise ModelLoadError with the reason."""
         limit = self.policy.max_label_bytes
         meta = {k: v for k, v in self.backend.embedded_metadata.items() if len(v) <= limit}
-        if self.server is None and self.path.suffix == ".tflite" and zipfile.is_zipfile(self.path):
-            with zipfile.ZipFile(self.path) as archive:
-                if any(i.file_size > limit for i in archive.infolist() if i.filename.endswith(".txt")):
-                    self.warnings.append(f"labels embedded in {self.path.name} are above the limit of {limit} "
-                                         "bytes; ignored")
-                    return None
-        return embedded_labels(self.path, meta)
+        try:
+            if self.server is None and self.path.suffix == ".tflite" and zipfile.is_zipfile(self.path):
+                with zipfile.ZipFile(self.path) as archive:
+                    if any(i.file_size > limit for i in archive.infolist() if i.filename.endswith(".txt")):
+                        self.warnings.append(f"labels embedded in {self.path.name} are above the limit of {limit} "
+                                             "bytes; ignored")
+                        return None
+            return embedded_labels(self.path, meta)
+        except (ValueError, zipfile.BadZipFile, OSError) as exc:
+            raise ModelLoadError(f"{self.path.name}: the labels it carries cannot be read: {exc}") from exc
 
     def _metadata(self, description: str) -> ModelMetadata:
         inputs = [TensorSpec(s.name, s.data_type, list(s.shape), s.description, [], dict(s.extra))

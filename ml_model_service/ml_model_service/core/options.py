@@ -188,17 +188,26 @@ MODEL_PARAMS = [
           read_only=True),
 ]
 
-MODEL_SERVICE_PARAMS = MODEL_PARAMS + [
+#: both nodes: how they come up (managed by a lifecycle manager, or on their own)
+LIFECYCLE_PARAMS = [
+    Param("autostart", True, "Configure (load and check the model) and activate (subscribe and publish) at "
+          "start-up. false: start unconfigured, for a lifecycle manager (nav2's lifecycle_manager, `ros2 lifecycle "
+          "set NODE configure` then `activate`); a transition that fails returns FAILURE and logs why.",
+          read_only=True),
+]
+
+MODEL_SERVICE_PARAMS = MODEL_PARAMS + LIFECYCLE_PARAMS + [
     Param("max_request_bytes", 268435456, "Largest Infer request (all input tensors together), bytes.",
           1, 4294967296, read_only=True),
     Param("max_concurrent_infer", 4, "Infer calls run at once; more are answered at once with a 'busy' "
           "refusal.", 1, 64, read_only=True),
     Param("infer_queue_depth", 100, "Infer requests held while they wait for a serving thread (the service's "
           "request and response queues): a burst of up to this many calls is answered in full, each with a result "
-          "or 'busy'; a deeper burst loses its oldest requests in DDS.", 1, 10000, read_only=True),
+          "or 'busy'; a deeper burst loses its oldest requests in DDS. A caller with many calls in flight needs a "
+          "client queue as deep (rclpy's default is 10).", 1, 10000, read_only=True),
 ]
 
-VISION_PARAMS = MODEL_PARAMS + [
+VISION_PARAMS = MODEL_PARAMS + LIFECYCLE_PARAMS + [
     Param("model_service", "", "Node name of a remote model service (e.g. /ml_model_service) to use instead of "
           "a model in this process.", read_only=True),
     Param("service_timeout", 5.0, "Seconds to wait for a remote model service call or a camera frame (a "
@@ -263,6 +272,10 @@ VISION_PARAMS = MODEL_PARAMS + [
           "per 3D object) with objects."),
     Param("max_image_pixels", 50000000, "Largest decoded image (width x height) accepted from topics and "
           "services; compressed images are checked before decoding.", 1, 1000000000, read_only=True),
+    Param("max_decode_pixels_per_s", 70000000, "Decode budget of the compressed image topic: pixels (as the "
+          "images declare them) decoded per second at most, over a 1 s burst (1080p at 30 Hz is 62 M); a frame "
+          "beyond it is skipped with a count (decode_budget), so images that are costly to decode cannot starve the "
+          "node. 0: no budget.", 0, 10000000000, read_only=True),
     Param("max_input_pixels", 16777216, "Largest model input (height x width) the vision pipeline will feed.",
           1, 1000000000, read_only=True),
     Param("publish_class_names", True, "ObjectHypothesis.class_id holds the class name (true) or its index."),
@@ -278,6 +291,11 @@ VISION_PARAMS = MODEL_PARAMS + [
     Param("use_depth", False, "Subscribe to depth and camera_info and publish 3D objects.", read_only=True),
     Param("object_mode", "detections", "detections (detector boxes → objects) or obstacles (no model: plane "
           "removal and clustering of the depth cloud).", choices=("detections", "obstacles"), read_only=True),
+    Param("target_frame", "", "Frame of the 3D results (objects, object_points, object_markers and the 3D "
+          "services), e.g. base_link or map: transformed with tf2 at the image's stamp. Empty: the camera's frame "
+          "(the image's frame_id). A frame whose transform is missing loses its 3D only (counted as tf_errors, "
+          "status WARN naming both frames). Needs tf2_ros."),
+    Param("tf_timeout", 0.05, "Seconds to wait for the target_frame transform at the image's stamp.", 0.0, 1.0),
     Param("depth_unit_scale", 0.0, "Metres per depth unit; 0 = by encoding (16UC1 mm, 32FC1 m).", 0.0, 1000.0),
     Param("sync_slop", 0.05, "Largest stamp difference (s) between a colour frame and its depth frame.",
           0.0, 10.0),

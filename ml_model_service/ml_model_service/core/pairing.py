@@ -7,6 +7,11 @@ Colour and depth items arrive with stamps in seconds. `next_frame` answers what 
   with the reason its depth is missing;
 - else nothing yet, and `deadline` says when waiting for depth runs out.
 Frames passed over are counted as skipped. Buffers are bounded. Thread-safe; waiters are woken on arrival.
+
+Time may jump back (a bag that loops, a simulation reset, a camera clock reset): a stamp more than
+`JUMP_BACK_S` older than the newest one seen on its stream starts that stream's buffers again (and, for
+colour, forgets which frames were handed out), and `add_colour` / `add_depth` say so, so the caller can log
+it and restart what else depends on the timeline (tracking).
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+JUMP_BACK_S = 1.0  # a stamp this much older than the newest seen means the timeline restarted
 
 
 class PairingError(ValueError):
@@ -49,15 +56,30 @@ class Pairer:
         self._done = -float("inf")  # stamp of the newest colour frame handed out
         self.cond = threading.Condition()
 
-    def add_colour(self, stamp: float, item: Any) -> None:
+    def add_colour(self, stamp: float, item: Any) -> float:
+        """Buffer a colour frame; how far (s) time jumped back with it (0.0: it did not)."""
         with self.cond:
+            newest = max(self._done, self._colour[-1].stamp if self._colour else -float("inf"))
+            jump = newest - stamp if newest - stamp > JUMP_BACK_S else 0.0
+            if jump:  # the old timeline's frames go; depth already on the new one stays
+                self._colour.clear()
+                self._depth = deque((d for d in self._depth if d.stamp <= stamp + JUMP_BACK_S),
+                                    maxlen=self._depth.maxlen)
+                self._done = -float("inf")
             self._colour.append(Stamped(stamp, item))
             self.cond.notify_all()
+            return jump
 
-    def add_depth(self, stamp: float, item: Any) -> None:
+    def add_depth(self, stamp: float, item: Any) -> float:
+        """Buffer a depth frame; how far (s) time jumped back with it (0.0: it did not)."""
         with self.cond:
+            newest = self._depth[-1].stamp if self._depth else -float("inf")
+            jump = newest - stamp if newest - stamp > JUMP_BACK_S else 0.0
+            if jump:
+                self._depth.clear()
             self._depth.append(Stamped(stamp, item))
             self.cond.notify_all()
+            return jump
 
     def depth_for(self, colour: Stamped) -> Stamped:
         """The depth frame taken with `colour` (nearest stamp within slop); PairingError says why not."""
@@ -127,6 +149,8 @@ class Pairer:
             return self.cond.wait_for(predicate, timeout)
 
     def clear(self) -> None:
+        """Forget every buffered frame and which were handed out (a new timeline)."""
         with self.cond:
             self._colour.clear()
             self._depth.clear()
+            self._done = -float("inf")

@@ -33,6 +33,7 @@ class Results:
     classifications: list[Classification] = field(default_factory=list)
     objects: list | None = None  # None: not computed (no depth, or it failed: see objects_error)
     objects_error: str = ""
+    objects_frame: str = ""  # the frame the objects are in ("": the image's)
 
     @property
     def has_masks(self) -> bool:

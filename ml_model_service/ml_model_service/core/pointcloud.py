@@ -11,6 +11,7 @@ Boxes are axis-aligned in the camera optical frame: centre = mean of the points,
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -86,12 +87,48 @@ class Object3D:
     size: np.ndarray | None = None  # extents; default: those of `points`
     id: str = ""  # tracking id of its detection ("" without tracking)
     detection: int = -1  # position of its detection in the frame's detections (-1: none, obstacles)
+    orientation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)  # of its box (x, y, z, w)
     centre: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.centre = self.points.mean(axis=0)
         if self.size is None:
             self.size = self.points.max(axis=0) - self.points.min(axis=0)
+
+
+@dataclass(frozen=True)
+class RigidTransform:
+    """A rotation (unit quaternion x, y, z, w) then a translation (m): p' = R p + t."""
+
+    translation: tuple[float, float, float]
+    rotation: tuple[float, float, float, float]
+
+    @property
+    def matrix(self) -> np.ndarray:
+        x, y, z, w = self.rotation
+        return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+    def rotate(self, q: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """This rotation composed with orientation `q` (Hamilton product R * q)."""
+        ax, ay, az, aw = self.rotation
+        bx, by, bz, bw = q
+        return (aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+                aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz)
+
+
+def transform_objects(objects: list[Object3D], tf: RigidTransform) -> list[Object3D]:
+    """The same objects in another frame: points and centres moved, boxes turned (their size unchanged)."""
+    r, t = tf.matrix, np.asarray(tf.translation, dtype=np.float64)
+    out = []
+    for obj in objects:
+        moved = copy.copy(obj)
+        moved.points = (obj.points @ r.T + t).astype(obj.points.dtype, copy=False)
+        moved.centre = r @ np.asarray(obj.centre, dtype=np.float64) + t
+        moved.orientation = tf.rotate(obj.orientation)
+        out.append(moved)
+    return out
 
 
 def align_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:

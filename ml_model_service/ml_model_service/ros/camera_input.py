@@ -13,18 +13,17 @@ pixels are not copied again). Subscriptions are created and destroyed only by th
 Every topic goes through one guarded path: any participant can publish bytes that do not deserialise, so
 each message is read on its own and one that cannot be read is dropped with its reason (`Taken.malformed`),
 never raised into the worker; the newest readable colour frame is used. A publisher whose QoS cannot match
-the image subscription (e.g. best effort against `image_qos: reliable`) is reported through rclpy's
-incompatible-QoS event (`qos_problem`), with the offered and requested policies.
+the image subscription (e.g. best effort against `image_qos: reliable`) is reported (`qos_problem`), with the
+offered and requested policies.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.event_handler import EventHandler, QoSSubscriptionEventType, SubscriptionEventCallbacks
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.guard_condition import GuardCondition
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -74,9 +73,6 @@ class CameraInput:
         self._group = direct.WorkerOwned()
         self._guard = GuardCondition(None, None, context=node.context)
         self._subs: dict[str, object] = {}
-        self._events: list[EventHandler] = []
-        self._events_group = MutuallyExclusiveCallbackGroup()  # run by the executor, unlike the subscriptions
-        self.qos_problem = ""  # why a publisher of the image topic cannot reach us ("" = none seen)
         self.wanted = False
         self.stopping = False
 
@@ -99,15 +95,10 @@ class CameraInput:
             if self.use_depth:
                 self._subs["depth"] = make(Image, "depth")
                 self._subs["info"] = make(CameraInfo, "camera_info")
-            self._watch_qos(self._subs["colour"])
             self.node.get_logger().info(f"subscribed to {self.image_topic}" +
                                         (" with depth and camera_info" if self.use_depth else ""))
             return True
         if (not self.wanted or self.stopping) and self._subs:
-            for handler in self._events:
-                self.node.remove_waitable(handler)
-                handler.destroy()
-            self._events, self.qos_problem = [], ""
             for sub in self._subs.values():
                 self.node.destroy_subscription(sub)
             self._subs = {}
@@ -116,27 +107,29 @@ class CameraInput:
             return True
         return False
 
-    def _watch_qos(self, sub) -> None:
-        """Report publishers whose QoS cannot match `sub` (an executor callback: the subscription's own
-        callback group is never executed)."""
-        def incompatible(event) -> None:
-            offered = sorted({f"{p.qos_profile.reliability.name.lower()}/{p.qos_profile.durability.name.lower()}"
-                              for p in self.node.get_publishers_info_by_topic(sub.topic_name)})
-            requested = f"{self.qos.reliability.name.lower()}/{self.qos.durability.name.lower()}"
-            policy = getattr(event.last_policy_kind, "name", str(event.last_policy_kind))
-            self.qos_problem = (f"{event.total_count} publisher(s) of {sub.topic_name} offer QoS that cannot match "
-                                f"(policy {policy}): offered {', '.join(offered) or '?'} (reliability/durability), "
-                                f"requested {requested}; set image_qos to match the camera")
-            self.node.get_logger().warning(self.qos_problem, throttle_duration_sec=5.0)
-        try:
-            handler = EventHandler(callback_group=self._events_group, callback=incompatible,
-                                   event_type=QoSSubscriptionEventType.RCL_SUBSCRIPTION_REQUESTED_INCOMPATIBLE_QOS,
-                                   parent_impl=sub.handle)
-        except Exception as exc:  # an RMW without this event: status then only sees missing frames
-            self.node.get_logger().info(f"incompatible-QoS events unavailable: {exc}")
-            return
-        self._events.append(handler)
-        self.node.add_waitable(handler)
+    @property
+    def qos_problem(self) -> str:
+        """Why publishers of the image topic cannot reach the subscription ("" = none): their offered QoS from
+        the ROS graph against the requested one, as DDS matches them (reliability, durability). Read from the
+        graph rather than from the incompatible-QoS event: with rmw_fastrtps that event's waitable stays ready
+        while the subscription holds unread data, which keeps an executor spinning."""
+        if "colour" not in self._subs:
+            return ""
+        wants_reliable = self.qos.reliability == ReliabilityPolicy.RELIABLE
+        wants_latched = self.qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
+        bad = []
+        for info in self.node.get_publishers_info_by_topic(self._subs["colour"].topic_name):
+            offered = info.qos_profile
+            if (wants_reliable and offered.reliability == ReliabilityPolicy.BEST_EFFORT) or (
+                    wants_latched and offered.durability == DurabilityPolicy.VOLATILE):
+                bad.append(f"{info.node_namespace.rstrip('/')}/{info.node_name} offers "
+                           f"{offered.reliability.name.lower()}/{offered.durability.name.lower()}")
+        if not bad:
+            return ""
+        requested = f"{self.qos.reliability.name.lower()}/{self.qos.durability.name.lower()}"
+        return (f"{len(bad)} publisher(s) of {self._subs['colour'].topic_name} offer QoS that cannot match "
+                f"(reliability/durability): {'; '.join(bad[:3])}; requested {requested}: set image_qos to match "
+                "the camera (sensor_data for best effort)")
 
     def wait(self, timeout: float | None) -> Taken:
         """Block until a message arrives, `wake()` is called or `timeout` seconds pass (None: no timeout);

@@ -163,9 +163,11 @@ def image_to_rgb(msg: Image | SerializedImage, max_pixels: int | None = imaging.
     return imaging.to_rgb8(array, msg.encoding)
 
 
-def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
-    """sensor_msgs/CompressedImage (JPEG/PNG) → RGB uint8; the header's size is checked before decoding."""
-    return imaging.decode_compressed(memoryview(msg.data), msg.format, max_pixels=max_pixels)
+def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = imaging.MAX_PIXELS,
+                      budget: imaging.DecodeBudget | None = None) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG/PNG) → RGB uint8; the header's size is checked before decoding (against
+    `max_pixels`, what the bytes can encode, and the decode `budget` when given)."""
+    return imaging.decode_compressed(memoryview(msg.data), msg.format, max_pixels=max_pixels, budget=budget)
 
 
 def depth_to_metres(msg: Image, unit_scale: float = 0.0, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
@@ -227,6 +229,11 @@ def label_info_msg(labels: Labels | None, header: Header, threshold: float) -> L
     return LabelInfo(header=header, class_map=class_map, threshold=float(threshold))
 
 
+def _orientation(obj) -> Quaternion:
+    x, y, z, w = getattr(obj, "orientation", (0.0, 0.0, 0.0, 1.0))
+    return Quaternion(x=float(x), y=float(y), z=float(z), w=float(w))
+
+
 def detections3d_to_msg(objects: Sequence, header: Header, use_names: bool = True) -> Detection3DArray:
     """Objects (core.pointcloud.Object3D) → Detection3DArray: centre = mean of points, size = extents."""
     out = Detection3DArray(header=header)
@@ -234,10 +241,10 @@ def detections3d_to_msg(objects: Sequence, header: Header, use_names: bool = Tru
         det = Detection3D(header=header, id=getattr(obj, "id", ""))
         hyp = _hypothesis(obj.class_index, obj.class_name, obj.confidence, use_names)
         cx, cy, cz = (float(v) for v in obj.centre)
-        hyp.pose.pose = Pose(position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(w=1.0))
+        hyp.pose.pose = Pose(position=Point(x=cx, y=cy, z=cz), orientation=_orientation(obj))
         det.results = [hyp]
         sx, sy, sz = (float(v) for v in obj.size)
-        det.bbox = BoundingBox3D(center=Pose(position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(w=1.0)),
+        det.bbox = BoundingBox3D(center=Pose(position=Point(x=cx, y=cy, z=cz), orientation=_orientation(obj)),
                                  size=Vector3(x=sx, y=sy, z=sz))
         out.detections.append(det)
     return out
@@ -257,6 +264,13 @@ def instance_masks_from_msg(msg: Image) -> np.ndarray:
         raise ValueError(f"instance masks must be mono16 with step = 2 x width, got {msg.encoding!r} step {msg.step}")
     dtype = ">u2" if msg.is_bigendian else "<u2"
     return np.frombuffer(bytes(msg.data), dtype=dtype, count=msg.width * msg.height).reshape(msg.height, msg.width)
+
+
+def _rotate(q: Sequence[float], v: Sequence[float]) -> tuple[float, float, float]:
+    """Vector `v` turned by unit quaternion `q` (x, y, z, w)."""
+    from ..core.pointcloud import RigidTransform
+
+    return tuple(float(c) for c in RigidTransform((0.0, 0.0, 0.0), tuple(q)).matrix @ np.asarray(v))
 
 
 def marker_id(obj, index: int) -> int:
@@ -279,12 +293,13 @@ def markers_to_msg(objects: Sequence, header: Header, use_names: bool = True,
         cx, cy, cz = (float(v) for v in obj.centre)
         sx, sy, sz = (max(float(v), 0.01) for v in obj.size)
         cube = Marker(header=header, ns="objects", id=mid, type=Marker.CUBE, action=Marker.ADD)
-        cube.pose = Pose(position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(w=1.0))
+        cube.pose = Pose(position=Point(x=cx, y=cy, z=cz), orientation=_orientation(obj))
         cube.scale = Vector3(x=sx, y=sy, z=sz)
         cube.color = ColorRGBA(r=rgb[0] / 255.0, g=rgb[1] / 255.0, b=rgb[2] / 255.0, a=0.4)
         text = Marker(header=header, ns="labels", id=mid, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)
-        # Optical frame: y points down, so "above" the box is smaller y.
-        text.pose = Pose(position=Point(x=cx, y=cy - sy / 2.0 - 0.08, z=cz), orientation=Quaternion(w=1.0))
+        # Above the box: -y of the camera's optical frame (y points down), turned with the box.
+        up = _rotate(getattr(obj, "orientation", (0.0, 0.0, 0.0, 1.0)), (0.0, -(sy / 2.0 + 0.08), 0.0))
+        text.pose = Pose(position=Point(x=cx + up[0], y=cy + up[1], z=cz + up[2]), orientation=Quaternion(w=1.0))
         text.scale = Vector3(z=0.08)
         text.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
         name = obj.class_name if use_names else str(int(obj.class_index))

@@ -22,7 +22,7 @@ import time
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
 from ml_model_service_interfaces.msg import ModelMetadata as ModelMetadataMsg
@@ -37,14 +37,20 @@ from ..core.trust import SWAP_DISABLED, ModelPolicy
 from . import conversions
 from .common import load_model, spin_node
 from .direct import ServiceThreads
-from .parameters import MODEL_SERVICE_PARAMS, declare
+from .parameters import MODEL_SERVICE_PARAMS, declare, typed_values
 from .status import ERROR, OK, Status
 
 _RELOAD_PARAMS = {p.name for p in MODEL_PARAMS if p.effective_tier == RUNNER}  # a change reloads the model
 
 
-class ModelServiceNode(Node):
-    """Loads a model on the machine and runs it for anyone on the ROS graph."""
+class ModelServiceNode(LifecycleNode):
+    """Loads a model on the machine and runs it for anyone on the ROS graph.
+
+    A managed (lifecycle) node: configure loads the model, activate serves Infer, deactivate stops serving
+    it, cleanup frees the model; GetMetadata and LoadModel answer in every state (LoadModel loads only once
+    configured). With `autostart` (the default) it configures and activates itself, and a start-up model
+    that cannot be loaded leaves it up with no model (status ERROR, the reason); without, configure then
+    returns FAILURE with the reason logged."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("ml_model_service", **kwargs)
@@ -53,35 +59,87 @@ class ModelServiceNode(Node):
         # model_repository later cannot widen them.
         self.policy = ModelPolicy.from_params(self.params)
         self.model: Model | None = None
+        self.stage = "unconfigured"
         self._load_lock = threading.RLock()  # one load + swap + parameter update at a time
         self._syncing = threading.local()  # set while the node writes its own parameters after a load
         # The generation starts at the start time (microseconds) so a restarted service never repeats one.
         self._generation = time.time_ns() // 1000
         self._infer_slots = threading.BoundedSemaphore(self.params["max_concurrent_infer"])
         self._infer_thread = threading.local()  # per Infer thread: whether it is pinned (see _place)
+        self.infer_threads: ServiceThreads | None = None
         self.counters = {"infer_ok": 0, "infer_failed": 0, "infer_busy": 0, "loads": 0, "load_failures": 0}
+        self.load_error = ""  # why the configured model did not load ("" = it did, or none was tried)
         self.get_logger().info(f"model and label files load from: {self.policy.describe()}; model swaps "
                                f"{'allowed' if self.params['allow_model_swap'] else 'disabled'}")
-        self.load_error = ""  # why the start-up model did not load ("" = it did, or none was tried)
+        self.create_service(GetMetadata, "~/get_metadata", self._on_metadata, callback_group=ReentrantCallbackGroup())
+        self.create_service(LoadModel, "~/load_model", self._on_load, callback_group=MutuallyExclusiveCallbackGroup())
+        self.add_pre_set_parameters_callback(typed_values(MODEL_SERVICE_PARAMS))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.status = Status(self, "ml_model_service", [], self._states,
+                             lambda: {**{k: str(v) for k, v in self.counters.items()}, "lifecycle": self.stage})
+        if self.params["autostart"]:
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+        else:
+            self.get_logger().info("unconfigured, waiting for a lifecycle manager (autostart: false): "
+                                   f"ros2 lifecycle set {self.get_fully_qualified_name()} configure")
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def on_configure(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model (the one loading path)."""
         model, reason = self._load(self.params)
         if model is not None:
             self._swap(model)
         else:
             self.load_error = reason
             self.get_logger().error(f"no model loaded: {reason}. Call ~/load_model or set model_path.")
+            if not self.params["autostart"]:
+                self.stage = f"unconfigured (configure failed: {reason})"
+                return TransitionCallbackReturn.FAILURE
+        self.stage = "inactive"
+        return TransitionCallbackReturn.SUCCESS
 
-        # one thread more than the allowed calls: with all of them running, it answers "busy"
+    def on_activate(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        """Serve Infer: one thread more than the allowed calls, which answers "busy" while all are running."""
         self.infer_threads = ServiceThreads(self, [(Infer, "~/infer", self._on_infer)],
                                             self.params["max_concurrent_infer"] + 1,
                                             queue_depth=self.params["infer_queue_depth"])
-        self.create_service(GetMetadata, "~/get_metadata", self._on_metadata, callback_group=ReentrantCallbackGroup())
-        self.create_service(LoadModel, "~/load_model", self._on_load, callback_group=MutuallyExclusiveCallbackGroup())
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.status = Status(self, "ml_model_service", [], self._states,
-                             lambda: {k: str(v) for k, v in self.counters.items()})
+        self.stage = "active"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_serving()
+        self.stage = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        with self._load_lock:
+            self.model, self.load_error = None, ""
+        self.stage = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_serving()
+        self.model = None
+        self.stage = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error("a lifecycle transition raised: Infer stopped, model freed")
+        self._stop_serving()
+        self.model = None
+        self.stage = "unconfigured (after an error)"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_serving(self) -> None:
+        if self.infer_threads is not None:
+            self.infer_threads.stop()
+        self.infer_threads = None
 
     def _states(self) -> list[tuple[bytes, str]]:
         model = self.model
+        if self.stage != "active" and not self.load_error:
+            return [(OK, self.stage)]  # the lifecycle manager's choice, not a fault
         if model is None:
             return [(ERROR, f"no model loaded: {self.load_error}" if self.load_error else "no model loaded")]
         return [(OK, f"serving {model.metadata.name} (generation {model.metadata.generation}, "
@@ -120,6 +178,9 @@ class ModelServiceNode(Node):
             return SetParametersResult(successful=True)
         if getattr(self._syncing, "active", False):  # our own write after ~/load_model: already loaded
             return SetParametersResult(successful=True)
+        if self.stage.startswith("unconfigured"):  # loaded at configure
+            self.params = {**self.params, **changed}
+            return SetParametersResult(successful=True)
         if not self.params["allow_model_swap"]:
             self.get_logger().warning(f"parameter change {sorted(changed)} refused: {SWAP_DISABLED}")
             return SetParametersResult(successful=False, reason=SWAP_DISABLED)
@@ -138,6 +199,8 @@ class ModelServiceNode(Node):
     def _on_load(self, request: LoadModel.Request, response: LoadModel.Response) -> LoadModel.Response:
         if not self.params["allow_model_swap"]:
             return self._load_failed(response, request.model_path, SWAP_DISABLED)
+        if self.stage.startswith("unconfigured") or self.stage == "finalized":
+            return self._load_failed(response, request.model_path, f"the node is {self.stage}: configure it first")
         with self._load_lock:
             model, reason = self._load(self.params, request.model_path, request.label_path)
             if model is None:
@@ -241,7 +304,8 @@ class ModelServiceNode(Node):
         return response
 
     def destroy_node(self) -> None:
-        self.infer_threads.stop()
+        if hasattr(self, "stage"):  # absent when start-up failed
+            self._stop_serving()
         super().destroy_node()
 
 

@@ -24,6 +24,7 @@ from .common import load_model
 from .remote_model import ModelChanged, RemoteError, RemoteModel
 
 RETRY_S = 0.25
+STARTUP_GRACE_S = 15.0  # a model service not yet discovered this soon after start-up is waited for, not an error
 RECONNECT_TIMEOUT_S = 0.5  # a metadata call while reconnecting: a request lost to a dead service costs this much
 
 
@@ -37,6 +38,9 @@ class ModelSource:
         self.policy = ModelPolicy.from_params(values)  # fixed at start-up: callers cannot widen it
         self.vision: VisionModel | None = None
         self.state, self.ok = "model not loaded yet", False
+        self.waiting = False  # starting up, the model service not found yet (status WARN, logged as INFO)
+        self._started = time.monotonic()
+        self._ever_ready = False
         self._lock = threading.Lock()
         self._retry_at = 0.0
         self.remote: RemoteModel | None = None
@@ -81,7 +85,10 @@ class ModelSource:
         for warning in vision.warnings:
             self.log.warning(warning)
         labels = len(vision.labels) if vision.labels else 0
-        self._set(f"{why}{vision.role} ready ({vision.runner.metadata.name}, {labels} labels)", ok=True)
+        self._ever_ready = True
+        info = getattr(getattr(vision.runner, "backend", None), "info", None) or {}
+        runs = f", {info['backend']} on {info.get('execution_providers', '?')}" if "backend" in info else ""
+        self._set(f"{why}{vision.role} ready ({vision.runner.metadata.name}, {labels} labels{runs})", ok=True)
         self.on_ready(vision)
 
     def set_filters(self, values: dict[str, Any]) -> None:
@@ -92,10 +99,10 @@ class ModelSource:
     # --- using ------------------------------------------------------------------------------------
     def current(self, values: dict[str, Any]) -> VisionModel | None:
         """The model to use now; builds it when there is none and a retry is due (None: see `state`)."""
-        if self.vision is not None or time.monotonic() < self._retry_at:
+        if self.vision is not None:
             return self.vision
-        with self._lock:
-            if self.vision is not None:
+        with self._lock:  # another thread may be building it: wait for that
+            if self.vision is not None or time.monotonic() < self._retry_at:
                 return self.vision
             # a model service or an inference server may come back; a file that failed to load will not
             retry = self.remote is not None or is_server_ref(values["model_path"])
@@ -103,9 +110,14 @@ class ModelSource:
             try:
                 vision = self._build_if_reachable(values)
             except Exception as exc:  # a model that cannot be used: say why, keep the node up
-                self._set(f"{self.where} unavailable: {exc}", ok=False)
+                if (self.remote is not None and not self._ever_ready and isinstance(exc, RemoteError)
+                        and time.monotonic() - self._started < STARTUP_GRACE_S):
+                    self._set(f"waiting for {self.where} (not discovered yet)", ok=False, waiting=True)
+                else:
+                    self._set(f"{self.where} unavailable: {exc}", ok=False)
                 return None
-        self.install(vision, "recovered: " if self.state != "model not loaded yet" else "")
+        failed_before = not self.ok and not self.waiting and self.state != "model not loaded yet"
+        self.install(vision, "recovered: " if failed_before else "")
         return self.vision
 
     def _build_if_reachable(self, values: dict[str, Any]) -> VisionModel:
@@ -135,12 +147,12 @@ class ModelSource:
         if not self.ok and self.vision is not None:
             self._set(f"recovered: {self.vision.role} ready ({self.vision.runner.metadata.name})", ok=True)
 
-    def _set(self, state: str, ok: bool) -> None:
-        if state != self.state and ok:  # rclpy wants one severity per call site
+    def _set(self, state: str, ok: bool, waiting: bool = False) -> None:
+        if state != self.state and (ok or waiting):  # rclpy wants one severity per call site
             self.log.info(state)
         elif state != self.state:
             self.log.error(state)
-        self.state, self.ok = state, ok
+        self.state, self.ok, self.waiting = state, ok, waiting
 
     def close(self) -> None:
         if self._client_node is not None:

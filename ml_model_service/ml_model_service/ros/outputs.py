@@ -1,9 +1,11 @@
 """The vision node's publishers: one frame's Results → vision_msgs, always with the colour frame's header.
 
-QoS as ROS convention has it: results are volatile (a late subscriber never sees a stale result); only
-`label_info` is latched. An empty `objects` message means "nothing found"; no message means "no 3D for this
-frame". The debug image is drawn only while someone subscribes to it. Matched events on every output tell
-the node when anybody listens (image_pipeline's subscribe-while-matched), with no timer.
+QoS as ROS convention has it, set explicitly (never the RMW's "system default", which Fast DDS makes
+transient-local): results are reliable and volatile (a late subscriber never sees a stale result; a
+best-effort subscriber matches too); only `label_info` is latched. An empty `objects` message means
+"nothing found"; no message means "no 3D for this frame". The debug image is drawn only while someone
+subscribes to it. Matched events on every output tell the node when anybody listens (image_pipeline's
+subscribe-while-matched), with no timer.
 
 Segmentation models add `instance_masks` (mono16, the colour image's size and header; pixel = index + 1 of
 the detection in that frame's `detections`, 0 = background), published with every detections message while
@@ -18,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_system_default
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
@@ -31,6 +33,8 @@ from . import conversions
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE,
                      history=HistoryPolicy.KEEP_LAST)
+RESULTS = QoSProfile(depth=10, durability=DurabilityPolicy.VOLATILE, reliability=ReliabilityPolicy.RELIABLE,
+                     history=HistoryPolicy.KEEP_LAST)
 
 
 class Outputs:
@@ -39,10 +43,8 @@ class Outputs:
     def __init__(self, node: Node, on_listeners_changed: Callable[[], None]) -> None:
         self.node = node
         events = PublisherEventCallbacks(matched=lambda _info: on_listeners_changed())
-        volatile = qos_profile_system_default
-
         def make(msg_type, topic):
-            return node.create_publisher(msg_type, topic, volatile, event_callbacks=events)
+            return node.create_publisher(msg_type, topic, RESULTS, event_callbacks=events)
 
         self.detections = make(Detection2DArray, "detections")
         self.classifications = make(Classification, "classifications")
@@ -54,6 +56,12 @@ class Outputs:
         self.label_info = node.create_publisher(LabelInfo, "label_info", LATCHED)
         self._listened = [self.detections, self.classifications, self.debug, self.objects, self.points,
                           self.masks, self.markers]
+
+    def destroy(self) -> None:
+        """Destroy every publisher (lifecycle cleanup)."""
+        for pub in (*self._listened, self.label_info):
+            self.node.destroy_publisher(pub)
+        self._listened = []
 
     def listened(self) -> bool:
         """Whether anybody subscribes to a result topic."""
@@ -73,10 +81,11 @@ class Outputs:
         if vision is not None and vision.classifications_supported:
             self.classifications.publish(conversions.classifications_to_msg(r.classifications, header, names))
         if r.objects is not None:
-            self.objects.publish(conversions.detections3d_to_msg(r.objects, header, names))
-            self.points.publish(combined_cloud(r.objects, header))
+            where = Header(stamp=header.stamp, frame_id=r.objects_frame or header.frame_id)  # target_frame
+            self.objects.publish(conversions.detections3d_to_msg(r.objects, where, names))
+            self.points.publish(combined_cloud(r.objects, where))
             if markers:
-                self.markers.publish(conversions.markers_to_msg(r.objects, header, names, colour_for))
+                self.markers.publish(conversions.markers_to_msg(r.objects, where, names, colour_for))
         if debug and self.debug.get_subscription_count() > 0:
             self.debug.publish(conversions.rgb_to_image(draw(r.rgb, r.detections, r.classifications), header))
 

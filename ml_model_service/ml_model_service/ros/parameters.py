@@ -4,6 +4,11 @@ on the command line made the declared type (`execution_providers:=cpu`, `use_dep
 
 Map-like parameters (label_confidences, remap_*) are string arrays of "key:value" entries, which a YAML
 parameter file writes as `["person:0.6", "car:0.4"]`.
+
+At run time the same forms are accepted (`typed_values`, rclpy's pre-set callback, before rclpy's own type
+check): an empty list of any type (`ros2 param set /vision_service classes "[]"` sends a bool array, an empty
+YAML list in `ros2 param load` another) becomes the declared list type, so every list can be set back to its
+default; an integer becomes the float a float parameter declares.
 """
 from __future__ import annotations
 
@@ -77,6 +82,29 @@ def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
         else:
             node.declare_parameter(p.name, values[p.name], descriptor(p))
     return values
+
+
+def typed_values(params: Sequence[Param]) -> Callable[[list[Parameter]], list[Parameter]]:
+    """A pre-set-parameters callback: values in the forms users send, made the declared type (see above)."""
+    table = by_name(params)
+
+    def pre_set(parameters: list[Parameter]) -> list[Parameter]:
+        out = []
+        for param in parameters:
+            p = table.get(param.name)
+            value = param.value
+            if p is not None and param.type_ != param_type(p):
+                if p.is_list and (param.type_ == Parameter.Type.NOT_SET or
+                                  (isinstance(value, (list, tuple)) or hasattr(value, "tolist")) and len(value) == 0):
+                    param = Parameter(param.name, param_type(p), [])
+                elif p.is_list and p.item_type is float and param.type_ == Parameter.Type.INTEGER_ARRAY:
+                    param = Parameter(param.name, param_type(p), [float(v) for v in value])
+                elif isinstance(p.default, float) and param.type_ == Parameter.Type.INTEGER:
+                    param = Parameter(param.name, Parameter.Type.DOUBLE, float(value))
+            out.append(param)
+        return out
+
+    return pre_set
 
 
 def read(parameters: Sequence[Parameter]) -> dict[str, Any]:

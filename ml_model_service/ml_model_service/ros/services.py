@@ -29,10 +29,11 @@ from ..core.pairing import Pairer, PairingError
 from ..core.vision import VisionModel
 from . import conversions
 from .direct import ServiceThreads
+from .frames import TargetFrame
 from .model_source import ModelSource
 from .remote_model import RemoteError
 from .status import Status
-from .worker import Frame, compute
+from .worker import Frame, compute, to_target_frame
 
 SERVICE_THREADS = 3  # calls answered at once (a call waiting for a camera frame holds one)
 
@@ -42,9 +43,11 @@ class VisionServices:
 
     def __init__(self, node: Node, source: ModelSource, pairer: Pairer, status: Status,
                  values: Callable[[], dict[str, Any]], demand: Callable[[], None], info: Callable[[], Any],
-                 camera_topic: str) -> None:
+                 camera_topic: str, active: Callable[[], bool] = lambda: True,
+                 frames: TargetFrame | None = None) -> None:
         self.node, self.source, self.pairer, self.status = node, source, pairer, status
         self.values, self.demand, self.info, self.camera_topic = values, demand, info, camera_topic
+        self.active, self.frames = active, frames
         self.threads = ServiceThreads(node, [
             (GetDetections, "~/get_detections", self._detections),
             (GetClassifications, "~/get_classifications", self._classifications),
@@ -102,6 +105,8 @@ class VisionServices:
     def _answer(self, response, fill: Callable[[], None]):
         self.status.count("service_calls")
         try:
+            if not self.active():
+                raise RuntimeError("the node is not active (lifecycle): activate it first")
             fill()
             response.success, response.message = True, ""
         except RemoteError as exc:
@@ -171,6 +176,7 @@ class VisionServices:
             if want_masks:
                 response.instance_masks = conversions.instance_masks_to_msg(r.instance_image(), frame.header)
             if want_objects:
+                to_target_frame(r, frame.header, self.values(), self.frames)
                 self._fill_objects(response, r, frame.header)
         return self._answer(response, fill)
 
@@ -179,6 +185,7 @@ class VisionServices:
             vision = self._model()
             frame = self.latest(with_depth=True)
             r = compute(frame, vision, self.values(), classifications=False, objects=True)
+            to_target_frame(r, frame.header, self.values(), self.frames)
             self._fill_objects(response, r, frame.header)
         return self._answer(response, fill)
 
@@ -186,6 +193,7 @@ class VisionServices:
         """3D detections and one cloud per object (same order) into a response."""
         if r.objects is None:
             raise pointcloud.DepthError(r.objects_error or "no 3D objects for this frame")
+        header = Header(stamp=header.stamp, frame_id=r.objects_frame or header.frame_id)  # target_frame
         response.objects = conversions.detections3d_to_msg(r.objects, header, self._names())
         response.clouds = [conversions.cloud_to_msg(o.points, o.colours, None, header) for o in r.objects]
 

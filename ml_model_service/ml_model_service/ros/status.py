@@ -11,7 +11,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
 
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+#: volatile like every output but label_info (a late reader gets the state at the next second, never an old one)
+STATUS_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.VOLATILE, reliability=ReliabilityPolicy.RELIABLE)
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
@@ -31,7 +32,7 @@ class Status:
         self._fields = fields or dict
         self._lock = threading.Lock()
         self._errors_seen = 0
-        self.pub = node.create_publisher(DiagnosticStatus, "~/status", LATCHED)  # a late reader gets the state
+        self.pub = node.create_publisher(DiagnosticStatus, "~/status", STATUS_QOS)
         self.pub_diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         node.create_timer(1.0, self.publish)
 

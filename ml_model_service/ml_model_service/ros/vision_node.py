@@ -17,29 +17,39 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rclpy.node import Node
+from rclpy.clock import JumpThreshold
+from rclpy.duration import Duration
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from ..core.health import TopicState
 from ..core.oip_backend import is_server_ref
 from ..core.options import FILTERS, MODEL, RUNNER, VISION_PARAMS, changed_tier
-from ..core.pairing import Pairer
+from ..core.pairing import JUMP_BACK_S, Pairer
 from ..core.vision import VisionModel
+from . import frames
 from .camera_input import CameraInput
 from .common import spin_node
+from .frames import INSTALL_TF2, TargetFrame
 from .model_source import ModelSource
 from .outputs import Outputs
-from .parameters import declare, read, validator
+from .parameters import ParameterError, declare, read, typed_values, validator
 from .services import VisionServices
 from .status import ERROR, OK, WARN, Status
 from .worker import Worker
 
 DEMAND_S = 10.0  # a service call asking for the latest frame keeps the camera subscribed this long
 COUNTERS = ["received", "processed", "skipped", "errors", "malformed", "no_model", "depth_received", "unpaired",
-            "depth_errors", "service_calls"]
+            "depth_errors", "tf_errors", "decode_budget", "time_jumps", "service_calls"]
 
 
-class VisionNode(Node):
-    """Detections, classifications and object point clouds from a model and camera topics."""
+class VisionNode(LifecycleNode):
+    """Detections, classifications and object point clouds from a model and camera topics.
+
+    A managed (lifecycle) node: configure builds the model source, publishers and services and loads the model;
+    activate subscribes (on demand) and processes frames; deactivate stops all work and subscriptions; cleanup
+    frees the model. With `autostart` (the default) it configures and activates itself at start-up, and a model
+    that cannot be loaded then leaves it up and reporting ERROR, as a plain node; without, a failing transition
+    returns FAILURE with the reason logged."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("vision_service", **kwargs)
@@ -48,38 +58,127 @@ class VisionNode(Node):
         self.image_topic = self.resolve_topic_name("image") + ("/compressed" if v["use_compressed"] else "")
         self._demand_until = 0.0
         self._pending: tuple[str | None, dict[str, Any], VisionModel | None] | None = None
-
+        self.active = False
+        self.stage = "unconfigured"
         self.pairer = Pairer(v["sync_slop"], capacity=8 if v["use_depth"] else 1)
-        self.outputs = Outputs(self, self._update_demand)
-        self.source = ModelSource(self, v, self._model_ready)
-        self.camera = CameraInput(self, self.image_topic, v["use_compressed"], v["use_depth"],
-                                  v["image_qos"] == "reliable")
+        self.source: ModelSource | None = None
+        self.outputs: Outputs | None = None
+        self.calls: VisionServices | None = None
+        self.camera: CameraInput | None = None
+        self.worker: Worker | None = None
+        self.frames: TargetFrame | None = None
+        if v["target_frame"] and not frames.available():
+            raise ParameterError(INSTALL_TF2)
         self.status = Status(self, self.image_topic, COUNTERS, self._states,
-                             lambda: {"subscribed": str(self.camera.subscribed).lower()})
-        self.worker = Worker(self.camera, self.pairer, self.source, self.outputs, self.status, lambda: self.values,
-                             self.get_logger())
-        self.calls = VisionServices(self, self.source, self.pairer, self.status, lambda: self.values,
-                                       self._on_demand, lambda: self.worker.info, self.image_topic)
+                             lambda: {"subscribed": str(bool(self.camera and self.camera.subscribed)).lower(),
+                                      "lifecycle": self.stage})
+        self.add_pre_set_parameters_callback(typed_values(VISION_PARAMS))
         self.add_on_set_parameters_callback(validator(VISION_PARAMS, lambda: self.values, self._prepare))
         self.add_post_set_parameters_callback(self._apply)
-        if not self.obstacles:
-            self.source.current(v)  # load now: start-up problems show at once
-            if v["model_service"] or is_server_ref(v["model_path"]):  # may come up later: retry, 1 Hz
-                self.create_timer(1.0, self._retry_model)
+        if v["model_service"] or is_server_ref(v["model_path"]):  # may come up later: retry, 1 Hz
+            self.create_timer(1.0, self._retry_model)
         self.create_timer(1.0, self._update_demand)  # ends a service call's demand for frames
+        self._jump_handler = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(seconds=-JUMP_BACK_S), on_clock_change=True),
+            post_callback=self._clock_jumped)
+        if v["autostart"]:
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+        else:
+            self.get_logger().info("unconfigured, waiting for a lifecycle manager (autostart: false): "
+                                   f"ros2 lifecycle set {self.get_fully_qualified_name()} configure")
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def on_configure(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        """Model source, publishers and services; the model loaded and checked."""
+        v = self.values
+        self.source = ModelSource(self, v, self._model_ready)
+        self.outputs = Outputs(self, self._update_demand)
+        self.frames = TargetFrame(self)
+        if not self.obstacles and self.source.current(v) is None and not v["autostart"]:
+            reason = self.source.state
+            self.get_logger().error(f"configure failed: {reason}")
+            self._clean_up()
+            self.stage = f"unconfigured (configure failed: {reason})"
+            return TransitionCallbackReturn.FAILURE
+        self.calls = VisionServices(self, self.source, self.pairer, self.status, lambda: self.values,
+                                    self._on_demand, lambda: self.worker.info if self.worker else None,
+                                    self.image_topic, lambda: self.active, self.frames)
+        self.stage = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe (while someone listens) and process frames."""
+        v = self.values
+        self.camera = CameraInput(self, self.image_topic, v["use_compressed"], v["use_depth"],
+                                  v["image_qos"] == "reliable")
+        self.worker = Worker(self.camera, self.pairer, self.source, self.outputs, self.status, lambda: self.values,
+                             self.get_logger(), self.frames)
         self.worker.start()
+        self.active, self.stage = True, "active"
+        if self.source.vision is not None:
+            self._model_ready(self.source.vision)
         self._update_demand()
         self.get_logger().info(
             f"listening on {self.image_topic}" + (" with depth" if v["use_depth"] else "") +
             f"; model: {v['model_service'] or v['model_path'] or 'bundled detector'}" +
             (" (obstacle mode, no model)" if self.obstacles else ""))
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop all work and drop the camera subscriptions."""
+        self._stop_work()
+        self.stage = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        self._clean_up()
+        self.stage = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_work()
+        self._clean_up()
+        self.stage = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, _state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error("a lifecycle transition raised: work stopped, model freed")
+        self._stop_work()
+        self._clean_up()
+        self.stage = "unconfigured (after an error)"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_work(self) -> None:
+        self.active = False
+        if self.worker is not None:
+            self.worker.stop()  # closes the camera subscriptions
+        self.worker, self.camera = None, None
+        self.pairer.clear()
+
+    def _clean_up(self) -> None:
+        if self.calls is not None:
+            self.calls.stop()
+        if self.outputs is not None:
+            self.outputs.destroy()
+        if self.source is not None:
+            self.source.close()
+        if self.frames is not None:
+            self.frames.close()
+        self.calls = self.outputs = self.source = self.frames = None
 
     # --- parameters -------------------------------------------------------------------------------
     def _prepare(self, candidate: dict[str, Any]) -> str:
         """Validate a change that valid values alone cannot vouch for: build the new model or decoder now."""
         tier = changed_tier(self.values, candidate, VISION_PARAMS)
         vision = None
-        if tier in (RUNNER, MODEL) and not self.obstacles:
+        reason = self._unknown_classes(candidate)
+        if reason:
+            return reason
+        if candidate["target_frame"] and candidate["target_frame"] != self.values["target_frame"] and \
+                not frames.available():
+            return INSTALL_TF2
+        if tier in (RUNNER, MODEL) and not self.obstacles and self.source is not None:
             if tier == RUNNER and self.source.remote is not None:
                 return (f"the model comes from the model service {self.source.remote.service}: call its "
                         "~/load_model or set its model_path")
@@ -92,26 +191,54 @@ class VisionNode(Node):
         self._pending = (tier, candidate, vision)
         return ""
 
+    def _unknown_classes(self, candidate: dict[str, Any]) -> str:
+        """"" when every name newly set in `classes` and `label_confidences` is a label of the model, else why
+        not (a name that is not a label would filter out everything, silently)."""
+        vision = self.source.vision if self.source is not None else None
+        known = set(vision.labels.names.values()) if vision is not None and vision.labels else set()
+        for name in ("classes", "label_confidences"):
+            if candidate[name] == self.values[name]:
+                continue
+            names = candidate[name] if name == "classes" else [e.rpartition(":")[0].strip() for e in candidate[name]]
+            for item in names:
+                if not item.strip():
+                    return f"{name}: an empty class name matches no label"
+                if known and item not in known and not item.isdigit():
+                    shown = ", ".join(sorted(known)[:40]) + (", ..." if len(known) > 40 else "")
+                    return f"{name}: {item!r} is not a label of this model; its {len(known)} labels: {shown}"
+        return ""
+
     def _apply(self, parameters) -> None:
         """Apply an accepted change by its tier (after rclpy stored the values)."""
         tier, candidate, vision = self._pending or (None, {**self.values, **read(parameters)}, None)
         self._pending = None
         self.values = candidate
         self.pairer.slop = candidate["sync_slop"]
+        if self.source is None:  # unconfigured: the values are used at configure
+            return
         if vision is not None:
             self.source.install(vision, "model changed: " if tier == RUNNER else "decoder rebuilt: ")
         elif tier == FILTERS:
             self.source.set_filters(candidate)
             if self.source.vision is not None:
-                self.outputs.publish_labels(self.source.vision, candidate["confidence_threshold"])
+                self._model_ready(self.source.vision)
         self._update_demand()
 
+    def _clock_jumped(self, jump) -> None:
+        """The node's clock went back (a simulation or bag replay restarted, /clock reset)."""
+        self.get_logger().warning(f"the clock jumped ({jump.delta.nanoseconds * 1e-9:+.2f} s): pairing and "
+                                  "tracking restarted")
+        if self.worker is not None:
+            self.worker.restart_timeline()
+        self.pairer.clear()
+
     def _retry_model(self) -> None:
-        if self.source.vision is None:
+        if self.source is not None and self.source.vision is None:
             self.source.current(self.values)  # no-op until a retry is due (never for a file that failed)
 
     def _model_ready(self, vision: VisionModel) -> None:
-        self.outputs.publish_labels(vision, self.values["confidence_threshold"])
+        if self.active and self.outputs is not None:  # label_info is latched: only from an active node
+            self.outputs.publish_labels(vision, self.values["confidence_threshold"])
 
     # --- subscribe while someone listens ----------------------------------------------------------
     def _on_demand(self) -> None:
@@ -120,6 +247,8 @@ class VisionNode(Node):
         self._update_demand()
 
     def _update_demand(self) -> None:
+        if self.camera is None or self.outputs is None:
+            return
         wanted = bool(self.values["always_on"] or self.outputs.listened() or time.monotonic() < self._demand_until)
         if wanted != self.camera.wanted:
             self.camera.wanted = wanted
@@ -129,8 +258,10 @@ class VisionNode(Node):
 
     # --- health -----------------------------------------------------------------------------------
     def _states(self) -> list[tuple[bytes, str]]:
+        if self.source is None or self.camera is None or self.worker is None:
+            return [(OK, self.stage)]  # the lifecycle manager's choice, not a fault
         states = [(OK, "obstacle mode")] if self.obstacles else [
-            (OK if self.source.ok else ERROR, self.source.state)]
+            (OK if self.source.ok else WARN if self.source.waiting else ERROR, self.source.state)]
         if self.worker.depth_state:
             states.append((WARN, f"3D failing: {self.worker.depth_state}"))
         topic = TopicState(subscribed=self.camera.subscribed, publishers=self.count_publishers(self.image_topic),
@@ -141,9 +272,9 @@ class VisionNode(Node):
         return states
 
     def destroy_node(self) -> None:
-        for part in ("calls", "worker", "source"):  # absent when start-up failed
-            if hasattr(self, part):
-                getattr(self, part).close() if part == "source" else getattr(self, part).stop()
+        if hasattr(self, "stage"):  # absent when start-up failed
+            self._stop_work()
+            self._clean_up()
         super().destroy_node()
 
 

@@ -16,7 +16,7 @@ from std_msgs.msg import Header
 from ..core import pipeline, pointcloud
 from ..core.backends import pin_caller, pool_pinned
 from ..core.health import StreamHealth
-from ..core.imaging import ImageError
+from ..core.imaging import DecodeBudget, DecodeBudgetError, ImageError
 from ..core.oip_backend import InferenceServerError
 from ..core.options import cloud_config
 from ..core.pairing import Next, Pairer
@@ -24,6 +24,7 @@ from ..core.tracking import Tracker, TrackerConfig
 from ..core.vision import VisionModel
 from . import conversions
 from .camera_input import CameraInput
+from .frames import FrameError, TargetFrame
 from .model_source import ModelSource
 from .outputs import Outputs
 from .remote_model import RemoteError
@@ -44,8 +45,8 @@ class Frame:
     """One colour message (Image or CompressedImage), optionally with its depth message and camera_info."""
 
     def __init__(self, colour: Image | CompressedImage, depth: Image | None = None,
-                 info: CameraInfo | None = None) -> None:
-        self.colour, self.depth, self.info = colour, depth, info
+                 info: CameraInfo | None = None, budget: DecodeBudget | None = None) -> None:
+        self.colour, self.depth, self.info, self.budget = colour, depth, info, budget
 
     @property
     def header(self) -> Header:
@@ -53,7 +54,7 @@ class Frame:
 
     def rgb(self, max_pixels: int):
         if isinstance(self.colour, CompressedImage):
-            return conversions.compressed_to_rgb(self.colour, max_pixels)
+            return conversions.compressed_to_rgb(self.colour, max_pixels, self.budget)
         return conversions.image_to_rgb(self.colour, max_pixels)
 
     def depth_input(self, values: dict[str, Any]) -> pipeline.Depth | None:
@@ -82,6 +83,21 @@ def compute(frame: Frame, vision: VisionModel | None, values: dict[str, Any], *,
                         obstacles=obstacles, tracker=tracker)
 
 
+def to_target_frame(r: pipeline.Results, header: Header, values: dict[str, Any], frames: TargetFrame | None) -> bool:
+    """Put the frame's 3D objects in `target_frame` (tf2 at the image's stamp); False when its transform is
+    missing (the objects are then dropped, with the reason in `objects_error`)."""
+    target = values["target_frame"]
+    if frames is None or not target or r.objects is None or target == header.frame_id:
+        return True
+    try:
+        tf = frames.lookup(target, header, values["tf_timeout"])
+    except FrameError as exc:
+        r.objects, r.objects_error = None, str(exc)
+        return False
+    r.objects, r.objects_frame = pointcloud.transform_objects(r.objects, tf), target
+    return True
+
+
 def tracker_config(values: dict[str, Any]) -> TrackerConfig | None:
     """The tracker settings from the node's parameters; None when tracking is off."""
     if not values.get("tracking", False):
@@ -96,11 +112,13 @@ class Worker(threading.Thread):
     """Takes frames from `camera`, pairs them (`pairer`), processes the newest, publishes to `outputs`."""
 
     def __init__(self, camera: CameraInput, pairer: Pairer, source: ModelSource, outputs: Outputs, status: Status,
-                 values: Callable[[], dict[str, Any]], log) -> None:
+                 values: Callable[[], dict[str, Any]], log, frames: TargetFrame | None = None) -> None:
         super().__init__(name="vision_worker", daemon=True)
         self.camera, self.pairer, self.source, self.outputs, self.status = camera, pairer, source, outputs, status
         self.values, self.log = values, log
         self.health = StreamHealth()
+        self.frames = frames
+        self.budget = DecodeBudget(values()["max_decode_pixels_per_s"])  # compressed frames of the topic
         self.info: CameraInfo | None = None
         self.depth_state = ""  # why the last frame had no 3D ("" = fine)
         self.tracker: Tracker | None = None
@@ -144,14 +162,14 @@ class Worker(threading.Thread):
             self.info = taken.info
         for depth in taken.depths:
             self.status.count("depth_received")
-            self.pairer.add_depth(stamp_s(depth.header), depth)
+            self._time_jump(self.pairer.add_depth(stamp_s(depth.header), depth), "depth")
         if taken.colour is not None:
             self.status.count("received", taken.colour_count)
             self.status.count("skipped", taken.colour_replaced)
             self.health.received(taken.colour_count)
-            self.pairer.add_colour(stamp_s(taken.colour.header), taken.colour)
+            self._time_jump(self.pairer.add_colour(stamp_s(taken.colour.header), taken.colour), "colour")
         if not self.camera.use_depth:
-            return Frame(taken.colour) if taken.colour is not None else None
+            return Frame(taken.colour, budget=self.budget) if taken.colour is not None else None
         nxt: Next | None = self.pairer.next_frame()
         if nxt is None:
             return None
@@ -159,7 +177,23 @@ class Worker(threading.Thread):
         if nxt.depth is None:
             self.status.count("unpaired")
             self._no_3d(nxt.reason)
-        return Frame(nxt.colour.item, nxt.depth.item if nxt.depth else None, self.info)
+        return Frame(nxt.colour.item, nxt.depth.item if nxt.depth else None, self.info, self.budget)
+
+    def _time_jump(self, seconds: float, stream: str) -> None:
+        """The stamps of `stream` went back `seconds` (0: they did not): go on with the new timeline."""
+        if not seconds:
+            return
+        self.status.count("time_jumps")
+        if stream == "colour":
+            self.tracker, self._tracking = None, ()  # tracks belong to the old timeline
+        self.log.warning(f"{stream} stamps went back {seconds:.2f} s (bag loop, simulation reset or camera clock "
+                         f"reset): {stream} buffers{' and tracking' if stream == 'colour' else ''} restarted",
+                         throttle_duration_sec=1.0)
+
+    def restart_timeline(self) -> None:
+        """The node's clock jumped back (sim time reset): everything tied to the old timeline is dropped."""
+        self.pairer.clear()
+        self.tracker, self._tracking = None, ()
 
     def _process(self, frame: Frame) -> None:
         values = self.values()
@@ -181,13 +215,15 @@ class Worker(threading.Thread):
         try:
             r = compute(frame, vision, values, objects=frame.depth is not None, tracker=tracker)
         except ImageError as exc:
-            self._drop("errors", str(exc))
+            self._drop("decode_budget" if isinstance(exc, DecodeBudgetError) else "errors", str(exc))
             return
         except (RemoteError, InferenceServerError) as exc:
             self.status.error("errors", str(exc))
             self.health.failed(str(exc))
             self._unpinned(self.source.failed, exc, values)
             return
+        if frame.depth is not None and not to_target_frame(r, frame.header, values, self.frames):
+            self.status.count("tf_errors")
         if frame.depth is not None:
             if r.objects_error:
                 self.status.error("depth_errors", r.objects_error)
