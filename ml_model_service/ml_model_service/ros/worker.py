@@ -118,6 +118,7 @@ class Worker(threading.Thread):
         self.values, self.log = values, log
         self.health = StreamHealth()
         self.frames = frames
+        self._warned_distortion = False
         self.budget = DecodeBudget(values()["max_decode_pixels_per_s"])  # compressed frames of the topic
         self.info: CameraInfo | None = None
         self.depth_state = ""  # why the last frame had no 3D ("" = fine)
@@ -159,6 +160,7 @@ class Worker(threading.Thread):
     def _receive(self, taken) -> Frame | None:
         """Store what arrived; the frame to process now, if any."""
         if taken.info is not None:
+            self._check_rectified(taken.info)
             self.info = taken.info
         for depth in taken.depths:
             self.status.count("depth_received")
@@ -178,6 +180,17 @@ class Worker(threading.Thread):
             self.status.count("unpaired")
             self._no_3d(nxt.reason)
         return Frame(nxt.colour.item, nxt.depth.item if nxt.depth else None, self.info, self.budget)
+
+    def _check_rectified(self, info: CameraInfo) -> None:
+        """Inputs are taken as rectified (only K is used): say so once when a camera with lens distortion feeds
+        an unrectified topic (image_raw) to the node."""
+        if self._warned_distortion or not any(abs(float(d)) > 1e-9 for d in info.d):
+            return
+        if "image_raw" in self.camera.image_topic:
+            self._warned_distortion = True
+            self.log.warning(f"{self.camera.image_topic} is unrectified and its camera_info has lens distortion "
+                             f"({info.distortion_model}): 3D assumes rectified images (K only); run "
+                             "image_proc's rectify node and subscribe to image_rect")
 
     def _time_jump(self, seconds: float, stream: str) -> None:
         """The stamps of `stream` went back `seconds` (0: they did not): go on with the new timeline."""

@@ -221,3 +221,28 @@ def test_target_frame_puts_objects_in_base_link(start_node, spinner, tmp_path):
     finally:
         camera.close()
     assert proc.alive()
+
+
+def test_distortion_on_an_unrectified_topic_is_warned_once(start_node, spinner):
+    from sensor_msgs.msg import CameraInfo
+
+    from conftest import image_msg, photo
+
+    proc = start_node("vision_service", {"use_depth": True, "always_on": True, "execution_providers": ["cpu"]},
+                      namespace="/dist", remaps={"image": "/dist/color/image_raw"})
+    node = spinner.node
+    wait_for(lambda: node.count_subscribers("/dist/camera_info") > 0, 30, what="the camera_info subscription")
+    image = node.create_publisher(type(image_msg(photo("coffee"), "c")), "/dist/color/image_raw", 2)
+    info = node.create_publisher(CameraInfo, "/dist/camera_info", 2)
+    msg = CameraInfo(width=640, height=480, k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1], distortion_model="plumb_bob",
+                     d=[0.1, -0.05, 0.0, 0.0, 0.0])
+    for _ in range(20):
+        msg.header.stamp = node.get_clock().now().to_msg()
+        info.publish(msg)
+        time.sleep(0.1)
+        if "assumes rectified" in proc.log():
+            break
+    assert proc.log().count("assumes rectified") == 1, proc.log()
+    assert "image_rect" in proc.log()
+    node.destroy_publisher(image)
+    node.destroy_publisher(info)
