@@ -30,11 +30,11 @@ def test_parameter_files_are_generated_from_the_table(name):
     assert values == {p.name: p.default for p in params}
 
 
-def test_readme_parameter_tables_are_generated_from_the_table():
-    readme = PKG.parent / "README.md"
-    assert readme.read_text() == update_readme(str(readme), README_TABLES)
+def test_documented_parameter_tables_are_generated_from_the_table():
+    doc = PKG.parent / "docs" / "parameters.md"
+    assert doc.read_text() == update_readme(str(doc), README_TABLES)
     for name in README_TABLES:
-        assert f"<!-- params:{name} -->\n| parameter |" in readme.read_text()
+        assert f"<!-- params:{name} -->\n| parameter |" in doc.read_text()
 
 
 def test_nodes_start_from_the_shipped_parameter_files(start_node):

@@ -22,7 +22,7 @@ import time
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
 from ml_model_service_interfaces.msg import ModelMetadata as ModelMetadataMsg
@@ -37,13 +37,14 @@ from ..core.trust import SWAP_DISABLED, ModelPolicy
 from . import conversions
 from .common import load_model, spin_node
 from .direct import ServiceThreads
+from .managed import ManagedNode
 from .parameters import MODEL_SERVICE_PARAMS, declare, typed_values
 from .status import ERROR, OK, Status
 
 _RELOAD_PARAMS = {p.name for p in MODEL_PARAMS if p.effective_tier == RUNNER}  # a change reloads the model
 
 
-class ModelServiceNode(LifecycleNode):
+class ModelServiceNode(ManagedNode):
     """Loads a model on the machine and runs it for anyone on the ROS graph.
 
     A managed (lifecycle) node: configure loads the model, activate serves Infer, deactivate stops serving
@@ -59,7 +60,6 @@ class ModelServiceNode(LifecycleNode):
         # model_repository later cannot widen them.
         self.policy = ModelPolicy.from_params(self.params)
         self.model: Model | None = None
-        self.stage = "unconfigured"
         self._load_lock = threading.RLock()  # one load + swap + parameter update at a time
         self._syncing = threading.local()  # set while the node writes its own parameters after a load
         # The generation starts at the start time (microseconds) so a restarted service never repeats one.
@@ -77,12 +77,7 @@ class ModelServiceNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.status = Status(self, "ml_model_service", [], self._states,
                              lambda: {**{k: str(v) for k, v in self.counters.items()}, "lifecycle": self.stage})
-        if self.params["autostart"]:
-            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-                self.trigger_activate()
-        else:
-            self.get_logger().info("unconfigured, waiting for a lifecycle manager (autostart: false): "
-                                   f"ros2 lifecycle set {self.get_fully_qualified_name()} configure")
+        self.start_up(self.params["autostart"])
 
     # --- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, _state: LifecycleState) -> TransitionCallbackReturn:
@@ -94,8 +89,7 @@ class ModelServiceNode(LifecycleNode):
             self.load_error = reason
             self.get_logger().error(f"no model loaded: {reason}. Call ~/load_model or set model_path.")
             if not self.params["autostart"]:
-                self.stage = f"unconfigured (configure failed: {reason})"
-                return TransitionCallbackReturn.FAILURE
+                return self.configure_failed(reason)
         self.stage = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
@@ -107,34 +101,14 @@ class ModelServiceNode(LifecycleNode):
         self.stage = "active"
         return TransitionCallbackReturn.SUCCESS
 
-    def on_deactivate(self, _state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_serving()
-        self.stage = "inactive"
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_cleanup(self, _state: LifecycleState) -> TransitionCallbackReturn:
-        with self._load_lock:
-            self.model, self.load_error = None, ""
-        self.stage = "unconfigured"
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, _state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_serving()
-        self.model = None
-        self.stage = "finalized"
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, _state: LifecycleState) -> TransitionCallbackReturn:
-        self.get_logger().error("a lifecycle transition raised: Infer stopped, model freed")
-        self._stop_serving()
-        self.model = None
-        self.stage = "unconfigured (after an error)"
-        return TransitionCallbackReturn.SUCCESS
-
-    def _stop_serving(self) -> None:
-        if self.infer_threads is not None:
+    def _stop_work(self) -> None:
+        if getattr(self, "infer_threads", None) is not None:
             self.infer_threads.stop()
         self.infer_threads = None
+
+    def _clean_up(self) -> None:
+        with self._load_lock:
+            self.model = None
 
     def _states(self) -> list[tuple[bytes, str]]:
         model = self.model
@@ -303,10 +277,6 @@ class ModelServiceNode(LifecycleNode):
             self.get_logger().error(response.message[:500], throttle_duration_sec=1.0)
         return response
 
-    def destroy_node(self) -> None:
-        if hasattr(self, "stage"):  # absent when start-up failed
-            self._stop_serving()
-        super().destroy_node()
 
 
 def main(args=None) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from ..core.health import TopicState
 from ..core.oip_backend import is_server_ref
@@ -30,6 +30,7 @@ from . import frames
 from .camera_input import CameraInput
 from .common import spin_node
 from .frames import INSTALL_TF2, TargetFrame
+from .managed import ManagedNode
 from .model_source import ModelSource
 from .outputs import Outputs
 from .parameters import ParameterError, declare, read, typed_values, validator
@@ -42,7 +43,7 @@ COUNTERS = ["received", "processed", "skipped", "errors", "malformed", "no_model
             "depth_errors", "tf_errors", "decode_budget", "time_jumps", "service_calls"]
 
 
-class VisionNode(LifecycleNode):
+class VisionNode(ManagedNode):
     """Detections, classifications and object point clouds from a model and camera topics.
 
     A managed (lifecycle) node: configure builds the model source, publishers and services and loads the model;
@@ -59,7 +60,6 @@ class VisionNode(LifecycleNode):
         self._demand_until = 0.0
         self._pending: tuple[str | None, dict[str, Any], VisionModel | None] | None = None
         self.active = False
-        self.stage = "unconfigured"
         self.pairer = Pairer(v["sync_slop"], capacity=8 if v["use_depth"] else 1)
         self.source: ModelSource | None = None
         self.outputs: Outputs | None = None
@@ -81,12 +81,7 @@ class VisionNode(LifecycleNode):
         self._jump_handler = self.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(seconds=-JUMP_BACK_S), on_clock_change=True),
             post_callback=self._clock_jumped)
-        if v["autostart"]:
-            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-                self.trigger_activate()
-        else:
-            self.get_logger().info("unconfigured, waiting for a lifecycle manager (autostart: false): "
-                                   f"ros2 lifecycle set {self.get_fully_qualified_name()} configure")
+        self.start_up(v["autostart"])
 
     # --- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, _state: LifecycleState) -> TransitionCallbackReturn:
@@ -96,11 +91,7 @@ class VisionNode(LifecycleNode):
         self.outputs = Outputs(self, self._update_demand)
         self.frames = TargetFrame(self)
         if not self.obstacles and self.source.current(v) is None and not v["autostart"]:
-            reason = self.source.state
-            self.get_logger().error(f"configure failed: {reason}")
-            self._clean_up()
-            self.stage = f"unconfigured (configure failed: {reason})"
-            return TransitionCallbackReturn.FAILURE
+            return self.configure_failed(self.source.state)
         self.calls = VisionServices(self, self.source, self.pairer, self.status, lambda: self.values,
                                     self._on_demand, lambda: self.worker.info if self.worker else None,
                                     self.image_topic, lambda: self.active, self.frames)
@@ -123,30 +114,6 @@ class VisionNode(LifecycleNode):
             f"listening on {self.image_topic}" + (" with depth" if v["use_depth"] else "") +
             f"; model: {v['model_service'] or v['model_path'] or 'bundled detector'}" +
             (" (obstacle mode, no model)" if self.obstacles else ""))
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_deactivate(self, _state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop all work and drop the camera subscriptions."""
-        self._stop_work()
-        self.stage = "inactive"
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_cleanup(self, _state: LifecycleState) -> TransitionCallbackReturn:
-        self._clean_up()
-        self.stage = "unconfigured"
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, _state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_work()
-        self._clean_up()
-        self.stage = "finalized"
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, _state: LifecycleState) -> TransitionCallbackReturn:
-        self.get_logger().error("a lifecycle transition raised: work stopped, model freed")
-        self._stop_work()
-        self._clean_up()
-        self.stage = "unconfigured (after an error)"
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_work(self) -> None:
@@ -271,11 +238,6 @@ class VisionNode(LifecycleNode):
             states.append((OK, "idle: nobody subscribes to the results (the camera is subscribed on demand)"))
         return states
 
-    def destroy_node(self) -> None:
-        if hasattr(self, "stage"):  # absent when start-up failed
-            self._stop_work()
-            self._clean_up()
-        super().destroy_node()
 
 
 def main(args=None) -> None:
