@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -117,6 +118,9 @@ class DirectClient:
                         return response
 
 
+SEND_RETRIES = 30  # answers tried (each waits ~0.1 s in the middleware for the caller's reader)
+
+
 class ServiceThreads:
     """Services answered by `threads` threads of their own, `callback(request, response) -> response` in each.
 
@@ -139,6 +143,7 @@ class ServiceThreads:
         self._by_pointer = {srv.handle.pointer: (srv, srv_type, cb) for srv, srv_type, cb in self._served}
         self._guard = GuardCondition(None, None, context=node.context)
         self._leader = threading.Lock()
+        self._send_lock = threading.Lock()  # warnings.catch_warnings is process-wide
         self._stopping = False
         self._threads = [threading.Thread(target=self._run, name=f"srv_{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
@@ -172,9 +177,24 @@ class ServiceThreads:
             srv, srv_type, callback, request, header = taken
             try:
                 response = callback(request, srv_type.Response())
-                srv.send_response(response, header)
+                if not self._send(srv, response, header):
+                    log.error(f"{srv.srv_name}: the caller's answer could not be sent (its response reader was "
+                              f"never matched within {SEND_RETRIES * 0.1:.0f} s)", throttle_duration_sec=1.0)
             except Exception as exc:  # one bad request never ends a serving thread
                 log.error(f"{srv.srv_name}: {type(exc).__name__}: {exc}", throttle_duration_sec=1.0)
+
+    def _send(self, srv, response, header) -> bool:
+        """Send an answer; retried while the middleware says the caller cannot receive it yet. A caller that
+        has just appeared can see the service, and call it, before the service has matched the caller's
+        response reader: rmw_fastrtps then waits ~100 ms and drops the answer with a warning, which a busy
+        machine's discovery can outlast. Answered at once, as these threads answer, that race is real."""
+        for _ in range(SEND_RETRIES):
+            with self._send_lock, warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                srv.send_response(response, header)
+            if not any("will not receive response" in str(w.message) for w in caught):
+                return True
+        return False
 
     def stop(self) -> None:
         """End the threads (they finish the request in hand) and destroy the services."""
