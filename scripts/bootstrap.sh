@@ -32,6 +32,27 @@ if ! ldconfig -p 2>/dev/null | grep 'libusb-1.0.so.0' >/dev/null; then
 fi
 
 mkdir -p "$STAMPS"
+
+# Python environments are built in a cache folder keyed by what built them (the pinned requirement files and
+# the interpreter), and linked into the checkout: a fresh clone (CI) links a complete one instead of installing
+# again; changed requirements build a new one. MMS_CACHE_DIR moves the folder; MMS_CACHE_DIR=none turns it off.
+CACHE=${MMS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ml_model_service}
+use_cached() {  # use_cached ENV_DIR KEY [VENV_ARGS...]: ENV_DIR becomes a link to the cached environment of KEY
+  local dir=$1 key=$2; shift 2
+  [ "$CACHE" = none ] && return 0
+  [ -e "$dir" ] && [ ! -L "$dir" ] && return 0  # a checkout's own environment stays as it is
+  local cached="$CACHE/env-$(echo "$key" | sha256sum | cut -c1-16)"
+  [ -L "$dir" ] && [ "$(readlink "$dir")" != "$cached" ] && rm "$dir"
+  [ -e "$dir" ] && return 0
+  if [ -f "$cached/.complete" ]; then
+    ln -s "$cached" "$dir"
+    say "using the cached environment $cached for $(basename "$dir")"
+    case $dir in */kserve-venv) echo "$key" > "$STAMPS/kserve" ;; *) echo "$key" > "$STAMPS/venv" ;; esac
+    return 0
+  fi
+  rm -rf "$cached" && mkdir -p "$CACHE" && "$PY" -m venv "$@" "$cached" && ln -s "$cached" "$dir"
+}
+cached_complete() { [ -L "$1" ] && touch "$1/.complete" || true; }
 # 1. Python environment -------------------------------------------------------------------------
 if [ -n "${ROS_DISTRO:-}" ]; then
   MODE="system-ros-$ROS_DISTRO"
@@ -42,7 +63,8 @@ else
   REQS=(scripts/requirements-ros.txt scripts/requirements.txt)
   VENV_ARGS=()
 fi
-want="$MODE-$(hash_of "${REQS[@]}" scripts/constraints.txt)"
+want="$MODE-$(hash_of "${REQS[@]}" scripts/constraints.txt)-$($PY -c 'import sys; print(sys.version.split()[0])')"
+use_cached "$VENV" "$want" "${VENV_ARGS[@]}"
 if [ "$(cat "$STAMPS/venv" 2>/dev/null)" != "$want" ] || [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV ($MODE)"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "${VENV_ARGS[@]}" "$VENV"
@@ -66,6 +88,7 @@ if [ "$(cat "$STAMPS/venv" 2>/dev/null)" != "$want" ] || [ ! -x "$VENV/bin/pytho
     done
   fi
   echo "$want" > "$STAMPS/venv"
+  cached_complete "$VENV"
 else
   say "python environment up to date ($MODE)"
 fi
@@ -81,12 +104,15 @@ fi
 
 # 1c. KServe's ModelServer for the tests, in its own environment (its pins clash with the suite's).
 KSERVE_VENV="$ROOT/build/kserve-venv"
-want="$(hash_of scripts/requirements-kserve.txt)"
+want="kserve-$(hash_of scripts/requirements-kserve.txt)"
+mkdir -p "$ROOT/build"
+use_cached "$KSERVE_VENV" "$want"
 if [ "$(cat "$STAMPS/kserve" 2>/dev/null)" != "$want" ] || [ ! -x "$KSERVE_VENV/bin/python" ]; then
   say "creating $KSERVE_VENV (KServe ModelServer for the tests)"
   [ -x "$KSERVE_VENV/bin/python" ] || "$PY" -m venv "$KSERVE_VENV"
   "$KSERVE_VENV/bin/python" -m pip install -q --no-deps -r scripts/requirements-kserve.txt
   echo "$want" > "$STAMPS/kserve"
+  cached_complete "$KSERVE_VENV"
 fi
 
 # 2. Workspace build ----------------------------------------------------------------------------
