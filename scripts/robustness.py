@@ -843,8 +843,8 @@ def phase_leak(h: Harness) -> dict:
 
 
 def phase_bitflip(h: Harness, copies: int) -> dict:
-    from ml_model_service.core.backends import ModelLoadError
     from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model
+    from ml_model_service.core.runtimes.backend import ModelLoadError
     from ml_model_service.core.trust import ModelPolicy, TrustError
 
     repo = h.work / "flipped"

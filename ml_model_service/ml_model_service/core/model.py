@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import DEFAULT_PROVIDERS, ModelLoadError, open_backend
 from .labels import Labels, embedded_labels
 from .metadata import (
     LABEL_TYPE_TENSOR_AXIS,
@@ -25,7 +24,9 @@ from .metadata import (
     ModelMetadata,
     TensorSpec,
 )
-from .oip_backend import DEFAULT_TIMEOUT_S, OipBackend, is_server_ref, parse_server_ref
+from .runtimes.backend import DEFAULT_PROVIDERS, ModelLoadError
+from .runtimes.oip_backend import DEFAULT_TIMEOUT_S, OipBackend, is_server_ref, parse_server_ref
+from .runtimes.registry import open_backend
 from .tensors import check_inputs
 from .trust import ModelPolicy
 

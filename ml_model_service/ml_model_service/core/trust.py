@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends import ModelLoadError
 from .labels import Labels, parse_labels
+from .runtimes.backend import ModelLoadError
 
 #: Largest label file read (bytes).
 MAX_LABEL_BYTES = 1024 * 1024
@@ -131,7 +131,7 @@ class ModelPolicy:
     def from_params(cls, params: dict) -> ModelPolicy:
         """The policy a node's parameters describe at start-up (`allowed_paths`, `model_repository`,
         `allowed_servers`; the server of the start-up `model_path` is allowed too: the operator chose it)."""
-        from .oip_backend import ServerRef, is_server_ref, parse_server_ref
+        from .runtimes.oip_backend import ServerRef, is_server_ref, parse_server_ref
 
         servers = [str(s) for s in params.get("allowed_servers") or []]
         start = str(params.get("model_path") or "")

@@ -8,7 +8,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.node import Node
 
 from ..core.model import Model
-from ..core.oip_backend import DEFAULT_TIMEOUT_S
+from ..core.runtimes.oip_backend import DEFAULT_TIMEOUT_S
 from ..core.trust import ModelPolicy
 
 

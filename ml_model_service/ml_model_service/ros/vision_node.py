@@ -22,9 +22,9 @@ from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from ..core.health import TopicState
-from ..core.oip_backend import is_server_ref
 from ..core.options import FILTERS, MODEL, RUNNER, VISION_PARAMS, changed_tier
 from ..core.pairing import JUMP_BACK_S, Pairer
+from ..core.runtimes.oip_backend import is_server_ref
 from ..core.vision import VisionModel
 from . import frames
 from .camera_input import CameraInput

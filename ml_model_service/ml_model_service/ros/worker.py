@@ -14,12 +14,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from ..core import pipeline, pointcloud
-from ..core.backends import pin_caller, pool_pinned
 from ..core.health import StreamHealth
 from ..core.imaging import DecodeBudget, DecodeBudgetError, ImageError
-from ..core.oip_backend import InferenceServerError
 from ..core.options import cloud_config
 from ..core.pairing import Next, Pairer
+from ..core.runtimes.oip_backend import InferenceServerError
+from ..core.runtimes.threads import pin_caller, pool_pinned
 from ..core.tracking import Tracker, TrackerConfig
 from ..core.vision import VisionModel
 from . import conversions
@@ -272,7 +272,7 @@ class Worker(threading.Thread):
 
     def _pin(self, pin: bool) -> None:
         """Keep this thread on the core the runtime's pinned pool threads leave free (`pin_worker`, for a model
-        in this process whose pool is pinned: `backends.pool_pinned`), or let it run on any allowed core."""
+        in this process whose pool is pinned: `threads.pool_pinned`), or let it run on any allowed core."""
         self._pinned = pin
         where = self._affinity(pin)
         if where:
