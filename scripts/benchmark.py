@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 from skimage import data  # noqa: E402
 
 from ml_model_service.core import imaging, pipeline, pointcloud  # noqa: E402
-from ml_model_service.core.model import Model  # noqa: E402
+from ml_model_service.core.loading.model import Model  # noqa: E402
 from ml_model_service.core.runtimes.threads import default_threads  # noqa: E402
 from ml_model_service.core.scenes import Box3D, render  # noqa: E402
 from ml_model_service.core.tracking import Tracker  # noqa: E402

@@ -36,7 +36,7 @@ from skimage import data  # noqa: E402
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from ml_model_service.core.labels import load_labels  # noqa: E402
+from ml_model_service.core.loading.labels import load_labels  # noqa: E402
 from ml_model_service.ros import conversions  # noqa: E402
 from ml_model_service.ros.processes import spawn_node  # noqa: E402
 from ml_model_service.ros.remote_model import BackgroundSpinner, RemoteModel  # noqa: E402

@@ -608,8 +608,8 @@ def phase_restart(h: Harness, cycles: int, outage: float) -> dict:
 def phase_swap(h: Harness, seconds: float, every: float) -> dict:
     import cv2
 
-    from ml_model_service.core.labels import load_labels
-    from ml_model_service.core.model import BUNDLED_DIR
+    from ml_model_service.core.loading.bundled import BUNDLED_DIR
+    from ml_model_service.core.loading.labels import load_labels
 
     coco = set(load_labels(BUNDLED_DIR / "coco_labels.txt").names.values())
     imagenet = set(load_labels(BUNDLED_DIR / "imagenet_labels.txt").names.values())
@@ -843,9 +843,10 @@ def phase_leak(h: Harness) -> dict:
 
 
 def phase_bitflip(h: Harness, copies: int) -> dict:
-    from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model
+    from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+    from ml_model_service.core.loading.model import Model
+    from ml_model_service.core.loading.trust import ModelPolicy, TrustError
     from ml_model_service.core.runtimes.backend import ModelLoadError
-    from ml_model_service.core.trust import ModelPolicy, TrustError
 
     repo = h.work / "flipped"
     repo.mkdir()

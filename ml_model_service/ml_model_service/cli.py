@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 
 from .core import options
-from .core.model import BUNDLED, DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, Model
+from .core.loading.bundled import BUNDLED, DEFAULT_CLASSIFIER, DEFAULT_DETECTOR
+from .core.loading.model import Model
 from .core.vision import VisionModel
 
 #: Node parameters that select the model; the CLI's own flags (--model, --labels...) set them.

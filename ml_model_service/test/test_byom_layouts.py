@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from ml_model_service.core.decoders import DecoderConfig, anchor_centres
-from ml_model_service.core.model import Model
+from ml_model_service.core.loading.model import Model
 from ml_model_service.core.preprocess import InputLayout, PreprocessConfig, RoleError, preprocess
 from ml_model_service.core.vision import FilterConfig, VisionConfig, VisionModel
 

@@ -20,7 +20,8 @@ from ai_edge_litert import schema_py_generated as tfl
 from onnx import TensorProto, helper, numpy_helper
 
 from ml_model_service.core import imaging
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.model import Model
 from ml_model_service.core.runtimes import limits
 from ml_model_service.core.runtimes.backend import ModelLoadError
 from ml_model_service.core.runtimes.limits import MAX_MODEL_TENSOR_BYTES, TensorSizeError
@@ -157,7 +158,7 @@ def refusal_in_child(setup: str, attack: str) -> dict:
 
 BACKEND_SETUP = ("import onnx, onnxruntime\nfrom pathlib import Path\n"
                  "from ml_model_service.core.runtimes.registry import open_backend\n"
-                 "from ml_model_service.core.model import Model")
+                 "from ml_model_service.core.loading.model import Model")
 
 
 def big_tflite_conv(path: Path) -> Path:

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ml_model_service.core.labels import load_labels
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.labels import load_labels
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import ModelChanged, RemoteModel, call
 from ml_model_service_interfaces.msg import AssociatedFile, Tensor

@@ -16,11 +16,12 @@ from rclpy.qos import QoSProfile
 from test_vision_service import as_tuples, assert_matches_reference, iou, reference_detections, start_vision, wait_ready
 from vision_msgs.msg import Detection2DArray
 
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.loading.trust import ModelPolicy, TrustError
 from ml_model_service.core.options import vision_config
 from ml_model_service.core.runtimes.backend import ModelLoadError
 from ml_model_service.core.runtimes.oip_backend import InferenceServerError, parse_server_ref
-from ml_model_service.core.trust import ModelPolicy, TrustError
 from ml_model_service.core.vision import VisionModel
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import GetDetections
@@ -204,7 +205,7 @@ def test_triton_repository_configs_describe_the_bundled_models(name, bundled):
     from google.protobuf import json_format, text_format
     from tritonclient.grpc import model_config_pb2
 
-    from ml_model_service.core.labels import embedded_labels, load_labels
+    from ml_model_service.core.loading.labels import embedded_labels, load_labels
     from ml_model_service.core.runtimes.oip_backend import V2_TYPES, server_parameters
 
     path = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "model_repository" / name / "config.pbtxt"

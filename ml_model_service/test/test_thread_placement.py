@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from ml_model_service.core.model import Model
+from ml_model_service.core.loading.model import Model
 from ml_model_service.core.runtimes.threads import (
     allowed_cores,
     caller_core,

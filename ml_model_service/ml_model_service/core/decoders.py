@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .hints import ModelHints
-from .labels import Labels
+from .loading.labels import Labels
 from .masks import MaskSource, direct_maps, prototypes_from
 from .metadata import ModelMetadata, TensorSpec
 from .preprocess import RoleError, Transform

@@ -12,7 +12,7 @@ import numpy as np
 
 from .decoders import DETECTION_ROLES, ClassifierDecoder, DecoderConfig, RawDetections, find_decoder
 from .hints import read_hints
-from .labels import Labels
+from .loading.labels import Labels
 from .masks import Mask
 from .metadata import ModelMetadata, TensorSpec
 from .preprocess import (

@@ -7,9 +7,9 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
-from ..core.model import Model
+from ..core.loading.model import Model
+from ..core.loading.trust import ModelPolicy
 from ..core.runtimes.oip_backend import DEFAULT_TIMEOUT_S
-from ..core.trust import ModelPolicy
 
 
 def load_model(params: dict, model_path: str | None = None, label_path: str | None = None, *,

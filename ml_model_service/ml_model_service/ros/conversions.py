@@ -30,7 +30,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from ml_model_service_interfaces.msg import AssociatedFile, ModelMetadata, Tensor, TensorInfo
 
 from ..core import imaging, metadata, tensors
-from ..core.labels import Labels
+from ..core.loading.labels import Labels
 from ..core.vision import Classification as CoreClassification
 from ..core.vision import Detection
 

@@ -29,12 +29,12 @@ from ml_model_service_interfaces.msg import ModelMetadata as ModelMetadataMsg
 from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
 
 from ..core import tensors
-from ..core.model import Model
+from ..core.loading.model import Model
+from ..core.loading.trust import SWAP_DISABLED, ModelPolicy
 from ..core.options import MODEL_PARAMS, RUNNER
 from ..core.runtimes.backend import ModelLoadError
 from ..core.runtimes.threads import pin_caller, pool_pinned
 from ..core.tensors import TensorError
-from ..core.trust import SWAP_DISABLED, ModelPolicy
 from . import conversions
 from .common import load_model, spin_node
 from .direct import ServiceThreads
