@@ -275,8 +275,9 @@ def seg_graph(path: Path, mask_640: np.ndarray, box_640: tuple[int, int, int, in
 
 def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
     """Instance masks and markers from a segmentation model over DDS (returns the node it started)."""
-    from ml_model_service.core import masks, pointcloud, scenes
-    from ml_model_service.core.vision import Detection
+    from ml_model_service.core import pointcloud, scenes
+    from ml_model_service.core.reading import masks
+    from ml_model_service.core.reading.vision import Detection
 
     print("\n=== 4. Instance masks and RViz markers: a thin frame in front of a wall (seg model) ===")
     thin = scenes.thin_object("frame")

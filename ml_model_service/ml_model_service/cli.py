@@ -26,7 +26,7 @@ import numpy as np
 from .core import options
 from .core.loading.bundled import BUNDLED, DEFAULT_CLASSIFIER, DEFAULT_DETECTOR
 from .core.loading.model import Model
-from .core.vision import VisionModel
+from .core.reading.vision import VisionModel
 
 #: Node parameters that select the model; the CLI's own flags (--model, --labels...) set them.
 _RUNNER = {"model_path": "model", "label_path": "labels", "model_repository": "repository",

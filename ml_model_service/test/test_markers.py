@@ -14,7 +14,8 @@ from test_object_clouds import depth_msg, info_msg
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ml_model_service.core import masks, scenes
+from ml_model_service.core import scenes
+from ml_model_service.core.reading import masks
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import CaptureAll, GetProperties

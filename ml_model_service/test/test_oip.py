@@ -20,9 +20,9 @@ from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
 from ml_model_service.core.loading.model import Model
 from ml_model_service.core.loading.trust import ModelPolicy, TrustError
 from ml_model_service.core.options import vision_config
+from ml_model_service.core.reading.vision import VisionModel
 from ml_model_service.core.runtimes.backend import ModelLoadError
 from ml_model_service.core.runtimes.oip_backend import InferenceServerError, parse_server_ref
-from ml_model_service.core.vision import VisionModel
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import GetDetections
 

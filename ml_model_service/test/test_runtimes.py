@@ -15,10 +15,10 @@ from test_vision_service import assert_matches_reference, reference_detections
 
 from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR, auto_runtime
 from ml_model_service.core.loading.model import Model
+from ml_model_service.core.reading.vision import FilterConfig, VisionConfig, VisionModel
 from ml_model_service.core.runtimes.backend import ModelLoadError
 from ml_model_service.core.runtimes.registry import open_backend
 from ml_model_service.core.runtimes.threads import default_threads
-from ml_model_service.core.vision import FilterConfig, VisionConfig, VisionModel
 
 from conftest import photo
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ml_model_service.core import pipeline
+from ml_model_service.core.reading.vision import Detection
 from ml_model_service.core.tracking import Tracker, TrackerConfig
-from ml_model_service.core.vision import Detection
 
 FRAMES = 90  # 3 s at 30 Hz
 

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .decoders import DecoderConfig
 from .pointcloud import CloudConfig
-from .preprocess import PreprocessConfig
-from .vision import FilterConfig, VisionConfig
+from .reading.decoders.base import DecoderConfig
+from .reading.preprocess import PreprocessConfig
+from .reading.vision import FilterConfig, VisionConfig
 
 FIXED, RUNNER, MODEL, FILTERS, LIVE = "fixed", "runner", "model", "filters", "live"
 TIER_ORDER = (LIVE, FILTERS, MODEL, RUNNER, FIXED)

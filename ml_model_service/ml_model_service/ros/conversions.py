@@ -31,8 +31,8 @@ from ml_model_service_interfaces.msg import AssociatedFile, ModelMetadata, Tenso
 
 from ..core import imaging, metadata, tensors
 from ..core.loading.labels import Labels
-from ..core.vision import Classification as CoreClassification
-from ..core.vision import Detection
+from ..core.reading.vision import Classification as CoreClassification
+from ..core.reading.vision import Detection
 
 # --- tensors and metadata -------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, 
 from visualization_msgs.msg import MarkerArray
 
 from ..core.pipeline import Results
-from ..core.vision import VisionModel
+from ..core.reading.vision import VisionModel
 from ..core.visualize import colour_for, draw
 from . import conversions
 

@@ -26,7 +26,7 @@ from ml_model_service_interfaces.srv import (
 from ..core import pointcloud
 from ..core.imaging import ImageError
 from ..core.pairing import Pairer, PairingError
-from ..core.vision import VisionModel
+from ..core.reading.vision import VisionModel
 from . import conversions
 from .direct import ServiceThreads
 from .frames import TargetFrame

@@ -24,8 +24,8 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from ..core.health import TopicState
 from ..core.options import FILTERS, MODEL, RUNNER, VISION_PARAMS, changed_tier
 from ..core.pairing import JUMP_BACK_S, Pairer
+from ..core.reading.vision import VisionModel
 from ..core.runtimes.oip_backend import is_server_ref
-from ..core.vision import VisionModel
 from . import frames
 from .camera_input import CameraInput
 from .common import spin_node

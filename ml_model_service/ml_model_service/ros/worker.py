@@ -18,10 +18,10 @@ from ..core.health import StreamHealth
 from ..core.imaging import DecodeBudget, DecodeBudgetError, ImageError
 from ..core.options import cloud_config
 from ..core.pairing import Next, Pairer
+from ..core.reading.vision import VisionModel
 from ..core.runtimes.oip_backend import InferenceServerError
 from ..core.runtimes.threads import pin_caller, pool_pinned
 from ..core.tracking import Tracker, TrackerConfig
-from ..core.vision import VisionModel
 from . import conversions
 from .camera_input import CameraInput
 from .frames import FrameError, TargetFrame

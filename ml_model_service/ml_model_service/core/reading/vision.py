@@ -10,11 +10,13 @@ from typing import Protocol
 
 import numpy as np
 
-from .decoders import DETECTION_ROLES, ClassifierDecoder, DecoderConfig, RawDetections, find_decoder
+from ..loading.labels import Labels
+from ..metadata import ModelMetadata, TensorSpec
+from .decoders.base import DETECTION_ROLES, DecoderConfig, RawDetections
+from .decoders.classifier import ClassifierDecoder
+from .decoders.registry import find_decoder
 from .hints import read_hints
-from .loading.labels import Labels
 from .masks import Mask
-from .metadata import ModelMetadata, TensorSpec
 from .preprocess import (
     MAX_INPUT_PIXELS,
     RESIZE_MODES,
@@ -187,7 +189,7 @@ class VisionModel:
             if size != labels.span:
                 self.warnings.append(f"the classifier gives {size} scores but the labels cover {labels.span} "
                                      "classes; unlabelled indices are named by number")
-        n_classes = getattr(self.decoder, "num_classes", 0)
+        n_classes = self.decoder.num_classes
         if labels and n_classes and n_classes < labels.span:
             self.warnings.append(f"the model scores {n_classes} classes but the labels cover {labels.span}; check "
                                  "that the label file belongs to this model")
@@ -284,7 +286,7 @@ class VisionModel:
     @property
     def segments(self) -> bool:
         """Whether the model gives instance masks."""
-        return bool(getattr(self.decoder, "protos", None) or getattr(self.decoder, "masks_output", None))
+        return self.decoder.segments
 
     def classify(self, rgb: np.ndarray, n: int = 5) -> list[Classification]:
         """Top n classifications kept by the filters (n <= 0: all)."""
