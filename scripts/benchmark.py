@@ -50,12 +50,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from skimage import data  # noqa: E402
 
-from ml_model_service.core import imaging, pipeline, pointcloud  # noqa: E402
+from ml_model_service.core.frames import imaging, pipeline, pointcloud  # noqa: E402
+from ml_model_service.core.frames.tracking import Tracker  # noqa: E402
 from ml_model_service.core.loading.model import Model  # noqa: E402
 from ml_model_service.core.reading.vision import Detection, VisionModel  # noqa: E402
 from ml_model_service.core.runtimes.threads import default_threads  # noqa: E402
 from ml_model_service.core.scenes import Box3D, render  # noqa: E402
-from ml_model_service.core.tracking import Tracker  # noqa: E402
 
 if TYPE_CHECKING:  # bench_stream needs ROS; --core-only does not
     from bench_stream import Camera, Client, NodeProcess, StreamResult

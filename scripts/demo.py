@@ -230,7 +230,7 @@ class MarkerBox:
 
 def save_markers(rgb: np.ndarray, array: MarkerArray, k, path: Path) -> None:
     """The markers received on object_markers, rendered offline over the camera image."""
-    from ml_model_service.core.visualize import draw_markers
+    from ml_model_service.core.frames.visualize import draw_markers
 
     texts = {m.id: m for m in array.markers if m.type == Marker.TEXT_VIEW_FACING}
     boxes = [MarkerBox(m, texts.get(m.id)) for m in array.markers if m.type == Marker.CUBE]
@@ -275,7 +275,8 @@ def seg_graph(path: Path, mask_640: np.ndarray, box_640: tuple[int, int, int, in
 
 def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
     """Instance masks and markers from a segmentation model over DDS (returns the node it started)."""
-    from ml_model_service.core import pointcloud, scenes
+    from ml_model_service.core import scenes
+    from ml_model_service.core.frames import pointcloud
     from ml_model_service.core.reading import masks
     from ml_model_service.core.reading.vision import Detection
 

@@ -19,7 +19,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as tfl
 from onnx import TensorProto, helper, numpy_helper
 
-from ml_model_service.core import imaging
+from ml_model_service.core.frames import imaging
 from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
 from ml_model_service.core.loading.model import Model
 from ml_model_service.core.runtimes import limits
@@ -278,8 +278,8 @@ def test_small_images_declaring_large_ones_are_refused_before_decoding(tmp_path:
     """Under max_image_pixels (49 MP < 50 MP), but far more pixels than the bytes can encode."""
     path = tmp_path / f"bomb.{kind}"
     path.write_bytes(make(7000, 7000))
-    result = refusal_in_child(f"from ml_model_service.core import imaging\ndata = open({str(path)!r}, 'rb').read()",
-                              "imaging.decode_compressed(data)")
+    result = refusal_in_child(f"from ml_model_service.core.frames import imaging\n"
+                              f"data = open({str(path)!r}, 'rb').read()", "imaging.decode_compressed(data)")
     assert result["error"].startswith(f"ImageError: compressed {kind} image declares 7000x7000"), result
     assert "truncated or a decompression bomb" in result["error"]
     assert result["growth_mb"] < 50 and result["cpu_s"] < 0.1, result

@@ -158,7 +158,7 @@ def test_tracking_ids_over_dds(tmp_path, start_node, spinner, camera):
 def test_marker_ids_follow_tracking_ids_and_labels_name_them():
     from std_msgs.msg import Header
 
-    from ml_model_service.core.pointcloud import Object3D
+    from ml_model_service.core.frames.pointcloud import Object3D
 
     pts = np.array([[0.0, 0.0, 1.0], [0.2, 0.1, 1.3]], np.float32)
     tracked = Object3D(0, 2, "car", 0.8, pts, np.zeros((2, 3), np.uint8), id="17", detection=0)

@@ -13,7 +13,8 @@ import pytest
 from onnx import TensorProto
 from test_byom_layouts import IMAGE, NCHW, OBJECTS, end2end_rows, graph, grid, load, raw_v8, ultralytics_props
 
-from ml_model_service.core import pipeline, pointcloud, scenes
+from ml_model_service.core import scenes
+from ml_model_service.core.frames import pipeline, pointcloud
 from ml_model_service.core.reading import masks
 from ml_model_service.core.reading.vision import Detection
 

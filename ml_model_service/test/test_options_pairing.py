@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from ml_model_service.core.frames.pairing import Pairer
 from ml_model_service.core.options import (
     FILTERS,
     LIVE,
@@ -15,7 +16,6 @@ from ml_model_service.core.options import (
     validate,
     vision_config,
 )
-from ml_model_service.core.pairing import Pairer
 
 P = by_name(VISION_PARAMS)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml_model_service.core import pipeline
+from ml_model_service.core.frames import pipeline
+from ml_model_service.core.frames.tracking import Tracker, TrackerConfig
 from ml_model_service.core.reading.vision import Detection
-from ml_model_service.core.tracking import Tracker, TrackerConfig
 
 FRAMES = 90  # 3 s at 30 Hz
 

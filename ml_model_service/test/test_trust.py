@@ -13,8 +13,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ml_model_service.core import imaging, tensors
-from ml_model_service.core.imaging import ImageError
+from ml_model_service.core import tensors
+from ml_model_service.core.frames import imaging
+from ml_model_service.core.frames.imaging import ImageError
 from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
 from ml_model_service.core.loading.model import Model
 from ml_model_service.core.loading.trust import MAX_LABEL_BYTES, ModelPolicy, TrustError, read_sums, sha256

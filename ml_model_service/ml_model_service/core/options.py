@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .pointcloud import CloudConfig
+from .frames.pointcloud import CloudConfig
 from .reading.decoders.base import DecoderConfig
 from .reading.preprocess import PreprocessConfig
 from .reading.vision import FilterConfig, VisionConfig

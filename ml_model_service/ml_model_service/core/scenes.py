@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .pointcloud import Intrinsics
+from .frames.pointcloud import Intrinsics
 
 
 @dataclass

@@ -29,7 +29,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ml_model_service_interfaces.msg import AssociatedFile, ModelMetadata, Tensor, TensorInfo
 
-from ..core import imaging, metadata, tensors
+from ..core import metadata, tensors
+from ..core.frames import imaging
 from ..core.loading.labels import Labels
 from ..core.reading.vision import Classification as CoreClassification
 from ..core.reading.vision import Detection
@@ -235,7 +236,7 @@ def _orientation(obj) -> Quaternion:
 
 
 def detections3d_to_msg(objects: Sequence, header: Header, use_names: bool = True) -> Detection3DArray:
-    """Objects (core.pointcloud.Object3D) → Detection3DArray: centre = mean of points, size = extents."""
+    """Objects (core.frames.pointcloud.Object3D) → Detection3DArray: centre = mean of points, size = extents."""
     out = Detection3DArray(header=header)
     for obj in objects:
         det = Detection3D(header=header, id=getattr(obj, "id", ""))
@@ -268,7 +269,7 @@ def instance_masks_from_msg(msg: Image) -> np.ndarray:
 
 def _rotate(q: Sequence[float], v: Sequence[float]) -> tuple[float, float, float]:
     """Vector `v` turned by unit quaternion `q` (x, y, z, w)."""
-    from ..core.pointcloud import RigidTransform
+    from ..core.frames.pointcloud import RigidTransform
 
     return tuple(float(c) for c in RigidTransform((0.0, 0.0, 0.0), tuple(q)).matrix @ np.asarray(v))
 

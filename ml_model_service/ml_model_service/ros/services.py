@@ -23,9 +23,9 @@ from ml_model_service_interfaces.srv import (
     GetProperties,
 )
 
-from ..core import pointcloud
-from ..core.imaging import ImageError
-from ..core.pairing import Pairer, PairingError
+from ..core.frames import pointcloud
+from ..core.frames.imaging import ImageError
+from ..core.frames.pairing import Pairer, PairingError
 from ..core.reading.vision import VisionModel
 from . import conversions
 from .direct import ServiceThreads

@@ -6,9 +6,10 @@ Composition only; each job lives in its own module:
   old one keeps serving) and applied in the post-set callback by tier — a threshold never reloads the model;
 - the model: `ros/model_source.py` (in process, or a model service called from the calling thread);
 - the camera: `ros/camera_input.py` (subscriptions owned by the worker, subscribed only while someone listens);
-- pairing colour/depth/camera_info: `core/pairing.py`; the frame's work: `core/pipeline.py`;
+- pairing colour/depth/camera_info: `core/frames/pairing.py`; the frame's work: `core/frames/pipeline.py`;
 - the worker thread: `ros/worker.py`; publishers: `ros/outputs.py`; calls: `ros/services.py` (own threads);
-  health: `ros/status.py` (`~/status` and `/diagnostics`), judged from the stream's facts by `core/health.py`.
+  health: `ros/status.py` (`~/status` and `/diagnostics`), judged from the stream's facts by
+  `core/frames/health.py`.
 The node spins on a single-threaded executor (parameters, matched and QoS events, status and demand timers);
 nothing on it waits for frames or models.
 """
@@ -21,9 +22,9 @@ from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from ..core.health import TopicState
+from ..core.frames.health import TopicState
+from ..core.frames.pairing import JUMP_BACK_S, Pairer
 from ..core.options import FILTERS, MODEL, RUNNER, VISION_PARAMS, changed_tier
-from ..core.pairing import JUMP_BACK_S, Pairer
 from ..core.reading.vision import VisionModel
 from ..core.runtimes.oip_backend import is_server_ref
 from . import frames

@@ -13,15 +13,15 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from ..core import pipeline, pointcloud
-from ..core.health import StreamHealth
-from ..core.imaging import DecodeBudget, DecodeBudgetError, ImageError
+from ..core.frames import pipeline, pointcloud
+from ..core.frames.health import StreamHealth
+from ..core.frames.imaging import DecodeBudget, DecodeBudgetError, ImageError
+from ..core.frames.pairing import Next, Pairer
+from ..core.frames.tracking import Tracker, TrackerConfig
 from ..core.options import cloud_config
-from ..core.pairing import Next, Pairer
 from ..core.reading.vision import VisionModel
 from ..core.runtimes.oip_backend import InferenceServerError
 from ..core.runtimes.threads import pin_caller, pool_pinned
-from ..core.tracking import Tracker, TrackerConfig
 from . import conversions
 from .camera_input import CameraInput
 from .frames import FrameError, TargetFrame

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .reading.vision import Classification, Detection
+from ..reading.vision import Classification, Detection
 
 
 def colour_for(index: int) -> tuple[int, int, int]:

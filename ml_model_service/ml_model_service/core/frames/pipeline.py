@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..reading import masks
+from ..reading.vision import Classification, Detection, VisionModel
 from . import pointcloud
-from .reading import masks
-from .reading.vision import Classification, Detection, VisionModel
 from .tracking import Tracker
 
 
