@@ -239,7 +239,8 @@ def test_setting_model_path_swaps_or_is_rejected(detector, spinner, tmp_path):
 def test_every_reloading_parameter_reloads_the_model(detector, spinner):
     """The table's `runner` tier is the model service's reload set: each such change opens the model again
     (a new generation) with the new value, server_timeout included."""
-    from ml_model_service.core.options import MODEL_PARAMS, RUNNER
+    from ml_model_service.core.settings.params import RUNNER
+    from ml_model_service.core.settings.tables import MODEL_PARAMS
 
     proc, remote = detector
     new = {"server_timeout": 7.5, "num_threads": 1, "pin_threads": False, "backend": "onnx",

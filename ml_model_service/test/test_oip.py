@@ -19,10 +19,10 @@ from vision_msgs.msg import Detection2DArray
 from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
 from ml_model_service.core.loading.model import Model
 from ml_model_service.core.loading.trust import ModelPolicy, TrustError
-from ml_model_service.core.options import vision_config
 from ml_model_service.core.reading.vision import VisionModel
 from ml_model_service.core.runtimes.backend import ModelLoadError
 from ml_model_service.core.runtimes.oip_backend import InferenceServerError, parse_server_ref
+from ml_model_service.core.settings.configs import vision_config
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import GetDetections
 
@@ -43,7 +43,7 @@ def server():
 
 
 def _defaults() -> dict:
-    from ml_model_service.core.options import VISION_PARAMS, defaults
+    from ml_model_service.core.settings.tables import VISION_PARAMS, defaults
 
     return defaults(VISION_PARAMS)
 

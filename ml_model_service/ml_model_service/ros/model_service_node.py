@@ -31,14 +31,15 @@ from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
 from ..core import tensors
 from ..core.loading.model import Model
 from ..core.loading.trust import SWAP_DISABLED, ModelPolicy
-from ..core.options import MODEL_PARAMS, RUNNER
 from ..core.runtimes.backend import ModelLoadError
 from ..core.runtimes.threads import pin_caller, pool_pinned
+from ..core.settings.params import RUNNER
+from ..core.settings.tables import MODEL_PARAMS, MODEL_SERVICE_PARAMS
 from ..core.tensors import TensorError
 from . import conversions
 from .common import load_model, spin_node
 from .direct import ServiceThreads
-from .parameters import MODEL_SERVICE_PARAMS, declare, typed_values
+from .parameters import declare, typed_values
 from .status import ERROR, OK, Status
 
 _RELOAD_PARAMS = {p.name for p in MODEL_PARAMS if p.effective_tier == RUNNER}  # a change reloads the model

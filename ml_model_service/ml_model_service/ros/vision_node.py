@@ -1,7 +1,7 @@
 """The vision service node: camera topics in, vision_msgs out; request/response calls for any image.
 
 Composition only; each job lives in its own module:
-- parameters: the table in `core/options.py`, declared by `ros/parameters.py`; a change is validated in the
+- parameters: the table in `core/settings/tables.py`, declared by `ros/parameters.py`; a change is validated in the
   on-set callback (a model or decoder change is built there, so a model that fails to load is refused and the
   old one keeps serving) and applied in the post-set callback by tier — a threshold never reloads the model;
 - the model: `ros/model_source.py` (in process, or a model service called from the calling thread);
@@ -24,9 +24,10 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from ..core.frames.health import TopicState
 from ..core.frames.pairing import JUMP_BACK_S, Pairer
-from ..core.options import FILTERS, MODEL, RUNNER, VISION_PARAMS, changed_tier
 from ..core.reading.vision import VisionModel
 from ..core.runtimes.oip_backend import is_server_ref
+from ..core.settings.params import FILTERS, MODEL, RUNNER
+from ..core.settings.tables import VISION_PARAMS, changed_tier
 from . import frames
 from .camera_input import CameraInput
 from .common import spin_node

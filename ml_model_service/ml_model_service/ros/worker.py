@@ -18,10 +18,10 @@ from ..core.frames.health import StreamHealth
 from ..core.frames.imaging import DecodeBudget, DecodeBudgetError, ImageError
 from ..core.frames.pairing import Next, Pairer
 from ..core.frames.tracking import Tracker, TrackerConfig
-from ..core.options import cloud_config
 from ..core.reading.vision import VisionModel
 from ..core.runtimes.oip_backend import InferenceServerError
 from ..core.runtimes.threads import pin_caller, pool_pinned
+from ..core.settings.configs import cloud_config
 from . import conversions
 from .camera_input import CameraInput
 from .frames import FrameError, TargetFrame

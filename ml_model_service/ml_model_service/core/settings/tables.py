@@ -1,160 +1,27 @@
-"""The one parameter table of both nodes, ROS-free: type, default, range, allowed values, fixed list
-lengths and what a change does (its tier). The nodes declare it (`ros/parameters.py`), the CLI reads the
-same names from flags or a node's YAML file, and `vision_config` / `cloud_config` turn values into the
-core's configuration objects.
-
-Tiers, cheapest last (a change applies the most expensive tier among the changed parameters):
-- `fixed`: read-only, set at start-up only;
-- `runner`: open the model again (file, labels, backend, providers, threads, repository);
-- `model`: rebuild the decoder and preprocessing on the loaded model (one trial inference);
-- `filters`: swap the result filters (thresholds, classes) — no model work;
-- `live`: read at the next frame (top_n, debug image, clouds, timeouts).
+"""The one parameter table of both nodes, ROS-free: every parameter of the model service
+(`MODEL_SERVICE_PARAMS`) and of the vision node (`VISION_PARAMS`), their shared model parameters first
+(`MODEL_PARAMS`), and the checks on a set of values. The nodes declare it (`ros/parameters.py`), the CLI reads
+the same names from flags or a node's YAML file, `configs` turns values into the core's configuration objects
+and `files` writes the shipped parameter files from it.
 """
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .frames.pointcloud import CloudConfig
-from .reading.decoders.base import DecoderConfig
-from .reading.preprocess import PreprocessConfig
-from .reading.vision import FilterConfig, VisionConfig
-
-FIXED, RUNNER, MODEL, FILTERS, LIVE = "fixed", "runner", "model", "filters", "live"
-TIER_ORDER = (LIVE, FILTERS, MODEL, RUNNER, FIXED)
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter: name, default, description and its validators (modelled on
-    generate_parameter_library: bounds, one_of, fixed_size, custom)."""
-
-    name: str
-    default: Any
-    description: str
-    low: float | None = None
-    high: float | None = None
-    read_only: bool = False
-    item_type: type = str  # element type of a list parameter
-    choices: tuple[str, ...] = ()
-    length: int | None = None  # fixed list length
-    tier: str = LIVE
-    check: Callable[[Any], str] | None = None  # custom validator: "" or the reason
-
-    @property
-    def is_list(self) -> bool:
-        return isinstance(self.default, list)
-
-    @property
-    def effective_tier(self) -> str:
-        return FIXED if self.read_only else self.tier
-
-    def constraints(self) -> str:
-        """The validators in words (for `ros2 param describe`)."""
-        parts = []
-        if self.choices:
-            parts.append("one of: " + ", ".join(self.choices))
-        if self.length is not None:
-            parts.append(f"exactly {self.length} values")
-        if self.low is not None:
-            parts.append(f"range {self.low}..{self.high}")
-        parts.append({FIXED: "read-only (start-up only)", RUNNER: "a change reloads the model",
-                      MODEL: "a change rebuilds decoding/preprocessing", FILTERS: "applied live",
-                      LIVE: "applied live"}[self.effective_tier])
-        return "; ".join(parts)
-
-    def coerce(self, value: Any) -> Any:
-        """The forms users type, made the declared type: 'cpu' or 'cuda,cpu' for a list, 1/0 or 'true' for a
-        bool, an integer for a float. Anything else is returned as is (and refused by `validate`)."""
-        if self.is_list and value is None:  # an empty YAML list arrives untyped
-            return []
-        if self.is_list and isinstance(value, str):
-            items = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
-            try:
-                return [self.item_type(v) for v in items]
-            except ValueError:
-                return value
-        if isinstance(self.default, bool):
-            if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
-                return bool(value)
-            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.strip().lower() in ("true", "1", "yes")
-        if isinstance(self.default, float) and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if self.is_list and isinstance(value, (list, tuple)) and self.item_type is float:
-            return [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
-        return value
-
-    def validate(self, value: Any) -> str:
-        """"" when `value` is acceptable, else the reason."""
-        expected = type(self.default)
-        if self.is_list:
-            if not isinstance(value, (list, tuple)) or not all(
-                    isinstance(v, self.item_type) and not (self.item_type is not bool and isinstance(v, bool))
-                    for v in value):
-                return f"{self.name} must be a list of {self.item_type.__name__}, got {value!r}"
-            if self.length is not None and len(value) != self.length:
-                return f"{self.name} needs exactly {self.length} values, got {len(value)}"
-        elif not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-            return f"{self.name} must be a {expected.__name__}, got {value!r}"
-        if self.choices and value not in self.choices:
-            return f"{self.name}: {value!r} is not one of {', '.join(self.choices)}"
-        if self.low is not None and not self.is_list and not (self.low <= value <= self.high):
-            return f"{self.name}: {value} is outside {self.low}..{self.high}"
-        return self.check(value) if self.check else ""
-
-
-def parse_pairs(entries: Sequence[str], what: str) -> dict[str, str]:
-    """["a:b", ...] → {"a": "b"}; the last ':' separates, so keys may hold ':' (e.g. 'Out:1:score')."""
-    pairs = {}
-    for entry in entries:
-        key, sep, value = str(entry).rpartition(":")
-        if not sep or not key.strip():
-            raise ValueError(f"{what}: entry {entry!r} is not of the form 'key:value'")
-        pairs[key.strip()] = value.strip()
-    return pairs
-
-
-def _pairs(what: str, value_check: Callable[[str], str] | None = None) -> Callable[[Any], str]:
-    def check(entries: Any) -> str:
-        try:
-            pairs = parse_pairs(entries, what)
-        except ValueError as exc:
-            return str(exc)
-        for key, value in pairs.items():
-            reason = value_check(value) if value_check else ""
-            if reason:
-                return f"{what}: {key!r}: {reason}"
-        return ""
-    return check
-
-
-def _score(value: str) -> str:
-    try:
-        return "" if 0.0 <= float(value) <= 1.0 else f"{value} is not a score in 0..1"
-    except ValueError:
-        return f"{value!r} is not a number"
-
-
-def _role(value: str) -> str:
-    roles = ("location", "score", "category", "count", "probability")
-    return "" if value in roles else f"role {value!r} is not one of {', '.join(roles)}"
-
-
-def _permutation(value: Any) -> str:
-    return "" if not value or sorted(value) == [0, 1, 2, 3] else \
-        f"box_order {list(value)} is not empty or a permutation of 0..3"
-
-
-def _input_size(value: Any) -> str:
-    return "" if len(value) <= 2 and all(x > 0 for x in value) else "input_size needs 0, 1 or 2 positive values"
-
-
-def _nonzero(value: Any) -> str:
-    return "input_std values must be non-zero" if any(v == 0 for v in value) else ""
-
+from .params import (
+    FILTERS,
+    MODEL,
+    RUNNER,
+    TIER_ORDER,
+    Param,
+    check_input_size,
+    check_nonzero,
+    check_pairs,
+    check_permutation,
+    check_role,
+    check_score,
+)
 
 MODEL_PARAMS = [
     Param("model_path", "", "Model file (.onnx/.tflite), a model repository name, or a bundled name "
@@ -220,7 +87,7 @@ VISION_PARAMS = MODEL_PARAMS + LIFECYCLE_PARAMS + [
     Param("confidence_threshold", 0.5, "Minimum score of a detection or classification.", 0.0, 1.0,
           tier=FILTERS),
     Param("label_confidences", [], "Per-label minimum scores, 'label:min'; when set, only listed labels are kept.",
-          tier=FILTERS, check=_pairs("label_confidences", _score)),
+          tier=FILTERS, check=check_pairs("label_confidences", check_score)),
     Param("classes", [], "Keep only these class names (empty: all).", tier=FILTERS),
     Param("top_n", 5, "Classifications published per image (<= 0: all above the threshold).", -1, 100000),
     Param("iou_threshold", 0.45, "NMS IoU threshold (raw YOLO layouts).", 0.0, 1.0, tier=MODEL),
@@ -230,19 +97,19 @@ VISION_PARAMS = MODEL_PARAMS + LIFECYCLE_PARAMS + [
     Param("input_mean", [0.0, 0.0, 0.0], "Float inputs: (v/255 - mean)/std, per RGB channel.", item_type=float,
           length=3, tier=MODEL),
     Param("input_std", [1.0, 1.0, 1.0], "Float inputs: standard deviation per channel (non-zero).",
-          item_type=float, length=3, tier=MODEL, check=_nonzero),
+          item_type=float, length=3, tier=MODEL, check=check_nonzero),
     Param("input_bgr", False, "Feed the model BGR instead of RGB.", tier=MODEL),
     Param("resize_mode", "auto", "auto (letterbox for YOLO, centre crop for the bundled and Ultralytics "
           "classifiers, stretch otherwise), stretch, letterbox or center_crop (shorter side to size/crop_fraction, "
           "then the centre).", choices=("auto", "stretch", "letterbox", "center_crop"), tier=MODEL),
     Param("input_size", [], "Model input size for open (dynamic) input dimensions: [size] or [height, width]; "
           "empty: the model's imgsz metadata, else the image size (rounded up to the stride when letterboxed). "
-          "Ignored for fixed inputs.", item_type=int, tier=MODEL, check=_input_size),
+          "Ignored for fixed inputs.", item_type=int, tier=MODEL, check=check_input_size),
     Param("crop_fraction", 0.875, "center_crop: share of the shorter side kept (0.875: 256 -> 224).", 0.05, 1.0,
           tier=MODEL),
     Param("box_order", [], "Positions of x_min, y_min, x_max, y_max in an SSD-style box; empty: auto (TFLite's "
           "ymin, xmin, ymax, xmax; corners for torchvision and orig_target_sizes models).", item_type=int,
-          tier=MODEL, check=_permutation),
+          tier=MODEL, check=check_permutation),
     Param("box_format", "auto", "End-to-end [1,N,6] and DETR boxes: auto (from the model's metadata), xyxy "
           "(corners) or cxcywh (centre, size).", choices=("auto", "xyxy", "cxcywh"), tier=MODEL),
     Param("score_activation", "auto", "DETR class logits and classifier scores: auto, none, sigmoid or softmax "
@@ -252,9 +119,9 @@ VISION_PARAMS = MODEL_PARAMS + LIFECYCLE_PARAMS + [
     Param("yolo_format", "auto", "auto, v5 ([1,N,5+C], objectness) or v8 ([1,4+C,N]).",
           choices=("auto", "v5", "v8"), tier=MODEL),
     Param("remap_input_names", [], "'model_tensor:image' for the image input when it is not the first.",
-          tier=MODEL, check=_pairs("remap_input_names")),
+          tier=MODEL, check=check_pairs("remap_input_names")),
     Param("remap_output_names", [], "'model_tensor:role' with role location, score, category, count or "
-          "probability.", tier=MODEL, check=_pairs("remap_output_names", _role)),
+          "probability.", tier=MODEL, check=check_pairs("remap_output_names", check_role)),
     Param("mask_threshold", 0.5, "Mask probability above which a pixel belongs to the object (segmentation "
           "models).", 0.0, 1.0, tier=MODEL),
     Param("tracking", False, "Tracking ids: each Detection2D (and its Detection3D and markers) gets an id that "
@@ -352,110 +219,3 @@ def changed_tier(old: Mapping[str, Any], new: Mapping[str, Any], params: Sequenc
     table = by_name(params)
     tiers = {table[n].effective_tier for n in new if n in table and old.get(n) != new[n]}
     return max(tiers, key=TIER_ORDER.index) if tiers else None
-
-
-def filter_config(p: Mapping[str, Any]) -> FilterConfig:
-    confidences = {k: float(v) for k, v in parse_pairs(p["label_confidences"], "label_confidences").items()}
-    return FilterConfig(confidence_threshold=p["confidence_threshold"], label_confidences=confidences,
-                        classes=list(p["classes"]))
-
-
-def vision_config(p: Mapping[str, Any]) -> VisionConfig:
-    """VisionConfig from parameter values (raises ValueError on malformed entries)."""
-    return VisionConfig(
-        preprocess=PreprocessConfig(mean=tuple(p["input_mean"]), std=tuple(p["input_std"]), bgr=p["input_bgr"]),
-        decoder=DecoderConfig(model_type=p["model_type"], remap_output_names=parse_pairs(
-            p["remap_output_names"], "remap_output_names"), box_order=tuple(p["box_order"]),
-            box_units=p["box_units"], yolo_format=p["yolo_format"], iou_threshold=p["iou_threshold"],
-            max_detections=p["max_detections"], agnostic_nms=p["agnostic_nms"], box_format=p["box_format"],
-            score_activation=p["score_activation"]),
-        filters=filter_config(p),
-        resize_mode=p["resize_mode"],
-        remap_input_names=parse_pairs(p["remap_input_names"], "remap_input_names"),
-        input_size=tuple(p["input_size"]), crop_fraction=p["crop_fraction"], mask_threshold=p["mask_threshold"],
-        max_input_pixels=p["max_input_pixels"],
-    )
-
-
-def cloud_config(p: Mapping[str, Any]) -> CloudConfig:
-    """CloudConfig from parameter values."""
-    return CloudConfig(
-        min_depth=p["min_depth"], max_depth=p["max_depth"], depth_band=p["depth_band"], mean_k=p["mean_k"],
-        sigma=p["sigma"], min_points=p["min_points"], max_points_per_object=p["max_points_per_object"],
-        voxel_size=p["voxel_size"],
-        plane_min_points=p["plane_min_points"], plane_max_distance=p["plane_max_distance"],
-        ground_normal=tuple(p["ground_normal"]), ground_angle_tolerance_deg=p["ground_angle_tolerance_deg"],
-        cluster_radius=p["cluster_radius"], cluster_min_points=p["cluster_min_points"])
-
-
-def parameter_file(params: Sequence[Param], heading: str) -> str:
-    """A ROS parameter file (`/**: ros__parameters:`) with every parameter at its default and its
-    description as a comment (the shipped config/*.yaml are generated by this; a test keeps them equal)."""
-    import textwrap
-
-    lines = [f"# {line}" for line in heading.splitlines()] + ["/**:", "  ros__parameters:"]
-    for p in params:
-        text = f"{p.description} ({p.constraints()})"
-        lines += textwrap.wrap(text, 110, initial_indent="    # ", subsequent_indent="    # ")
-        value = json.dumps(p.default) if p.is_list or isinstance(p.default, str) else str(p.default).lower() \
-            if isinstance(p.default, bool) else repr(p.default)
-        lines.append(f"    {p.name}: {value}")
-    return "\n".join(lines) + "\n"
-
-
-HEADINGS = {
-    "model_service.yaml": "Model service node (executable model_service). Every parameter, with its default.\n"
-                          "Generated from ml_model_service/core/options.py (test_config keeps it in sync).",
-    "vision.yaml": "Vision service node (executable vision_service), model in its own process. Every parameter,\n"
-                   "with its default. Topics (relative, remap them): image, image/compressed, depth, camera_info\n"
-                   "-> detections, classifications, label_info, debug_image, objects, object_points.\n"
-                   "Generated from ml_model_service/core/options.py (test_config keeps it in sync).",
-}
-
-
-def shipped_parameter_files() -> dict[str, str]:
-    """config/<name> → its generated text."""
-    return {"model_service.yaml": parameter_file(MODEL_SERVICE_PARAMS, HEADINGS["model_service.yaml"]),
-            "vision.yaml": parameter_file(VISION_PARAMS, HEADINGS["vision.yaml"])}
-
-
-def markdown_table(params: Sequence[Param]) -> str:
-    """The README's parameter table: name, type, default, allowed values/range, what a change does."""
-    rows = ["| parameter | type | default | values | a change | description |", "|---|---|---|---|---|---|"]
-    for p in params:
-        kind = f"{p.item_type.__name__}[]" if p.is_list else type(p.default).__name__
-        num = (lambda v: str(int(v))) if isinstance(p.default, int) else (lambda v: f"{v:g}")
-        values = ", ".join(p.choices) if p.choices else (f"{num(p.low)}–{num(p.high)}" if p.low is not None else "")
-        if p.length is not None:
-            values = f"{p.length} values"
-        tier = {FIXED: "read-only", RUNNER: "reloads the model", MODEL: "rebuilds decoding", FILTERS: "live",
-                LIVE: "live"}[p.effective_tier]
-        default = json.dumps(p.default)
-        rows.append(f"| `{p.name}` | {kind} | `{default}` | {values} | {tier} | {p.description} |")
-    return "\n".join(rows) + "\n"
-
-
-def update_readme(path: str, tables: Mapping[str, Sequence[Param]]) -> str:
-    """README text with each `<!-- params:NAME -->` ... `<!-- /params:NAME -->` block regenerated."""
-    import re
-    from pathlib import Path
-
-    text = Path(path).read_text()
-    for name, params in tables.items():
-        text = re.sub(rf"(<!-- params:{name} -->\n).*?(<!-- /params:{name} -->)",
-                      lambda m, ps=params: m.group(1) + markdown_table(ps) + m.group(2), text, flags=re.S)
-    return text
-
-
-README_TABLES = {"model": MODEL_PARAMS, "model_service": MODEL_SERVICE_PARAMS[len(MODEL_PARAMS):],
-                 "vision": VISION_PARAMS[len(MODEL_PARAMS):]}
-
-
-if __name__ == "__main__":  # python3 -m ml_model_service.core.options CONFIG_DIR [README]: regenerate
-    import sys
-    from pathlib import Path
-
-    for name, text in shipped_parameter_files().items():
-        (Path(sys.argv[1]) / name).write_text(text)
-    if len(sys.argv) > 2:
-        Path(sys.argv[2]).write_text(update_readme(sys.argv[2], README_TABLES))
