@@ -31,9 +31,9 @@ from . import conversions
 from .direct import ServiceThreads
 from .frames import TargetFrame
 from .model_source import ModelSource
+from .processing import Frame, compute, to_target_frame
 from .remote_model import RemoteError
 from .status import Status
-from .worker import Frame, compute, to_target_frame
 
 SERVICE_THREADS = 3  # calls answered at once (a call waiting for a camera frame holds one)
 

@@ -8,6 +8,7 @@ Composition only; each job lives in its own module:
 - the camera: `ros/camera_input.py` (subscriptions owned by the worker, subscribed only while someone listens);
 - pairing colour/depth/camera_info: `core/frames/pairing.py`; the frame's work: `core/frames/pipeline.py`;
 - the worker thread: `ros/worker.py`; publishers: `ros/outputs.py`; calls: `ros/services.py` (own threads);
+  one frame through the pipeline, for both: `ros/processing.py`;
   health: `ros/status.py` (`~/status` and `/diagnostics`), judged from the stream's facts by
   `core/frames/health.py`.
 The node spins on a single-threaded executor (parameters, matched and QoS events, status and demand timers);
