@@ -41,21 +41,24 @@ from typing import TYPE_CHECKING
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-_PROFILE = Path(__file__).resolve().parents[1] / "ml_model_service" / "config" / "fastdds_large_data.xml"
+ROOT = Path(__file__).resolve().parents[1]
+_PROFILE = ROOT / "ml_model_service" / "config" / "fastdds_large_data.xml"
 if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS") and _PROFILE.is_file():
     # as env.sh: the benchmark and the nodes it starts (they inherit the environment) use the shipped profile
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(_PROFILE))
+sys.path.insert(0, str(ROOT / "ml_model_service" / "test"))  # the test harness (test/harness)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from skimage import data  # noqa: E402
 
 from ml_model_service.core.frames import imaging, pipeline, pointcloud  # noqa: E402
 from ml_model_service.core.frames.tracking import Tracker  # noqa: E402
 from ml_model_service.core.loading.model import Model  # noqa: E402
 from ml_model_service.core.reading.vision import Detection, VisionModel  # noqa: E402
 from ml_model_service.core.runtimes.threads import default_threads  # noqa: E402
-from ml_model_service.core.scenes import Box3D, render  # noqa: E402
+
+from harness.photos import photo  # noqa: E402
+from harness.scenes import Box3D, render  # noqa: E402
 
 if TYPE_CHECKING:  # bench_stream needs ROS; --core-only does not
     from bench_stream import Camera, Client, NodeProcess, StreamResult
@@ -78,7 +81,7 @@ def log(text: str) -> None:
 
 def photograph() -> np.ndarray:
     """A real photograph (scikit-image's bundled Middlebury motorcycle), 640x480 RGB."""
-    return np.ascontiguousarray(cv2.resize(data.stereo_motorcycle()[0], (640, 480), interpolation=cv2.INTER_AREA))
+    return np.ascontiguousarray(cv2.resize(photo("motorcycle"), (640, 480), interpolation=cv2.INTER_AREA))
 
 
 def machine() -> str:

@@ -16,7 +16,8 @@ from ml_model_service.ros.remote_model import ModelChanged, RemoteModel, call
 from ml_model_service_interfaces.msg import AssociatedFile, Tensor
 from ml_model_service_interfaces.srv import Infer
 
-from conftest import photo, wait_for
+from harness.photos import photo
+from harness.waits import wait_for
 
 COCO = load_labels(BUNDLED_DIR / "coco_labels.txt")
 IMAGENET = load_labels(BUNDLED_DIR / "imagenet_labels.txt")

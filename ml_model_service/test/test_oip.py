@@ -26,7 +26,11 @@ from ml_model_service.core.settings.configs import vision_config
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import GetDetections
 
-from conftest import Camera, Collector, image_msg, photo, wait_for
+from conftest import Collector
+from harness.camera import Camera
+from harness.messages import image_msg
+from harness.photos import photo
+from harness.waits import wait_for
 
 pytestmark = pytest.mark.skipif(not kserve_available(), reason="KServe environment missing: run scripts/bootstrap.sh")
 

@@ -20,7 +20,7 @@ from ml_model_service.core.runtimes.backend import ModelLoadError
 from ml_model_service.core.runtimes.registry import open_backend
 from ml_model_service.core.runtimes.threads import default_threads
 
-from conftest import photo
+from harness.photos import photo
 
 ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("openvino")

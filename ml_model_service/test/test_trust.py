@@ -21,7 +21,8 @@ from ml_model_service.core.loading.model import Model
 from ml_model_service.core.loading.trust import MAX_LABEL_BYTES, ModelPolicy, TrustError, read_sums, sha256
 from ml_model_service.core.tensors import TensorError
 
-from conftest import constant_model, photo
+from conftest import constant_model
+from harness.photos import photo
 
 SSD = BUNDLED["ssd_mobilenet_v2_coco"].file
 
