@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..reading.decoders.base import ROLES
+
 FIXED, RUNNER, MODEL, FILTERS, LIVE = "fixed", "runner", "model", "filters", "live"
 TIER_ORDER = (LIVE, FILTERS, MODEL, RUNNER, FIXED)
 
@@ -130,8 +132,7 @@ def check_score(value: str) -> str:
 
 
 def check_role(value: str) -> str:
-    roles = ("location", "score", "category", "count", "probability")
-    return "" if value in roles else f"role {value!r} is not one of {', '.join(roles)}"
+    return "" if value in ROLES else f"role {value!r} is not one of {', '.join(ROLES)}"
 
 
 def check_permutation(value: Any) -> str:

@@ -9,6 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..reading.decoders.base import BOX_FORMATS, BOX_UNITS, MODEL_TYPES, SCORE_ACTIVATIONS, YOLO_FORMATS
+from ..reading.preprocess import MAX_INPUT_PIXELS, RESIZE_MODES
+from ..runtimes.backend import DEFAULT_PROVIDERS
+from ..runtimes.oip_backend import DEFAULT_TIMEOUT_S
+from ..runtimes.registry import BACKEND_CHOICES
 from .params import (
     FILTERS,
     MODEL,
@@ -33,8 +38,8 @@ MODEL_PARAMS = [
     Param("label_path", "", "Label file; empty: labels beside the model, or embedded in it.", tier=RUNNER),
     Param("backend", "auto", "Runtime: auto (the fastest measured for the bundled models, else from the file "
           "extension: .onnx onnxruntime, .tflite LiteRT, .xml OpenVINO), onnx, tflite or openvino.",
-          choices=("auto", "onnx", "tflite", "openvino"), tier=RUNNER),
-    Param("execution_providers", ["cuda", "cpu"], "onnxruntime providers in order of preference "
+          choices=BACKEND_CHOICES, tier=RUNNER),
+    Param("execution_providers", list(DEFAULT_PROVIDERS), "onnxruntime providers in order of preference "
           "(cuda, tensorrt, cpu, or full names). Unavailable ones are skipped with a warning.", tier=RUNNER),
     Param("num_threads", 0, "Inference threads (0 = one per CPU core, for every backend).", 0, 256, tier=RUNNER),
     Param("pin_threads", True, "onnxruntime and LiteRT: keep each inference pool thread on its own core, apart "
@@ -49,8 +54,8 @@ MODEL_PARAMS = [
     Param("allowed_servers", [], "Inference servers (host:port) that model_path may name at run time "
           "(grpc://HOST:PORT/MODEL[/VERSION], http://...). The start-up model_path's server is always allowed; "
           "others are refused.", read_only=True),
-    Param("server_timeout", 5.0, "Seconds any request to an inference server may take (connect, metadata, "
-          "inference).", 0.1, 600.0, tier=RUNNER),
+    Param("server_timeout", DEFAULT_TIMEOUT_S, "Seconds any request to an inference server may take (connect, "
+          "metadata, inference).", 0.1, 600.0, tier=RUNNER),
     Param("allow_model_swap", True, "Allow changing the model at run time (~/load_model, model_path).",
           read_only=True),
 ]
@@ -83,7 +88,7 @@ VISION_PARAMS = MODEL_PARAMS + LIFECYCLE_PARAMS + [
           "post-processing, torchvision, official RT-DETR/D-FINE), yolo (raw YOLO v5/v8/v11, seg/pose heads, split "
           "boxes+scores), end2end ([1,N,6] rows: YOLO26, YOLOv10, nms=True, Ultralytics RT-DETR), detr (normalised "
           "boxes + class logits) or classifier.",
-          choices=("auto", "detector", "yolo", "end2end", "detr", "classifier"), tier=MODEL),
+          choices=MODEL_TYPES, tier=MODEL),
     Param("confidence_threshold", 0.5, "Minimum score of a detection or classification.", 0.0, 1.0,
           tier=FILTERS),
     Param("label_confidences", [], "Per-label minimum scores, 'label:min'; when set, only listed labels are kept.",
@@ -101,7 +106,7 @@ VISION_PARAMS = MODEL_PARAMS + LIFECYCLE_PARAMS + [
     Param("input_bgr", False, "Feed the model BGR instead of RGB.", tier=MODEL),
     Param("resize_mode", "auto", "auto (letterbox for YOLO, centre crop for the bundled and Ultralytics "
           "classifiers, stretch otherwise), stretch, letterbox or center_crop (shorter side to size/crop_fraction, "
-          "then the centre).", choices=("auto", "stretch", "letterbox", "center_crop"), tier=MODEL),
+          "then the centre).", choices=("auto", *RESIZE_MODES), tier=MODEL),
     Param("input_size", [], "Model input size for open (dynamic) input dimensions: [size] or [height, width]; "
           "empty: the model's imgsz metadata, else the image size (rounded up to the stride when letterboxed). "
           "Ignored for fixed inputs.", item_type=int, tier=MODEL, check=check_input_size),
@@ -111,13 +116,13 @@ VISION_PARAMS = MODEL_PARAMS + LIFECYCLE_PARAMS + [
           "ymin, xmin, ymax, xmax; corners for torchvision and orig_target_sizes models).", item_type=int,
           tier=MODEL, check=check_permutation),
     Param("box_format", "auto", "End-to-end [1,N,6] and DETR boxes: auto (from the model's metadata), xyxy "
-          "(corners) or cxcywh (centre, size).", choices=("auto", "xyxy", "cxcywh"), tier=MODEL),
+          "(corners) or cxcywh (centre, size).", choices=BOX_FORMATS, tier=MODEL),
     Param("score_activation", "auto", "DETR class logits and classifier scores: auto, none, sigmoid or softmax "
-          "(DETR: the last class is no-object).", choices=("auto", "none", "sigmoid", "softmax"), tier=MODEL),
+          "(DETR: the last class is no-object).", choices=SCORE_ACTIVATIONS, tier=MODEL),
     Param("box_units", "auto", "auto, proportional or pixels (of the model input).",
-          choices=("auto", "proportional", "pixels"), tier=MODEL),
+          choices=BOX_UNITS, tier=MODEL),
     Param("yolo_format", "auto", "auto, v5 ([1,N,5+C], objectness) or v8 ([1,4+C,N]).",
-          choices=("auto", "v5", "v8"), tier=MODEL),
+          choices=YOLO_FORMATS, tier=MODEL),
     Param("remap_input_names", [], "'model_tensor:image' for the image input when it is not the first.",
           tier=MODEL, check=check_pairs("remap_input_names")),
     Param("remap_output_names", [], "'model_tensor:role' with role location, score, category, count or "
@@ -143,7 +148,7 @@ VISION_PARAMS = MODEL_PARAMS + LIFECYCLE_PARAMS + [
           "images declare them) decoded per second at most, over a 1 s burst (1080p at 30 Hz is 62 M); a frame "
           "beyond it is skipped with a count (decode_budget), so images that are costly to decode cannot starve the "
           "node. 0: no budget.", 0, 10000000000, read_only=True),
-    Param("max_input_pixels", 16777216, "Largest model input (height x width) the vision pipeline will feed.",
+    Param("max_input_pixels", MAX_INPUT_PIXELS, "Largest model input (height x width) the vision pipeline will feed.",
           1, 1000000000, read_only=True),
     Param("publish_class_names", True, "ObjectHypothesis.class_id holds the class name (true) or its index."),
     Param("use_compressed", False, "Subscribe to image/compressed (jpeg/png) instead of image.", read_only=True),
