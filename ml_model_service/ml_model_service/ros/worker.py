@@ -16,10 +16,12 @@ from std_msgs.msg import Header
 from ..core.frames.health import StreamHealth
 from ..core.frames.imaging import DecodeBudget, DecodeBudgetError, ImageError
 from ..core.frames.pairing import Next, Pairer
-from ..core.frames.tracking import Tracker, TrackerConfig
+from ..core.frames.tracking import Tracker
 from ..core.reading.vision import VisionModel
 from ..core.runtimes.oip_backend import InferenceServerError
 from ..core.runtimes.threads import pin_caller, pool_pinned
+from ..core.settings.configs import tracker_config
+from ..core.settings.tables import value_of
 from .camera_input import CameraInput
 from .frames import TargetFrame
 from .model_source import ModelSource
@@ -36,16 +38,6 @@ def stamp_s(header: Header) -> float:
 #: a frame's latency is timed only when its stamp is within this many seconds of the node's clock (a replayed
 #: or simulated stamp on another clock would give a meaningless figure)
 SAME_CLOCK_S = 60.0
-
-
-def tracker_config(values: dict[str, Any]) -> TrackerConfig | None:
-    """The tracker settings from the node's parameters; None when tracking is off."""
-    if not values.get("tracking", False):
-        return None
-    return TrackerConfig(max_age=int(values.get("tracker_max_age", 30)),
-                         min_iou=float(values.get("tracker_min_iou", 0.1)),
-                         min_hits=int(values.get("tracker_min_hits", 1)),
-                         class_aware=bool(values.get("tracker_class_aware", True)))
 
 
 class Worker(threading.Thread):
@@ -184,7 +176,7 @@ class Worker(threading.Thread):
             else:
                 self.depth_state = ""
         self.outputs.publish(frame.header, r, vision, values["publish_class_names"], values["publish_debug_image"],
-                             values.get("publish_masks", True), values.get("publish_markers", True))
+                             value_of(values, "publish_masks"), value_of(values, "publish_markers"))
         self.source.healthy()
         self.status.count("processed")
         self.health.processed()

@@ -5,10 +5,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..frames.pointcloud import CloudConfig
+from ..frames.tracking import TrackerConfig
 from ..reading.decoders.base import DecoderConfig
 from ..reading.preprocess import PreprocessConfig
 from ..reading.vision import FilterConfig, VisionConfig
 from .params import parse_pairs
+from .tables import value_of
 
 
 def filter_config(p: Mapping[str, Any]) -> FilterConfig:
@@ -43,3 +45,13 @@ def cloud_config(p: Mapping[str, Any]) -> CloudConfig:
         plane_min_points=p["plane_min_points"], plane_max_distance=p["plane_max_distance"],
         ground_normal=tuple(p["ground_normal"]), ground_angle_tolerance_deg=p["ground_angle_tolerance_deg"],
         cluster_radius=p["cluster_radius"], cluster_min_points=p["cluster_min_points"])
+
+
+def tracker_config(p: Mapping[str, Any]) -> TrackerConfig | None:
+    """The tracker settings from parameter values (the table's defaults where they lack one); None when
+    tracking is off."""
+    if not value_of(p, "tracking"):
+        return None
+    return TrackerConfig(max_age=int(value_of(p, "tracker_max_age")), min_iou=float(value_of(p, "tracker_min_iou")),
+                         min_hits=int(value_of(p, "tracker_min_hits")),
+                         class_aware=bool(value_of(p, "tracker_class_aware")))

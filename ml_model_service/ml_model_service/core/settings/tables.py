@@ -203,6 +203,21 @@ def defaults(params: Sequence[Param]) -> dict[str, Any]:
     return {p.name: list(p.default) if p.is_list else p.default for p in params}
 
 
+#: Every parameter of either node, by name.
+PARAMETERS = by_name([*MODEL_SERVICE_PARAMS, *VISION_PARAMS])
+
+
+def default_of(name: str) -> Any:
+    """The table's default of parameter `name` (of either node; lists copied)."""
+    p = PARAMETERS[name]
+    return list(p.default) if p.is_list else p.default
+
+
+def value_of(values: Mapping[str, Any], name: str) -> Any:
+    """`values[name]`, or the table's default where `values` lacks it."""
+    return values[name] if name in values else default_of(name)
+
+
 def validate(values: Mapping[str, Any], params: Sequence[Param]) -> str:
     """"" when every value (and their combination) is acceptable, else the first reason."""
     table = by_name(params)
@@ -211,7 +226,7 @@ def validate(values: Mapping[str, Any], params: Sequence[Param]) -> str:
             reason = table[name].validate(value)
             if reason:
                 return reason
-    if values.get("tracker_min_hits", 1) > values.get("tracker_max_age", 30):
+    if value_of(values, "tracker_min_hits") > value_of(values, "tracker_max_age"):
         return (f"tracker_min_hits {values['tracker_min_hits']} must be at most tracker_max_age "
                 f"{values['tracker_max_age']}")
     if "min_depth" in values and "max_depth" in values and values["min_depth"] >= values["max_depth"]:
