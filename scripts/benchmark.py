@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make bench`: the speed figures of the README and of issue 7, all measured in one run.
+"""`make bench`: the speed figures of the README and the targets the suite must reach, all measured in one run.
 
 Ratios are against the raw model measured in the same run (the machine is shared and absolute figures
 move between runs). For the bundled SSD detector in ONNX and TFLite, with the backends' one thread policy:
@@ -304,7 +304,7 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
                      f"{infer:.2f} / {total:.2f}", f"pipeline {total / infer:.2f}x raw"))
     del calls
     gc.collect()
-    # issue 11: tracking must not slow the 30 Hz pipeline measurably (pipeline runs with and without, in turn)
+    # tracking must not slow the 30 Hz pipeline measurably (pipeline runs with and without, in turn)
     model = Model("ssd_mobilenet_v2_coco", providers=["cpu"])
     vision = VisionModel(model, model.labels)
     tracker = Tracker()
@@ -559,7 +559,7 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
           f"{LATENCY_HZ:.0f} Hz frames per node, in {LATENCY_ROUNDS} windows of the in-process node, the "
           "model-service node and the echo reference taken in turn; node CPU from /proc, all its threads)\n")
     print(f"{note}\n")
-    print("| measure (ratios against the raw model of this run) | ONNX | TFLite | must reach (issue 7, ONNX = the "
+    print("| measure (ratios against the raw model of this run) | ONNX | TFLite | must reach (ONNX = the "
           "default model) | met |")
     print("|---|---|---|---|---|")
 

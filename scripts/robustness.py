@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Robustness figures for the trust boundary and faults (issue 9), from real nodes over real DDS.
+"""Robustness figures for the trust boundary and faults, from real nodes over real DDS.
 
 Each phase is bounded in time; the whole run takes a few minutes. Phases (all by default):
 

@@ -265,8 +265,8 @@ class ModelServiceNode(LifecycleNode):
 
     def _place(self, model: Model) -> None:
         """Keep this Infer thread off the cores of the model's pinned pool threads (`pin_threads`): a caller
-        free to run anywhere lands on the pool's core and the two queue there (2-core VM, 10 Hz: 23 against
-        16 ms per remote frame). Set only when the model's placement changes."""
+        free to run anywhere lands on the pool's core and the two queue there. Set only when the model's
+        placement changes."""
         pin = pool_pinned(model.backend)
         if getattr(self._infer_thread, "pinned", False) != pin:
             self._infer_thread.pinned = pin

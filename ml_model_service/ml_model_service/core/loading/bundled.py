@@ -29,7 +29,7 @@ BUNDLED: dict[str, BundledModel] = {
     "efficientnet_lite0": BundledModel(
         "efficientnet_lite0_qdq.onnx", "imagenet_labels.txt",
         "EfficientNet-Lite0 ImageNet classifier (int8 QDQ ONNX; uint8 softmax output, value/256)",
-        runtime="openvino"),  # 1.9x faster than onnxruntime on 2 cores (scripts/bench_runtimes.py)
+        runtime="openvino"),  # faster than onnxruntime on the CPU (scripts/bench_runtimes.py measures it)
     "efficientnet_lite0_tflite": BundledModel(
         "efficientnet_lite0.tflite", "imagenet_labels.txt", "EfficientNet-Lite0 ImageNet classifier (int8 TFLite)"),
 }

@@ -41,8 +41,8 @@ class TfliteBackend(Backend):
             return interpreter
 
         try:
-            # XNNPACK's pool threads, like onnxruntime's, are kept off the caller's core (`pin_threads`):
-            # 2-core VM, 10 Hz: 15.9 ms per run free, 9.3 ms with the pool on the other core
+            # XNNPACK's pool threads, like onnxruntime's, are kept off the caller's core (`pin_threads`; why:
+            # threads.pool_cores)
             if pin_threads and threads > 1:
                 self.interpreter, pool_cores = pin_new_threads(build)
             else:

@@ -92,13 +92,11 @@ class OnnxBackend(Backend):
         options.intra_op_num_threads = threads
         # No CPU memory arena: what a run allocated goes back when the run ends, so one run made large by its
         # input values (a size shape inference could not know before it) does not keep its memory in the
-        # arena (1 GiB Expand: RSS 1114 MB after the run with the arena, 58 MB without). Bundled SSD, 2 threads,
-        # 6 x 200 runs alternating: 8.17 vs 8.12 ms a run (noise); the resident set 117 vs 94 MB.
+        # arena. Runs are no slower without it, and the resident set is smaller.
         options.enable_cpu_mem_arena = False
         # The pool spins while a run hands work between its threads, and stops spinning when the run ends:
-        # a pool spinning between camera frames costs more CPU than the inference itself (measured: 42 vs
-        # 18.5 ms CPU per 30 Hz frame, 2 threads), and one that never spins wakes a sleeping core for every
-        # operator, which on this VM made a run at 10 Hz as slow as one thread (31 vs 19 ms at 30 Hz).
+        # a pool spinning between camera frames costs more CPU than the inference itself, and one that never
+        # spins wakes a sleeping core for every operator, which can make a run as slow as with one thread.
         options.add_session_config_entry("session.force_spinning_stop", "1")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if affinity:

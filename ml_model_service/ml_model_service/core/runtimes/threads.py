@@ -57,9 +57,8 @@ def pool_cores(count: int) -> list[int]:
     when there are more threads than cores; [] when there is only one core.
 
     Why: a pool thread that is free to run anywhere is woken onto the core of the thread that woke it, which
-    is busy running the model; measured on a 2-core VM at 10 Hz, a 2-thread onnxruntime run took 18 ms that
-    way (21.5 ms with the caller pinned) against 11.1 ms with the pool thread kept on the other core, and 21.3
-    against 23.2 ms of CPU per run at 30 Hz; LiteRT's 15.9 against 9.3 ms."""
+    is busy running the model, so the two take turns on one core; a run is markedly faster, for onnxruntime and
+    LiteRT alike, with the pool threads kept on the other cores (and no dearer in CPU)."""
     others = allowed_cores()[1:]
     return [others[i % len(others)] for i in range(count)] if others else []
 

@@ -44,8 +44,8 @@ MODEL_PARAMS = [
     Param("num_threads", 0, "Inference threads (0 = one per CPU core, for every backend).", 0, 256, tier=RUNNER),
     Param("pin_threads", True, "onnxruntime and LiteRT: keep each inference pool thread on its own core, apart "
           "from the first allowed core, which is left to the thread that calls the model (the vision node's "
-          "worker, see pin_worker; the model service's Infer threads). A free pool thread is woken onto the "
-          "caller's busy core: 2-core VM, 10 Hz, 18 -> 11 ms per run. Turn off where other busy processes share "
+          "worker, see pin_worker; the model service's Infer threads): a free pool thread is woken onto the "
+          "caller's busy core, and the two then take turns there. Turn off where other busy processes share "
           "those cores.", tier=RUNNER),
     Param("model_repository", "", "Folder of models addressable by name: <name>/ (one model file + labels.txt) "
           "or <name>.onnx/.tflite with <name>.txt.", tier=RUNNER),
