@@ -21,8 +21,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ml_model_service"))
 
-from ml_model_service.core.backends import ModelLoadError, default_threads, open_backend  # noqa: E402
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model  # noqa: E402
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR  # noqa: E402
+from ml_model_service.core.loading.model import Model  # noqa: E402
+from ml_model_service.core.runtimes.backend import ModelLoadError  # noqa: E402
+from ml_model_service.core.runtimes.registry import open_backend  # noqa: E402
+from ml_model_service.core.runtimes.threads import default_threads  # noqa: E402
 
 #: Model families: name → the bundled names holding its files.
 FAMILIES = {

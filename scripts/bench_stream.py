@@ -23,9 +23,11 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from ml_model_service.ros import conversions, direct
-from ml_model_service.ros.processes import spawn_node
 from ml_model_service.ros.remote_model import BackgroundSpinner
 from ml_model_service_interfaces.srv import GetProperties
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml_model_service" / "test"))  # the test harness
+from harness.processes import spawn_node  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CAMERA_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make bench`: the speed figures of the README and of issue 7, all measured in one run.
+"""`make bench`: the speed figures of the README and the targets the suite must reach, all measured in one run.
 
 Ratios are against the raw model measured in the same run (the machine is shared and absolute figures
 move between runs). For the bundled SSD detector in ONNX and TFLite, with the backends' one thread policy:
@@ -41,21 +41,24 @@ from typing import TYPE_CHECKING
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-_PROFILE = Path(__file__).resolve().parents[1] / "ml_model_service" / "config" / "fastdds_large_data.xml"
+ROOT = Path(__file__).resolve().parents[1]
+_PROFILE = ROOT / "ml_model_service" / "config" / "fastdds_large_data.xml"
 if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS") and _PROFILE.is_file():
     # as env.sh: the benchmark and the nodes it starts (they inherit the environment) use the shipped profile
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(_PROFILE))
+sys.path.insert(0, str(ROOT / "ml_model_service" / "test"))  # the test harness (test/harness)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from skimage import data  # noqa: E402
 
-from ml_model_service.core import imaging, pipeline, pointcloud  # noqa: E402
-from ml_model_service.core.backends import default_threads  # noqa: E402
-from ml_model_service.core.model import Model  # noqa: E402
-from ml_model_service.core.scenes import Box3D, render  # noqa: E402
-from ml_model_service.core.tracking import Tracker  # noqa: E402
-from ml_model_service.core.vision import Detection, VisionModel  # noqa: E402
+from ml_model_service.core.frames import imaging, pipeline, pointcloud  # noqa: E402
+from ml_model_service.core.frames.tracking import Tracker  # noqa: E402
+from ml_model_service.core.loading.model import Model  # noqa: E402
+from ml_model_service.core.reading.vision import Detection, VisionModel  # noqa: E402
+from ml_model_service.core.runtimes.threads import default_threads  # noqa: E402
+
+from harness.photos import photo  # noqa: E402
+from harness.scenes import Box3D, render  # noqa: E402
 
 if TYPE_CHECKING:  # bench_stream needs ROS; --core-only does not
     from bench_stream import Camera, Client, NodeProcess, StreamResult
@@ -78,7 +81,7 @@ def log(text: str) -> None:
 
 def photograph() -> np.ndarray:
     """A real photograph (scikit-image's bundled Middlebury motorcycle), 640x480 RGB."""
-    return np.ascontiguousarray(cv2.resize(data.stereo_motorcycle()[0], (640, 480), interpolation=cv2.INTER_AREA))
+    return np.ascontiguousarray(cv2.resize(photo("motorcycle"), (640, 480), interpolation=cv2.INTER_AREA))
 
 
 def machine() -> str:
@@ -301,7 +304,7 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
                      f"{infer:.2f} / {total:.2f}", f"pipeline {total / infer:.2f}x raw"))
     del calls
     gc.collect()
-    # issue 11: tracking must not slow the 30 Hz pipeline measurably (pipeline runs with and without, in turn)
+    # tracking must not slow the 30 Hz pipeline measurably (pipeline runs with and without, in turn)
     model = Model("ssd_mobilenet_v2_coco", providers=["cpu"])
     vision = VisionModel(model, model.labels)
     tracker = Tracker()
@@ -556,7 +559,7 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
           f"{LATENCY_HZ:.0f} Hz frames per node, in {LATENCY_ROUNDS} windows of the in-process node, the "
           "model-service node and the echo reference taken in turn; node CPU from /proc, all its threads)\n")
     print(f"{note}\n")
-    print("| measure (ratios against the raw model of this run) | ONNX | TFLite | must reach (issue 7, ONNX = the "
+    print("| measure (ratios against the raw model of this run) | ONNX | TFLite | must reach (ONNX = the "
           "default model) | met |")
     print("|---|---|---|---|---|")
 

@@ -22,46 +22,35 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml_model_service" / "test"))  # the test harness
+
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
-from skimage import data  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from ml_model_service.core.labels import load_labels  # noqa: E402
+from ml_model_service.core.loading.labels import load_labels  # noqa: E402
 from ml_model_service.ros import conversions  # noqa: E402
-from ml_model_service.ros.processes import spawn_node  # noqa: E402
 from ml_model_service.ros.remote_model import BackgroundSpinner, RemoteModel  # noqa: E402
 
-PHOTOS = {"astronaut": data.astronaut, "chelsea": data.chelsea, "coffee": data.coffee,
-          "motorcycle": lambda: data.stereo_motorcycle()[0]}
+from harness.camera import Camera  # noqa: E402
+from harness.messages import camera_info_msg, depth_msg, image_msg  # noqa: E402
+from harness.photos import photo  # noqa: E402
+from harness.processes import spawn_node  # noqa: E402
+from harness.waits import wait_for, wait_until  # noqa: E402
 
-
-def wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
-def image_msg(rgb: np.ndarray, frame_id: str, stamp) -> Image:
-    return conversions.rgb_to_image(rgb, conversions.Header(frame_id=frame_id, stamp=stamp))
+PHOTOS = ("astronaut", "chelsea", "coffee", "motorcycle")
 
 
 def part1_model_service(node) -> None:
     print("\n=== 1. ML model service: metadata and raw inference ===")
-    remote = wait(lambda: _try(lambda: RemoteModel(node, "/demo/ml_model_service")), 60, "the model service")
+    remote = wait_for(lambda: _try(lambda: RemoteModel(node, "/demo/ml_model_service")), 60, 0.1, "the model service")
     meta = remote.metadata
     print(f"model {meta.name} ({meta.type}), {meta.outputs[0].extra.get('execution_providers')}")
     for t in meta.inputs:
@@ -70,7 +59,7 @@ def part1_model_service(node) -> None:
         files = ", ".join(Path(f.name).name for f in t.associated_files)
         print(f"  output {t.name}: {t.data_type} {t.shape}" + (f"  labels: {files}" if files else ""))
     labels = load_labels(meta.outputs[0].extra["labels"])
-    rgb = data.astronaut()
+    rgb = photo("astronaut")
     _, h, w, _ = meta.inputs[0].shape
     outputs = remote.infer({meta.inputs[0].name: cv2.resize(rgb, (w, h))[None]})
     boxes, classes, scores, count = (outputs[t.name] for t in meta.outputs)
@@ -91,33 +80,38 @@ def _try(fn):
 
 def part2_vision(node, out: Path) -> None:
     print("\n=== 2. Vision service: camera stream -> vision_msgs ===")
-    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-    pub = node.create_publisher(Image, "/demo/camera/image", qos)
+    camera = Camera(node, "/demo/camera", streams=("image",))
     dets, classes, debug = [], [], []
     node.create_subscription(Detection2DArray, "/demo/camera/detections", dets.append, 10)
     node.create_subscription(Classification, "/demo/classifier/classifications", classes.append, 10)
     node.create_subscription(Image, "/demo/camera/debug_image", debug.append, 10)
-    for name, load in PHOTOS.items():
-        rgb = load()
-        frame_id = f"demo_{name}"
-        got: dict = {}
-        deadline = time.monotonic() + 60
-        while not _received(got, frame_id, dets, classes, debug) and time.monotonic() < deadline:
-            pub.publish(image_msg(rgb, frame_id, node.get_clock().now().to_msg()))
-            time.sleep(0.1)
-        if "det" not in got:
-            print(f"  {name}: no detections received (see the logs in {out})")
-            continue
-        found = ", ".join(f"{d.results[0].hypothesis.class_id} {d.results[0].hypothesis.score:.2f}"
-                          for d in got["det"].detections) or "nothing"
-        top = got.get("cls")
-        label = f"{top.results[0].class_id} {top.results[0].score:.2f}" if top and top.results else "-"
-        print(f"  {name + '.png':>16s}: detections: {found}   | classifier: {label}")
-        if "dbg" in got:
-            m = got["dbg"]
-            annotated = np.frombuffer(bytes(m.data), np.uint8).reshape(m.height, m.width, 3)
-            cv2.imwrite(str(out / f"{name}_detections.png"), cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
+    try:
+        for name in PHOTOS:
+            _show_photo(camera, name, out, dets, classes, debug)
+    finally:
+        camera.close()
     print(f"  annotated images: {out}/*_detections.png")
+
+
+def _show_photo(camera: Camera, name: str, out: Path, dets: list, classes: list, debug: list) -> None:
+    """One photograph on the camera until its detections, classification and debug image came; printed."""
+    rgb = photo(name)
+    frame_id = f"demo_{name}"
+    got: dict = {}
+    camera.show(image_msg(rgb, frame_id))
+    wait_until(lambda: _received(got, frame_id, dets, classes, debug), 60, 0.1)
+    if "det" not in got:
+        print(f"  {name}: no detections received (see the logs in {out})")
+        return
+    found = ", ".join(f"{d.results[0].hypothesis.class_id} {d.results[0].hypothesis.score:.2f}"
+                      for d in got["det"].detections) or "nothing"
+    top = got.get("cls")
+    label = f"{top.results[0].class_id} {top.results[0].score:.2f}" if top and top.results else "-"
+    print(f"  {name + '.png':>16s}: detections: {found}   | classifier: {label}")
+    if "dbg" in got:
+        m = got["dbg"]
+        annotated = np.frombuffer(bytes(m.data), np.uint8).reshape(m.height, m.width, 3)
+        cv2.imwrite(str(out / f"{name}_detections.png"), cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
 
 
 def _received(got: dict, frame_id: str, dets: list, classes: list, debug: list) -> bool:
@@ -159,33 +153,24 @@ def render_cloud(points: np.ndarray, colours: np.ndarray, centre: np.ndarray, si
 def part3_objects(node, out: Path) -> None:
     import open3d as o3d
 
-    from ml_model_service.core.scenes import motorcycle_rgbd
+    from harness.scenes import motorcycle_rgbd
 
     print("\n=== 3. Object point clouds: real RGB-D sample (Middlebury motorcycle) ===")
     rgb, depth, k = motorcycle_rgbd()
-    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = [node.create_publisher(t, f"/demo/camera/{n}", qos)
-            for t, n in ((Image, "image"), (Image, "depth"), (CameraInfo, "camera_info"))]
+    camera = Camera(node, "/demo/camera", streams=("image", "depth", "camera_info"))
     objects = []
     node.create_subscription(Detection3DArray, "/demo/camera/objects", objects.append, 10)
     clouds = []
     node.create_subscription(conversions.PointCloud2, "/demo/camera/object_points", clouds.append, 10)
     markers: list[MarkerArray] = []
     node.create_subscription(MarkerArray, "/demo/camera/object_markers", markers.append, 10)
-    depth_msg = Image(height=depth.shape[0], width=depth.shape[1], encoding="32FC1", step=depth.shape[1] * 4,
-                      data=depth.tobytes())
-    info = CameraInfo(width=k.width, height=k.height, k=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        stamp = node.get_clock().now().to_msg()
-        msgs = [image_msg(rgb, "middlebury_left", stamp), depth_msg, info]
-        for pub, msg in zip(pubs, msgs):
-            msg.header.stamp, msg.header.frame_id = stamp, "middlebury_left"
-            pub.publish(msg)
-        if [m for m in objects if m.detections] and [c for c in clouds if c.width] and \
-                [a for a in markers if len(a.markers) > 1]:
-            break
-        time.sleep(0.1)
+    camera.show(image_msg(rgb, "middlebury_left"), depth_msg(depth, "32FC1", "middlebury_left"),
+                camera_info_msg(k, "middlebury_left"))
+    try:
+        wait_until(lambda: [m for m in objects if m.detections] and [c for c in clouds if c.width] and
+                   [a for a in markers if len(a.markers) > 1], 60, 0.1)
+    finally:
+        camera.close()
     found = [m for m in objects if m.detections]
     if not found:
         print("  no 3D objects received")
@@ -230,7 +215,7 @@ class MarkerBox:
 
 def save_markers(rgb: np.ndarray, array: MarkerArray, k, path: Path) -> None:
     """The markers received on object_markers, rendered offline over the camera image."""
-    from ml_model_service.core.visualize import draw_markers
+    from ml_model_service.core.frames.visualize import draw_markers
 
     texts = {m.id: m for m in array.markers if m.type == Marker.TEXT_VIEW_FACING}
     boxes = [MarkerBox(m, texts.get(m.id)) for m in array.markers if m.type == Marker.CUBE]
@@ -275,8 +260,11 @@ def seg_graph(path: Path, mask_640: np.ndarray, box_640: tuple[int, int, int, in
 
 def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
     """Instance masks and markers from a segmentation model over DDS (returns the node it started)."""
-    from ml_model_service.core import masks, pointcloud, scenes
-    from ml_model_service.core.vision import Detection
+    from ml_model_service.core.frames import pointcloud
+    from ml_model_service.core.reading import masks
+    from ml_model_service.core.reading.vision import Detection
+
+    from harness import scenes
 
     print("\n=== 4. Instance masks and RViz markers: a thin frame in front of a wall (seg model) ===")
     thin = scenes.thin_object("frame")
@@ -288,24 +276,18 @@ def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
     proc = spawn_node("vision_service", logs, {"model_path": str(model), "allowed_paths": [str(logs)],
                                                 "use_depth": True, "always_on": True, "tracking": True},
                       namespace="/demo/seg")[0]
-    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = [node.create_publisher(t, f"/demo/seg/{n}", qos)
-            for t, n in ((Image, "image"), (Image, "depth"), (CameraInfo, "camera_info"))]
+    camera = Camera(node, "/demo/seg", streams=("image", "depth", "camera_info"))
     got: dict[str, list] = {"masks": [], "debug": [], "markers": [], "dets": []}
     node.create_subscription(Image, "/demo/seg/instance_masks", got["masks"].append, 10)
     node.create_subscription(Image, "/demo/seg/debug_image", got["debug"].append, 10)
     node.create_subscription(MarkerArray, "/demo/seg/object_markers", got["markers"].append, 10)
     node.create_subscription(Detection2DArray, "/demo/seg/detections", got["dets"].append, 10)
-    depth = Image(height=480, width=640, encoding="32FC1", step=640 * 4, data=s.depth.tobytes())
-    info = CameraInfo(width=640, height=480, k=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (got["masks"] and got["debug"] and
-                                               [a for a in got["markers"] if len(a.markers) > 1]):
-        stamp = node.get_clock().now().to_msg()
-        for pub, msg in zip(pubs, [image_msg(s.rgb, "optical", stamp), depth, info]):
-            msg.header.stamp, msg.header.frame_id = stamp, "optical"
-            pub.publish(msg)
-        time.sleep(0.1)
+    camera.show(image_msg(s.rgb, "optical"), depth_msg(s.depth, "32FC1", "optical"), camera_info_msg(k, "optical"))
+    try:
+        wait_until(lambda: got["masks"] and got["debug"] and [a for a in got["markers"] if len(a.markers) > 1],
+                   60, 0.1)
+    finally:
+        camera.close()
     if not got["masks"]:
         print("  no instance_masks received")
         return [proc]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Robustness figures for the trust boundary and faults (issue 9), from real nodes over real DDS.
+"""Robustness figures for the trust boundary and faults, from real nodes over real DDS.
 
 Each phase is bounded in time; the whole run takes a few minutes. Phases (all by default):
 
@@ -27,7 +27,7 @@ Each phase is bounded in time; the whole run takes a few minutes. Phases (all by
             frames: refused or not, the message, peak RSS growth, good frames answered
 
 Printed: crashes, clean refusals, RSS before/after, recovery times, failed and garbled frames, leaked
-bytes. Nodes run in their own processes (ml_model_service.ros.processes.spawn_node) in a private DDS
+bytes. Nodes run in their own processes (test/harness: processes.spawn_node) in a private DDS
 domain (--domain, default random 150-230), their logs under --out.
 
     python3 scripts/robustness.py                 # everything
@@ -53,6 +53,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "ml_model_service" / "test"))  # the test harness
+
+from harness.camera import Camera  # noqa: E402
+from harness.messages import camera_info_msg, depth_msg, image_msg  # noqa: E402
+from harness.photos import photo  # noqa: E402
+from harness.processes import spawn_node  # noqa: E402
+from harness.waits import wait_until  # noqa: E402
+
 PHASES = ("infer", "topics", "restart", "swap", "flood", "leak", "bitflip", "malformed", "burst", "waiting", "startup",
           "hostile_models")
 
@@ -100,8 +108,6 @@ class Harness:
 
     # --- nodes ------------------------------------------------------------------------------------
     def spawn(self, kind: str, ns: str, params: dict):
-        from ml_model_service.ros.processes import spawn_node
-
         proc, log = spawn_node(kind, self.logs, params, namespace=ns)
         proc.log_path = log
         self.procs.append(proc)
@@ -153,84 +159,10 @@ class Harness:
 # --- inputs ---------------------------------------------------------------------------------------
 
 
-def photo() -> np.ndarray:
-    """The motorcycle photograph (scikit-image's bundled stereo pair), RGB."""
-    from skimage import data
-
-    return data.stereo_motorcycle()[0]
-
-
-def image_msg(rgb: np.ndarray, frame_id: str = "camera"):
-    from sensor_msgs.msg import Image
-
-    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3,
-                data=np.ascontiguousarray(rgb).tobytes())
-    msg.header.frame_id = frame_id
-    return msg
-
-
-def depth_msg(shape: tuple[int, int], metres: float = 2.0, frame_id: str = "camera"):
-    from sensor_msgs.msg import Image
-
-    depth = np.full(shape, int(metres * 1000), np.uint16)
-    msg = Image(height=shape[0], width=shape[1], encoding="16UC1", step=shape[1] * 2, data=depth.tobytes())
-    msg.header.frame_id = frame_id
-    return msg
-
-
-def camera_info_msg(shape: tuple[int, int], f: float = 500.0, frame_id: str = "camera"):
-    from sensor_msgs.msg import CameraInfo
-
-    h, w = shape
-    msg = CameraInfo(height=h, width=w, distortion_model="plumb_bob", d=[0.0] * 5,
-                     k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0])
-    msg.header.frame_id = frame_id
-    return msg
-
-
-class Stream:
-    """Publishes messages at a fixed rate with fresh stamps (colour, depth, camera_info), counting them."""
-
-    def __init__(self, node, ns: str, rate: float, messages: tuple, best_effort: bool = True) -> None:
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CameraInfo, Image
-
-        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT if best_effort
-                         else ReliabilityPolicy.RELIABLE)
-        self.node = node
-        self.pubs = {"image": node.create_publisher(Image, f"{ns}/image", qos),
-                     "depth": node.create_publisher(Image, f"{ns}/depth", qos),
-                     "camera_info": node.create_publisher(CameraInfo, f"{ns}/camera_info", qos)}
-        self.messages = messages
-        self.period = 1.0 / rate
-        self.sent: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from sensor_msgs.msg import CameraInfo
-
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            stamp = self.node.get_clock().now().to_msg()
-            for i, msg in enumerate(self.messages):
-                msg.header.stamp = stamp
-                topic = "camera_info" if isinstance(msg, CameraInfo) else ("image" if i == 0 else "depth")
-                self.pubs[topic].publish(msg)
-            self.sent.append(time.monotonic())
-            next_t += self.period
-            delay = next_t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                next_t = time.monotonic()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for pub in self.pubs.values():
-            self.node.destroy_publisher(pub)
+def camera_stream(node, ns: str, rate: float, messages: tuple):
+    """`messages` published at `rate` Hz as a camera driver publishes them (best effort: image, depth,
+    camera_info), each frame counted in `.sent`."""
+    return Camera(node, ns, rate, messages, reliable=False, streams=("image", "depth", "camera_info"))
 
 
 class Outputs:
@@ -256,16 +188,6 @@ class Outputs:
     def close(self) -> None:
         for sub in self.subs:
             self.node.destroy_subscription(sub)
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
 
 
 def classes_of(det_msg) -> set[str]:
@@ -448,6 +370,8 @@ def phase_topics(h: Harness, count: int, seconds: float) -> dict:
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+    from ml_model_service.core.frames.pointcloud import Intrinsics
+
     svc_ns, raw_ns, comp_ns = "/tsvc", "/traw", "/tcomp"
     svc = h.model_service(svc_ns)
     h.remote(svc_ns, proc=svc)
@@ -455,7 +379,8 @@ def phase_topics(h: Harness, count: int, seconds: float) -> dict:
     comp = h.vision(comp_ns, svc_ns, use_compressed=True, image_qos="reliable")
     rgb = photo()
     small = cv2.resize(rgb, (640, 480))
-    ok_img, ok_depth, ok_info = image_msg(small), depth_msg((480, 640)), camera_info_msg((480, 640))
+    ok_img, ok_depth = image_msg(small), depth_msg(np.full((480, 640), 2.0), "16UC1")
+    ok_info = camera_info_msg(Intrinsics(500.0, 500.0, 320.0, 240.0, 640, 480), distortion=[0.0] * 5)
     jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes()
     png = cv2.imencode(".png", cv2.cvtColor(cv2.resize(small, (320, 240)), cv2.COLOR_RGB2BGR))[1].tobytes()
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -569,7 +494,7 @@ def phase_restart(h: Harness, cycles: int, outage: float) -> dict:
     h.remote(svc_ns, proc=svc)
     vis = h.vision(vis_ns, svc_ns)
     outputs = Outputs(h.node, vis_ns)
-    stream = Stream(h.node, vis_ns, 30.0, (image_msg(cv2.resize(photo(), (640, 480))),))
+    stream = camera_stream(h.node, vis_ns, 30.0, (image_msg(cv2.resize(photo(), (640, 480))),))
     runs = []
     try:
         if not wait_until(lambda: outputs.detections, 60):
@@ -608,8 +533,8 @@ def phase_restart(h: Harness, cycles: int, outage: float) -> dict:
 def phase_swap(h: Harness, seconds: float, every: float) -> dict:
     import cv2
 
-    from ml_model_service.core.labels import load_labels
-    from ml_model_service.core.model import BUNDLED_DIR
+    from ml_model_service.core.loading.bundled import BUNDLED_DIR
+    from ml_model_service.core.loading.labels import load_labels
 
     coco = set(load_labels(BUNDLED_DIR / "coco_labels.txt").names.values())
     imagenet = set(load_labels(BUNDLED_DIR / "imagenet_labels.txt").names.values())
@@ -618,7 +543,7 @@ def phase_swap(h: Harness, seconds: float, every: float) -> dict:
     remote = h.remote(svc_ns, proc=svc)
     vis = h.vision(vis_ns, svc_ns)
     outputs = Outputs(h.node, vis_ns)
-    stream = Stream(h.node, vis_ns, 30.0, (image_msg(cv2.resize(photo(), (640, 480))),))
+    stream = camera_stream(h.node, vis_ns, 30.0, (image_msg(cv2.resize(photo(), (640, 480))),))
     cycle = ["ssd_mobilenet_v2_coco_tflite", "ssd_mobilenet_v2_coco", "efficientnet_lite0",
              "ssd_mobilenet_v2_coco", "efficientnet_lite0_tflite", "ssd_mobilenet_v2_coco_tflite"]
     swaps, failures = 0, []
@@ -676,7 +601,7 @@ def phase_flood(h: Harness, seconds: float, rate: float) -> dict:
     vis = h.vision(vis_ns, svc_ns)
     outputs = Outputs(h.node, vis_ns)
     frame = image_msg(cv2.resize(photo(), (1920, 1080)))
-    warm = Stream(h.node, vis_ns, 5.0, (frame,))
+    warm = camera_stream(h.node, vis_ns, 5.0, (frame,))
     ok = wait_until(lambda: outputs.detections, 60)
     warm.close()
     time.sleep(1.0)
@@ -689,7 +614,7 @@ def phase_flood(h: Harness, seconds: float, rate: float) -> dict:
             stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
             latencies.append(time.time() - (time.monotonic() - t) - stamp)
 
-    stream = Stream(h.node, vis_ns, rate, (frame,))
+    stream = camera_stream(h.node, vis_ns, rate, (frame,))
     timeline = []
     for _ in range(int(seconds)):
         time.sleep(1.0)
@@ -780,7 +705,7 @@ def phase_leak(h: Harness) -> dict:
 
     # both vision nodes see a camera, so they use (and rebuild from) whatever the model service sends
     frame = image_msg(cv2.resize(photo(), (640, 480)))
-    streams = [Stream(h.node, ns, 5.0, (frame,)) for ns in (vis_ns, "/llocal")]
+    streams = [camera_stream(h.node, ns, 5.0, (frame,)) for ns in (vis_ns, "/llocal")]
     everything = Everything(h.node)
     time.sleep(3.0)
     everything.refresh()
@@ -843,9 +768,10 @@ def phase_leak(h: Harness) -> dict:
 
 
 def phase_bitflip(h: Harness, copies: int) -> dict:
-    from ml_model_service.core.backends import ModelLoadError
-    from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model
-    from ml_model_service.core.trust import ModelPolicy, TrustError
+    from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+    from ml_model_service.core.loading.model import Model
+    from ml_model_service.core.loading.trust import ModelPolicy, TrustError
+    from ml_model_service.core.runtimes.backend import ModelLoadError
 
     repo = h.work / "flipped"
     repo.mkdir()

@@ -17,7 +17,11 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from robustness import ROOT, Harness, Outputs, image_msg, percentile, photo, wait_until
+from robustness import ROOT, Harness, Outputs, percentile
+
+from harness.messages import image_msg  # test/harness, which robustness puts on the path
+from harness.photos import photo
+from harness.waits import wait_until
 
 MODELS = ROOT / "ml_model_service" / "ml_model_service" / "models"
 

@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "ml_model_service"))
 
-from ml_model_service.core.backends import OnnxBackend  # noqa: E402
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR  # noqa: E402
-from ml_model_service.core.trust import read_sums  # noqa: E402
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR  # noqa: E402
+from ml_model_service.core.loading.trust import read_sums  # noqa: E402
+from ml_model_service.core.runtimes.onnxruntime_backend import OnnxBackend  # noqa: E402
 
 #: Repository name → bundled model name.
 MODELS = {"ssd": "ssd_mobilenet_v2_coco", "efficientnet_lite0": "efficientnet_lite0"}

@@ -45,13 +45,12 @@ from launch_ros.substitutions import FindPackageShare
 from ml_model_service import launch_args as la
 
 MODEL_ARGS = la.MODEL_ARGS
-VISION_ARGS = {
-    "use_depth": (la.to_bool, "subscribe to depth and camera_info, publish 3D objects: true/false "
-                              "(default: from params_file)"),
-    "use_compressed": (la.to_bool, "subscribe to image/compressed instead of image: true/false "
-                                   "(default: from params_file)"),
-    "confidence_threshold": (lambda n, t: la.to_float(n, t, 0.0, 1.0),
-                             "minimum score, 0..1 (default: from params_file)"),
+VISION_ARGS = {  # parameters of the vision node: read and checked as its parameter table says
+    "use_depth": (la.for_param("use_depth"), "subscribe to depth and camera_info, publish 3D objects: true/false "
+                                             "(default: from params_file)"),
+    "use_compressed": (la.for_param("use_compressed"), "subscribe to image/compressed instead of image: true/false "
+                                                       "(default: from params_file)"),
+    "confidence_threshold": (la.for_param("confidence_threshold"), "minimum score, 0..1 (default: from params_file)"),
 }
 TOPIC_ARGS = {"image": "colour image topic", "depth": "depth image topic, aligned to colour (with use_depth)",
               "camera_info": "camera_info topic of the colour camera (with use_depth)"}

@@ -23,19 +23,22 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .core import options
-from .core.model import BUNDLED, DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, Model
-from .core.vision import VisionModel
+from .core.loading.bundled import BUNDLED, DEFAULT_CLASSIFIER, DEFAULT_DETECTOR
+from .core.loading.model import Model
+from .core.reading.vision import VisionModel
+from .core.settings.configs import vision_config
+from .core.settings.params import FILTERS, MODEL, Param
+from .core.settings.tables import VISION_OPTIONS, defaults
 
 #: Node parameters that select the model; the CLI's own flags (--model, --labels...) set them.
 _RUNNER = {"model_path": "model", "label_path": "labels", "model_repository": "repository",
            "execution_providers": "providers", "num_threads": "threads", "backend": "backend"}
 
 
-def vision_params() -> list[options.Param]:
+def vision_params() -> list[Param]:
     """The node's decoding, preprocessing and filter parameters, as CLI options."""
-    return [p for p in options.VISION_OPTIONS
-            if p.effective_tier in (options.MODEL, options.FILTERS) or p.name in ("top_n", "max_input_pixels")]
+    return [p for p in VISION_OPTIONS
+            if p.effective_tier in (MODEL, FILTERS) or p.name in ("top_n", "max_input_pixels")]
 
 
 class CliError(ValueError):
@@ -47,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{self.prog}: {message}")
 
 
-def _convert(param: options.Param, text: Any) -> Any:
+def _convert(param: Param, text: Any) -> Any:
     """A flag or YAML value → the parameter's type, validated."""
     value = text
     if isinstance(text, str) and not param.is_list and not isinstance(param.default, (bool, str)):
@@ -88,7 +91,7 @@ def read_params_file(path: str, node: str = "vision_service") -> dict[str, Any]:
 def option_values(args: argparse.Namespace) -> dict[str, Any]:
     """Defaults < parameter file < flags, validated."""
     params = vision_params()
-    values = options.defaults(options.VISION_OPTIONS)
+    values = defaults(VISION_OPTIONS)
     table = {p.name: p for p in params}
     values["confidence_threshold"] = getattr(args, "default_threshold", values["confidence_threshold"])
     if getattr(args, "params_file", None):
@@ -132,7 +135,7 @@ def _vision_summary(vision: VisionModel) -> dict:
 def cmd_metadata(args) -> int:
     model = _model(args, DEFAULT_DETECTOR)
     try:
-        vision = _vision_summary(VisionModel(model, model.labels, options.vision_config(option_values(args))))
+        vision = _vision_summary(VisionModel(model, model.labels, vision_config(option_values(args))))
     except ValueError as exc:
         vision = {"error": str(exc)}
     print(json.dumps({**model.metadata.to_dict(), "warnings": model.warnings, "vision": vision}, indent=2))
@@ -156,7 +159,7 @@ def cmd_infer(args) -> int:
 def _per_image(args, default: str, run) -> int:
     values = option_values(args)
     model = _model(args, default)
-    vision = VisionModel(model, model.labels, options.vision_config(values))
+    vision = VisionModel(model, model.labels, vision_config(values))
     for warning in model.warnings + vision.warnings:
         print(json.dumps({"warning": warning}), file=sys.stderr)
     status = 0

@@ -4,7 +4,9 @@ A launch argument overrides the user's parameter file only when it was given on 
 launch files declare every parameter argument with the default "" ("not given"), and only the non-empty
 ones become overrides, converted to the parameter's type. Values that cannot be converted are refused
 with one line naming the argument and the accepted forms (`ros2 launch` prints it and exits).
-ROS-free: plain strings in, Python values out.
+A launch argument that sets a parameter is read by `for_param`: the launch forms of the parameter's type, then
+the parameter table's own coercion and checks (`Param.coerce`, `Param.validate`, its range), so a value the
+node would refuse is refused at launch with the same rule. ROS-free: plain strings in, Python values out.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
+
+from .core.settings.tables import PARAMETERS
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -70,6 +74,33 @@ def to_str(name: str, text: str) -> str:  # noqa: ARG001 (same signature as the 
     return text
 
 
+def for_param(parameter: str) -> Callable[[str, str], Any]:
+    """The converter of a launch argument that sets `parameter`: its text read in the launch forms of the
+    parameter's type (`to_bool`, `to_float` within the table's range, `to_str_list`, `to_str`), then coerced
+    and validated by the table."""
+    p = PARAMETERS[parameter]
+    if isinstance(p.default, bool):
+        read = to_bool
+    elif isinstance(p.default, float):
+        def read(name: str, text: str) -> float:
+            return to_float(name, text, p.low, p.high)
+    elif p.is_list and p.item_type is str:
+        read = to_str_list
+    elif isinstance(p.default, str):
+        read = to_str
+    else:
+        raise TypeError(f"parameter {parameter} ({type(p.default).__name__}) has no launch argument form")
+
+    def convert(name: str, text: str) -> Any:
+        value = p.coerce(read(name, text))
+        reason = p.validate(value)
+        if reason:
+            raise LaunchArgumentError(f"{name}:={text!r} is refused: {reason}")
+        return value
+
+    return convert
+
+
 def overrides(given: Mapping[str, str], converters: Mapping[str, Callable[[str, str], Any]]) -> dict[str, Any]:
     """{parameter: typed value} for each argument in `converters` whose value in `given` is non-empty."""
     out = {}
@@ -82,11 +113,12 @@ def overrides(given: Mapping[str, str], converters: Mapping[str, Callable[[str, 
 
 #: The model arguments both launch files take: name -> (converter, description).
 MODEL_ARGS = {
-    "model_path": (to_str, "model file (.onnx/.tflite), model repository name or bundled name "
-                           "(default: from params_file; empty there: the bundled SSD detector)"),
-    "label_path": (to_str, "label file (default: from params_file; empty there: beside the model)"),
-    "execution_providers": (to_str_list, "onnxruntime providers in order of preference: cpu, cuda,cpu "
-                                         "or \"['cuda', 'cpu']\" (default: from params_file)"),
+    "model_path": (for_param("model_path"), "model file (.onnx/.tflite), model repository name or bundled name "
+                                            "(default: from params_file; empty there: the bundled SSD detector)"),
+    "label_path": (for_param("label_path"), "label file (default: from params_file; empty there: beside the model)"),
+    "execution_providers": (for_param("execution_providers"), "onnxruntime providers in order of preference: cpu, "
+                                                              "cuda,cpu or \"['cuda', 'cpu']\" (default: from "
+                                                              "params_file)"),
 }
 
 
@@ -106,7 +138,7 @@ def run_parameters(given: Mapping[str, str]) -> dict[str, Any]:
         out["use_sim_time"] = to_bool("use_sim_time", given["use_sim_time"].strip())
     managed = to_bool("managed", given["managed"].strip()) if given.get("managed", "").strip() else None
     if given.get("autostart", "").strip():
-        out["autostart"] = to_bool("autostart", given["autostart"].strip())
+        out["autostart"] = for_param("autostart")("autostart", given["autostart"].strip())
     elif managed is not None:
         out["autostart"] = not managed
     return out

@@ -13,11 +13,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from harness.camera import Camera
+from harness.messages import image_msg
+from harness.photos import photo
 
 # A shell's background job (make test & in a script, some CI runners) starts with SIGINT ignored, and children
 # inherit that: `ros2 launch` would then not hear the Ctrl-C that stop() sends. Take SIGINT back.
@@ -148,7 +151,7 @@ def launcher(tmp_path: Path, request):
             print(f"---- ros2 {' '.join(item.args)} ----\n{item.log()[-5000:]}")
 
 
-class Photographer:
+class Photographer(Camera):
     """Publishes a real photograph on a topic at 5 Hz (reliable, like most camera drivers), as
     sensor_msgs/Image rgb8 or, for a topic ending in /compressed, as a JPEG CompressedImage."""
 
@@ -156,36 +159,18 @@ class Photographer:
         import cv2
         from sensor_msgs.msg import CompressedImage
 
-        from conftest import image_msg, photo
-
         rgb = photo(photo_name)[..., :3]
-        if topic.endswith("/compressed"):
+        compressed = topic.endswith("/compressed")
+        if compressed:
             ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             assert ok
             self.msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
             self.msg.header.frame_id = "camera"
         else:
             self.msg = image_msg(rgb, "camera")
-        self.node = node
-        self.pub = node.create_publisher(type(self.msg), topic, 2)
-        self.period = 1.0 / rate
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            self.msg.header.stamp = self.node.get_clock().now().to_msg()
-            try:
-                self.pub.publish(self.msg)
-            except Exception:  # the publisher may be destroyed while close() runs
-                if not self._stop.is_set():
-                    raise
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.node.destroy_publisher(self.pub)
+        super().__init__(node, rate=rate, messages=(self.msg,), depth=2,
+                         image_topic=topic.removesuffix("/compressed"),
+                         streams=("compressed",) if compressed else ("image",))
 
 
 def echo_once(topic: str, msg_type: str, timeout: float = 60.0) -> str:

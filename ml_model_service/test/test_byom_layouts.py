@@ -13,10 +13,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ml_model_service.core.decoders import DecoderConfig, anchor_centres
-from ml_model_service.core.model import Model
-from ml_model_service.core.preprocess import InputLayout, PreprocessConfig, RoleError, preprocess
-from ml_model_service.core.vision import FilterConfig, VisionConfig, VisionModel
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.reading.decoders.base import DecoderConfig
+from ml_model_service.core.reading.decoders.boxes import anchor_centres
+from ml_model_service.core.reading.preprocess import InputLayout, PreprocessConfig, RoleError, preprocess
+from ml_model_service.core.reading.vision import FilterConfig, VisionConfig, VisionModel
 
 _NP = {TensorProto.FLOAT: np.float32, TensorProto.FLOAT16: np.float16, TensorProto.INT64: np.int64}
 IMAGE = np.zeros((720, 1280, 3), np.uint8)  # 16:9 source image; boxes are checked in its pixels

@@ -13,7 +13,8 @@ from test_byom_layouts import DYNAMIC, NCHW, end2end_rows, graph, grid, raw_v8, 
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import GetDetections, GetProperties
 
-from conftest import image_msg, wait_for
+from harness.messages import image_msg
+from harness.waits import wait_for
 
 IMAGE = np.full((720, 1280, 3), 90, np.uint8)
 

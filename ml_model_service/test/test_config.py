@@ -7,15 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ml_model_service.core.options import (
-    MODEL_SERVICE_PARAMS,
-    README_TABLES,
-    VISION_PARAMS,
-    shipped_parameter_files,
-    update_readme,
-)
+from ml_model_service.core.settings.files import README_TABLES, shipped_parameter_files, update_readme
+from ml_model_service.core.settings.tables import MODEL_SERVICE_PARAMS, VISION_PARAMS
 
-from conftest import wait_for
+from harness.waits import wait_for
 
 PKG = Path(__file__).resolve().parents[1]
 
@@ -23,7 +18,7 @@ PKG = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("name", ["model_service.yaml", "vision.yaml"])
 def test_parameter_files_are_generated_from_the_table(name):
     """Every parameter with its default and description; regenerate with
-    `python3 -m ml_model_service.core.options ml_model_service/config`."""
+    `python3 -m ml_model_service.core.settings ml_model_service/config`."""
     assert (PKG / "config" / name).read_text() == shipped_parameter_files()[name]
     values = yaml.safe_load((PKG / "config" / name).read_text())["/**"]["ros__parameters"]
     params = MODEL_SERVICE_PARAMS if name == "model_service.yaml" else VISION_PARAMS

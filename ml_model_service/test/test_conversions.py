@@ -6,9 +6,9 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from ml_model_service.core.imaging import ImageError
-from ml_model_service.core.labels import Labels
-from ml_model_service.core.vision import Detection
+from ml_model_service.core.frames.imaging import ImageError
+from ml_model_service.core.loading.labels import Labels
+from ml_model_service.core.reading.vision import Detection
 from ml_model_service.ros import conversions
 
 

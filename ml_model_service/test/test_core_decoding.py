@@ -8,12 +8,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ml_model_service.core.decoders import DecoderConfig, anchor_centres
-from ml_model_service.core.labels import load_labels, parse_labels
-from ml_model_service.core.model import Model
-from ml_model_service.core.preprocess import InputLayout, PreprocessConfig, RoleError, preprocess
+from ml_model_service.core.loading.labels import load_labels, parse_labels
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.reading.decoders.base import DecoderConfig
+from ml_model_service.core.reading.decoders.boxes import anchor_centres
+from ml_model_service.core.reading.preprocess import InputLayout, PreprocessConfig, RoleError, preprocess
+from ml_model_service.core.reading.vision import FilterConfig, VisionConfig, VisionModel
 from ml_model_service.core.tensors import TensorError, decode_tensor
-from ml_model_service.core.vision import FilterConfig, VisionConfig, VisionModel
 
 from conftest import constant_model
 

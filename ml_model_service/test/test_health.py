@@ -1,7 +1,7 @@
 """StreamHealth's verdicts from recorded facts, ROS-free, on a clock the test moves."""
 from __future__ import annotations
 
-from ml_model_service.core.health import ERROR, OK, WARN, StreamHealth, TopicState
+from ml_model_service.core.frames.health import ERROR, OK, WARN, StreamHealth, TopicState
 
 TOPIC = "/cam/image"
 

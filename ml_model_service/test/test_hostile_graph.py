@@ -21,7 +21,10 @@ from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import GetDetections, GetMetadata, Infer, LoadModel
 
-from conftest import Collector, constant_model, image_msg, photo, wait_for
+from conftest import Collector, constant_model
+from harness.messages import image_msg
+from harness.photos import photo
+from harness.waits import wait_for
 
 STATUS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # ~/status is volatile, published at 1 Hz
 RELIABLE = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)

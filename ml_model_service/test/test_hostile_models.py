@@ -19,14 +19,13 @@ import pytest
 from ai_edge_litert import schema_py_generated as tfl
 from onnx import TensorProto, helper, numpy_helper
 
-from ml_model_service.core import backends, imaging
-from ml_model_service.core.backends import (
-    MAX_MODEL_TENSOR_BYTES,
-    ModelLoadError,
-    TensorSizeError,
-    open_backend,
-)
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model
+from ml_model_service.core.frames import imaging
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.runtimes import limits
+from ml_model_service.core.runtimes.backend import ModelLoadError
+from ml_model_service.core.runtimes.limits import MAX_MODEL_TENSOR_BYTES, TensorSizeError
+from ml_model_service.core.runtimes.registry import open_backend
 from ml_model_service.core.tensors import TensorError
 
 PKG = Path(__file__).resolve().parents[1]
@@ -158,8 +157,8 @@ def refusal_in_child(setup: str, attack: str) -> dict:
 
 
 BACKEND_SETUP = ("import onnx, onnxruntime\nfrom pathlib import Path\n"
-                 "from ml_model_service.core.backends import open_backend\n"
-                 "from ml_model_service.core.model import Model")
+                 "from ml_model_service.core.runtimes.registry import open_backend\n"
+                 "from ml_model_service.core.loading.model import Model")
 
 
 def big_tflite_conv(path: Path) -> Path:
@@ -211,13 +210,13 @@ def test_shape_checks_are_cached_and_the_cache_is_bounded(tmp_path: Path) -> Non
     """One shape inference per input-shape signature, and no more than SHAPE_CHECK_CACHE kept."""
     backend = open_backend(expand_by_input_shape(tmp_path / "square.onnx"), providers=["cpu"])
     shapes = backend._shapes
-    for n in range(1, backends.SHAPE_CHECK_CACHE + 10):
+    for n in range(1, limits.SHAPE_CHECK_CACHE + 10):
         backend.infer({"x": np.zeros(n, np.uint8)})
-    assert len(shapes._cache) == backends.SHAPE_CHECK_CACHE
+    assert len(shapes._cache) == limits.SHAPE_CHECK_CACHE
     calls = []
     scan = shapes.scan
     shapes.scan = lambda s: calls.append(s) or scan(s)
-    backend.infer({"x": np.zeros(backends.SHAPE_CHECK_CACHE + 5, np.uint8)})
+    backend.infer({"x": np.zeros(limits.SHAPE_CHECK_CACHE + 5, np.uint8)})
     assert calls == []  # a recent signature: no second inference
     backend.infer({"x": np.zeros(1000, np.uint8)})
     assert calls == [{"x": (1000,)}]
@@ -225,7 +224,7 @@ def test_shape_checks_are_cached_and_the_cache_is_bounded(tmp_path: Path) -> Non
 
 def test_onnx_output_known_only_after_the_run_is_refused_after_it(tmp_path: Path, monkeypatch) -> None:
     """Sizes that follow from input values cannot be known before; the output is refused after the run."""
-    monkeypatch.setattr(backends, "MAX_MODEL_TENSOR_BYTES", 1 << 20)
+    monkeypatch.setattr(limits, "MAX_MODEL_TENSOR_BYTES", 1 << 20)
     model = Model(str(expand_by_input_values(tmp_path / "values.onnx")), providers=["cpu"])
     assert model.infer({"x": np.ones(1, np.uint8), "shape": np.array([1000])})["y"].shape == (1000,)
     with pytest.raises(TensorSizeError, match=r"output 'y' of shape \[2097152\] .* above the limit of 1048576 bytes "
@@ -259,7 +258,7 @@ def test_bundled_models_still_load_and_infer(name: str) -> None:
     outputs = backend.infer(feeds)
     assert [o.name for o in backend.outputs] == list(outputs)
     if backend.kind == "tflite":
-        assert max(size[3] for size in backends._tflite_sizes(backend.interpreter)) < MAX_MODEL_TENSOR_BYTES / 50
+        assert max(size[3] for size in limits.tflite_sizes(backend.interpreter)) < MAX_MODEL_TENSOR_BYTES / 50
     assert len(Model(name, providers=["cpu"], num_threads=1).labels) >= 80
 
 
@@ -279,8 +278,8 @@ def test_small_images_declaring_large_ones_are_refused_before_decoding(tmp_path:
     """Under max_image_pixels (49 MP < 50 MP), but far more pixels than the bytes can encode."""
     path = tmp_path / f"bomb.{kind}"
     path.write_bytes(make(7000, 7000))
-    result = refusal_in_child(f"from ml_model_service.core import imaging\ndata = open({str(path)!r}, 'rb').read()",
-                              "imaging.decode_compressed(data)")
+    result = refusal_in_child(f"from ml_model_service.core.frames import imaging\n"
+                              f"data = open({str(path)!r}, 'rb').read()", "imaging.decode_compressed(data)")
     assert result["error"].startswith(f"ImageError: compressed {kind} image declares 7000x7000"), result
     assert "truncated or a decompression bomb" in result["error"]
     assert result["growth_mb"] < 50 and result["cpu_s"] < 0.1, result

@@ -10,16 +10,19 @@ import pytest
 from rcl_interfaces.srv import GetParameters
 from sensor_msgs.msg import Image, PointCloud2
 from test_byom_layouts import NCHW, graph, grid, raw_v8, ultralytics_props
-from test_object_clouds import depth_msg, info_msg
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ml_model_service.core import masks, scenes
+from ml_model_service.core.reading import masks
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import CaptureAll, GetProperties
 
-from conftest import Camera, Collector, image_msg, wait_for
+from conftest import Collector
+from harness import scenes
+from harness.camera import Camera
+from harness.messages import camera_info_msg, depth_msg, image_msg
+from harness.waits import wait_for
 
 PAD = 80  # 640x480 camera letterboxed into the 640x640 input
 
@@ -66,7 +69,7 @@ def test_masks_markers_and_capture_all_over_dds(tmp_path, start_node, spinner, c
     objects = Collector(spinner.node, Detection3DArray, "/seg/objects")
     points = Collector(spinner.node, PointCloud2, "/seg/object_points")
     markers = Collector(spinner.node, MarkerArray, "/seg/object_markers")
-    camera.show(image_msg(s.rgb, "optical"), depth_msg(s.depth, "32FC1"), info_msg(s.intrinsics, 640, 480))
+    camera.show(image_msg(s.rgb, "optical"), depth_msg(s.depth, "32FC1"), camera_info_msg(s.intrinsics))
 
     # instance_masks: mono16, the image's size and header, pixel = index + 1 of the detection.
     m = wait_for(lambda: mask_msgs.messages, 30, what="instance_masks")[-1]
@@ -106,7 +109,7 @@ def test_masks_markers_and_capture_all_over_dds(tmp_path, start_node, spinner, c
 
     # The object gone (no valid depth): the markers are cleared (a DELETEALL alone).
     empty = np.full_like(s.depth, np.nan)
-    camera.show(image_msg(s.rgb, "optical"), depth_msg(empty, "32FC1"), info_msg(s.intrinsics, 640, 480))
+    camera.show(image_msg(s.rgb, "optical"), depth_msg(empty, "32FC1"), camera_info_msg(s.intrinsics))
     n = len(markers.messages)
     cleared = wait_for(lambda: [a for a in markers.messages[n:] if len(a.markers) == 1], 20, what="cleared")[-1]
     assert cleared.markers[0].action == Marker.DELETEALL
@@ -144,7 +147,7 @@ def test_tracking_ids_over_dds(tmp_path, start_node, spinner, camera):
     dets = Collector(spinner.node, Detection2DArray, "/seg/detections")
     objects = Collector(spinner.node, Detection3DArray, "/seg/objects")
     markers = Collector(spinner.node, MarkerArray, "/seg/object_markers")
-    camera.show(image_msg(s.rgb, "optical"), depth_msg(s.depth, "32FC1"), info_msg(s.intrinsics, 640, 480))
+    camera.show(image_msg(s.rgb, "optical"), depth_msg(s.depth, "32FC1"), camera_info_msg(s.intrinsics))
     got = wait_for(lambda: [d for d in dets.messages if d.detections][3:], 30, what="detections")
     ids = {d.detections[0].id for d in got}
     assert len(ids) == 1 and ids != {""}
@@ -157,7 +160,7 @@ def test_tracking_ids_over_dds(tmp_path, start_node, spinner, camera):
 def test_marker_ids_follow_tracking_ids_and_labels_name_them():
     from std_msgs.msg import Header
 
-    from ml_model_service.core.pointcloud import Object3D
+    from ml_model_service.core.frames.pointcloud import Object3D
 
     pts = np.array([[0.0, 0.0, 1.0], [0.2, 0.1, 1.3]], np.float32)
     tracked = Object3D(0, 2, "car", 0.8, pts, np.zeros((2, 3), np.uint8), id="17", detection=0)

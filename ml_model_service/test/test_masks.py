@@ -13,8 +13,11 @@ import pytest
 from onnx import TensorProto
 from test_byom_layouts import IMAGE, NCHW, OBJECTS, end2end_rows, graph, grid, load, raw_v8, ultralytics_props
 
-from ml_model_service.core import masks, pipeline, pointcloud, scenes
-from ml_model_service.core.vision import Detection
+from ml_model_service.core.frames import pipeline, pointcloud
+from ml_model_service.core.reading import masks
+from ml_model_service.core.reading.vision import Detection
+
+from harness import scenes
 
 SIZE = 640  # model input; the 1280x720 source is letterboxed: scale 0.5, 140-pixel bars top and bottom
 SCALE, PAD_Y = 0.5, 140.0
@@ -93,7 +96,7 @@ def test_yolov8_seg_masks_through_the_letterbox(tmp_path):
 
 
 def test_masks_off_leaves_detections_unchanged(tmp_path):
-    from ml_model_service.core.vision import FilterConfig
+    from ml_model_service.core.reading.vision import FilterConfig
 
     path = yolo_seg_model(tmp_path)
     with_masks, _ = load(path)

@@ -9,14 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from ml_model_service.core.labels import load_labels
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.labels import load_labels
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import ModelChanged, RemoteModel, call
 from ml_model_service_interfaces.msg import AssociatedFile, Tensor
 from ml_model_service_interfaces.srv import Infer
 
-from conftest import photo, wait_for
+from harness.photos import photo
+from harness.waits import wait_for
 
 COCO = load_labels(BUNDLED_DIR / "coco_labels.txt")
 IMAGENET = load_labels(BUNDLED_DIR / "imagenet_labels.txt")
@@ -239,7 +240,8 @@ def test_setting_model_path_swaps_or_is_rejected(detector, spinner, tmp_path):
 def test_every_reloading_parameter_reloads_the_model(detector, spinner):
     """The table's `runner` tier is the model service's reload set: each such change opens the model again
     (a new generation) with the new value, server_timeout included."""
-    from ml_model_service.core.options import MODEL_PARAMS, RUNNER
+    from ml_model_service.core.settings.params import RUNNER
+    from ml_model_service.core.settings.tables import MODEL_PARAMS
 
     proc, remote = detector
     new = {"server_timeout": 7.5, "num_threads": 1, "pin_threads": False, "backend": "onnx",

@@ -7,30 +7,20 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.qos import QoSProfile
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, PointCloud2
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
-from ml_model_service.core.scenes import Box3D, motorcycle_rgbd, render
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import CaptureAll, GetObjectPointClouds, GetProperties
 
-from conftest import Camera, Collector, constant_model, image_msg, wait_for
+from conftest import Collector, constant_model
+from harness.camera import Camera
+from harness.messages import camera_info_msg, depth_msg, image_msg
+from harness.scenes import Box3D, motorcycle_rgbd, render
+from harness.waits import wait_for
 
 OBJECT = Box3D((-0.25, -0.3, 1.5), (0.25, 0.3, 1.9))  # 1.5 m away, in front of a wall at 3 m, above a floor
-
-
-def depth_msg(depth_m: np.ndarray, encoding: str) -> Image:
-    if encoding == "16UC1":
-        data = np.nan_to_num(depth_m * 1000.0, nan=0.0).round().astype(np.uint16)
-    else:
-        data = depth_m.astype(np.float32)
-    return Image(height=data.shape[0], width=data.shape[1], encoding=encoding, is_bigendian=0,
-                 step=data.shape[1] * data.itemsize, data=data.tobytes())
-
-
-def info_msg(k, width: int, height: int) -> CameraInfo:
-    return CameraInfo(width=width, height=height, k=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0])
 
 
 def box_detector(tmp_path, box_px, width, height):
@@ -77,7 +67,7 @@ def test_object_in_front_of_wall(tmp_path, start_node, spinner, camera, encoding
     objects = Collector(spinner.node, Detection3DArray, "/rgbd/objects")
     points = Collector(spinner.node, PointCloud2, "/rgbd/object_points")
     camera.show(image_msg(scene.rgb, "optical"), depth_msg(scene.depth, encoding),
-                info_msg(scene.intrinsics, 640, 480))
+                camera_info_msg(scene.intrinsics))
     msg = wait_for(lambda: [m for m in objects.messages if m.detections], 30, what="objects")[-1]
     truth = scene.visible_points[0]
     det = msg.detections[0]
@@ -104,7 +94,7 @@ def test_obstacle_mode_finds_object_and_removes_floor(start_node, spinner, camer
     _, props = start(start_node, spinner, {"object_mode": "obstacles"})
     assert props.object_point_clouds_supported and not props.detections_supported
     camera.show(image_msg(scene.rgb, "optical"), depth_msg(scene.depth, "32FC1"),
-                info_msg(scene.intrinsics, 640, 480))
+                camera_info_msg(scene.intrinsics))
     r = wait_for(lambda: (lambda x: x if x.success and x.objects.detections else None)(object_clouds(spinner)()),
                  30, what="obstacles")
     assert len(r.objects.detections) == 1, [d.bbox.center.position for d in r.objects.detections]
@@ -136,7 +126,7 @@ def test_depth_problems_are_reported_and_node_goes_on(tmp_path, start_node, spin
     wait_for(lambda: any("3D failing" in m.message and "intrinsics" in m.message for m in status.messages), 10,
              what="status says 3D is failing")
     spinner.node.destroy_subscription(dets.sub)
-    info = info_msg(scene.intrinsics, 640, 480)
+    info = camera_info_msg(scene.intrinsics)
     camera.show(colour, depth_msg(np.full((100, 100), 2.0, np.float32), "32FC1"), info)
     r = wait_for(lambda: (lambda x: x if "aspect" in x.message else None)(get()), 20, what="size mismatch")
     assert not r.success
@@ -153,7 +143,7 @@ def test_depth_problems_are_reported_and_node_goes_on(tmp_path, start_node, spin
 def test_real_motorcycle_sample(start_node, spinner, camera):
     rgb, depth, k = motorcycle_rgbd()
     proc, _ = start(start_node, spinner, {})
-    camera.show(image_msg(rgb, "middlebury"), depth_msg(depth, "32FC1"), info_msg(k, rgb.shape[1], rgb.shape[0]))
+    camera.show(image_msg(rgb, "middlebury"), depth_msg(depth, "32FC1"), camera_info_msg(k))
     client = spinner.node.create_client(CaptureAll, "/rgbd/vision_service/capture_all")
     req = CaptureAll.Request(return_detections=True, return_object_point_clouds=True)
     r = wait_for(lambda: (lambda x: x if x.success and x.objects.detections else None)(call(client, req, 20.0)),

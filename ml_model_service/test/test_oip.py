@@ -16,16 +16,21 @@ from rclpy.qos import QoSProfile
 from test_vision_service import as_tuples, assert_matches_reference, iou, reference_detections, start_vision, wait_ready
 from vision_msgs.msg import Detection2DArray
 
-from ml_model_service.core.backends import ModelLoadError
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model
-from ml_model_service.core.oip_backend import InferenceServerError, parse_server_ref
-from ml_model_service.core.options import vision_config
-from ml_model_service.core.trust import ModelPolicy, TrustError
-from ml_model_service.core.vision import VisionModel
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.loading.trust import ModelPolicy, TrustError
+from ml_model_service.core.reading.vision import VisionModel
+from ml_model_service.core.runtimes.backend import ModelLoadError
+from ml_model_service.core.runtimes.oip_backend import InferenceServerError, parse_server_ref
+from ml_model_service.core.settings.configs import vision_config
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import GetDetections
 
-from conftest import Camera, Collector, image_msg, photo, wait_for
+from conftest import Collector
+from harness.camera import Camera
+from harness.messages import image_msg
+from harness.photos import photo
+from harness.waits import wait_for
 
 pytestmark = pytest.mark.skipif(not kserve_available(), reason="KServe environment missing: run scripts/bootstrap.sh")
 
@@ -42,7 +47,7 @@ def server():
 
 
 def _defaults() -> dict:
-    from ml_model_service.core.options import VISION_PARAMS, defaults
+    from ml_model_service.core.settings.tables import VISION_PARAMS, defaults
 
     return defaults(VISION_PARAMS)
 
@@ -204,8 +209,8 @@ def test_triton_repository_configs_describe_the_bundled_models(name, bundled):
     from google.protobuf import json_format, text_format
     from tritonclient.grpc import model_config_pb2
 
-    from ml_model_service.core.labels import embedded_labels, load_labels
-    from ml_model_service.core.oip_backend import V2_TYPES, server_parameters
+    from ml_model_service.core.loading.labels import embedded_labels, load_labels
+    from ml_model_service.core.runtimes.oip_backend import V2_TYPES, server_parameters
 
     path = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "model_repository" / name / "config.pbtxt"
     config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())

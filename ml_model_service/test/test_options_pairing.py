@@ -3,19 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from ml_model_service.core.options import (
-    FILTERS,
-    LIVE,
-    MODEL,
-    RUNNER,
-    VISION_PARAMS,
-    by_name,
-    changed_tier,
-    defaults,
-    validate,
-    vision_config,
-)
-from ml_model_service.core.pairing import Pairer
+from ml_model_service.core.frames.pairing import Pairer
+from ml_model_service.core.settings.configs import vision_config
+from ml_model_service.core.settings.params import FILTERS, LIVE, MODEL, RUNNER
+from ml_model_service.core.settings.tables import VISION_PARAMS, by_name, changed_tier, defaults, validate
 
 P = by_name(VISION_PARAMS)
 

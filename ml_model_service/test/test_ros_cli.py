@@ -10,7 +10,8 @@ import pytest
 import yaml
 from ros2_cli import SERVING, VISION_UP, Background, echo_once, launcher, param, param_get, ros2
 
-from conftest import Collector, wait_for
+from conftest import Collector
+from harness.waits import wait_for
 
 NODES = {"vision": "/cli/vision_service", "model_service": "/cli/ml_model_service"}
 

@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 from test_vision_service import assert_matches_reference, reference_detections
 
-from ml_model_service.core.backends import ModelLoadError, default_threads, open_backend
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model, auto_runtime
-from ml_model_service.core.vision import FilterConfig, VisionConfig, VisionModel
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR, auto_runtime
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.reading.vision import FilterConfig, VisionConfig, VisionModel
+from ml_model_service.core.runtimes.backend import ModelLoadError
+from ml_model_service.core.runtimes.registry import open_backend
+from ml_model_service.core.runtimes.threads import default_threads
 
-from conftest import photo
+from harness.photos import photo
 
 ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("openvino")

@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from ml_model_service.core.backends import (
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.runtimes.threads import (
     allowed_cores,
     caller_core,
     pin_caller,
@@ -17,7 +18,6 @@ from ml_model_service.core.backends import (
     pool_cores,
     pool_pinned,
 )
-from ml_model_service.core.model import Model
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
 

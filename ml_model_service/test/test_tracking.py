@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml_model_service.core import pipeline
-from ml_model_service.core.tracking import Tracker, TrackerConfig
-from ml_model_service.core.vision import Detection
+from ml_model_service.core.frames import pipeline
+from ml_model_service.core.frames.tracking import Tracker, TrackerConfig
+from ml_model_service.core.reading.vision import Detection
 
 FRAMES = 90  # 3 s at 30 Hz
 
@@ -115,7 +115,7 @@ def test_pipeline_gives_ids_and_objects_carry_them(tmp_path):
     """A designed YOLO graph sees the ray-cast box; through the pipeline with depth, ids reach the objects."""
     from test_byom_layouts import NCHW, graph, load, raw_v8, ultralytics_props
 
-    from ml_model_service.core import scenes
+    from harness import scenes
 
     scene = scenes.render([scenes.Box3D((-0.2, -0.2, 1.0), (0.2, 0.2, 1.3))])  # 640x480: letterbox pad 80
     x0, y0, x1, y1 = scene.boxes_2d[0]

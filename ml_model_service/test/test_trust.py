@@ -13,13 +13,16 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ml_model_service.core import imaging, tensors
-from ml_model_service.core.imaging import ImageError
-from ml_model_service.core.model import BUNDLED, BUNDLED_DIR, Model
+from ml_model_service.core import tensors
+from ml_model_service.core.frames import imaging
+from ml_model_service.core.frames.imaging import ImageError
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.loading.trust import MAX_LABEL_BYTES, ModelPolicy, TrustError, read_sums, sha256
 from ml_model_service.core.tensors import TensorError
-from ml_model_service.core.trust import MAX_LABEL_BYTES, ModelPolicy, TrustError, read_sums, sha256
 
-from conftest import constant_model, photo
+from conftest import constant_model
+from harness.photos import photo
 
 SSD = BUNDLED["ssd_mobilenet_v2_coco"].file
 

@@ -14,7 +14,11 @@ from vision_msgs.msg import Detection2DArray
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.srv import GetProperties
 
-from conftest import Camera, Collector, image_msg, photo, wait_for
+from conftest import Collector
+from harness.camera import Camera
+from harness.messages import image_msg
+from harness.photos import photo
+from harness.waits import wait_for
 
 NS = "/params"
 

@@ -1,10 +1,9 @@
 """The camera subscriptions, owned by the worker thread and waited on there — not by the executor.
 
-Why: dispatching each 640x480 image through an rclpy executor costs about 4 ms of CPU (measured here:
-11 % of a core at 30 Hz on a SingleThreadedExecutor, 21-33 % on a MultiThreadedExecutor) against about
-1 ms when the thread that uses the frame waits on the subscription itself (`direct.py`). So the worker
-blocks in a wait set on them (no polling, no timeout while idle) and is woken by the frame, or by `wake()`
-(a guard condition) when the demand for frames changes or the node stops.
+Why: dispatching each image through an rclpy executor costs far more CPU than letting the thread that uses the
+frame wait on the subscription itself (`direct.py`), more so on a MultiThreadedExecutor. So the worker blocks
+in a wait set on them (no polling, no timeout while idle) and is woken by the frame, or by `wake()` (a guard
+condition) when the demand for frames changes or the node stops.
 
 Frames are taken serialised and all taken each time: the ones a newer frame replaces are counted as
 skipped and never deserialised; the newest raw Image is read in place (`conversions.image_from_cdr`, the

@@ -7,9 +7,9 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
-from ..core.model import Model
-from ..core.oip_backend import DEFAULT_TIMEOUT_S
-from ..core.trust import ModelPolicy
+from ..core.loading.model import Model
+from ..core.loading.trust import ModelPolicy
+from ..core.settings.tables import default_of, value_of
 
 
 def load_model(params: dict, model_path: str | None = None, label_path: str | None = None, *,
@@ -30,8 +30,8 @@ def load_model(params: dict, model_path: str | None = None, label_path: str | No
                  params["label_path"] if label_path is None else label_path,
                  repository=repository, backend=params["backend"],
                  providers=params["execution_providers"], num_threads=params["num_threads"], policy=policy,
-                 server_timeout=float(params.get("server_timeout") or DEFAULT_TIMEOUT_S),
-                 pin_threads=bool(params.get("pin_threads", True)))
+                 server_timeout=float(params.get("server_timeout") or default_of("server_timeout")),
+                 pin_threads=bool(value_of(params, "pin_threads")))
 
 
 def spin_node(node_class, args=None, threads: int | Callable[[Node], int] = 4) -> None:

@@ -29,10 +29,11 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ml_model_service_interfaces.msg import AssociatedFile, ModelMetadata, Tensor, TensorInfo
 
-from ..core import imaging, metadata, tensors
-from ..core.labels import Labels
-from ..core.vision import Classification as CoreClassification
-from ..core.vision import Detection
+from ..core import metadata, tensors
+from ..core.frames import imaging
+from ..core.loading.labels import Labels
+from ..core.reading.vision import Classification as CoreClassification
+from ..core.reading.vision import Detection
 
 # --- tensors and metadata -------------------------------------------------------------------------
 
@@ -116,7 +117,7 @@ def image_from_cdr(raw: bytes) -> SerializedImage | None:
     """A serialised sensor_msgs/Image (as a raw subscription takes it) read in place; None where it is not
     plain little-endian CDR (XCDR1) or does not parse — the caller then deserialises it the usual way.
 
-    Why: deserialising copies the 640x480 pixels once more into a Python message (0.2-0.5 ms per frame)."""
+    Why: deserialising copies the pixels once more into a Python message, for every frame."""
     if len(raw) < 4 or raw[:2] != b"\x00\x01":  # encapsulation: CDR, little-endian
         return None
     pos = 4
@@ -235,7 +236,7 @@ def _orientation(obj) -> Quaternion:
 
 
 def detections3d_to_msg(objects: Sequence, header: Header, use_names: bool = True) -> Detection3DArray:
-    """Objects (core.pointcloud.Object3D) → Detection3DArray: centre = mean of points, size = extents."""
+    """Objects (core.frames.pointcloud.Object3D) → Detection3DArray: centre = mean of points, size = extents."""
     out = Detection3DArray(header=header)
     for obj in objects:
         det = Detection3D(header=header, id=getattr(obj, "id", ""))
@@ -268,7 +269,7 @@ def instance_masks_from_msg(msg: Image) -> np.ndarray:
 
 def _rotate(q: Sequence[float], v: Sequence[float]) -> tuple[float, float, float]:
     """Vector `v` turned by unit quaternion `q` (x, y, z, w)."""
-    from ..core.pointcloud import RigidTransform
+    from ..core.frames.pointcloud import RigidTransform
 
     return tuple(float(c) for c in RigidTransform((0.0, 0.0, 0.0), tuple(q)).matrix @ np.asarray(v))
 

@@ -1,10 +1,9 @@
 """Entities that the thread using them waits on itself, in its own wait set, instead of through an executor.
 
 Why: every message or request an rclpy executor dispatches costs Python work in the executor (rebuilding its
-wait set over all the node's entities, a task, for a MultiThreadedExecutor a hand-off to a pool thread). On
-a 2-core VM that was about 4 ms of CPU per 640x480 image, and about 5 ms added to each Infer call through a
-model service. A thread that waits on just the entity it needs, and is woken by its arrival, pays about a
-millisecond. Three users:
+wait set over all the node's entities, a task, for a MultiThreadedExecutor a hand-off to a pool thread), for
+every camera image and every Infer call through a model service. A thread that waits on just the entity it
+needs, and is woken by its arrival, pays a fraction of that. Three users:
 
 - `CameraInput` (the vision node's camera subscriptions, waited on by the worker thread);
 - `DirectClient` (service calls made and answered in the calling thread: the remote model's Infer);

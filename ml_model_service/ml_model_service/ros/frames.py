@@ -12,7 +12,7 @@ from rclpy.node import Node
 from rclpy.time import Time
 from std_msgs.msg import Header
 
-from ..core.pointcloud import RigidTransform
+from ..core.frames.pointcloud import RigidTransform
 
 INSTALL_TF2 = ("target_frame needs tf2_ros, which cannot be imported here: install it (rosdep key tf2_ros; "
                "apt install ros-$ROS_DISTRO-tf2-ros)")

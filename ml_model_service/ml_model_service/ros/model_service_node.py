@@ -29,16 +29,18 @@ from ml_model_service_interfaces.msg import ModelMetadata as ModelMetadataMsg
 from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
 
 from ..core import tensors
-from ..core.backends import ModelLoadError, pin_caller, pool_pinned
-from ..core.model import Model
-from ..core.options import MODEL_PARAMS, RUNNER
+from ..core.loading.model import Model
+from ..core.loading.trust import SWAP_DISABLED, ModelPolicy
+from ..core.runtimes.backend import ModelLoadError
+from ..core.runtimes.threads import pin_caller, pool_pinned
+from ..core.settings.params import RUNNER
+from ..core.settings.tables import MODEL_PARAMS, MODEL_SERVICE_PARAMS
 from ..core.tensors import TensorError
-from ..core.trust import SWAP_DISABLED, ModelPolicy
 from . import conversions
 from .common import load_model, spin_node
 from .direct import ServiceThreads
 from .managed import ManagedNode
-from .parameters import MODEL_SERVICE_PARAMS, declare, typed_values
+from .parameters import declare, typed_values
 from .status import ERROR, OK, Status
 
 _RELOAD_PARAMS = {p.name for p in MODEL_PARAMS if p.effective_tier == RUNNER}  # a change reloads the model
@@ -237,8 +239,8 @@ class ModelServiceNode(ManagedNode):
 
     def _place(self, model: Model) -> None:
         """Keep this Infer thread off the cores of the model's pinned pool threads (`pin_threads`): a caller
-        free to run anywhere lands on the pool's core and the two queue there (2-core VM, 10 Hz: 23 against
-        16 ms per remote frame). Set only when the model's placement changes."""
+        free to run anywhere lands on the pool's core and the two queue there. Set only when the model's
+        placement changes."""
         pin = pool_pinned(model.backend)
         if getattr(self._infer_thread, "pinned", False) != pin:
             self._infer_thread.pinned = pin

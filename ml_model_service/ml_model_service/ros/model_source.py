@@ -16,10 +16,10 @@ from typing import Any
 
 from rclpy.node import Node
 
-from ..core.oip_backend import InferenceServerError, is_server_ref
-from ..core.options import filter_config, vision_config
-from ..core.trust import ModelPolicy
-from ..core.vision import VisionModel
+from ..core.loading.trust import ModelPolicy
+from ..core.reading.vision import VisionModel
+from ..core.runtimes.oip_backend import InferenceServerError, is_server_ref
+from ..core.settings.configs import filter_config, vision_config
 from .common import load_model
 from .remote_model import ModelChanged, RemoteError, RemoteModel
 

@@ -26,9 +26,9 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
-from ..core.pipeline import Results
-from ..core.vision import VisionModel
-from ..core.visualize import colour_for, draw
+from ..core.frames.pipeline import Results
+from ..core.frames.visualize import colour_for, draw
+from ..core.reading.vision import VisionModel
 from . import conversions
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE,

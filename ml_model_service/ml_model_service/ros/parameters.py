@@ -1,4 +1,4 @@
-"""Declaring the parameter table (`core/options.py`) on a node, with descriptors `ros2 param describe`
+"""Declaring the parameter table (`core/settings/tables.py`) on a node, with descriptors `ros2 param describe`
 shows, typed empty lists (so `ros2 param dump` writes them and loads them back), and the forms users type
 on the command line made the declared type (`execution_providers:=cpu`, `use_depth:=1`).
 
@@ -19,15 +19,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from ..core.options import (  # noqa: F401 (re-exported: the table's historical home)
-    MODEL_PARAMS,
-    MODEL_SERVICE_PARAMS,
-    VISION_PARAMS,
-    Param,
-    by_name,
-    parse_pairs,
-    validate,
-)
+from ..core.settings.params import Param
+from ..core.settings.tables import by_name, validate
 
 _TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE,
           str: Parameter.Type.STRING}

@@ -16,7 +16,7 @@ from rclpy.node import Node
 
 from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
 
-from ..core.labels import Labels
+from ..core.loading.labels import Labels
 from ..core.metadata import ModelMetadata
 from . import conversions
 from .direct import DirectClient

@@ -23,17 +23,17 @@ from ml_model_service_interfaces.srv import (
     GetProperties,
 )
 
-from ..core import pointcloud
-from ..core.imaging import ImageError
-from ..core.pairing import Pairer, PairingError
-from ..core.vision import VisionModel
+from ..core.frames import pointcloud
+from ..core.frames.imaging import ImageError
+from ..core.frames.pairing import Pairer, PairingError
+from ..core.reading.vision import VisionModel
 from . import conversions
 from .direct import ServiceThreads
 from .frames import TargetFrame
 from .model_source import ModelSource
+from .processing import Frame, compute, to_target_frame
 from .remote_model import RemoteError
 from .status import Status
-from .worker import Frame, compute, to_target_frame
 
 SERVICE_THREADS = 3  # calls answered at once (a call waiting for a camera frame holds one)
 

@@ -1,14 +1,16 @@
 """The vision service node: camera topics in, vision_msgs out; request/response calls for any image.
 
 Composition only; each job lives in its own module:
-- parameters: the table in `core/options.py`, declared by `ros/parameters.py`; a change is validated in the
+- parameters: the table in `core/settings/tables.py`, declared by `ros/parameters.py`; a change is validated in the
   on-set callback (a model or decoder change is built there, so a model that fails to load is refused and the
   old one keeps serving) and applied in the post-set callback by tier — a threshold never reloads the model;
 - the model: `ros/model_source.py` (in process, or a model service called from the calling thread);
 - the camera: `ros/camera_input.py` (subscriptions owned by the worker, subscribed only while someone listens);
-- pairing colour/depth/camera_info: `core/pairing.py`; the frame's work: `core/pipeline.py`;
+- pairing colour/depth/camera_info: `core/frames/pairing.py`; the frame's work: `core/frames/pipeline.py`;
 - the worker thread: `ros/worker.py`; publishers: `ros/outputs.py`; calls: `ros/services.py` (own threads);
-  health: `ros/status.py` (`~/status` and `/diagnostics`), judged from the stream's facts by `core/health.py`.
+  one frame through the pipeline, for both: `ros/processing.py`;
+  health: `ros/status.py` (`~/status` and `/diagnostics`), judged from the stream's facts by
+  `core/frames/health.py`.
 The node spins on a single-threaded executor (parameters, matched and QoS events, status and demand timers);
 nothing on it waits for frames or models.
 """
@@ -21,11 +23,12 @@ from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
-from ..core.health import TopicState
-from ..core.oip_backend import is_server_ref
-from ..core.options import FILTERS, MODEL, RUNNER, VISION_PARAMS, changed_tier
-from ..core.pairing import JUMP_BACK_S, Pairer
-from ..core.vision import VisionModel
+from ..core.frames.health import TopicState
+from ..core.frames.pairing import JUMP_BACK_S, Pairer
+from ..core.reading.vision import VisionModel
+from ..core.runtimes.oip_backend import is_server_ref
+from ..core.settings.params import FILTERS, MODEL, RUNNER
+from ..core.settings.tables import VISION_PARAMS, changed_tier
 from . import frames
 from .camera_input import CameraInput
 from .common import spin_node

@@ -10,23 +10,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
-from ..core import pipeline, pointcloud
-from ..core.backends import pin_caller, pool_pinned
-from ..core.health import StreamHealth
-from ..core.imaging import DecodeBudget, DecodeBudgetError, ImageError
-from ..core.oip_backend import InferenceServerError
-from ..core.options import cloud_config
-from ..core.pairing import Next, Pairer
-from ..core.tracking import Tracker, TrackerConfig
-from ..core.vision import VisionModel
-from . import conversions
+from ..core.frames.health import StreamHealth
+from ..core.frames.imaging import DecodeBudget, DecodeBudgetError, ImageError
+from ..core.frames.pairing import Next, Pairer
+from ..core.frames.tracking import Tracker
+from ..core.reading.vision import VisionModel
+from ..core.runtimes.oip_backend import InferenceServerError
+from ..core.runtimes.threads import pin_caller, pool_pinned
+from ..core.settings.configs import tracker_config
+from ..core.settings.tables import value_of
 from .camera_input import CameraInput
-from .frames import FrameError, TargetFrame
+from .frames import TargetFrame
 from .model_source import ModelSource
 from .outputs import Outputs
+from .processing import NO_CAMERA_INFO, Frame, compute, to_target_frame
 from .remote_model import RemoteError
 from .status import Status, Stopwatch
 
@@ -38,74 +38,6 @@ def stamp_s(header: Header) -> float:
 #: a frame's latency is timed only when its stamp is within this many seconds of the node's clock (a replayed
 #: or simulated stamp on another clock would give a meaningless figure)
 SAME_CLOCK_S = 60.0
-NO_CAMERA_INFO = "no camera_info received yet"
-
-
-class Frame:
-    """One colour message (Image or CompressedImage), optionally with its depth message and camera_info."""
-
-    def __init__(self, colour: Image | CompressedImage, depth: Image | None = None,
-                 info: CameraInfo | None = None, budget: DecodeBudget | None = None) -> None:
-        self.colour, self.depth, self.info, self.budget = colour, depth, info, budget
-
-    @property
-    def header(self) -> Header:
-        return self.colour.header
-
-    def rgb(self, max_pixels: int):
-        if isinstance(self.colour, CompressedImage):
-            return conversions.compressed_to_rgb(self.colour, max_pixels, self.budget)
-        return conversions.image_to_rgb(self.colour, max_pixels)
-
-    def depth_input(self, values: dict[str, Any]) -> pipeline.Depth | None:
-        """The frame's depth for the pipeline (None when it has no depth message)."""
-        if self.depth is None:
-            return None
-        depth, info = self.depth, self.info
-
-        def intrinsics() -> pointcloud.Intrinsics:
-            if info is None:
-                raise pointcloud.DepthError(f"{NO_CAMERA_INFO} (3D needs the colour camera's calibration)")
-            return pointcloud.Intrinsics.from_k(info.k, info.width, info.height)
-
-        return pipeline.Depth(lambda: conversions.depth_to_metres(depth, values["depth_unit_scale"],
-                                                                  values["max_image_pixels"]), intrinsics)
-
-
-def compute(frame: Frame, vision: VisionModel | None, values: dict[str, Any], *, detections: bool = True,
-            classifications: bool = True, objects: bool = False, top_n: int | None = None,
-            tracker: Tracker | None = None) -> pipeline.Results:
-    """The pipeline on one frame with the node's settings (shared by the worker and the services)."""
-    obstacles = values["object_mode"] == "obstacles"
-    return pipeline.run(vision, frame.rgb(values["max_image_pixels"]), detections=detections,
-                        classifications=classifications, top_n=values["top_n"] if top_n is None else top_n,
-                        depth=frame.depth_input(values) if objects else None, cloud=cloud_config(values),
-                        obstacles=obstacles, tracker=tracker)
-
-
-def to_target_frame(r: pipeline.Results, header: Header, values: dict[str, Any], frames: TargetFrame | None) -> bool:
-    """Put the frame's 3D objects in `target_frame` (tf2 at the image's stamp); False when its transform is
-    missing (the objects are then dropped, with the reason in `objects_error`)."""
-    target = values["target_frame"]
-    if frames is None or not target or r.objects is None or target == header.frame_id:
-        return True
-    try:
-        tf = frames.lookup(target, header, values["tf_timeout"])
-    except FrameError as exc:
-        r.objects, r.objects_error = None, str(exc)
-        return False
-    r.objects, r.objects_frame = pointcloud.transform_objects(r.objects, tf), target
-    return True
-
-
-def tracker_config(values: dict[str, Any]) -> TrackerConfig | None:
-    """The tracker settings from the node's parameters; None when tracking is off."""
-    if not values.get("tracking", False):
-        return None
-    return TrackerConfig(max_age=int(values.get("tracker_max_age", 30)),
-                         min_iou=float(values.get("tracker_min_iou", 0.1)),
-                         min_hits=int(values.get("tracker_min_hits", 1)),
-                         class_aware=bool(values.get("tracker_class_aware", True)))
 
 
 class Worker(threading.Thread):
@@ -244,7 +176,7 @@ class Worker(threading.Thread):
             else:
                 self.depth_state = ""
         self.outputs.publish(frame.header, r, vision, values["publish_class_names"], values["publish_debug_image"],
-                             values.get("publish_masks", True), values.get("publish_markers", True))
+                             value_of(values, "publish_masks"), value_of(values, "publish_markers"))
         self.source.healthy()
         self.status.count("processed")
         self.health.processed()
@@ -272,7 +204,7 @@ class Worker(threading.Thread):
 
     def _pin(self, pin: bool) -> None:
         """Keep this thread on the core the runtime's pinned pool threads leave free (`pin_worker`, for a model
-        in this process whose pool is pinned: `backends.pool_pinned`), or let it run on any allowed core."""
+        in this process whose pool is pinned: `threads.pool_pinned`), or let it run on any allowed core."""
         self._pinned = pin
         where = self._affinity(pin)
         if where:

@@ -11,7 +11,8 @@ import pytest
 from ros2_cli import VISION_UP, Photographer, launcher, param, param_get, ros2
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
-from conftest import Collector, wait_for
+from conftest import Collector
+from harness.waits import wait_for
 
 
 @pytest.fixture
@@ -166,13 +167,14 @@ def test_target_frame_puts_objects_in_base_link(start_node, spinner, tmp_path):
     from diagnostic_msgs.msg import DiagnosticStatus
     from geometry_msgs.msg import TransformStamped
     from sensor_msgs.msg import PointCloud2
-    from test_object_clouds import OBJECT, box_detector, depth_msg, info_msg
+    from test_object_clouds import OBJECT, box_detector
     from visualization_msgs.msg import MarkerArray
 
-    from ml_model_service.core.scenes import render
     from ml_model_service.ros import conversions
 
-    from conftest import Camera, image_msg
+    from harness.camera import Camera
+    from harness.messages import camera_info_msg, depth_msg, image_msg
+    from harness.scenes import render
 
     broadcaster = tf2_ros.StaticTransformBroadcaster(spinner.node)
     tf = TransformStamped()
@@ -197,7 +199,7 @@ def test_target_frame_puts_objects_in_base_link(start_node, spinner, tmp_path):
     camera = Camera(spinner.node, "/tfb")
     try:
         camera.show(image_msg(scene.rgb, "camera_optical"), depth_msg(scene.depth, "32FC1"),
-                    info_msg(scene.intrinsics, 640, 480))
+                    camera_info_msg(scene.intrinsics))
         msg = wait_for(lambda: [m for m in objects.messages if m.detections], 60, what="objects")[-1]
         assert msg.header.frame_id == "base_link"
         centre = msg.detections[0].bbox.center.position
@@ -212,7 +214,7 @@ def test_target_frame_puts_objects_in_base_link(start_node, spinner, tmp_path):
         status = Collector(spinner.node, DiagnosticStatus, "/tfb/vision_service/status")
         detections = Collector(spinner.node, Detection2DArray, "/tfb/detections")
         camera.show(image_msg(scene.rgb, "unknown_camera"), depth_msg(scene.depth, "32FC1"),
-                    info_msg(scene.intrinsics, 640, 480))
+                    camera_info_msg(scene.intrinsics))
         wait_for(lambda: [s for s in status.messages if "unknown_camera" in s.message and "base_link" in s.message
                           and s.level == DiagnosticStatus.WARN], 15, what="status WARN naming both frames")
         assert detections.where(lambda m: m.header.frame_id == "unknown_camera")
@@ -226,7 +228,8 @@ def test_target_frame_puts_objects_in_base_link(start_node, spinner, tmp_path):
 def test_distortion_on_an_unrectified_topic_is_warned_once(start_node, spinner):
     from sensor_msgs.msg import CameraInfo
 
-    from conftest import image_msg, photo
+    from harness.messages import image_msg
+    from harness.photos import photo
 
     proc = start_node("vision_service", {"use_depth": True, "always_on": True, "execution_providers": ["cpu"]},
                       namespace="/dist", remaps={"image": "/dist/color/image_raw"})

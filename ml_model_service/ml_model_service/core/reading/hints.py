@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from .metadata import ModelMetadata
+from ..metadata import ModelMetadata
 from .preprocess import parse_size
 
 

@@ -1,4 +1,5 @@
-"""A loaded model: backend + labels + Viam-style metadata, and where models are found.
+"""A loaded model: backend + labels + Viam-style metadata, and where models are found (the bundled ones are
+listed in `bundled`).
 
 A model reference is a file path, the name of a model in a model repository (a folder holding
 `<name>/` folders with one model file and optional `labels.txt`, or `<name>.onnx` / `<name>.tflite`
@@ -11,64 +12,27 @@ import importlib.util
 import re
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .backends import DEFAULT_PROVIDERS, ModelLoadError, open_backend
-from .labels import Labels, embedded_labels
-from .metadata import (
+from ..metadata import (
     LABEL_TYPE_TENSOR_AXIS,
     LABEL_TYPE_TENSOR_VALUE,
     AssociatedFile,
     ModelMetadata,
     TensorSpec,
 )
-from .oip_backend import DEFAULT_TIMEOUT_S, OipBackend, is_server_ref, parse_server_ref
-from .tensors import check_inputs
+from ..runtimes.backend import DEFAULT_PROVIDERS, ModelLoadError
+from ..runtimes.oip_backend import DEFAULT_TIMEOUT_S, OipBackend, is_server_ref, parse_server_ref
+from ..runtimes.registry import open_backend
+from ..tensors import check_inputs
+from .bundled import BUNDLED, BUNDLED_DIR, DEFAULT_DETECTOR, auto_runtime
+from .labels import Labels, embedded_labels
 from .trust import ModelPolicy
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
 MODEL_SUFFIXES = (".onnx", ".tflite")
-
-
-@dataclass(frozen=True)
-class BundledModel:
-    file: str
-    labels: str
-    description: str
-    #: The runtime `backend: auto` uses for this file: the fastest measured on the CPU
-    #: (scripts/bench_runtimes.py); "" = the one its extension implies.
-    runtime: str = ""
-
-
-#: Models shipped with the package (see models/PROVENANCE.md).
-BUNDLED: dict[str, BundledModel] = {
-    "ssd_mobilenet_v2_coco": BundledModel(
-        "ssd_mobilenet_v2_coco_qdq.onnx", "coco_labels.txt",
-        "SSD MobileNet V2 COCO detector (int8 QDQ ONNX, TFLite detection post-processing)"),
-    "ssd_mobilenet_v2_coco_tflite": BundledModel(
-        "mobilenet_ssd_v2_coco_quant_postprocess.tflite", "coco_labels.txt",
-        "SSD MobileNet V2 COCO detector (int8 TFLite, Coral)"),
-    "efficientnet_lite0": BundledModel(
-        "efficientnet_lite0_qdq.onnx", "imagenet_labels.txt",
-        "EfficientNet-Lite0 ImageNet classifier (int8 QDQ ONNX; uint8 softmax output, value/256)",
-        runtime="openvino"),  # 1.9x faster than onnxruntime on 2 cores (scripts/bench_runtimes.py)
-    "efficientnet_lite0_tflite": BundledModel(
-        "efficientnet_lite0.tflite", "imagenet_labels.txt", "EfficientNet-Lite0 ImageNet classifier (int8 TFLite)"),
-}
-DEFAULT_DETECTOR = "ssd_mobilenet_v2_coco"
-DEFAULT_CLASSIFIER = "efficientnet_lite0"
-
-
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-
-
-def auto_runtime(name: str) -> str:
-    """The runtime `backend: auto` uses for a bundled model name (onnx, tflite or openvino)."""
-    b = BUNDLED[name]
-    return b.runtime or {".onnx": "onnx", ".tflite": "tflite"}[Path(b.file).suffix]
 
 
 def _labels_beside(model: Path, policy: ModelPolicy) -> Path | None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import Backend, ModelLoadError, default_threads
-from .metadata import TensorSpec
+from ..metadata import TensorSpec
+from .backend import Backend, ModelLoadError
+from .threads import default_threads
 
 #: OpenVINO device names accepted in `execution_providers` (the first one present is used; else the CPU).
 OPENVINO_DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU", "auto": "AUTO", "openvino": "CPU",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .vision import Classification, Detection
+from ..reading.vision import Classification, Detection
 
 
 def colour_for(index: int) -> tuple[int, int, int]:
@@ -57,7 +57,7 @@ def draw(rgb: np.ndarray, detections: Sequence[Detection] = (),
 
 def draw_markers(rgb: np.ndarray, objects: Sequence, k) -> np.ndarray:
     """The RViz markers of 3D objects rendered offline: each object's box (a CUBE marker) as a wireframe
-    projected through the intrinsics `k` (core.pointcloud.Intrinsics), with its TEXT label (#id, class,
+    projected through the intrinsics `k` (frames.pointcloud.Intrinsics), with its TEXT label (#id, class,
     score) above it; the image dimmed so the markers stand out."""
     out = (np.ascontiguousarray(rgb).astype(np.float32) * 0.55).astype(np.uint8)
     scale = max(0.4, min(out.shape[:2]) / 800.0)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .metadata import TensorSpec
+from ..metadata import TensorSpec
 
 #: Default cap on a model input (height x width).
 MAX_INPUT_PIXELS = 16_777_216

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import Backend, ModelLoadError
-from .metadata import TensorSpec
+from ..metadata import TensorSpec
+from .backend import Backend, ModelLoadError
 
 #: Seconds any one request to the server may take (connect, metadata, inference) unless told otherwise.
 DEFAULT_TIMEOUT_S = 5.0

@@ -112,7 +112,7 @@ _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 BOMB_SAFETY = 2
 DEFLATE_MAX_RATIO = 1032
 #: Arithmetic-coded JPEG has no such floor (a uniform image codes to almost nothing): it is decoded up to this
-#: many pixels only (about 10 ms and 6 MB to decode; no camera sends arithmetic coding).
+#: many pixels only (a bounded decode; no camera sends arithmetic coding).
 ARITHMETIC_JPEG_MAX_PIXELS = 2_100_000
 
 
@@ -180,7 +180,7 @@ def check_bomb(data: bytes | memoryview) -> tuple[str, int, int]:
     """(format, width, height) of a compressed image whose bytes can hold the size it declares; raises
     ImageError, before decoding, for one that declares more pixels than its bytes can encode (a truncated file
     or a decompression bomb: decoders fill what is missing, so 600 bytes declaring 7000x7000 would cost a
-    147 MB image and over a second of CPU)."""
+    147 MB image and its decoding time)."""
     kind, width, height = compressed_size(data)
     if width <= 0 or height <= 0:
         return kind, width, height  # check_pixels refuses it

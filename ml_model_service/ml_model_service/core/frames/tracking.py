@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .vision import Detection
+from ..reading.vision import Detection
 
 
 @dataclass

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .pointcloud import Intrinsics
+from ml_model_service.core.frames.pointcloud import Intrinsics
 
 
 @dataclass
@@ -80,7 +80,7 @@ def render(objects: list[Box3D], width: int = 640, height: int = 480, f: float =
 def motorcycle_rgbd() -> tuple[np.ndarray, np.ndarray, Intrinsics]:
     """The real RGB-D sample: scikit-image's Middlebury 2014 motorcycle (left image, depth in metres from
     the ground-truth disparity: Z = f * B / (d + doffs); NaN where the disparity is unknown)."""
-    from skimage import data  # a development dependency: only demos and tests call this
+    from skimage import data
 
     rgb, _, disparity = data.stereo_motorcycle()
     f, cx, cy, doffs, baseline_m = 994.978, 311.193, 254.877, 31.086, 0.193001

@@ -19,7 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends import ModelLoadError
+from ..runtimes.backend import ModelLoadError
+from ..runtimes.oip_backend import ServerRef, is_server_ref, parse_server_ref
+from .bundled import BUNDLED_DIR
 from .labels import Labels, parse_labels
 
 #: Largest label file read (bytes).
@@ -107,8 +109,6 @@ class ModelPolicy:
     @classmethod
     def unrestricted(cls) -> ModelPolicy:
         """Any path (the CLI); bundled models are still verified against their checksums."""
-        from .model import BUNDLED_DIR
-
         return cls(None, (_real(BUNDLED_DIR),))
 
     @classmethod
@@ -117,8 +117,6 @@ class ModelPolicy:
         """A node's policy: the folders in `allowed_paths`, or when that is empty the bundled models'
         folder and `repository`. The bundled models' folder is always allowed (its files are public).
         `servers` are the inference servers (`host:port`) allowed; none by default."""
-        from .model import BUNDLED_DIR
-
         bundled = _real(BUNDLED_DIR)
         folders = [_real(p) for p in allowed_paths if str(p).strip()]
         if not folders and repository and str(repository).strip():
@@ -131,8 +129,6 @@ class ModelPolicy:
     def from_params(cls, params: dict) -> ModelPolicy:
         """The policy a node's parameters describe at start-up (`allowed_paths`, `model_repository`,
         `allowed_servers`; the server of the start-up `model_path` is allowed too: the operator chose it)."""
-        from .oip_backend import ServerRef, is_server_ref, parse_server_ref
-
         servers = [str(s) for s in params.get("allowed_servers") or []]
         start = str(params.get("model_path") or "")
         if is_server_ref(start):

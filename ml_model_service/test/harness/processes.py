@@ -1,6 +1,8 @@
-"""Starting a node executable in its own process (the demo, the benchmark and the tests use it)."""
+"""Node executables in their own processes, their output in a log file (the tests, the demo, the benchmark and
+the robustness runs start them so)."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -35,3 +37,27 @@ def spawn_node(kind: str, log_dir: Path, params: dict | None = None, *, namespac
     log_path = log_dir / f"{stem}.log"
     with open(log_path, "w") as log:  # the child keeps its own handle
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log_path
+
+
+class NodeProcess:
+    """A node executable running in its own process, with its log kept for failures."""
+
+    def __init__(self, kind: str, tmp: Path, params: dict, name: str | None = None, namespace: str = "",
+                 remaps: dict | None = None, params_file: Path | None = None) -> None:
+        self.proc, self.log_path = spawn_node(kind, tmp, params, namespace=namespace, name=name, remaps=remaps,
+                                              params_file=params_file)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)

@@ -10,11 +10,13 @@ from typing import Protocol
 
 import numpy as np
 
-from .decoders import DETECTION_ROLES, ClassifierDecoder, DecoderConfig, RawDetections, find_decoder
+from ..loading.labels import Labels
+from ..metadata import ModelMetadata, TensorSpec
+from .decoders.base import DETECTION_ROLES, DecoderConfig, RawDetections
+from .decoders.classifier import ClassifierDecoder
+from .decoders.registry import find_decoder
 from .hints import read_hints
-from .labels import Labels
 from .masks import Mask
-from .metadata import ModelMetadata, TensorSpec
 from .preprocess import (
     MAX_INPUT_PIXELS,
     RESIZE_MODES,
@@ -132,39 +134,63 @@ class VisionModel:
         self.warnings: list[str] = []
         metadata = runner.metadata
         describe = metadata.describe_tensors()
-        if not metadata.inputs:
-            raise RoleError(f"the model has no inputs; tensors: {describe}")
-        if self.config.resize_mode not in ("auto", *RESIZE_MODES):
-            raise RoleError(f"resize_mode {self.config.resize_mode!r} is not one of auto, {', '.join(RESIZE_MODES)}")
+        self._check_config(metadata, describe)
         self.hints = read_hints(metadata, runner)
         spec = self._image_input(metadata)
-        self.size_inputs = [s for s in metadata.inputs if s.name != spec.name]
-        for other in self.size_inputs:
-            if not _is_size_input(other):
-                raise RoleError(f"input {other.name!r} ({other.data_type} {list(other.shape)}) is neither the image "
-                                "nor a [1, 2] image-size input (orig_target_sizes), so it cannot be filled; no option "
-                                f"can help (remap_input_names only picks which input is the image). Model tensors: "
-                                f"{describe}")
+        self.size_inputs = self._size_inputs(metadata, spec, describe)
         try:
             self.layout = InputLayout.from_spec(spec)
         except RoleError as exc:
             raise RoleError(f"{exc}. Model tensors: {describe}") from exc
         self._pre = self._preprocess_config(describe)
+        trial_hw = self._trial_size(spec, describe)
+        trial = self._trial_run(trial_hw, describe)
+        self.decoder = find_decoder(metadata, trial, self.config.decoder, labels, self.hints, trial_hw,
+                                    size_input=bool(self.size_inputs))
+        self._choose_resize_mode()
+        self._warn(spec, trial)
+
+    def _check_config(self, metadata: ModelMetadata, describe: str) -> None:
+        if not metadata.inputs:
+            raise RoleError(f"the model has no inputs; tensors: {describe}")
+        if self.config.resize_mode not in ("auto", *RESIZE_MODES):
+            raise RoleError(f"resize_mode {self.config.resize_mode!r} is not one of auto, {', '.join(RESIZE_MODES)}")
+
+    @staticmethod
+    def _size_inputs(metadata: ModelMetadata, image: TensorSpec, describe: str) -> list[TensorSpec]:
+        """The inputs besides the image: image-size inputs only (filled in `_tensor`)."""
+        others = [s for s in metadata.inputs if s.name != image.name]
+        for other in others:
+            if not _is_size_input(other):
+                raise RoleError(f"input {other.name!r} ({other.data_type} {list(other.shape)}) is neither the image "
+                                "nor a [1, 2] image-size input (orig_target_sizes), so it cannot be filled; no option "
+                                f"can help (remap_input_names only picks which input is the image). Model tensors: "
+                                f"{describe}")
+        return others
+
+    def _trial_size(self, spec: TensorSpec, describe: str) -> tuple[int, int]:
+        """The model input size of the trial run: the fixed dimensions, else input_size (or the model's imgsz),
+        else TRIAL_SIDE; refused above max_input_pixels."""
         trial_hw = (self.layout.height if self.layout.height > 0 else (self._pre.input_size or (TRIAL_SIDE,) * 2)[0],
                     self.layout.width if self.layout.width > 0 else (self._pre.input_size or (TRIAL_SIDE,) * 2)[1])
         if trial_hw[0] * trial_hw[1] > self._pre.max_input_pixels:
             raise RoleError(f"model input {spec.name!r} is {trial_hw[0]} x {trial_hw[1]} = {trial_hw[0] * trial_hw[1]} "
                             f"pixels, above max_input_pixels ({self._pre.max_input_pixels}); refused before "
                             f"allocating it. Model tensors: {describe}")
+        return trial_hw
+
+    def _trial_run(self, trial_hw: tuple[int, int], describe: str) -> dict[str, np.ndarray]:
+        """The model's outputs for a grey image of the trial size (what the decoder is chosen from)."""
         try:
-            trial = runner.infer(self._tensor(np.full((*trial_hw, 3), 114, np.uint8))[0])
+            return self.runner.infer(self._tensor(np.full((*trial_hw, 3), 114, np.uint8))[0])
         except Exception as exc:
             hint = "set input_size (the size the model was trained at)" if not self.layout.fixed else \
                 "no option can help"
             raise RoleError(f"trial run at {trial_hw[0]} x {trial_hw[1]} failed: {exc}; {hint}. Model tensors: "
                             f"{describe}") from exc
-        self.decoder = find_decoder(metadata, trial, self.config.decoder, labels, self.hints, trial_hw,
-                                    size_input=bool(self.size_inputs))
+
+    def _choose_resize_mode(self) -> None:
+        """`resize_mode` auto made concrete for the decoder found, and applied to the preprocessing."""
         mode = self.config.resize_mode
         if mode == "auto":
             if self.role == "yolo" or (self.role == "end2end" and self.hints.family != "rtdetr"):
@@ -178,16 +204,20 @@ class VisionModel:
                 mode = "stretch"
         self._pre.letterbox, self._pre.center_crop = mode == "letterbox", mode == "center_crop"
         self.resize_mode = mode
+
+    def _warn(self, spec: TensorSpec, trial: dict[str, np.ndarray]) -> None:
+        """Warnings about what the model and its labels leave open or disagree on."""
+        labels = self.labels
         if not self.layout.fixed and self._pre.input_size is None and self.role in ("yolo", "end2end", "classifier"):
             self.warnings.append(f"input {spec.name!r} has open dimensions {list(spec.shape)} and neither input_size "
                                  "nor the model's imgsz metadata gives a size: it follows each image (rounded up to "
                                  "the stride); set input_size to the size the model was trained at")
         if isinstance(self.decoder, ClassifierDecoder) and labels:
-            size = int(np.prod(np.asarray(trial[self.decoder.tensor]).shape)) - self.decoder.background_offset
+            size = self.decoder.score_count(trial)
             if size != labels.span:
                 self.warnings.append(f"the classifier gives {size} scores but the labels cover {labels.span} "
                                      "classes; unlabelled indices are named by number")
-        n_classes = getattr(self.decoder, "num_classes", 0)
+        n_classes = self.decoder.num_classes
         if labels and n_classes and n_classes < labels.span:
             self.warnings.append(f"the model scores {n_classes} classes but the labels cover {labels.span}; check "
                                  "that the label file belongs to this model")
@@ -284,7 +314,7 @@ class VisionModel:
     @property
     def segments(self) -> bool:
         """Whether the model gives instance masks."""
-        return bool(getattr(self.decoder, "protos", None) or getattr(self.decoder, "masks_output", None))
+        return self.decoder.segments
 
     def classify(self, rgb: np.ndarray, n: int = 5) -> list[Classification]:
         """Top n classifications kept by the filters (n <= 0: all)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .vision import Detection
+from ..reading.vision import Detection
 
 
 class DepthError(ValueError):

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import masks, pointcloud
+from ..reading import masks
+from ..reading.vision import Classification, Detection, VisionModel
+from . import pointcloud
 from .tracking import Tracker
-from .vision import Classification, Detection, VisionModel
 
 
 @dataclass

@@ -1,0 +1,204 @@
+"""Raw YOLO heads, read with NMS: v5 `[1, N, 5+C]` (objectness) and v8/v11 `[1, 4+C, N]`, also seg heads (`+32`
+mask coefficients and a protos output, read into instance masks: reading.masks) and pose heads (`+K*3`
+keypoints, ignored) used as detectors, and corner boxes `[1, N, 4]` + scores `[1, N, C]` in two tensors
+(YOLO-NAS, PP-YOLOE). The candidates must be the head's grid for the input size, with boxes on their grid
+cells."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...metadata import TensorSpec
+from ..masks import MaskSource, prototypes_from
+from ..preprocess import Transform
+from .base import Context, DecoderConfig, DetectionDecoder, Prototypes, RawDetections
+from .boxes import anchor_centres, grid_counts, input_pixels, nms, to_corners
+from .scores import TOL, check_probabilities, dequantize, tolerance
+
+
+class YoloDecoder(DetectionDecoder):
+    """Raw YOLO output: centre-x, centre-y, width, height (+ objectness for v5), per-class scores, and extra
+    per-box values: mask coefficients (read with the `protos` output into masks) or keypoints (ignored)."""
+
+    role = "yolo"
+
+    def __init__(self, tensor: str, spec: TensorSpec | None, attrs_first: bool, has_objectness: bool,
+                 num_classes: int, config: DecoderConfig, describe: str, protos: Prototypes | None = None) -> None:
+        self.tensor = tensor
+        self.spec = spec
+        self.attrs_first = attrs_first
+        self.has_objectness = has_objectness
+        self.num_classes = num_classes
+        self.config = config
+        self.describe = describe
+        self.protos = protos  # seg heads: the prototype output; the mask coefficients follow the classes
+
+    @property
+    def segments(self) -> bool:
+        return self.protos is not None
+
+    def mask_source(self, outputs: dict[str, np.ndarray], rows: np.ndarray, kept: np.ndarray,
+                    transform: Transform) -> MaskSource | None:
+        """Masks of the kept candidates (seg heads only)."""
+        if self.protos is None or not self.protos.count:
+            return None
+        start = (5 if self.has_objectness else 4) + self.num_classes
+        coefficients = np.asarray(rows[kept, start:start + self.protos.count], np.float32)
+        protos = prototypes_from(dequantize(np.asarray(outputs[self.protos.name]), self.protos.spec),
+                                 self.protos.count)
+        return MaskSource(transform, coefficients, protos)
+
+    def rows(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N, 4) centre boxes, (N, C) class scores (times objectness), objectness or None; checked."""
+        raw = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0]
+        rows = raw.T if self.attrs_first else raw  # (N, K)
+        start = 5 if self.has_objectness else 4
+        cls_scores = rows[:, start:start + self.num_classes]
+        check_probabilities(cls_scores, f"class scores (values {start}-{start + self.num_classes - 1} of each "
+                            f"row of {self.tensor!r})", None, self.describe, tolerance(self.spec))
+        if self.has_objectness:
+            check_probabilities(rows[:, 4], f"objectness (value 4 of each row of {self.tensor!r})", "yolo_format",
+                                self.describe, tolerance(self.spec))
+            cls_scores = cls_scores * rows[:, 4:5]
+        return rows[:, :4], cls_scores, rows
+
+    def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
+        xywh, cls_scores, rows = self.rows(outputs)
+        classes = cls_scores.argmax(axis=1)
+        scores = cls_scores[np.arange(len(classes)), classes]
+        keep = np.flatnonzero(scores >= self.config.nms_score_threshold)
+        xywh, scores, classes = xywh[keep].astype(np.float64), scores[keep], classes[keep]
+        if len(scores) == 0:
+            return RawDetections.empty()
+        boxes = input_pixels(to_corners(xywh, "cxcywh"), self.config.box_units, transform)
+        idx = nms(boxes, scores, classes, self.config)
+        return RawDetections(transform.to_source(boxes[idx]), scores[idx].astype(np.float64),
+                             classes[idx].astype(np.int64), self.mask_source(outputs, rows, keep[idx], transform),
+                             keep[idx])
+
+
+class SplitYoloDecoder(YoloDecoder):
+    """YOLO candidates in two tensors: corner boxes [1, N, 4] in input pixels and class scores [1, N, C] or
+    [1, C, N] (YOLO-NAS, PP-YOLOE and DAMO-YOLO exports without NMS); NMS as for raw YOLO."""
+
+    def __init__(self, boxes: str, scores: str, specs: dict[str, TensorSpec | None], scores_first: bool,
+                 num_classes: int, config: DecoderConfig, describe: str) -> None:
+        super().__init__(boxes, specs.get(boxes), False, False, num_classes, config, describe)
+        self.scores = scores
+        self.specs = specs
+        self.scores_first = scores_first
+
+    def rows(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        corners = dequantize(np.asarray(outputs[self.tensor]), self.specs.get(self.tensor))[0].astype(np.float64)
+        scores = dequantize(np.asarray(outputs[self.scores]), self.specs.get(self.scores))[0]
+        scores = scores.T if self.scores_first else scores
+        check_probabilities(scores, f"class scores in {self.scores!r}", None, self.describe,
+                            tolerance(self.specs.get(self.scores)))
+        xywh = np.column_stack([(corners[:, 0] + corners[:, 2]) / 2, (corners[:, 1] + corners[:, 3]) / 2,
+                                corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]])
+        return xywh, scores, corners
+
+
+def recognise(ctx: Context) -> YoloDecoder | None:
+    """Raw YOLO: one [1, 4+C(+extra), N] / [1, N, 5+C] output, or corner boxes and scores in two."""
+    cfg = ctx.config
+    spec = ctx.metadata.outputs[0]
+    shape = ctx.shape(spec.name)
+    forced = cfg.model_type == "yolo"
+    counts = grid_counts(*ctx.input_hw)
+    if len(ctx.outputs) == 2:
+        for name in ctx.outputs:
+            box_shape = ctx.shape(name)
+            if len(box_shape) == 3 and box_shape[0] == 1 and box_shape[2] == 4 and box_shape[1] in counts:
+                return _split_yolo(ctx, name, counts[box_shape[1]])
+    if len(shape) != 3 or shape[0] != 1 or min(shape[1:]) < 5:
+        return None
+    extra, protos = ctx.extra_per_box(spec.name)
+    others = [n for n in ctx.outputs if n != spec.name and (protos is None or n != protos.name)]
+    if others and not forced:
+        return None  # raw YOLO has one output (and the protos of a seg head)
+    span = ctx.span
+    if shape[2] in counts and shape[1] not in counts:
+        attrs_first, (per_cell, strides) = True, counts[shape[2]]
+    elif shape[1] in counts and shape[2] not in counts:
+        attrs_first, (per_cell, strides) = False, counts[shape[1]]
+    elif shape[1] in counts and shape[2] in counts:
+        attrs_first, (per_cell, strides) = shape[1] < shape[2], counts[max(shape[1:])]
+    elif forced:
+        attrs_first, per_cell, strides = shape[1] < shape[2], 0, ()
+        for first in (True, False):
+            if span and (shape[1] if first else shape[2]) - extra - span in (4, 5):
+                attrs_first = first
+                break
+    else:
+        return None  # not a grid of candidates for this input size (an OCR recogniser, anchors-only output...)
+    k = shape[1] if attrs_first else shape[2]
+    fmt = cfg.yolo_format
+    if fmt == "auto":
+        if span and k - extra - span in (4, 5):
+            fmt = "v8" if k - extra - span == 4 else "v5"
+        elif per_cell == 3:
+            fmt = "v5"
+        else:
+            fmt = "v8" if attrs_first else "v5"
+    start = 5 if fmt == "v5" else 4
+    num_classes = k - start - extra
+    if num_classes < 1:
+        raise ctx.refuse(f"output {spec.name!r} has {k} values per candidate: too few for {start} box values, "
+                         f"{extra} extra values and at least one class", "yolo_format")
+    if span and num_classes > span:
+        raise ctx.refuse(f"output {spec.name!r} has {num_classes} values per candidate after the box "
+                         f"({fmt} layout{f', {extra} extra values' if extra else ''}) but the labels name {span} "
+                         "classes: the other values (mask coefficients, keypoints) are not explained by the model's "
+                         "metadata (task, kpt_shape) or a protos output, or the label file is short",
+                         "label_path (one name per class)")
+    decoder = YoloDecoder(spec.name, spec, attrs_first, fmt == "v5", num_classes, cfg,
+                          ctx.metadata.describe_tensors(), protos)
+    xywh, _, _ = decoder.rows(ctx.outputs)
+    if xywh.size and float(xywh[:, 2:].min()) < -TOL:
+        raise ctx.refuse(f"output {spec.name!r} has negative box widths or heights: not YOLO centre/size boxes",
+                         None)
+    if per_cell:
+        _check_grid(ctx, spec.name, xywh, per_cell, strides)
+    return decoder
+
+
+def _split_yolo(ctx: Context, boxes: str, grid: tuple[int, tuple[int, ...]]) -> SplitYoloDecoder | None:
+    n = ctx.shape(boxes)[1]
+    scores = next(o for o in ctx.outputs if o != boxes)
+    shape = ctx.shape(scores)
+    if len(shape) != 3 or shape[0] != 1 or n not in shape[1:]:
+        return None
+    scores_first = shape[2] == n and shape[1] != n
+    num_classes = shape[1] if scores_first else shape[2]
+    if ctx.span and num_classes > ctx.span:
+        raise ctx.refuse(f"{scores!r} scores {num_classes} classes but the labels name {ctx.span}",
+                         "label_path (one name per class)")
+    decoder = SplitYoloDecoder(boxes, scores, {n_: ctx.spec(n_) for n_ in ctx.outputs}, scores_first, num_classes,
+                               ctx.config, ctx.metadata.describe_tensors())
+    xywh, _, _ = decoder.rows(ctx.outputs)
+    if xywh.size and float(xywh[:, 2:].min()) < -TOL:
+        raise ctx.refuse(f"boxes in {boxes!r} are not x_min, y_min, x_max, y_max corners (negative sizes)", None)
+    _check_grid(ctx, boxes, xywh, *grid)
+    return decoder
+
+
+
+def _check_grid(ctx: Context, name: str, xywh: np.ndarray, per_cell: int, strides: tuple[int, ...]) -> None:
+    """Decoded YOLO boxes sit near their grid cell (within a stride or two; measured on a real YOLOv8 export:
+    median 0.1-0.4 strides). Raw head outputs (e.g. YOLOX without decode_in_inference), other tensors
+    read as YOLO or a transposed reading do not."""
+    h, w = ctx.input_hw
+    centres = anchor_centres(h, w, per_cell, strides)
+    if len(centres) != len(xywh) or not len(xywh):
+        return
+    xy = xywh[:, :2].astype(np.float64)
+    if ctx.config.box_units == "proportional" or (ctx.config.box_units == "auto" and np.abs(xywh).max() <= 1.5):
+        xy = xy * np.array([w, h])
+    off = np.abs(xy - centres[:, :2]) / centres[:, 2:3]
+    median = float(np.median(off.max(axis=1)))
+    if median > 2.0:
+        raise ctx.refuse(f"the box centres in {name!r} do not follow the YOLO grid of a {h} x {w} input (median "
+                         f"distance from their cell {median:.1f} strides; decoded YOLO boxes sit within one or two): "
+                         "these are not decoded boxes (a raw head such as YOLOX exported without "
+                         "decode_in_inference, or another kind of output); export the model with its box decoding",
+                         None)

@@ -1,0 +1,76 @@
+"""One camera frame through the pipeline, shared by the worker thread (the stream) and the vision services
+(request/response calls): the frame's messages (`Frame`), the pipeline run with the node's settings
+(`compute`) and its 3D objects put in `target_frame` (`to_target_frame`)."""
+from __future__ import annotations
+
+from typing import Any
+
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from ..core.frames import pipeline, pointcloud
+from ..core.frames.imaging import DecodeBudget
+from ..core.frames.tracking import Tracker
+from ..core.reading.vision import VisionModel
+from ..core.settings.configs import cloud_config
+from . import conversions
+from .frames import FrameError, TargetFrame
+
+NO_CAMERA_INFO = "no camera_info received yet"
+
+
+class Frame:
+    """One colour message (Image or CompressedImage), optionally with its depth message and camera_info."""
+
+    def __init__(self, colour: Image | CompressedImage, depth: Image | None = None,
+                 info: CameraInfo | None = None, budget: DecodeBudget | None = None) -> None:
+        self.colour, self.depth, self.info, self.budget = colour, depth, info, budget
+
+    @property
+    def header(self) -> Header:
+        return self.colour.header
+
+    def rgb(self, max_pixels: int):
+        if isinstance(self.colour, CompressedImage):
+            return conversions.compressed_to_rgb(self.colour, max_pixels, self.budget)
+        return conversions.image_to_rgb(self.colour, max_pixels)
+
+    def depth_input(self, values: dict[str, Any]) -> pipeline.Depth | None:
+        """The frame's depth for the pipeline (None when it has no depth message)."""
+        if self.depth is None:
+            return None
+        depth, info = self.depth, self.info
+
+        def intrinsics() -> pointcloud.Intrinsics:
+            if info is None:
+                raise pointcloud.DepthError(f"{NO_CAMERA_INFO} (3D needs the colour camera's calibration)")
+            return pointcloud.Intrinsics.from_k(info.k, info.width, info.height)
+
+        return pipeline.Depth(lambda: conversions.depth_to_metres(depth, values["depth_unit_scale"],
+                                                                  values["max_image_pixels"]), intrinsics)
+
+
+def compute(frame: Frame, vision: VisionModel | None, values: dict[str, Any], *, detections: bool = True,
+            classifications: bool = True, objects: bool = False, top_n: int | None = None,
+            tracker: Tracker | None = None) -> pipeline.Results:
+    """The pipeline on one frame with the node's settings (shared by the worker and the services)."""
+    obstacles = values["object_mode"] == "obstacles"
+    return pipeline.run(vision, frame.rgb(values["max_image_pixels"]), detections=detections,
+                        classifications=classifications, top_n=values["top_n"] if top_n is None else top_n,
+                        depth=frame.depth_input(values) if objects else None, cloud=cloud_config(values),
+                        obstacles=obstacles, tracker=tracker)
+
+
+def to_target_frame(r: pipeline.Results, header: Header, values: dict[str, Any], frames: TargetFrame | None) -> bool:
+    """Put the frame's 3D objects in `target_frame` (tf2 at the image's stamp); False when its transform is
+    missing (the objects are then dropped, with the reason in `objects_error`)."""
+    target = values["target_frame"]
+    if frames is None or not target or r.objects is None or target == header.frame_id:
+        return True
+    try:
+        tf = frames.lookup(target, header, values["tf_timeout"])
+    except FrameError as exc:
+        r.objects, r.objects_error = None, str(exc)
+        return False
+    r.objects, r.objects_frame = pointcloud.transform_objects(r.objects, tf), target
+    return True
