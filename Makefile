@@ -12,7 +12,8 @@ WITH_ROS2 := { if [ -n "$${ROS_DISTRO:-}" ] && command -v ros2 >/dev/null; then 
   else echo "make test: no ros2 (source a ROS 2 install, or put shared/tools/ros2-cli beside the project):" \
     "the launch and ros2 CLI tests will fail" >&2; fi; } &&
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-unit lint format bench clean
+PYTEST := python3 -m pytest -c ml_model_service/pytest.ini --rootdir ml_model_service ml_model_service/test
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -21,11 +22,18 @@ demo: setup
 	@$(ENV) python3 scripts/demo.py --out $(OUT)
 
 test: setup
-	@$(ENV) $(WITH_ROS2) ruff check ml_model_service scripts && \
-	  python3 -m pytest -c ml_model_service/pytest.ini --rootdir ml_model_service ml_model_service/test $(PYTEST_ARGS)
+	@$(ENV) $(WITH_ROS2) ruff check ml_model_service scripts && ruff format --check ml_model_service scripts && \
+	  mypy && $(PYTEST) $(PYTEST_ARGS)
+
+# The ROS-free tests alone (core, decoders, settings, architecture): no DDS, no ros2 CLI, seconds.
+test-unit: setup
+	@$(ENV) $(PYTEST) -m "not ros" $(PYTEST_ARGS)
 
 lint: setup
-	@$(ENV) ruff check ml_model_service scripts
+	@$(ENV) ruff check ml_model_service scripts && ruff format --check ml_model_service scripts && mypy
+
+format: setup
+	@$(ENV) ruff format ml_model_service scripts
 
 bench: setup
 	@$(ENV) python3 scripts/benchmark.py

@@ -1,4 +1,5 @@
 """ament_python package: ML model service and vision service nodes."""
+
 from glob import glob
 
 from setuptools import find_packages, setup

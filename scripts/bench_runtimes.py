@@ -7,6 +7,7 @@ ratios, not absolute times, across machines.
 
     python3 scripts/bench_runtimes.py [--rounds 40] [--iters 5] [--threads 0] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,12 +48,14 @@ def candidates(threads: int) -> list[dict]:
                     backend = open_backend(path, runtime, ["cpu"], threads)
                 except ModelLoadError as exc:
                     text = " ".join(str(exc).split())
-                    row["error"] = text[text.rfind(":", 0, len(text) - 2) + 1:].strip()[-160:]
+                    row["error"] = text[text.rfind(":", 0, len(text) - 2) + 1 :].strip()[-160:]
                     rows.append(row)
                     continue
                 rng = np.random.default_rng(0)
-                feeds = {s.name: rng.integers(0, 256, [d if d > 0 else 1 for d in s.shape]).astype(s.data_type)
-                         for s in backend.inputs}
+                feeds = {
+                    s.name: rng.integers(0, 256, [d if d > 0 else 1 for d in s.shape]).astype(s.data_type)
+                    for s in backend.inputs
+                }
                 for _ in range(5):  # warm-up (lazy allocation, first-run compilation)
                     backend.infer(feeds)
                 row.update(backend=backend, feeds=feeds, times=[])
@@ -64,7 +67,7 @@ def run(rows: list[dict], rounds: int, iters: int) -> None:
     """Round robin: each round runs every candidate `iters` times, in a rotating order."""
     live = [r for r in rows if "backend" in r]
     for k in range(rounds):
-        order = live[k % len(live):] + live[:k % len(live)]
+        order = live[k % len(live) :] + live[: k % len(live)]
         for row in order:
             for _ in range(iters):
                 t = time.perf_counter()
@@ -81,8 +84,10 @@ def _auto_here(name: str) -> str:
 def report(rows: list[dict], threads: int) -> list[dict]:
     """Print the table; returns the rows as plain dicts."""
     out = []
-    print(f"CPU runtimes, {threads} thread(s); median ms over interleaved runs; ratio to the fastest for the model; "
-          "* = what backend auto uses for the bundled name")
+    print(
+        f"CPU runtimes, {threads} thread(s); median ms over interleaved runs; ratio to the fastest for the model; "
+        "* = what backend auto uses for the bundled name"
+    )
     for family, names in FAMILIES.items():
         mine = [r for r in rows if r["model"] == family]
         chosen = {(n, _auto_here(n)) for n in names}
@@ -96,11 +101,21 @@ def report(rows: list[dict], threads: int) -> list[dict]:
                 continue
             auto = (r["bundled"], r["runtime"]) in chosen
             med = statistics.median(r["times"])
-            print(f" {'*' if auto else ' '} {r['runtime']:<9} {r['file']:<48} {med:7.2f} ms  x{med / best:4.2f}"
-                  f"{'  (auto for ' + r['bundled'] + ')' if auto else ''}")
-            out.append({"model": family, "file": r["file"], "runtime": r["runtime"], "median_ms": round(med, 3),
-                        "ratio": round(med / best, 3), "auto_for": r["bundled"] if auto else "",
-                        "runs": len(r["times"])})
+            print(
+                f" {'*' if auto else ' '} {r['runtime']:<9} {r['file']:<48} {med:7.2f} ms  x{med / best:4.2f}"
+                f"{'  (auto for ' + r['bundled'] + ')' if auto else ''}"
+            )
+            out.append(
+                {
+                    "model": family,
+                    "file": r["file"],
+                    "runtime": r["runtime"],
+                    "median_ms": round(med, 3),
+                    "ratio": round(med / best, 3),
+                    "auto_for": r["bundled"] if auto else "",
+                    "runs": len(r["times"]),
+                }
+            )
     return out
 
 

@@ -4,6 +4,7 @@ The node is a black box: it is started with `spawn_node`, fed `sensor_msgs/Image
 (best effort, depth 1, like a camera driver) and answers on `<ns>/detections`. Its CPU time is read from
 /proc/<pid>/stat and per-thread schedstat (all its threads), so the node pays for everything it does.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml_model_service" 
 from harness.processes import spawn_node  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-CAMERA_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT,
-                        durability=DurabilityPolicy.VOLATILE)
+CAMERA_QOS = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
 
 
 class BenchError(RuntimeError):
@@ -93,8 +98,9 @@ class NodeProcess:
         """Raise with the end of the node's log when it has exited."""
         if self.proc.poll() is not None:
             tail = self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
-            raise BenchError(f"{self.kind} in {self.ns} exited with code {self.proc.returncode}; log "
-                             f"{self.log}:\n{tail}")
+            raise BenchError(
+                f"{self.kind} in {self.ns} exited with code {self.proc.returncode}; log {self.log}:\n{tail}"
+            )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -117,8 +123,12 @@ class StreamResult:
 
     def __add__(self, other: StreamResult) -> StreamResult:
         """Two windows of the same stream taken as one."""
-        return StreamResult(self.rate, self.sent + other.sent, self.latencies_ms + other.latencies_ms,
-                            self.node_cpu_s + other.node_cpu_s)
+        return StreamResult(
+            self.rate,
+            self.sent + other.sent,
+            self.latencies_ms + other.latencies_ms,
+            self.node_cpu_s + other.node_cpu_s,
+        )
 
     @property
     def answered(self) -> int:
@@ -191,19 +201,23 @@ class Camera:
                 raise BenchError(f"nobody publishes {topic}")
             time.sleep(0.05)
         reliability = infos[0].qos_profile.reliability
-        qos = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, reliability=reliability,
-                         durability=DurabilityPolicy.VOLATILE)
-        self.sub = self.node.create_subscription(Detection2DArray, topic, lambda _m: None, qos,
-                                                 callback_group=direct.WorkerOwned())
+        qos = QoSProfile(
+            depth=50, history=HistoryPolicy.KEEP_LAST, reliability=reliability, durability=DurabilityPolicy.VOLATILE
+        )
+        self.sub = self.node.create_subscription(
+            Detection2DArray, topic, lambda _m: None, qos, callback_group=direct.WorkerOwned()
+        )
         self._receiver = threading.Thread(target=self._receive, args=(self.sub,), daemon=True)
         self._receiver.start()
         while self.sub.get_publisher_count() < 1 or self.pub.get_subscription_count() < 1:
             if vision is not None:
                 vision.check()
             if time.monotonic() > deadline:
-                raise BenchError(f"not matched within {timeout:.0f} s: {topic} publishers "
-                                 f"{self.sub.get_publisher_count()}, {self.ns}/image subscribers "
-                                 f"{self.pub.get_subscription_count()}")
+                raise BenchError(
+                    f"not matched within {timeout:.0f} s: {topic} publishers "
+                    f"{self.sub.get_publisher_count()}, {self.ns}/image subscribers "
+                    f"{self.pub.get_subscription_count()}"
+                )
             time.sleep(0.05)
 
     def run(self, rate: float, seconds: float, vision: NodeProcess | None = None) -> tuple[list[int], float]:
@@ -224,8 +238,9 @@ class Camera:
             time.sleep(delay)
         return stamps, (vision.cpu() - cpu0 if vision is not None and cpu0 is not None else 0.0)
 
-    def stream(self, vision: NodeProcess, rate: float, seconds: float, warmup: float = 2.0,
-               drain: float = 1.0) -> StreamResult:
+    def stream(
+        self, vision: NodeProcess, rate: float, seconds: float, warmup: float = 2.0, drain: float = 1.0
+    ) -> StreamResult:
         """Warm up, then a timed window at `rate`; frames answered, latencies and node CPU in that window."""
         if self.sub is None:
             self.listen(vision=vision)
@@ -235,8 +250,10 @@ class Camera:
             if any(s in self.arrivals for s in stamps):
                 break
             if time.monotonic() > first:
-                raise BenchError(f"{self.ns}: no `detections` answer carried the stamp of a frame sent in 30 s "
-                                 f"({len(self.arrivals)} messages received)")
+                raise BenchError(
+                    f"{self.ns}: no `detections` answer carried the stamp of a frame sent in 30 s "
+                    f"({len(self.arrivals)} messages received)"
+                )
         stamps, cpu = self.run(rate, seconds, vision)
         time.sleep(drain)
         vision.check()
@@ -280,8 +297,9 @@ class Client:
                     if answer is not None and (answer.detections_supported or answer.classifications_supported):
                         return answer
                     time.sleep(0.5)
-            raise BenchError(f"{vision.ns}: the vision node had no working model after {timeout:.0f} s "
-                             f"(log {vision.log})")
+            raise BenchError(
+                f"{vision.ns}: the vision node had no working model after {timeout:.0f} s (log {vision.log})"
+            )
         finally:
             self.node.destroy_client(client)
 
@@ -339,6 +357,7 @@ def start_script(kind: str, code: str, log_dir: Path, ns: str) -> NodeProcess:
     """Run a reference node (REFERENCE_NODE, ECHO_NODE) in its own process, in namespace `ns`."""
     log = log_dir / f"{kind}-{ns.strip('/').replace('/', '_')}.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", code, "--ros-args", "-r", f"__ns:={ns}"],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, "--ros-args", "-r", f"__ns:={ns}"], stdout=out, stderr=subprocess.STDOUT
+        )
     return NodeProcess(kind, ns, proc, log)

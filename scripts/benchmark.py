@@ -21,6 +21,7 @@ move between runs). For the bundled SSD detector in ONNX and TFLite, with the ba
 How many cores other processes used meanwhile is measured and printed: on a busy machine the wall times,
 frame rates and verdicts are not to be trusted. Options: --seconds, --repeat, --core-only, --only node.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,16 +93,20 @@ def machine() -> str:
     except OSError:
         pass
     import onnxruntime
+
     try:
         from importlib.metadata import version
+
         litert = f"LiteRT {version('ai-edge-litert')}"
     except Exception:
         litert = "LiteRT ?"
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()
-    return (f"{name}, {usable} cores usable ({os.cpu_count()} online), no GPU used; onnxruntime "
-            f"{onnxruntime.__version__} CPU, {litert}; default thread policy = {default_threads()} threads; "
-            f"load average at start {load[0]:.2f}")
+    return (
+        f"{name}, {usable} cores usable ({os.cpu_count()} online), no GPU used; onnxruntime "
+        f"{onnxruntime.__version__} CPU, {litert}; default thread policy = {default_threads()} threads; "
+        f"load average at start {load[0]:.2f}"
+    )
 
 
 class OtherLoad:
@@ -131,8 +136,10 @@ def load_note(cores: float) -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if cores < 0.1 * usable:
         return f"other processes used {cores:.2f} cores meanwhile (quiet machine)"
-    return (f"**other processes used {cores:.2f} of {usable} cores meanwhile: wall times, frame rates and the "
-            "verdicts below are not reliable; rerun on a quiet machine.**")
+    return (
+        f"**other processes used {cores:.2f} of {usable} cores meanwhile: wall times, frame rates and the "
+        "verdicts below are not reliable; rerun on a quiet machine.**"
+    )
 
 
 @dataclass
@@ -177,8 +184,11 @@ class PacedLoop:
         self.cpu_s += self.clock() - cpu0
 
     def result(self) -> Paced:
-        return Paced(1000 * statistics.median(self.walls), 1000 * float(np.percentile(self.walls, 95)),
-                     1000 * self.cpu_s / len(self.walls))
+        return Paced(
+            1000 * statistics.median(self.walls),
+            1000 * float(np.percentile(self.walls, 95)),
+            1000 * self.cpu_s / len(self.walls),
+        )
 
 
 def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
@@ -260,9 +270,11 @@ class RawBaseline:
                 self.keep.append((model, vision))
                 self.runtimes[label] = f"{model.backend.kind}: {model.backend.info.get('execution_providers', '')}"
         self.per_block = max(1, math.ceil(runs / rounds))
-        log(f"raw runs (1 thread, default policy){' and pipeline' if pipeline else ''} of {', '.join(DETECTORS)}: "
+        log(
+            f"raw runs (1 thread, default policy){' and pipeline' if pipeline else ''} of {', '.join(DETECTORS)}: "
             f"{rounds} rounds of {self.per_block} runs each at {CAMERA_HZ:.0f} Hz ({self.per_block // 2} at "
-            f"{LATENCY_HZ:.0f} Hz), and a round after each node window")
+            f"{LATENCY_HZ:.0f} Hz), and a round after each node window"
+        )
         for _ in range(rounds):
             self.round()
 
@@ -274,10 +286,16 @@ class RawBaseline:
     def figures(self) -> dict[str, RawFigures]:
         """The figures of all rounds; the models are released."""
         loops = self.loops
-        figures = {label: RawFigures(loops[(label, "single")].result(), loops[(label, "default")].result(),
-                                     loops[(label, "pipeline")].result() if self.pipeline else None,
-                                     loops[(label, "slow")].result(), self.runtimes[label])
-                   for label in DETECTORS}
+        figures = {
+            label: RawFigures(
+                loops[(label, "single")].result(),
+                loops[(label, "default")].result(),
+                loops[(label, "pipeline")].result() if self.pipeline else None,
+                loops[(label, "slow")].result(),
+                self.runtimes[label],
+            )
+            for label in DETECTORS
+        }
         self.keep, self.loops = [], {}
         gc.collect()
         return figures
@@ -288,8 +306,11 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
     rows = []
     log("classifier, image conversion, object clouds, obstacles")
     calls, labels, seen = [], [], set()
-    for name, backend in (("efficientnet_lite0", "auto"), ("efficientnet_lite0", "onnx"),
-                          ("efficientnet_lite0_tflite", "auto")):
+    for name, backend in (
+        ("efficientnet_lite0", "auto"),
+        ("efficientnet_lite0", "onnx"),
+        ("efficientnet_lite0_tflite", "auto"),
+    ):
         model = Model(name, providers=["cpu"], backend=backend)
         kind = model.backend.kind
         if (name, kind) in seen:
@@ -300,37 +321,52 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
         labels.append(f"{name} ({kind}{', the default' if backend == 'auto' else ''})")
     times = timed_in_turn(calls, repeat)
     for label, infer, total in zip(labels, times[0::2], times[1::2]):
-        rows.append((f"{label}: raw run / whole classify pipeline (default threads, back to back, in turn)",
-                     f"{infer:.2f} / {total:.2f}", f"pipeline {total / infer:.2f}x raw"))
+        rows.append(
+            (
+                f"{label}: raw run / whole classify pipeline (default threads, back to back, in turn)",
+                f"{infer:.2f} / {total:.2f}",
+                f"pipeline {total / infer:.2f}x raw",
+            )
+        )
     del calls
     gc.collect()
     # tracking must not slow the 30 Hz pipeline measurably (pipeline runs with and without, in turn)
     model = Model("ssd_mobilenet_v2_coco", providers=["cpu"])
     vision = VisionModel(model, model.labels)
     tracker = Tracker()
-    plain, tracked = timed_in_turn([lambda v=vision: pipeline.run(v, frame),
-                                    lambda v=vision, t=tracker: pipeline.run(v, frame, tracker=t)], repeat)
-    rows.append(("detector pipeline without / with tracking ids (in turn)", f"{plain:.2f} / {tracked:.2f}",
-                 f"tracking adds {tracked - plain:+.2f} ms"))
+    plain, tracked = timed_in_turn(
+        [lambda v=vision: pipeline.run(v, frame), lambda v=vision, t=tracker: pipeline.run(v, frame, tracker=t)], repeat
+    )
+    rows.append(
+        (
+            "detector pipeline without / with tracking ids (in turn)",
+            f"{plain:.2f} / {tracked:.2f}",
+            f"tracking adds {tracked - plain:+.2f} ms",
+        )
+    )
     del model, vision
     gc.collect()
     raw = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)).tobytes()
     ms = timed(lambda: imaging.to_rgb8(imaging.image_array(raw, "bgr8", 640, 480, 640 * 3), "bgr8"), repeat * 5)
     rows.append(("bgr8 message bytes -> RGB array", f"{ms:.2f}", ""))
-    objects = [Box3D((-1.6 + (i % 5) * 0.7, -0.6 + (i // 5) * 0.7, 2.0),
-                     (-1.2 + (i % 5) * 0.7, -0.15 + (i // 5) * 0.7, 2.3)) for i in range(10)]
+    objects = [
+        Box3D((-1.6 + (i % 5) * 0.7, -0.6 + (i // 5) * 0.7, 2.0), (-1.2 + (i % 5) * 0.7, -0.15 + (i // 5) * 0.7, 2.3))
+        for i in range(10)
+    ]
     scene = render(objects)
     dets = [Detection(i, "o", 0.9, b[0] - 8, b[1] - 8, b[2] + 8, b[3] + 8) for i, b in enumerate(scene.boxes_2d)]
     config = pointcloud.CloudConfig()
-    ms = timed(lambda: pointcloud.objects_from_detections(scene.depth, scene.rgb, scene.intrinsics, dets, config),
-               repeat)
+    ms = timed(
+        lambda: pointcloud.objects_from_detections(scene.depth, scene.rgb, scene.intrinsics, dets, config), repeat
+    )
     rows.append(("3D objects from 10 detections (depth 640x480, no inference)", f"{ms:.2f}", "target <= 10 ms"))
     depth_u16 = np.nan_to_num(scene.depth * 1000).astype(np.uint16)
     ms = timed(lambda: imaging.depth_to_metres(depth_u16, "16UC1"), repeat * 5)
     rows.append(("16UC1 depth -> metres", f"{ms:.2f}", ""))
     floor = render(objects[:3], wall_z=None)
-    ms = timed(lambda: pointcloud.obstacles_from_depth(floor.depth, floor.rgb, floor.intrinsics, config),
-               max(5, repeat // 4))
+    ms = timed(
+        lambda: pointcloud.obstacles_from_depth(floor.depth, floor.rgb, floor.intrinsics, config), max(5, repeat // 4)
+    )
     rows.append(("obstacles from depth (voxel, RANSAC ground, DBSCAN)", f"{ms:.2f}", ""))
     return rows
 
@@ -353,8 +389,15 @@ class NodeFigures:
         log(f"FAILED: {exc}")
 
 
-def node_alone(client: Client, vision: NodeProcess, frame: np.ndarray, seconds: float, idle: bool,
-               figures: NodeFigures, reference: NodeProcess | None = None) -> Camera:
+def node_alone(
+    client: Client,
+    vision: NodeProcess,
+    frame: np.ndarray,
+    seconds: float,
+    idle: bool,
+    figures: NodeFigures,
+    reference: NodeProcess | None = None,
+) -> Camera:
     """A started vision node, alone on the machine (but for the idle `reference`): idle figures (when
     `idle`), then the 30 Hz stream. Returns the camera, left listening."""
     from bench_stream import Camera, idle_percent
@@ -387,8 +430,9 @@ def node_alone(client: Client, vision: NodeProcess, frame: np.ndarray, seconds: 
     return camera
 
 
-def latency_in_turn(streams: list[tuple[NodeFigures, Camera, NodeProcess]], seconds: float, rounds: int,
-                    between: Callable[[], None]) -> None:
+def latency_in_turn(
+    streams: list[tuple[NodeFigures, Camera, NodeProcess]], seconds: float, rounds: int, between: Callable[[], None]
+) -> None:
     """10 Hz latency windows of each node, taken in turn `rounds` times (one window when alone), so that
     the machine's load falls on every node alike; each node gets `seconds` in all."""
     from bench_stream import BenchError
@@ -406,8 +450,10 @@ def latency_in_turn(streams: list[tuple[NodeFigures, Camera, NodeProcess]], seco
                 continue
             figures.latency = window if figures.latency is None else figures.latency + window
             if window.latencies_ms:
-                log(f"{vision.ns}: window median {statistics.median(window.latencies_ms):.1f} ms, "
-                    f"{window.answered}/{window.sent} answered")
+                log(
+                    f"{vision.ns}: window median {statistics.median(window.latencies_ms):.1f} ms, "
+                    f"{window.answered}/{window.sent} answered"
+                )
             between()
 
 
@@ -429,12 +475,16 @@ def infer_round_trip(client: Client, service: NodeProcess, repeat: int) -> tuple
     local = Model(DETECTORS["ONNX"], providers=["cpu"])
     tensor = {local.metadata.inputs[0].name: np.zeros((1, 300, 300, 3), np.uint8)}
     t_local, t_remote = timed_in_turn([lambda: local.infer(tensor), lambda: remote.infer(tensor)], repeat)
-    return ("Infer (SSD, 300x300 uint8) through the model service / in this process",
-            f"{t_remote:.2f} / {t_local:.2f}", f"{t_remote / t_local:.2f}x")
+    return (
+        "Infer (SSD, 300x300 uint8) through the model service / in this process",
+        f"{t_remote:.2f} / {t_local:.2f}",
+        f"{t_remote / t_local:.2f}x",
+    )
 
 
-def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, between: Callable[[], None],
-                  rounds: int = LATENCY_ROUNDS) -> tuple[dict, list]:
+def measure_nodes(
+    frame: np.ndarray, seconds: float, repeat: int, between: Callable[[], None], rounds: int = LATENCY_ROUNDS
+) -> tuple[dict, list]:
     """The vision node in its own process for each detector, and the node with a model service.
 
     ONNX node alone: idle figures and the 30 Hz stream; then a model service, a remote-model vision node and
@@ -461,10 +511,12 @@ def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, between: Calla
     try:
         for label, name in DETECTORS.items():
             figures = results[label]
-            reference = start_script("reference", REFERENCE_NODE, tmp, f"{base}/reference") if label == "ONNX" \
-                else None
-            vision = start("vision_service", {} if name == "ssd_mobilenet_v2_coco" else {"model_path": name},
-                           f"{base}/{label.lower()}")
+            reference = start_script("reference", REFERENCE_NODE, tmp, f"{base}/reference") if label == "ONNX" else None
+            vision = start(
+                "vision_service",
+                {} if name == "ssd_mobilenet_v2_coco" else {"model_path": name},
+                f"{base}/{label.lower()}",
+            )
             try:
                 cameras.append(node_alone(client, vision, frame, seconds, label == "ONNX", figures, reference))
             except BenchError as exc:
@@ -479,8 +531,7 @@ def measure_nodes(frame: np.ndarray, seconds: float, repeat: int, between: Calla
             if label == "ONNX":
                 remote = results["remote"]
                 service = start("model_service", {}, base)
-                remote_vision = start("vision_service", {"model_service": f"{base}/ml_model_service"},
-                                      f"{base}/remote")
+                remote_vision = start("vision_service", {"model_service": f"{base}/ml_model_service"}, f"{base}/remote")
                 try:
                     client.wait_ready(remote_vision)
                     time.sleep(2.0)
@@ -531,36 +582,48 @@ def verdict(ok: bool | None) -> str:
 
 def print_raw(raw: dict[str, RawFigures], runs: int, note: str) -> None:
     threads = default_threads()
-    print(f"\n### Raw model and core pipeline (SSD MobileNet V2 int8, 640x480 photograph; {runs} runs paced at "
-          f"{CAMERA_HZ:.0f} Hz in blocks taken in turn; CPU = this process, idle between runs included; "
-          "1 thread: the calling thread alone)\n")
+    print(
+        f"\n### Raw model and core pipeline (SSD MobileNet V2 int8, 640x480 photograph; {runs} runs paced at "
+        f"{CAMERA_HZ:.0f} Hz in blocks taken in turn; CPU = this process, idle between runs included; "
+        "1 thread: the calling thread alone)\n"
+    )
     print(f"{note}\n")
-    print(f"| model | raw run, 1 thread: wall / CPU ms | raw run, default ({threads} threads): wall (p95) / CPU ms "
-          f"| the same paced at {LATENCY_HZ:.0f} Hz: wall ms | core pipeline (VisionModel.detect): wall ms (p95) "
-          "| pipeline ÷ raw |")
+    print(
+        f"| model | raw run, 1 thread: wall / CPU ms | raw run, default ({threads} threads): wall (p95) / CPU ms "
+        f"| the same paced at {LATENCY_HZ:.0f} Hz: wall ms | core pipeline (VisionModel.detect): wall ms (p95) "
+        "| pipeline ÷ raw |"
+    )
     print("|---|---|---|---|---|---|")
     for label, f in raw.items():
         pipe = f.pipeline
-        print(f"| {label} ({DETECTORS[label]}; {f.runtime}) | {fmt(f.single.wall_ms)} / {fmt(f.single.cpu_ms)} | "
-              f"{fmt(f.default.wall_ms)} ({fmt(f.default.p95_ms)}) / {fmt(f.default.cpu_ms)} | "
-              f"{fmt(f.default_slow.wall_ms)} | "
-              f"{fmt(pipe.wall_ms) + ' (' + fmt(pipe.p95_ms) + ')' if pipe else 'not measured'} | "
-              f"{fmt(pipe.wall_ms / f.default.wall_ms, 2) + 'x' if pipe else ''} |")
+        print(
+            f"| {label} ({DETECTORS[label]}; {f.runtime}) | {fmt(f.single.wall_ms)} / {fmt(f.single.cpu_ms)} | "
+            f"{fmt(f.default.wall_ms)} ({fmt(f.default.p95_ms)}) / {fmt(f.default.cpu_ms)} | "
+            f"{fmt(f.default_slow.wall_ms)} | "
+            f"{fmt(pipe.wall_ms) + ' (' + fmt(pipe.p95_ms) + ')' if pipe else 'not measured'} | "
+            f"{fmt(pipe.wall_ms / f.default.wall_ms, 2) + 'x' if pipe else ''} |"
+        )
     if "ONNX" in raw and "TFLite" in raw:
         o, t = raw["ONNX"], raw["TFLite"]
-        print(f"\nTFLite ÷ ONNX, same thread policy: raw wall {t.default.wall_ms / o.default.wall_ms:.2f}x "
-              f"(default threads), {t.single.wall_ms / o.single.wall_ms:.2f}x (1 thread).")
+        print(
+            f"\nTFLite ÷ ONNX, same thread policy: raw wall {t.default.wall_ms / o.default.wall_ms:.2f}x "
+            f"(default threads), {t.single.wall_ms / o.single.wall_ms:.2f}x (1 thread)."
+        )
 
 
 def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], seconds: float, note: str) -> None:
     n_camera = round(CAMERA_HZ * seconds)
-    print(f"\n### Vision node in its own process (default parameters; 640x480 rgb8 photograph published best "
-          f"effort, depth 1; {seconds:.0f} s windows after 2 s warm-up; {LATENCY_SPAN * seconds:.0f} s of "
-          f"{LATENCY_HZ:.0f} Hz frames per node, in {LATENCY_ROUNDS} windows of the in-process node, the "
-          "model-service node and the echo reference taken in turn; node CPU from /proc, all its threads)\n")
+    print(
+        f"\n### Vision node in its own process (default parameters; 640x480 rgb8 photograph published best "
+        f"effort, depth 1; {seconds:.0f} s windows after 2 s warm-up; {LATENCY_SPAN * seconds:.0f} s of "
+        f"{LATENCY_HZ:.0f} Hz frames per node, in {LATENCY_ROUNDS} windows of the in-process node, the "
+        "model-service node and the echo reference taken in turn; node CPU from /proc, all its threads)\n"
+    )
     print(f"{note}\n")
-    print("| measure (ratios against the raw model of this run) | ONNX | TFLite | must reach (ONNX = the "
-          "default model) | met |")
+    print(
+        "| measure (ratios against the raw model of this run) | ONNX | TFLite | must reach (ONNX = the "
+        "default model) | met |"
+    )
     print("|---|---|---|---|---|")
 
     def cell(label: str, text: Callable[[NodeFigures, RawFigures], str]) -> str:
@@ -578,77 +641,111 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
     def answered(f: NodeFigures, _: RawFigures) -> str:
         c = f.camera
         return f"{c.answered} / {c.sent} ({c.fraction:.2f})"
+
     ok = onnx.camera.fraction >= 0.95 if onnx.camera else None
-    print(f"| {CAMERA_HZ:.0f} Hz stream ({n_camera} frames): frames answered on `detections` / sent | "
-          f"{cell('ONNX', answered)} | {cell('TFLite', answered)} | ≥ 0.95 | {verdict(ok)} |")
+    print(
+        f"| {CAMERA_HZ:.0f} Hz stream ({n_camera} frames): frames answered on `detections` / sent | "
+        f"{cell('ONNX', answered)} | {cell('TFLite', answered)} | ≥ 0.95 | {verdict(ok)} |"
+    )
 
     def cpu_ratio(f: NodeFigures, r: RawFigures) -> str:
         c = f.camera
         ratio = c.cpu_per_answer_ms / r.single.cpu_ms
         return f"{fmt(c.cpu_per_answer_ms)} ms / {fmt(r.single.cpu_ms)} ms = {ratio:.2f}x"
-    ok = (onnx.camera.cpu_per_answer_ms / onnx_raw.single.cpu_ms <= 1.3) if onnx.camera and onnx.camera.answered \
+
+    ok = (
+        (onnx.camera.cpu_per_answer_ms / onnx_raw.single.cpu_ms <= 1.3)
+        if onnx.camera and onnx.camera.answered
         else None
-    print(f"| node CPU per answered frame ÷ CPU of one single-threaded raw run | {cell('ONNX', cpu_ratio)} | "
-          f"{cell('TFLite', cpu_ratio)} | ≤ 1.3x | {verdict(ok)} |")
+    )
+    print(
+        f"| node CPU per answered frame ÷ CPU of one single-threaded raw run | {cell('ONNX', cpu_ratio)} | "
+        f"{cell('TFLite', cpu_ratio)} | ≤ 1.3x | {verdict(ok)} |"
+    )
 
     def camera_latency(f: NodeFigures, _: RawFigures) -> str:
         return f"{fmt(f.camera.median_ms)} ms (p95 {fmt(f.camera.p95_ms)})"
-    print(f"| latency at {CAMERA_HZ:.0f} Hz, stamp → `detections` received: median (p95) | "
-          f"{cell('ONNX', camera_latency)} | {cell('TFLite', camera_latency)} | | |")
+
+    print(
+        f"| latency at {CAMERA_HZ:.0f} Hz, stamp → `detections` received: median (p95) | "
+        f"{cell('ONNX', camera_latency)} | {cell('TFLite', camera_latency)} | | |"
+    )
 
     def latency(f: NodeFigures, r: RawFigures) -> str:
         lat = f.latency
-        return (f"{fmt(lat.median_ms)} ms (p95 {fmt(lat.p95_ms)}; {lat.answered}/{lat.sent}); limit "
-                f"{1.2 * r.default_slow.wall_ms + 3:.1f} ms from raw {fmt(r.default_slow.wall_ms)} ms at "
-                f"{LATENCY_HZ:.0f} Hz ({1.2 * r.default.wall_ms + 3:.1f} from raw {fmt(r.default.wall_ms)} at "
-                f"{CAMERA_HZ:.0f} Hz)")
+        return (
+            f"{fmt(lat.median_ms)} ms (p95 {fmt(lat.p95_ms)}; {lat.answered}/{lat.sent}); limit "
+            f"{1.2 * r.default_slow.wall_ms + 3:.1f} ms from raw {fmt(r.default_slow.wall_ms)} ms at "
+            f"{LATENCY_HZ:.0f} Hz ({1.2 * r.default.wall_ms + 3:.1f} from raw {fmt(r.default.wall_ms)} at "
+            f"{CAMERA_HZ:.0f} Hz)"
+        )
+
     limit = 1.2 * onnx_raw.default_slow.wall_ms + 3
     ok = onnx.latency.median_ms <= limit if onnx.latency and onnx.latency.answered else None
-    print(f"| latency at {LATENCY_HZ:.0f} Hz, model in process: median (p95) | {cell('ONNX', latency)} | "
-          f"{cell('TFLite', latency)} | ≤ 1.2 × raw + 3 ms (raw = default-policy median wall, paced at "
-          f"{LATENCY_HZ:.0f} Hz) | {verdict(ok)} |")
+    print(
+        f"| latency at {LATENCY_HZ:.0f} Hz, model in process: median (p95) | {cell('ONNX', latency)} | "
+        f"{cell('TFLite', latency)} | ≤ 1.2 × raw + 3 ms (raw = default-policy median wall, paced at "
+        f"{LATENCY_HZ:.0f} Hz) | {verdict(ok)} |"
+    )
 
     remote = nodes.get("remote")
     if remote is not None:
         lat = remote.latency
-        text = (f"{fmt(lat.median_ms)} ms (p95 {fmt(lat.p95_ms)}; {lat.answered}/{lat.sent})" if lat
-                else ("failed" if remote.error else "n/a"))
+        text = (
+            f"{fmt(lat.median_ms)} ms (p95 {fmt(lat.p95_ms)}; {lat.answered}/{lat.sent})"
+            if lat
+            else ("failed" if remote.error else "n/a")
+        )
         ok = None
         if lat and lat.answered and onnx.latency and onnx.latency.answered:
             ok = lat.median_ms <= onnx.latency.median_ms + 4
             text += f"; limit {onnx.latency.median_ms + 4:.1f} ms"
-        print(f"| the same with `model_service:=…` (model in a model service process): median (p95) | {text} | — | "
-              f"≤ in-process + 4 ms | {verdict(ok)} |")
+        print(
+            f"| the same with `model_service:=…` (model in a model service process): median (p95) | {text} | — | "
+            f"≤ in-process + 4 ms | {verdict(ok)} |"
+        )
 
     echo = nodes.get("echo")
     if echo is not None:
         parts = []
         if echo.camera is not None:
             c = echo.camera
-            parts.append(f"{CAMERA_HZ:.0f} Hz: {c.answered}/{c.sent} answered, {fmt(c.cpu_per_answer_ms)} ms CPU per "
-                         f"frame, latency {fmt(c.median_ms)} ms")
+            parts.append(
+                f"{CAMERA_HZ:.0f} Hz: {c.answered}/{c.sent} answered, {fmt(c.cpu_per_answer_ms)} ms CPU per "
+                f"frame, latency {fmt(c.median_ms)} ms"
+            )
         if echo.latency is not None:
             lat = echo.latency
             parts.append(f"{LATENCY_HZ:.0f} Hz: latency {fmt(lat.median_ms)} ms (p95 {fmt(lat.p95_ms)})")
         text = "; ".join(parts) or ("failed" if echo.error else "not measured")
-        print(f"| reference, not a target: a bare rclpy node answering each image at once with an empty "
-              f"`detections` (DDS and rclpy alone, no model) | {text} | — | | |")
+        print(
+            f"| reference, not a target: a bare rclpy node answering each image at once with an empty "
+            f"`detections` (DDS and rclpy alone, no model) | {text} | — | | |"
+        )
 
     idle_limit = 0.5
 
     def idle_row(what: str, value: float | None, target: bool, note: str = "") -> None:
         ok = (value <= idle_limit) if target and value is not None else None
-        print(f"| {what} | {fmt(value, 2) + ' %' if value is not None else 'not measured'}{note} | — | "
-              f"{f'≈ 0 (≤ {idle_limit} % of a core)' if target else ''} | {verdict(ok) if target else ''} |")
+        print(
+            f"| {what} | {fmt(value, 2) + ' %' if value is not None else 'not measured'}{note} | — | "
+            f"{f'≈ 0 (≤ {idle_limit} % of a core)' if target else ''} | {verdict(ok) if target else ''} |"
+        )
+
     reference = onnx.idle_reference
-    idle_row(f"node CPU, nobody listening to any output, no frames ({seconds:.0f} s), % of a core",
-             onnx.idle_unsubscribed, True, "" if reference is None else
-             f" (a bare rclpy node with a 1 Hz timer, same window: {reference:.2f} %)")
+    idle_row(
+        f"node CPU, nobody listening to any output, no frames ({seconds:.0f} s), % of a core",
+        onnx.idle_unsubscribed,
+        True,
+        "" if reference is None else f" (a bare rclpy node with a 1 Hz timer, same window: {reference:.2f} %)",
+    )
     unheard = onnx.subscribed_to_camera_unheard
-    idle_row(f"node CPU, nobody listening, camera publishing at {CAMERA_HZ:.0f} Hz, % of a core",
-             onnx.idle_camera_unsubscribed, True,
-             "" if unheard is None else ("; the node **subscribed** the camera" if unheard
-                                         else "; camera not subscribed"))
+    idle_row(
+        f"node CPU, nobody listening, camera publishing at {CAMERA_HZ:.0f} Hz, % of a core",
+        onnx.idle_camera_unsubscribed,
+        True,
+        "" if unheard is None else ("; the node **subscribed** the camera" if unheard else "; camera not subscribed"),
+    )
     idle_row("node CPU, `detections` listened to, no frames, % of a core", onnx.idle_subscribed, True)
     for label, f in nodes.items():
         if f.error:
@@ -667,15 +764,20 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=60, help="runs per core figure (paced at 30 Hz)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each stream and idle window")
     parser.add_argument("--core-only", action="store_true", help="no ROS: raw model, pipeline, other core figures")
-    parser.add_argument("--only", choices=("core", "node"),
-                        help="core = --core-only; node = the raw model (for the ratios) and the nodes only")
+    parser.add_argument(
+        "--only",
+        choices=("core", "node"),
+        help="core = --core-only; node = the raw model (for the ratios) and the nodes only",
+    )
     args = parser.parse_args()
     core_only = args.core_only or args.only == "core"
     started = time.monotonic()
     frame = photograph()
     print(f"machine: {machine()}")
-    print(f"DDS: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, profile "
-          f"{os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(builtin transports)')}")
+    print(
+        f"DDS: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, profile "
+        f"{os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(builtin transports)')}"
+    )
     load = OtherLoad()
     baseline = RawBaseline(frame, args.repeat, pipeline=args.only != "node")
     raw_note = load_note(load.cores())
@@ -691,8 +793,10 @@ def main() -> int:
     if nodes:
         print_nodes(raw, nodes, args.seconds, node_note)
     print_rows("Other figures", rows)
-    print(f"\n(one run, {time.monotonic() - started:.0f} s, load average at the end {os.getloadavg()[0]:.2f}; "
-          "compare rows of the same run: absolute figures move between runs on a shared machine)")
+    print(
+        f"\n(one run, {time.monotonic() - started:.0f} s, load average at the end {os.getloadavg()[0]:.2f}; "
+        "compare rows of the same run: absolute figures move between runs on a shared machine)"
+    )
     return 1 if any(f.error for f in nodes.values()) else 0
 
 

@@ -13,6 +13,7 @@
    ray-cast thin frame in front of a wall; the node's instance_masks, debug_image (mask overlay) and
    object_markers are written to OUT, and the object's cloud from the mask is compared with the box's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,10 @@ def part1_model_service(node) -> None:
     for i in range(int(count[0])):
         if scores[0, i] >= 0.5:
             y0, x0, y1, x1 = boxes[0, i] * np.array([rgb.shape[0], rgb.shape[1]] * 2)
-            print(f"  {labels.name(int(classes[0, i])):>12s} {scores[0, i]:.2f}  "
-                  f"box x {x0:.0f}-{x1:.0f}, y {y0:.0f}-{y1:.0f}")
+            print(
+                f"  {labels.name(int(classes[0, i])):>12s} {scores[0, i]:.2f}  "
+                f"box x {x0:.0f}-{x1:.0f}, y {y0:.0f}-{y1:.0f}"
+            )
 
 
 def _try(fn):
@@ -103,8 +106,12 @@ def _show_photo(camera: Camera, name: str, out: Path, dets: list, classes: list,
     if "det" not in got:
         print(f"  {name}: no detections received (see the logs in {out})")
         return
-    found = ", ".join(f"{d.results[0].hypothesis.class_id} {d.results[0].hypothesis.score:.2f}"
-                      for d in got["det"].detections) or "nothing"
+    found = (
+        ", ".join(
+            f"{d.results[0].hypothesis.class_id} {d.results[0].hypothesis.score:.2f}" for d in got["det"].detections
+        )
+        or "nothing"
+    )
     top = got.get("cls")
     label = f"{top.results[0].class_id} {top.results[0].score:.2f}" if top and top.results else "-"
     print(f"  {name + '.png':>16s}: detections: {found}   | classifier: {label}")
@@ -123,8 +130,15 @@ def _received(got: dict, frame_id: str, dets: list, classes: list, debug: list) 
     return len(got) == 3
 
 
-def render_cloud(points: np.ndarray, colours: np.ndarray, centre: np.ndarray, size: np.ndarray,
-                 path: Path, width: int = 800, height: int = 600) -> None:
+def render_cloud(
+    points: np.ndarray,
+    colours: np.ndarray,
+    centre: np.ndarray,
+    size: np.ndarray,
+    path: Path,
+    width: int = 800,
+    height: int = 600,
+) -> None:
     """A software render of a cloud and its box from a viewpoint 35 degrees to the side."""
     angle = np.radians(35.0)
     rot = np.array([[np.cos(angle), 0, -np.sin(angle)], [0, 1, 0], [np.sin(angle), 0, np.cos(angle)]])
@@ -164,11 +178,21 @@ def part3_objects(node, out: Path) -> None:
     node.create_subscription(conversions.PointCloud2, "/demo/camera/object_points", clouds.append, 10)
     markers: list[MarkerArray] = []
     node.create_subscription(MarkerArray, "/demo/camera/object_markers", markers.append, 10)
-    camera.show(image_msg(rgb, "middlebury_left"), depth_msg(depth, "32FC1", "middlebury_left"),
-                camera_info_msg(k, "middlebury_left"))
+    camera.show(
+        image_msg(rgb, "middlebury_left"),
+        depth_msg(depth, "32FC1", "middlebury_left"),
+        camera_info_msg(k, "middlebury_left"),
+    )
     try:
-        wait_until(lambda: [m for m in objects if m.detections] and [c for c in clouds if c.width] and
-                   [a for a in markers if len(a.markers) > 1], 60, 0.1)
+        wait_until(
+            lambda: (
+                [m for m in objects if m.detections]
+                and [c for c in clouds if c.width]
+                and [a for a in markers if len(a.markers) > 1]
+            ),
+            60,
+            0.1,
+        )
     finally:
         camera.close()
     found = [m for m in objects if m.detections]
@@ -179,9 +203,11 @@ def part3_objects(node, out: Path) -> None:
     cloud = conversions.cloud_from_msg([c for c in clouds if c.width][-1])
     for index, det in enumerate(msg.detections):
         c, s = det.bbox.center.position, det.bbox.size
-        print(f"  {det.results[0].hypothesis.class_id} {det.results[0].hypothesis.score:.2f}: centre "
-              f"({c.x:+.2f}, {c.y:+.2f}, {c.z:.2f}) m, size {s.x:.2f} x {s.y:.2f} x {s.z:.2f} m, "
-              f"{int((cloud['object'] == index).sum())} points (camera optical frame)")
+        print(
+            f"  {det.results[0].hypothesis.class_id} {det.results[0].hypothesis.score:.2f}: centre "
+            f"({c.x:+.2f}, {c.y:+.2f}, {c.z:.2f}) m, size {s.x:.2f} x {s.y:.2f} x {s.z:.2f} m, "
+            f"{int((cloud['object'] == index).sum())} points (camera optical frame)"
+        )
     names = [d.results[0].hypothesis.class_id for d in msg.detections]
     index = names.index("motorcycle") if "motorcycle" in names else 0
     det = msg.detections[index]
@@ -220,8 +246,12 @@ def save_markers(rgb: np.ndarray, array: MarkerArray, k, path: Path) -> None:
     texts = {m.id: m for m in array.markers if m.type == Marker.TEXT_VIEW_FACING}
     boxes = [MarkerBox(m, texts.get(m.id)) for m in array.markers if m.type == Marker.CUBE]
     cv2.imwrite(str(path), cv2.cvtColor(draw_markers(rgb, boxes, k), cv2.COLOR_RGB2BGR))
-    kinds = sorted({"DELETEALL" if m.action == Marker.DELETEALL else ("CUBE" if m.type == Marker.CUBE else "TEXT")
-                    for m in array.markers})
+    kinds = sorted(
+        {
+            "DELETEALL" if m.action == Marker.DELETEALL else ("CUBE" if m.type == Marker.CUBE else "TEXT")
+            for m in array.markers
+        }
+    )
     print(f"  object_markers: {len(array.markers)} markers ({', '.join(kinds)}), rendered: {path}")
 
 
@@ -242,17 +272,35 @@ def seg_graph(path: Path, mask_640: np.ndarray, box_640: tuple[int, int, int, in
     head[0, 4, 0], head[0, 5, 0] = 0.9, 1.0
     protos = np.zeros((1, 32, 160, 160), np.float32)
     protos[0, 0] = np.where(mask_640.reshape(160, 4, 160, 4).mean(axis=(1, 3)) > 0.5, 12.0, -12.0)
-    nodes = [helper.make_node("ReduceSum", ["images"], ["s"], keepdims=0),
-             helper.make_node("Mul", ["s", "zero"], ["z"]),
-             helper.make_node("Add", ["c0", "z"], ["output0"]), helper.make_node("Add", ["c1", "z"], ["output1"])]
-    inits = [numpy_helper.from_array(np.array(0.0, np.float32), "zero"), numpy_helper.from_array(head, "c0"),
-             numpy_helper.from_array(protos, "c1")]
-    g = helper.make_graph(nodes, "seg", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
-                          [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(head.shape)),
-                           helper.make_tensor_value_info("output1", TensorProto.FLOAT, list(protos.shape))], inits)
+    nodes = [
+        helper.make_node("ReduceSum", ["images"], ["s"], keepdims=0),
+        helper.make_node("Mul", ["s", "zero"], ["z"]),
+        helper.make_node("Add", ["c0", "z"], ["output0"]),
+        helper.make_node("Add", ["c1", "z"], ["output1"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        numpy_helper.from_array(head, "c0"),
+        numpy_helper.from_array(protos, "c1"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "seg",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+        [
+            helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(head.shape)),
+            helper.make_tensor_value_info("output1", TensorProto.FLOAT, list(protos.shape)),
+        ],
+        inits,
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    for key, value in {"task": "segment", "names": "{0: 'frame'}", "imgsz": "[640, 640]", "stride": "32",
-                       "author": "Ultralytics"}.items():
+    for key, value in {
+        "task": "segment",
+        "names": "{0: 'frame'}",
+        "imgsz": "[640, 640]",
+        "stride": "32",
+        "author": "Ultralytics",
+    }.items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, path)
     return path
@@ -273,9 +321,18 @@ def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
     canvas[80:560] = thin.mask
     x0, y0, x1, y1 = thin.box
     model = seg_graph(logs / "thin_frame_seg.onnx", canvas, (x0, y0 + 80, x1, y1 + 80))
-    proc = spawn_node("vision_service", logs, {"model_path": str(model), "allowed_paths": [str(logs)],
-                                                "use_depth": True, "always_on": True, "tracking": True},
-                      namespace="/demo/seg")[0]
+    proc = spawn_node(
+        "vision_service",
+        logs,
+        {
+            "model_path": str(model),
+            "allowed_paths": [str(logs)],
+            "use_depth": True,
+            "always_on": True,
+            "tracking": True,
+        },
+        namespace="/demo/seg",
+    )[0]
     camera = Camera(node, "/demo/seg", streams=("image", "depth", "camera_info"))
     got: dict[str, list] = {"masks": [], "debug": [], "markers": [], "dets": []}
     node.create_subscription(Image, "/demo/seg/instance_masks", got["masks"].append, 10)
@@ -284,8 +341,7 @@ def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
     node.create_subscription(Detection2DArray, "/demo/seg/detections", got["dets"].append, 10)
     camera.show(image_msg(s.rgb, "optical"), depth_msg(s.depth, "32FC1", "optical"), camera_info_msg(k, "optical"))
     try:
-        wait_until(lambda: got["masks"] and got["debug"] and [a for a in got["markers"] if len(a.markers) > 1],
-                   60, 0.1)
+        wait_until(lambda: got["masks"] and got["debug"] and [a for a in got["markers"] if len(a.markers) > 1], 60, 0.1)
     finally:
         camera.close()
     if not got["masks"]:
@@ -293,25 +349,32 @@ def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
         return [proc]
     image = conversions.instance_masks_from_msg(got["masks"][-1])
     ids = [d.id for d in got["dets"][-1].detections] if got["dets"] else []
-    print(f"  instance_masks: mono16 {image.shape[1]}x{image.shape[0]}, detections {np.unique(image)[1:].tolist()}"
-          f" ({int((image > 0).sum())} pixels), IoU with the true frame {masks.iou(image == 1, thin.mask):.3f}"
-          f"{', tracking ids ' + str(ids) if any(ids) else ''}")
+    print(
+        f"  instance_masks: mono16 {image.shape[1]}x{image.shape[0]}, detections {np.unique(image)[1:].tolist()}"
+        f" ({int((image > 0).sum())} pixels), IoU with the true frame {masks.iou(image == 1, thin.mask):.3f}"
+        f"{', tracking ids ' + str(ids) if any(ids) else ''}"
+    )
     tinted = np.zeros((*image.shape, 3), np.uint8)
     tinted[image > 0] = (40, 200, 255)
     cv2.imwrite(str(out / "thin_frame_instance_masks.png"), tinted)
     if got["debug"]:
-        cv2.imwrite(str(out / "thin_frame_masks.png"),
-                    cv2.cvtColor(conversions.image_to_rgb(got["debug"][-1]), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(
+            str(out / "thin_frame_masks.png"),
+            cv2.cvtColor(conversions.image_to_rgb(got["debug"][-1]), cv2.COLOR_RGB2BGR),
+        )
     shown = [a for a in got["markers"] if len(a.markers) > 1]
     if shown:
         save_markers(s.rgb, shown[-1], k, out / "thin_frame_markers.png")
     # The gain, measured: points further than 2 cm from the frame's true surface, box cloud vs mask cloud.
     boxed = Detection(0, "frame", 0.9, x0, y0, x1, y1)
     masked = Detection(0, "frame", 0.9, x0, y0, x1, y1, mask=masks.Mask(thin.mask[y0:y1, x0:x1], x0, y0, (480, 640)))
-    (b,), (m,) = (pointcloud.objects_from_detections(s.depth, s.rgb, k, [d], pointcloud.CloudConfig())
-                  for d in (boxed, masked))
-    print(f"  off-object points: box {thin.off_object(b.points)}/{len(b.points)} (centre z {b.centre[2]:.2f} m: "
-          f"the wall), mask {thin.off_object(m.points)}/{len(m.points)} (centre z {m.centre[2]:.2f} m)")
+    (b,), (m,) = (
+        pointcloud.objects_from_detections(s.depth, s.rgb, k, [d], pointcloud.CloudConfig()) for d in (boxed, masked)
+    )
+    print(
+        f"  off-object points: box {thin.off_object(b.points)}/{len(b.points)} (centre z {b.centre[2]:.2f} m: "
+        f"the wall), mask {thin.off_object(m.points)}/{len(m.points)} (centre z {m.centre[2]:.2f} m)"
+    )
     halves = []
     for name, obj in (("box", b), ("mask", m)):
         render_cloud(obj.points, obj.colours, obj.centre, obj.size, logs / f"thin_{name}.png", 560, 420)
@@ -319,8 +382,10 @@ def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
         cv2.putText(half, f"cloud from the {name}", (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2)
         halves.append(half)
     cv2.imwrite(str(out / "thin_frame_clouds.png"), cv2.hconcat(halves))
-    print(f"  pictures: {out / 'thin_frame_masks.png'}, {out / 'thin_frame_instance_masks.png'}, "
-          f"{out / 'thin_frame_markers.png'}, {out / 'thin_frame_clouds.png'}")
+    print(
+        f"  pictures: {out / 'thin_frame_masks.png'}, {out / 'thin_frame_instance_masks.png'}, "
+        f"{out / 'thin_frame_markers.png'}, {out / 'thin_frame_clouds.png'}"
+    )
     return [proc]
 
 
@@ -334,14 +399,34 @@ def main() -> int:
     procs: list[subprocess.Popen] = []
     spinner = BackgroundSpinner("demo_client")
     try:
-        procs.append(spawn_node("model_service", logs, {"model_path": "ssd_mobilenet_v2_coco"},
-                                namespace="/demo")[0])
-        procs.append(spawn_node("vision_service", logs, {
-            "model_service": "/demo/ml_model_service", "use_depth": True, "always_on": True,
-            "service_timeout": 10.0}, namespace="/demo/camera")[0])
-        procs.append(spawn_node("vision_service", logs, {  # a second node on the same camera
-            "model_path": "efficientnet_lite0", "always_on": True, "top_n": 1, "confidence_threshold": 0.1},
-            namespace="/demo/classifier", remaps={"image": "/demo/camera/image"})[0])
+        procs.append(spawn_node("model_service", logs, {"model_path": "ssd_mobilenet_v2_coco"}, namespace="/demo")[0])
+        procs.append(
+            spawn_node(
+                "vision_service",
+                logs,
+                {
+                    "model_service": "/demo/ml_model_service",
+                    "use_depth": True,
+                    "always_on": True,
+                    "service_timeout": 10.0,
+                },
+                namespace="/demo/camera",
+            )[0]
+        )
+        procs.append(
+            spawn_node(
+                "vision_service",
+                logs,
+                {  # a second node on the same camera
+                    "model_path": "efficientnet_lite0",
+                    "always_on": True,
+                    "top_n": 1,
+                    "confidence_threshold": 0.1,
+                },
+                namespace="/demo/classifier",
+                remaps={"image": "/demo/camera/image"},
+            )[0]
+        )
         part1_model_service(spinner.node)
         part2_vision(spinner.node, out)
         part3_objects(spinner.node, out)

@@ -33,6 +33,7 @@ domain (--domain, default random 150-230), their logs under --out.
     python3 scripts/robustness.py                 # everything
     python3 scripts/robustness.py --phases infer,leak --json out/robustness.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,20 @@ from harness.photos import photo  # noqa: E402
 from harness.processes import spawn_node  # noqa: E402
 from harness.waits import wait_until  # noqa: E402
 
-PHASES = ("infer", "topics", "restart", "swap", "flood", "leak", "bitflip", "malformed", "burst", "waiting", "startup",
-          "hostile_models")
+PHASES = (
+    "infer",
+    "topics",
+    "restart",
+    "swap",
+    "flood",
+    "leak",
+    "bitflip",
+    "malformed",
+    "burst",
+    "waiting",
+    "startup",
+    "hostile_models",
+)
 
 
 def _set_up_dds(domain: int) -> None:
@@ -70,8 +83,9 @@ def _set_up_dds(domain: int) -> None:
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):
-        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE",
-                              str(ROOT / "ml_model_service" / "config" / "fastdds_large_data.xml"))
+        os.environ.setdefault(
+            "FASTDDS_DEFAULT_PROFILES_FILE", str(ROOT / "ml_model_service" / "config" / "fastdds_large_data.xml")
+        )
 
 
 def rss_mb(pid: int) -> float:
@@ -114,13 +128,20 @@ class Harness:
         return proc
 
     def model_service(self, ns: str, **params):
-        base = {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"],
-                "allowed_paths": [str(self.allowed)]}
+        base = {
+            "model_path": "ssd_mobilenet_v2_coco",
+            "execution_providers": ["cpu"],
+            "allowed_paths": [str(self.allowed)],
+        }
         return self.spawn("model_service", ns, {**base, **params})
 
     def vision(self, ns: str, service_ns: str, **params):
-        base = {"model_service": f"{service_ns}/ml_model_service", "always_on": True, "service_timeout": 2.0,
-                "allowed_paths": [str(self.allowed)]}
+        base = {
+            "model_service": f"{service_ns}/ml_model_service",
+            "always_on": True,
+            "service_timeout": 2.0,
+            "allowed_paths": [str(self.allowed)],
+        }
         return self.spawn("vision_service", ns, {**base, **params})
 
     @staticmethod
@@ -177,10 +198,16 @@ class Outputs:
         self.detections: list[tuple[float, object]] = []
         self.classifications: list[tuple[float, object]] = []
         self.subs = [
-            node.create_subscription(Detection2DArray, f"{ns}/detections",
-                                     lambda m: self.detections.append((time.monotonic(), m)), qos),
-            node.create_subscription(Classification, f"{ns}/classifications",
-                                     lambda m: self.classifications.append((time.monotonic(), m)), qos)]
+            node.create_subscription(
+                Detection2DArray, f"{ns}/detections", lambda m: self.detections.append((time.monotonic(), m)), qos
+            ),
+            node.create_subscription(
+                Classification,
+                f"{ns}/classifications",
+                lambda m: self.classifications.append((time.monotonic(), m)),
+                qos,
+            ),
+        ]
 
     def since(self, t: float) -> list:
         return [m for tr, m in list(self.detections) + list(self.classifications) if tr >= t]
@@ -196,16 +223,38 @@ def classes_of(det_msg) -> set[str]:
 
 # --- phase: Infer fuzz -----------------------------------------------------------------------------
 
-_DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16", "float32",
-           "float64", "bool"]
+_DTYPES = [
+    "int8",
+    "uint8",
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "bool",
+]
 
 
 def fuzz_tensor(rng: random.Random, good_name: str):
     """One random tensor message: mostly broken in one or more ways."""
     from ml_model_service_interfaces.msg import Tensor
 
-    name = rng.choice([good_name, good_name, "", "x" * rng.randint(1, 300), "images", "\u00e9\u4e2d\x01",
-                       good_name + " ", f"t{rng.randint(0, 9)}"])
+    name = rng.choice(
+        [
+            good_name,
+            good_name,
+            "",
+            "x" * rng.randint(1, 300),
+            "images",
+            "\u00e9\u4e2d\x01",
+            good_name + " ",
+            f"t{rng.randint(0, 9)}",
+        ]
+    )
     dtype = rng.choice(_DTYPES + ["uint8"] * 6 + ["complex64", "", "float8", "UINT8", "str", "object"])
     kind = rng.randrange(9)
     if kind == 0:
@@ -262,7 +311,7 @@ def phase_infer(h: Harness, count: int, seconds: float) -> dict:
             tensors = [fuzz_tensor(rng, good_name) for _ in range(rng.choice([0, 1, 1, 1, 1, 2, 3]))]
             try:
                 r = call(client, Infer.Request(inputs=tensors), 10.0)
-                key = ("ok" if r.success else r.message.split(":")[0])
+                key = "ok" if r.success else r.message.split(":")[0]
             except Exception as exc:
                 key, r = f"client error {type(exc).__name__}", None
             with lock:
@@ -285,18 +334,26 @@ def phase_infer(h: Harness, count: int, seconds: float) -> dict:
     after = rss_mb(proc.pid)
     # still correct afterwards?
     check = remote.infer(valid) if alive else {}
-    _, classes, scores, n = (check.values() if check else (None, None, None, None))
-    detected = alive and any(int(c) == 3 and s > 0.5 for c, s in zip(classes[0, :int(n[0])], scores[0, :int(n[0])]))
+    _, classes, scores, n = check.values() if check else (None, None, None, None)
+    detected = alive and any(int(c) == 3 and s > 0.5 for c, s in zip(classes[0, : int(n[0])], scores[0, : int(n[0])]))
     log = Path(proc.log_path).read_text(errors="replace")
     h.stop(proc)
     total = sum(outcomes.values())
-    return {"requests": total, "seconds": round(elapsed, 1), "per_s": round(total / max(elapsed, 1e-9)),
-            "crashes": 0 if alive else 1, "outcomes": dict(outcomes),
-            "clean_refusals": sum(v for k, v in outcomes.items() if k in ("bad request", "busy")),
-            "other_failures": sum(v for k, v in outcomes.items() if k not in ("ok", "bad request", "busy")),
-            "tracebacks_in_log": log.count("Traceback"), "rss_mb_before": round(before), "rss_mb_after": round(after),
-            "rss_mb_every_2s": timeline,
-            "correct_after": bool(detected), "examples": examples}
+    return {
+        "requests": total,
+        "seconds": round(elapsed, 1),
+        "per_s": round(total / max(elapsed, 1e-9)),
+        "crashes": 0 if alive else 1,
+        "outcomes": dict(outcomes),
+        "clean_refusals": sum(v for k, v in outcomes.items() if k in ("bad request", "busy")),
+        "other_failures": sum(v for k, v in outcomes.items() if k not in ("ok", "bad request", "busy")),
+        "tracebacks_in_log": log.count("Traceback"),
+        "rss_mb_before": round(before),
+        "rss_mb_after": round(after),
+        "rss_mb_every_2s": timeline,
+        "correct_after": bool(detected),
+        "examples": examples,
+    }
 
 
 # --- phase: topic fuzz -----------------------------------------------------------------------------
@@ -309,22 +366,49 @@ def _png_bomb(width: int, height: int, rng: random.Random) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
     idat = zlib.compress(bytes(rng.randint(1000, 250_000)))
-    return (b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", len(idat)) + b"IDAT" + idat
-            + struct.pack(">I", zlib.crc32(b"IDAT" + idat)))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk
+        + struct.pack(">I", len(idat))
+        + b"IDAT"
+        + idat
+        + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+    )
 
 
 def fuzz_image(rng: random.Random, depth: bool):
     from sensor_msgs.msg import Image
 
-    enc = rng.choice(["16UC1", "32FC1", "mono16", "rgb8", "", "16UC3", "32FC2"] if depth else
-                     ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "8UC3", "yuv422", "", "bayer_rggb8",
-                      "32FC1", "rgb16"])
+    enc = rng.choice(
+        ["16UC1", "32FC1", "mono16", "rgb8", "", "16UC3", "32FC2"]
+        if depth
+        else [
+            "rgb8",
+            "bgr8",
+            "rgba8",
+            "bgra8",
+            "mono8",
+            "mono16",
+            "8UC3",
+            "yuv422",
+            "",
+            "bayer_rggb8",
+            "32FC1",
+            "rgb16",
+        ]
+    )
     w = rng.choice([0, 1, 2, 3, 17, 640, 1920, 65535, 2**31 - 1, 2**32 - 1, rng.randint(0, 800)])
     h = rng.choice([0, 1, 2, 5, 480, 1080, 65535, 2**31 - 1, 2**32 - 1, rng.randint(0, 600)])
     step = rng.choice([0, w, w * 2, w * 3, w * 4, (w * 3 + 7) & 0xFFFFFFFF, rng.randint(0, 5000)]) & 0xFFFFFFFF
     n = rng.choice([0, 1, 100, min(step * h, 2_000_000), rng.randint(0, 300_000)])
-    msg = Image(height=h & 0xFFFFFFFF, width=w & 0xFFFFFFFF, encoding=enc, is_bigendian=rng.randint(0, 1),
-                step=step, data=rng.randbytes(n))
+    msg = Image(
+        height=h & 0xFFFFFFFF,
+        width=w & 0xFFFFFFFF,
+        encoding=enc,
+        is_bigendian=rng.randint(0, 1),
+        step=step,
+        data=rng.randbytes(n),
+    )
     msg.header.frame_id = rng.choice(["camera", "", "other"])
     return msg
 
@@ -334,9 +418,13 @@ def fuzz_camera_info(rng: random.Random):
 
     bad = [0.0, float("nan"), float("inf"), -500.0, 1e-30, 1e30]
     k = [rng.choice(bad + [500.0, 320.0, 240.0, 1.0]) for _ in range(9)]
-    msg = CameraInfo(height=rng.choice([0, 480, 2**32 - 1, 1]), width=rng.choice([0, 640, 2**32 - 1, 1]),
-                     distortion_model=rng.choice(["plumb_bob", "", "weird"]),
-                     d=[rng.random() for _ in range(rng.choice([0, 5, 1000]))], k=k)
+    msg = CameraInfo(
+        height=rng.choice([0, 480, 2**32 - 1, 1]),
+        width=rng.choice([0, 640, 2**32 - 1, 1]),
+        distortion_model=rng.choice(["plumb_bob", "", "weird"]),
+        d=[rng.random() for _ in range(rng.choice([0, 5, 1000]))],
+        k=k,
+    )
     msg.header.frame_id = "camera"
     return msg
 
@@ -354,8 +442,10 @@ def fuzz_compressed(rng: random.Random, jpeg: bytes, png: bytes):
     elif choice == 3:
         data = _png_bomb(rng.choice([60000, 100000, 2**31 - 1]), rng.choice([60000, 100000]), rng)
     elif choice == 4:  # JPEG declaring 65000 x 65000
-        data = (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-                b"\xff\xc0\x00\x11\x08\xfd\xe8\xfd\xe8\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01" + jpeg[20:])
+        data = (
+            b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+            b"\xff\xc0\x00\x11\x08\xfd\xe8\xfd\xe8\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01" + jpeg[20:]
+        )
     else:
         flipped = bytearray(jpeg)
         for _ in range(rng.randint(1, 20)):
@@ -384,16 +474,21 @@ def phase_topics(h: Harness, count: int, seconds: float) -> dict:
     jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes()
     png = cv2.imencode(".png", cv2.cvtColor(cv2.resize(small, (320, 240)), cv2.COLOR_RGB2BGR))[1].tobytes()
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = {"image": h.node.create_publisher(Image, f"{raw_ns}/image", qos),
-            "depth": h.node.create_publisher(Image, f"{raw_ns}/depth", qos),
-            "camera_info": h.node.create_publisher(CameraInfo, f"{raw_ns}/camera_info", qos),
-            "compressed": h.node.create_publisher(CompressedImage, f"{comp_ns}/image/compressed", qos)}
+    pubs = {
+        "image": h.node.create_publisher(Image, f"{raw_ns}/image", qos),
+        "depth": h.node.create_publisher(Image, f"{raw_ns}/depth", qos),
+        "camera_info": h.node.create_publisher(CameraInfo, f"{raw_ns}/camera_info", qos),
+        "compressed": h.node.create_publisher(CompressedImage, f"{comp_ns}/image/compressed", qos),
+    }
     out_raw, out_comp = Outputs(h.node, raw_ns), Outputs(h.node, comp_ns)
     status: dict[str, DiagnosticStatus] = {}
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.VOLATILE, reliability=ReliabilityPolicy.RELIABLE)
-    subs = [h.node.create_subscription(DiagnosticStatus, f"{ns}/vision_service/status",
-                                       lambda m, ns=ns: status.__setitem__(ns, m), latched)
-            for ns in (raw_ns, comp_ns)]
+    subs = [
+        h.node.create_subscription(
+            DiagnosticStatus, f"{ns}/vision_service/status", lambda m, ns=ns: status.__setitem__(ns, m), latched
+        )
+        for ns in (raw_ns, comp_ns)
+    ]
     # wait for both vision nodes to produce from valid frames first
     from sensor_msgs.msg import CompressedImage as CI
 
@@ -455,11 +550,20 @@ def phase_topics(h: Harness, count: int, seconds: float) -> dict:
     time.sleep(1.5)
     # afterwards: still detecting?
     mark = time.monotonic()
-    after_ok = wait_until(lambda: (valid_once(), [m for t, m in out_raw.detections if t > mark]
-                                   and [m for t, m in out_comp.detections if t > mark])[1], 20, 0.2)
+    after_ok = wait_until(
+        lambda: (
+            valid_once(),
+            [m for t, m in out_raw.detections if t > mark] and [m for t, m in out_comp.detections if t > mark],
+        )[1],
+        20,
+        0.2,
+    )
     rss_after = {"vision_raw": rss_mb(raw.pid), "vision_compressed": rss_mb(comp.pid)}
-    alive = {"vision_raw": raw.poll() is None, "vision_compressed": comp.poll() is None,
-             "model_service": svc.poll() is None}
+    alive = {
+        "vision_raw": raw.poll() is None,
+        "vision_compressed": comp.poll() is None,
+        "model_service": svc.poll() is None,
+    }
     during = [m for t, m in out_raw.detections if t0 <= t <= fuzz_end]
     stats = {}
     for ns, msg in status.items():
@@ -474,13 +578,21 @@ def phase_topics(h: Harness, count: int, seconds: float) -> dict:
     tracebacks = sum(Path(p.log_path).read_text(errors="replace").count("Traceback") for p in (raw, comp, svc))
     for p in (raw, comp, svc):
         h.stop(p)
-    return {"messages": sum(sent.values()) + 3 * sent["valid frame sets"], "sent": dict(sent),
-            "seconds": round(fuzz_end - t0, 1), "ready_before_fuzz": bool(ready),
-            "crashes": sum(not a for a in alive.values()), "alive": alive,
-            "detections_during_fuzz": len(during), "still_detecting_after": bool(after_ok),
-            "rss_mb_before": {k: round(v) for k, v in rss_before.items()},
-            "rss_mb_after": {k: round(v) for k, v in rss_after.items()}, "vision_raw_rss_mb_during": timeline,
-            "tracebacks_in_logs": tracebacks, "status_counters": stats}
+    return {
+        "messages": sum(sent.values()) + 3 * sent["valid frame sets"],
+        "sent": dict(sent),
+        "seconds": round(fuzz_end - t0, 1),
+        "ready_before_fuzz": bool(ready),
+        "crashes": sum(not a for a in alive.values()),
+        "alive": alive,
+        "detections_during_fuzz": len(during),
+        "still_detecting_after": bool(after_ok),
+        "rss_mb_before": {k: round(v) for k, v in rss_before.items()},
+        "rss_mb_after": {k: round(v) for k, v in rss_after.items()},
+        "vision_raw_rss_mb_during": timeline,
+        "tracebacks_in_logs": tracebacks,
+        "status_counters": stats,
+    }
 
 
 # --- phase: kill -9 and restart of the model service ----------------------------------------------
@@ -511,9 +623,13 @@ def phase_restart(h: Harness, cycles: int, outage: float) -> dict:
             first = wait_until(lambda ts=t_serving: [t for t, _ in list(outputs.detections) if t > ts], 20, 0.01)
             t_back = first[0] if first else float("nan")
             frames = [t for t in stream.sent if t_kill <= t <= (t_back if first else time.monotonic())]
-            runs.append({"recovery_s_after_serving": round(t_back - t_serving, 2) if first else None,
-                         "service_restart_s": round(t_serving - t_kill - outage, 2),
-                         "frames_without_output": len(frames)})
+            runs.append(
+                {
+                    "recovery_s_after_serving": round(t_back - t_serving, 2) if first else None,
+                    "service_restart_s": round(t_serving - t_kill - outage, 2),
+                    "frames_without_output": len(frames),
+                }
+            )
         vision_alive = vis.poll() is None
         log = Path(vis.log_path).read_text(errors="replace")
     finally:
@@ -522,9 +638,14 @@ def phase_restart(h: Harness, cycles: int, outage: float) -> dict:
     h.stop(vis)
     h.stop(svc)
     recoveries = [r["recovery_s_after_serving"] for r in runs if r["recovery_s_after_serving"] is not None]
-    return {"cycles": runs, "max_recovery_s": max(recoveries) if recoveries else None,
-            "recovered": len(recoveries), "crashes": 0 if vision_alive else 1,
-            "vision_log_unavailable_lines": log.count("unavailable"), "vision_log_changed_lines": log.count("changed")}
+    return {
+        "cycles": runs,
+        "max_recovery_s": max(recoveries) if recoveries else None,
+        "recovered": len(recoveries),
+        "crashes": 0 if vision_alive else 1,
+        "vision_log_unavailable_lines": log.count("unavailable"),
+        "vision_log_changed_lines": log.count("changed"),
+    }
 
 
 # --- phase: hot swaps under a stream ---------------------------------------------------------------
@@ -544,8 +665,14 @@ def phase_swap(h: Harness, seconds: float, every: float) -> dict:
     vis = h.vision(vis_ns, svc_ns)
     outputs = Outputs(h.node, vis_ns)
     stream = camera_stream(h.node, vis_ns, 30.0, (image_msg(cv2.resize(photo(), (640, 480))),))
-    cycle = ["ssd_mobilenet_v2_coco_tflite", "ssd_mobilenet_v2_coco", "efficientnet_lite0",
-             "ssd_mobilenet_v2_coco", "efficientnet_lite0_tflite", "ssd_mobilenet_v2_coco_tflite"]
+    cycle = [
+        "ssd_mobilenet_v2_coco_tflite",
+        "ssd_mobilenet_v2_coco",
+        "efficientnet_lite0",
+        "ssd_mobilenet_v2_coco",
+        "efficientnet_lite0_tflite",
+        "ssd_mobilenet_v2_coco_tflite",
+    ]
     swaps, failures = 0, []
     try:
         if not wait_until(lambda: outputs.detections, 60):
@@ -579,14 +706,22 @@ def phase_swap(h: Harness, seconds: float, every: float) -> dict:
     alive = vis.poll() is None and svc.poll() is None
     h.stop(vis)
     h.stop(svc)
-    return {"seconds": round(t_end - t0, 1), "swaps": swaps, "swap_failures": failures, "frames_sent": sent,
-            "outputs_hz_without_swaps": round(baseline_hz, 1),
-            "outputs_hz_with_swaps": round((len(dets) + len(clss)) / (t_end - t0), 1),
-            "detections": len(dets), "classifications": len(clss),
-            "frames_without_output": max(0, sent - len(dets) - len(clss)),
-            "garbled_frames": len(garbled_d) + len(garbled_c), "garbled_examples": (garbled_d + garbled_c)[:3],
-            "crashes": 0 if alive else 1, "vision_log_model_changed": log.lower().count("model changed"),
-            "vision_log_unavailable": log.count("unavailable")}
+    return {
+        "seconds": round(t_end - t0, 1),
+        "swaps": swaps,
+        "swap_failures": failures,
+        "frames_sent": sent,
+        "outputs_hz_without_swaps": round(baseline_hz, 1),
+        "outputs_hz_with_swaps": round((len(dets) + len(clss)) / (t_end - t0), 1),
+        "detections": len(dets),
+        "classifications": len(clss),
+        "frames_without_output": max(0, sent - len(dets) - len(clss)),
+        "garbled_frames": len(garbled_d) + len(garbled_c),
+        "garbled_examples": (garbled_d + garbled_c)[:3],
+        "crashes": 0 if alive else 1,
+        "vision_log_model_changed": log.lower().count("model changed"),
+        "vision_log_unavailable": log.count("unavailable"),
+    }
 
 
 # --- phase: 1080p flood ----------------------------------------------------------------------------
@@ -629,13 +764,19 @@ def phase_flood(h: Harness, seconds: float, rate: float) -> dict:
     alive = vis.poll() is None and svc.poll() is None
     h.stop(vis)
     h.stop(svc)
-    return {"seconds": seconds, "ready": bool(ok), "sent_hz": round(sent_rate, 1),
-            "outputs_hz": round(produced / seconds, 1), "latency_ms_p50": round(percentile(latencies, 50) * 1000),
-            "latency_ms_p90": round(percentile(latencies, 90) * 1000),
-            "latency_ms_max": round(max(latencies) * 1000) if latencies else None,
-            "rss_mb_before": {k: round(v) for k, v in before.items()},
-            "rss_mb_after": {k: round(v) for k, v in after.items()}, "vision_rss_mb_each_second": timeline,
-            "crashes": 0 if alive else 1}
+    return {
+        "seconds": seconds,
+        "ready": bool(ok),
+        "sent_hz": round(sent_rate, 1),
+        "outputs_hz": round(produced / seconds, 1),
+        "latency_ms_p50": round(percentile(latencies, 50) * 1000),
+        "latency_ms_p90": round(percentile(latencies, 90) * 1000),
+        "latency_ms_max": round(max(latencies) * 1000) if latencies else None,
+        "rss_mb_before": {k: round(v) for k, v in before.items()},
+        "rss_mb_after": {k: round(v) for k, v in after.items()},
+        "vision_rss_mb_each_second": timeline,
+        "crashes": 0 if alive else 1,
+    }
 
 
 # --- phase: leak probe -----------------------------------------------------------------------------
@@ -653,9 +794,12 @@ class Everything:
     def refresh(self) -> None:
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-        flavours = {"volatile": QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT),
-                    "latched": QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                                          durability=DurabilityPolicy.TRANSIENT_LOCAL)}
+        flavours = {
+            "volatile": QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT),
+            "latched": QoSProfile(
+                depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+            ),
+        }
         for topic, types in self.node.get_topic_names_and_types():
             for type_name in types:
                 try:
@@ -666,8 +810,9 @@ class Everything:
                 for flavour, qos in flavours.items():
                     key = (topic, type_name, flavour)
                     if key not in self.subs:
-                        self.subs[key] = self.node.create_subscription(msg_type, topic, self.chunks.append, qos,
-                                                                       raw=True)
+                        self.subs[key] = self.node.create_subscription(
+                            msg_type, topic, self.chunks.append, qos, raw=True
+                        )
                         self.topics.add(topic)
 
     def close(self) -> None:
@@ -691,16 +836,20 @@ def phase_leak(h: Harness) -> dict:
     (h.allowed / "link_model.onnx").symlink_to(secret_dir / "evil.onnx")
     model_dir = h.allowed / "trojan"
     model_dir.mkdir()
-    shutil.copy(ROOT / "ml_model_service/ml_model_service/models/ssd_mobilenet_v2_coco_qdq.onnx",
-                model_dir / "model.onnx")
+    shutil.copy(
+        ROOT / "ml_model_service/ml_model_service/models/ssd_mobilenet_v2_coco_qdq.onnx", model_dir / "model.onnx"
+    )
     (model_dir / "labels.txt").symlink_to(secret)  # labels "beside" the model lead out
 
     svc_ns, vis_ns = "/lsvc", "/lvis"
     svc = h.model_service(svc_ns, model_repository=str(h.allowed))
     remote = h.remote(svc_ns, proc=svc)
     vis = h.vision(vis_ns, svc_ns)
-    local = h.spawn("vision_service", "/llocal", {"model_path": "ssd_mobilenet_v2_coco", "always_on": True,
-                                                  "allowed_paths": [str(h.allowed)]})
+    local = h.spawn(
+        "vision_service",
+        "/llocal",
+        {"model_path": "ssd_mobilenet_v2_coco", "always_on": True, "allowed_paths": [str(h.allowed)]},
+    )
     import cv2
 
     # both vision nodes see a camera, so they use (and rebuild from) whatever the model service sends
@@ -711,11 +860,24 @@ def phase_leak(h: Harness) -> dict:
     everything.refresh()
     answers: list[str] = []
     attempts = 0
-    tricks = [str(secret), f"{h.allowed}/../outside/labels.txt", str(h.allowed / "link_labels.txt"),
-              f"{h.allowed}/trojan/../../outside/labels.txt", "/etc/shadow", "/etc/passwd", "~/.bashrc",
-              "/proc/self/environ", str(secret_dir)]
-    model_tricks = [str(secret_dir / "evil.onnx"), str(h.allowed / "link_model.onnx"), "trojan", "../outside/evil",
-                    str(secret)]
+    tricks = [
+        str(secret),
+        f"{h.allowed}/../outside/labels.txt",
+        str(h.allowed / "link_labels.txt"),
+        f"{h.allowed}/trojan/../../outside/labels.txt",
+        "/etc/shadow",
+        "/etc/passwd",
+        "~/.bashrc",
+        "/proc/self/environ",
+        str(secret_dir),
+    ]
+    model_tricks = [
+        str(secret_dir / "evil.onnx"),
+        str(h.allowed / "link_model.onnx"),
+        "trojan",
+        "../outside/evil",
+        str(secret),
+    ]
     for trick in tricks:
         attempts += 1
         answers.append(str(remote.load("ssd_mobilenet_v2_coco", trick)))
@@ -724,13 +886,19 @@ def phase_leak(h: Harness) -> dict:
         answers.append(str(remote.load(trick)))
     for node in (f"{svc_ns}/ml_model_service", f"{vis_ns}/vision_service", "/llocal/vision_service"):
         client = h.node.create_client(SetParameters, f"{node}/set_parameters")
-        for name, values in (("label_path", tricks), ("model_path", model_tricks),
-                             ("model_repository", [str(secret_dir), "/etc"])):
+        for name, values in (
+            ("label_path", tricks),
+            ("model_path", model_tricks),
+            ("model_repository", [str(secret_dir), "/etc"]),
+        ):
             for value in values:
                 attempts += 1
                 try:
-                    r = call(client, SetParameters.Request(
-                        parameters=[Parameter(name, value=value).to_parameter_msg()]), 20.0)
+                    r = call(
+                        client,
+                        SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]),
+                        20.0,
+                    )
                     answers.append(str(r))
                 except Exception as exc:
                     answers.append(f"{node}: {exc}")
@@ -749,8 +917,7 @@ def phase_leak(h: Harness) -> dict:
     everything.refresh()
     time.sleep(1.0)
     control_blob = b"".join(everything.chunks)
-    control_seen = {"load_model answer": control_answer.count(control),
-                    "topics": control_blob.count(control.encode())}
+    control_seen = {"load_model answer": control_answer.count(control), "topics": control_blob.count(control.encode())}
     content_bytes = sum(len(line) for line in secret.read_text().splitlines() if line.encode() in blob)
     alive = all(p.poll() is None for p in (svc, vis, local))
     for stream in streams:
@@ -758,10 +925,15 @@ def phase_leak(h: Harness) -> dict:
     everything.close()
     for p in (svc, vis, local):
         h.stop(p)
-    return {"attempts": attempts, "topics_watched": len(everything.topics), "messages_seen": len(everything.chunks),
-            "token_occurrences": leaked, "leaked_bytes": content_bytes, "control_token_seen": control_seen,
-            "crashes": 0 if alive else 3 - sum(
-                p.poll() is None for p in (svc, vis, local))}
+    return {
+        "attempts": attempts,
+        "topics_watched": len(everything.topics),
+        "messages_seen": len(everything.chunks),
+        "token_occurrences": leaked,
+        "leaked_bytes": content_bytes,
+        "control_token_seen": control_seen,
+        "crashes": 0 if alive else 3 - sum(p.poll() is None for p in (svc, vis, local)),
+    }
 
 
 # --- phase: bit-flipped copies ----------------------------------------------------------------------
@@ -793,8 +965,13 @@ def phase_bitflip(h: Harness, copies: int) -> dict:
             refused_checksum += 1
         except ModelLoadError:
             refused_other += 1
-    return {"copies": copies, "loaded": loaded, "refused_by_checksum": refused_checksum,
-            "refused_otherwise": refused_other, "seconds": round(time.monotonic() - t0, 1)}
+    return {
+        "copies": copies,
+        "loaded": loaded,
+        "refused_by_checksum": refused_checksum,
+        "refused_otherwise": refused_other,
+        "seconds": round(time.monotonic() - t0, 1),
+    }
 
 
 # --- main ------------------------------------------------------------------------------------------
@@ -805,74 +982,101 @@ def summary(results: dict) -> list[str]:
     r = results
     if "infer" in r and "error" not in r["infer"]:
         x = r["infer"]
-        lines.append(f"Infer fuzz: {x['requests']} requests in {x['seconds']} s, crashes {x['crashes']}, "
-                     f"clean refusals {x['clean_refusals']}, other failures {x['other_failures']}, "
-                     f"ok {x['outcomes'].get('ok', 0)}, tracebacks {x['tracebacks_in_log']}, "
-                     f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (every 2 s {x['rss_mb_every_2s']}), "
-                     f"correct afterwards {x['correct_after']}")
+        lines.append(
+            f"Infer fuzz: {x['requests']} requests in {x['seconds']} s, crashes {x['crashes']}, "
+            f"clean refusals {x['clean_refusals']}, other failures {x['other_failures']}, "
+            f"ok {x['outcomes'].get('ok', 0)}, tracebacks {x['tracebacks_in_log']}, "
+            f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (every 2 s {x['rss_mb_every_2s']}), "
+            f"correct afterwards {x['correct_after']}"
+        )
     if "topics" in r and "error" not in r["topics"]:
         x = r["topics"]
-        lines.append(f"Topic fuzz: {x['messages']} messages in {x['seconds']} s, crashes {x['crashes']}, "
-                     f"2D detections during the fuzz {x['detections_during_fuzz']}, detecting afterwards "
-                     f"{x['still_detecting_after']}, RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (raw node "
-                     f"during the fuzz {x['vision_raw_rss_mb_during']}), tracebacks {x['tracebacks_in_logs']}")
+        lines.append(
+            f"Topic fuzz: {x['messages']} messages in {x['seconds']} s, crashes {x['crashes']}, "
+            f"2D detections during the fuzz {x['detections_during_fuzz']}, detecting afterwards "
+            f"{x['still_detecting_after']}, RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (raw node "
+            f"during the fuzz {x['vision_raw_rss_mb_during']}), tracebacks {x['tracebacks_in_logs']}"
+        )
     if "restart" in r and "error" not in r["restart"]:
         x = r["restart"]
         recoveries = [c["recovery_s_after_serving"] for c in x["cycles"]]
         lost = [c["frames_without_output"] for c in x["cycles"]]
-        lines.append(f"kill -9 / restart: {x['recovered']}/{len(x['cycles'])} recovered, recovery after the "
-                     f"service serves again {recoveries} s (max {x['max_recovery_s']}), frames without output "
-                     f"{lost}, crashes {x['crashes']}")
+        lines.append(
+            f"kill -9 / restart: {x['recovered']}/{len(x['cycles'])} recovered, recovery after the "
+            f"service serves again {recoveries} s (max {x['max_recovery_s']}), frames without output "
+            f"{lost}, crashes {x['crashes']}"
+        )
     if "swap" in r and "error" not in r["swap"]:
         x = r["swap"]
-        lines.append(f"Hot swaps at 30 Hz: {x['swaps']} swaps in {x['seconds']} s, {x['frames_sent']} frames, "
-                     f"{x['detections']} detections + {x['classifications']} classifications "
-                     f"({x['outputs_hz_with_swaps']} Hz; {x['outputs_hz_without_swaps']} Hz without swaps), garbled "
-                     f"{x['garbled_frames']}, without output {x['frames_without_output']}, crashes {x['crashes']}")
+        lines.append(
+            f"Hot swaps at 30 Hz: {x['swaps']} swaps in {x['seconds']} s, {x['frames_sent']} frames, "
+            f"{x['detections']} detections + {x['classifications']} classifications "
+            f"({x['outputs_hz_with_swaps']} Hz; {x['outputs_hz_without_swaps']} Hz without swaps), garbled "
+            f"{x['garbled_frames']}, without output {x['frames_without_output']}, crashes {x['crashes']}"
+        )
     if "flood" in r and "error" not in r["flood"]:
         x = r["flood"]
-        lines.append(f"1080p flood: sent {x['sent_hz']} Hz for {x['seconds']} s, outputs {x['outputs_hz']} Hz, "
-                     f"latency p50/p90/max {x['latency_ms_p50']}/{x['latency_ms_p90']}/{x['latency_ms_max']} ms, "
-                     f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (vision each second "
-                     f"{x['vision_rss_mb_each_second']}), crashes {x['crashes']}")
+        lines.append(
+            f"1080p flood: sent {x['sent_hz']} Hz for {x['seconds']} s, outputs {x['outputs_hz']} Hz, "
+            f"latency p50/p90/max {x['latency_ms_p50']}/{x['latency_ms_p90']}/{x['latency_ms_max']} ms, "
+            f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (vision each second "
+            f"{x['vision_rss_mb_each_second']}), crashes {x['crashes']}"
+        )
     if "leak" in r and "error" not in r["leak"]:
         x = r["leak"]
-        lines.append(f"Leak probe: {x['attempts']} attempts, {x['topics_watched']} topics / {x['messages_seen']} "
-                     f"messages watched, token seen {x['token_occurrences']} times, leaked bytes {x['leaked_bytes']}, "
-                     f"crashes {x['crashes']} (control token from an allowed label file seen: "
-                     f"{x['control_token_seen']})")
+        lines.append(
+            f"Leak probe: {x['attempts']} attempts, {x['topics_watched']} topics / {x['messages_seen']} "
+            f"messages watched, token seen {x['token_occurrences']} times, leaked bytes {x['leaked_bytes']}, "
+            f"crashes {x['crashes']} (control token from an allowed label file seen: "
+            f"{x['control_token_seen']})"
+        )
     if "bitflip" in r and "error" not in r["bitflip"]:
         x = r["bitflip"]
-        lines.append(f"Bit-flipped copies: {x['copies']} copies, loaded {x['loaded']}, refused by checksum "
-                     f"{x['refused_by_checksum']}, refused otherwise {x['refused_otherwise']}")
+        lines.append(
+            f"Bit-flipped copies: {x['copies']} copies, loaded {x['loaded']}, refused by checksum "
+            f"{x['refused_by_checksum']}, refused otherwise {x['refused_otherwise']}"
+        )
     if "malformed" in r and "error" not in r["malformed"]:
         x = r["malformed"]
-        nodes = "; ".join(f"{k}: good {n['good_answered']}/{n['good_sent']} answered ({n['ratio']}), malformed "
-                          f"{n['malformed_sent']} sent / {n['malformed_counted']} counted (frames skipped unread "
-                          f"{n['skipped_counted']}), status level {n['status_level']} (max {n['status_max_level']})"
-                          for k, n in x["nodes"].items())
-        lines.append(f"Malformed messages ({x['seconds']} s at {x['rate_hz']} Hz): {nodes}; crashes {x['crashes']}, "
-                     f"tracebacks {x['tracebacks_in_logs']}")
+        nodes = "; ".join(
+            f"{k}: good {n['good_answered']}/{n['good_sent']} answered ({n['ratio']}), malformed "
+            f"{n['malformed_sent']} sent / {n['malformed_counted']} counted (frames skipped unread "
+            f"{n['skipped_counted']}), status level {n['status_level']} (max {n['status_max_level']})"
+            for k, n in x["nodes"].items()
+        )
+        lines.append(
+            f"Malformed messages ({x['seconds']} s at {x['rate_hz']} Hz): {nodes}; crashes {x['crashes']}, "
+            f"tracebacks {x['tracebacks_in_logs']}"
+        )
     if "burst" in r and "error" not in r["burst"]:
         x = r["burst"]
-        bursts = ", ".join(f"{b['calls']} ({b['clients']} clients): {b['answered']} answered ({b['ok']} ok + "
-                           f"{b['busy']} busy), {b['lost']} lost, served {b['served_by_node']}, max "
-                           f"{b['max_answer_s']} s" for b in x["bursts"])
-        lines.append(f"Infer bursts: {bursts}; serves after {x['serves_after']}, crashes {x['crashes']}, "
-                     f"tracebacks {x['tracebacks_in_log']}")
+        bursts = ", ".join(
+            f"{b['calls']} ({b['clients']} clients): {b['answered']} answered ({b['ok']} ok + "
+            f"{b['busy']} busy), {b['lost']} lost, served {b['served_by_node']}, max "
+            f"{b['max_answer_s']} s"
+            for b in x["bursts"]
+        )
+        lines.append(
+            f"Infer bursts: {bursts}; serves after {x['serves_after']}, crashes {x['crashes']}, "
+            f"tracebacks {x['tracebacks_in_log']}"
+        )
     if "waiting" in r and "error" not in r["waiting"]:
         x = r["waiting"]
         answer = x["call_answer"] or {}
-        lines.append(f"Waiting GetDetections ({x['call_s']} s, answered success={answer.get('success')}): parameter "
-                     f"reads max {x['max_param_read_s']} s {x['param_read_s']}, ~/status {x['status_per_s']}/s, "
-                     f"/diagnostics {x['diagnostics_per_s']}/s, crashes {x['crashes']}")
+        lines.append(
+            f"Waiting GetDetections ({x['call_s']} s, answered success={answer.get('success')}): parameter "
+            f"reads max {x['max_param_read_s']} s {x['param_read_s']}, ~/status {x['status_per_s']}/s, "
+            f"/diagnostics {x['diagnostics_per_s']}/s, crashes {x['crashes']}"
+        )
     if "startup" in r and "error" not in r["startup"]:
         x = r["startup"]
         meta = x["get_metadata"] or {}
-        lines.append(f"Unreadable start-up model: alive after 5 s {x['alive_after_5s']}, status level "
-                     f"{x['status_level']} '{x['status_message'][:80]}', GetMetadata success {meta.get('success')} "
-                     f"'{meta.get('message', '')[:40]}', LoadModel ssd {x['load_model_success']}, tracebacks "
-                     f"{x['tracebacks_in_log']}")
+        lines.append(
+            f"Unreadable start-up model: alive after 5 s {x['alive_after_5s']}, status level "
+            f"{x['status_level']} '{x['status_message'][:80]}', GetMetadata success {meta.get('success')} "
+            f"'{meta.get('message', '')[:40]}', LoadModel ssd {x['load_model_success']}, tracebacks "
+            f"{x['tracebacks_in_log']}"
+        )
     if "hostile_models" in r and "error" not in r["hostile_models"]:
         x = r["hostile_models"]
         parts = []

@@ -4,6 +4,7 @@ frame, a start-up model that cannot be read, and models or images that ask for f
 
 Each phase takes the Harness of robustness.py and returns its figures as a dict.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,9 @@ class StatusLog:
         qos = QoSProfile(depth=10, durability=DurabilityPolicy.VOLATILE, reliability=ReliabilityPolicy.RELIABLE)
         self.node = node
         self.messages: list[tuple[float, object]] = []
-        self.sub = node.create_subscription(DiagnosticStatus, topic,
-                                            lambda m: self.messages.append((time.monotonic(), m)), qos)
+        self.sub = node.create_subscription(
+            DiagnosticStatus, topic, lambda m: self.messages.append((time.monotonic(), m)), qos
+        )
 
     def latest(self, before: float | None = None) -> dict:
         """{"level", "message", "values"} of the newest status (received before `before` if given; {} when
@@ -115,9 +117,13 @@ class Memory:
 
     def figures(self) -> dict:
         peak = max(self.peak_kb, self.hwm_after if self.hwm_after > self.hwm_before else 0)
-        return {"rss_mb_before": round(self.rss_before / 1024), "rss_mb_peak_sampled": round(self.peak_kb / 1024),
-                "vmhwm_mb_before": round(self.hwm_before / 1024), "vmhwm_mb_after": round(self.hwm_after / 1024),
-                "peak_growth_mb": round(max(0, peak - self.rss_before) / 1024)}
+        return {
+            "rss_mb_before": round(self.rss_before / 1024),
+            "rss_mb_peak_sampled": round(self.peak_kb / 1024),
+            "vmhwm_mb_before": round(self.hwm_before / 1024),
+            "vmhwm_mb_after": round(self.hwm_after / 1024),
+            "peak_growth_mb": round(max(0, peak - self.rss_before) / 1024),
+        }
 
 
 def limit_address_space(pid: int, headroom_gib: float) -> float | None:
@@ -143,8 +149,9 @@ def _client(h: Harness, srv_type, name: str, timeout: float = 20.0, proc=None, d
     else:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-        client = h.node.create_client(srv_type, name,
-                                      qos_profile=QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
+        client = h.node.create_client(
+            srv_type, name, qos_profile=QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        )
     deadline = time.monotonic() + timeout
     while not client.wait_for_service(timeout_sec=0.2):
         if proc is not None:
@@ -217,8 +224,10 @@ def phase_malformed(h: Harness, seconds: float, rate: float = 10.0) -> dict:
     topics = {"raw": ("/mraw", "image", Image), "compressed": ("/mcomp", "image/compressed", CompressedImage)}
     svc = h.model_service(svc_ns)
     h.remote(svc_ns, proc=svc)
-    procs = {"raw": h.vision("/mraw", svc_ns, image_qos="reliable"),
-             "compressed": h.vision("/mcomp", svc_ns, use_compressed=True, image_qos="reliable")}
+    procs = {
+        "raw": h.vision("/mraw", svc_ns, image_qos="reliable"),
+        "compressed": h.vision("/mcomp", svc_ns, use_compressed=True, image_qos="reliable"),
+    }
     small = cv2.resize(photo(), (640, 480))
     good = {"raw": image_msg(small), "compressed": CompressedImage(format="jpeg", data=_jpeg(small))}
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -262,27 +271,41 @@ def phase_malformed(h: Harness, seconds: float, rate: float = 10.0) -> dict:
             time.sleep(delay)
     t_end = time.monotonic()
     elapsed = t_end - t0
-    wait_until(lambda: all(sum(1 for _, m in outputs[k].detections if m.header.frame_id.startswith("good-"))
-                           >= sent_good[k] for k in topics), 3.0, 0.2)
+    wait_until(
+        lambda: all(
+            sum(1 for _, m in outputs[k].detections if m.header.frame_id.startswith("good-")) >= sent_good[k]
+            for k in topics
+        ),
+        3.0,
+        0.2,
+    )
     time.sleep(1.2)  # one more status after the last message
     per: dict[str, dict] = {}
     for key in topics:
         answered = {m.header.frame_id for _, m in outputs[key].detections if m.header.frame_id.startswith("good-")}
         during, after = status[key].latest(t_end), status[key].latest()
         delta = {c: status[key].counter(c) - v for c, v in base[key].items()}
-        per[key] = {"good_sent": sent_good[key], "good_answered": len(answered),
-                    "ratio": round(len(answered) / max(1, sent_good[key]), 3),
-                    "malformed_sent": sum(sent_bad[key].values()), "malformed_by_kind": dict(sent_bad[key]),
-                    "malformed_counted": delta["malformed"], "skipped_counted": delta["skipped"],
-                    "errors_counted": delta["errors"],
-                    "last_error": after.get("values", {}).get("last_error", "")[:160],
-                    "status_level": during.get("level"), "status_message": during.get("message", "")[:200],
-                    "status_max_level": status[key].max_level(t0 + 3.0, t_end),
-                    "status_level_after": after.get("level"), "status_message_after": after.get("message", "")[:200],
-                    "processing_ms": after.get("values", {}).get("processing_ms"),
-                    "unanswered_ids": sorted(int(f.rsplit("-", 1)[1]) for f in
-                                              {f"good-{key}-{j}" for j in range(sent_good[key])} - answered)[:40],
-                    "crashed": procs[key].poll() is not None}
+        per[key] = {
+            "good_sent": sent_good[key],
+            "good_answered": len(answered),
+            "ratio": round(len(answered) / max(1, sent_good[key]), 3),
+            "malformed_sent": sum(sent_bad[key].values()),
+            "malformed_by_kind": dict(sent_bad[key]),
+            "malformed_counted": delta["malformed"],
+            "skipped_counted": delta["skipped"],
+            "errors_counted": delta["errors"],
+            "last_error": after.get("values", {}).get("last_error", "")[:160],
+            "status_level": during.get("level"),
+            "status_message": during.get("message", "")[:200],
+            "status_max_level": status[key].max_level(t0 + 3.0, t_end),
+            "status_level_after": after.get("level"),
+            "status_message_after": after.get("message", "")[:200],
+            "processing_ms": after.get("values", {}).get("processing_ms"),
+            "unanswered_ids": sorted(
+                int(f.rsplit("-", 1)[1]) for f in {f"good-{key}-{j}" for j in range(sent_good[key])} - answered
+            )[:40],
+            "crashed": procs[key].poll() is not None,
+        }
     alive = {**{f"vision_{k}": p.poll() is None for k, p in procs.items()}, "model_service": svc.poll() is None}
     n_tracebacks = tracebacks(svc, *procs.values())
     for key in topics:
@@ -291,9 +314,15 @@ def phase_malformed(h: Harness, seconds: float, rate: float = 10.0) -> dict:
         h.node.destroy_publisher(pubs[key])
     for p in (*procs.values(), svc):
         h.stop(p)
-    return {"seconds": round(elapsed, 1), "ready": ready, "rate_hz": rate, "nodes": per,
-            "min_ratio": min(x["ratio"] for x in per.values()), "crashes": sum(not a for a in alive.values()),
-            "tracebacks_in_logs": n_tracebacks}
+    return {
+        "seconds": round(elapsed, 1),
+        "ready": ready,
+        "rate_hz": rate,
+        "nodes": per,
+        "min_ratio": min(x["ratio"] for x in per.values()),
+        "crashes": sum(not a for a in alive.values()),
+        "tracebacks_in_logs": n_tracebacks,
+    }
 
 
 # --- phase: bursts of simultaneous Infer calls ----------------------------------------------------
@@ -314,8 +343,10 @@ def phase_burst(h: Harness, sizes: tuple[int, ...] = (20, 40, 80), timeout: floa
     tensor = cv2.resize(photo(), (spec.shape[2], spec.shape[1]))[None].astype(np.uint8)
     request = Infer.Request(inputs=[conversions.tensor_to_msg(spec.name, tensor)])
     depth = max(sizes)
-    pools = {f"depth {depth}": [_client(h, Infer, f"{ns}/ml_model_service/infer", depth=depth) for _ in range(4)],
-             "default QoS": [_client(h, Infer, f"{ns}/ml_model_service/infer") for _ in range(4)]}
+    pools = {
+        f"depth {depth}": [_client(h, Infer, f"{ns}/ml_model_service/infer", depth=depth) for _ in range(4)],
+        "default QoS": [_client(h, Infer, f"{ns}/ml_model_service/infer") for _ in range(4)],
+    }
     status = StatusLog(h.node, f"{ns}/ml_model_service/status")
     warm, _ = _call(pools[f"depth {depth}"][0], request, timeout)
     bursts = []
@@ -352,13 +383,22 @@ def phase_burst(h: Harness, sizes: tuple[int, ...] = (20, 40, 80), timeout: floa
         outcomes = Counter(o for o, _, _ in results)
         answered = [s for o, s, _ in results if o != "lost"]
         time.sleep(1.2)  # the service's counters go out at 1 Hz
-        bursts.append({"calls": n, "clients": pool, "answered": outcomes["ok"] + outcomes["busy"] + outcomes["other"],
-                       "ok": outcomes["ok"], "busy": outcomes["busy"], "other": outcomes["other"],
-                       "lost": outcomes["lost"] + (n - len(results)),
-                       "max_answer_s": round(max(answered), 2) if answered else None,
-                       "p50_answer_s": round(percentile(answered, 50), 2) if answered else None,
-                       "burst_s": round(time.monotonic() - t0, 1), "served_by_node": served() - served0,
-                       "other_examples": sorted({m for o, _, m in results if o == "other"})[:2]})
+        bursts.append(
+            {
+                "calls": n,
+                "clients": pool,
+                "answered": outcomes["ok"] + outcomes["busy"] + outcomes["other"],
+                "ok": outcomes["ok"],
+                "busy": outcomes["busy"],
+                "other": outcomes["other"],
+                "lost": outcomes["lost"] + (n - len(results)),
+                "max_answer_s": round(max(answered), 2) if answered else None,
+                "p50_answer_s": round(percentile(answered, 50), 2) if answered else None,
+                "burst_s": round(time.monotonic() - t0, 1),
+                "served_by_node": served() - served0,
+                "other_examples": sorted({m for o, _, m in results if o == "other"})[:2],
+            }
+        )
     alive = proc.poll() is None
     after, _ = _call(pools[f"depth {depth}"][0], request, timeout) if alive else (None, 0.0)
     status.close()
@@ -366,9 +406,14 @@ def phase_burst(h: Harness, sizes: tuple[int, ...] = (20, 40, 80), timeout: floa
     for c in (c for pool in pools.values() for c in pool):
         h.node.destroy_client(c)
     h.stop(proc)
-    return {"bursts": bursts, "warm_up_ok": bool(warm and warm.success), "serves_after": bool(after and after.success),
-            "lost": sum(b["lost"] for b in bursts if b["clients"] != "default QoS"),
-            "crashes": 0 if alive else 1, "tracebacks_in_log": n_tracebacks}
+    return {
+        "bursts": bursts,
+        "warm_up_ok": bool(warm and warm.success),
+        "serves_after": bool(after and after.success),
+        "lost": sum(b["lost"] for b in bursts if b["clients"] != "default QoS"),
+        "crashes": 0 if alive else 1,
+        "tracebacks_in_log": n_tracebacks,
+    }
 
 
 # --- phase: a GetDetections waiting for a camera frame --------------------------------------------
@@ -382,16 +427,27 @@ def phase_waiting(h: Harness, wait: float = 25.0, reads: int = 5) -> dict:
 
     ns = "/wvis"
     node = f"{ns}/vision_service"
-    proc = h.spawn("vision_service", ns, {"model_path": "ssd_mobilenet_v2_coco", "service_timeout": wait,
-                                          "execution_providers": ["cpu"], "allowed_paths": [str(h.allowed)]})
+    proc = h.spawn(
+        "vision_service",
+        ns,
+        {
+            "model_path": "ssd_mobilenet_v2_coco",
+            "service_timeout": wait,
+            "execution_providers": ["cpu"],
+            "allowed_paths": [str(h.allowed)],
+        },
+    )
     params = _client(h, GetParameters, f"{node}/get_parameters", 60.0, proc)
     request = GetParameters.Request(names=["confidence_threshold"])
-    ready = wait_until(lambda: (_call(params, request, 5.0)[0] or proc.poll() is not None), 60, 0.2)
+    ready = wait_until(lambda: _call(params, request, 5.0)[0] or proc.poll() is not None, 60, 0.2)
     status = StatusLog(h.node, f"{node}/status")
     diagnostics: list[float] = []
     diag_sub = h.node.create_subscription(
-        DiagnosticArray, "/diagnostics",
-        lambda m: diagnostics.extend(time.monotonic() for s in m.status if s.name.startswith(node)), 50)
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: diagnostics.extend(time.monotonic() for s in m.status if s.name.startswith(node)),
+        50,
+    )
     detections = _client(h, GetDetections, f"{node}/get_detections")
     answer: list = []
     t_start = time.monotonic()
@@ -423,13 +479,20 @@ def phase_waiting(h: Harness, wait: float = 25.0, reads: int = 5) -> dict:
     n_tracebacks = tracebacks(proc)
     h.stop(proc)
     span = max(1e-9, window[1] - window[0])
-    return {"ready": bool(ready), "service_timeout_s": wait, "call_s": round(end - t_start, 1),
-            "call_answer": None if r is None else {"success": r.success, "message": r.message[:160]},
-            "waiting_during_reads": still_waiting, "param_read_s": [round(x, 3) for x in latencies],
-            "max_param_read_s": round(max(latencies), 3), "failed_param_reads": failed_reads,
-            "status_per_s": round(status.between(*window) / span, 2),
-            "diagnostics_per_s": round(sum(1 for t in diagnostics if window[0] <= t <= window[1]) / span, 2),
-            "crashes": 0 if alive else 1, "tracebacks_in_log": n_tracebacks}
+    return {
+        "ready": bool(ready),
+        "service_timeout_s": wait,
+        "call_s": round(end - t_start, 1),
+        "call_answer": None if r is None else {"success": r.success, "message": r.message[:160]},
+        "waiting_during_reads": still_waiting,
+        "param_read_s": [round(x, 3) for x in latencies],
+        "max_param_read_s": round(max(latencies), 3),
+        "failed_param_reads": failed_reads,
+        "status_per_s": round(status.between(*window) / span, 2),
+        "diagnostics_per_s": round(sum(1 for t in diagnostics if window[0] <= t <= window[1]) / span, 2),
+        "crashes": 0 if alive else 1,
+        "tracebacks_in_log": n_tracebacks,
+    }
 
 
 # --- phase: a start-up model that cannot be read --------------------------------------------------
@@ -441,9 +504,12 @@ def identity_model(path: Path, metadata: dict[str, str]) -> Path:
     from onnx import TensorProto, helper
 
     spec = [1, 3, 32, 32]
-    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["out"])], "identity",
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, spec)],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, spec)])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["out"])],
+        "identity",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, spec)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, spec)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
@@ -469,8 +535,9 @@ def phase_startup(h: Harness) -> dict:
     before = status.latest()
     r_meta, _ = _call(meta, GetMetadata.Request(), 10.0) if alive_5s else (None, 0.0)
     load = h.node.create_client(LoadModel, f"{ns}/ml_model_service/load_model")
-    r_load, load_s = _call(load, LoadModel.Request(model_path="ssd_mobilenet_v2_coco"), 60.0) if alive_5s \
-        else (None, 0.0)
+    r_load, load_s = (
+        _call(load, LoadModel.Request(model_path="ssd_mobilenet_v2_coco"), 60.0) if alive_5s else (None, 0.0)
+    )
     mark = time.monotonic()
     wait_until(lambda: [t for t, _ in status.messages if t > mark + 0.2], 3.0)
     after = status.latest()
@@ -480,13 +547,20 @@ def phase_startup(h: Harness) -> dict:
     h.node.destroy_client(load)
     n_tracebacks = tracebacks(proc)
     h.stop(proc)
-    return {"served": bool(up) and alive_5s, "alive_after_5s": alive_5s,
-            "status_level": before.get("level"), "status_message": before.get("message", "")[:240],
-            "get_metadata": None if r_meta is None else {"success": r_meta.success, "message": r_meta.message[:160]},
-            "load_model_success": bool(r_load and r_load.success),
-            "load_model_message": (r_load.message[:160] if r_load else "no answer"), "load_model_s": round(load_s, 1),
-            "status_level_after_load": after.get("level"), "status_message_after_load": after.get("message", "")[:160],
-            "crashes": 0 if alive else 1, "tracebacks_in_log": n_tracebacks}
+    return {
+        "served": bool(up) and alive_5s,
+        "alive_after_5s": alive_5s,
+        "status_level": before.get("level"),
+        "status_message": before.get("message", "")[:240],
+        "get_metadata": None if r_meta is None else {"success": r_meta.success, "message": r_meta.message[:160]},
+        "load_model_success": bool(r_load and r_load.success),
+        "load_model_message": (r_load.message[:160] if r_load else "no answer"),
+        "load_model_s": round(load_s, 1),
+        "status_level_after_load": after.get("level"),
+        "status_message_after_load": after.get("message", "")[:160],
+        "crashes": 0 if alive else 1,
+        "tracebacks_in_log": n_tracebacks,
+    }
 
 
 # --- phase: models and images that ask for too much memory -----------------------------------------
@@ -530,14 +604,20 @@ def expand_model(path: Path, side: int, dynamic: bool = False) -> Path:
     from onnx import TensorProto, helper, numpy_helper
 
     if dynamic:
-        nodes = [helper.make_node("Cast", ["x"], ["s"], to=TensorProto.INT64),
-                 helper.make_node("Concat", ["s", "s"], ["shape"], axis=0)]
+        nodes = [
+            helper.make_node("Cast", ["x"], ["s"], to=TensorProto.INT64),
+            helper.make_node("Concat", ["s", "s"], ["shape"], axis=0),
+        ]
         weights, out = [], ["rows", "cols"]
     else:
         nodes, weights, out = [], [numpy_helper.from_array(np.array([side, side], np.int64), "shape")], [side, side]
-    graph = helper.make_graph(nodes + [helper.make_node("Expand", ["x", "shape"], ["y"])], "expand",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out)], weights)
+    graph = helper.make_graph(
+        nodes + [helper.make_node("Expand", ["x", "shape"], ["y"])],
+        "expand",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out)],
+        weights,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
 
@@ -565,10 +645,17 @@ def _hostile_tflite(proc, load, folder: Path, dims: list[int]) -> dict:
     old = tflite_with_input(src, path, dims)
     with Memory(proc.pid) as mem:
         r, seconds = _call(load, LoadModel.Request(model_path=str(path)), 120.0)
-    return {"input_shape": dims, "was": old, "declared_input_mb": round(int(np.prod(dims)) / 2**20),
-            "refused": bool(r is not None and not r.success), "answered": r is not None,
-            "message": (r.message[:400] if r else "no answer"), "seconds": round(seconds, 1),
-            **mem.figures(), "alive": proc.poll() is None}
+    return {
+        "input_shape": dims,
+        "was": old,
+        "declared_input_mb": round(int(np.prod(dims)) / 2**20),
+        "refused": bool(r is not None and not r.success),
+        "answered": r is not None,
+        "message": (r.message[:400] if r else "no answer"),
+        "seconds": round(seconds, 1),
+        **mem.figures(),
+        "alive": proc.poll() is None,
+    }
 
 
 def _hostile_expand(h: Harness, proc, ns: str, load, folder: Path, side: int, dynamic: bool) -> dict:
@@ -588,13 +675,20 @@ def _hostile_expand(h: Harness, proc, ns: str, load, folder: Path, side: int, dy
             h.node.destroy_client(infer)
     got = sum(len(t.data) for t in r.outputs) if r is not None and r.success else 0
     r = None if r is None else {"success": r.success, "message": r.message[:400]}
-    return {"output_shape": [side, side], "declared": "[rows, cols]" if dynamic else f"[{side}, {side}]",
-            "output_mb": round(side * side * 4 / 2**20),
-            "load_success": bool(r_load and r_load.success),
-            "load_message": (r_load.message[:400] if r_load else "no answer"), "load_s": round(load_s, 1),
-            "infer_answer": r, "infer_s": round(infer_s, 1), "output_mb_received": round(got / 2**20),
-            "refused": bool(r_load is not None and not r_load.success) or bool(r is not None and not r["success"]),
-            **mem.figures(), "alive": proc.poll() is None}
+    return {
+        "output_shape": [side, side],
+        "declared": "[rows, cols]" if dynamic else f"[{side}, {side}]",
+        "output_mb": round(side * side * 4 / 2**20),
+        "load_success": bool(r_load and r_load.success),
+        "load_message": (r_load.message[:400] if r_load else "no answer"),
+        "load_s": round(load_s, 1),
+        "infer_answer": r,
+        "infer_s": round(infer_s, 1),
+        "output_mb_received": round(got / 2**20),
+        "refused": bool(r_load is not None and not r_load.success) or bool(r is not None and not r["success"]),
+        **mem.figures(),
+        "alive": proc.poll() is None,
+    }
 
 
 def _hostile_jpeg(h: Harness, vis, ns: str, seconds: float, rate: float, good_rate: float) -> dict:
@@ -604,8 +698,9 @@ def _hostile_jpeg(h: Harness, vis, ns: str, seconds: float, rate: float, good_ra
 
     bomb = jpeg_declaring(7000, 7000)
     good = _jpeg(cv2.resize(photo(), (640, 480)))
-    pub = h.node.create_publisher(CompressedImage, f"{ns}/image/compressed",
-                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    pub = h.node.create_publisher(
+        CompressedImage, f"{ns}/image/compressed", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    )
     outputs = Outputs(h.node, ns)
     status = StatusLog(h.node, f"{ns}/vision_service/status")
 
@@ -645,41 +740,58 @@ def _hostile_jpeg(h: Harness, vis, ns: str, seconds: float, rate: float, good_ra
         time.sleep(2.0)
     answered = {m.header.frame_id for _, m in outputs.detections}
     latest = status.latest()
-    figures = {"jpeg_bytes": len(bomb), "declared": "7000x7000", "seconds": round(elapsed, 1),
-               "bombs_sent": sent["bomb"], "good_sent": sent["good"],
-               "bombs_answered": sum(f.startswith("bomb-") for f in answered),
-               "good_answered": sum(f.startswith("good-") for f in answered),
-               "errors_counted": status.counter("errors") - errors0,
-               "refused": not any(f.startswith("bomb-") for f in answered),
-               "message": latest.get("values", {}).get("last_error", "")[:400],
-               "status_level": latest.get("level"), "status_message": latest.get("message", "")[:200],
-               "ready": ready, **mem.figures(), "alive": vis.poll() is None}
+    figures = {
+        "jpeg_bytes": len(bomb),
+        "declared": "7000x7000",
+        "seconds": round(elapsed, 1),
+        "bombs_sent": sent["bomb"],
+        "good_sent": sent["good"],
+        "bombs_answered": sum(f.startswith("bomb-") for f in answered),
+        "good_answered": sum(f.startswith("good-") for f in answered),
+        "errors_counted": status.counter("errors") - errors0,
+        "refused": not any(f.startswith("bomb-") for f in answered),
+        "message": latest.get("values", {}).get("last_error", "")[:400],
+        "status_level": latest.get("level"),
+        "status_message": latest.get("message", "")[:200],
+        "ready": ready,
+        **mem.figures(),
+        "alive": vis.poll() is None,
+    }
     outputs.close()
     status.close()
     h.node.destroy_publisher(pub)
     return figures
 
 
-def phase_hostile_models(h: Harness, tflite_dims: list[int] | None = None, side: int = 16384,
-                         seconds: float = 10.0) -> dict:
+def phase_hostile_models(
+    h: Harness, tflite_dims: list[int] | None = None, side: int = 16384, seconds: float = 10.0
+) -> dict:
     from ml_model_service_interfaces.srv import LoadModel
 
     folder = h.allowed / "hostile"
     folder.mkdir(exist_ok=True)
     svc_ns, vis_ns = "/hsvc", "/hvis"
     svc = h.model_service(svc_ns, allowed_paths=[str(folder)])
-    vis = h.spawn("vision_service", vis_ns, {"model_path": "ssd_mobilenet_v2_coco", "use_compressed": True,
-                                             "always_on": True, "execution_providers": ["cpu"],
-                                             "allowed_paths": [str(h.allowed)]})
+    vis = h.spawn(
+        "vision_service",
+        vis_ns,
+        {
+            "model_path": "ssd_mobilenet_v2_coco",
+            "use_compressed": True,
+            "always_on": True,
+            "execution_providers": ["cpu"],
+            "allowed_paths": [str(h.allowed)],
+        },
+    )
     h.remote(svc_ns, proc=svc)
     cap = limit_address_space(svc.pid, 10.0)
     load = _client(h, LoadModel, f"{svc_ns}/ml_model_service/load_model")
     results: dict[str, dict] = {}
-    for name, run in (("tflite_huge_input", lambda: _hostile_tflite(svc, load, folder,
-                                                                     tflite_dims or [1, 16384, 16384, 3])),
-                      ("onnx_expand_1gib", lambda: _hostile_expand(h, svc, svc_ns, load, folder, side, False)),
-                      ("onnx_expand_1gib_dynamic",
-                       lambda: _hostile_expand(h, svc, svc_ns, load, folder, side, True))):
+    for name, run in (
+        ("tflite_huge_input", lambda: _hostile_tflite(svc, load, folder, tflite_dims or [1, 16384, 16384, 3])),
+        ("onnx_expand_1gib", lambda: _hostile_expand(h, svc, svc_ns, load, folder, side, False)),
+        ("onnx_expand_1gib_dynamic", lambda: _hostile_expand(h, svc, svc_ns, load, folder, side, True)),
+    ):
         if svc.poll() is not None:
             results[name] = {"skipped": f"the model service exited ({svc.returncode})"}
             continue
@@ -700,6 +812,11 @@ def phase_hostile_models(h: Harness, tflite_dims: list[int] | None = None, side:
     for p in (vis, svc):
         h.stop(p)
     shutil.rmtree(folder, ignore_errors=True)
-    return {**results, "model_service_address_space_cap_gib": cap,
-            "model_service_serves_after": bool(back and back.success),
-            "crashes": sum(not a for a in alive.values()), "alive": alive, "tracebacks_in_logs": n_tracebacks}
+    return {
+        **results,
+        "model_service_address_space_cap_gib": cap,
+        "model_service_serves_after": bool(back and back.success),
+        "crashes": sum(not a for a in alive.values()),
+        "alive": alive,
+        "tracebacks_in_logs": n_tracebacks,
+    }

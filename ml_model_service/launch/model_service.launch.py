@@ -22,6 +22,7 @@ FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix ml_model_service)/share/ml_model
 in every process of the image pipeline, camera driver included. Where neither it nor
 FASTDDS_BUILTIN_TRANSPORTS is set, this file sets it for the node it starts.
 """
+
 import os
 
 from launch import LaunchContext, LaunchDescription
@@ -41,24 +42,39 @@ def _nodes(context: LaunchContext) -> list:
 
     share = FindPackageShare("ml_model_service").perform(context)
     given = {name: arg(name) for name in PARAMETER_ARGS}
-    params = {**la.overrides(given, {name: conv for name, (conv, _) in PARAMETER_ARGS.items()}),
-              **la.run_parameters({n: arg(n) for n in la.RUN_ARGS})}
+    params = {
+        **la.overrides(given, {name: conv for name, (conv, _) in PARAMETER_ARGS.items()}),
+        **la.run_parameters({n: arg(n) for n in la.RUN_ARGS}),
+    }
     params_file = arg("params_file") or os.path.join(share, "config", "model_service.yaml")
     if not os.path.isfile(params_file):
         raise la.LaunchArgumentError(f"params_file:={params_file!r}: no such file")
     params_file = os.path.abspath(params_file)
-    return [Node(package="ml_model_service", executable="model_service", name="ml_model_service",
-                 namespace=arg("namespace"), output="screen", additional_env=la.fastdds_env(share),
-                 parameters=[params_file, params] if params else [params_file])]
+    return [
+        Node(
+            package="ml_model_service",
+            executable="model_service",
+            name="ml_model_service",
+            namespace=arg("namespace"),
+            output="screen",
+            additional_env=la.fastdds_env(share),
+            parameters=[params_file, params] if params else [params_file],
+        )
+    ]
 
 
 def generate_launch_description() -> LaunchDescription:
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
-        DeclareLaunchArgument("params_file", default_value="",
-                              description="parameter file (default: the package's config/model_service.yaml)"),
-        *(DeclareLaunchArgument(name, default_value="", description=text)
-          for name, (_, text) in PARAMETER_ARGS.items()),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value="",
+            description="parameter file (default: the package's config/model_service.yaml)",
+        ),
+        *(
+            DeclareLaunchArgument(name, default_value="", description=text)
+            for name, (_, text) in PARAMETER_ARGS.items()
+        ),
         *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in la.RUN_ARGS.items()),
     ]
     return LaunchDescription([*args, OpaqueFunction(function=_nodes)])

@@ -34,6 +34,7 @@ FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix ml_model_service)/share/ml_model
 in every process of the image pipeline, camera driver included. Where neither it nor
 FASTDDS_BUILTIN_TRANSPORTS is set, this file sets it for the nodes it starts.
 """
+
 import os
 
 from launch import LaunchContext, LaunchDescription
@@ -46,14 +47,21 @@ from ml_model_service import launch_args as la
 
 MODEL_ARGS = la.MODEL_ARGS
 VISION_ARGS = {  # parameters of the vision node: read and checked as its parameter table says
-    "use_depth": (la.for_param("use_depth"), "subscribe to depth and camera_info, publish 3D objects: true/false "
-                                             "(default: from params_file)"),
-    "use_compressed": (la.for_param("use_compressed"), "subscribe to image/compressed instead of image: true/false "
-                                                       "(default: from params_file)"),
+    "use_depth": (
+        la.for_param("use_depth"),
+        "subscribe to depth and camera_info, publish 3D objects: true/false (default: from params_file)",
+    ),
+    "use_compressed": (
+        la.for_param("use_compressed"),
+        "subscribe to image/compressed instead of image: true/false (default: from params_file)",
+    ),
     "confidence_threshold": (la.for_param("confidence_threshold"), "minimum score, 0..1 (default: from params_file)"),
 }
-TOPIC_ARGS = {"image": "colour image topic", "depth": "depth image topic, aligned to colour (with use_depth)",
-              "camera_info": "camera_info topic of the colour camera (with use_depth)"}
+TOPIC_ARGS = {
+    "image": "colour image topic",
+    "depth": "depth image topic, aligned to colour (with use_depth)",
+    "camera_info": "camera_info topic of the colour camera (with use_depth)",
+}
 
 
 def _nodes(context: LaunchContext) -> list:
@@ -66,48 +74,85 @@ def _nodes(context: LaunchContext) -> list:
     use_model_service = la.to_bool("use_model_service", arg("use_model_service") or "false")
     model_service = arg("model_service").strip()
     if use_model_service and model_service:
-        raise la.LaunchArgumentError(f"model_service:={model_service!r} names a running model service; "
-                                     "use_model_service:=true starts one: give one of the two")
+        raise la.LaunchArgumentError(
+            f"model_service:={model_service!r} names a running model service; "
+            "use_model_service:=true starts one: give one of the two"
+        )
     params_file = arg("params_file") or os.path.join(share, "config", "vision.yaml")
     if not os.path.isfile(params_file):
         raise la.LaunchArgumentError(f"params_file:={params_file!r}: no such file")
     params_file = os.path.abspath(params_file)
     image = arg("image")
-    remaps = [("image", image), ("image/compressed", image.rstrip("/") + "/compressed"),
-              ("depth", arg("depth")), ("camera_info", arg("camera_info"))]
+    remaps = [
+        ("image", image),
+        ("image/compressed", image.rstrip("/") + "/compressed"),
+        ("depth", arg("depth")),
+        ("camera_info", arg("camera_info")),
+    ]
     env = la.fastdds_env(share)
     run = la.run_parameters({n: arg(n) for n in la.RUN_ARGS})
     namespace = arg("namespace")
     nodes = []
     if use_model_service:  # the user's params_file goes to both nodes (sections by node name, or /**)
-        nodes.append(Node(
-            package="ml_model_service", executable="model_service", name="ml_model_service",
-            namespace=namespace, output="screen", additional_env=env,
-            parameters=[os.path.join(share, "config", "model_service.yaml"), params_file,
-                        *([model] if model else []), *([run] if run else [])]))
-        own = {**vision, "model_service": "ml_model_service",
-               **({"label_path": model["label_path"]} if "label_path" in model else {})}
+        nodes.append(
+            Node(
+                package="ml_model_service",
+                executable="model_service",
+                name="ml_model_service",
+                namespace=namespace,
+                output="screen",
+                additional_env=env,
+                parameters=[
+                    os.path.join(share, "config", "model_service.yaml"),
+                    params_file,
+                    *([model] if model else []),
+                    *([run] if run else []),
+                ],
+            )
+        )
+        own = {
+            **vision,
+            "model_service": "ml_model_service",
+            **({"label_path": model["label_path"]} if "label_path" in model else {}),
+        }
     else:
         own = {**vision, **model, **({"model_service": model_service} if model_service else {})}
-    nodes.append(Node(
-        package="ml_model_service", executable="vision_service", name="vision_service",
-        namespace=namespace, output="screen", remappings=remaps, additional_env=env,
-        parameters=[params_file, *([own] if own else []), *([run] if run else [])]))
+    nodes.append(
+        Node(
+            package="ml_model_service",
+            executable="vision_service",
+            name="vision_service",
+            namespace=namespace,
+            output="screen",
+            remappings=remaps,
+            additional_env=env,
+            parameters=[params_file, *([own] if own else []), *([run] if run else [])],
+        )
+    )
     return nodes
 
 
 def generate_launch_description() -> LaunchDescription:
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the nodes"),
-        DeclareLaunchArgument("params_file", default_value="",
-                              description="parameter file (default: the package's config/vision.yaml)"),
-        DeclareLaunchArgument("use_model_service", default_value="false",
-                              description="true: also start a model service node and run the model there"),
-        DeclareLaunchArgument("model_service", default_value="",
-                              description="node name of a running model service to use instead of a model in "
-                                          "this process (default: from params_file)"),
-        *(DeclareLaunchArgument(name, default_value="", description=text)
-          for name, (_, text) in {**MODEL_ARGS, **VISION_ARGS}.items()),
+        DeclareLaunchArgument(
+            "params_file", default_value="", description="parameter file (default: the package's config/vision.yaml)"
+        ),
+        DeclareLaunchArgument(
+            "use_model_service",
+            default_value="false",
+            description="true: also start a model service node and run the model there",
+        ),
+        DeclareLaunchArgument(
+            "model_service",
+            default_value="",
+            description="node name of a running model service to use instead of a model in "
+            "this process (default: from params_file)",
+        ),
+        *(
+            DeclareLaunchArgument(name, default_value="", description=text)
+            for name, (_, text) in {**MODEL_ARGS, **VISION_ARGS}.items()
+        ),
         *(DeclareLaunchArgument(name, default_value=name, description=text) for name, text in TOPIC_ARGS.items()),
         *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in la.RUN_ARGS.items()),
     ]

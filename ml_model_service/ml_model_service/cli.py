@@ -12,6 +12,7 @@ preprocessing and filter parameter of the vision node is a flag of the same name
 `class_id` beside `class_name`. Every failure is a JSON `error` (stdout for one image, stderr for the whole
 command) and a non-zero exit status (1: some images failed; 2: the command failed). No ROS needed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,14 +32,21 @@ from .core.settings.params import FILTERS, MODEL, Param
 from .core.settings.tables import VISION_OPTIONS, defaults
 
 #: Node parameters that select the model; the CLI's own flags (--model, --labels...) set them.
-_RUNNER = {"model_path": "model", "label_path": "labels", "model_repository": "repository",
-           "execution_providers": "providers", "num_threads": "threads", "backend": "backend"}
+_RUNNER = {
+    "model_path": "model",
+    "label_path": "labels",
+    "model_repository": "repository",
+    "execution_providers": "providers",
+    "num_threads": "threads",
+    "backend": "backend",
+}
 
 
 def vision_params() -> list[Param]:
     """The node's decoding, preprocessing and filter parameters, as CLI options."""
-    return [p for p in VISION_OPTIONS
-            if p.effective_tier in (MODEL, FILTERS) or p.name in ("top_n", "max_input_pixels")]
+    return [
+        p for p in VISION_OPTIONS if p.effective_tier in (MODEL, FILTERS) or p.name in ("top_n", "max_input_pixels")
+    ]
 
 
 class CliError(ValueError):
@@ -113,9 +121,14 @@ def option_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def _model(args, default: str) -> Model:
     providers = args.providers if isinstance(args.providers, str) else ",".join(args.providers)
-    return Model(args.model or default, args.labels or "", repository=args.repository or None,
-                 backend=getattr(args, "backend", None) or "auto", providers=providers.split(","),
-                 num_threads=int(args.threads or 0))
+    return Model(
+        args.model or default,
+        args.labels or "",
+        repository=args.repository or None,
+        backend=getattr(args, "backend", None) or "auto",
+        providers=providers.split(","),
+        num_threads=int(args.threads or 0),
+    )
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -127,9 +140,13 @@ def read_rgb(path: str) -> np.ndarray:
 
 
 def _vision_summary(vision: VisionModel) -> dict:
-    return {"role": vision.role, "resize_mode": vision.resize_mode,
-            "input_size": list(vision.input_hw) if vision.input_hw else "follows the image",
-            "labels": len(vision.labels) if vision.labels else 0, "warnings": vision.warnings}
+    return {
+        "role": vision.role,
+        "resize_mode": vision.resize_mode,
+        "input_size": list(vision.input_hw) if vision.input_hw else "follows the image",
+        "labels": len(vision.labels) if vision.labels else 0,
+        "warnings": vision.warnings,
+    }
 
 
 def cmd_metadata(args) -> int:
@@ -151,8 +168,16 @@ def cmd_infer(args) -> int:
             raise CliError(f"--input {item!r} is not NAME=FILE.npy")
         inputs[name] = np.load(file, allow_pickle=False)
     outputs = model.infer(inputs)
-    print(json.dumps({"outputs": [{"name": n, "data_type": a.dtype.name, "shape": list(a.shape),
-                                   "data": a.tolist()} for n, a in outputs.items()]}))
+    print(
+        json.dumps(
+            {
+                "outputs": [
+                    {"name": n, "data_type": a.dtype.name, "shape": list(a.shape), "data": a.tolist()}
+                    for n, a in outputs.items()
+                ]
+            }
+        )
+    )
     return 0
 
 
@@ -176,26 +201,39 @@ def _per_image(args, default: str, run) -> int:
 
 
 def cmd_detect(args) -> int:
-    return _per_image(args, DEFAULT_DETECTOR,
-                      lambda v, rgb, _: {"detections": [d.to_dict() for d in v.detect(rgb)]})
+    return _per_image(args, DEFAULT_DETECTOR, lambda v, rgb, _: {"detections": [d.to_dict() for d in v.detect(rgb)]})
 
 
 def cmd_classify(args) -> int:
-    return _per_image(args, DEFAULT_CLASSIFIER, lambda v, rgb, values: {
-        "classifications": [c.to_dict() for c in v.classify(rgb, int(values["top_n"]))]})
+    return _per_image(
+        args,
+        DEFAULT_CLASSIFIER,
+        lambda v, rgb, values: {"classifications": [c.to_dict() for c in v.classify(rgb, int(values["top_n"]))]},
+    )
 
 
 def _add_vision_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("vision options (the vision node's parameters; lists comma-separated)")
-    group.add_argument("--params-file", "--params_file", dest="params_file", default=None,
-                       help="the vision node's YAML parameter file ('/**' or 'vision_service' ros__parameters)")
+    group.add_argument(
+        "--params-file",
+        "--params_file",
+        dest="params_file",
+        default=None,
+        help="the vision node's YAML parameter file ('/**' or 'vision_service' ros__parameters)",
+    )
     for p in vision_params():
         if p.name in ("confidence_threshold", "top_n"):
             continue  # --threshold and --top below
         default = p.default if not isinstance(p.default, list) else ",".join(map(str, p.default)) or "[]"
         hint = f" ({p.constraints()})" if p.choices or p.low is not None else ""
-        group.add_argument(f"--{p.name}", f"--{p.name.replace('_', '-')}", dest=f"opt_{p.name}", default=None,
-                           metavar="VALUE", help=f"{p.description}{hint} Default: {default}.")
+        group.add_argument(
+            f"--{p.name}",
+            f"--{p.name.replace('_', '-')}",
+            dest=f"opt_{p.name}",
+            default=None,
+            metavar="VALUE",
+            help=f"{p.description}{hint} Default: {default}.",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,16 +253,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
     p.set_defaults(func=cmd_infer)
-    for name, func, default, threshold in (("detect", cmd_detect, DEFAULT_DETECTOR, 0.5),
-                                           ("classify", cmd_classify, DEFAULT_CLASSIFIER, 0.0)):
+    for name, func, default, threshold in (
+        ("detect", cmd_detect, DEFAULT_DETECTOR, 0.5),
+        ("classify", cmd_classify, DEFAULT_CLASSIFIER, 0.0),
+    ):
         p = sub.add_parser(name, parents=[common], help=f"{name} images (default model: {default})")
         p.add_argument("--model", default="", help=f"model path or name (bundled: {', '.join(BUNDLED)})")
-        p.add_argument("--threshold", "--confidence_threshold", "--confidence-threshold", dest="threshold",
-                       type=float, default=None, help=f"minimum confidence (default {threshold})")
+        p.add_argument(
+            "--threshold",
+            "--confidence_threshold",
+            "--confidence-threshold",
+            dest="threshold",
+            type=float,
+            default=None,
+            help=f"minimum confidence (default {threshold})",
+        )
         p.set_defaults(default_threshold=threshold)
         if name == "classify":
-            p.add_argument("--top", "--top_n", "--top-n", dest="top", type=int, default=None,
-                           help="classifications per image (<= 0: all; default 5)")
+            p.add_argument(
+                "--top",
+                "--top_n",
+                "--top-n",
+                dest="top",
+                type=int,
+                default=None,
+                help="classifications per image (<= 0: all; default 5)",
+            )
         _add_vision_options(p)
         p.add_argument("images", nargs="+")
         p.set_defaults(func=func)

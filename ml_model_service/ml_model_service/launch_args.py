@@ -8,6 +8,7 @@ A launch argument that sets a parameter is read by `for_param`: the launch forms
 the parameter table's own coercion and checks (`Param.coerce`, `Param.validate`, its range), so a value the
 node would refuse is refused at launch with the same rule. ROS-free: plain strings in, Python values out.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,6 +83,7 @@ def for_param(parameter: str) -> Callable[[str, str], Any]:
     if isinstance(p.default, bool):
         read = to_bool
     elif isinstance(p.default, float):
+
         def read(name: str, text: str) -> float:
             return to_float(name, text, p.low, p.high)
     elif p.is_list and p.item_type is str:
@@ -113,12 +115,18 @@ def overrides(given: Mapping[str, str], converters: Mapping[str, Callable[[str, 
 
 #: The model arguments both launch files take: name -> (converter, description).
 MODEL_ARGS = {
-    "model_path": (for_param("model_path"), "model file (.onnx/.tflite), model repository name or bundled name "
-                                            "(default: from params_file; empty there: the bundled SSD detector)"),
+    "model_path": (
+        for_param("model_path"),
+        "model file (.onnx/.tflite), model repository name or bundled name "
+        "(default: from params_file; empty there: the bundled SSD detector)",
+    ),
     "label_path": (for_param("label_path"), "label file (default: from params_file; empty there: beside the model)"),
-    "execution_providers": (for_param("execution_providers"), "onnxruntime providers in order of preference: cpu, "
-                                                              "cuda,cpu or \"['cuda', 'cpu']\" (default: from "
-                                                              "params_file)"),
+    "execution_providers": (
+        for_param("execution_providers"),
+        "onnxruntime providers in order of preference: cpu, "
+        "cuda,cpu or \"['cuda', 'cpu']\" (default: from "
+        "params_file)",
+    ),
 }
 
 
@@ -126,7 +134,7 @@ MODEL_ARGS = {
 RUN_ARGS = {
     "use_sim_time": "true: every node started takes its time from /clock (simulation, rosbag play --clock)",
     "managed": "true: the nodes start unconfigured, for a lifecycle manager (ros2 lifecycle set NODE "
-               "configure, then activate); false (default): they configure and activate themselves",
+    "configure, then activate); false (default): they configure and activate themselves",
     "autostart": "with managed:=true, true configures and activates them at start all the same",
 }
 

@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated DDS domain, nodes started as separate processes (harness.processes), a client
 node, and helpers only the tests use (Collector, constant_model); the rest of the harness is in harness/."""
+
 from __future__ import annotations
 
 import os
@@ -13,18 +14,48 @@ import pytest
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(20, 99)))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):  # large images need the shipped transport profile
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE",
-                          str(Path(__file__).resolve().parents[1] / "config" / "fastdds_large_data.xml"))
+    os.environ.setdefault(
+        "FASTDDS_DEFAULT_PROFILES_FILE", str(Path(__file__).resolve().parents[1] / "config" / "fastdds_large_data.xml")
+    )
 
-
-from ml_model_service.ros.remote_model import BackgroundSpinner  # noqa: E402
 
 from harness.processes import NodeProcess  # noqa: E402
+
+#: fixtures that need DDS (a node, a client, the ros2 CLI): a test using one is marked `ros`
+ROS_FIXTURES = {"spinner", "start_node", "launch", "both_nodes", "camera", "detector"}
+#: what a test module's source names when it needs ROS
+ROS_MODULES = (
+    "rclpy",
+    "ml_model_service.ros",
+    "_msgs",
+    "ml_model_service_interfaces",
+    "ros2_cli",
+    "launch_ros",
+    "colcon",
+)
+_uses_ros: dict[str, bool] = {}
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ARG001 (pytest passes it by name)
+    """Mark every test that needs ROS (`ros`): `make test-unit` (`-m "not ros"`) runs the others, without DDS."""
+    for item in items:
+        path = str(item.fspath)
+        if path not in _uses_ros:
+            text = Path(path).read_text()
+            _uses_ros[path] = (
+                any(f"import {m}" in text or f"from {m}" in text or f"{m} import" in text for m in ROS_MODULES)
+                or "launch_tests" in path
+                or "colcon " in text
+            )
+        if _uses_ros[path] or ROS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ros)
 
 
 @pytest.fixture(scope="session")
 def spinner():
     """A client node in the test process, spun in a background thread."""
+    from ml_model_service.ros.remote_model import BackgroundSpinner
+
     s = BackgroundSpinner(f"test_client_{os.getpid()}")
     yield s
     s.close()
@@ -71,15 +102,18 @@ def constant_model(path, input_shape: list[int], outputs: dict[str, np.ndarray])
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    nodes = [helper.make_node("ReduceSum", ["images"], ["s"], keepdims=0),
-             helper.make_node("Mul", ["s", "zero"], ["z"])]
+    nodes = [
+        helper.make_node("ReduceSum", ["images"], ["s"], keepdims=0),
+        helper.make_node("Mul", ["s", "zero"], ["z"]),
+    ]
     inits = [numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
     outs = []
     for i, (name, value) in enumerate(outputs.items()):
         inits.append(numpy_helper.from_array(value.astype(np.float32), f"c{i}"))
         nodes.append(helper.make_node("Add", [f"c{i}", "z"], [name]))
         outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
-    graph = helper.make_graph(nodes, "const", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
-                                                                             input_shape)], outs, inits)
+    graph = helper.make_graph(
+        nodes, "const", [helper.make_tensor_value_info("images", TensorProto.FLOAT, input_shape)], outs, inits
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path

@@ -8,6 +8,7 @@ creates because kserve's pins clash with the main environment's):
 
 As a module (main environment; kserve is not imported): `KServeServer` starts, restarts and stops it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,14 +24,34 @@ ROOT = Path(__file__).resolve().parents[2]
 KSERVE_PYTHON = Path(os.environ.get("KSERVE_PYTHON", ROOT / "build" / "kserve-venv" / "bin" / "python"))
 
 _ORT_TYPES = {
-    "tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(float16)": "FP16", "tensor(uint8)": "UINT8",
-    "tensor(int8)": "INT8", "tensor(int16)": "INT16", "tensor(int32)": "INT32", "tensor(int64)": "INT64",
-    "tensor(bool)": "BOOL", "tensor(uint16)": "UINT16", "tensor(uint32)": "UINT32", "tensor(uint64)": "UINT64",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(float16)": "FP16",
+    "tensor(uint8)": "UINT8",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(bool)": "BOOL",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
 }
 
-_NUMPY_TYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16", "uint8": "UINT8", "int8": "INT8",
-                "int16": "INT16", "int32": "INT32", "int64": "INT64", "bool": "BOOL", "uint16": "UINT16",
-                "uint32": "UINT32", "uint64": "UINT64"}
+_NUMPY_TYPES = {
+    "float32": "FP32",
+    "float64": "FP64",
+    "float16": "FP16",
+    "uint8": "UINT8",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "bool": "BOOL",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+}
 
 
 def free_port() -> int:
@@ -49,8 +70,9 @@ class KServeServer:
     """A KServe ModelServer subprocess on 127.0.0.1 serving `models` ({name: onnx path}); `not_ready`
     names are registered but never become ready. Use as a context manager."""
 
-    def __init__(self, models: dict[str, str | Path], not_ready: tuple[str, ...] = (),
-                 start_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, models: dict[str, str | Path], not_ready: tuple[str, ...] = (), start_timeout_s: float = 60.0
+    ) -> None:
         self.models = {k: str(v) for k, v in models.items()}
         self.not_ready = tuple(not_ready)
         self.http_port = free_port()
@@ -68,8 +90,14 @@ class KServeServer:
         """Start the server and wait until every served model is ready over both protocols."""
         if not kserve_available():
             raise RuntimeError(f"the KServe environment is missing ({KSERVE_PYTHON}); run scripts/bootstrap.sh")
-        cmd = [str(KSERVE_PYTHON), str(Path(__file__).resolve()), "--http-port", str(self.http_port),
-               "--grpc-port", str(self.grpc_port)]
+        cmd = [
+            str(KSERVE_PYTHON),
+            str(Path(__file__).resolve()),
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(self.grpc_port),
+        ]
         cmd += [a for name, path in self.models.items() for a in ("--model", f"{name}={path}")]
         cmd += [a for name in self.not_ready for a in ("--not-ready", name)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,21 +113,24 @@ class KServeServer:
 
         deadline = time.monotonic() + self.start_timeout_s
         grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{self.grpc_port}")
-        http = httpclient.InferenceServerClient(f"127.0.0.1:{self.http_port}", connection_timeout=2,
-                                                network_timeout=2)
+        http = httpclient.InferenceServerClient(f"127.0.0.1:{self.http_port}", connection_timeout=2, network_timeout=2)
         try:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"the KServe server exited ({self.process.returncode}): "
-                                       f"{self.log_path.read_text(errors='replace')[-2000:]}")
+                    raise RuntimeError(
+                        f"the KServe server exited ({self.process.returncode}): "
+                        f"{self.log_path.read_text(errors='replace')[-2000:]}"
+                    )
                 try:
                     if all(grpc.is_model_ready(m, client_timeout=2) and http.is_model_ready(m) for m in self.models):
                         return
                 except Exception:  # noqa: BLE001 - not up yet: connection refused, 503...
                     pass
                 time.sleep(0.2)
-            raise RuntimeError(f"the KServe server did not get ready in {self.start_timeout_s} s: "
-                               f"{self.log_path.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"the KServe server did not get ready in {self.start_timeout_s} s: "
+                f"{self.log_path.read_text(errors='replace')[-2000:]}"
+            )
         finally:
             grpc.close()
             http.close()
@@ -178,8 +209,14 @@ def _serve(args: argparse.Namespace) -> None:
 
         @staticmethod
         def _types(nodes) -> list[dict]:
-            return [{"name": n.name, "datatype": _ORT_TYPES[n.type],
-                     "shape": [d if isinstance(d, int) else -1 for d in n.shape]} for n in nodes]
+            return [
+                {
+                    "name": n.name,
+                    "datatype": _ORT_TYPES[n.type],
+                    "shape": [d if isinstance(d, int) else -1 for d in n.shape],
+                }
+                for n in nodes
+            ]
 
         def get_input_types(self) -> list[dict]:
             return self._types(self.session.get_inputs()) if self.session else []
@@ -207,8 +244,9 @@ def _serve(args: argparse.Namespace) -> None:
         model.load()
         models.append(model)
     models += [OnnxModel(name, None) for name in args.not_ready]
-    kserve.ModelServer(http_port=args.http_port, grpc_port=args.grpc_port, workers=1,
-                       enable_latency_logging=False).start(models)
+    kserve.ModelServer(
+        http_port=args.http_port, grpc_port=args.grpc_port, workers=1, enable_latency_logging=False
+    ).start(models)
 
 
 if __name__ == "__main__":

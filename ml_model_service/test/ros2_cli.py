@@ -5,6 +5,7 @@ calls, and a camera that publishes a real photograph.
 tests run in the DDS domain conftest.py chose; every `ros2` call uses --no-daemon where the verb has it, so
 no daemon outlives the tests.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,16 +28,23 @@ from harness.photos import photo
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-NO_ROS2 = ("`ros2` is not on PATH: source a ROS 2 install, or (wheels-only environment) "
-           "`source env.sh && source ../shared/tools/ros2-cli/setup.sh .` (make test does this)")
+NO_ROS2 = (
+    "`ros2` is not on PATH: source a ROS 2 install, or (wheels-only environment) "
+    "`source env.sh && source ../shared/tools/ros2-cli/setup.sh .` (make test does this)"
+)
 
 
 def node_models_dir() -> Path:
     """The bundled models folder of the ml_model_service the nodes import (an installed workspace's, not
     the source tree's that `python -m pytest` in the package folder puts first): model and label files load
     only from there unless the operator allows more."""
-    out = subprocess.run([sys.executable, "-c", "import ml_model_service; print(ml_model_service.__file__)"],
-                         cwd="/", capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", "import ml_model_service; print(ml_model_service.__file__)"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     return Path(out).resolve().parent / "models"
 
 
@@ -91,8 +99,9 @@ class Background:
         self.args = args
         self.log_path = tmp / f"ros2-{args[0]}-{time.monotonic_ns()}.log"
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen([ros2_exe(), *args], stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, env=env)
+            self.proc = subprocess.Popen(
+                [ros2_exe(), *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            )
 
     def node_pids(self) -> list[int]:
         """Pids of the processes `ros2 launch` started (from its "process started with pid [N]" lines)."""
@@ -109,8 +118,9 @@ class Background:
             if len(re.findall(pattern, text)) >= count:
                 return text
             if self.proc.poll() is not None:
-                pytest.fail(f"ros2 {' '.join(self.args)} ended (rc {self.proc.returncode}) before "
-                            f"{pattern!r}:\n{text[-4000:]}")
+                pytest.fail(
+                    f"ros2 {' '.join(self.args)} ended (rc {self.proc.returncode}) before {pattern!r}:\n{text[-4000:]}"
+                )
             time.sleep(0.2)
         pytest.fail(f"timed out after {timeout:.0f} s waiting for {pattern!r} in:\n{self.log()[-4000:]}")
 
@@ -138,8 +148,11 @@ def launcher(tmp_path: Path, request):
 
     def _launch(launch_file: str, *args: str, env: dict[str, str] | None = None) -> Background:
         """`ros2 launch ml_model_service FILE ARGS`; launch("run", EXECUTABLE, ...) for `ros2 run`."""
-        argv = ("run", "ml_model_service", *args) if launch_file == "run" else \
-            ("launch", "ml_model_service", launch_file, *args)
+        argv = (
+            ("run", "ml_model_service", *args)
+            if launch_file == "run"
+            else ("launch", "ml_model_service", launch_file, *args)
+        )
         started.append(Background(tmp_path, *argv, env=env))
         return started[-1]
 
@@ -168,9 +181,14 @@ class Photographer(Camera):
             self.msg.header.frame_id = "camera"
         else:
             self.msg = image_msg(rgb, "camera")
-        super().__init__(node, rate=rate, messages=(self.msg,), depth=2,
-                         image_topic=topic.removesuffix("/compressed"),
-                         streams=("compressed",) if compressed else ("image",))
+        super().__init__(
+            node,
+            rate=rate,
+            messages=(self.msg,),
+            depth=2,
+            image_topic=topic.removesuffix("/compressed"),
+            streams=("compressed",) if compressed else ("image",),
+        )
 
 
 def echo_once(topic: str, msg_type: str, timeout: float = 60.0) -> str:

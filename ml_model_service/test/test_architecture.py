@@ -1,5 +1,6 @@
 """The package's shape, read from its source with ast (no imports, no ROS): no import cycles between its
 modules, the ROS-free core in layers that import only downwards, no core module over 400 lines."""
+
 from __future__ import annotations
 
 import ast
@@ -21,8 +22,17 @@ LAYERS = [
 ]
 MAX_CORE_LINES = 400
 #: ROS packages that are not message packages (those end in _msgs, _srvs or _interfaces).
-ROS_PACKAGES = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "tf2_ros", "launch", "launch_ros",
-                "ament_index_python", "message_filters", "builtin_interfaces"}
+ROS_PACKAGES = {
+    "rclpy",
+    "rcl_interfaces",
+    "rosidl_runtime_py",
+    "tf2_ros",
+    "launch",
+    "launch_ros",
+    "ament_index_python",
+    "message_filters",
+    "builtin_interfaces",
+}
 
 
 def module_name(path: Path) -> str:
@@ -75,7 +85,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state:
                 cycle = visit(nxt)
                 if cycle:
@@ -102,8 +112,10 @@ def layer(module: str) -> int | None:
 def test_the_graph_sees_the_package():
     assert f"{CORE}.reading.vision" in MODULES and f"{NAME}.ros.vision_node" in MODULES
     assert f"{CORE}.reading.decoders.registry" in GRAPH[f"{CORE}.reading.vision"]  # from .x.y import name
-    assert f"{NAME}.ros.conversions" in GRAPH[f"{NAME}.ros.worker"] or \
-        f"{NAME}.ros.conversions" in GRAPH[f"{NAME}.ros.processing"]  # from . import module
+    assert (
+        f"{NAME}.ros.conversions" in GRAPH[f"{NAME}.ros.worker"]
+        or f"{NAME}.ros.conversions" in GRAPH[f"{NAME}.ros.processing"]
+    )  # from . import module
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 

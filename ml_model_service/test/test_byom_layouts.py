@@ -4,6 +4,7 @@ The models are ONNX graphs built here whose outputs are designed (so the right a
 through onnxruntime by the same `Model` + `VisionModel` code the node and the CLI use. Each one mimics an
 exporter's real signature: tensor names, shapes, data types and the metadata it embeds.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,11 +25,24 @@ IMAGE = np.zeros((720, 1280, 3), np.uint8)  # 16:9 source image; boxes are check
 NAMES = {0: "person", 1: "car", 2: "dog"}
 
 
-def ultralytics_props(task: str = "detect", imgsz=(640, 640), end2end: bool | None = None, kpt=None,
-                      description: str = "Ultralytics YOLO11n model trained on coco.yaml") -> dict[str, str]:
+def ultralytics_props(
+    task: str = "detect",
+    imgsz=(640, 640),
+    end2end: bool | None = None,
+    kpt=None,
+    description: str = "Ultralytics YOLO11n model trained on coco.yaml",
+) -> dict[str, str]:
     """The custom metadata an Ultralytics ONNX export embeds."""
-    props = {"description": description, "author": "Ultralytics", "version": "8.4.0", "task": task,
-             "stride": "32", "batch": "1", "imgsz": str(list(imgsz)), "names": str(NAMES)}
+    props = {
+        "description": description,
+        "author": "Ultralytics",
+        "version": "8.4.0",
+        "task": task,
+        "stride": "32",
+        "batch": "1",
+        "imgsz": str(list(imgsz)),
+        "names": str(NAMES),
+    }
     if end2end is not None:
         props["end2end"] = str(end2end)
     if kpt:
@@ -36,14 +50,21 @@ def ultralytics_props(task: str = "detect", imgsz=(640, 640), end2end: bool | No
     return props
 
 
-def graph(path: Path, inputs: list[tuple[str, int, list]], outputs: dict[str, np.ndarray],
-          props: dict[str, str] | None = None, out_types: dict[str, int] | None = None) -> Path:
+def graph(
+    path: Path,
+    inputs: list[tuple[str, int, list]],
+    outputs: dict[str, np.ndarray],
+    props: dict[str, str] | None = None,
+    out_types: dict[str, int] | None = None,
+) -> Path:
     """A model whose outputs are fixed arrays (made to depend on the first input, x 0), of the given types."""
     out_types = out_types or {}
     first = inputs[0][0]
-    nodes = [helper.make_node("Cast", [first], ["_x"], to=TensorProto.FLOAT),
-             helper.make_node("ReduceSum", ["_x"], ["_s"], keepdims=0),
-             helper.make_node("Mul", ["_s", "_zero"], ["_z"])]
+    nodes = [
+        helper.make_node("Cast", [first], ["_x"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["_x"], ["_s"], keepdims=0),
+        helper.make_node("Mul", ["_s", "_zero"], ["_z"]),
+    ]
     inits = [numpy_helper.from_array(np.array(0.0, np.float32), "_zero")]
     outs = []
     for i, (name, value) in enumerate(outputs.items()):
@@ -53,8 +74,9 @@ def graph(path: Path, inputs: list[tuple[str, int, list]], outputs: dict[str, np
         nodes.append(helper.make_node("Cast", [f"_f{i}"], [name], to=kind))
         outs.append(helper.make_tensor_value_info(name, kind, list(np.shape(value))))
     ins = [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs]
-    model = helper.make_model(helper.make_graph(nodes, "designed", ins, outs, inits),
-                              opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(
+        helper.make_graph(nodes, "designed", ins, outs, inits), opset_imports=[helper.make_opsetid("", 13)]
+    )
     for key, value in (props or {}).items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, path)
@@ -129,7 +151,7 @@ def raw_v8(objects=OBJECTS, n: int = grid(640), classes: int = 3, extra: np.ndar
     out = np.zeros((1, k, n), np.float32)
     out[0, :4] = background(n)
     if extra is not None:
-        out[0, 4 + classes:] = extra
+        out[0, 4 + classes :] = extra
     for j, ((x0, y0, x1, y1), c, s) in enumerate(objects):
         out[0, :4, j] = ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
         out[0, 4 + c, j] = s
@@ -141,8 +163,16 @@ def end2end_rows(objects=OBJECTS, n: int = 300, extra: int = 0, centre_norm: flo
     out = np.zeros((1, n, 6 + extra), np.float32)
     out[0, :, 4] = 0.001
     for j, ((x0, y0, x1, y1), c, s) in enumerate(objects):
-        box = (x0, y0, x1, y1) if centre_norm is None else (
-            (x0 + x1) / 2 / centre_norm, (y0 + y1) / 2 / centre_norm, (x1 - x0) / centre_norm, (y1 - y0) / centre_norm)
+        box = (
+            (x0, y0, x1, y1)
+            if centre_norm is None
+            else (
+                (x0 + x1) / 2 / centre_norm,
+                (y0 + y1) / 2 / centre_norm,
+                (x1 - x0) / centre_norm,
+                (y1 - y0) / centre_norm,
+            )
+        )
         out[0, j, :6] = (*box, s, c)
         if extra:
             out[0, j, 6:] = np.linspace(-3, 700, extra)  # mask coefficients / keypoints: not classes
@@ -154,6 +184,7 @@ DYNAMIC = [("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])]
 
 
 # --- YOLO raw -------------------------------------------------------------------------------------------
+
 
 def test_dynamic_input_runs_at_the_models_imgsz(tmp_path):
     props = ultralytics_props(imgsz=(320, 320))
@@ -168,8 +199,12 @@ def test_dynamic_input_runs_at_the_models_imgsz(tmp_path):
 
 def test_dynamic_input_size_option_and_image_size_fallback(tmp_path):
     objects = [((50, 100, 150, 200), 1, 0.9)]
-    path = graph(tmp_path / "dyn.onnx", DYNAMIC, {"output0": raw_v8(objects, grid(320))},
-                 {k: v for k, v in ultralytics_props().items() if k != "imgsz"})
+    path = graph(
+        tmp_path / "dyn.onnx",
+        DYNAMIC,
+        {"output0": raw_v8(objects, grid(320))},
+        {k: v for k, v in ultralytics_props().items() if k != "imgsz"},
+    )
     vision, runner = load(path, input_size=(320,))
     assert vision.input_hw == (320, 320)
     check(found(vision), expect(objects, 320))
@@ -185,8 +220,7 @@ def test_dynamic_input_size_option_and_image_size_fallback(tmp_path):
 @pytest.mark.parametrize("half", [False, True])
 def test_yolo_v8_raw_with_embedded_names_fp32_and_fp16(tmp_path, half):
     kind = TensorProto.FLOAT16 if half else TensorProto.FLOAT
-    path = graph(tmp_path / "v8.onnx", NCHW, {"output0": raw_v8()}, ultralytics_props(),
-                 out_types={"output0": kind})
+    path = graph(tmp_path / "v8.onnx", NCHW, {"output0": raw_v8()}, ultralytics_props(), out_types={"output0": kind})
     vision, _ = load(path)
     assert vision.role == "yolo"
     check(found(vision), expect(), atol=1.0 if not half else 1.5)
@@ -248,9 +282,14 @@ def test_split_boxes_and_scores_yolo_nas_and_pp_yoloe(tmp_path, scores_first):
 
 # --- end-to-end [1, N, 6] ---------------------------------------------------------------------------------
 
+
 def test_end_to_end_corner_rows_yolo26(tmp_path):
-    path = graph(tmp_path / "yolo26.onnx", NCHW, {"output0": end2end_rows()},
-                 ultralytics_props(end2end=True, description="Ultralytics YOLO26n model trained on coco.yaml"))
+    path = graph(
+        tmp_path / "yolo26.onnx",
+        NCHW,
+        {"output0": end2end_rows()},
+        ultralytics_props(end2end=True, description="Ultralytics YOLO26n model trained on coco.yaml"),
+    )
     vision, _ = load(path)
     assert vision.role == "end2end" and vision.resize_mode == "letterbox"
     check(found(vision), expect())
@@ -283,8 +322,7 @@ def test_end_to_end_without_metadata_is_refused_until_box_format_is_given(tmp_pa
     with pytest.raises(RoleError, match="box_format") as err:
         load(path, list(NAMES.values()))
     assert "output output0: float32 [1, 300, 6]" in str(err.value)
-    vision, _ = load(path, list(NAMES.values()), decoder=DecoderConfig(box_format="xyxy"),
-                     resize_mode="letterbox")
+    vision, _ = load(path, list(NAMES.values()), decoder=DecoderConfig(box_format="xyxy"), resize_mode="letterbox")
     check(found(vision), expect())
 
 
@@ -302,6 +340,7 @@ def test_older_rtdetr_single_tensor_with_names(tmp_path):
 
 # --- DETR family ------------------------------------------------------------------------------------------
 
+
 def detr_outputs(queries: int, classes: int, objects, no_object: bool, box_name: str, logit_name: str):
     boxes = np.full((1, queries, 4), 0.5, np.float32)
     boxes[0, :, 2:] = 0.1
@@ -316,8 +355,11 @@ def detr_outputs(queries: int, classes: int, objects, no_object: bool, box_name:
 
 def test_hugging_face_detr_softmax_with_no_object_class(tmp_path):
     objects = [((0.5, 0.5, 0.2, 0.4), 1, 8.0)]
-    path = graph(tmp_path / "detr.onnx", [("pixel_values", TensorProto.FLOAT, ["b", 3, "h", "w"])],
-                 detr_outputs(100, 3, objects, True, "pred_boxes", "logits"))
+    path = graph(
+        tmp_path / "detr.onnx",
+        [("pixel_values", TensorProto.FLOAT, ["b", 3, "h", "w"])],
+        detr_outputs(100, 3, objects, True, "pred_boxes", "logits"),
+    )
     with pytest.raises(RoleError, match="score_activation") as err:
         load(path)  # logits without labels: sigmoid or softmax cannot be told apart
     assert "output logits: float32 [1, 100, 4]" in str(err.value)
@@ -334,8 +376,11 @@ def test_hugging_face_detr_softmax_with_no_object_class(tmp_path):
 
 def test_rf_detr_sigmoid_logits_need_nothing(tmp_path):
     objects = [((0.25, 0.75, 0.1, 0.2), 1, 3.0), ((0.6, 0.4, 0.2, 0.2), 18, 1.0)]
-    path = graph(tmp_path / "rfdetr.onnx", [("input", TensorProto.FLOAT, [1, 3, 560, 560])],
-                 detr_outputs(300, 91, objects, False, "dets", "labels"))
+    path = graph(
+        tmp_path / "rfdetr.onnx",
+        [("input", TensorProto.FLOAT, [1, 3, 560, 560])],
+        detr_outputs(300, 91, objects, False, "dets", "labels"),
+    )
     vision, _ = load(path)
     assert vision.role == "detr" and vision.decoder.activation == "sigmoid"
     dets = found(vision)
@@ -353,23 +398,33 @@ def test_official_rtdetr_dfine_export_gets_orig_target_sizes(tmp_path):
     scores[0, 0] = 0.88
     labels = np.zeros((1, 300), np.float32)
     labels[0, 0] = 2
-    nodes = [helper.make_node("Cast", ["orig_target_sizes"], ["sz"], to=TensorProto.FLOAT),
-             helper.make_node("Concat", ["sz", "sz"], ["sz4"], axis=1),
-             helper.make_node("Unsqueeze", ["sz4", "ax"], ["sz4u"]),
-             helper.make_node("Mul", ["norm", "sz4u"], ["boxes"]),
-             helper.make_node("ReduceSum", ["images"], ["s"], keepdims=0),
-             helper.make_node("Mul", ["s", "zero"], ["z"]),
-             helper.make_node("Add", ["sc", "z"], ["scores"]),
-             helper.make_node("Add", ["lb", "z"], ["lbf"]),
-             helper.make_node("Cast", ["lbf"], ["labels"], to=TensorProto.INT64)]
-    inits = [numpy_helper.from_array(norm, "norm"), numpy_helper.from_array(scores, "sc"),
-             numpy_helper.from_array(labels, "lb"), numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
-             numpy_helper.from_array(np.array([1], np.int64), "ax")]
-    ins = [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640]),
-           helper.make_tensor_value_info("orig_target_sizes", TensorProto.INT64, [1, 2])]
-    outs = [helper.make_tensor_value_info("labels", TensorProto.INT64, [1, 300]),
-            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 300, 4]),
-            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 300])]
+    nodes = [
+        helper.make_node("Cast", ["orig_target_sizes"], ["sz"], to=TensorProto.FLOAT),
+        helper.make_node("Concat", ["sz", "sz"], ["sz4"], axis=1),
+        helper.make_node("Unsqueeze", ["sz4", "ax"], ["sz4u"]),
+        helper.make_node("Mul", ["norm", "sz4u"], ["boxes"]),
+        helper.make_node("ReduceSum", ["images"], ["s"], keepdims=0),
+        helper.make_node("Mul", ["s", "zero"], ["z"]),
+        helper.make_node("Add", ["sc", "z"], ["scores"]),
+        helper.make_node("Add", ["lb", "z"], ["lbf"]),
+        helper.make_node("Cast", ["lbf"], ["labels"], to=TensorProto.INT64),
+    ]
+    inits = [
+        numpy_helper.from_array(norm, "norm"),
+        numpy_helper.from_array(scores, "sc"),
+        numpy_helper.from_array(labels, "lb"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        numpy_helper.from_array(np.array([1], np.int64), "ax"),
+    ]
+    ins = [
+        helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640]),
+        helper.make_tensor_value_info("orig_target_sizes", TensorProto.INT64, [1, 2]),
+    ]
+    outs = [
+        helper.make_tensor_value_info("labels", TensorProto.INT64, [1, 300]),
+        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 300, 4]),
+        helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 300]),
+    ]
     g = helper.make_graph(nodes, "dfine", ins, outs, inits)
     path = tmp_path / "dfine.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
@@ -384,8 +439,12 @@ def test_official_rtdetr_dfine_export_gets_orig_target_sizes(tmp_path):
 def test_torchvision_detector_with_a_3d_input(tmp_path):
     boxes = np.array([[100, 50, 300, 250], [10, 10, 20, 20]], np.float32)  # x0, y0, x1, y1 in input pixels
     outputs = {"boxes": boxes, "labels": np.array([3, 1], np.float32), "scores": np.array([0.9, 0.2], np.float32)}
-    path = graph(tmp_path / "tv.onnx", [("images", TensorProto.FLOAT, [3, "h", "w"])], outputs,
-                 out_types={"labels": TensorProto.INT64})
+    path = graph(
+        tmp_path / "tv.onnx",
+        [("images", TensorProto.FLOAT, [3, "h", "w"])],
+        outputs,
+        out_types={"labels": TensorProto.INT64},
+    )
     vision, runner = load(path)
     assert vision.role == "detector" and vision.decoder.box_order == (0, 1, 2, 3) and not vision.layout.batched
     dets = found(vision)
@@ -399,10 +458,13 @@ def test_torchvision_detector_with_a_3d_input(tmp_path):
 
 # --- refusals ---------------------------------------------------------------------------------------------
 
+
 def test_blazeface_like_anchor_outputs_are_refused_with_no_option(tmp_path):
     rng = np.random.default_rng(1)
-    outputs = {"regressors": rng.normal(0, 20, (1, 896, 16)).astype(np.float32),
-               "classificators": rng.normal(0, 5, (1, 896, 1)).astype(np.float32)}
+    outputs = {
+        "regressors": rng.normal(0, 20, (1, 896, 16)).astype(np.float32),
+        "classificators": rng.normal(0, 5, (1, 896, 1)).astype(np.float32),
+    }
     path = graph(tmp_path / "blaze.onnx", [("input", TensorProto.FLOAT, [1, 128, 128, 3])], outputs)
     with pytest.raises(RoleError) as err:
         load(path)
@@ -439,8 +501,12 @@ def test_ocr_recogniser_is_not_taken_for_yolo(tmp_path):
 
 def test_scores_above_one_are_refused_not_rescaled(tmp_path):
     boxes = np.array([[[0.1, 0.1, 0.5, 0.5]]], np.float32)
-    outputs = {"location": boxes, "category": np.array([[1.0]], np.float32), "score": np.array([[87.0]], np.float32),
-               "count": np.array([1.0], np.float32)}
+    outputs = {
+        "location": boxes,
+        "category": np.array([[1.0]], np.float32),
+        "score": np.array([[87.0]], np.float32),
+        "count": np.array([1.0], np.float32),
+    }
     path = graph(tmp_path / "pct.onnx", [("images", TensorProto.FLOAT, [1, 300, 300, 3])], outputs)
     with pytest.raises(RoleError, match=r"range from 87 to 87, outside \[0, 1\].*remap_output_names"):
         load(path)
@@ -451,19 +517,27 @@ def test_scores_above_one_are_refused_not_rescaled(tmp_path):
 
 
 def test_huge_declared_input_is_refused_before_allocation(tmp_path):
-    path = graph(tmp_path / "huge.onnx", [("images", TensorProto.FLOAT, [1, 3, 4097, 4097])],
-                 {"probability": np.ones((1, 2), np.float32) / 2})
+    path = graph(
+        tmp_path / "huge.onnx",
+        [("images", TensorProto.FLOAT, [1, 3, 4097, 4097])],
+        {"probability": np.ones((1, 2), np.float32) / 2},
+    )
     with pytest.raises(RoleError, match="above max_input_pixels \\(16777216\\)"):
         load(path)
     with pytest.raises(RoleError, match="max_input_pixels \\(1000\\)"):  # the cap is settable
-        load(graph(tmp_path / "small.onnx", DYNAMIC, {"probability": np.ones((1, 2), np.float32) / 2}),
-             max_input_pixels=1000)
+        load(
+            graph(tmp_path / "small.onnx", DYNAMIC, {"probability": np.ones((1, 2), np.float32) / 2}),
+            max_input_pixels=1000,
+        )
 
 
 def test_every_refusal_names_an_option_only_where_one_helps(tmp_path):
     rng = np.random.default_rng(2)
-    path = graph(tmp_path / "embedding.onnx", NCHW, {"a": rng.normal(size=(1, 7, 7)).astype(np.float32),
-                                                     "b": rng.normal(size=(1, 5)).astype(np.float32)})
+    path = graph(
+        tmp_path / "embedding.onnx",
+        NCHW,
+        {"a": rng.normal(size=(1, 7, 7)).astype(np.float32), "b": rng.normal(size=(1, 5)).astype(np.float32)},
+    )
     with pytest.raises(RoleError) as err:
         load(path)
     assert "Set model_type, remap_output_names or box_order" not in str(err.value)
@@ -472,10 +546,11 @@ def test_every_refusal_names_an_option_only_where_one_helps(tmp_path):
 
 # --- classifiers ------------------------------------------------------------------------------------------
 
+
 def test_center_crop_keeps_the_centre_of_the_shorter_side():
     layout = InputLayout.from_spec(type("S", (), {"name": "x", "data_type": "uint8", "shape": [1, 224, 224, 3]})())
     rgb = np.zeros((400, 800, 3), np.uint8)
-    rgb[:, 400 - 175:400 + 175] = 200  # the central 350 x 350 square (0.875 of the 400 px shorter side)
+    rgb[:, 400 - 175 : 400 + 175] = 200  # the central 350 x 350 square (0.875 of the 400 px shorter side)
     tensor, transform = preprocess(rgb, layout, PreprocessConfig(center_crop=True, crop_fraction=0.875))
     assert tensor.shape == (1, 224, 224, 3)
     assert tensor[0, 2:-2, 2:-2].min() == 200  # the crop is exactly the bright square
@@ -499,8 +574,11 @@ def test_bundled_classifier_uses_centre_crop_and_others_stretch(tmp_path):
     model = Model("efficientnet_lite0", providers=["cpu"])
     top = VisionModel(model, model.labels, VisionConfig(filters=FilterConfig(0.0))).classify(data.chelsea(), 3)
     assert {c.class_name for c in top} & {"Egyptian cat", "tabby", "tiger cat"}
-    path = graph(tmp_path / "cls.onnx", [("images", TensorProto.FLOAT, [1, 3, 32, 32])],
-                 {"probability": np.array([[0.1, 0.7, 0.2]], np.float32)})
+    path = graph(
+        tmp_path / "cls.onnx",
+        [("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+        {"probability": np.array([[0.1, 0.7, 0.2]], np.float32)},
+    )
     vision, _ = load(path, ["a", "b", "c"])
     assert vision.role == "classifier" and vision.resize_mode == "stretch"
     assert [(c.class_index, c.class_name) for c in vision.classify(IMAGE, 1)] == [(1, "b")]
@@ -508,8 +586,12 @@ def test_bundled_classifier_uses_centre_crop_and_others_stretch(tmp_path):
 
 def test_ultralytics_classifier_crops_the_whole_shorter_side(tmp_path):
     props = {**ultralytics_props(task="classify", imgsz=(224, 224)), "names": str({0: "a", 1: "b"})}
-    path = graph(tmp_path / "cls.onnx", [("images", TensorProto.FLOAT, [1, 3, 224, 224])],
-                 {"output0": np.array([[0.3, 0.7]], np.float32)}, props)
+    path = graph(
+        tmp_path / "cls.onnx",
+        [("images", TensorProto.FLOAT, [1, 3, 224, 224])],
+        {"output0": np.array([[0.3, 0.7]], np.float32)},
+        props,
+    )
     vision, _ = load(path)
     assert vision.role == "classifier" and vision.resize_mode == "center_crop" and vision._pre.crop_fraction == 1.0
     assert [(c.class_index, c.class_name) for c in vision.classify(IMAGE, 1)] == [(1, "b")]
@@ -517,25 +599,36 @@ def test_ultralytics_classifier_crops_the_whole_shorter_side(tmp_path):
 
 def test_unknown_extra_inputs_are_refused_not_guessed(tmp_path):
     """PaddleDetection's im_shape (h, w) and scale_factor: not an orig_target_sizes (w, h) to be filled."""
-    inputs = [("image", TensorProto.FLOAT, [1, 3, 640, 640]), ("im_shape", TensorProto.FLOAT, [1, 2]),
-              ("scale_factor", TensorProto.FLOAT, [1, 2])]
+    inputs = [
+        ("image", TensorProto.FLOAT, [1, 3, 640, 640]),
+        ("im_shape", TensorProto.FLOAT, [1, 2]),
+        ("scale_factor", TensorProto.FLOAT, [1, 2]),
+    ]
     path = graph(tmp_path / "ppyoloe.onnx", inputs, {"multiclass_nms3_0.tmp_0": np.zeros((1, 6), np.float32)})
     with pytest.raises(RoleError, match="'im_shape'.*no option can help"):
         load(path)
 
 
 def test_classifier_score_activation_option(tmp_path):
-    path = graph(tmp_path / "logit.onnx", [("images", TensorProto.FLOAT, [1, 3, 32, 32])],
-                 {"logits": np.array([[0.2, 0.9, 0.4]], np.float32)})  # logits that happen to lie in [0, 1]
+    path = graph(
+        tmp_path / "logit.onnx",
+        [("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+        {"logits": np.array([[0.2, 0.9, 0.4]], np.float32)},
+    )  # logits that happen to lie in [0, 1]
     plain, _ = load(path, ["a", "b", "c"], filters=FilterConfig(confidence_threshold=0.0))
     assert plain.classify(IMAGE, 1)[0].confidence == pytest.approx(0.9)
-    soft, _ = load(path, ["a", "b", "c"], filters=FilterConfig(confidence_threshold=0.0),
-                   decoder=DecoderConfig(score_activation="softmax"))
+    soft, _ = load(
+        path,
+        ["a", "b", "c"],
+        filters=FilterConfig(confidence_threshold=0.0),
+        decoder=DecoderConfig(score_activation="softmax"),
+    )
     e = np.exp([0.2, 0.9, 0.4])
     assert soft.classify(IMAGE, 1)[0].confidence == pytest.approx(e[1] / e.sum())
 
 
 # --- a real export shipped on the package registry --------------------------------------------------------
+
 
 def test_nudenet_dynamic_yolov8_runs_at_its_imgsz_and_matches_its_own_pipeline(tmp_path):
     """NudeNet ships an Ultralytics YOLOv8n export with open input dimensions and imgsz 320."""
@@ -546,14 +639,23 @@ def test_nudenet_dynamic_yolov8_runs_at_its_imgsz_and_matches_its_own_pipeline(t
     path = Path(nudenet.__file__).parent / "320n.onnx"
     model = Model(str(path), providers=["cpu"])
     runner = Recorder(model)
-    vision = VisionModel(runner, model.labels, VisionConfig(filters=FilterConfig(confidence_threshold=0.3),
-                                                            decoder=DecoderConfig(agnostic_nms=True)))
+    vision = VisionModel(
+        runner,
+        model.labels,
+        VisionConfig(filters=FilterConfig(confidence_threshold=0.3), decoder=DecoderConfig(agnostic_nms=True)),
+    )
     assert vision.role == "yolo" and vision.input_hw == (320, 320) and runner.fed[0]["images"] == (1, 3, 320, 320)
     detector = nudenet.NudeDetector()
     # NudeNet's own pipeline feeds BGR (its cvtColor RGBA2BGR swaps a 3-channel image) and pads right/bottom.
-    same = VisionModel(runner, model.labels, VisionConfig(filters=FilterConfig(confidence_threshold=0.2),
-                                                          decoder=DecoderConfig(agnostic_nms=True),
-                                                          preprocess=PreprocessConfig(bgr=True)))
+    same = VisionModel(
+        runner,
+        model.labels,
+        VisionConfig(
+            filters=FilterConfig(confidence_threshold=0.2),
+            decoder=DecoderConfig(agnostic_nms=True),
+            preprocess=PreprocessConfig(bgr=True),
+        ),
+    )
     for crop, box_tol, score_tol in ((512, 2, 0.01), (400, 4, 0.05)):
         rgb = np.ascontiguousarray(data.astronaut()[:crop])
         image_path = tmp_path / f"astronaut_{crop}.png"

@@ -1,4 +1,5 @@
 """The offline command, as a user runs it."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ from skimage import data
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ml_model_service", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ml_model_service", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_detect_and_classify_print_json_lines():
@@ -71,8 +73,9 @@ def test_decoding_options_as_flags_and_from_the_nodes_parameter_file(tmp_path):
     assert [(d["class_id"], d["class_name"]) for d in dets] == [(1, "car"), (2, "dog"), (0, "person")]
     assert [dets[0][k] for k in ("x_min", "y_min", "x_max", "y_max")] == [200.0, 120.0, 600.0, 520.0]
     params = tmp_path / "vision.yaml"
-    params.write_text("/**:\n  ros__parameters:\n    box_format: xyxy\n    resize_mode: letterbox\n"
-                      "    confidence_threshold: 0.7\n")
+    params.write_text(
+        "/**:\n  ros__parameters:\n    box_format: xyxy\n    resize_mode: letterbox\n    confidence_threshold: 0.7\n"
+    )
     out = run_cli("detect", "--model", str(path), "--params-file", str(params), str(image))
     assert out.returncode == 0, out.stderr
     assert [d["class_name"] for d in json.loads(out.stdout)["detections"]] == ["car", "dog"]
@@ -87,13 +90,18 @@ def test_every_failure_is_a_json_line(tmp_path):
 
     # A classifier whose graph only works at 320 x 320 although its input dimensions are open: onnxruntime
     # fails on other sizes, and that failure is reported per image.
-    nodes = [helper.make_node("Reshape", ["images", "shape"], ["r"]),
-             helper.make_node("ReduceMean", ["r"], ["m"], axes=[2, 3], keepdims=0),
-             helper.make_node("Softmax", ["m"], ["probability"], axis=1)]
-    g = helper.make_graph(nodes, "fixed",
-                          [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, "h", "w"])],
-                          [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [1, 3])],
-                          [numpy_helper.from_array(np.array([1, 3, 320, 320], np.int64), "shape")])
+    nodes = [
+        helper.make_node("Reshape", ["images", "shape"], ["r"]),
+        helper.make_node("ReduceMean", ["r"], ["m"], axes=[2, 3], keepdims=0),
+        helper.make_node("Softmax", ["m"], ["probability"], axis=1),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "fixed",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(np.array([1, 3, 320, 320], np.int64), "shape")],
+    )
     path = tmp_path / "fixed.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
     image = str(Path(data.data_dir) / "chelsea.png")
@@ -104,11 +112,13 @@ def test_every_failure_is_a_json_line(tmp_path):
     out = run_cli("classify", "--model", str(path), "--input_size", "320", image)
     assert out.returncode == 0, out.stderr
     assert [c["class_id"] for c in json.loads(out.stdout)["classifications"]] == [0, 1, 2]
-    for args, text in ((("detect", "--no-such-flag", image), "unrecognized arguments"),
-                       (("detect", "--model_type", "segmenter", image), "not one of"),
-                       (("detect", "--input_mean", "0.5,0.5", image), "exactly 3"),
-                       (("detect", "--model", str(tmp_path / "missing.onnx"), image), "missing.onnx"),
-                       (("detect", "--params-file", str(tmp_path / "none.yaml"), image), "none.yaml")):
+    for args, text in (
+        (("detect", "--no-such-flag", image), "unrecognized arguments"),
+        (("detect", "--model_type", "segmenter", image), "not one of"),
+        (("detect", "--input_mean", "0.5,0.5", image), "exactly 3"),
+        (("detect", "--model", str(tmp_path / "missing.onnx"), image), "missing.onnx"),
+        (("detect", "--params-file", str(tmp_path / "none.yaml"), image), "none.yaml"),
+    ):
         out = run_cli(*args)
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert text in json.loads(out.stderr.splitlines()[-1])["error"]

@@ -1,4 +1,5 @@
 """Parameter files and launch files that ship with the package."""
+
 from __future__ import annotations
 
 import py_compile

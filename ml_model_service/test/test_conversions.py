@@ -1,4 +1,5 @@
 """Message <-> numpy conversions (the hand-written replacement for cv_bridge and point cloud helpers)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,9 +59,14 @@ def test_metadata_carries_label_names_properties_and_generation():
     from ml_model_service.core.metadata import ModelMetadata, TensorSpec
     from ml_model_service_interfaces.msg import ModelMetadata as ModelMetadataMsg
 
-    meta = ModelMetadata("det", "onnx", inputs=[TensorSpec("images", "float32", [1, 3, -1, -1])],
-                         label_names={0: "person", 2: "car", 90: "toothbrush"},
-                         properties={"task": "detect", "stride": "32"}, generation=2**40 + 3)
+    meta = ModelMetadata(
+        "det",
+        "onnx",
+        inputs=[TensorSpec("images", "float32", [1, 3, -1, -1])],
+        label_names={0: "person", 2: "car", 90: "toothbrush"},
+        properties={"task": "detect", "stride": "32"},
+        generation=2**40 + 3,
+    )
     msg = conversions.metadata_to_msg(meta)
     assert list(msg.label_ids) == [0, 2, 90] and list(msg.label_names) == ["person", "car", "toothbrush"]
     back = conversions.metadata_from_msg(msg)
@@ -99,20 +105,36 @@ def test_serialized_images_are_read_in_place_exactly_as_deserialised():
 
     rng = np.random.default_rng(3)
     for frame_id in ("", "c", "cam", "camera", "camera_colour_optical_frame", "kamera_ü"):
-        for encoding, width, height, step, big in (("rgb8", 5, 3, 15, 0), ("bgr8", 4, 2, 16, 0),
-                                                   ("mono16", 3, 3, 8, 1), ("16UC1", 1, 1, 2, 0),
-                                                   ("rgb8", 0, 0, 0, 0)):
+        for encoding, width, height, step, big in (
+            ("rgb8", 5, 3, 15, 0),
+            ("bgr8", 4, 2, 16, 0),
+            ("mono16", 3, 3, 8, 1),
+            ("16UC1", 1, 1, 2, 0),
+            ("rgb8", 0, 0, 0, 0),
+        ):
             data = rng.integers(0, 256, step * height, dtype=np.uint8).tobytes()
-            msg = Image(header=Header(frame_id=frame_id), height=height, width=width, encoding=encoding,
-                        is_bigendian=big, step=step, data=data)
+            msg = Image(
+                header=Header(frame_id=frame_id),
+                height=height,
+                width=width,
+                encoding=encoding,
+                is_bigendian=big,
+                step=step,
+                data=data,
+            )
             msg.header.stamp.sec, msg.header.stamp.nanosec = -5 if big else 1_700_000_000, 999_999_999
             raw = serialize_message(msg)
             got = conversions.image_from_cdr(raw)
             ref = deserialize_message(raw, Image)
             assert got is not None, (frame_id, encoding)
             assert got.header == ref.header and bytes(got.data) == bytes(ref.data)
-            assert (got.height, got.width, got.encoding, got.is_bigendian, got.step) == \
-                (ref.height, ref.width, ref.encoding, ref.is_bigendian, ref.step)
+            assert (got.height, got.width, got.encoding, got.is_bigendian, got.step) == (
+                ref.height,
+                ref.width,
+                ref.encoding,
+                ref.is_bigendian,
+                ref.step,
+            )
             if width:
                 assert np.array_equal(conversions.image_to_rgb(got), conversions.image_to_rgb(ref))
 

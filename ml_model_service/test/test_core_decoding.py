@@ -1,4 +1,5 @@
 """ROS-free core: decoding of generated ONNX models with known raw outputs, run through onnxruntime."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -82,8 +83,7 @@ def test_yolo_raw_outputs_decode_with_nms_and_letterbox(tmp_path, layout):
     image = np.zeros((720, 1280, 3), np.uint8)
     dets = vision.detect(image)
     expected = [CANDIDATES[0], CANDIDATES[2], CANDIDATES[3], CANDIDATES[5]]
-    assert [(d.class_name, round(d.confidence, 3)) for d in dets] == [
-        (LABELS[c], s) for *_, c, s in expected]
+    assert [(d.class_name, round(d.confidence, 3)) for d in dets] == [(LABELS[c], s) for *_, c, s in expected]
     for d, (cx, cy, w, h, _, _) in zip(dets, expected):
         np.testing.assert_allclose([d.x_min, d.y_min, d.x_max, d.y_max], letterboxed(cx, cy, w, h), atol=1e-3)
 
@@ -101,8 +101,9 @@ def test_ssd_style_pixel_boxes_with_score_matrix_and_box_order(tmp_path):
     boxes = np.array([[[10, 20, 50, 60], [0, 0, 5, 5]]], np.float32)  # x0, y0, x1, y1 in 100x100 input pixels
     scores = np.array([[[0.1, 0.8], [0.3, 0.2]]], np.float32)  # [1, N, C]: category by argmax
     path = constant_model(tmp_path / "ssd.onnx", [1, 100, 100, 3], {"boxes": boxes, "scores": scores})
-    vision = vision_for(path, ["x", "y"], decoder=DecoderConfig(box_order=(0, 1, 2, 3)),
-                        filters=FilterConfig(confidence_threshold=0.5))
+    vision = vision_for(
+        path, ["x", "y"], decoder=DecoderConfig(box_order=(0, 1, 2, 3)), filters=FilterConfig(confidence_threshold=0.5)
+    )
     assert vision.role == "detector"
     dets = vision.detect(np.zeros((100, 200, 3), np.uint8))  # the whole image is resized: x scale 0.5
     assert len(dets) == 1 and dets[0].class_name == "y" and dets[0].confidence == pytest.approx(0.8)
@@ -111,13 +112,18 @@ def test_ssd_style_pixel_boxes_with_score_matrix_and_box_order(tmp_path):
 
 def mean_classifier(path: Path) -> Path:
     """NCHW float32 classifier: probabilities = softmax(10 x per-channel mean of the normalised input)."""
-    nodes = [helper.make_node("ReduceMean", ["images"], ["m"], axes=[2, 3], keepdims=0),
-             helper.make_node("Mul", ["m", "ten"], ["l"]),
-             helper.make_node("Softmax", ["l"], ["probability"], axis=1)]
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], axes=[2, 3], keepdims=0),
+        helper.make_node("Mul", ["m", "ten"], ["l"]),
+        helper.make_node("Softmax", ["l"], ["probability"], axis=1),
+    ]
     graph = helper.make_graph(
-        nodes, "mean", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+        nodes,
+        "mean",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
         [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [1, 3])],
-        [numpy_helper.from_array(np.array(10.0, np.float32), "ten")])
+        [numpy_helper.from_array(np.array(10.0, np.float32), "ten")],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
 
@@ -129,14 +135,22 @@ def test_nchw_float_model_with_mean_std_and_bgr(tmp_path):
     plain = vision_for(path, ["red", "green", "blue"], filters=FilterConfig(confidence_threshold=0.0))
     assert plain.layout.nchw and plain.role == "classifier"
     assert plain.classify(image, 1)[0].class_name == "red"
-    normalised = vision_for(path, ["red", "green", "blue"], filters=FilterConfig(confidence_threshold=0.0),
-                            preprocess=PreprocessConfig(mean=(0.9, 0.1, 0.1), std=(1.0, 1.0, 1.0)))
+    normalised = vision_for(
+        path,
+        ["red", "green", "blue"],
+        filters=FilterConfig(confidence_threshold=0.0),
+        preprocess=PreprocessConfig(mean=(0.9, 0.1, 0.1), std=(1.0, 1.0, 1.0)),
+    )
     probs = {c.class_name: c.confidence for c in normalised.classify(image, 0)}
     logits = 10 * ((np.array([200, 100, 50]) / 255.0 - [0.9, 0.1, 0.1]) / 1.0)
     expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     assert [probs["red"], probs["green"], probs["blue"]] == pytest.approx(expected, abs=1e-4)
-    bgr = vision_for(path, ["red", "green", "blue"], filters=FilterConfig(confidence_threshold=0.0),
-                     preprocess=PreprocessConfig(bgr=True))
+    bgr = vision_for(
+        path,
+        ["red", "green", "blue"],
+        filters=FilterConfig(confidence_threshold=0.0),
+        preprocess=PreprocessConfig(bgr=True),
+    )
     assert bgr.classify(image, 1)[0].class_name == "blue"  # channel 2 now holds the red values
 
 
@@ -163,9 +177,12 @@ def test_open_input_dimensions_follow_the_image():
 
 
 def test_model_without_a_role_lists_its_tensors(tmp_path):
-    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["embedding"])], "none",
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],
-                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 3, 16, 16])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["embedding"])],
+        "none",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 3, 16, 16])],
+    )
     path = tmp_path / "none.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     with pytest.raises(RoleError) as err:
@@ -187,8 +204,10 @@ def test_label_file_forms(tmp_path):
 def test_tensor_checks():
     assert decode_tensor("t", "int16", [2], b"\x01\x00\x02\x00").tolist() == [1, 2]
     assert decode_tensor("t", "float32", [0, 4], b"").shape == (0, 4)  # an empty tensor is legal
-    for args, text in ((("t", "int16", [3], b"\0\0"), "needs 3 x 2 = 6 bytes"),
-                       (("t", "str", [1], b"\0"), "unknown data_type"),
-                       (("t", "uint8", [2**40, 2**40], b""), "limit")):
+    for args, text in (
+        (("t", "int16", [3], b"\0\0"), "needs 3 x 2 = 6 bytes"),
+        (("t", "str", [1], b"\0"), "unknown data_type"),
+        (("t", "uint8", [2**40, 2**40], b""), "limit"),
+    ):
         with pytest.raises(TensorError, match=text):
             decode_tensor(*args)

@@ -1,4 +1,5 @@
 """StreamHealth's verdicts from recorded facts, ROS-free, on a clock the test moves."""
+
 from __future__ import annotations
 
 from ml_model_service.core.frames.health import ERROR, OK, WARN, StreamHealth, TopicState

@@ -1,6 +1,7 @@
 """What another participant on the graph, a dying camera or a bad model can do to the nodes — each node in its
 own process over real DDS: bytes that do not deserialise, status that must tell the truth, bursts of calls,
 calls that wait, a start-up model that cannot be read."""
+
 from __future__ import annotations
 
 import struct
@@ -84,13 +85,17 @@ def test_malformed_colour_messages_between_good_frames_never_blind_the_node(star
             if i % 3 == 2:
                 pub.publish(bad)
                 time.sleep(0.1)
-    wait_for(lambda: len({m.header.frame_id for m in dets.messages if m.header.frame_id.startswith("good-")})
-             >= 0.9 * sent, 20, what="answers to the good frames")
+    wait_for(
+        lambda: len({m.header.frame_id for m in dets.messages if m.header.frame_id.startswith("good-")}) >= 0.9 * sent,
+        20,
+        what="answers to the good frames",
+    )
     answered = {m.header.frame_id for m in dets.messages if m.header.frame_id.startswith("good-")}
     assert len(answered) >= 0.9 * sent, (len(answered), sent)
     assert any(f.startswith("good-truncated") for f in answered)  # frames after every kind are answered
-    wait_for(lambda: status.messages and int(status_of(status)[2]["malformed"]) >= 6, 10,
-             what="malformed messages counted")
+    wait_for(
+        lambda: status.messages and int(status_of(status)[2]["malformed"]) >= 6, 10, what="malformed messages counted"
+    )
     assert "unreadable" in status_of(status)[2]["last_error"]
     assert "unreadable" in proc.log() and proc.alive()
 
@@ -106,6 +111,7 @@ def test_status_tells_when_the_node_is_not_doing_its_job(start_node, spinner):
     def says(level: int, text: str, within: float = 5.0) -> None:
         def now():
             return status.messages and status_of(status)[0] >= level and text in status_of(status)[1]
+
         wait_for(now, within, what=f"status level >= {level} saying {text!r}")
 
     says(1, "no publisher on /st/image", within=8.0)  # nothing has ever published
@@ -122,6 +128,7 @@ def test_status_tells_when_the_node_is_not_doing_its_job(start_node, spinner):
             msg.header.stamp = node.get_clock().now().to_msg()
             pub.publish(msg)
             time.sleep(0.1)
+
     thread = threading.Thread(target=camera, daemon=True)
     thread.start()
     try:
@@ -139,8 +146,9 @@ def test_status_tells_when_the_node_is_not_doing_its_job(start_node, spinner):
     proc2 = start_vision(start_node, {"always_on": True, "image_qos": "reliable"}, namespace="/qos")
     wait_ready(spinner, proc2, namespace="/qos")
     status = Collector(node, DiagnosticStatus, "/qos/vision_service/status", STATUS)
-    best_effort = node.create_publisher(Image, "/qos/image", QoSProfile(depth=1,
-                                                                         reliability=ReliabilityPolicy.BEST_EFFORT))
+    best_effort = node.create_publisher(
+        Image, "/qos/image", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    )
     says(1, "cannot match")
     message = status_of(status)[1]
     assert "best_effort" in message and "requested reliable" in message, message
@@ -153,11 +161,18 @@ def test_depth_stream_resumes_when_stamps_jump_back(start_node, spinner):
     proc = start_vision(start_node, {"always_on": True, "use_depth": True, "image_qos": "reliable"}, namespace="/pr")
     wait_ready(spinner, proc, namespace="/pr")
     dets = Collector(node, Detection2DArray, "/pr/detections")
-    pubs = [node.create_publisher(t, f"/pr/{n}", RELIABLE)
-            for t, n in ((Image, "image"), (Image, "depth"), (CameraInfo, "camera_info"))]
+    pubs = [
+        node.create_publisher(t, f"/pr/{n}", RELIABLE)
+        for t, n in ((Image, "image"), (Image, "depth"), (CameraInfo, "camera_info"))
+    ]
     colour = image_msg(photo("coffee"), "c")
-    depth = Image(height=colour.height, width=colour.width, encoding="16UC1", step=colour.width * 2,
-                  data=np.full((colour.height, colour.width), 1000, np.uint16).tobytes())
+    depth = Image(
+        height=colour.height,
+        width=colour.width,
+        encoding="16UC1",
+        step=colour.width * 2,
+        data=np.full((colour.height, colour.width), 1000, np.uint16).tobytes(),
+    )
     info = CameraInfo(width=colour.width, height=colour.height, k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1])
 
     def publish(t: float) -> None:
@@ -190,8 +205,7 @@ def test_depth_stream_resumes_when_stamps_jump_back(start_node, spinner):
 def test_stalled_pairing_is_a_warning(start_node, spinner):
     """Colour frames keep arriving but none can be used (obstacle mode: no depth ever comes)."""
     node = spinner.node
-    proc = start_vision(start_node, {"always_on": True, "use_depth": True, "object_mode": "obstacles"},
-                        namespace="/ob")
+    proc = start_vision(start_node, {"always_on": True, "use_depth": True, "object_mode": "obstacles"}, namespace="/ob")
     wait_for(lambda: proc.alive() and node.count_subscribers("/ob/image") > 0, 30, what="the node's subscription")
     status = Collector(node, DiagnosticStatus, "/ob/vision_service/status", STATUS)
     pub = node.create_publisher(Image, "/ob/image", RELIABLE)
@@ -210,8 +224,11 @@ def test_stalled_pairing_is_a_warning(start_node, spinner):
 
 def test_forty_simultaneous_infer_calls_are_all_answered(start_node, spinner, tmp_path):
     model = _slow_model(tmp_path / "slow.onnx", matmuls=64, rows=16)
-    proc = start_node("model_service", {"model_path": str(model), "allowed_paths": [str(tmp_path)],
-                                        "num_threads": 1}, namespace="/burst")
+    proc = start_node(
+        "model_service",
+        {"model_path": str(model), "allowed_paths": [str(tmp_path)], "num_threads": 1},
+        namespace="/burst",
+    )
     remote = connect(spinner, "/burst/ml_model_service", proc)
     x = np.ones((16, 1024), np.float32)
     request = Infer.Request(inputs=[conversions.tensor_to_msg("x", x)])
@@ -251,8 +268,7 @@ def test_a_waiting_service_call_never_holds_up_parameters(start_node, spinner):
     client = node.create_client(GetDetections, "/wait/vision_service/get_detections")
     assert client.wait_for_service(10.0)
     answer: list = []
-    waiting = threading.Thread(target=lambda: answer.append(call(client, GetDetections.Request(), 40.0)),
-                               daemon=True)
+    waiting = threading.Thread(target=lambda: answer.append(call(client, GetDetections.Request(), 40.0)), daemon=True)
     started = time.monotonic()
     waiting.start()
     time.sleep(1.0)
@@ -277,8 +293,9 @@ def test_start_up_model_with_unreadable_metadata_leaves_the_service_up(start_nod
     for key, value in (("names", "{1e999: 'x'}"), ("task", "detect"), ("imgsz", "[32, 32]")):
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, path)
-    proc = start_node("model_service", {"model_path": str(path), "allowed_paths": [str(tmp_path)]},
-                      namespace="/badmeta")
+    proc = start_node(
+        "model_service", {"model_path": str(path), "allowed_paths": [str(tmp_path)]}, namespace="/badmeta"
+    )
     node = spinner.node
     status = Collector(node, DiagnosticStatus, "/badmeta/ml_model_service/status", STATUS)
     meta = node.create_client(GetMetadata, "/badmeta/ml_model_service/get_metadata")

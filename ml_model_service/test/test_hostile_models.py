@@ -4,6 +4,7 @@ allocates, and with an error that says what was declared and which limit it brok
 The hostile files are built here (ONNX graphs with onnx.helper, TFLite flatbuffers with LiteRT's schema).
 Each refusal that would have cost gigabytes runs in a child process whose peak resident set is measured.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,11 +36,20 @@ CAP_TEXT = f"{MAX_MODEL_TENSOR_BYTES} bytes per tensor (MAX_MODEL_TENSOR_BYTES)"
 
 
 # --- building hostile files ------------------------------------------------------------------------------
-def onnx_file(path: Path, nodes: list, inputs: list, outputs: list, initializers: tuple = (),
-              metadata: dict[str, str] | None = None) -> Path:
+def onnx_file(
+    path: Path,
+    nodes: list,
+    inputs: list,
+    outputs: list,
+    initializers: tuple = (),
+    metadata: dict[str, str] | None = None,
+) -> Path:
     """Write an opset-17 ONNX model."""
-    model = helper.make_model(helper.make_graph(nodes, path.stem, inputs, outputs, list(initializers)),
-                              opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = helper.make_model(
+        helper.make_graph(nodes, path.stem, inputs, outputs, list(initializers)),
+        opset_imports=[helper.make_opsetid("", 17)],
+        ir_version=8,
+    )
     for key, value in (metadata or {}).items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(path))
@@ -48,68 +58,113 @@ def onnx_file(path: Path, nodes: list, inputs: list, outputs: list, initializers
 
 def expand_by_constant(path: Path) -> Path:
     """A 1-byte input expanded to 1 GiB by a constant shape (the output declares no shape)."""
-    return onnx_file(path, [helper.make_node("Expand", ["x", "shape"], ["y"])],
-                     [helper.make_tensor_value_info("x", TensorProto.UINT8, [1])],
-                     [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
-                     [numpy_helper.from_array(np.array([1 << 30], np.int64), "shape")])
+    return onnx_file(
+        path,
+        [helper.make_node("Expand", ["x", "shape"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+        [numpy_helper.from_array(np.array([1 << 30], np.int64), "shape")],
+    )
 
 
 def expand_by_input_shape(path: Path) -> Path:
     """An N-byte input expanded to N x N bytes (1 GiB for N = 32768): the size follows from the input's shape."""
-    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Concat", ["s", "s"], ["ss"], axis=0),
-             helper.make_node("Unsqueeze", ["x", "axis"], ["row"]), helper.make_node("Expand", ["row", "ss"], ["y"])]
-    return onnx_file(path, nodes, [helper.make_tensor_value_info("x", TensorProto.UINT8, ["n"])],
-                     [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
-                     [numpy_helper.from_array(np.array([0], np.int64), "axis")])
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Concat", ["s", "s"], ["ss"], axis=0),
+        helper.make_node("Unsqueeze", ["x", "axis"], ["row"]),
+        helper.make_node("Expand", ["row", "ss"], ["y"]),
+    ]
+    return onnx_file(
+        path,
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+        [numpy_helper.from_array(np.array([0], np.int64), "axis")],
+    )
 
 
 def expand_by_input_values(path: Path) -> Path:
     """A 1-byte input expanded to the shape another input holds: the size follows from input values only."""
-    return onnx_file(path, [helper.make_node("Expand", ["x", "shape"], ["y"])],
-                     [helper.make_tensor_value_info("x", TensorProto.UINT8, [1]),
-                      helper.make_tensor_value_info("shape", TensorProto.INT64, [1])],
-                     [helper.make_tensor_value_info("y", TensorProto.UINT8, None)])
+    return onnx_file(
+        path,
+        [helper.make_node("Expand", ["x", "shape"], ["y"])],
+        [
+            helper.make_tensor_value_info("x", TensorProto.UINT8, [1]),
+            helper.make_tensor_value_info("shape", TensorProto.INT64, [1]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+    )
 
 
 def folded_constant(path: Path) -> Path:
     """A 1 GiB ConstantOfShape that onnxruntime would fold (allocate) while loading."""
-    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["c"],
-                              value=numpy_helper.from_array(np.array([1], np.uint8))),
-             helper.make_node("ReduceMax", ["c"], ["m"], keepdims=0), helper.make_node("Add", ["x", "m"], ["y"])]
-    return onnx_file(path, nodes, [helper.make_tensor_value_info("x", TensorProto.UINT8, [1])],
-                     [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
-                     [numpy_helper.from_array(np.array([1 << 30], np.int64), "shape")])
+    nodes = [
+        helper.make_node("ConstantOfShape", ["shape"], ["c"], value=numpy_helper.from_array(np.array([1], np.uint8))),
+        helper.make_node("ReduceMax", ["c"], ["m"], keepdims=0),
+        helper.make_node("Add", ["x", "m"], ["y"]),
+    ]
+    return onnx_file(
+        path,
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+        [numpy_helper.from_array(np.array([1 << 30], np.int64), "shape")],
+    )
 
 
 def big_onnx_input(path: Path) -> Path:
     """A model declaring a 12000x12000 RGB float input (1.7 GB)."""
     shape = [1, 3, 12000, 12000]
-    return onnx_file(path, [helper.make_node("Relu", ["x"], ["y"])],
-                     [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                     [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    return onnx_file(
+        path,
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+    )
 
 
 def tflite_conv(path: Path, side: int, dynamic: bool = False) -> Path:
     """A float 3x3 convolution over a side x side RGB input (12000: 1.7 GB tensors, a 10 GB XNNPACK indirection
     buffer); `dynamic`: height and width open (-1 in the shape signature)."""
     signature = [1, -1, -1, 3] if dynamic else None
-    tensors = [tfl.TensorT(shape=[1, side, side, 3], type=tfl.TensorType.FLOAT32, buffer=1, name="input",
-                           shapeSignature=signature),
-               tfl.TensorT(shape=[3, 3, 3, 3], type=tfl.TensorType.FLOAT32, buffer=2, name="weights"),
-               tfl.TensorT(shape=[3], type=tfl.TensorType.FLOAT32, buffer=3, name="bias"),
-               tfl.TensorT(shape=[1, side, side, 3], type=tfl.TensorType.FLOAT32, buffer=4, name="output",
-                           shapeSignature=signature)]
+    tensors = [
+        tfl.TensorT(
+            shape=[1, side, side, 3], type=tfl.TensorType.FLOAT32, buffer=1, name="input", shapeSignature=signature
+        ),
+        tfl.TensorT(shape=[3, 3, 3, 3], type=tfl.TensorType.FLOAT32, buffer=2, name="weights"),
+        tfl.TensorT(shape=[3], type=tfl.TensorType.FLOAT32, buffer=3, name="bias"),
+        tfl.TensorT(
+            shape=[1, side, side, 3], type=tfl.TensorType.FLOAT32, buffer=4, name="output", shapeSignature=signature
+        ),
+    ]
     options = tfl.Conv2DOptionsT()
     options.padding, options.strideW, options.strideH = tfl.Padding.SAME, 1, 1
-    conv = tfl.OperatorT(opcodeIndex=0, inputs=[0, 1, 2], outputs=[3], builtinOptions=options,
-                         builtinOptionsType=tfl.BuiltinOptions.Conv2DOptions)
+    conv = tfl.OperatorT(
+        opcodeIndex=0,
+        inputs=[0, 1, 2],
+        outputs=[3],
+        builtinOptions=options,
+        builtinOptionsType=tfl.BuiltinOptions.Conv2DOptions,
+    )
     graph = tfl.SubGraphT(tensors=tensors, inputs=[0], outputs=[3], operators=[conv], name="main")
     weights = np.full((3, 3, 3, 3), 0.1, np.float32).tobytes()
-    model = tfl.ModelT(version=3, subgraphs=[graph],
-                       operatorCodes=[tfl.OperatorCodeT(deprecatedBuiltinCode=tfl.BuiltinOperator.CONV_2D,
-                                                        builtinCode=tfl.BuiltinOperator.CONV_2D)],
-                       buffers=[tfl.BufferT(), tfl.BufferT(), tfl.BufferT(data=list(weights)),
-                                tfl.BufferT(data=[0] * 12), tfl.BufferT()])
+    model = tfl.ModelT(
+        version=3,
+        subgraphs=[graph],
+        operatorCodes=[
+            tfl.OperatorCodeT(
+                deprecatedBuiltinCode=tfl.BuiltinOperator.CONV_2D, builtinCode=tfl.BuiltinOperator.CONV_2D
+            )
+        ],
+        buffers=[
+            tfl.BufferT(),
+            tfl.BufferT(),
+            tfl.BufferT(data=list(weights)),
+            tfl.BufferT(data=[0] * 12),
+            tfl.BufferT(),
+        ],
+    )
     builder = tfl.flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     path.write_bytes(builder.Output())
@@ -120,7 +175,7 @@ def jpeg_declaring(width: int, height: int) -> bytes:
     """A 16x16 JPEG (about 600 bytes) whose frame header is rewritten to declare width x height."""
     data = bytearray(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])[1])
     sof = next(i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xC0)
-    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
     return bytes(data)
 
 
@@ -156,9 +211,11 @@ def refusal_in_child(setup: str, attack: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-BACKEND_SETUP = ("import onnx, onnxruntime\nfrom pathlib import Path\n"
-                 "from ml_model_service.core.runtimes.registry import open_backend\n"
-                 "from ml_model_service.core.loading.model import Model")
+BACKEND_SETUP = (
+    "import onnx, onnxruntime\nfrom pathlib import Path\n"
+    "from ml_model_service.core.runtimes.registry import open_backend\n"
+    "from ml_model_service.core.loading.model import Model"
+)
 
 
 def big_tflite_conv(path: Path) -> Path:
@@ -166,13 +223,21 @@ def big_tflite_conv(path: Path) -> Path:
     return tflite_conv(path, 12000)
 
 
-@pytest.mark.parametrize("build, file, error", [
-    (big_tflite_conv, "conv.tflite", "ModelLoadError: conv.tflite: tensor 'input' of shape [1, 12000, 12000, 3] "
-                                     "(float32) would need 1728000000 bytes"),
-    (big_onnx_input, "big.onnx", "ModelLoadError: big.onnx: input 'x' of shape [1, 3, 12000, 12000] (float32)"),
-    (expand_by_constant, "expand.onnx", "ModelLoadError: expand.onnx: output 'y' of shape [1073741824] (uint8)"),
-    (folded_constant, "fold.onnx", "ModelLoadError: fold.onnx: tensor 'c' of shape [1073741824] (uint8)"),
-], ids=["tflite-12000-conv", "onnx-12000-input", "onnx-expand-constant", "onnx-folded-constant"])
+@pytest.mark.parametrize(
+    "build, file, error",
+    [
+        (
+            big_tflite_conv,
+            "conv.tflite",
+            "ModelLoadError: conv.tflite: tensor 'input' of shape [1, 12000, 12000, 3] "
+            "(float32) would need 1728000000 bytes",
+        ),
+        (big_onnx_input, "big.onnx", "ModelLoadError: big.onnx: input 'x' of shape [1, 3, 12000, 12000] (float32)"),
+        (expand_by_constant, "expand.onnx", "ModelLoadError: expand.onnx: output 'y' of shape [1073741824] (uint8)"),
+        (folded_constant, "fold.onnx", "ModelLoadError: fold.onnx: tensor 'c' of shape [1073741824] (uint8)"),
+    ],
+    ids=["tflite-12000-conv", "onnx-12000-input", "onnx-expand-constant", "onnx-folded-constant"],
+)
 def test_models_declaring_huge_tensors_are_refused_at_load(tmp_path: Path, build, file: str, error: str) -> None:
     """Declared (or, for their declared inputs, inferred) tensors above the cap: refused before allocation."""
     path = build(tmp_path / file)
@@ -195,9 +260,11 @@ def test_onnx_output_bounded_by_input_shape_is_refused_before_the_run(tmp_path: 
     path = expand_by_input_shape(tmp_path / "square.onnx")
     result = refusal_in_child(
         f"{BACKEND_SETUP}\nmodel = Model({str(path)!r}, providers=['cpu'])\nx = np.zeros(32768, np.uint8)",
-        "model.infer({'x': x})")
-    assert result["error"].startswith("TensorSizeError: for input shapes {'x': (32768,)}: output 'y' of shape "
-                                      "[32768, 32768] (uint8)"), result
+        "model.infer({'x': x})",
+    )
+    assert result["error"].startswith(
+        "TensorSizeError: for input shapes {'x': (32768,)}: output 'y' of shape [32768, 32768] (uint8)"
+    ), result
     assert CAP_TEXT in result["error"]
     assert result["growth_mb"] < MAX_GROWTH_MB and result["cpu_s"] < 2, result
     model = Model(str(path), providers=["cpu"])
@@ -227,8 +294,11 @@ def test_onnx_output_known_only_after_the_run_is_refused_after_it(tmp_path: Path
     monkeypatch.setattr(limits, "MAX_MODEL_TENSOR_BYTES", 1 << 20)
     model = Model(str(expand_by_input_values(tmp_path / "values.onnx")), providers=["cpu"])
     assert model.infer({"x": np.ones(1, np.uint8), "shape": np.array([1000])})["y"].shape == (1000,)
-    with pytest.raises(TensorSizeError, match=r"output 'y' of shape \[2097152\] .* above the limit of 1048576 bytes "
-                                              r"per tensor .*only known after the run"):
+    with pytest.raises(
+        TensorSizeError,
+        match=r"output 'y' of shape \[2097152\] .* above the limit of 1048576 bytes "
+        r"per tensor .*only known after the run",
+    ):
         model.infer({"x": np.ones(1, np.uint8), "shape": np.array([2 << 20])})
 
 
@@ -238,13 +308,18 @@ def test_tflite_resize_is_checked_before_allocating(tmp_path: Path) -> None:
     path = tflite_conv(tmp_path / "open.tflite", 1, dynamic=True)  # declared 1x1, as converters write open sizes
     result = refusal_in_child(
         f"{BACKEND_SETUP}\nbackend = open_backend(Path({str(path)!r}))\nx = np.zeros((1, 3000, 3000, 3), np.float32)",
-        "backend.infer({'input': x})")
-    assert result["error"].startswith("TensorSizeError: inputs resized to [[1, 3000, 3000, 3]]: the CONV_2D "
-                                      "operator 0's workspace"), result
+        "backend.infer({'input': x})",
+    )
+    assert result["error"].startswith(
+        "TensorSizeError: inputs resized to [[1, 3000, 3000, 3]]: the CONV_2D operator 0's workspace"
+    ), result
     assert CAP_TEXT in result["error"] and result["growth_mb"] < MAX_GROWTH_MB, result
     backend = open_backend(path)
-    with pytest.raises(TensorSizeError, match=r"input 'input' of shape \[1, 12000, 12000, 3\] \(float32\) would "
-                                              r"need 1728000000 bytes, above the limit"):
+    with pytest.raises(
+        TensorSizeError,
+        match=r"input 'input' of shape \[1, 12000, 12000, 3\] \(float32\) would "
+        r"need 1728000000 bytes, above the limit",
+    ):
         backend.infer({"input": np.zeros((1, 12000, 12000, 3), np.float32)})  # zero pages: never touched
     assert backend.infer({"input": np.ones((1, 480, 640, 3), np.float32)})["output"].shape == (1, 480, 640, 3)
     assert backend.infer({"input": np.ones((1, 8, 8, 3), np.float32)})["output"].shape == (1, 8, 8, 3)
@@ -278,8 +353,10 @@ def test_small_images_declaring_large_ones_are_refused_before_decoding(tmp_path:
     """Under max_image_pixels (49 MP < 50 MP), but far more pixels than the bytes can encode."""
     path = tmp_path / f"bomb.{kind}"
     path.write_bytes(make(7000, 7000))
-    result = refusal_in_child(f"from ml_model_service.core.frames import imaging\n"
-                              f"data = open({str(path)!r}, 'rb').read()", "imaging.decode_compressed(data)")
+    result = refusal_in_child(
+        f"from ml_model_service.core.frames import imaging\ndata = open({str(path)!r}, 'rb').read()",
+        "imaging.decode_compressed(data)",
+    )
     assert result["error"].startswith(f"ImageError: compressed {kind} image declares 7000x7000"), result
     assert "truncated or a decompression bomb" in result["error"]
     assert result["growth_mb"] < 50 and result["cpu_s"] < 0.1, result
@@ -291,10 +368,11 @@ def test_legitimate_uniform_images_still_decode(size: tuple[int, int]) -> None:
     width, height = size
     for channels in (3, 1):
         image = np.zeros((height, width, channels), np.uint8) if channels == 3 else np.zeros((height, width), np.uint8)
-        settings = [(".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]),
-                    (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_PROGRESSIVE, 1,
-                              cv2.IMWRITE_JPEG_OPTIMIZE, 1]),
-                    (".png", [cv2.IMWRITE_PNG_COMPRESSION, 9])]
+        settings = [
+            (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]),
+            (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_OPTIMIZE, 1]),
+            (".png", [cv2.IMWRITE_PNG_COMPRESSION, 9]),
+        ]
         if channels == 1:
             settings.append((".png", [cv2.IMWRITE_PNG_COMPRESSION, 9, cv2.IMWRITE_PNG_BILEVEL, 1]))
         for ext, params in settings:
@@ -342,16 +420,23 @@ def test_decode_compressed_takes_from_the_budget() -> None:
 
 
 # --- metadata ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("names, reason", [
-    ("{1e999: 'x'}", "class id inf is not a whole number"),
-    ("{0.5: 'x'}", "class id 0.5 is not a whole number"),
-    ("{[0]: 'x'}", "the class names cannot be read (TypeError"),
-])
+@pytest.mark.parametrize(
+    "names, reason",
+    [
+        ("{1e999: 'x'}", "class id inf is not a whole number"),
+        ("{0.5: 'x'}", "class id 0.5 is not a whole number"),
+        ("{[0]: 'x'}", "the class names cannot be read (TypeError"),
+    ],
+)
 def test_unreadable_class_names_are_a_load_error(tmp_path: Path, names: str, reason: str) -> None:
     """Names metadata that cannot be read: ModelLoadError with the reason, not another exception."""
-    path = onnx_file(tmp_path / "names.onnx", [helper.make_node("Identity", ["x"], ["y"])],
-                     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], metadata={"names": names})
+    path = onnx_file(
+        tmp_path / "names.onnx",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        metadata={"names": names},
+    )
     with pytest.raises(ModelLoadError, match="the labels it carries cannot be read") as caught:
         Model(str(path), providers=["cpu"])
     assert reason in str(caught.value)
@@ -359,8 +444,11 @@ def test_unreadable_class_names_are_a_load_error(tmp_path: Path, names: str, rea
 
 def test_readable_class_names_still_load(tmp_path: Path) -> None:
     """Ultralytics' names and a string-keyed dict are still labels."""
-    path = onnx_file(tmp_path / "names.onnx", [helper.make_node("Identity", ["x"], ["y"])],
-                     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-                     metadata={"names": "{0: 'person', 1: 'car', '2': 'dog', 3.0: 'cat'}"})
+    path = onnx_file(
+        tmp_path / "names.onnx",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        metadata={"names": "{0: 'person', 1: 'car', '2': 'dog', 3.0: 'cat'}"},
+    )
     assert Model(str(path), providers=["cpu"]).labels.names == {0: "person", 1: "car", 2: "dog", 3: "cat"}

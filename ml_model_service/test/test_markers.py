@@ -3,6 +3,7 @@ process): a designed YOLOv8-seg graph sees a ray-cast thin frame in front of a w
 numbers the frame's pixels like `detections`, the object's cloud keeps to the object, `object_markers` shows
 it as a CUBE + TEXT and clears it when it is gone, and `~/capture_all` returns the masks when asked.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ PAD = 80  # 640x480 camera letterboxed into the 640x640 input
 def seg_model(tmp_path, thin: scenes.ThinObject):
     """A YOLOv8-seg graph that reports the thin object with its true pixels as prototype 0."""
     canvas = np.zeros((640, 640), bool)
-    canvas[PAD:PAD + 480] = thin.mask
+    canvas[PAD : PAD + 480] = thin.mask
     cover = canvas.reshape(160, 4, 160, 4).mean(axis=(1, 3))
     protos = np.zeros((1, 32, 160, 160), np.float32)
     protos[0, 0] = np.where(cover > 0.5, 12.0, -12.0)
@@ -38,8 +39,9 @@ def seg_model(tmp_path, thin: scenes.ThinObject):
     extra[0, 0] = 1.0
     x0, y0, x1, y1 = thin.box
     out = raw_v8(objects=[((x0, y0 + PAD, x1, y1 + PAD), 0, 0.9)], extra=extra)
-    return graph(tmp_path / "thin_seg.onnx", NCHW, {"output0": out, "output1": protos},
-                 ultralytics_props(task="segment"))
+    return graph(
+        tmp_path / "thin_seg.onnx", NCHW, {"output0": out, "output1": protos}, ultralytics_props(task="segment")
+    )
 
 
 @pytest.fixture
@@ -50,12 +52,19 @@ def camera(spinner):
 
 
 def start(start_node, spinner, model_path, **params):
-    proc = start_node("vision_service", {"execution_providers": ["cpu"], "use_depth": True, "model_path":
-                                         str(model_path), "allowed_paths": [str(model_path.parent)], **params},
-                      namespace="/seg")
+    proc = start_node(
+        "vision_service",
+        {
+            "execution_providers": ["cpu"],
+            "use_depth": True,
+            "model_path": str(model_path),
+            "allowed_paths": [str(model_path.parent)],
+            **params,
+        },
+        namespace="/seg",
+    )
     props = spinner.node.create_client(GetProperties, "/seg/vision_service/get_properties")
-    wait_for(lambda: props.wait_for_service(0.5) and call(props, GetProperties.Request(), 5.0), 30,
-             what="vision node")
+    wait_for(lambda: props.wait_for_service(0.5) and call(props, GetProperties.Request(), 5.0), 30, what="vision node")
     assert proc.alive(), proc.log()
     return proc
 
@@ -82,8 +91,9 @@ def test_masks_markers_and_capture_all_over_dds(tmp_path, start_node, spinner, c
     assert same is not None and len(same.detections) == 1  # one detection: pixel value 1 is detections[0]
 
     # The object's cloud is the frame's own pixels, not the wall seen through it (at 2.2 m).
-    cloud = conversions.cloud_from_msg(wait_for(lambda: [p for p in points.messages if p.width], 20,
-                                                what="object_points")[-1])
+    cloud = conversions.cloud_from_msg(
+        wait_for(lambda: [p for p in points.messages if p.width], 20, what="object_points")[-1]
+    )
     xyz = np.column_stack([cloud["x"], cloud["y"], cloud["z"]]).astype(np.float64)
     assert thin.off_object(xyz) <= 0.02 * len(xyz), (thin.off_object(xyz), len(xyz))
     obj = wait_for(lambda: [o for o in objects.messages if o.detections], 10, what="objects")[-1].detections[0]
@@ -118,8 +128,12 @@ def test_masks_markers_and_capture_all_over_dds(tmp_path, start_node, spinner, c
 def test_capture_all_refuses_masks_from_a_detector_without_them(tmp_path, start_node, spinner, camera):
     thin = scenes.thin_object("frame")
     x0, y0, x1, y1 = thin.box
-    path = graph(tmp_path / "det.onnx", NCHW, {"output0": raw_v8(objects=[((x0, y0 + PAD, x1, y1 + PAD), 0, 0.9)])},
-                 ultralytics_props())
+    path = graph(
+        tmp_path / "det.onnx",
+        NCHW,
+        {"output0": raw_v8(objects=[((x0, y0 + PAD, x1, y1 + PAD), 0, 0.9)])},
+        ultralytics_props(),
+    )
     proc = start(start_node, spinner, path, use_depth=False)
     masks_seen = Collector(spinner.node, Image, "/seg/instance_masks")
     dets = Collector(spinner.node, Detection2DArray, "/seg/detections")
@@ -169,8 +183,9 @@ def test_marker_ids_follow_tracking_ids_and_labels_name_them():
     assert arr.markers[0].action == Marker.DELETEALL and len(arr.markers) == 5
     cube, text = arr.markers[1:3]
     assert cube.id == text.id == 17 and text.text == "#17 car 0.80"
-    np.testing.assert_allclose([cube.pose.position.x, cube.pose.position.y, cube.pose.position.z], [0.1, 0.05, 1.15],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        [cube.pose.position.x, cube.pose.position.y, cube.pose.position.z], [0.1, 0.05, 1.15], atol=1e-6
+    )
     np.testing.assert_allclose([cube.scale.x, cube.scale.y, cube.scale.z], [0.2, 0.1, 0.3], atol=1e-6)
     assert arr.markers[3].id == 1 and arr.markers[4].text == "person 0.60"  # index without tracking
 
@@ -181,10 +196,16 @@ def test_rviz_config_shows_the_markers_masks_and_points():
     import yaml
 
     config = yaml.safe_load((Path(__file__).parents[1] / "config" / "vision.rviz").read_text())
-    topics = {d["Class"]: d.get("Topic", {}).get("Value") for d in config["Visualization Manager"]["Displays"]
-              if d["Class"] != "rviz_default_plugins/Image"}
+    topics = {
+        d["Class"]: d.get("Topic", {}).get("Value")
+        for d in config["Visualization Manager"]["Displays"]
+        if d["Class"] != "rviz_default_plugins/Image"
+    }
     assert topics["rviz_default_plugins/MarkerArray"].endswith("/object_markers")
     assert topics["rviz_default_plugins/PointCloud2"].endswith("/object_points")
-    images = [d["Topic"]["Value"] for d in config["Visualization Manager"]["Displays"]
-              if d["Class"] == "rviz_default_plugins/Image"]
+    images = [
+        d["Topic"]["Value"]
+        for d in config["Visualization Manager"]["Displays"]
+        if d["Class"] == "rviz_default_plugins/Image"
+    ]
     assert any(t.endswith("/instance_masks") for t in images) and any(t.endswith("/debug_image") for t in images)

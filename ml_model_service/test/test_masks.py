@@ -6,6 +6,7 @@ The models are ONNX graphs whose outputs are designed (YOLOv8-seg: coefficients 
 end-to-end rows + prototypes; torchvision Mask R-CNN: per-detection masks), run by the same `Model` +
 `VisionModel` code the node uses.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,7 @@ def seg_outputs(nm: int = 32, proto_hw: int = 160) -> tuple[np.ndarray, np.ndarr
         protos[0, j] = np.where(shape, 12.0, -12.0)
     coeffs = np.zeros((nm, len(OBJECTS)), np.float32)
     coeffs[: len(OBJECTS)] = np.eye(len(OBJECTS))
-    coeffs[len(OBJECTS):] = np.random.default_rng(1).normal(0, 2, (nm - len(OBJECTS), len(OBJECTS)))
+    coeffs[len(OBJECTS) :] = np.random.default_rng(1).normal(0, 2, (nm - len(OBJECTS), len(OBJECTS)))
     return coeffs, protos
 
 
@@ -109,8 +110,12 @@ def test_end_to_end_seg_rows_masks(tmp_path):
     coeffs, protos = seg_outputs()
     rows = end2end_rows(extra=32)
     rows[0, : len(OBJECTS), 6:] = coeffs.T
-    path = graph(tmp_path / "e2e_seg.onnx", NCHW, {"output0": rows, "output1": protos},
-                 ultralytics_props(task="segment", end2end=True))
+    path = graph(
+        tmp_path / "e2e_seg.onnx",
+        NCHW,
+        {"output0": rows, "output1": protos},
+        ultralytics_props(task="segment", end2end=True),
+    )
     vision, _ = load(path)
     assert vision.role == "end2end" and vision.segments
     check_masks(vision.detect(IMAGE))
@@ -133,10 +138,18 @@ def test_per_detection_masks_of_a_mask_rcnn_layout(tmp_path):
     probs = np.zeros((2, 1, h, w), np.float32)
     probs[0, 0] = disc(60, 50, 30, xs, ys) * 0.9
     probs[1, 0] = ((xs > 120) & (xs < 140) & (ys > 40) & (ys < 100)) * 0.8
-    outputs = {"boxes": boxes, "labels": np.array([1, 2], np.float32), "scores": np.array([0.9, 0.7], np.float32),
-               "masks": probs}
-    path = graph(tmp_path / "maskrcnn.onnx", [("images", TensorProto.FLOAT, [3, h, w])], outputs,
-                 out_types={"labels": TensorProto.INT64})
+    outputs = {
+        "boxes": boxes,
+        "labels": np.array([1, 2], np.float32),
+        "scores": np.array([0.9, 0.7], np.float32),
+        "masks": probs,
+    }
+    path = graph(
+        tmp_path / "maskrcnn.onnx",
+        [("images", TensorProto.FLOAT, [3, h, w])],
+        outputs,
+        out_types={"labels": TensorProto.INT64},
+    )
     vision, _ = load(path)
     assert vision.role == "detector" and vision.segments
     image = np.zeros((240, 320, 3), np.uint8)  # stretched 2x to the 160x120 input
@@ -175,8 +188,9 @@ def test_mask_clouds_leave_the_wall_out_of_a_thin_object(kind):
     thin = scenes.thin_object(kind)
     x0, y0, x1, y1 = thin.box
     boxed = Detection(0, "thing", 0.9, x0, y0, x1, y1)
-    masked = Detection(0, "thing", 0.9, x0, y0, x1, y1,
-                       mask=masks.Mask(thin.mask[y0:y1, x0:x1], x0, y0, thin.mask.shape))
+    masked = Detection(
+        0, "thing", 0.9, x0, y0, x1, y1, mask=masks.Mask(thin.mask[y0:y1, x0:x1], x0, y0, thin.mask.shape)
+    )
     s, config = thin.scene, pointcloud.CloudConfig()
     (box_obj,) = pointcloud.objects_from_detections(s.depth, s.rgb, s.intrinsics, [boxed], config)
     (mask_obj,) = pointcloud.objects_from_detections(s.depth, s.rgb, s.intrinsics, [masked], config)
@@ -198,8 +212,9 @@ def test_mask_clouds_from_a_seg_model_in_the_pipeline(tmp_path):
     extra = np.zeros((32, grid(SIZE)), np.float32)
     extra[0, 0] = 1.0
     out = raw_v8(objects=[((x0, y0, x1, y1), 0, 0.9)], extra=extra)
-    vision, _ = load(graph(tmp_path / "thin.onnx", NCHW, {"output0": out, "output1": protos},
-                           ultralytics_props(task="segment")))
+    vision, _ = load(
+        graph(tmp_path / "thin.onnx", NCHW, {"output0": out, "output1": protos}, ultralytics_props(task="segment"))
+    )
     s = thin.scene
     depth = pipeline.Depth(lambda: s.depth, lambda: s.intrinsics)
     r = pipeline.run(vision, s.rgb, depth=depth)

@@ -1,4 +1,5 @@
 """The model service node in its own process, called over real DDS from this process."""
+
 from __future__ import annotations
 
 import threading
@@ -25,12 +26,14 @@ IMAGENET = load_labels(BUNDLED_DIR / "imagenet_labels.txt")
 
 def connect(spinner, service: str, proc, timeout: float = 30.0) -> RemoteModel:
     """A RemoteModel once the node in `proc` serves a model."""
+
     def attempt():
         assert proc.alive(), proc.log()
         try:
             return RemoteModel(spinner.node, service, timeout=5.0)
         except Exception:
             return None
+
     return wait_for(attempt, timeout, interval=0.3, what=f"{service} to serve")
 
 
@@ -54,8 +57,11 @@ def ssd_classes(outputs: dict[str, np.ndarray], min_score: float = 0.5) -> set[s
 
 @pytest.fixture
 def detector(start_node, spinner, tmp_path):
-    proc = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"],
-                                        "allowed_paths": [str(tmp_path)]}, namespace="/det")
+    proc = start_node(
+        "model_service",
+        {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"], "allowed_paths": [str(tmp_path)]},
+        namespace="/det",
+    )
     return proc, connect(spinner, "/det/ml_model_service", proc)
 
 
@@ -67,12 +73,14 @@ def test_metadata_of_bundled_models_is_complete(start_node, spinner):
 
     assert d.type == "onnx" and c.type == "tflite"
     assert [(t.name, t.data_type, t.shape) for t in d.inputs] == [
-        ("normalized_input_image_tensor", "uint8", [1, 300, 300, 3])]
+        ("normalized_input_image_tensor", "uint8", [1, 300, 300, 3])
+    ]
     assert [(t.name, t.data_type, t.shape) for t in d.outputs] == [
         ("TFLite_Detection_PostProcess", "float32", [1, 20, 4]),
         ("TFLite_Detection_PostProcess:1", "float32", [1, 20]),
         ("TFLite_Detection_PostProcess:2", "float32", [1, 20]),
-        ("TFLite_Detection_PostProcess:3", "float32", [1])]
+        ("TFLite_Detection_PostProcess:3", "float32", [1]),
+    ]
     assert d.outputs[0].extra["labels"].endswith("coco_labels.txt")  # a description; the names travel as data
     assert d.label_names == COCO.names and c.label_names == IMAGENET.names
     assert d.generation > 0 and c.generation > 0
@@ -224,8 +232,9 @@ def test_setting_model_path_swaps_or_is_rejected(detector, spinner, tmp_path):
 
     def set_model(path: str):
         value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=path)
-        return call(client, SetParameters.Request(parameters=[Parameter(name="model_path", value=value)]),
-                    20.0).results[0]
+        return call(
+            client, SetParameters.Request(parameters=[Parameter(name="model_path", value=value)]), 20.0
+        ).results[0]
 
     assert set_model("efficientnet_lite0").successful
     assert remote.fetch_metadata().outputs[0].name == "Softmax"
@@ -244,8 +253,13 @@ def test_every_reloading_parameter_reloads_the_model(detector, spinner):
     from ml_model_service.core.settings.tables import MODEL_PARAMS
 
     proc, remote = detector
-    new = {"server_timeout": 7.5, "num_threads": 1, "pin_threads": False, "backend": "onnx",
-           "execution_providers": ["cpu"]}
+    new = {
+        "server_timeout": 7.5,
+        "num_threads": 1,
+        "pin_threads": False,
+        "backend": "onnx",
+        "execution_providers": ["cpu"],
+    }
     runner = {p.name for p in MODEL_PARAMS if p.effective_tier == RUNNER}
     assert set(new) <= runner and "server_timeout" in runner
     for name, value in new.items():
@@ -266,8 +280,9 @@ def _set_params(spinner, node: str, **values):
     from rclpy.parameter import Parameter as RclpyParameter
 
     client = spinner.node.create_client(SetParameters, f"{node}/set_parameters")
-    request = SetParameters.Request(parameters=[RclpyParameter(k, value=v).to_parameter_msg()
-                                                for k, v in values.items()])
+    request = SetParameters.Request(
+        parameters=[RclpyParameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+    )
     return call(client, request, 20.0).results
 
 
@@ -292,9 +307,16 @@ def test_files_outside_allowed_folders_are_refused_alike_and_never_read(detector
     secret = outside / "secret.txt"
     secret.write_text("secret-token-4f1c\n")
     (tmp_path / "link.txt").symlink_to(secret)
-    refs = ["/etc/shadow", "/root/.ssh/id_rsa", "/etc", "/proc/self/environ", str(secret),
-            str(tmp_path / "missing.onnx"), str(tmp_path / ".." / outside.name / "secret.txt"),
-            str(tmp_path / "link.txt")]
+    refs = [
+        "/etc/shadow",
+        "/root/.ssh/id_rsa",
+        "/etc",
+        "/proc/self/environ",
+        str(secret),
+        str(tmp_path / "missing.onnx"),
+        str(tmp_path / ".." / outside.name / "secret.txt"),
+        str(tmp_path / "link.txt"),
+    ]
     messages = {}
     for ref in refs:
         response = remote.load(ref)
@@ -357,8 +379,9 @@ def test_bit_flipped_bundled_copy_in_a_checksummed_repository_is_refused(start_n
 
 
 def test_absurd_shapes_and_request_bytes_are_bad_requests(start_node, spinner):
-    proc = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "max_request_bytes": 500000},
-                      namespace="/cap")
+    proc = start_node(
+        "model_service", {"model_path": "ssd_mobilenet_v2_coco", "max_request_bytes": 500000}, namespace="/cap"
+    )
     remote = connect(spinner, "/cap/ml_model_service", proc)
     name = "normalized_input_image_tensor"
     cases = {
@@ -366,8 +389,13 @@ def test_absurd_shapes_and_request_bytes_are_bad_requests(start_node, spinner):
         "product": ([_tensor(name, "uint8", [1, 3000, 3000, 3], b"")], "limit of 500000 bytes"),
         "zero": ([_tensor(name, "uint8", [1, 0, 300, 3], b"")], "zero dimension"),
         "huge dim": ([_tensor(name, "float32", [1, 2**40, 1, 1], b"")], "limit"),
-        "too many bytes": ([_tensor(name, "uint8", [1, 300, 300, 3], bytes(270000)),
-                            _tensor("extra", "uint8", [300000], bytes(300000))], "max_request_bytes"),
+        "too many bytes": (
+            [
+                _tensor(name, "uint8", [1, 300, 300, 3], bytes(270000)),
+                _tensor("extra", "uint8", [300000], bytes(300000)),
+            ],
+            "max_request_bytes",
+        ),
     }
     client = infer_client(spinner, remote)
     for label, (inputs, expected) in cases.items():
@@ -390,17 +418,24 @@ def _slow_model(path, matmuls: int = 40, rows: int = 256):
         nodes.append(helper.make_node("MatMul", [prev, "w"], [f"h{i}"]))
         prev = f"h{i}"
     nodes.append(helper.make_node("Identity", [prev], ["y"]))
-    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, 1024])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, 1024])],
-                              [numpy_helper.from_array(np.eye(1024, dtype=np.float32), "w")])
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, 1024])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, 1024])],
+        [numpy_helper.from_array(np.eye(1024, dtype=np.float32), "w")],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
 
 
 def test_concurrent_infer_calls_above_the_cap_are_answered_busy(start_node, spinner, tmp_path):
     model = _slow_model(tmp_path / "slow.onnx")
-    proc = start_node("model_service", {"model_path": str(model), "allowed_paths": [str(tmp_path)],
-                                        "max_concurrent_infer": 1, "num_threads": 1}, namespace="/busy")
+    proc = start_node(
+        "model_service",
+        {"model_path": str(model), "allowed_paths": [str(tmp_path)], "max_concurrent_infer": 1, "num_threads": 1},
+        namespace="/busy",
+    )
     remote = connect(spinner, "/busy/ml_model_service", proc)
     client = infer_client(spinner, remote)
     x = np.arange(256 * 1024, dtype=np.float32).reshape(256, 1024)
@@ -428,8 +463,9 @@ def test_concurrent_infer_calls_above_the_cap_are_answered_busy(start_node, spin
 
 
 def test_generation_labels_and_model_path_follow_load_model(start_node, spinner):
-    proc = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"]},
-                      namespace="/gen")
+    proc = start_node(
+        "model_service", {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"]}, namespace="/gen"
+    )
     node = "/gen/ml_model_service"
     remote = connect(spinner, node, proc)
     first = remote.generation
@@ -454,8 +490,12 @@ def test_generation_labels_and_model_path_follow_load_model(start_node, spinner)
 
     proc.stop()  # a restarted service never repeats a generation
     again = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco"}, namespace="/gen")
-    wait_for(lambda: _try_generation(spinner, node, again) not in (None, first, first + 1, first + 2), 30,
-             interval=0.3, what="the restarted service")
+    wait_for(
+        lambda: _try_generation(spinner, node, again) not in (None, first, first + 1, first + 2),
+        30,
+        interval=0.3,
+        what="the restarted service",
+    )
 
 
 def _try_generation(spinner, node, proc):
@@ -467,8 +507,9 @@ def _try_generation(spinner, node, proc):
 
 
 def test_swaps_can_be_switched_off(start_node, spinner):
-    proc = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "allow_model_swap": False},
-                      namespace="/noswap")
+    proc = start_node(
+        "model_service", {"model_path": "ssd_mobilenet_v2_coco", "allow_model_swap": False}, namespace="/noswap"
+    )
     node = "/noswap/ml_model_service"
     remote = connect(spinner, node, proc)
     response = remote.load("efficientnet_lite0")

@@ -1,6 +1,7 @@
 """Models on an Open Inference Protocol ("KServe V2") server, against a real one: KServe's ModelServer
 serving the bundled ONNX models over gRPC and REST in its own process (test/kserve_server.py), reached
 with tritonclient. Core model, CLI, and the vision node over DDS, on scikit-image photographs."""
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,9 @@ def test_server_model_matches_local_file(server, scheme):
     local = Model("ssd_mobilenet_v2_coco", providers=["cpu"])
     remote = Model(server.url(scheme, "ssd"), COCO)
     assert remote.metadata.type == "oip" and remote.metadata.name == "ssd"
-    assert [(t.name, t.data_type, t.shape) for t in remote.metadata.inputs + remote.metadata.outputs] == \
-        [(t.name, t.data_type, t.shape) for t in local.metadata.inputs + local.metadata.outputs]
+    assert [(t.name, t.data_type, t.shape) for t in remote.metadata.inputs + remote.metadata.outputs] == [
+        (t.name, t.data_type, t.shape) for t in local.metadata.inputs + local.metadata.outputs
+    ]
     assert remote.metadata.outputs[0].extra["server"] == server.url(scheme, "ssd")
     assert remote.ready()
     config = vision_config(_defaults())
@@ -142,15 +144,23 @@ def test_cli_on_server(server, tmp_path):
     cv2.imwrite(str(image), cv2.cvtColor(photo("coffee"), cv2.COLOR_RGB2BGR))
     runs = {}
     for model in ("ssd_mobilenet_v2_coco", server.url("http", "ssd")):
-        out = subprocess.run([sys.executable, "-m", "ml_model_service", "detect", "--model", model, "--labels",
-                              COCO, str(image)], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", "ml_model_service", "detect", "--model", model, "--labels", COCO, str(image)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr
         runs[model] = json.loads(out.stdout.strip().splitlines()[-1])
     a, b = runs.values()
     assert [o["class_name"] for o in a["detections"]] == [o["class_name"] for o in b["detections"]]
     assert "cup" in [o["class_name"] for o in a["detections"]]
-    meta = subprocess.run([sys.executable, "-m", "ml_model_service", "metadata", server.url("grpc", "ssd")],
-                          capture_output=True, text=True, timeout=120)
+    meta = subprocess.run(
+        [sys.executable, "-m", "ml_model_service", "metadata", server.url("grpc", "ssd")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert meta.returncode == 0 and "normalized_input_image_tensor" in meta.stdout, meta.stderr
 
 
@@ -160,8 +170,10 @@ def test_vision_nodes_share_a_server_and_survive_its_restart(server, start_node,
     nodes = {}
     for scheme in ("grpc", "http"):
         ns = f"/oip_{scheme}"
-        nodes[scheme] = (ns, start_vision(start_node, {"model_path": server.url(scheme, "ssd"), "label_path": COCO},
-                                          namespace=ns))
+        nodes[scheme] = (
+            ns,
+            start_vision(start_node, {"model_path": server.url(scheme, "ssd"), "label_path": COCO}, namespace=ns),
+        )
     cams, dets = {}, {}
     for scheme, (ns, proc) in nodes.items():
         wait_ready(spinner, proc, namespace=ns)
@@ -174,15 +186,20 @@ def test_vision_nodes_share_a_server_and_survive_its_restart(server, start_node,
             for scheme, cam in cams.items():
                 cam.show(image_msg(rgb, f"{scheme}_{name}"))
             for scheme in cams:
-                msg = wait_for(lambda s=scheme, n=name: dets[s].where(lambda m: m.header.frame_id == f"{s}_{n}"),
-                               30, what=f"{scheme} detections of {name}")[-1]
+                msg = wait_for(
+                    lambda s=scheme, n=name: dets[s].where(lambda m: m.header.frame_id == f"{s}_{n}"),
+                    30,
+                    what=f"{scheme} detections of {name}",
+                )[-1]
                 assert_matches_reference(as_tuples(msg), ref)
                 for cls, score, box in ref:  # the acceptance bar: IoU >= 0.9, scores within 0.02
-                    assert any(g[0] == cls and iou(g[2], box) >= 0.9 and abs(g[1] - score) <= 0.02
-                               for g in as_tuples(msg)), (cls, score, box, as_tuples(msg))
+                    assert any(
+                        g[0] == cls and iou(g[2], box) >= 0.9 and abs(g[1] - score) <= 0.02 for g in as_tuples(msg)
+                    ), (cls, score, box, as_tuples(msg))
         # under the stream: kill the server; the nodes stay up and say why; restart; detections resume
-        status = Collector(spinner.node, DiagnosticStatus, f"{nodes['grpc'][0]}/vision_service/status",
-                           QoSProfile(depth=10))
+        status = Collector(
+            spinner.node, DiagnosticStatus, f"{nodes['grpc'][0]}/vision_service/status", QoSProfile(depth=10)
+        )
         server.stop(kill=True)
         get = spinner.node.create_client(GetDetections, f"{nodes['grpc'][0]}/vision_service/get_detections")
         r = call(get, GetDetections.Request(image=image_msg(photo("motorcycle"), "m")), 15.0)
@@ -192,8 +209,12 @@ def test_vision_nodes_share_a_server_and_survive_its_restart(server, start_node,
         server.start()
         for scheme in cams:
             count = len(dets[scheme].messages)
-            wait_for(lambda s=scheme, c=count: len(dets[s].messages) > c + 1 and dets[s].messages[-1].detections,
-                     40, interval=0.3, what=f"{scheme} detections after the server restarted")
+            wait_for(
+                lambda s=scheme, c=count: len(dets[s].messages) > c + 1 and dets[s].messages[-1].detections,
+                40,
+                interval=0.3,
+                what=f"{scheme} detections after the server restarted",
+            )
         r = call(get, GetDetections.Request(image=image_msg(photo("motorcycle"), "m")), 15.0)
         assert r.success and "motorcycle" in [g[0] for g in as_tuples(r.detections)], r.message
     finally:
@@ -201,8 +222,9 @@ def test_vision_nodes_share_a_server_and_survive_its_restart(server, start_node,
             cam.close()
 
 
-@pytest.mark.parametrize("name,bundled", [("ssd", "ssd_mobilenet_v2_coco"),
-                                          ("efficientnet_lite0", "efficientnet_lite0")])
+@pytest.mark.parametrize(
+    "name,bundled", [("ssd", "ssd_mobilenet_v2_coco"), ("efficientnet_lite0", "efficientnet_lite0")]
+)
 def test_triton_repository_configs_describe_the_bundled_models(name, bundled):
     """deploy/triton: each config.pbtxt parses as Triton's ModelConfig, names the ONNX model's tensors with
     their types and shapes, and carries the labels the V2 backend reads (Triton itself is not run here)."""
@@ -218,8 +240,11 @@ def test_triton_repository_configs_describe_the_bundled_models(name, bundled):
     assert config.name == name and config.platform == "onnxruntime_onnx" and config.max_batch_size == 0
 
     def triton(tensors) -> list:
-        return [(t.name, V2_TYPES[model_config_pb2.DataType.Name(t.data_type)[len("TYPE_"):]], list(t.dims))
-                for t in tensors]
+        return [
+            (t.name, V2_TYPES[model_config_pb2.DataType.Name(t.data_type)[len("TYPE_") :]], list(t.dims))
+            for t in tensors
+        ]
+
     assert triton(config.input) == [(t.name, t.data_type, t.shape) for t in local.metadata.inputs]
     assert triton(config.output) == [(t.name, t.data_type, t.shape) for t in local.metadata.outputs]
     # what get_model_config returns over gRPC (as JSON) and HTTP, read into the model's labels
@@ -235,8 +260,9 @@ def test_model_service_node_serves_a_server_model_and_swaps_only_to_allowed_serv
     to models on its start-up server but refuses any other server (the caller cannot pick one)."""
     from test_model_service import connect, image_input, ssd_classes
 
-    proc = start_node("model_service", {"model_path": server.url("grpc", "ssd"), "label_path": COCO},
-                      namespace="/oipsvc")
+    proc = start_node(
+        "model_service", {"model_path": server.url("grpc", "ssd"), "label_path": COCO}, namespace="/oipsvc"
+    )
     remote = connect(spinner, "/oipsvc/ml_model_service", proc)
     assert remote.metadata.type == "oip" and remote.metadata.outputs[0].extra["server"] == server.url("grpc", "ssd")
     assert "motorcycle" in ssd_classes(remote.infer(image_input(remote, photo("motorcycle"))))
@@ -308,8 +334,9 @@ def test_a_vision_node_started_before_its_server_comes_up(start_node, spinner):
     try:
         cam.show(image_msg(photo("motorcycle"), "late"))
         late.start()
-        msg = wait_for(lambda: dets.where(lambda m: m.detections), 40, interval=0.3,
-                       what="detections once the server is up")[-1]
+        msg = wait_for(
+            lambda: dets.where(lambda m: m.detections), 40, interval=0.3, what="detections once the server is up"
+        )[-1]
         assert "motorcycle" in [g[0] for g in as_tuples(msg)]
         assert "recovered" in proc.log() and proc.alive()
     finally:

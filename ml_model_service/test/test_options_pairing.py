@@ -1,4 +1,5 @@
 """The parameter table and colour/depth pairing, without ROS or DDS."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,19 +12,31 @@ from ml_model_service.core.settings.tables import VISION_PARAMS, by_name, change
 P = by_name(VISION_PARAMS)
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("resize_mode", "bogus_mode", "not one of auto, stretch, letterbox"),
-    ("box_units", "inches", "not one of"), ("model_type", "segmenter", "not one of"),
-    ("backend", "pytorch", "not one of"), ("image_qos", "fast", "not one of"),
-    ("object_mode", "walls", "not one of"), ("yolo_format", "v99", "not one of"),
-    ("input_mean", [0.5, 0.5], "exactly 3 values"), ("input_std", [1.0, 0.0, 1.0], "non-zero"),
-    ("box_order", [0, 1, 2], "permutation"), ("box_order", [0, 0, 2, 3], "permutation"),
-    ("input_size", [0], "positive"), ("model_type", "mask", "not one of"),
-    ("ground_normal", [0.0, 1.0], "exactly 3 values"),
-    ("confidence_threshold", 1.5, "outside"), ("label_confidences", ["person"], "key:value"),
-    ("label_confidences", ["person:high"], "not a number"), ("remap_output_names", ["out:colour"], "role"),
-    ("execution_providers", "cpu", "list of str"), ("use_depth", "yes please", "must be a bool"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("resize_mode", "bogus_mode", "not one of auto, stretch, letterbox"),
+        ("box_units", "inches", "not one of"),
+        ("model_type", "segmenter", "not one of"),
+        ("backend", "pytorch", "not one of"),
+        ("image_qos", "fast", "not one of"),
+        ("object_mode", "walls", "not one of"),
+        ("yolo_format", "v99", "not one of"),
+        ("input_mean", [0.5, 0.5], "exactly 3 values"),
+        ("input_std", [1.0, 0.0, 1.0], "non-zero"),
+        ("box_order", [0, 1, 2], "permutation"),
+        ("box_order", [0, 0, 2, 3], "permutation"),
+        ("input_size", [0], "positive"),
+        ("model_type", "mask", "not one of"),
+        ("ground_normal", [0.0, 1.0], "exactly 3 values"),
+        ("confidence_threshold", 1.5, "outside"),
+        ("label_confidences", ["person"], "key:value"),
+        ("label_confidences", ["person:high"], "not a number"),
+        ("remap_output_names", ["out:colour"], "role"),
+        ("execution_providers", "cpu", "list of str"),
+        ("use_depth", "yes please", "must be a bool"),
+    ],
+)
 def test_bad_values_are_refused_with_a_reason(name, value, words):
     values = {**defaults(VISION_PARAMS), name: value}
     assert words in validate(values, VISION_PARAMS)

@@ -1,6 +1,7 @@
 """CPU runtimes: the OpenVINO backend against onnxruntime on the bundled models and real photographs,
 `backend: auto` choosing the measured-fastest runtime for the bundled names (a user's backend wins), the
 thread policy, and scripts/bench_runtimes.py printing every model x runtime."""
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,11 @@ def test_openvino_detector_matches_onnxruntime_on_photographs():
     model = Model("ssd_mobilenet_v2_coco", backend="openvino")
     assert model.metadata.type == "openvino" and model.metadata.outputs[0].extra["backend"] == "openvino"
     assert [(t.name, t.data_type) for t in model.metadata.outputs] == [
-        ("TFLite_Detection_PostProcess", "float32"), ("TFLite_Detection_PostProcess:1", "float32"),
-        ("TFLite_Detection_PostProcess:2", "float32"), ("TFLite_Detection_PostProcess:3", "float32")]
+        ("TFLite_Detection_PostProcess", "float32"),
+        ("TFLite_Detection_PostProcess:1", "float32"),
+        ("TFLite_Detection_PostProcess:2", "float32"),
+        ("TFLite_Detection_PostProcess:3", "float32"),
+    ]
     vision = VisionModel(model, model.labels, VisionConfig(filters=FilterConfig(0.5)))
     assert vision.role == "detector"
     # (astronaut.png is left out: a low-scored 'mouse' there scores 0.34 on onnxruntime and 0.50 on OpenVINO,
@@ -127,8 +131,21 @@ def test_openvino_thread_policy_and_concurrent_calls():
 
 def test_bench_runtimes_prints_every_model_and_runtime(tmp_path):
     out_json = tmp_path / "bench.json"
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_runtimes.py"), "--rounds", "1", "--iters", "2",
-                          "--json", str(out_json)], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_runtimes.py"),
+            "--rounds",
+            "1",
+            "--iters",
+            "2",
+            "--json",
+            str(out_json),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     rows = json.loads(out_json.read_text())["rows"]
     timed = {(r["file"], r["runtime"]) for r in rows if "median_ms" in r}
@@ -138,7 +155,8 @@ def test_bench_runtimes_prints_every_model_and_runtime(tmp_path):
         assert {(onnx_file, "onnx"), (tfl_file, "tflite")} <= timed
         # OpenVINO on the ONNX file: timed, or refused with its reason where this CPU's plugin cannot run it
         assert (onnx_file, "openvino") in timed or (
-            (onnx_file, "openvino") in refused and _openvino_refuses(BUNDLED_DIR / onnx_file))
+            (onnx_file, "openvino") in refused and _openvino_refuses(BUNDLED_DIR / onnx_file)
+        )
     assert any(r["runtime"] == "openvino" and "TFLite_Detection_PostProcess" in r.get("error", "") for r in rows)
     for r in rows:
         if "median_ms" in r:

@@ -1,6 +1,7 @@
 """Inference thread placement (ROS-free): runtime pool threads one per core apart from the caller's core
 (`pin_threads`), the caller on that core (`pin_caller`), and nothing pinned where there is one core or
 pinning is switched off. Checked on the real runtimes' threads, from /proc."""
+
 from __future__ import annotations
 
 import contextlib

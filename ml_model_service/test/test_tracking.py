@@ -3,6 +3,7 @@ other for a few frames), a car leaving the image and coming back, a dog arriving
 detector has. Identity switches are counted as MOT's CLEAR metrics count them: a true object matched to a
 different track id than at its previous match.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,12 @@ def sequence(seed: int = 0) -> list[list[tuple[str, Detection]]]:
         dets = []
         for name, cls, score, (x0, y0, x1, y1) in objects:
             j = rng.normal(0, 1.5, 4)
-            dets.append((name, Detection(cls, str(cls), score + rng.normal(0, 0.02), x0 + j[0], y0 + j[1],
-                                         x1 + j[2], y1 + j[3])))
+            dets.append(
+                (
+                    name,
+                    Detection(cls, str(cls), score + rng.normal(0, 0.02), x0 + j[0], y0 + j[1], x1 + j[2], y1 + j[3]),
+                )
+            )
         dets.sort(key=lambda p: -p[1].confidence)
         frames.append(dets)
     return frames

@@ -1,4 +1,5 @@
 """The trust boundary in the ROS-free core: allowed folders, checksums, bounded labels, tensor and image caps."""
+
 from __future__ import annotations
 
 import os
@@ -40,9 +41,19 @@ def test_paths_outside_the_allowed_folders_get_one_message_whether_they_exist_or
     os.symlink(tmp_path / "secret.txt", allowed / "link.txt")
     os.symlink("/etc", allowed / "etc")
     policy = ModelPolicy.for_folders([allowed])
-    refs = ["/etc/shadow", "/root/.ssh/id_rsa", "/etc", str(tmp_path / "secret.txt"), str(allowed / "missing.onnx"),
-            str(allowed / "../secret.txt"), str(allowed / "link.txt"), str(allowed / "etc/passwd"), str(allowed),
-            "/proc/self/environ", "/dev/zero"]
+    refs = [
+        "/etc/shadow",
+        "/root/.ssh/id_rsa",
+        "/etc",
+        str(tmp_path / "secret.txt"),
+        str(allowed / "missing.onnx"),
+        str(allowed / "../secret.txt"),
+        str(allowed / "link.txt"),
+        str(allowed / "etc/passwd"),
+        str(allowed),
+        "/proc/self/environ",
+        "/dev/zero",
+    ]
     messages = {}
     for ref in refs:
         with pytest.raises(TrustError) as info:
@@ -149,9 +160,13 @@ def test_onnx_external_data_cannot_leave_the_model_folder(tmp_path):
         for k, v in (("location", location), ("offset", "0"), ("length", "16")):
             entry = w.external_data.add()
             entry.key, entry.value = k, v
-        graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [w])
+        graph = helper.make_graph(
+            [helper.make_node("Add", ["x", "w"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+            [w],
+        )
         path = folder / f"{name}.onnx"
         path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
         return path
@@ -213,8 +228,10 @@ def test_image_sizes_are_checked_before_decoding():
     bomb = _png_header(60000, 60000) + zlib.compress(bytes(250_000))
     with pytest.raises(ImageError, match="3600000000 pixels is above the limit of 50000000"):
         imaging.decode_compressed(bomb)
-    sof = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" \
-          b"\xff\xc0\x00\x11\x08\xfd\xe8\xfd\xe8\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    sof = (
+        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+        b"\xff\xc0\x00\x11\x08\xfd\xe8\xfd\xe8\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    )
     assert imaging.compressed_size(sof) == ("jpeg", 65000, 65000)
     with pytest.raises(ImageError, match="above the limit"):
         imaging.decode_compressed(sof + bytes(1000))

@@ -1,5 +1,6 @@
 """Vision node parameters over DDS: invalid values refused with the reason (at start-up and at run time),
 changes applied by tier (a threshold never reloads the model), model_path always names the loaded model."""
+
 from __future__ import annotations
 
 import os
@@ -53,10 +54,16 @@ def test_refused_values_tiers_and_model_path_in_sync(start_node, spinner):
     def get(name):
         return call(get_client, GetParameters.Request(names=[name]), 10.0).values[0]
 
-    refused = {"resize_mode": ("bogus_mode", "not one of"), "box_units": ("inches", "not one of"),
-               "input_mean": ([0.5, 0.5], "exactly 3"), "box_order": ([0, 0, 1, 2], "permutation"),
-               "confidence_threshold": (1.5, ""), "label_confidences": (["cat"], "key:value"),
-               "model_path": ("/no/such/model.onnx", "keeps serving"), "use_depth": (True, "read-only")}
+    refused = {
+        "resize_mode": ("bogus_mode", "not one of"),
+        "box_units": ("inches", "not one of"),
+        "input_mean": ([0.5, 0.5], "exactly 3"),
+        "box_order": ([0, 0, 1, 2], "permutation"),
+        "confidence_threshold": (1.5, ""),
+        "label_confidences": (["cat"], "key:value"),
+        "model_path": ("/no/such/model.onnx", "keeps serving"),
+        "use_depth": (True, "read-only"),
+    }
     for name, (bad, words) in refused.items():
         r = set_(name, bad)
         assert not r.successful and words in r.reason, (name, r.reason)
@@ -81,23 +88,42 @@ def test_refused_values_tiers_and_model_path_in_sync(start_node, spinner):
 
 
 def test_bad_start_up_values_end_with_one_clear_line():
-    for args, words in ((["-p", "resize_mode:=bogus"], "resize_mode: 'bogus' is not one of"),
-                        (["-p", "input_std:=[1.0, 0.0, 1.0]"], "non-zero")):
-        done = subprocess.run([sys.executable, "-m", "ml_model_service.ros.vision_node", "--ros-args", *args],
-                              capture_output=True, text=True, timeout=60)
+    for args, words in (
+        (["-p", "resize_mode:=bogus"], "resize_mode: 'bogus' is not one of"),
+        (["-p", "input_std:=[1.0, 0.0, 1.0]"], "non-zero"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "ml_model_service.ros.vision_node", "--ros-args", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 2 and words in done.stderr + done.stdout, done.stderr
         assert "Traceback" not in done.stderr
 
 
 def test_forms_users_type_on_the_command_line_are_accepted(spinner):
-    cmd = [sys.executable, "-m", "ml_model_service.ros.vision_node", "--ros-args", "-r", "__ns:=/typed",
-           "-p", "execution_providers:=cpu", "-p", "use_depth:=1", "-p", "confidence_threshold:=1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ml_model_service.ros.vision_node",
+        "--ros-args",
+        "-r",
+        "__ns:=/typed",
+        "-p",
+        "execution_providers:=cpu",
+        "-p",
+        "use_depth:=1",
+        "-p",
+        "confidence_threshold:=1",
+    ]
     node = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         get_client = spinner.node.create_client(GetParameters, "/typed/vision_service/get_parameters")
         wait_for(lambda: get_client.wait_for_service(0.5), 30, what="node with typed command-line values")
-        values = call(get_client, GetParameters.Request(names=["execution_providers", "use_depth",
-                                                                 "confidence_threshold"]), 10.0).values
+        values = call(
+            get_client, GetParameters.Request(names=["execution_providers", "use_depth", "confidence_threshold"]), 10.0
+        ).values
         assert list(values[0].string_array_value) == ["cpu"] and values[1].bool_value is True
         assert values[2].double_value == 1.0
     finally:
@@ -116,8 +142,12 @@ def test_both_nodes_report_on_diagnostics(start_node, spinner):
 
     def names():
         return {s.name: s for m in list(diagnostics.messages) for s in m.status}
-    found = wait_for(lambda: {"/diag/ml_model_service", "/diag/vision_service"} <= set(names()) and names(), 30,
-                     what="both nodes on /diagnostics")
+
+    found = wait_for(
+        lambda: {"/diag/ml_model_service", "/diag/vision_service"} <= set(names()) and names(),
+        30,
+        what="both nodes on /diagnostics",
+    )
     service, vision = found["/diag/ml_model_service"], found["/diag/vision_service"]
     assert "serving" in service.message and {"infer_ok", "loads"} <= {v.key for v in service.values}
     keys = {v.key for v in vision.values}
@@ -150,8 +180,11 @@ def test_pin_worker_keeps_the_worker_apart_from_the_pool_and_applies_live(start_
     dets = Collector(spinner.node, Detection2DArray, f"{ns}/detections")
     try:
         camera.show(image_msg(photo("motorcycle"), "pin_a"))
-        wait_for(lambda: "worker thread pinned to CPU" in proc.log() or len(allowed) == 1, 30,
-                 what="the worker pinned at its first frame")
+        wait_for(
+            lambda: "worker thread pinned to CPU" in proc.log() or len(allowed) == 1,
+            30,
+            what="the worker pinned at its first frame",
+        )
         cpus = _thread_cpus(proc.proc.pid)
         pool = [c for c in cpus if len(c) == 1 and c < allowed and c != home]
         if len(allowed) > 1:
@@ -161,8 +194,7 @@ def test_pin_worker_keeps_the_worker_apart_from_the_pool_and_applies_live(start_
 
         set_client = spinner.node.create_client(SetParameters, f"{ns}/vision_service/set_parameters")
         loads = proc.log().count("ready (")
-        r = call(set_client, SetParameters.Request(parameters=[Parameter(name="pin_worker", value=value(False))]),
-                 30.0)
+        r = call(set_client, SetParameters.Request(parameters=[Parameter(name="pin_worker", value=value(False))]), 30.0)
         assert r.results[0].successful, r.results[0].reason
         camera.show(image_msg(photo("motorcycle"), "pin_b"))
         wait_for(lambda: dets.where(lambda m: m.header.frame_id == "pin_b"), 30, what="detections after the change")

@@ -1,4 +1,5 @@
 """The vision node in its own process: camera stream in over DDS, vision_msgs out, services."""
+
 from __future__ import annotations
 
 import cv2
@@ -27,8 +28,9 @@ EXPECTED = {"astronaut": "person", "chelsea": "cat", "coffee": "cup", "motorcycl
 
 def reference_detections(rgb: np.ndarray, threshold: float = 0.5) -> list[tuple[str, float, np.ndarray]]:
     """The bundled detector run straight through onnxruntime: (class, score, [x0, y0, x1, y1] pixels)."""
-    session = ort.InferenceSession(str(BUNDLED_DIR / BUNDLED["ssd_mobilenet_v2_coco"].file),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(BUNDLED_DIR / BUNDLED["ssd_mobilenet_v2_coco"].file), providers=["CPUExecutionProvider"]
+    )
     tensor = cv2.resize(rgb, (300, 300), interpolation=cv2.INTER_LINEAR)[None]
     boxes, classes, scores, count = session.run(None, {session.get_inputs()[0].name: tensor})
     h, w = rgb.shape[:2]
@@ -36,8 +38,13 @@ def reference_detections(rgb: np.ndarray, threshold: float = 0.5) -> list[tuple[
     for i in range(int(count[0])):
         if scores[0, i] >= threshold:
             y0, x0, y1, x1 = boxes[0, i]
-            out.append((COCO.name(int(classes[0, i])), float(scores[0, i]),
-                        np.clip(np.array([x0 * w, y0 * h, x1 * w, y1 * h]), 0, [w, h, w, h])))
+            out.append(
+                (
+                    COCO.name(int(classes[0, i])),
+                    float(scores[0, i]),
+                    np.clip(np.array([x0 * w, y0 * h, x1 * w, y1 * h]), 0, [w, h, w, h]),
+                )
+            )
     return out
 
 
@@ -45,8 +52,9 @@ def as_tuples(msg: Detection2DArray) -> list[tuple[str, float, np.ndarray]]:
     out = []
     for d in msg.detections:
         c = d.bbox.center.position
-        box = np.array([c.x - d.bbox.size_x / 2, c.y - d.bbox.size_y / 2, c.x + d.bbox.size_x / 2,
-                        c.y + d.bbox.size_y / 2])
+        box = np.array(
+            [c.x - d.bbox.size_x / 2, c.y - d.bbox.size_y / 2, c.x + d.bbox.size_x / 2, c.y + d.bbox.size_y / 2]
+        )
         out.append((d.results[0].hypothesis.class_id, d.results[0].hypothesis.score, box))
     return out
 
@@ -85,6 +93,7 @@ def wait_ready(spinner, proc, timeout=30.0, namespace: str = "/cam"):
         assert proc.alive(), proc.log()
         r = call(client, GetProperties.Request(), 5.0) if client.wait_for_service(0.5) else None
         return r if r and (r.detections_supported or r.classifications_supported) else None
+
     return wait_for(ready, timeout, interval=0.3, what="vision node ready")
 
 
@@ -98,8 +107,9 @@ def test_detections_on_photographs_match_onnxruntime(start_node, spinner, camera
     for name, expected in EXPECTED.items():
         rgb = photo(name)
         camera.show(image_msg(rgb, f"cam_{name}"))
-        msg = wait_for(lambda n=name: dets.where(lambda m: m.header.frame_id == f"cam_{n}"), 30,
-                       what=f"detections of {name}")[-1]
+        msg = wait_for(
+            lambda n=name: dets.where(lambda m: m.header.frame_id == f"cam_{n}"), 30, what=f"detections of {name}"
+        )[-1]
         got, ref = as_tuples(msg), reference_detections(rgb)
         assert expected in [g[0] for g in got]
         assert_matches_reference(got, ref)
@@ -113,8 +123,7 @@ def test_detections_on_photographs_match_onnxruntime(start_node, spinner, camera
     r = call(service, GetDetections.Request(), 10.0)
     assert r.success and r.detections.header.frame_id == "cam_motorcycle"
     # a late subscriber still gets the latched label_info
-    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                         reliability=ReliabilityPolicy.RELIABLE)
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
     labels = Collector(spinner.node, LabelInfo, "/cam/label_info", latched)
     info = wait_for(lambda: labels.messages, 10, what="label_info")[0]
     assert {c.class_id: c.class_name for c in info.class_map}[3] == "motorcycle"
@@ -137,8 +146,11 @@ def test_classifications_topic_and_service(start_node, spinner, camera):
     assert r.classifications.results[0].class_id == msg.results[0].class_id
     assert r.classifications.results[0].score == pytest.approx(msg.results[0].score, abs=1e-6)
     # a detector call on a classifier says so
-    d = call(spinner.node.create_client(GetDetections, "/cam/vision_service/get_detections"),
-             GetDetections.Request(image=image_msg(photo("chelsea"), "x")), 10.0)
+    d = call(
+        spinner.node.create_client(GetDetections, "/cam/vision_service/get_detections"),
+        GetDetections.Request(image=image_msg(photo("chelsea"), "x")),
+        10.0,
+    )
     assert not d.success and "classifier" in d.message
 
 
@@ -170,8 +182,13 @@ def test_other_encodings_and_compressed(start_node, spinner, encoding):
     assert r.success and "motorcycle" in [g[0] for g in as_tuples(r.detections)]
 
 
-CAMERA_ENCODINGS = ["uyvy", "yuyv", "yuv422", "yuv422_yuy2",
-                    *(f"bayer_{p}{bits}" for p in ("rggb", "bggr", "gbrg", "grbg") for bits in (8, 16))]
+CAMERA_ENCODINGS = [
+    "uyvy",
+    "yuyv",
+    "yuv422",
+    "yuv422_yuy2",
+    *(f"bayer_{p}{bits}" for p in ("rggb", "bggr", "gbrg", "grbg") for bits in (8, 16)),
+]
 
 
 def test_camera_encodings_give_the_detections_of_the_rgb8_frame(start_node, spinner):
@@ -193,7 +210,10 @@ def test_camera_encodings_give_the_detections_of_the_rgb8_frame(start_node, spin
                 for cls, score, box in (d for d in these if d[1] >= 0.6):
                     best = max((d for d in those if d[0] == cls), key=lambda d: iou(d[2], box), default=None)
                     assert best is not None and iou(best[2], box) >= 0.8 and abs(best[1] - score) <= 0.1, (
-                        encoding, best, (cls, score))
+                        encoding,
+                        best,
+                        (cls, score),
+                    )
 
 
 def test_bad_images_get_errors_and_node_goes_on(start_node, spinner, camera):
@@ -208,8 +228,12 @@ def test_bad_images_get_errors_and_node_goes_on(start_node, spinner, camera):
     zero = Image(encoding="rgb8", width=0, height=10, step=0)
     small_step = image_msg(photo("coffee"), "step")
     small_step.step = 10
-    cases = {"encoding": (bad_encoding, "unsupported image encoding"), "short": (short, "shorter than"),
-             "zero": (zero, "zero-size"), "step": (small_step, "step")}
+    cases = {
+        "encoding": (bad_encoding, "unsupported image encoding"),
+        "short": (short, "shorter than"),
+        "zero": (zero, "zero-size"),
+        "step": (small_step, "step"),
+    }
     for label, (msg, text) in cases.items():
         r = call(client, GetDetections.Request(image=msg), 10.0)
         assert not r.success and text in r.message, (label, r.message)
@@ -217,12 +241,14 @@ def test_bad_images_get_errors_and_node_goes_on(start_node, spinner, camera):
     r = call(client, GetDetections.Request(compressed_image=bad_jpeg), 10.0)
     assert not r.success and "JPEG" in r.message
     # a broken stream on the topic is counted and logged; the node then serves a good stream
-    status = Collector(spinner.node, DiagnosticStatus, "/cam/vision_service/status",
-                       QoSProfile(depth=10))
+    status = Collector(spinner.node, DiagnosticStatus, "/cam/vision_service/status", QoSProfile(depth=10))
     dets = Collector(spinner.node, Detection2DArray, "/cam/detections")
     camera.show(short)
-    wait_for(lambda: any(int({v.key: v.value for v in s.values}["errors"]) > 0 for s in status.messages), 20,
-             what="error counter")
+    wait_for(
+        lambda: any(int({v.key: v.value for v in s.values}["errors"]) > 0 for s in status.messages),
+        20,
+        what="error counter",
+    )
     assert "shorter than" in proc.log()
     camera.show(good)
     wait_for(lambda: dets.where(lambda m: m.header.frame_id == "good"), 20, what="detections after bad frames")
@@ -249,8 +275,9 @@ def test_capture_all_returns_one_frame(start_node, spinner, camera):
 def test_remote_model_matches_in_process_and_survives_restart(start_node, spinner):
     model_params = {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"]}
     service = start_node("model_service", model_params, namespace="/models")
-    remote = start_vision(start_node, {"model_service": "/models/ml_model_service", "service_timeout": 2.0},
-                          namespace="/remote")
+    remote = start_vision(
+        start_node, {"model_service": "/models/ml_model_service", "service_timeout": 2.0}, namespace="/remote"
+    )
     local = start_vision(start_node, namespace="/local")
     wait_ready(spinner, remote, namespace="/remote")
     wait_ready(spinner, local, namespace="/local")
@@ -265,8 +292,7 @@ def test_remote_model_matches_in_process_and_survives_restart(start_node, spinne
         for x, y in zip(got_a, got_b):
             assert x[1] == pytest.approx(y[1], abs=1e-6) and iou(x[2], y[2]) > 0.999
 
-    status = Collector(spinner.node, DiagnosticStatus, "/remote/vision_service/status",
-                       QoSProfile(depth=10))
+    status = Collector(spinner.node, DiagnosticStatus, "/remote/vision_service/status", QoSProfile(depth=10))
     service.stop()
     request = GetDetections.Request(image=image_msg(photo("motorcycle"), "m"))
     r = call(get_remote, request, 15.0)
@@ -275,8 +301,12 @@ def test_remote_model_matches_in_process_and_survives_restart(start_node, spinne
     assert remote.alive()
 
     start_node("model_service", model_params, namespace="/models")
-    again = wait_for(lambda: (lambda x: x if x.success else None)(call(get_remote, request, 15.0)), 40,
-                     interval=0.5, what="remote detections after the model service restarted")
+    again = wait_for(
+        lambda: (lambda x: x if x.success else None)(call(get_remote, request, 15.0)),
+        40,
+        interval=0.5,
+        what="remote detections after the model service restarted",
+    )
     assert "motorcycle" in [g[0] for g in as_tuples(again.detections)]
     wait_for(lambda: any("ready" in s.message for s in status.messages[-1:]), 10, what="status ready again")
 
@@ -293,12 +323,10 @@ def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner)
     # one inference thread (about 17 ms a frame on a 2-core VM) against a 200 Hz camera: the camera is
     # always faster than the model, however fast the machine (with two pinned threads a frame took 11 ms,
     # and a 100 Hz camera published from Python could fall behind it)
-    proc = start_vision(start_node, {"model_path": "ssd_mobilenet_v2_coco_tflite", "num_threads": 1},
-                        namespace="/lazy")
+    proc = start_vision(start_node, {"model_path": "ssd_mobilenet_v2_coco_tflite", "num_threads": 1}, namespace="/lazy")
     wait_ready(spinner, proc, namespace="/lazy")
     camera = Camera(spinner.node, "/lazy")
-    status = Collector(spinner.node, DiagnosticStatus, "/lazy/vision_service/status",
-                       QoSProfile(depth=10))
+    status = Collector(spinner.node, DiagnosticStatus, "/lazy/vision_service/status", QoSProfile(depth=10))
     camera.period = 1 / 200.0  # far faster than the model
     camera.show(image_msg(photo("motorcycle"), "fast"))
     wait_for(lambda: _status(status), 10, what="status")
@@ -310,8 +338,9 @@ def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner)
 
     dets = Collector(spinner.node, Detection2DArray, "/lazy/detections")
     wait_for(lambda: len(dets.messages) >= 10, 30, what="detections once someone listens")
-    busy = wait_for(lambda: (lambda s: s if int(s.get("skipped", 0)) > 0 else None)(_status(status)), 10,
-                    what="skipped frames")
+    busy = wait_for(
+        lambda: (lambda s: s if int(s.get("skipped", 0)) > 0 else None)(_status(status)), 10, what="skipped frames"
+    )
     assert busy["subscribed"] == "true"
     assert int(busy["processed"]) < int(busy["received"])  # the latest frame only, never a backlog
     latest = dets.messages[-1].header.stamp
@@ -320,8 +349,7 @@ def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner)
 
     set_params = spinner.node.create_client(SetParameters, "/lazy/vision_service/set_parameters")
     value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.99)
-    r = call(set_params, SetParameters.Request(parameters=[Parameter(name="confidence_threshold", value=value)]),
-             10.0)
+    r = call(set_params, SetParameters.Request(parameters=[Parameter(name="confidence_threshold", value=value)]), 10.0)
     assert r.results[0].successful
     n = len(dets.messages)
     wait_for(lambda: any(not m.detections for m in dets.messages[n:]), 20, what="threshold applied")
@@ -338,15 +366,18 @@ def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner)
 def test_model_without_a_role_is_reported_and_node_stays_up(tmp_path, start_node, spinner):
     from conftest import constant_model
 
-    path = constant_model(tmp_path / "embedder.onnx", [1, 3, 16, 16],
-                          {"embedding": np.zeros((1, 8, 4, 4), np.float32)})
+    path = constant_model(tmp_path / "embedder.onnx", [1, 3, 16, 16], {"embedding": np.zeros((1, 8, 4, 4), np.float32)})
     proc = start_vision(start_node, {"model_path": str(path), "allowed_paths": [str(tmp_path)]})
     props = spinner.node.create_client(GetProperties, "/cam/vision_service/get_properties")
-    r = wait_for(lambda: props.wait_for_service(0.5) and call(props, GetProperties.Request(), 10.0), 30,
-                 what="properties")
+    r = wait_for(
+        lambda: props.wait_for_service(0.5) and call(props, GetProperties.Request(), 10.0), 30, what="properties"
+    )
     assert not r.detections_supported and not r.classifications_supported
-    d = call(spinner.node.create_client(GetDetections, "/cam/vision_service/get_detections"),
-             GetDetections.Request(image=image_msg(photo("coffee"), "x")), 10.0)
+    d = call(
+        spinner.node.create_client(GetDetections, "/cam/vision_service/get_detections"),
+        GetDetections.Request(image=image_msg(photo("coffee"), "x")),
+        10.0,
+    )
     assert not d.success and "fits no vision role" in d.message
     assert "output embedding: float32 [1, 8, 4, 4]" in d.message and "input images" in d.message
     assert "fits no vision role" in proc.log() and proc.alive()
@@ -355,22 +386,32 @@ def test_model_without_a_role_is_reported_and_node_stays_up(tmp_path, start_node
 def test_remote_vision_node_follows_a_model_swap_on_the_service(start_node, spinner):
     from ml_model_service_interfaces.srv import LoadModel
 
-    service = start_node("model_service", {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"]},
-                         namespace="/swap")
-    remote = start_vision(start_node, {"model_service": "/swap/ml_model_service", "service_timeout": 5.0,
-                                       "confidence_threshold": 0.2}, namespace="/swap")
+    service = start_node(
+        "model_service", {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"]}, namespace="/swap"
+    )
+    remote = start_vision(
+        start_node,
+        {"model_service": "/swap/ml_model_service", "service_timeout": 5.0, "confidence_threshold": 0.2},
+        namespace="/swap",
+    )
     wait_ready(spinner, remote, namespace="/swap")
     camera = Camera(spinner.node, "/swap", rate=20.0)
     camera.show(image_msg(photo("chelsea"), "cat"))
     dets = Collector(spinner.node, Detection2DArray, "/swap/detections")
     classes = Collector(spinner.node, Classification, "/swap/classifications")
-    wait_for(lambda: dets.where(lambda m: any(d.results[0].hypothesis.class_id == "cat" for d in m.detections)),
-             30, what="detections from the remote detector")
+    wait_for(
+        lambda: dets.where(lambda m: any(d.results[0].hypothesis.class_id == "cat" for d in m.detections)),
+        30,
+        what="detections from the remote detector",
+    )
     load = spinner.node.create_client(LoadModel, "/swap/ml_model_service/load_model")
     r = call(load, LoadModel.Request(model_path="efficientnet_lite0"), 30.0)
     assert r.success, r.message
-    wait_for(lambda: classes.where(lambda m: m.results and "cat" in m.results[0].class_id.lower()), 30,
-             what="classifications once the service swapped to the classifier")
+    wait_for(
+        lambda: classes.where(lambda m: m.results and "cat" in m.results[0].class_id.lower()),
+        30,
+        what="classifications once the service swapped to the classifier",
+    )
     log = remote.log()
     assert "model changed" in log and "unavailable" not in log.split("model changed", 1)[1]
     # every message after the swap is the new model's: no detections decoded from classifier outputs

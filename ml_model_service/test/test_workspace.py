@@ -4,6 +4,7 @@ src/ next to the real vision_msgs (the Kilted release, extra/vision_msgs there),
 with the real `ros2 launch`) with the launch_testing pytest plugins on the path, as on a ROS install. The
 project's own build (install/) stays off every path; on a machine with a ROS distro sourced, that distro
 stands in for the venv."""
+
 from __future__ import annotations
 
 import os
@@ -19,14 +20,36 @@ TOOLS = Path(os.environ.get("ROS2_CLI_TOOLS", REPO.parent / "shared" / "tools" /
 SUBSET = ["test/test_config.py", "test/test_workspace_dependencies.py"]
 # what a user's fresh shell keeps from this one (not env.sh's paths, the overlay's, or the ROS wheels'
 # re-exec guard _ROS_WHEELS_BOOTSTRAP_COMPLETE, which would leave the wheels' libraries off LD_LIBRARY_PATH)
-KEEP_VARS = ("HOME", "USER", "LOGNAME", "SHELL", "LANG", "TERM", "TMPDIR", "CI", "ROS_DISTRO", "ROS_DOMAIN_ID",
-             "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "ROS2_CLI_OVERLAY", "ROS2_CLI_NO_LAUNCH_TESTING")
+KEEP_VARS = (
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "TERM",
+    "TMPDIR",
+    "CI",
+    "ROS_DISTRO",
+    "ROS_DOMAIN_ID",
+    "ROS_AUTOMATIC_DISCOVERY_RANGE",
+    "ROS_LOG_DIR",
+    "ROS2_CLI_OVERLAY",
+    "ROS2_CLI_NO_LAUNCH_TESTING",
+)
 
 
 def copy_tree(dest: Path) -> None:
     """What `git clone` of the working tree gives: tracked and untracked-but-not-ignored files."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = REPO / rel
         if src.is_file():
@@ -35,18 +58,23 @@ def copy_tree(dest: Path) -> None:
 
 
 def user_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k in KEEP_VARS or k.startswith(("LC_", "PIP_")) or k.lower().endswith("_proxy")}
-    env["PATH"] = ":".join(p for p in os.environ.get("PATH", "").split(":")
-                           if p and not p.startswith(str(REPO)) and "/opt/ros/" not in p)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in KEEP_VARS or k.startswith(("LC_", "PIP_")) or k.lower().endswith("_proxy")
+    }
+    env["PATH"] = ":".join(
+        p for p in os.environ.get("PATH", "").split(":") if p and not p.startswith(str(REPO)) and "/opt/ros/" not in p
+    )
     return env
 
 
 def test_user_workspace_builds_and_passes_its_tests(tmp_path):
     distro = os.environ.get("ROS_DISTRO", "")
     ros_install = bool(distro) and Path(f"/opt/ros/{distro}/setup.bash").is_file()
-    assert ros_install or (TOOLS / "setup.sh").is_file(), \
+    assert ros_install or (TOOLS / "setup.sh").is_file(), (
         f"neither a ROS install nor {TOOLS} (the shared ros2-cli tools beside the project)"
+    )
     ws = tmp_path / "ws"
     copy_tree(ws / "src" / "ml_model_service")
     expected = ["ml_model_service", "ml_model_service_interfaces"]
@@ -77,8 +105,14 @@ def test_user_workspace_builds_and_passes_its_tests(tmp_path):
           || {{ tail -60 test.log; exit 1; }}
         echo "== results"; colcon test-result --all --verbose
         """)
-    res = subprocess.run(["bash", "-c", script], env=user_env(), stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, timeout=1200)
+    res = subprocess.run(
+        ["bash", "-c", script],
+        env=user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=1200,
+    )
     out = res.stdout
     assert res.returncode == 0, out[-6000:]
     listed = out.split("== colcon list")[1].split("==")[0].split()
@@ -98,14 +132,26 @@ def test_suite_collects_with_and_without_the_launch_testing_plugins():
     the ros2-cli overlay puts it on the path; pytest.ini switches it off, so the suite starts either way
     (without: no plugin autoloads, as where neither is installed)."""
     probe = [sys.executable, "-c", "import launch_testing.pytest.hooks, launch_testing_ros"]
-    assert subprocess.run(probe, capture_output=True).returncode == 0, \
+    assert subprocess.run(probe, capture_output=True).returncode == 0, (
         "launch_testing is not on this path (make test sources ../shared/tools/ros2-cli, which brings it)"
-    collect = [sys.executable, "-m", "pytest", "-c", str(REPO / "ml_model_service" / "pytest.ini"), "--rootdir",
-               str(REPO / "ml_model_service"), "--collect-only", "-q", str(REPO / "ml_model_service" / "test")]
+    )
+    collect = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-c",
+        str(REPO / "ml_model_service" / "pytest.ini"),
+        "--rootdir",
+        str(REPO / "ml_model_service"),
+        "--collect-only",
+        "-q",
+        str(REPO / "ml_model_service" / "test"),
+    ]
     for env in (dict(os.environ), {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}):
         res = subprocess.run(collect, env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         assert re.search(r"\b\d{2,} tests? collected", res.stdout), res.stdout[-2000:]
-    plain = subprocess.run([*collect[:3], "-p", "launch_testing", *collect[3:]], capture_output=True, text=True,
-                           cwd=REPO, timeout=300)
+    plain = subprocess.run(
+        [*collect[:3], "-p", "launch_testing", *collect[3:]], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert plain.returncode != 0 and "PluginValidationError" in plain.stdout + plain.stderr  # what pytest.ini averts

@@ -1,5 +1,6 @@
 """package.xml names a rosdep key for everything the package and its tests import, so that `rosdep install
 --from-paths src --ignore-src` installs what they need; keys rosdistro lacks are defined in rosdep.yaml."""
+
 from __future__ import annotations
 
 import ast
@@ -16,26 +17,68 @@ REPO = PKG.parent
 # Python module → rosdep key. ROS packages are keys by their own name; system/pip keys as in rosdistro's
 # rosdep/python.yaml (ROSDISTRO_KEYS, each checked there) or, where rosdistro has none, rosdep.yaml.
 MODULE_KEYS = {
-    "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "skimage": "python3-skimage",
-    "pytest": "python3-pytest", "onnxruntime": "python3-onnxruntime-pip", "open3d": "python3-open3d-pip",
-    "onnx": "python3-onnx-pip", "ai_edge_litert": "python3-ai-edge-litert-pip",
+    "numpy": "python3-numpy",
+    "cv2": "python3-opencv",
+    "yaml": "python3-yaml",
+    "skimage": "python3-skimage",
+    "pytest": "python3-pytest",
+    "onnxruntime": "python3-onnxruntime-pip",
+    "open3d": "python3-open3d-pip",
+    "onnx": "python3-onnx-pip",
+    "ai_edge_litert": "python3-ai-edge-litert-pip",
     "tflite_runtime": "python3-ai-edge-litert-pip",  # the older LiteRT wheel, tried when ai_edge_litert is absent
     "catkin_pkg": "python3-catkin-pkg-modules",
-    "norfair": "python3-norfair-enough-pip", "tritonclient": "python3-tritonclient-pip",
-    "openvino": "python3-openvino-pip", "google": "python3-protobuf",  # google.protobuf
+    "norfair": "python3-norfair-enough-pip",
+    "tritonclient": "python3-tritonclient-pip",
+    "openvino": "python3-openvino-pip",
+    "google": "python3-protobuf",  # google.protobuf
 }
 # test helpers that run under their own interpreter, not the package's (their imports are not the package's)
-OWN_ENVIRONMENT = {"kserve_server.py": "build/kserve-venv (scripts/requirements-kserve.txt: kserve's pins clash "
-                                       "with the package's)"}
-ROSDISTRO_KEYS = {"python3-numpy", "python3-opencv", "python3-yaml", "python3-skimage", "python3-pytest",
-                  "python3-onnxruntime-pip", "python3-open3d-pip", "python3-catkin-pkg-modules", "python3-protobuf"}
-ROS_PACKAGES = {"rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "geometry_msgs", "diagnostic_msgs",
-                "vision_msgs", "visualization_msgs", "ml_model_service_interfaces", "launch", "launch_ros",
-                "ament_index_python", "builtin_interfaces", "launch_testing", "launch_testing_ros", "launch_pytest",
-                "tf2_ros", "rosgraph_msgs", "lifecycle_msgs"}
+OWN_ENVIRONMENT = {
+    "kserve_server.py": "build/kserve-venv (scripts/requirements-kserve.txt: kserve's pins clash with the package's)"
+}
+ROSDISTRO_KEYS = {
+    "python3-numpy",
+    "python3-opencv",
+    "python3-yaml",
+    "python3-skimage",
+    "python3-pytest",
+    "python3-onnxruntime-pip",
+    "python3-open3d-pip",
+    "python3-catkin-pkg-modules",
+    "python3-protobuf",
+}
+ROS_PACKAGES = {
+    "rclpy",
+    "rcl_interfaces",
+    "std_msgs",
+    "sensor_msgs",
+    "geometry_msgs",
+    "diagnostic_msgs",
+    "vision_msgs",
+    "visualization_msgs",
+    "ml_model_service_interfaces",
+    "launch",
+    "launch_ros",
+    "ament_index_python",
+    "builtin_interfaces",
+    "launch_testing",
+    "launch_testing_ros",
+    "launch_pytest",
+    "tf2_ros",
+    "rosgraph_msgs",
+    "lifecycle_msgs",
+}
 # `ros2 VERB` in the tests → the package that provides the verb
-CLI_VERBS = {"launch": "ros2launch", "param": "ros2param", "service": "ros2service", "topic": "ros2topic",
-             "node": "ros2node", "run": "ros2run", "lifecycle": "ros2lifecycle"}
+CLI_VERBS = {
+    "launch": "ros2launch",
+    "param": "ros2param",
+    "service": "ros2service",
+    "topic": "ros2topic",
+    "node": "ros2node",
+    "run": "ros2run",
+    "lifecycle": "ros2lifecycle",
+}
 
 
 def imports(paths: list[Path]) -> dict[str, set[str]]:
@@ -107,9 +150,13 @@ def test_keys_rosdistro_lacks_are_defined_in_rosdep_yaml():
         for distro in ("ubuntu", "debian"):
             assert defined[key][distro]["pip"]["packages"], f"{key}: no pip package for {distro}"
     # the pip packages are the ones the project pins
-    pinned = {re.split(r"[=<>\[ ;]", line.strip())[0].lower() for req in (REPO / "scripts").glob("requirements*.txt")
-              if req.name != "requirements-kserve.txt"
-              for line in req.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    pinned = {
+        re.split(r"[=<>\[ ;]", line.strip())[0].lower()
+        for req in (REPO / "scripts").glob("requirements*.txt")
+        if req.name != "requirements-kserve.txt"
+        for line in req.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     for key, rules in defined.items():
         names = {re.split(r"[\[=<>]", p)[0].lower() for p in rules["ubuntu"]["pip"]["packages"]}
         assert names <= pinned, f"{key}: not pinned in scripts/requirements*.txt"

@@ -1,4 +1,5 @@
 """Model metadata as Viam's ML model service defines it: tensor infos in model order, label files."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -3,6 +3,7 @@
 Everything a request can get wrong is checked here before anything is allocated, and each error names
 the tensor and what is wrong with it.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,18 @@ from .metadata import TensorSpec
 DTYPES: dict[str, np.dtype] = {
     name: np.dtype(name).newbyteorder("<")
     for name in (
-        "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
-        "float16", "float32", "float64", "bool",
+        "int8",
+        "uint8",
+        "int16",
+        "uint16",
+        "int32",
+        "uint32",
+        "int64",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "bool",
     )
 }
 
@@ -41,8 +52,9 @@ def dtype_name(dtype: np.dtype | type) -> str:
     return name
 
 
-def check_shape(name: str, data_type: str, shape: Sequence[int], *, max_bytes: int = MAX_TENSOR_BYTES,
-                allow_empty: bool = True) -> tuple[np.dtype, list[int], int]:
+def check_shape(
+    name: str, data_type: str, shape: Sequence[int], *, max_bytes: int = MAX_TENSOR_BYTES, allow_empty: bool = True
+) -> tuple[np.dtype, list[int], int]:
     """Check a claimed tensor before anything is allocated: known type, rank, no negative, zero (unless
     `allow_empty`) or absurd dimension, and a size within `max_bytes`. Returns (dtype, shape, bytes)."""
     dtype = DTYPES.get(data_type)
@@ -67,8 +79,15 @@ def check_shape(name: str, data_type: str, shape: Sequence[int], *, max_bytes: i
     return dtype, shape, math.prod(shape) * dtype.itemsize
 
 
-def decode_tensor(name: str, data_type: str, shape: Sequence[int], data: bytes | memoryview, *,
-                  max_bytes: int = MAX_TENSOR_BYTES, allow_empty: bool = True) -> np.ndarray:
+def decode_tensor(
+    name: str,
+    data_type: str,
+    shape: Sequence[int],
+    data: bytes | memoryview,
+    *,
+    max_bytes: int = MAX_TENSOR_BYTES,
+    allow_empty: bool = True,
+) -> np.ndarray:
     """Turn a wire tensor into a read-only numpy array, checking type, shape and byte length."""
     dtype, shape, expected = check_shape(name, data_type, shape, max_bytes=max_bytes, allow_empty=allow_empty)
     if len(data) != expected:
@@ -87,14 +106,17 @@ def check_request_size(claims: Iterable[tuple[str, str, Sequence[int], int]], ma
     for name, data_type, shape, length in claims:
         _, _, nbytes = check_shape(name, data_type, shape, max_bytes=max_bytes)  # names the tensor at fault
         if length > max_bytes:
-            raise TensorError(f"tensor {name!r} carries {length} bytes, above the limit of {max_bytes} bytes "
-                              "(max_request_bytes)")
+            raise TensorError(
+                f"tensor {name!r} carries {length} bytes, above the limit of {max_bytes} bytes (max_request_bytes)"
+            )
         carried += length
         claimed += nbytes
     total = max(carried, claimed)
     if total > max_bytes:
-        raise TensorError(f"the request's tensors {'carry' if carried >= claimed else 'claim'} {total} bytes "
-                          f"together, above the limit of {max_bytes} bytes (max_request_bytes)")
+        raise TensorError(
+            f"the request's tensors {'carry' if carried >= claimed else 'claim'} {total} bytes "
+            f"together, above the limit of {max_bytes} bytes (max_request_bytes)"
+        )
 
 
 def encode_tensor(array: np.ndarray) -> tuple[str, list[int], memoryview]:
@@ -102,7 +124,7 @@ def encode_tensor(array: np.ndarray) -> tuple[str, list[int], memoryview]:
     is already contiguous and little-endian)."""
     array = np.asarray(array)
     name = dtype_name(array.dtype)
-    return name, list(array.shape), memoryview(np.ascontiguousarray(array, dtype=DTYPES[name]).reshape(-1)).cast("B")
+    return name, list(array.shape), memoryview(np.ascontiguousarray(array, dtype=DTYPES[name]).reshape(-1)).cast("B")  # type: ignore[arg-type]
 
 
 def check_inputs(specs: Sequence[TensorSpec], inputs: Mapping[str, np.ndarray]) -> None:

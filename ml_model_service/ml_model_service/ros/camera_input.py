@@ -15,6 +15,7 @@ never raised into the worker; the newest readable colour frame is used. A publis
 the image subscription (e.g. best effort against `image_qos: reliable`) is reported (`qos_problem`), with the
 offered and requested policies.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -52,23 +53,26 @@ def _read(raw: bytes, msg_type, topic: str, malformed: list[str]):
         msg = conversions.image_from_cdr(raw) if msg_type is Image else None
         return msg or deserialize_message(raw, msg_type)
     except Exception as exc:  # bytes from any participant: never trusted to deserialise
-        malformed.append(f"unreadable {msg_type.__name__} on {topic} ({len(raw)} bytes): "
-                         f"{type(exc).__name__}: {str(exc)[:200]}")
+        malformed.append(
+            f"unreadable {msg_type.__name__} on {topic} ({len(raw)} bytes): {type(exc).__name__}: {str(exc)[:200]}"
+        )
         return None
 
 
 class CameraInput:
     """Colour (raw or compressed), depth and camera_info subscriptions, subscribed only while wanted."""
 
-    def __init__(self, node: Node, image_topic: str, compressed: bool, use_depth: bool, reliable: bool,
-                 depth: int = 2) -> None:
+    def __init__(
+        self, node: Node, image_topic: str, compressed: bool, use_depth: bool, reliable: bool, depth: int = 2
+    ) -> None:
         self.node = node
         self.image_topic = image_topic
         self.colour_type = CompressedImage if compressed else Image
         self.use_depth = use_depth
         # REP-2003 sensor data: best effort, small queue; the queue only lets skipped frames be counted.
-        self.qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
-                              else ReliabilityPolicy.BEST_EFFORT)
+        self.qos = QoSProfile(
+            depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        )
         self._group = direct.WorkerOwned()
         self._guard = GuardCondition(None, None, context=node.context)
         self._subs: dict[str, object] = {}
@@ -86,16 +90,25 @@ class CameraInput:
     def _reconcile(self) -> bool:
         """Subscribe or unsubscribe to match `wanted`; True when that changed anything."""
         if self.wanted and not self._subs and not self.stopping:
+
             def make(msg_type, topic):
                 return self.node.create_subscription(
-                    msg_type, topic, lambda _m: None, self.qos, callback_group=self._group, raw=True,
-                    event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
+                    msg_type,
+                    topic,
+                    lambda _m: None,
+                    self.qos,
+                    callback_group=self._group,
+                    raw=True,
+                    event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False),
+                )
+
             self._subs["colour"] = make(self.colour_type, self.image_topic)
             if self.use_depth:
                 self._subs["depth"] = make(Image, "depth")
                 self._subs["info"] = make(CameraInfo, "camera_info")
-            self.node.get_logger().info(f"subscribed to {self.image_topic}" +
-                                        (" with depth and camera_info" if self.use_depth else ""))
+            self.node.get_logger().info(
+                f"subscribed to {self.image_topic}" + (" with depth and camera_info" if self.use_depth else "")
+            )
             return True
         if (not self.wanted or self.stopping) and self._subs:
             for sub in self._subs.values():
@@ -120,15 +133,20 @@ class CameraInput:
         for info in self.node.get_publishers_info_by_topic(self._subs["colour"].topic_name):
             offered = info.qos_profile
             if (wants_reliable and offered.reliability == ReliabilityPolicy.BEST_EFFORT) or (
-                    wants_latched and offered.durability == DurabilityPolicy.VOLATILE):
-                bad.append(f"{info.node_namespace.rstrip('/')}/{info.node_name} offers "
-                           f"{offered.reliability.name.lower()}/{offered.durability.name.lower()}")
+                wants_latched and offered.durability == DurabilityPolicy.VOLATILE
+            ):
+                bad.append(
+                    f"{info.node_namespace.rstrip('/')}/{info.node_name} offers "
+                    f"{offered.reliability.name.lower()}/{offered.durability.name.lower()}"
+                )
         if not bad:
             return ""
         requested = f"{self.qos.reliability.name.lower()}/{self.qos.durability.name.lower()}"
-        return (f"{len(bad)} publisher(s) of {self._subs['colour'].topic_name} offer QoS that cannot match "
-                f"(reliability/durability): {'; '.join(bad[:3])}; requested {requested}: set image_qos to match "
-                "the camera (sensor_data for best effort)")
+        return (
+            f"{len(bad)} publisher(s) of {self._subs['colour'].topic_name} offer QoS that cannot match "
+            f"(reliability/durability): {'; '.join(bad[:3])}; requested {requested}: set image_qos to match "
+            "the camera (sensor_data for best effort)"
+        )
 
     def wait(self, timeout: float | None) -> Taken:
         """Block until a message arrives, `wake()` is called or `timeout` seconds pass (None: no timeout);
@@ -147,8 +165,9 @@ class CameraInput:
                     break
             taken.colour_count = len(raws)
         if "depth" in self._subs and self._subs["depth"].handle.pointer in ready:
-            taken.depths = [m for m in (_read(r, Image, "depth", bad) for r in self._take("depth", bad))
-                            if m is not None]
+            taken.depths = [
+                m for m in (_read(r, Image, "depth", bad) for r in self._take("depth", bad)) if m is not None
+            ]
         if "info" in self._subs and self._subs["info"].handle.pointer in ready:
             for raw in reversed(self._take("info", bad)):
                 taken.info = _read(raw, CameraInfo, "camera_info", bad)
@@ -168,4 +187,3 @@ class CameraInput:
         """Called by the worker when it ends."""
         self.stopping = True
         self._reconcile()
-

@@ -1,4 +1,5 @@
 """Pieces the nodes share: building a model from parameters, running a node."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,8 +13,9 @@ from ..core.loading.trust import ModelPolicy
 from ..core.settings.tables import default_of, value_of
 
 
-def load_model(params: dict, model_path: str | None = None, label_path: str | None = None, *,
-               policy: ModelPolicy | None = None) -> Model:
+def load_model(
+    params: dict, model_path: str | None = None, label_path: str | None = None, *, policy: ModelPolicy | None = None
+) -> Model:
     """A Model built from node parameters (shared with the vision node's in-process mode).
 
     Files load only from the allowed folders: `policy`, else the one `params` describe
@@ -26,12 +28,17 @@ def load_model(params: dict, model_path: str | None = None, label_path: str | No
     repository = params.get("model_repository") or None
     if repository is not None:
         policy.check_folder(repository)  # a repository outside the allowed folders is refused
-    return Model(params["model_path"] if model_path is None else model_path,
-                 params["label_path"] if label_path is None else label_path,
-                 repository=repository, backend=params["backend"],
-                 providers=params["execution_providers"], num_threads=params["num_threads"], policy=policy,
-                 server_timeout=float(params.get("server_timeout") or default_of("server_timeout")),
-                 pin_threads=bool(value_of(params, "pin_threads")))
+    return Model(
+        params["model_path"] if model_path is None else model_path,
+        params["label_path"] if label_path is None else label_path,
+        repository=repository,
+        backend=params["backend"],
+        providers=params["execution_providers"],
+        num_threads=params["num_threads"],
+        policy=policy,
+        server_timeout=float(params.get("server_timeout") or default_of("server_timeout")),
+        pin_threads=bool(value_of(params, "pin_threads")),
+    )
 
 
 def spin_node(node_class, args=None, threads: int | Callable[[Node], int] = 4) -> None:

@@ -1,5 +1,6 @@
 """Messages ↔ core types: tensors, metadata, images, detections, classifications, point clouds, instance
 masks, RViz markers."""
+
 from __future__ import annotations
 
 import struct
@@ -40,8 +41,9 @@ from ..core.reading.vision import Detection
 
 def tensor_from_msg(msg: Tensor, max_bytes: int = tensors.MAX_TENSOR_BYTES, allow_empty: bool = True) -> np.ndarray:
     """Tensor message → array (validated; raises TensorError). Model inputs pass allow_empty=False."""
-    return tensors.decode_tensor(msg.name, msg.data_type, list(msg.shape), memoryview(msg.data),
-                                 max_bytes=max_bytes, allow_empty=allow_empty)
+    return tensors.decode_tensor(
+        msg.name, msg.data_type, list(msg.shape), memoryview(msg.data), max_bytes=max_bytes, allow_empty=allow_empty
+    )
 
 
 def tensor_to_msg(name: str, array: np.ndarray) -> Tensor:
@@ -54,18 +56,27 @@ def tensor_to_msg(name: str, array: np.ndarray) -> Tensor:
 
 def _info_to_msg(spec: metadata.TensorSpec) -> TensorInfo:
     return TensorInfo(
-        name=spec.name, description=spec.description, data_type=spec.data_type, shape=list(spec.shape),
-        associated_files=[AssociatedFile(name=f.name, description=f.description, label_type=f.label_type)
-                          for f in spec.associated_files],
+        name=spec.name,
+        description=spec.description,
+        data_type=spec.data_type,
+        shape=list(spec.shape),
+        associated_files=[
+            AssociatedFile(name=f.name, description=f.description, label_type=f.label_type)
+            for f in spec.associated_files
+        ],
         extra=[KeyValue(key=k, value=v) for k, v in spec.extra.items()],
     )
 
 
 def _info_from_msg(msg: TensorInfo) -> metadata.TensorSpec:
     return metadata.TensorSpec(
-        name=msg.name, data_type=msg.data_type, shape=[int(d) for d in msg.shape], description=msg.description,
-        associated_files=[metadata.AssociatedFile(f.name, f.description, int(f.label_type))
-                          for f in msg.associated_files],
+        name=msg.name,
+        data_type=msg.data_type,
+        shape=[int(d) for d in msg.shape],
+        description=msg.description,
+        associated_files=[
+            metadata.AssociatedFile(f.name, f.description, int(f.label_type)) for f in msg.associated_files
+        ],
         extra={kv.key: kv.value for kv in msg.extra},
     )
 
@@ -76,24 +87,33 @@ _INT32 = (-(2**31), 2**31 - 1)
 def metadata_to_msg(meta: metadata.ModelMetadata) -> ModelMetadata:
     """Core metadata → message, label names (sparse ids kept), embedded properties and generation."""
     labels = [(int(i), str(n)) for i, n in sorted(meta.label_names.items()) if _INT32[0] <= int(i) <= _INT32[1]]
-    return ModelMetadata(name=meta.name, type=meta.type, description=meta.description,
-                         inputs=[_info_to_msg(s) for s in meta.inputs],
-                         outputs=[_info_to_msg(s) for s in meta.outputs],
-                         label_ids=[i for i, _ in labels], label_names=[n for _, n in labels],
-                         properties=[KeyValue(key=k, value=v) for k, v in meta.properties.items()],
-                         generation=int(meta.generation))
+    return ModelMetadata(
+        name=meta.name,
+        type=meta.type,
+        description=meta.description,
+        inputs=[_info_to_msg(s) for s in meta.inputs],
+        outputs=[_info_to_msg(s) for s in meta.outputs],
+        label_ids=[i for i, _ in labels],
+        label_names=[n for _, n in labels],
+        properties=[KeyValue(key=k, value=v) for k, v in meta.properties.items()],
+        generation=int(meta.generation),
+    )
 
 
 def metadata_from_msg(msg: ModelMetadata) -> metadata.ModelMetadata:
     """Message → core metadata. Label ids and names of different lengths are refused (ValueError)."""
     if len(msg.label_ids) != len(msg.label_names):
         raise ValueError(f"metadata carries {len(msg.label_ids)} label ids but {len(msg.label_names)} names")
-    return metadata.ModelMetadata(name=msg.name, type=msg.type, description=msg.description,
-                                  inputs=[_info_from_msg(t) for t in msg.inputs],
-                                  outputs=[_info_from_msg(t) for t in msg.outputs],
-                                  label_names={int(i): str(n) for i, n in zip(msg.label_ids, msg.label_names)},
-                                  properties={kv.key: kv.value for kv in msg.properties},
-                                  generation=int(msg.generation))
+    return metadata.ModelMetadata(
+        name=msg.name,
+        type=msg.type,
+        description=msg.description,
+        inputs=[_info_from_msg(t) for t in msg.inputs],
+        outputs=[_info_from_msg(t) for t in msg.outputs],
+        label_names={int(i): str(n) for i, n in zip(msg.label_ids, msg.label_names)},
+        properties={kv.key: kv.value for kv in msg.properties},
+        generation=int(msg.generation),
+    )
 
 
 # --- images ---------------------------------------------------------------------------------------
@@ -128,7 +148,7 @@ def image_from_cdr(raw: bytes) -> SerializedImage | None:
         start, pos = pos + 4, pos + 4 + n
         if n == 0 or pos > len(raw) or raw[pos - 1] != 0:
             raise ValueError("bad string")
-        return raw[start:pos - 1].decode()
+        return raw[start : pos - 1].decode()
 
     def align4() -> None:
         nonlocal pos
@@ -153,19 +173,27 @@ def image_from_cdr(raw: bytes) -> SerializedImage | None:
         return None
     header = Header(frame_id=frame_id)
     header.stamp.sec, header.stamp.nanosec = sec, nanosec
-    return SerializedImage(header, height, width, encoding, is_bigendian, step, memoryview(raw)[pos:pos + size])
+    return SerializedImage(header, height, width, encoding, is_bigendian, step, memoryview(raw)[pos : pos + size])
 
 
 def image_to_rgb(msg: Image | SerializedImage, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
     """sensor_msgs/Image (any supported colour/mono encoding) → RGB uint8; raises ImageError (also for
     images above `max_pixels`, the vision node's max_image_pixels)."""
-    array = imaging.image_array(memoryview(msg.data), msg.encoding, msg.width, msg.height, msg.step,
-                                bool(msg.is_bigendian), max_pixels=max_pixels)
+    array = imaging.image_array(
+        memoryview(msg.data),
+        msg.encoding,
+        msg.width,
+        msg.height,
+        msg.step,
+        bool(msg.is_bigendian),
+        max_pixels=max_pixels,
+    )
     return imaging.to_rgb8(array, msg.encoding)
 
 
-def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = imaging.MAX_PIXELS,
-                      budget: imaging.DecodeBudget | None = None) -> np.ndarray:
+def compressed_to_rgb(
+    msg: CompressedImage, max_pixels: int | None = imaging.MAX_PIXELS, budget: imaging.DecodeBudget | None = None
+) -> np.ndarray:
     """sensor_msgs/CompressedImage (JPEG/PNG) → RGB uint8; the header's size is checked before decoding (against
     `max_pixels`, what the bytes can encode, and the decode `budget` when given)."""
     return imaging.decode_compressed(memoryview(msg.data), msg.format, max_pixels=max_pixels, budget=budget)
@@ -173,16 +201,22 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = imaging.MAX
 
 def depth_to_metres(msg: Image, unit_scale: float = 0.0, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
     """Depth image (16UC1 mm, 32FC1 m) → float32 metres, NaN where invalid; raises ImageError."""
-    array = imaging.image_array(memoryview(msg.data), msg.encoding, msg.width, msg.height, msg.step,
-                                bool(msg.is_bigendian), max_pixels=max_pixels)
+    array = imaging.image_array(
+        memoryview(msg.data),
+        msg.encoding,
+        msg.width,
+        msg.height,
+        msg.step,
+        bool(msg.is_bigendian),
+        max_pixels=max_pixels,
+    )
     return imaging.depth_to_metres(array, msg.encoding, unit_scale)
 
 
 def rgb_to_image(rgb: np.ndarray, header: Header) -> Image:
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w = rgb.shape[:2]
-    return Image(header=header, height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3,
-                 data=rgb.tobytes())
+    return Image(header=header, height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3, data=rgb.tobytes())
 
 
 def is_empty_image(msg: Image) -> bool:
@@ -217,16 +251,24 @@ def detections_to_msg(dets: Sequence[Detection], header: Header, use_names: bool
     return out
 
 
-def classifications_to_msg(results: Sequence[CoreClassification], header: Header,
-                           use_names: bool = True) -> Classification:
-    return Classification(header=header, results=[
-        ObjectHypothesis(class_id=_class_id(c.class_index, c.class_name, use_names), score=float(c.confidence))
-        for c in results])
+def classifications_to_msg(
+    results: Sequence[CoreClassification], header: Header, use_names: bool = True
+) -> Classification:
+    return Classification(
+        header=header,
+        results=[
+            ObjectHypothesis(class_id=_class_id(c.class_index, c.class_name, use_names), score=float(c.confidence))
+            for c in results
+        ],
+    )
 
 
 def label_info_msg(labels: Labels | None, header: Header, threshold: float) -> LabelInfo:
-    class_map = [VisionClass(class_id=int(i), class_name=n) for i, n in (labels.names.items() if labels else [])
-                 if 0 <= int(i) < 65535]
+    class_map = [
+        VisionClass(class_id=int(i), class_name=n)
+        for i, n in (labels.names.items() if labels else [])
+        if 0 <= int(i) < 65535
+    ]
     return LabelInfo(header=header, class_map=class_map, threshold=float(threshold))
 
 
@@ -245,8 +287,9 @@ def detections3d_to_msg(objects: Sequence, header: Header, use_names: bool = Tru
         hyp.pose.pose = Pose(position=Point(x=cx, y=cy, z=cz), orientation=_orientation(obj))
         det.results = [hyp]
         sx, sy, sz = (float(v) for v in obj.size)
-        det.bbox = BoundingBox3D(center=Pose(position=Point(x=cx, y=cy, z=cz), orientation=_orientation(obj)),
-                                 size=Vector3(x=sx, y=sy, z=sz))
+        det.bbox = BoundingBox3D(
+            center=Pose(position=Point(x=cx, y=cy, z=cz), orientation=_orientation(obj)), size=Vector3(x=sx, y=sy, z=sz)
+        )
         out.detections.append(det)
     return out
 
@@ -255,8 +298,7 @@ def instance_masks_to_msg(image: np.ndarray, header: Header) -> Image:
     """uint16 (H, W) instance image (index + 1 of the detection, 0 = background) → mono16 Image."""
     image = np.ascontiguousarray(image, dtype="<u2")
     h, w = image.shape
-    return Image(header=header, height=h, width=w, encoding="mono16", is_bigendian=0, step=w * 2,
-                 data=image.tobytes())
+    return Image(header=header, height=h, width=w, encoding="mono16", is_bigendian=0, step=w * 2, data=image.tobytes())
 
 
 def instance_masks_from_msg(msg: Image) -> np.ndarray:
@@ -280,8 +322,12 @@ def marker_id(obj, index: int) -> int:
     return int(track) if str(track).isdigit() and int(track) < 2**31 else index
 
 
-def markers_to_msg(objects: Sequence, header: Header, use_names: bool = True,
-                   colour: Callable[[int], tuple[int, int, int]] | None = None) -> MarkerArray:
+def markers_to_msg(
+    objects: Sequence,
+    header: Header,
+    use_names: bool = True,
+    colour: Callable[[int], tuple[int, int, int]] | None = None,
+) -> MarkerArray:
     """3D objects → MarkerArray for RViz: a DELETEALL first (so objects gone since the last frame vanish),
     then per object a translucent CUBE (namespace `objects`) and a TEXT_VIEW_FACING label above it (namespace
     `labels`: class, score, and `#id` when tracking); marker ids = tracking ids when tracking."""
@@ -322,8 +368,9 @@ _CLOUD_FIELDS = [
 ]
 
 
-def cloud_to_msg(points: np.ndarray, colours: np.ndarray | None, object_ids: np.ndarray | None,
-                 header: Header) -> PointCloud2:
+def cloud_to_msg(
+    points: np.ndarray, colours: np.ndarray | None, object_ids: np.ndarray | None, header: Header
+) -> PointCloud2:
     """(N, 3) metres + (N, 3) uint8 RGB + (N,) object indices → PointCloud2 (x, y, z, rgb, object)."""
     n = len(points)
     cloud = np.zeros(n, dtype=_CLOUD_DTYPE)
@@ -334,9 +381,17 @@ def cloud_to_msg(points: np.ndarray, colours: np.ndarray | None, object_ids: np.
             cloud["rgb"] = ((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]).view(np.float32)
         if object_ids is not None:
             cloud["object"] = object_ids
-    return PointCloud2(header=header, height=1, width=n, fields=_CLOUD_FIELDS, is_bigendian=False,
-                       point_step=_CLOUD_DTYPE.itemsize, row_step=_CLOUD_DTYPE.itemsize * n,
-                       data=cloud.tobytes(), is_dense=True)
+    return PointCloud2(
+        header=header,
+        height=1,
+        width=n,
+        fields=_CLOUD_FIELDS,
+        is_bigendian=False,
+        point_step=_CLOUD_DTYPE.itemsize,
+        row_step=_CLOUD_DTYPE.itemsize * n,
+        data=cloud.tobytes(),
+        is_dense=True,
+    )
 
 
 def cloud_from_msg(msg: PointCloud2) -> np.ndarray:

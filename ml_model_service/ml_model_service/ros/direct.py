@@ -11,6 +11,7 @@ needs, and is woken by its arrival, pays a fraction of that. Three users:
 
 Entities for these are created in a `WorkerOwned` callback group, which no executor ever runs.
 """
+
 from __future__ import annotations
 
 import threading
@@ -39,13 +40,19 @@ class WorkerOwned(CallbackGroup):
         pass
 
 
-def wait(node: Node, timeout: float | None, *, subscriptions: Iterable = (), clients: Iterable = (),
-         services: Iterable = (), guards: Iterable[GuardCondition] = ()) -> set[int]:
+def wait(
+    node: Node,
+    timeout: float | None,
+    *,
+    subscriptions: Iterable = (),
+    clients: Iterable = (),
+    services: Iterable = (),
+    guards: Iterable[GuardCondition] = (),
+) -> set[int]:
     """Block until one of the entities is ready or `timeout` seconds pass (None: no timeout); the handle
     pointers of the ready subscriptions, clients and services."""
     subscriptions, clients, services, guards = list(subscriptions), list(clients), list(services), list(guards)
-    wait_set = _rclpy.WaitSet(len(subscriptions), len(guards), 0, len(clients), len(services), 0,
-                              node.context.handle)
+    wait_set = _rclpy.WaitSet(len(subscriptions), len(guards), 0, len(clients), len(services), 0, node.context.handle)
     wait_set.clear_entities()
     for sub in subscriptions:
         wait_set.add_subscription(sub.handle)
@@ -131,14 +138,30 @@ class ServiceThreads:
     oldest requests, so it must be at least the burst callers may send). `stop()` before the node is
     destroyed."""
 
-    def __init__(self, node: Node, services: Iterable[tuple[Any, str, Callable[[Any, Any], Any]]], threads: int,
-                 queue_depth: int = 10) -> None:
+    def __init__(
+        self,
+        node: Node,
+        services: Iterable[tuple[Any, str, Callable[[Any, Any], Any]]],
+        threads: int,
+        queue_depth: int = 10,
+    ) -> None:
         self.node = node
-        qos = QoSProfile(depth=queue_depth, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
-        self._served = [(node.create_service(srv_type, name, lambda _req, res: res, qos_profile=qos,
-                                             callback_group=WorkerOwned()), srv_type, callback)
-                        for srv_type, name, callback in services]
+        qos = QoSProfile(
+            depth=queue_depth,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        self._served = [
+            (
+                node.create_service(
+                    srv_type, name, lambda _req, res: res, qos_profile=qos, callback_group=WorkerOwned()
+                ),
+                srv_type,
+                callback,
+            )
+            for srv_type, name, callback in services
+        ]
         self._by_pointer = {srv.handle.pointer: (srv, srv_type, cb) for srv, srv_type, cb in self._served}
         self._guard = GuardCondition(None, None, context=node.context)
         self._leader = threading.Lock()
@@ -177,8 +200,11 @@ class ServiceThreads:
             try:
                 response = callback(request, srv_type.Response())
                 if not self._send(srv, response, header):
-                    log.error(f"{srv.srv_name}: the caller's answer could not be sent (its response reader was "
-                              f"never matched within {SEND_RETRIES * 0.1:.0f} s)", throttle_duration_sec=1.0)
+                    log.error(
+                        f"{srv.srv_name}: the caller's answer could not be sent (its response reader was "
+                        f"never matched within {SEND_RETRIES * 0.1:.0f} s)",
+                        throttle_duration_sec=1.0,
+                    )
             except Exception as exc:  # one bad request never ends a serving thread
                 log.error(f"{srv.srv_name}: {type(exc).__name__}: {exc}", throttle_duration_sec=1.0)
 

@@ -5,6 +5,7 @@ refused with what to install (`available()`). The listener's /tf and /tf_static 
 node's executor; lookups wait (up to `tf_timeout`) in the thread that needs the transform, never in the
 executor. A missing transform costs that frame's 3D only: `FrameError` says which frames and why.
 """
+
 from __future__ import annotations
 
 from rclpy.duration import Duration
@@ -14,8 +15,10 @@ from std_msgs.msg import Header
 
 from ..core.frames.pointcloud import RigidTransform
 
-INSTALL_TF2 = ("target_frame needs tf2_ros, which cannot be imported here: install it (rosdep key tf2_ros; "
-               "apt install ros-$ROS_DISTRO-tf2-ros)")
+INSTALL_TF2 = (
+    "target_frame needs tf2_ros, which cannot be imported here: install it (rosdep key tf2_ros; "
+    "apt install ros-$ROS_DISTRO-tf2-ros)"
+)
 
 
 class FrameError(RuntimeError):
@@ -55,12 +58,19 @@ class TargetFrame:
         if not source:
             raise FrameError(f"the image has no frame_id: its 3D results cannot be put in {target!r}")
         try:
-            tf = self._buffer.lookup_transform(target, source, Time.from_msg(header.stamp),
-                                               timeout=Duration(seconds=timeout))
-        except (tf2_ros.LookupException, tf2_ros.ConnectivityException, tf2_ros.ExtrapolationException,
-                tf2_ros.InvalidArgumentException) as exc:
-            raise FrameError(f"no transform from {source!r} to {target!r} at the image's stamp "
-                             f"{header.stamp.sec}.{header.stamp.nanosec:09d}: {exc}") from exc
+            tf = self._buffer.lookup_transform(
+                target, source, Time.from_msg(header.stamp), timeout=Duration(seconds=timeout)
+            )
+        except (
+            tf2_ros.LookupException,
+            tf2_ros.ConnectivityException,
+            tf2_ros.ExtrapolationException,
+            tf2_ros.InvalidArgumentException,
+        ) as exc:
+            raise FrameError(
+                f"no transform from {source!r} to {target!r} at the image's stamp "
+                f"{header.stamp.sec}.{header.stamp.nanosec:09d}: {exc}"
+            ) from exc
         t, q = tf.transform.translation, tf.transform.rotation
         return RigidTransform((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 

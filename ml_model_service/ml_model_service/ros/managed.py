@@ -3,6 +3,7 @@
 
 A node implements `on_configure` and `on_activate`, and two hooks the other transitions are made of:
 `_stop_work` (what deactivate undoes) and `_clean_up` (what cleanup frees)."""
+
 from __future__ import annotations
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -20,8 +21,10 @@ class ManagedNode(LifecycleNode):
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
         else:
-            self.get_logger().info("unconfigured, waiting for a lifecycle manager (autostart: false): "
-                                   f"ros2 lifecycle set {self.get_fully_qualified_name()} configure")
+            self.get_logger().info(
+                "unconfigured, waiting for a lifecycle manager (autostart: false): "
+                f"ros2 lifecycle set {self.get_fully_qualified_name()} configure"
+            )
 
     def configure_failed(self, reason: str) -> TransitionCallbackReturn:
         """Leave configure with FAILURE, the reason logged and reported."""

@@ -15,6 +15,7 @@ Start-up, a parameter change and ~/load_model load through one path (`_load`) wi
 a model that cannot be loaded is refused with the reason, and the node keeps serving (at start-up: no
 model, status ERROR with the reason, GetMetadata and LoadModel answered).
 """
+
 from __future__ import annotations
 
 import threading
@@ -71,14 +72,21 @@ class ModelServiceNode(ManagedNode):
         self.infer_threads: ServiceThreads | None = None
         self.counters = {"infer_ok": 0, "infer_failed": 0, "infer_busy": 0, "loads": 0, "load_failures": 0}
         self.load_error = ""  # why the configured model did not load ("" = it did, or none was tried)
-        self.get_logger().info(f"model and label files load from: {self.policy.describe()}; model swaps "
-                               f"{'allowed' if self.params['allow_model_swap'] else 'disabled'}")
+        self.get_logger().info(
+            f"model and label files load from: {self.policy.describe()}; model swaps "
+            f"{'allowed' if self.params['allow_model_swap'] else 'disabled'}"
+        )
         self.create_service(GetMetadata, "~/get_metadata", self._on_metadata, callback_group=ReentrantCallbackGroup())
         self.create_service(LoadModel, "~/load_model", self._on_load, callback_group=MutuallyExclusiveCallbackGroup())
         self.add_pre_set_parameters_callback(typed_values(MODEL_SERVICE_PARAMS))
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.status = Status(self, "ml_model_service", [], self._states,
-                             lambda: {**{k: str(v) for k, v in self.counters.items()}, "lifecycle": self.stage})
+        self.status = Status(
+            self,
+            "ml_model_service",
+            [],
+            self._states,
+            lambda: {**{k: str(v) for k, v in self.counters.items()}, "lifecycle": self.stage},
+        )
         self.start_up(self.params["autostart"])
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -97,9 +105,12 @@ class ModelServiceNode(ManagedNode):
 
     def on_activate(self, _state: LifecycleState) -> TransitionCallbackReturn:
         """Serve Infer: one thread more than the allowed calls, which answers "busy" while all are running."""
-        self.infer_threads = ServiceThreads(self, [(Infer, "~/infer", self._on_infer)],
-                                            self.params["max_concurrent_infer"] + 1,
-                                            queue_depth=self.params["infer_queue_depth"])
+        self.infer_threads = ServiceThreads(
+            self,
+            [(Infer, "~/infer", self._on_infer)],
+            self.params["max_concurrent_infer"] + 1,
+            queue_depth=self.params["infer_queue_depth"],
+        )
         self.stage = "active"
         return TransitionCallbackReturn.SUCCESS
 
@@ -118,12 +129,18 @@ class ModelServiceNode(ManagedNode):
             return [(OK, self.stage)]  # the lifecycle manager's choice, not a fault
         if model is None:
             return [(ERROR, f"no model loaded: {self.load_error}" if self.load_error else "no model loaded")]
-        return [(OK, f"serving {model.metadata.name} (generation {model.metadata.generation}, "
-                     f"{model.backend.info.get('execution_providers', '')})")]
+        return [
+            (
+                OK,
+                f"serving {model.metadata.name} (generation {model.metadata.generation}, "
+                f"{model.backend.info.get('execution_providers', '')})",
+            )
+        ]
 
     # --- model swaps ------------------------------------------------------------------------------
-    def _load(self, params: dict, model_path: str | None = None, label_path: str | None = None
-              ) -> tuple[Model | None, str]:
+    def _load(
+        self, params: dict, model_path: str | None = None, label_path: str | None = None
+    ) -> tuple[Model | None, str]:
         """The one loading path (start-up, parameter change, ~/load_model): (model, "") or (None, why not).
         Any failure is a refusal: a model file is untrusted, whatever its loader raises."""
         try:
@@ -146,7 +163,8 @@ class ModelServiceNode(ManagedNode):
         self.get_logger().info(
             f"serving {model.path} (generation {model.metadata.generation}, {model.metadata.type}, "
             f"{model.backend.info.get('execution_providers')}; {len(labels) if labels else 0} labels"
-            f"{', SHA256 verified' if model.digest else ''}): {model.metadata.describe_tensors()}")
+            f"{', SHA256 verified' if model.digest else ''}): {model.metadata.describe_tensors()}"
+        )
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         changed = {p.name: p.value for p in params if p.name in _RELOAD_PARAMS}
@@ -160,8 +178,7 @@ class ModelServiceNode(ManagedNode):
         if not self.params["allow_model_swap"]:
             self.get_logger().warning(f"parameter change {sorted(changed)} refused: {SWAP_DISABLED}")
             return SetParametersResult(successful=False, reason=SWAP_DISABLED)
-        candidate = {**self.params, **{k: (list(v) if isinstance(v, (list, tuple)) else v)
-                                       for k, v in changed.items()}}
+        candidate = {**self.params, **{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in changed.items()}}
         with self._load_lock:
             model, reason = self._load(candidate)
             if model is None:  # any failure keeps the old model serving
@@ -184,8 +201,9 @@ class ModelServiceNode(ManagedNode):
             self._swap(model)
             self._sync_parameters(request.model_path, request.label_path)
         response.success = True
-        response.message = (f"loaded {model.path} (generation {model.metadata.generation})"
-                            + "".join(f"; warning: {w}" for w in model.warnings))
+        response.message = f"loaded {model.path} (generation {model.metadata.generation})" + "".join(
+            f"; warning: {w}" for w in model.warnings
+        )
         response.metadata = conversions.metadata_to_msg(model.metadata)
         return response
 
@@ -202,8 +220,12 @@ class ModelServiceNode(ManagedNode):
         """Make model_path / label_path say what ~/load_model loaded, without loading it again."""
         self._syncing.active = True
         try:
-            results = self.set_parameters([Parameter("model_path", Parameter.Type.STRING, model_path),
-                                           Parameter("label_path", Parameter.Type.STRING, label_path)])
+            results = self.set_parameters(
+                [
+                    Parameter("model_path", Parameter.Type.STRING, model_path),
+                    Parameter("label_path", Parameter.Type.STRING, label_path),
+                ]
+            )
         finally:
             self._syncing.active = False
         if all(r.successful for r in results):
@@ -258,8 +280,9 @@ class ModelServiceNode(ManagedNode):
             if model is None:
                 raise RuntimeError("no model loaded")
             max_bytes = self.params["max_request_bytes"]
-            tensors.check_request_size(((m.name, m.data_type, list(m.shape), len(m.data)) for m in request.inputs),
-                                       max_bytes)
+            tensors.check_request_size(
+                ((m.name, m.data_type, list(m.shape), len(m.data)) for m in request.inputs), max_bytes
+            )
             inputs = {}
             for msg in request.inputs:
                 if msg.name in inputs:
@@ -278,7 +301,6 @@ class ModelServiceNode(ManagedNode):
             self.counters["infer_failed"] += 1
             self.get_logger().error(response.message[:500], throttle_duration_sec=1.0)
         return response
-
 
 
 def main(args=None) -> None:

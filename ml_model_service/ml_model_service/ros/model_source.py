@@ -7,6 +7,7 @@ callbacks or from the parameter callback never wait on the node's executor, so n
 service is retried every RETRY_S once frames ask for the model; a swap on the service (ModelChanged) rebuilds
 the decoder and labels at once.
 """
+
 from __future__ import annotations
 
 import threading
@@ -47,9 +48,13 @@ class ModelSource:
         self._client_node: Node | None = None
         if values["model_service"]:
             name = node.resolve_service_name(values["model_service"])
-            self._client_node = Node(f"{node.get_name()}_model_client", namespace=node.get_namespace(),
-                                     context=node.context, use_global_arguments=False,
-                                     start_parameter_services=False)
+            self._client_node = Node(
+                f"{node.get_name()}_model_client",
+                namespace=node.get_namespace(),
+                context=node.context,
+                use_global_arguments=False,
+                start_parameter_services=False,
+            )
             self.remote = RemoteModel(self._client_node, name, values["service_timeout"], fetch=False)
 
     @property
@@ -110,8 +115,12 @@ class ModelSource:
             try:
                 vision = self._build_if_reachable(values)
             except Exception as exc:  # a model that cannot be used: say why, keep the node up
-                if (self.remote is not None and not self._ever_ready and isinstance(exc, RemoteError)
-                        and time.monotonic() - self._started < STARTUP_GRACE_S):
+                if (
+                    self.remote is not None
+                    and not self._ever_ready
+                    and isinstance(exc, RemoteError)
+                    and time.monotonic() - self._started < STARTUP_GRACE_S
+                ):
                     self._set(f"waiting for {self.where} (not discovered yet)", ok=False, waiting=True)
                 else:
                     self._set(f"{self.where} unavailable: {exc}", ok=False)

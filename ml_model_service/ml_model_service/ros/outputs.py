@@ -13,6 +13,7 @@ the detection in that frame's `detections`, 0 = background), published with ever
 a CUBE and a TEXT label per object, ids = tracking ids when tracking), published with every objects message
 while `publish_markers` is on.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -31,10 +32,18 @@ from ..core.frames.visualize import colour_for, draw
 from ..core.reading.vision import VisionModel
 from . import conversions
 
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE,
-                     history=HistoryPolicy.KEEP_LAST)
-RESULTS = QoSProfile(depth=10, durability=DurabilityPolicy.VOLATILE, reliability=ReliabilityPolicy.RELIABLE,
-                     history=HistoryPolicy.KEEP_LAST)
+LATCHED = QoSProfile(
+    depth=1,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+)
+RESULTS = QoSProfile(
+    depth=10,
+    durability=DurabilityPolicy.VOLATILE,
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+)
 
 
 class Outputs:
@@ -43,6 +52,7 @@ class Outputs:
     def __init__(self, node: Node, on_listeners_changed: Callable[[], None]) -> None:
         self.node = node
         events = PublisherEventCallbacks(matched=lambda _info: on_listeners_changed())
+
         def make(msg_type, topic):
             return node.create_publisher(msg_type, topic, RESULTS, event_callbacks=events)
 
@@ -54,8 +64,15 @@ class Outputs:
         self.masks = make(Image, "instance_masks")
         self.markers = make(MarkerArray, "object_markers")
         self.label_info = node.create_publisher(LabelInfo, "label_info", LATCHED)
-        self._listened = [self.detections, self.classifications, self.debug, self.objects, self.points,
-                          self.masks, self.markers]
+        self._listened = [
+            self.detections,
+            self.classifications,
+            self.debug,
+            self.objects,
+            self.points,
+            self.masks,
+            self.markers,
+        ]
 
     def destroy(self) -> None:
         """Destroy every publisher (lifecycle cleanup)."""
@@ -71,8 +88,16 @@ class Outputs:
         header = Header(stamp=self.node.get_clock().now().to_msg())
         self.label_info.publish(conversions.label_info_msg(vision.labels, header, threshold))
 
-    def publish(self, header: Header, r: Results, vision: VisionModel | None, names: bool, debug: bool,
-                masks: bool = True, markers: bool = True) -> None:
+    def publish(
+        self,
+        header: Header,
+        r: Results,
+        vision: VisionModel | None,
+        names: bool,
+        debug: bool,
+        masks: bool = True,
+        markers: bool = True,
+    ) -> None:
         """Everything one frame gave (header = the colour frame's)."""
         if vision is not None and vision.detections_supported:
             self.detections.publish(conversions.detections_to_msg(r.detections, header, names))

@@ -10,6 +10,7 @@ check): an empty list of any type (`ros2 param set /vision_service classes "[]"`
 YAML list in `ros2 param load` another) becomes the declared list type, so every list can be set back to its
 default; an integer becomes the float a float parameter declares.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -22,10 +23,18 @@ from rclpy.parameter import Parameter
 from ..core.settings.params import Param
 from ..core.settings.tables import by_name, validate
 
-_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE,
-          str: Parameter.Type.STRING}
-_ARRAY_TYPES = {str: Parameter.Type.STRING_ARRAY, float: Parameter.Type.DOUBLE_ARRAY,
-                int: Parameter.Type.INTEGER_ARRAY, bool: Parameter.Type.BOOL_ARRAY}
+_TYPES = {
+    bool: Parameter.Type.BOOL,
+    int: Parameter.Type.INTEGER,
+    float: Parameter.Type.DOUBLE,
+    str: Parameter.Type.STRING,
+}
+_ARRAY_TYPES = {
+    str: Parameter.Type.STRING_ARRAY,
+    float: Parameter.Type.DOUBLE_ARRAY,
+    int: Parameter.Type.INTEGER_ARRAY,
+    bool: Parameter.Type.BOOL_ARRAY,
+}
 
 
 class ParameterError(ValueError):
@@ -37,8 +46,12 @@ def param_type(p: Param) -> Parameter.Type:
 
 
 def descriptor(p: Param) -> ParameterDescriptor:
-    desc = ParameterDescriptor(description=p.description, read_only=p.read_only, type=param_type(p).value,
-                               additional_constraints=p.constraints())
+    desc = ParameterDescriptor(
+        description=p.description,
+        read_only=p.read_only,
+        type=param_type(p).value,
+        additional_constraints=p.constraints(),
+    )
     if p.low is not None and isinstance(p.default, float):
         desc.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(p.high))]
     elif p.low is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
@@ -87,8 +100,11 @@ def typed_values(params: Sequence[Param]) -> Callable[[list[Parameter]], list[Pa
             p = table.get(param.name)
             value = param.value
             if p is not None and param.type_ != param_type(p):
-                if p.is_list and (param.type_ == Parameter.Type.NOT_SET or
-                                  (isinstance(value, (list, tuple)) or hasattr(value, "tolist")) and len(value) == 0):
+                if p.is_list and (
+                    param.type_ == Parameter.Type.NOT_SET
+                    or (isinstance(value, (list, tuple)) or hasattr(value, "tolist"))
+                    and len(value) == 0
+                ):
                     param = Parameter(param.name, param_type(p), [])
                 elif p.is_list and p.item_type is float and param.type_ == Parameter.Type.INTEGER_ARRAY:
                     param = Parameter(param.name, param_type(p), [float(v) for v in value])
@@ -109,8 +125,9 @@ def read(parameters: Sequence[Parameter]) -> dict[str, Any]:
     return out
 
 
-def validator(params: Sequence[Param], current: Callable[[], dict[str, Any]],
-              extra: Callable[[dict[str, Any]], str] | None = None):
+def validator(
+    params: Sequence[Param], current: Callable[[], dict[str, Any]], extra: Callable[[dict[str, Any]], str] | None = None
+):
     """An on-set-parameters callback that only validates: coerced types, validators, the combination, then
     `extra(candidate)` ("" or a reason). Storing and applying happen elsewhere (post-set)."""
     table = by_name(params)

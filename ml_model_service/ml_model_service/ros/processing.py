@@ -1,6 +1,7 @@
 """One camera frame through the pipeline, shared by the worker thread (the stream) and the vision services
 (request/response calls): the frame's messages (`Frame`), the pipeline run with the node's settings
 (`compute`) and its 3D objects put in `target_frame` (`to_target_frame`)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +23,13 @@ NO_CAMERA_INFO = "no camera_info received yet"
 class Frame:
     """One colour message (Image or CompressedImage), optionally with its depth message and camera_info."""
 
-    def __init__(self, colour: Image | CompressedImage, depth: Image | None = None,
-                 info: CameraInfo | None = None, budget: DecodeBudget | None = None) -> None:
+    def __init__(
+        self,
+        colour: Image | CompressedImage,
+        depth: Image | None = None,
+        info: CameraInfo | None = None,
+        budget: DecodeBudget | None = None,
+    ) -> None:
         self.colour, self.depth, self.info, self.budget = colour, depth, info, budget
 
     @property
@@ -46,19 +52,36 @@ class Frame:
                 raise pointcloud.DepthError(f"{NO_CAMERA_INFO} (3D needs the colour camera's calibration)")
             return pointcloud.Intrinsics.from_k(info.k, info.width, info.height)
 
-        return pipeline.Depth(lambda: conversions.depth_to_metres(depth, values["depth_unit_scale"],
-                                                                  values["max_image_pixels"]), intrinsics)
+        return pipeline.Depth(
+            lambda: conversions.depth_to_metres(depth, values["depth_unit_scale"], values["max_image_pixels"]),
+            intrinsics,
+        )
 
 
-def compute(frame: Frame, vision: VisionModel | None, values: dict[str, Any], *, detections: bool = True,
-            classifications: bool = True, objects: bool = False, top_n: int | None = None,
-            tracker: Tracker | None = None) -> pipeline.Results:
+def compute(
+    frame: Frame,
+    vision: VisionModel | None,
+    values: dict[str, Any],
+    *,
+    detections: bool = True,
+    classifications: bool = True,
+    objects: bool = False,
+    top_n: int | None = None,
+    tracker: Tracker | None = None,
+) -> pipeline.Results:
     """The pipeline on one frame with the node's settings (shared by the worker and the services)."""
     obstacles = values["object_mode"] == "obstacles"
-    return pipeline.run(vision, frame.rgb(values["max_image_pixels"]), detections=detections,
-                        classifications=classifications, top_n=values["top_n"] if top_n is None else top_n,
-                        depth=frame.depth_input(values) if objects else None, cloud=cloud_config(values),
-                        obstacles=obstacles, tracker=tracker)
+    return pipeline.run(
+        vision,
+        frame.rgb(values["max_image_pixels"]),
+        detections=detections,
+        classifications=classifications,
+        top_n=values["top_n"] if top_n is None else top_n,
+        depth=frame.depth_input(values) if objects else None,
+        cloud=cloud_config(values),
+        obstacles=obstacles,
+        tracker=tracker,
+    )
 
 
 def to_target_frame(r: pipeline.Results, header: Header, values: dict[str, Any], frames: TargetFrame | None) -> bool:

@@ -4,6 +4,7 @@ Its calls are made and answered in the calling thread (`direct.DirectClient`): t
 executor, and an Infer answer wakes the thread that waits for it directly. `call` is the executor-based
 helper for other services (the owning node spun elsewhere, e.g. by `BackgroundSpinner`).
 """
+
 from __future__ import annotations
 
 import threading

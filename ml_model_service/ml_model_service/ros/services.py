@@ -6,6 +6,7 @@ parameters, /diagnostics and the other calls go on. The camera is taken by the w
 call never blocks frames either. Every failure becomes an answer with `success=false` and the reason; none
 takes the node down.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -41,19 +42,33 @@ SERVICE_THREADS = 3  # calls answered at once (a call waiting for a camera frame
 class VisionServices:
     """~/get_detections, ~/get_classifications, ~/get_properties, ~/capture_all, ~/get_object_point_clouds."""
 
-    def __init__(self, node: Node, source: ModelSource, pairer: Pairer, status: Status,
-                 values: Callable[[], dict[str, Any]], demand: Callable[[], None], info: Callable[[], Any],
-                 camera_topic: str, active: Callable[[], bool] = lambda: True,
-                 frames: TargetFrame | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        source: ModelSource,
+        pairer: Pairer,
+        status: Status,
+        values: Callable[[], dict[str, Any]],
+        demand: Callable[[], None],
+        info: Callable[[], Any],
+        camera_topic: str,
+        active: Callable[[], bool] = lambda: True,
+        frames: TargetFrame | None = None,
+    ) -> None:
         self.node, self.source, self.pairer, self.status = node, source, pairer, status
         self.values, self.demand, self.info, self.camera_topic = values, demand, info, camera_topic
         self.active, self.frames = active, frames
-        self.threads = ServiceThreads(node, [
-            (GetDetections, "~/get_detections", self._detections),
-            (GetClassifications, "~/get_classifications", self._classifications),
-            (GetProperties, "~/get_properties", self._properties),
-            (CaptureAll, "~/capture_all", self._capture_all),
-            (GetObjectPointClouds, "~/get_object_point_clouds", self._object_clouds)], threads=SERVICE_THREADS)
+        self.threads = ServiceThreads(
+            node,
+            [
+                (GetDetections, "~/get_detections", self._detections),
+                (GetClassifications, "~/get_classifications", self._classifications),
+                (GetProperties, "~/get_properties", self._properties),
+                (CaptureAll, "~/capture_all", self._capture_all),
+                (GetObjectPointClouds, "~/get_object_point_clouds", self._object_clouds),
+            ],
+            threads=SERVICE_THREADS,
+        )
 
     def stop(self) -> None:
         self.threads.stop()
@@ -83,6 +98,7 @@ class VisionServices:
                     return self.pairer.newest_pair()
                 except PairingError:
                     return None
+
             found = self.pairer.wait(pair, timeout)
             if not found:
                 if self.pairer.latest_colour() is None:
@@ -123,23 +139,26 @@ class VisionServices:
         def fill():
             vision = self._model()
             if vision is None or not vision.detections_supported:
-                raise RuntimeError(f"the model is a {vision.role if vision else 'none'}: detections are not "
-                                   "supported")
+                raise RuntimeError(f"the model is a {vision.role if vision else 'none'}: detections are not supported")
             frame = self._frame(request.image, request.compressed_image)
             r = compute(frame, vision, self.values(), classifications=False)
             response.detections = conversions.detections_to_msg(r.detections, frame.header, self._names())
+
         return self._answer(response, fill)
 
     def _classifications(self, request, response):
         def fill():
             vision = self._model()
             if vision is None or not vision.classifications_supported:
-                raise RuntimeError(f"the model is a {vision.role if vision else 'none'}: classifications are "
-                                   "not supported")
+                raise RuntimeError(
+                    f"the model is a {vision.role if vision else 'none'}: classifications are not supported"
+                )
             frame = self._frame(request.image, request.compressed_image)
             r = compute(frame, vision, self.values(), detections=False, top_n=request.n)
-            response.classifications = conversions.classifications_to_msg(r.classifications, frame.header,
-                                                                          self._names())
+            response.classifications = conversions.classifications_to_msg(
+                r.classifications, frame.header, self._names()
+            )
+
         return self._answer(response, fill)
 
     def _properties(self, _request, response):
@@ -150,7 +169,8 @@ class VisionServices:
         response.detections_supported = bool(vision and vision.detections_supported)
         response.classifications_supported = bool(vision and vision.classifications_supported)
         response.object_point_clouds_supported = bool(
-            self.values()["use_depth"] and (self._obstacles() or response.detections_supported))
+            self.values()["use_depth"] and (self._obstacles() or response.detections_supported)
+        )
         response.camera_topic = self.camera_topic
         return response
 
@@ -160,24 +180,35 @@ class VisionServices:
             want_masks = request.return_instance_masks
             vision = self._model()
             if want_masks and not (vision is not None and vision.detections_supported and vision.segments):
-                raise RuntimeError("instance masks need a segmentation model (mask coefficients and a protos "
-                                   "output, or per-detection masks); this model gives none")
+                raise RuntimeError(
+                    "instance masks need a segmentation model (mask coefficients and a protos "
+                    "output, or per-detection masks); this model gives none"
+                )
             frame = self.latest(with_depth=want_objects)
-            r = compute(frame, vision, self.values(), detections=request.return_detections or want_masks,
-                        classifications=request.return_classifications, objects=want_objects)
+            r = compute(
+                frame,
+                vision,
+                self.values(),
+                detections=request.return_detections or want_masks,
+                classifications=request.return_classifications,
+                objects=want_objects,
+            )
             if request.return_image:
-                response.image = frame.colour if isinstance(frame.colour, Image) else conversions.rgb_to_image(
-                    r.rgb, frame.header)
+                response.image = (
+                    frame.colour if isinstance(frame.colour, Image) else conversions.rgb_to_image(r.rgb, frame.header)
+                )
             if request.return_detections or want_masks:  # the masks' pixel values index these
                 response.detections = conversions.detections_to_msg(r.detections, frame.header, self._names())
             if request.return_classifications:
-                response.classifications = conversions.classifications_to_msg(r.classifications, frame.header,
-                                                                              self._names())
+                response.classifications = conversions.classifications_to_msg(
+                    r.classifications, frame.header, self._names()
+                )
             if want_masks:
                 response.instance_masks = conversions.instance_masks_to_msg(r.instance_image(), frame.header)
             if want_objects:
                 to_target_frame(r, frame.header, self.values(), self.frames)
                 self._fill_objects(response, r, frame.header)
+
         return self._answer(response, fill)
 
     def _object_clouds(self, _request, response):
@@ -187,6 +218,7 @@ class VisionServices:
             r = compute(frame, vision, self.values(), classifications=False, objects=True)
             to_target_frame(r, frame.header, self.values(), self.frames)
             self._fill_objects(response, r, frame.header)
+
         return self._answer(response, fill)
 
     def _fill_objects(self, response, r, header: Header) -> None:

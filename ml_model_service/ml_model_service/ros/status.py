@@ -1,5 +1,6 @@
 """Health of a node: counters, model state, 3D state and timings → `~/status` (DiagnosticStatus) and the
 standard `/diagnostics` (DiagnosticArray, read by rqt_runtime_monitor and diagnostic_aggregator), at 1 Hz."""
+
 from __future__ import annotations
 
 import threading
@@ -20,9 +21,14 @@ OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.E
 class Status:
     """Counters (thread-safe), named states with a level, and recent timings, published every second."""
 
-    def __init__(self, node: Node, hardware_id: str, counters: list[str],
-                 states: Callable[[], list[tuple[bytes, str]]],
-                 fields: Callable[[], dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        hardware_id: str,
+        counters: list[str],
+        states: Callable[[], list[tuple[bytes, str]]],
+        fields: Callable[[], dict[str, str]] | None = None,
+    ) -> None:
         self.node = node
         self.hardware_id = hardware_id
         self.counters = dict.fromkeys(counters, 0)
@@ -60,8 +66,13 @@ class Status:
         if self.last_error:
             values.append(KeyValue(key="last_error", value=self.last_error))
         message = "; ".join(text for _, text in states if text)
-        return DiagnosticStatus(level=level, name=self.node.get_fully_qualified_name(), message=message,
-                                hardware_id=self.hardware_id, values=values)
+        return DiagnosticStatus(
+            level=level,
+            name=self.node.get_fully_qualified_name(),
+            message=message,
+            hardware_id=self.hardware_id,
+            values=values,
+        )
 
     def publish(self) -> None:
         status = self.build()

@@ -14,6 +14,7 @@ Composition only; each job lives in its own module:
 The node spins on a single-threaded executor (parameters, matched and QoS events, status and demand timers);
 nothing on it waits for frames or models.
 """
+
 from __future__ import annotations
 
 import time
@@ -42,8 +43,21 @@ from .status import ERROR, OK, WARN, Status
 from .worker import Worker
 
 DEMAND_S = 10.0  # a service call asking for the latest frame keeps the camera subscribed this long
-COUNTERS = ["received", "processed", "skipped", "errors", "malformed", "no_model", "depth_received", "unpaired",
-            "depth_errors", "tf_errors", "decode_budget", "time_jumps", "service_calls"]
+COUNTERS = [
+    "received",
+    "processed",
+    "skipped",
+    "errors",
+    "malformed",
+    "no_model",
+    "depth_received",
+    "unpaired",
+    "depth_errors",
+    "tf_errors",
+    "decode_budget",
+    "time_jumps",
+    "service_calls",
+]
 
 
 class VisionNode(ManagedNode):
@@ -72,9 +86,13 @@ class VisionNode(ManagedNode):
         self.frames: TargetFrame | None = None
         if v["target_frame"] and not frames.available():
             raise ParameterError(INSTALL_TF2)
-        self.status = Status(self, self.image_topic, COUNTERS, self._states,
-                             lambda: {"subscribed": str(bool(self.camera and self.camera.subscribed)).lower(),
-                                      "lifecycle": self.stage})
+        self.status = Status(
+            self,
+            self.image_topic,
+            COUNTERS,
+            self._states,
+            lambda: {"subscribed": str(bool(self.camera and self.camera.subscribed)).lower(), "lifecycle": self.stage},
+        )
         self.add_pre_set_parameters_callback(typed_values(VISION_PARAMS))
         self.add_on_set_parameters_callback(validator(VISION_PARAMS, lambda: self.values, self._prepare))
         self.add_post_set_parameters_callback(self._apply)
@@ -83,7 +101,8 @@ class VisionNode(ManagedNode):
         self.create_timer(1.0, self._update_demand)  # ends a service call's demand for frames
         self._jump_handler = self.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(seconds=-JUMP_BACK_S), on_clock_change=True),
-            post_callback=self._clock_jumped)
+            post_callback=self._clock_jumped,
+        )
         self.start_up(v["autostart"])
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -95,28 +114,48 @@ class VisionNode(ManagedNode):
         self.frames = TargetFrame(self)
         if not self.obstacles and self.source.current(v) is None and not v["autostart"]:
             return self.configure_failed(self.source.state)
-        self.calls = VisionServices(self, self.source, self.pairer, self.status, lambda: self.values,
-                                    self._on_demand, lambda: self.worker.info if self.worker else None,
-                                    self.image_topic, lambda: self.active, self.frames)
+        self.calls = VisionServices(
+            self,
+            self.source,
+            self.pairer,
+            self.status,
+            lambda: self.values,
+            self._on_demand,
+            lambda: self.worker.info if self.worker else None,
+            self.image_topic,
+            lambda: self.active,
+            self.frames,
+        )
         self.stage = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, _state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe (while someone listens) and process frames."""
         v = self.values
-        self.camera = CameraInput(self, self.image_topic, v["use_compressed"], v["use_depth"],
-                                  v["image_qos"] == "reliable")
-        self.worker = Worker(self.camera, self.pairer, self.source, self.outputs, self.status, lambda: self.values,
-                             self.get_logger(), self.frames)
+        self.camera = CameraInput(
+            self, self.image_topic, v["use_compressed"], v["use_depth"], v["image_qos"] == "reliable"
+        )
+        self.worker = Worker(
+            self.camera,
+            self.pairer,
+            self.source,
+            self.outputs,
+            self.status,
+            lambda: self.values,
+            self.get_logger(),
+            self.frames,
+        )
         self.worker.start()
         self.active, self.stage = True, "active"
         if self.source.vision is not None:
             self._model_ready(self.source.vision)
         self._update_demand()
         self.get_logger().info(
-            f"listening on {self.image_topic}" + (" with depth" if v["use_depth"] else "") +
-            f"; model: {v['model_service'] or v['model_path'] or 'bundled detector'}" +
-            (" (obstacle mode, no model)" if self.obstacles else ""))
+            f"listening on {self.image_topic}"
+            + (" with depth" if v["use_depth"] else "")
+            + f"; model: {v['model_service'] or v['model_path'] or 'bundled detector'}"
+            + (" (obstacle mode, no model)" if self.obstacles else "")
+        )
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_work(self) -> None:
@@ -145,13 +184,18 @@ class VisionNode(ManagedNode):
         reason = self._unknown_classes(candidate)
         if reason:
             return reason
-        if candidate["target_frame"] and candidate["target_frame"] != self.values["target_frame"] and \
-                not frames.available():
+        if (
+            candidate["target_frame"]
+            and candidate["target_frame"] != self.values["target_frame"]
+            and not frames.available()
+        ):
             return INSTALL_TF2
         if tier in (RUNNER, MODEL) and not self.obstacles and self.source is not None:
             if tier == RUNNER and self.source.remote is not None:
-                return (f"the model comes from the model service {self.source.remote.service}: call its "
-                        "~/load_model or set its model_path")
+                return (
+                    f"the model comes from the model service {self.source.remote.service}: call its "
+                    "~/load_model or set its model_path"
+                )
             if tier == RUNNER and not candidate["allow_model_swap"]:
                 return "run-time model changes are turned off (allow_model_swap: false)"
             try:
@@ -162,7 +206,7 @@ class VisionNode(ManagedNode):
         return ""
 
     def _unknown_classes(self, candidate: dict[str, Any]) -> str:
-        """"" when every name newly set in `classes` and `label_confidences` is a label of the model, else why
+        """ "" when every name newly set in `classes` and `label_confidences` is a label of the model, else why
         not (a name that is not a label would filter out everything, silently)."""
         vision = self.source.vision if self.source is not None else None
         known = set(vision.labels.names.values()) if vision is not None and vision.labels else set()
@@ -196,8 +240,9 @@ class VisionNode(ManagedNode):
 
     def _clock_jumped(self, jump) -> None:
         """The node's clock went back (a simulation or bag replay restarted, /clock reset)."""
-        self.get_logger().warning(f"the clock jumped ({jump.delta.nanoseconds * 1e-9:+.2f} s): pairing and "
-                                  "tracking restarted")
+        self.get_logger().warning(
+            f"the clock jumped ({jump.delta.nanoseconds * 1e-9:+.2f} s): pairing and tracking restarted"
+        )
         if self.worker is not None:
             self.worker.restart_timeline()
         self.pairer.clear()
@@ -230,17 +275,22 @@ class VisionNode(ManagedNode):
     def _states(self) -> list[tuple[bytes, str]]:
         if self.source is None or self.camera is None or self.worker is None:
             return [(OK, self.stage)]  # the lifecycle manager's choice, not a fault
-        states = [(OK, "obstacle mode")] if self.obstacles else [
-            (OK if self.source.ok else WARN if self.source.waiting else ERROR, self.source.state)]
+        states = (
+            [(OK, "obstacle mode")]
+            if self.obstacles
+            else [(OK if self.source.ok else WARN if self.source.waiting else ERROR, self.source.state)]
+        )
         if self.worker.depth_state:
             states.append((WARN, f"3D failing: {self.worker.depth_state}"))
-        topic = TopicState(subscribed=self.camera.subscribed, publishers=self.count_publishers(self.image_topic),
-                           qos_problem=self.camera.qos_problem)
+        topic = TopicState(
+            subscribed=self.camera.subscribed,
+            publishers=self.count_publishers(self.image_topic),
+            qos_problem=self.camera.qos_problem,
+        )
         states += [(bytes([level]), text) for level, text in self.worker.health.assess(self.image_topic, topic)]
         if not self.camera.subscribed:
             states.append((OK, "idle: nobody subscribes to the results (the camera is subscribed on demand)"))
         return states
-
 
 
 def main(args=None) -> None:

@@ -3,6 +3,7 @@ pipeline on the newest frame and publishes. Never a backlog: frames that arrive 
 by newer ones and counted as skipped. With `tracking` on, the stream's tracker gives detections their ids
 (a new tracker when its settings or the model change; service calls never touch it).
 """
+
 from __future__ import annotations
 
 import threading
@@ -43,8 +44,17 @@ SAME_CLOCK_S = 60.0
 class Worker(threading.Thread):
     """Takes frames from `camera`, pairs them (`pairer`), processes the newest, publishes to `outputs`."""
 
-    def __init__(self, camera: CameraInput, pairer: Pairer, source: ModelSource, outputs: Outputs, status: Status,
-                 values: Callable[[], dict[str, Any]], log, frames: TargetFrame | None = None) -> None:
+    def __init__(
+        self,
+        camera: CameraInput,
+        pairer: Pairer,
+        source: ModelSource,
+        outputs: Outputs,
+        status: Status,
+        values: Callable[[], dict[str, Any]],
+        log,
+        frames: TargetFrame | None = None,
+    ) -> None:
         super().__init__(name="vision_worker", daemon=True)
         self.camera, self.pairer, self.source, self.outputs, self.status = camera, pairer, source, outputs, status
         self.values, self.log = values, log
@@ -120,9 +130,11 @@ class Worker(threading.Thread):
             return
         if "image_raw" in self.camera.image_topic:
             self._warned_distortion = True
-            self.log.warning(f"{self.camera.image_topic} is unrectified and its camera_info has lens distortion "
-                             f"({info.distortion_model}): 3D assumes rectified images (K only); run "
-                             "image_proc's rectify node and subscribe to image_rect")
+            self.log.warning(
+                f"{self.camera.image_topic} is unrectified and its camera_info has lens distortion "
+                f"({info.distortion_model}): 3D assumes rectified images (K only); run "
+                "image_proc's rectify node and subscribe to image_rect"
+            )
 
     def _time_jump(self, seconds: float, stream: str) -> None:
         """The stamps of `stream` went back `seconds` (0: they did not): go on with the new timeline."""
@@ -131,9 +143,11 @@ class Worker(threading.Thread):
         self.status.count("time_jumps")
         if stream == "colour":
             self.tracker, self._tracking = None, ()  # tracks belong to the old timeline
-        self.log.warning(f"{stream} stamps went back {seconds:.2f} s (bag loop, simulation reset or camera clock "
-                         f"reset): {stream} buffers{' and tracking' if stream == 'colour' else ''} restarted",
-                         throttle_duration_sec=1.0)
+        self.log.warning(
+            f"{stream} stamps went back {seconds:.2f} s (bag loop, simulation reset or camera clock "
+            f"reset): {stream} buffers{' and tracking' if stream == 'colour' else ''} restarted",
+            throttle_duration_sec=1.0,
+        )
 
     def restart_timeline(self) -> None:
         """The node's clock jumped back (sim time reset): everything tied to the old timeline is dropped."""
@@ -175,8 +189,15 @@ class Worker(threading.Thread):
                 self._no_3d(r.objects_error)
             else:
                 self.depth_state = ""
-        self.outputs.publish(frame.header, r, vision, values["publish_class_names"], values["publish_debug_image"],
-                             value_of(values, "publish_masks"), value_of(values, "publish_markers"))
+        self.outputs.publish(
+            frame.header,
+            r,
+            vision,
+            values["publish_class_names"],
+            values["publish_debug_image"],
+            value_of(values, "publish_masks"),
+            value_of(values, "publish_markers"),
+        )
         self.source.healthy()
         self.status.count("processed")
         self.health.processed()
@@ -215,8 +236,9 @@ class Worker(threading.Thread):
         try:
             return pin_caller(pin)
         except (OSError, ValueError) as exc:
-            self.log.warning(f"pin_worker: the worker's CPU affinity could not be set: {exc}",
-                             throttle_duration_sec=60.0)
+            self.log.warning(
+                f"pin_worker: the worker's CPU affinity could not be set: {exc}", throttle_duration_sec=60.0
+            )
             return ""
 
     def _unpinned(self, fn: Callable, *args):

@@ -1,4 +1,5 @@
 """A camera publisher: messages published as a paced stream, with one fresh stamp per frame."""
+
 from __future__ import annotations
 
 import threading
@@ -16,17 +17,31 @@ class Camera:
     `streams` are the publishers it makes (of STREAMS); `reliable` and `depth` its QoS; `image_topic` replaces
     `<namespace>/image`. `sent` holds the monotonic time of every frame sent."""
 
-    def __init__(self, node, namespace: str = "", rate: float = 10.0, messages: tuple = (), *,
-                 reliable: bool = True, depth: int = 1, image_topic: str | None = None,
-                 streams: tuple[str, ...] = STREAMS) -> None:
+    def __init__(
+        self,
+        node,
+        namespace: str = "",
+        rate: float = 10.0,
+        messages: tuple = (),
+        *,
+        reliable: bool = True,
+        depth: int = 1,
+        image_topic: str | None = None,
+        streams: tuple[str, ...] = STREAMS,
+    ) -> None:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
-                         else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(
+            depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        )
         image = image_topic or f"{namespace}/image"
-        topics = {"image": (Image, image), "compressed": (CompressedImage, f"{image}/compressed"),
-                  "depth": (Image, f"{namespace}/depth"), "camera_info": (CameraInfo, f"{namespace}/camera_info")}
+        topics = {
+            "image": (Image, image),
+            "compressed": (CompressedImage, f"{image}/compressed"),
+            "depth": (Image, f"{namespace}/depth"),
+            "camera_info": (CameraInfo, f"{namespace}/camera_info"),
+        }
         self.node = node
         self.pubs = {kind: node.create_publisher(*topics[kind], qos) for kind in streams}
         self.messages: tuple = tuple(messages)
@@ -64,8 +79,15 @@ class Camera:
         stamp = self.node.get_clock().now().to_msg()
         for i, msg in enumerate(messages):
             msg.header.stamp = stamp
-            kind = "compressed" if isinstance(msg, CompressedImage) else "camera_info" if isinstance(
-                msg, CameraInfo) else "image" if i == 0 else "depth"
+            kind = (
+                "compressed"
+                if isinstance(msg, CompressedImage)
+                else "camera_info"
+                if isinstance(msg, CameraInfo)
+                else "image"
+                if i == 0
+                else "depth"
+            )
             self.pubs[kind].publish(msg)
         self.sent.append(time.monotonic())
 

@@ -1,4 +1,5 @@
 """The sensor messages a camera sends: colour images in its encodings, depth images and camera_info."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,19 +41,37 @@ def image_msg(rgb: np.ndarray, frame_id: str = "camera", encoding: str = "rgb8")
     if encoding.startswith(("bayer_", "yuv", "uyvy", "yuyv")):
         rgb = rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2]
         data = np.ascontiguousarray(camera_bytes(rgb, encoding))
-        msg = Image(height=data.shape[0], width=data.shape[1], encoding=encoding, is_bigendian=0,
-                    step=data.shape[1] * data.itemsize * (1 if data.ndim == 2 else 2), data=data.tobytes())
+        msg = Image(
+            height=data.shape[0],
+            width=data.shape[1],
+            encoding=encoding,
+            is_bigendian=0,
+            step=data.shape[1] * data.itemsize * (1 if data.ndim == 2 else 2),
+            data=data.tobytes(),
+        )
         msg.header.frame_id = frame_id
         return msg
 
-    conv = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGB2RGBA, "bgra8": cv2.COLOR_RGB2BGRA,
-            "mono8": cv2.COLOR_RGB2GRAY, "mono16": cv2.COLOR_RGB2GRAY}[encoding]
+    conv = {
+        "rgb8": None,
+        "bgr8": cv2.COLOR_RGB2BGR,
+        "rgba8": cv2.COLOR_RGB2RGBA,
+        "bgra8": cv2.COLOR_RGB2BGRA,
+        "mono8": cv2.COLOR_RGB2GRAY,
+        "mono16": cv2.COLOR_RGB2GRAY,
+    }[encoding]
     data = rgb if conv is None else cv2.cvtColor(rgb, conv)
     if encoding == "mono16":
         data = data.astype(np.uint16) * 257
     data = np.ascontiguousarray(data)
-    msg = Image(height=data.shape[0], width=data.shape[1], encoding=encoding, is_bigendian=0,
-                step=data.shape[1] * data.itemsize * (1 if data.ndim == 2 else data.shape[2]), data=data.tobytes())
+    msg = Image(
+        height=data.shape[0],
+        width=data.shape[1],
+        encoding=encoding,
+        is_bigendian=0,
+        step=data.shape[1] * data.itemsize * (1 if data.ndim == 2 else data.shape[2]),
+        data=data.tobytes(),
+    )
     msg.header.frame_id = frame_id
     return msg
 
@@ -66,8 +85,14 @@ def depth_msg(depth_m: np.ndarray, encoding: str = "16UC1", frame_id: str = "cam
         data = np.nan_to_num(depth_m * 1000.0, nan=0.0).round().astype(np.uint16)
     else:
         data = depth_m.astype(np.float32)
-    msg = Image(height=data.shape[0], width=data.shape[1], encoding=encoding, is_bigendian=0,
-                step=data.shape[1] * data.itemsize, data=data.tobytes())
+    msg = Image(
+        height=data.shape[0],
+        width=data.shape[1],
+        encoding=encoding,
+        is_bigendian=0,
+        step=data.shape[1] * data.itemsize,
+        data=data.tobytes(),
+    )
     msg.header.frame_id = frame_id
     return msg
 

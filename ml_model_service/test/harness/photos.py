@@ -1,4 +1,5 @@
 """Real photographs, from scikit-image's bundled data (a development dependency: tests, demos, benchmarks)."""
+
 from __future__ import annotations
 
 import numpy as np

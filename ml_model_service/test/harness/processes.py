@@ -1,5 +1,6 @@
 """Node executables in their own processes, their output in a log file (the tests, the demo, the benchmark and
 the robustness runs start them so)."""
+
 from __future__ import annotations
 
 import signal
@@ -10,13 +11,22 @@ from pathlib import Path
 
 import yaml
 
-NODES = {"model_service": "ml_model_service.ros.model_service_node",
-         "vision_service": "ml_model_service.ros.vision_node"}
+NODES = {
+    "model_service": "ml_model_service.ros.model_service_node",
+    "vision_service": "ml_model_service.ros.vision_node",
+}
 
 
-def spawn_node(kind: str, log_dir: Path, params: dict | None = None, *, namespace: str = "",
-               name: str | None = None, remaps: dict | None = None,
-               params_file: Path | None = None) -> tuple[subprocess.Popen, Path]:
+def spawn_node(
+    kind: str,
+    log_dir: Path,
+    params: dict | None = None,
+    *,
+    namespace: str = "",
+    name: str | None = None,
+    remaps: dict | None = None,
+    params_file: Path | None = None,
+) -> tuple[subprocess.Popen, Path]:
     """Run node `kind` (model_service or vision_service) with `params` (written to a YAML file in
     `log_dir`, applied after `params_file` if given); its output goes to a log file. Returns the process
     and the log's path."""
@@ -42,10 +52,19 @@ def spawn_node(kind: str, log_dir: Path, params: dict | None = None, *, namespac
 class NodeProcess:
     """A node executable running in its own process, with its log kept for failures."""
 
-    def __init__(self, kind: str, tmp: Path, params: dict, name: str | None = None, namespace: str = "",
-                 remaps: dict | None = None, params_file: Path | None = None) -> None:
-        self.proc, self.log_path = spawn_node(kind, tmp, params, namespace=namespace, name=name, remaps=remaps,
-                                              params_file=params_file)
+    def __init__(
+        self,
+        kind: str,
+        tmp: Path,
+        params: dict,
+        name: str | None = None,
+        namespace: str = "",
+        remaps: dict | None = None,
+        params_file: Path | None = None,
+    ) -> None:
+        self.proc, self.log_path = spawn_node(
+            kind, tmp, params, namespace=namespace, name=name, remaps=remaps, params_file=params_file
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -1,4 +1,5 @@
 """Synthetic RGB-D scenes with known geometry, ray-cast exactly (for tests, benchmarks and demos)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,8 +27,14 @@ class Scene:
     visible_points: list[np.ndarray] = field(default_factory=list)  # per object: its visible surface points
 
 
-def render(objects: list[Box3D], width: int = 640, height: int = 480, f: float = 525.0,
-           wall_z: float | None = 3.0, floor_y: float | None = 1.0) -> Scene:
+def render(
+    objects: list[Box3D],
+    width: int = 640,
+    height: int = 480,
+    f: float = 525.0,
+    wall_z: float | None = 3.0,
+    floor_y: float | None = 1.0,
+) -> Scene:
     """Ray-cast boxes in front of an optional wall (z = wall_z) above an optional floor (y = floor_y)."""
     k = Intrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0, width, height)
     us, vs = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
@@ -114,19 +121,26 @@ class ThinObject:
         return int(np.count_nonzero(self.distance(np.asarray(points, np.float64)) > tolerance))
 
 
-def thin_object(kind: str = "frame", width: int = 640, height: int = 480, z: float = 1.5,
-                wall_z: float = 2.2, bar: float = 0.04) -> ThinObject:
+def thin_object(
+    kind: str = "frame", width: int = 640, height: int = 480, z: float = 1.5, wall_z: float = 2.2, bar: float = 0.04
+) -> ThinObject:
     """A thin object `bar` metres thick at depth `z` in front of a wall at `wall_z`, above a floor:
     `frame`: a square picture frame 0.8 m across (the wall shows through its middle);
     `lamp`: an L-shaped floor lamp (a pole and an arm: the box's empty corner is wall)."""
     colour = (230, 180, 40)
     if kind == "frame":
         s, t = 0.4, bar
-        parts = [Box3D((-s, -s, z), (s, -s + t, z + t), colour), Box3D((-s, s - t, z), (s, s, z + t), colour),
-                 Box3D((-s, -s, z), (-s + t, s, z + t), colour), Box3D((s - t, -s, z), (s, s, z + t), colour)]
+        parts = [
+            Box3D((-s, -s, z), (s, -s + t, z + t), colour),
+            Box3D((-s, s - t, z), (s, s, z + t), colour),
+            Box3D((-s, -s, z), (-s + t, s, z + t), colour),
+            Box3D((s - t, -s, z), (s, s, z + t), colour),
+        ]
     elif kind == "lamp":
-        parts = [Box3D((-0.3, -0.5, z), (-0.3 + bar, 0.6, z + bar), colour),
-                 Box3D((-0.3, -0.5, z), (0.35, -0.5 + bar, z + bar), colour)]
+        parts = [
+            Box3D((-0.3, -0.5, z), (-0.3 + bar, 0.6, z + bar), colour),
+            Box3D((-0.3, -0.5, z), (0.35, -0.5 + bar, z + bar), colour),
+        ]
     else:
         raise ValueError(f"kind {kind!r} is not frame or lamp")
     scene = render(parts, width, height, wall_z=wall_z, floor_y=1.0)

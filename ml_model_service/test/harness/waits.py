@@ -1,4 +1,5 @@
 """Polling until something is true, for tests and scripts."""
+
 from __future__ import annotations
 
 import time

@@ -1,6 +1,7 @@
 """model_service.launch.py with the real `ros2 launch` and `ros2 param/service`: the user's params_file wins
 over the shipped defaults, an argument given on the command line wins over the file, arguments are typed
 as users type them (execution_providers:=cpu), and bad values are refused in one line."""
+
 from __future__ import annotations
 
 import os
@@ -36,15 +37,17 @@ def test_shipped_defaults_without_arguments(launch):
     assert profile.endswith("share/ml_model_service/config/fastdds_large_data.xml") and Path(profile).is_file()
     assert param_get("/msl_default/ml_model_service", "model_path") == ""
     assert param_get("/msl_default/ml_model_service", "execution_providers") == "['cuda', 'cpu']"
-    meta = ros2("service", "call", "/msl_default/ml_model_service/get_metadata",
-                "ml_model_service_interfaces/srv/GetMetadata")
+    meta = ros2(
+        "service", "call", "/msl_default/ml_model_service/get_metadata", "ml_model_service_interfaces/srv/GetMetadata"
+    )
     assert "ssd_mobilenet_v2_coco" in meta.stdout, meta.stdout
 
 
 def test_params_file_wins_over_defaults(launch, tmp_path):
     labels = str(MODELS / "imagenet_labels.txt")
-    mine = user_file(tmp_path, {"model_path": "efficientnet_lite0", "label_path": labels,
-                                "execution_providers": ["cpu"]})
+    mine = user_file(
+        tmp_path, {"model_path": "efficientnet_lite0", "label_path": labels, "execution_providers": ["cpu"]}
+    )
     node = launch("model_service.launch.py", "namespace:=/msl_file", f"params_file:={mine}")
     node.wait_for_log(READY)
     fqn = "/msl_file/ml_model_service"
@@ -57,11 +60,17 @@ def test_params_file_wins_over_defaults(launch, tmp_path):
 
 def test_command_line_wins_over_params_file(launch, tmp_path):
     labels = str(MODELS / "imagenet_labels.txt")
-    mine = user_file(tmp_path, {"model_path": "efficientnet_lite0", "label_path": labels,
-                                "execution_providers": ["cuda", "cpu"]})
+    mine = user_file(
+        tmp_path, {"model_path": "efficientnet_lite0", "label_path": labels, "execution_providers": ["cuda", "cpu"]}
+    )
     # execution_providers as users type it: a plain string, not a YAML list
-    node = launch("model_service.launch.py", "namespace:=/msl_cli", f"params_file:={mine}",
-                  "model_path:=efficientnet_lite0_tflite", "execution_providers:=cpu")
+    node = launch(
+        "model_service.launch.py",
+        "namespace:=/msl_cli",
+        f"params_file:={mine}",
+        "model_path:=efficientnet_lite0_tflite",
+        "execution_providers:=cpu",
+    )
     node.wait_for_log(READY)
     fqn = "/msl_cli/ml_model_service"
     assert param_get(fqn, "model_path") == "efficientnet_lite0_tflite"
@@ -70,10 +79,13 @@ def test_command_line_wins_over_params_file(launch, tmp_path):
     assert node.proc.poll() is None
 
 
-@pytest.mark.parametrize("args, message", [
-    (["execution_providers:=cuda,,cpu"], "execution_providers:='cuda,,cpu' has an empty entry"),
-    (["params_file:=/nonexistent/my.yaml"], "params_file:='/nonexistent/my.yaml': no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["execution_providers:=cuda,,cpu"], "execution_providers:='cuda,,cpu' has an empty entry"),
+        (["params_file:=/nonexistent/my.yaml"], "params_file:='/nonexistent/my.yaml': no such file"),
+    ],
+)
 def test_bad_arguments_are_refused_in_one_line(launch, args, message):
     run = launch("model_service.launch.py", "namespace:=/msl_bad", *args)
     assert run.wait_exit() != 0

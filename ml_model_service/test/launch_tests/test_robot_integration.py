@@ -1,6 +1,7 @@
 """The nodes in a robot's bring-up, with the real `ros2 launch`, `ros2 lifecycle`, `ros2 param` and `ros2 topic`:
 managed (lifecycle) nodes, simulated time, results that are never stale, list parameters set back to empty,
 and 3D results in the robot's frame through tf2."""
+
 from __future__ import annotations
 
 import re
@@ -54,8 +55,13 @@ def test_managed_vision_node_follows_ros2_lifecycle(launch, spinner):
         assert "inactive" in lifecycle("get", "/lc/vision_service")
         assert "Transitioning successful" in lifecycle("set", "/lc/vision_service", "activate")
         assert "active" in lifecycle("get", "/lc/vision_service")
-        wait_for(lambda: detections.where(lambda m: any(r.hypothesis.class_id == "cat" for d in m.detections
-                                                        for r in d.results)), 60, what="a cat once active")
+        wait_for(
+            lambda: detections.where(
+                lambda m: any(r.hypothesis.class_id == "cat" for d in m.detections for r in d.results)
+            ),
+            60,
+            what="a cat once active",
+        )
         assert "Transitioning successful" in lifecycle("set", "/lc/vision_service", "deactivate")
         wait_for(lambda: node.count_subscribers("/lc_cam") == 0, 10, what="the image topic left unsubscribed")
         n = len(detections.messages)
@@ -82,28 +88,47 @@ def test_use_sim_time_through_the_launch_file_follows_clock(launch, spinner):
     from diagnostic_msgs.msg import DiagnosticArray
     from rosgraph_msgs.msg import Clock
 
-    run = launch("vision.launch.py", "namespace:=/sim", "use_sim_time:=true", "use_model_service:=true",
-                 "execution_providers:=cpu")
+    run = launch(
+        "vision.launch.py",
+        "namespace:=/sim",
+        "use_sim_time:=true",
+        "use_model_service:=true",
+        "execution_providers:=cpu",
+    )
     run.wait_for_log(VISION_UP)
     assert param_get("/sim/vision_service", "use_sim_time") == "True"
     assert param_get("/sim/ml_model_service", "use_sim_time") == "True"
     clock = spinner.node.create_publisher(Clock, "/clock", 10)
     diagnostics = Collector(spinner.node, DiagnosticArray, "/diagnostics")
     try:
+
         def simulated():
             msg = Clock()
             msg.clock.sec = 4242
             clock.publish(msg)
-            return [d for d in diagnostics.messages if d.header.stamp.sec == 4242
-                    and any(s.name == "/sim/vision_service" for s in d.status)]
+            return [
+                d
+                for d in diagnostics.messages
+                if d.header.stamp.sec == 4242 and any(s.name == "/sim/vision_service" for s in d.status)
+            ]
+
         wait_for(simulated, 20, interval=0.2, what="/diagnostics stamped with the simulated time")
     finally:
         spinner.node.destroy_publisher(clock)
 
 
 def test_results_are_volatile_and_never_stale(launch, spinner):
-    run = launch("run", "vision_service", "--ros-args", "-r", "__ns:=/vol", "-p", "always_on:=true",
-                 "-p", "execution_providers:=[cpu]")
+    run = launch(
+        "run",
+        "vision_service",
+        "--ros-args",
+        "-r",
+        "__ns:=/vol",
+        "-p",
+        "always_on:=true",
+        "-p",
+        "execution_providers:=[cpu]",
+    )
     run.wait_for_log(VISION_UP)
     camera = Photographer(spinner.node, "/vol/image")
     detections = Collector(spinner.node, Detection2DArray, "/vol/detections")
@@ -119,31 +144,69 @@ def test_results_are_volatile_and_never_stale(launch, spinner):
     assert re.search(r"Durability:\s+TRANSIENT_LOCAL", label_info.split("Subscription count")[0]), label_info
     time.sleep(1.0)  # the camera has stopped: a late subscriber asking for history gets nothing
     latched_qos = ("--qos-durability", "transient_local", "--qos-reliability", "reliable")
-    late = ros2("topic", "echo", "--once", "--no-daemon", "--timeout", "4", *latched_qos, "/vol/detections",
-                "vision_msgs/msg/Detection2DArray", timeout=30).stdout
+    late = ros2(
+        "topic",
+        "echo",
+        "--once",
+        "--no-daemon",
+        "--timeout",
+        "4",
+        *latched_qos,
+        "/vol/detections",
+        "vision_msgs/msg/Detection2DArray",
+        timeout=30,
+    ).stdout
     assert "detections:" not in late, late
-    latched = ros2("topic", "echo", "--once", "--no-daemon", "--timeout", "10", *latched_qos, "/vol/label_info",
-                   "vision_msgs/msg/LabelInfo", timeout=30).stdout
+    latched = ros2(
+        "topic",
+        "echo",
+        "--once",
+        "--no-daemon",
+        "--timeout",
+        "10",
+        *latched_qos,
+        "/vol/label_info",
+        "vision_msgs/msg/LabelInfo",
+        timeout=30,
+    ).stdout
     assert "class_map" in latched, latched  # only label_info is latched
 
 
 def test_list_parameters_can_be_set_back_to_empty(launch, spinner):
-    run = launch("run", "vision_service", "--ros-args", "-r", "__ns:=/lists", "-p", "always_on:=true",
-                 "-p", "execution_providers:=[cpu]")
+    run = launch(
+        "run",
+        "vision_service",
+        "--ros-args",
+        "-r",
+        "__ns:=/lists",
+        "-p",
+        "always_on:=true",
+        "-p",
+        "execution_providers:=[cpu]",
+    )
     run.wait_for_log(VISION_UP)
     node = "/lists/vision_service"
     camera = Photographer(spinner.node, "/lists/image")  # the cat
     detections = Collector(spinner.node, Detection2DArray, "/lists/detections")
 
     def classes_seen(after: float) -> set[str]:
-        return {r.hypothesis.class_id for m in detections.messages if m.header.stamp.sec >= after
-                for d in m.detections for r in d.results}
+        return {
+            r.hypothesis.class_id
+            for m in detections.messages
+            if m.header.stamp.sec >= after
+            for d in m.detections
+            for r in d.results
+        }
+
     try:
         wait_for(lambda: "cat" in classes_seen(0), 60, what="a cat")
         assert "Set parameter successful" in param("set", node, "classes", "[dog]").stdout
         mark = spinner.node.get_clock().now().seconds_nanoseconds()[0] + 1
-        wait_for(lambda: detections.messages and detections.messages[-1].header.stamp.sec >= mark, 20,
-                 what="frames after the change")
+        wait_for(
+            lambda: detections.messages and detections.messages[-1].header.stamp.sec >= mark,
+            20,
+            what="frames after the change",
+        )
         assert "cat" not in classes_seen(mark)
         assert "Set parameter successful" in param("set", node, "classes", "[]").stdout
         assert param_get(node, "classes") == "[]"
@@ -153,8 +216,12 @@ def test_list_parameters_can_be_set_back_to_empty(launch, spinner):
         assert "parameter failed" in refused and "'kat' is not a label" in refused and "cat" in refused, refused
         assert "empty class name" in param("set", node, "classes", "['']").stdout
         assert param_get(node, "classes") == "[]"  # both refusals left the value as it was
-        for name, value in (("label_confidences", "[]"), ("remap_output_names", "[]"), ("box_order", "[]"),
-                            ("confidence_threshold", "1")):
+        for name, value in (
+            ("label_confidences", "[]"),
+            ("remap_output_names", "[]"),
+            ("box_order", "[]"),
+            ("confidence_threshold", "1"),
+        ):
             assert "Set parameter successful" in param("set", node, name, value).stdout, name
     finally:
         camera.close()
@@ -190,16 +257,26 @@ def test_target_frame_puts_objects_in_base_link(start_node, spinner, tmp_path):
     scene = render([OBJECT])
     x0, y0, x1, y1 = scene.boxes_2d[0]
     model = box_detector(tmp_path, (x0 - 30, y0 - 30, x1 + 30, y1 + 30), 640, 480)
-    proc = start_node("vision_service", {"use_depth": True, "always_on": True, "target_frame": "base_link",
-                                         "execution_providers": ["cpu"], "model_path": model,
-                                         "allowed_paths": [str(tmp_path)]}, namespace="/tfb")
+    proc = start_node(
+        "vision_service",
+        {
+            "use_depth": True,
+            "always_on": True,
+            "target_frame": "base_link",
+            "execution_providers": ["cpu"],
+            "model_path": model,
+            "allowed_paths": [str(tmp_path)],
+        },
+        namespace="/tfb",
+    )
     objects = Collector(spinner.node, Detection3DArray, "/tfb/objects")
     points = Collector(spinner.node, PointCloud2, "/tfb/object_points")
     markers = Collector(spinner.node, MarkerArray, "/tfb/object_markers")
     camera = Camera(spinner.node, "/tfb")
     try:
-        camera.show(image_msg(scene.rgb, "camera_optical"), depth_msg(scene.depth, "32FC1"),
-                    camera_info_msg(scene.intrinsics))
+        camera.show(
+            image_msg(scene.rgb, "camera_optical"), depth_msg(scene.depth, "32FC1"), camera_info_msg(scene.intrinsics)
+        )
         msg = wait_for(lambda: [m for m in objects.messages if m.detections], 60, what="objects")[-1]
         assert msg.header.frame_id == "base_link"
         centre = msg.detections[0].bbox.center.position
@@ -213,10 +290,18 @@ def test_target_frame_puts_objects_in_base_link(start_node, spinner, tmp_path):
         # a camera frame with no transform: 2D goes on, 3D is dropped, status WARN names both frames
         status = Collector(spinner.node, DiagnosticStatus, "/tfb/vision_service/status")
         detections = Collector(spinner.node, Detection2DArray, "/tfb/detections")
-        camera.show(image_msg(scene.rgb, "unknown_camera"), depth_msg(scene.depth, "32FC1"),
-                    camera_info_msg(scene.intrinsics))
-        wait_for(lambda: [s for s in status.messages if "unknown_camera" in s.message and "base_link" in s.message
-                          and s.level == DiagnosticStatus.WARN], 15, what="status WARN naming both frames")
+        camera.show(
+            image_msg(scene.rgb, "unknown_camera"), depth_msg(scene.depth, "32FC1"), camera_info_msg(scene.intrinsics)
+        )
+        wait_for(
+            lambda: [
+                s
+                for s in status.messages
+                if "unknown_camera" in s.message and "base_link" in s.message and s.level == DiagnosticStatus.WARN
+            ],
+            15,
+            what="status WARN naming both frames",
+        )
         assert detections.where(lambda m: m.header.frame_id == "unknown_camera")
         counters = {v.key: v.value for v in status.messages[-1].values}
         assert int(counters["tf_errors"]) > 0
@@ -231,14 +316,23 @@ def test_distortion_on_an_unrectified_topic_is_warned_once(start_node, spinner):
     from harness.messages import image_msg
     from harness.photos import photo
 
-    proc = start_node("vision_service", {"use_depth": True, "always_on": True, "execution_providers": ["cpu"]},
-                      namespace="/dist", remaps={"image": "/dist/color/image_raw"})
+    proc = start_node(
+        "vision_service",
+        {"use_depth": True, "always_on": True, "execution_providers": ["cpu"]},
+        namespace="/dist",
+        remaps={"image": "/dist/color/image_raw"},
+    )
     node = spinner.node
     wait_for(lambda: node.count_subscribers("/dist/camera_info") > 0, 30, what="the camera_info subscription")
     image = node.create_publisher(type(image_msg(photo("coffee"), "c")), "/dist/color/image_raw", 2)
     info = node.create_publisher(CameraInfo, "/dist/camera_info", 2)
-    msg = CameraInfo(width=640, height=480, k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1], distortion_model="plumb_bob",
-                     d=[0.1, -0.05, 0.0, 0.0, 0.0])
+    msg = CameraInfo(
+        width=640,
+        height=480,
+        k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1],
+        distortion_model="plumb_bob",
+        d=[0.1, -0.05, 0.0, 0.0, 0.0],
+    )
     for _ in range(20):
         msg.header.stamp = node.get_clock().now().to_msg()
         info.publish(msg)

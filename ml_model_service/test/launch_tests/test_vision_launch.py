@@ -2,6 +2,7 @@
 modes (model in the vision node / in a model service node, started by the launch file or already running),
 every documented argument, the user's params_file over the shipped defaults, command-line arguments over
 the file, topics where the arguments say, and detections of a real photograph (scikit-image's cat)."""
+
 from __future__ import annotations
 
 import re
@@ -49,8 +50,14 @@ def wait_for_cat(spinner, topic: str, camera_topic: str) -> None:
 
 def test_own_model_params_file_wins_and_topics_follow_arguments(launch, spinner, tmp_path):
     mine = user_file(tmp_path, {"confidence_threshold": 0.77, "use_depth": True, "execution_providers": ["cpu"]})
-    node = launch("vision.launch.py", "namespace:=/vl_own", f"params_file:={mine}", "image:=/vl_own_cam/color",
-                  "depth:=/vl_own_cam/depth", "camera_info:=/vl_own_cam/info")
+    node = launch(
+        "vision.launch.py",
+        "namespace:=/vl_own",
+        f"params_file:={mine}",
+        "image:=/vl_own_cam/color",
+        "depth:=/vl_own_cam/depth",
+        "camera_info:=/vl_own_cam/info",
+    )
     node.wait_for_log(READY)
     fqn = "/vl_own/vision_service"
     assert param_get(fqn, "confidence_threshold") == "0.77"
@@ -72,8 +79,11 @@ def test_own_model_params_file_wins_and_topics_follow_arguments(launch, spinner,
             info = ros2("node", "info", "--no-daemon", "--spin-time", "2", fqn).stdout
             return info.split("Subscribers:")[1].split("Publishers:")[0] if "Subscribers:" in info else ""
 
-        wait_for(lambda: all(t in subscribers() for t in wanted), 60,
-                 what=f"`ros2 node info {fqn}` to list subscriptions to {wanted}")
+        wait_for(
+            lambda: all(t in subscribers() for t in wanted),
+            60,
+            what=f"`ros2 node info {fqn}` to list subscriptions to {wanted}",
+        )
     finally:
         camera.close()
         spinner.node.destroy_subscription(detections.sub)
@@ -81,9 +91,17 @@ def test_own_model_params_file_wins_and_topics_follow_arguments(launch, spinner,
 
 def test_command_line_wins_over_params_file(launch, spinner, tmp_path):
     mine = user_file(tmp_path, {"confidence_threshold": 0.77, "use_depth": True, "use_compressed": False})
-    node = launch("vision.launch.py", "namespace:=/vl_cli", f"params_file:={mine}", "confidence_threshold:=0.3",
-                  "use_depth:=0", "use_compressed:=True", "image:=/vl_cli_cam/image_raw",
-                  "model_path:=ssd_mobilenet_v2_coco_tflite", "execution_providers:=cpu")
+    node = launch(
+        "vision.launch.py",
+        "namespace:=/vl_cli",
+        f"params_file:={mine}",
+        "confidence_threshold:=0.3",
+        "use_depth:=0",
+        "use_compressed:=True",
+        "image:=/vl_cli_cam/image_raw",
+        "model_path:=ssd_mobilenet_v2_coco_tflite",
+        "execution_providers:=cpu",
+    )
     node.wait_for_log(READY)
     fqn = "/vl_cli/vision_service"
     assert param_get(fqn, "confidence_threshold") == "0.3"
@@ -97,8 +115,15 @@ def test_command_line_wins_over_params_file(launch, spinner, tmp_path):
 
 def test_model_service_started_by_the_launch_file(launch, spinner):
     labels = str(node_models_dir() / "coco_labels.txt")
-    node = launch("vision.launch.py", "namespace:=/vl_ms", "use_model_service:=true", "execution_providers:=cpu",
-                  "model_path:=ssd_mobilenet_v2_coco", f"label_path:={labels}", "image:=/vl_ms_cam/image")
+    node = launch(
+        "vision.launch.py",
+        "namespace:=/vl_ms",
+        "use_model_service:=true",
+        "execution_providers:=cpu",
+        "model_path:=ssd_mobilenet_v2_coco",
+        f"label_path:={labels}",
+        "image:=/vl_ms_cam/image",
+    )
     node.wait_for_log(SERVING)
     node.wait_for_log(VISION_UP)
     assert param_get("/vl_ms/ml_model_service", "model_path") == "ssd_mobilenet_v2_coco"
@@ -116,20 +141,28 @@ def test_model_service_started_by_the_launch_file(launch, spinner):
 def test_model_service_already_running(launch, spinner):
     service = launch("model_service.launch.py", "namespace:=/vl_run", "execution_providers:=cpu")
     service.wait_for_log(SERVING)
-    node = launch("vision.launch.py", "namespace:=/vl_run", "model_service:=/vl_run/ml_model_service",
-                  "use_depth:=1", "image:=/vl_run_cam/image")
+    node = launch(
+        "vision.launch.py",
+        "namespace:=/vl_run",
+        "model_service:=/vl_run/ml_model_service",
+        "use_depth:=1",
+        "image:=/vl_run_cam/image",
+    )
     node.wait_for_log(VISION_UP)
     assert param_get("/vl_run/vision_service", "model_service") == "/vl_run/ml_model_service"
     assert param_get("/vl_run/vision_service", "use_depth") == "True"
     wait_for_cat(spinner, "/vl_run/detections", "/vl_run_cam/image")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["use_depth:=maybe"], "use_depth:='maybe' is not a boolean"),
-    (["confidence_threshold:=1.5"], "confidence_threshold:='1.5' is outside 0.0..1.0"),
-    (["confidence_threshold:=high"], "confidence_threshold:='high' is not a number"),
-    (["use_model_service:=true", "model_service:=/other"], "give one of the two"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["use_depth:=maybe"], "use_depth:='maybe' is not a boolean"),
+        (["confidence_threshold:=1.5"], "confidence_threshold:='1.5' is outside 0.0..1.0"),
+        (["confidence_threshold:=high"], "confidence_threshold:='high' is not a number"),
+        (["use_model_service:=true", "model_service:=/other"], "give one of the two"),
+    ],
+)
 def test_bad_arguments_are_refused_in_one_line(launch, args, message):
     run = launch("vision.launch.py", "namespace:=/vl_bad", *args)
     assert run.wait_exit() != 0

@@ -5,6 +5,7 @@ could not be read); `StreamHealth.assess` turns the facts of the last `window` s
 knows of the topic (subscribed, publishers, a QoS mismatch), into (level, reason) states. Levels are
 0 OK, 1 WARN, 2 ERROR, as in diagnostic_msgs/DiagnosticStatus.
 """
+
 from __future__ import annotations
 
 import threading
@@ -85,18 +86,38 @@ class StreamHealth:
         if state.qos_problem:
             states.append((WARN, state.qos_problem))
         if processed == 0 and failures:
-            states.append((ERROR, f"no frame processed in the last {self.window:g} s: {len(failures)} dropped, "
-                                  f"last cause: {failures[-1]}"))
+            states.append(
+                (
+                    ERROR,
+                    f"no frame processed in the last {self.window:g} s: {len(failures)} dropped, "
+                    f"last cause: {failures[-1]}",
+                )
+            )
         elif failures and len(failures) * 2 >= max(received, processed + len(failures)):
-            states.append((WARN, f"{len(failures)} of the last {max(received, processed + len(failures))} "
-                                 f"frames dropped: {failures[-1]}"))
+            states.append(
+                (
+                    WARN,
+                    f"{len(failures)} of the last {max(received, processed + len(failures))} "
+                    f"frames dropped: {failures[-1]}",
+                )
+            )
         if quiet_for >= self.stall and (subscribed_for >= self.stall):
             if state.publishers == 0:
                 states.append((WARN, f"no publisher on {topic} (for {quiet_for:.0f} s)"))
             elif not state.qos_problem:
-                states.append((WARN, f"no frame on {topic} for {quiet_for:.0f} s ({state.publishers} "
-                                     f"publisher{'s' if state.publishers != 1 else ''}): the camera stalled?"))
+                states.append(
+                    (
+                        WARN,
+                        f"no frame on {topic} for {quiet_for:.0f} s ({state.publishers} "
+                        f"publisher{'s' if state.publishers != 1 else ''}): the camera stalled?",
+                    )
+                )
         elif received and processed == 0 and not failures and now - recent[0] >= 1.0:
-            states.append((WARN, f"{received} frames received in the last {self.window:g} s but none processed "
-                                 "(pairing with depth stalled?)"))
+            states.append(
+                (
+                    WARN,
+                    f"{received} frames received in the last {self.window:g} s but none processed "
+                    "(pairing with depth stalled?)",
+                )
+            )
         return states

@@ -3,6 +3,7 @@
 Every check a camera driver can get wrong (encoding, zero size, step, byte length) raises ImageError
 with a message that says which.
 """
+
 from __future__ import annotations
 
 import threading
@@ -14,24 +15,46 @@ import numpy as np
 
 #: encoding -> (dtype, channels)
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
-    "rgb8": (np.dtype(np.uint8), 3), "bgr8": (np.dtype(np.uint8), 3),
-    "rgba8": (np.dtype(np.uint8), 4), "bgra8": (np.dtype(np.uint8), 4),
-    "mono8": (np.dtype(np.uint8), 1), "8UC1": (np.dtype(np.uint8), 1), "8UC3": (np.dtype(np.uint8), 3),
-    "mono16": (np.dtype(np.uint16), 1), "16UC1": (np.dtype(np.uint16), 1),
-    "32FC1": (np.dtype(np.float32), 1), "64FC1": (np.dtype(np.float64), 1),
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "8UC1": (np.dtype(np.uint8), 1),
+    "8UC3": (np.dtype(np.uint8), 3),
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+    "64FC1": (np.dtype(np.float64), 1),
     # YUV 4:2:2, two bytes a pixel (what most USB cameras give): UYVY and YUYV, under their ROS names
-    "uyvy": (np.dtype(np.uint8), 2), "yuv422": (np.dtype(np.uint8), 2),
-    "yuyv": (np.dtype(np.uint8), 2), "yuv422_yuy2": (np.dtype(np.uint8), 2),
-    **{f"bayer_{p}{bits}": (np.dtype(np.uint8 if bits == 8 else np.uint16), 1)
-       for p in ("rggb", "bggr", "gbrg", "grbg") for bits in (8, 16)},
+    "uyvy": (np.dtype(np.uint8), 2),
+    "yuv422": (np.dtype(np.uint8), 2),
+    "yuyv": (np.dtype(np.uint8), 2),
+    "yuv422_yuy2": (np.dtype(np.uint8), 2),
+    **{
+        f"bayer_{p}{bits}": (np.dtype(np.uint8 if bits == 8 else np.uint16), 1)
+        for p in ("rggb", "bggr", "gbrg", "grbg")
+        for bits in (8, 16)
+    },
 }
 #: ROS colour encodings OpenCV converts: YUV 4:2:2 byte orders and Bayer mosaics (OpenCV names a mosaic by
 #: the second row's second and third pixels, so ROS's rggb is OpenCV's BG)
-_TO_RGB = {"uyvy": cv2.COLOR_YUV2RGB_UYVY, "yuv422": cv2.COLOR_YUV2RGB_UYVY,
-           "yuyv": cv2.COLOR_YUV2RGB_YUYV, "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV,
-           **{f"bayer_{p}{bits}": code for bits in (8, 16) for p, code in (
-               ("rggb", cv2.COLOR_BayerBG2RGB), ("bggr", cv2.COLOR_BayerRG2RGB),
-               ("gbrg", cv2.COLOR_BayerGR2RGB), ("grbg", cv2.COLOR_BayerGB2RGB))}}
+_TO_RGB = {
+    "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+    "yuv422": cv2.COLOR_YUV2RGB_UYVY,
+    "yuyv": cv2.COLOR_YUV2RGB_YUYV,
+    "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV,
+    **{
+        f"bayer_{p}{bits}": code
+        for bits in (8, 16)
+        for p, code in (
+            ("rggb", cv2.COLOR_BayerBG2RGB),
+            ("bggr", cv2.COLOR_BayerRG2RGB),
+            ("gbrg", cv2.COLOR_BayerGR2RGB),
+            ("grbg", cv2.COLOR_BayerGB2RGB),
+        )
+    },
+}
 #: Default cap on decoded image size (width x height); the vision node's max_image_pixels.
 MAX_PIXELS = 50_000_000
 COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "8UC1", "8UC3", *_TO_RGB)
@@ -47,12 +70,21 @@ def check_pixels(width: int, height: int, max_pixels: int | None, what: str = "i
     if width <= 0 or height <= 0:
         raise ImageError(f"zero-size {what} ({width}x{height})")
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageError(f"{what} of {width}x{height} = {width * height} pixels is above the limit of "
-                         f"{max_pixels} pixels (max_image_pixels)")
+        raise ImageError(
+            f"{what} of {width}x{height} = {width * height} pixels is above the limit of "
+            f"{max_pixels} pixels (max_image_pixels)"
+        )
 
 
-def image_array(data: bytes | memoryview, encoding: str, width: int, height: int, step: int,
-                is_bigendian: bool = False, max_pixels: int | None = None) -> np.ndarray:
+def image_array(
+    data: bytes | memoryview,
+    encoding: str,
+    width: int,
+    height: int,
+    step: int,
+    is_bigendian: bool = False,
+    max_pixels: int | None = None,
+) -> np.ndarray:
     """A (H, W) or (H, W, C) view of an image buffer; raises ImageError on anything inconsistent or
     larger than `max_pixels`."""
     if encoding not in ENCODINGS:
@@ -63,8 +95,9 @@ def image_array(data: bytes | memoryview, encoding: str, width: int, height: int
     if step < row:
         raise ImageError(f"step {step} is less than width x channels x bytes = {row} for {width}px {encoding}")
     if len(data) < step * height:
-        raise ImageError(f"image data is {len(data)} bytes, shorter than step x height = {step} x {height} "
-                         f"= {step * height}")
+        raise ImageError(
+            f"image data is {len(data)} bytes, shorter than step x height = {step} x {height} = {step * height}"
+        )
     dtype = dtype.newbyteorder(">" if is_bigendian else "<")
     flat = np.frombuffer(data, dtype=np.uint8, count=step * height).reshape(height, step)
     pixels = flat[:, :row].view(dtype).reshape(height, width, channels)
@@ -89,12 +122,13 @@ def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
     if encoding in _TO_RGB:
         if encoding.startswith("yuv") or encoding in ("uyvy", "yuyv"):
             if array.shape[1] % 2:
-                raise ImageError(f"{encoding} needs an even width (two pixels share their chroma), got "
-                                 f"{array.shape[1]}")
+                raise ImageError(
+                    f"{encoding} needs an even width (two pixels share their chroma), got {array.shape[1]}"
+                )
         elif array.shape[0] < 2 or array.shape[1] < 2:
             raise ImageError(f"a {encoding} mosaic needs at least 2x2 pixels, got {array.shape[1]}x{array.shape[0]}")
         rgb = cv2.cvtColor(np.ascontiguousarray(array), _TO_RGB[encoding])
-        return (rgb >> 8).astype(np.uint8) if rgb.dtype == np.uint16 else rgb
+        return (np.asarray(rgb, dtype=np.uint16) >> 8).astype(np.uint8) if rgb.dtype == np.uint16 else np.asarray(rgb)
     raise ImageError(f"encoding {encoding!r} is not a colour image; use one of {COLOUR_ENCODINGS}")
 
 
@@ -140,18 +174,17 @@ def _jpeg_frame(data: bytes | memoryview) -> tuple[int, int, int, list[tuple[int
             continue
         if marker in (0xD9, 0xDA):
             break
-        length = int.from_bytes(view[i + 2:i + 4], "big")
+        length = int.from_bytes(view[i + 2 : i + 4], "big")
         if length < 2:
             raise ImageError(f"JPEG image: bad segment length at byte {i}")
         if marker in _JPEG_SOF:
             if i + 10 > len(view):
                 break
-            height = int.from_bytes(view[i + 5:i + 7], "big")
-            width = int.from_bytes(view[i + 7:i + 9], "big")
+            height = int.from_bytes(view[i + 5 : i + 7], "big")
+            width = int.from_bytes(view[i + 7 : i + 9], "big")
             count = view[i + 9]
             if count == 0 or length < 8 + 3 * count or i + 10 + 3 * count > len(view):
-                raise ImageError(f"JPEG image: frame header at byte {i} declares {count} components in {length} "
-                                 "bytes")
+                raise ImageError(f"JPEG image: frame header at byte {i} declares {count} components in {length} bytes")
             sampling = [(view[i + 11 + 3 * c] >> 4, view[i + 11 + 3 * c] & 0x0F) for c in range(count)]
             if any(not (1 <= h <= 4 and 1 <= v <= 4) for h, v in sampling):
                 raise ImageError(f"JPEG image: sampling factors {sampling} outside 1..4")
@@ -196,14 +229,17 @@ def check_bomb(data: bytes | memoryview) -> tuple[str, int, int]:
                 f"compressed png image declares {width}x{height} ({raw} bytes of {depth}-bit pixels) in {size} "
                 f"bytes: deflate expands at most {DEFLATE_MAX_RATIO} times, so it needs at least "
                 f"{_ceil(raw, DEFLATE_MAX_RATIO)} bytes (refused below 1/{BOMB_SAFETY} of that): truncated or a "
-                "decompression bomb")
+                "decompression bomb"
+            )
         return kind, width, height
     marker, _, _, sampling = _jpeg_frame(data)
     if marker in _JPEG_ARITHMETIC:
         if width * height > ARITHMETIC_JPEG_MAX_PIXELS:
-            raise ImageError(f"compressed jpeg image is arithmetic-coded (SOF 0x{marker:02X}) and declares "
-                             f"{width}x{height} = {width * height} pixels: arithmetic coding has no floor on bytes "
-                             f"per pixel, so it is decoded up to {ARITHMETIC_JPEG_MAX_PIXELS} pixels only")
+            raise ImageError(
+                f"compressed jpeg image is arithmetic-coded (SOF 0x{marker:02X}) and declares "
+                f"{width}x{height} = {width * height} pixels: arithmetic coding has no floor on bytes "
+                f"per pixel, so it is decoded up to {ARITHMETIC_JPEG_MAX_PIXELS} pixels only"
+            )
         return kind, width, height
     unit = 1 if marker in _JPEG_LOSSLESS else 8
     h_max, v_max = max(h for h, _ in sampling), max(v for _, v in sampling)
@@ -213,7 +249,8 @@ def check_bomb(data: bytes | memoryview) -> tuple[str, int, int]:
         raise ImageError(
             f"compressed jpeg image declares {width}x{height} ({units} {what} in {len(sampling)} components) in "
             f"{size} bytes: Huffman-coded JPEG needs at least a bit per {what[:-1]}, so at least {_ceil(units, 8)} "
-            f"bytes (refused below 1/{BOMB_SAFETY} of that): truncated or a decompression bomb")
+            f"bytes (refused below 1/{BOMB_SAFETY} of that): truncated or a decompression bomb"
+        )
     return kind, width, height
 
 
@@ -265,8 +302,9 @@ class DecodeBudget:
         return f"{self.pixels_per_s:.0f} pixels/s with a burst of {self.burst_s:g} s"
 
 
-def decode_compressed(data: bytes | memoryview, fmt: str = "", max_pixels: int | None = MAX_PIXELS,
-                      budget: DecodeBudget | None = None) -> np.ndarray:
+def decode_compressed(
+    data: bytes | memoryview, fmt: str = "", max_pixels: int | None = MAX_PIXELS, budget: DecodeBudget | None = None
+) -> np.ndarray:
     """JPEG/PNG bytes → RGB uint8. Before any decoding, the size in the header is checked against `max_pixels`
     and against what the file's bytes can encode (`check_bomb`), and its pixels are taken from `budget`
     (DecodeBudgetError when it is spent)."""
@@ -276,14 +314,18 @@ def decode_compressed(data: bytes | memoryview, fmt: str = "", max_pixels: int |
     check_pixels(width, height, max_pixels, f"compressed {kind} image")
     check_bomb(data)
     if budget is not None and not budget.take(width * height):
-        raise DecodeBudgetError(f"compressed {kind} image of {width}x{height} skipped: the decode budget "
-                                f"({budget.describe()}) is spent for now")
+        raise DecodeBudgetError(
+            f"compressed {kind} image of {width}x{height} skipped: the decode budget "
+            f"({budget.describe()}) is spent for now"
+        )
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if decoded is None:
         raise ImageError(f"compressed image ({fmt or kind}, {len(data)} bytes) could not be decoded")
     if decoded.shape[0] * decoded.shape[1] > width * height:  # a decoder that disagreed with the header
-        raise ImageError(f"compressed {kind} image decoded to {decoded.shape[1]}x{decoded.shape[0]}, larger than "
-                         f"its header's {width}x{height}")
+        raise ImageError(
+            f"compressed {kind} image decoded to {decoded.shape[1]}x{decoded.shape[0]}, larger than "
+            f"its header's {width}x{height}"
+        )
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 

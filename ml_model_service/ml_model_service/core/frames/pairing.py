@@ -13,6 +13,7 @@ Time may jump back (a bag that loops, a simulation reset, a camera clock reset):
 colour, forgets which frames were handed out), and `add_colour` / `add_depth` say so, so the caller can log
 it and restart what else depends on the timeline (tracking).
 """
+
 from __future__ import annotations
 
 import threading
@@ -63,8 +64,9 @@ class Pairer:
             jump = newest - stamp if newest - stamp > JUMP_BACK_S else 0.0
             if jump:  # the old timeline's frames go; depth already on the new one stays
                 self._colour.clear()
-                self._depth = deque((d for d in self._depth if d.stamp <= stamp + JUMP_BACK_S),
-                                    maxlen=self._depth.maxlen)
+                self._depth = deque(
+                    (d for d in self._depth if d.stamp <= stamp + JUMP_BACK_S), maxlen=self._depth.maxlen
+                )
                 self._done = -float("inf")
             self._colour.append(Stamped(stamp, item))
             self.cond.notify_all()
@@ -90,11 +92,15 @@ class Pairer:
         if abs(best.stamp - colour.stamp) <= self.slop:
             return best
         if colour.stamp == 0.0 or best.stamp == 0.0:
-            raise PairingError("colour or depth images carry no timestamp (stamp 0): they cannot be paired; "
-                               "set header.stamp in the camera driver")
-        raise PairingError(f"no depth image within sync_slop={self.slop} s of the colour frame (colour stamp "
-                           f"{colour.stamp:.3f}, nearest depth {best.stamp:.3f}; {len(depths)} buffered): "
-                           "check rates and clocks")
+            raise PairingError(
+                "colour or depth images carry no timestamp (stamp 0): they cannot be paired; "
+                "set header.stamp in the camera driver"
+            )
+        raise PairingError(
+            f"no depth image within sync_slop={self.slop} s of the colour frame (colour stamp "
+            f"{colour.stamp:.3f}, nearest depth {best.stamp:.3f}; {len(depths)} buffered): "
+            "check rates and clocks"
+        )
 
     def newest_pair(self) -> tuple[Stamped, Stamped]:
         """The newest colour frame that has its depth, whether handed out or not; PairingError says why none."""

@@ -5,6 +5,7 @@ objects (with the reason in `objects_error`), never its detections. With a track
 tracking ids before 3D, and each object carries its detection's id. Detections of segmentation models carry
 their masks, which the objects' clouds use.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -45,9 +46,18 @@ class Results:
         return masks.instance_image([d.mask for d in self.detections], *self.rgb.shape[:2])
 
 
-def run(vision: VisionModel | None, rgb: np.ndarray, *, detections: bool = True, classifications: bool = True,
-        top_n: int = 5, depth: Depth | None = None, cloud: pointcloud.CloudConfig | None = None,
-        obstacles: bool = False, tracker: Tracker | None = None) -> Results:
+def run(
+    vision: VisionModel | None,
+    rgb: np.ndarray,
+    *,
+    detections: bool = True,
+    classifications: bool = True,
+    top_n: int = 5,
+    depth: Depth | None = None,
+    cloud: pointcloud.CloudConfig | None = None,
+    obstacles: bool = False,
+    tracker: Tracker | None = None,
+) -> Results:
     """Run what is asked on one RGB frame. `vision` may be None only in obstacle mode; `tracker` (consecutive
     frames of one stream only) gives the detections their ids."""
     results = Results(rgb)
@@ -66,8 +76,9 @@ def run(vision: VisionModel | None, rgb: np.ndarray, *, detections: bool = True,
     return results
 
 
-def objects(rgb: np.ndarray, detections: list[Detection], depth: Depth, cloud: pointcloud.CloudConfig,
-            obstacles: bool) -> list:
+def objects(
+    rgb: np.ndarray, detections: list[Detection], depth: Depth, cloud: pointcloud.CloudConfig, obstacles: bool
+) -> list:
     """3D objects of one frame: from detections, or obstacles from the depth cloud alone."""
     height, width = rgb.shape[:2]
     intrinsics = depth.intrinsics().scaled(width, height)

@@ -9,6 +9,7 @@ Two ways, as Viam's vision service has them:
   clustered (DBSCAN).
 Boxes are axis-aligned in the camera optical frame: centre = mean of the points, size = extents.
 """
+
 from __future__ import annotations
 
 import copy
@@ -106,16 +107,24 @@ class RigidTransform:
     @property
     def matrix(self) -> np.ndarray:
         x, y, z, w = self.rotation
-        return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+        return np.array(
+            [
+                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            ]
+        )
 
     def rotate(self, q: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
         """This rotation composed with orientation `q` (Hamilton product R * q)."""
         ax, ay, az, aw = self.rotation
         bx, by, bz, bw = q
-        return (aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
-                aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz)
+        return (
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        )
 
 
 def transform_objects(objects: list[Object3D], tf: RigidTransform) -> list[Object3D]:
@@ -137,8 +146,10 @@ def align_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
     if (dw, dh) == (width, height):
         return depth
     if abs(dw / dh - width / height) > 0.01:
-        raise DepthError(f"depth is {dw}x{dh} but colour is {width}x{height}: the aspect ratios differ, so the "
-                         "depth cannot be aligned by scaling (is it registered to the colour camera?)")
+        raise DepthError(
+            f"depth is {dw}x{dh} but colour is {width}x{height}: the aspect ratios differ, so the "
+            "depth cannot be aligned by scaling (is it registered to the colour camera?)"
+        )
     import cv2
 
     return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
@@ -194,14 +205,15 @@ def remove_outliers(points: np.ndarray, config: CloudConfig) -> np.ndarray:
     return np.asarray(kept, dtype=np.int64)
 
 
-def objects_from_detections(depth: np.ndarray, rgb: np.ndarray, k: Intrinsics, detections: Sequence[Detection],
-                            config: CloudConfig) -> list[Object3D]:
+def objects_from_detections(
+    depth: np.ndarray, rgb: np.ndarray, k: Intrinsics, detections: Sequence[Detection], config: CloudConfig
+) -> list[Object3D]:
     """One Object3D per detection with enough valid depth (depth in metres, aligned to `rgb`).
 
     The cloud is the box's pixels sampled on a grid of at most `max_points_per_object` (for speed and
     message size); the box's x/y size adds back the one sample spacing that grid sampling loses."""
     h, w = depth.shape
-    objects = []
+    objects: list[Object3D] = []
     for number, det in enumerate(detections):
         x0, y0 = max(0, int(math.floor(det.x_min))), max(0, int(math.floor(det.y_min)))
         x1, y1 = min(w, int(math.ceil(det.x_max))), min(h, int(math.ceil(det.y_max)))
@@ -224,7 +236,7 @@ def objects_from_detections(depth: np.ndarray, rgb: np.ndarray, k: Intrinsics, d
         z = roi[vs, us]
         # Centre-weighted: the object is most likely at the box centre, background at its edges.
         nx, ny = (us - (x1 - x0) / 2.0) / (x1 - x0), (vs - (y1 - y0) / 2.0) / (y1 - y0)
-        layer = dominant_layer(z, np.exp(-(nx * nx + ny * ny) / (2 * 0.25 ** 2)), config)
+        layer = dominant_layer(z, np.exp(-(nx * nx + ny * ny) / (2 * 0.25**2)), config)
         us, vs, z = us[layer], vs[layer], z[layer]
         points = back_project(us + x0, vs + y0, z, k)
         kept = remove_outliers(points, config)
@@ -235,13 +247,25 @@ def objects_from_detections(depth: np.ndarray, rgb: np.ndarray, k: Intrinsics, d
         spacing = step * float(points[:, 2].max()) / np.array([k.fx, k.fy])
         size = points.max(axis=0) - points.min(axis=0)
         size[:2] += np.where(size[:2] > 0, spacing, 0.0)
-        objects.append(Object3D(len(objects), det.class_index, det.class_name, det.confidence,
-                                points, rgb[vs + y0, us + x0], size, getattr(det, "id", ""), number))
+        objects.append(
+            Object3D(
+                len(objects),
+                det.class_index,
+                det.class_name,
+                det.confidence,
+                points,
+                rgb[vs + y0, us + x0],
+                size,
+                getattr(det, "id", ""),
+                number,
+            )
+        )
     return objects
 
 
-def depth_cloud(depth: np.ndarray, rgb: np.ndarray | None, k: Intrinsics,
-                config: CloudConfig) -> tuple[np.ndarray, np.ndarray]:
+def depth_cloud(
+    depth: np.ndarray, rgb: np.ndarray | None, k: Intrinsics, config: CloudConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """All valid depth pixels (strided to at most `max_cloud_points`) → points and colours."""
     h, w = depth.shape
     step = max(1, int(math.ceil(math.sqrt(h * w / config.max_cloud_points))))
@@ -253,8 +277,9 @@ def depth_cloud(depth: np.ndarray, rgb: np.ndarray | None, k: Intrinsics,
     return back_project(us, vs, z, k), colours
 
 
-def obstacles_from_depth(depth: np.ndarray, rgb: np.ndarray | None, k: Intrinsics,
-                         config: CloudConfig) -> list[Object3D]:
+def obstacles_from_depth(
+    depth: np.ndarray, rgb: np.ndarray | None, k: Intrinsics, config: CloudConfig
+) -> list[Object3D]:
     """Obstacles: depth cloud → voxel downsample → ground plane removed (RANSAC) → DBSCAN clusters."""
     import open3d as o3d
 
@@ -274,7 +299,7 @@ def obstacles_from_depth(depth: np.ndarray, rgb: np.ndarray | None, k: Intrinsic
         return []
     rest = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
     labels = np.asarray(rest.cluster_dbscan(eps=config.cluster_radius, min_points=config.cluster_min_points))
-    objects = []
+    objects: list[Object3D] = []
     for label in range(labels.max() + 1 if labels.size else 0):
         member = labels == label
         if member.sum() < max(config.cluster_min_points, 1):
@@ -296,8 +321,9 @@ def find_ground(points: np.ndarray, config: CloudConfig, max_planes: int = 3) ->
         if len(remaining) < max(config.plane_min_points, 3):
             break
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[remaining]))
-        model, inliers = cloud.segment_plane(distance_threshold=config.plane_max_distance, ransac_n=3,
-                                             num_iterations=200)
+        model, inliers = cloud.segment_plane(
+            distance_threshold=config.plane_max_distance, ransac_n=3, num_iterations=200
+        )
         if len(inliers) < config.plane_min_points:
             break
         plane_normal = np.asarray(model[:3]) / (np.linalg.norm(model[:3]) or 1.0)

@@ -10,6 +10,7 @@ kept while the object is seen; a track unmatched for longer than it has been con
 frames) is dropped, so an object gone briefly (crossing behind another, leaving the image for a moment) comes
 back with its id, and one gone longer gets a new one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,13 +41,19 @@ class Tracker:
         self.config = config or TrackerConfig()
         c = self.config
         if c.max_age < 1 or not 0.0 < c.min_iou <= 1.0 or not 1 <= c.min_hits <= c.max_age:
-            raise ValueError(f"tracker settings out of range: max_age {c.max_age} (>= 1), min_iou {c.min_iou} "
-                             f"(0 < x <= 1), min_hits {c.min_hits} (1 <= x <= max_age)")
+            raise ValueError(
+                f"tracker settings out of range: max_age {c.max_age} (>= 1), min_iou {c.min_iou} "
+                f"(0 < x <= 1), min_hits {c.min_hits} (1 <= x <= max_age)"
+            )
         self._detection = NorfairDetection
         # Norfair's "iou" distance is 1 - IoU; a detection continues a track below distance_threshold.
-        self._tracker = NorfairTracker(distance_function="iou", distance_threshold=1.0 - c.min_iou,
-                                       hit_counter_max=c.max_age, initialization_delay=c.min_hits - 1,
-                                       past_detections_length=0)
+        self._tracker = NorfairTracker(
+            distance_function="iou",
+            distance_threshold=1.0 - c.min_iou,
+            hit_counter_max=c.max_age,
+            initialization_delay=c.min_hits - 1,
+            past_detections_length=0,
+        )
         self._frame = 0
 
     def update(self, detections: Sequence[Detection]) -> list[Detection]:
@@ -59,9 +66,14 @@ class Tracker:
             box = np.array([[d.x_min, d.y_min], [d.x_max, d.y_max]], np.float64)
             if not (np.all(np.isfinite(box)) and d.x_max > d.x_min and d.y_max > d.y_min):
                 continue
-            items.append(self._detection(points=box, scores=np.full(2, max(d.confidence, 1e-3)),
-                                         label=d.class_index if self.config.class_aware else None,
-                                         data=(frame, i)))
+            items.append(
+                self._detection(
+                    points=box,
+                    scores=np.full(2, max(d.confidence, 1e-3)),
+                    label=d.class_index if self.config.class_aware else None,
+                    data=(frame, i),
+                )
+            )
         for d in detections:
             d.id = ""
         for tracked in self._tracker.update(items):

@@ -1,4 +1,5 @@
 """Drawing results on images (debug topic, demo output)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,8 +13,9 @@ from ..reading.vision import Classification, Detection
 def colour_for(index: int) -> tuple[int, int, int]:
     """A stable, distinct RGB colour per class index."""
     hue = (index * 47) % 180
-    hsv = np.uint8([[[hue, 220, 255]]])
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    hsv = np.array([[[hue, 220, 255]]], dtype=np.uint8)
+    r, g, b = (int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    return r, g, b
 
 
 def overlay_masks(out: np.ndarray, detections: Sequence[Detection], alpha: float = 0.5) -> np.ndarray:
@@ -23,7 +25,7 @@ def overlay_masks(out: np.ndarray, detections: Sequence[Detection], alpha: float
         if m is None or m.roi.size == 0 or m.shape != out.shape[:2]:
             continue
         h, w = m.roi.shape
-        view = out[m.y0:m.y0 + h, m.x0:m.x0 + w]
+        view = out[m.y0 : m.y0 + h, m.x0 : m.x0 + w]
         colour = np.asarray(colour_for(d.class_index), np.float32)
         view[m.roi] = (view[m.roi].astype(np.float32) * (1 - alpha) + colour * alpha).astype(np.uint8)
         contours, _ = cv2.findContours(m.roi.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -31,8 +33,9 @@ def overlay_masks(out: np.ndarray, detections: Sequence[Detection], alpha: float
     return out
 
 
-def draw(rgb: np.ndarray, detections: Sequence[Detection] = (),
-         classifications: Sequence[Classification] = ()) -> np.ndarray:
+def draw(
+    rgb: np.ndarray, detections: Sequence[Detection] = (), classifications: Sequence[Classification] = ()
+) -> np.ndarray:
     """A copy of `rgb` with masks (tinted), boxes, labels, scores and tracking ids (#id) drawn."""
     out = np.ascontiguousarray(rgb).copy()
     scale = max(0.4, min(out.shape[:2]) / 800.0)
@@ -72,8 +75,7 @@ def draw_markers(rgb: np.ndarray, objects: Sequence, k) -> np.ndarray:
         colour = colour_for(obj.class_index)
         pts = np.round(uv).astype(np.int32)
         for a, b in edges:
-            cv2.line(out, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), colour, thick,
-                     cv2.LINE_AA)
+            cv2.line(out, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), colour, thick, cv2.LINE_AA)
         track = getattr(obj, "id", "")
         text = f"{'#' + track + ' ' if track else ''}{obj.class_name} {obj.confidence:.2f} {obj.centre[2]:.2f} m"
         x, y = int(uv[:, 0].min()), max(int(uv[:, 1].min()) - 6, 12)

@@ -5,6 +5,7 @@
 - a single line of labels separated by commas (or, failing that, spaces);
 - labels embedded in a model (TFLite zip metadata; Ultralytics' ONNX `names` metadata).
 """
+
 from __future__ import annotations
 
 import ast
@@ -57,8 +58,9 @@ def parse_labels(text: str, source: str = "") -> Labels:
         line = lines[0]
         parts = [p.strip() for p in line.split(",")] if "," in line else line.split()
         return Labels.from_list([p for p in parts if p], source)
-    matches = [_ID_NAME.match(ln) for ln in lines]
-    if all(matches):
+    found = [_ID_NAME.match(ln) for ln in lines]
+    matches = [m for m in found if m is not None]
+    if len(matches) == len(found):
         ids = [int(m.group(1)) for m in matches]
         if len(set(ids)) == len(ids):
             return Labels({i: m.group(2) for i, m in zip(ids, matches)}, source)
@@ -121,7 +123,14 @@ def embedded_labels(model_path: str | Path, onnx_metadata: Mapping[str, str] | N
                     if member.endswith(".txt") and "label" in member.lower():
                         text = archive.read(member).decode("utf-8", errors="replace")
                         return parse_labels(text, f"{model_path}#{member}")
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
-                zlib.error) as exc:  # a damaged, encrypted or oddly compressed archive
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            NotImplementedError,
+            RuntimeError,
+            EOFError,
+            OSError,
+            zlib.error,
+        ) as exc:  # a damaged, encrypted or oddly compressed archive
             raise ValueError(f"{model_path}: the labels in its zip metadata cannot be read ({exc})") from exc
     return None

@@ -6,6 +6,7 @@ A model reference is a file path, the name of a model in a model repository (a f
 files with `<name>.txt` beside them), the name of a bundled model, or a model on an Open Inference
 Protocol server (`grpc://HOST:PORT/MODEL[/VERSION]`, `http://...`; only servers the policy allows).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -37,15 +38,20 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 
 def _labels_beside(model: Path, policy: ModelPolicy) -> Path | None:
     """A label file next to the model (inside the allowed folders; a symlink leading out is ignored)."""
-    for candidate in (model.parent / "labels.txt", model.with_suffix(".txt"),
-                      model.parent / f"{model.stem}_labels.txt", model.parent / f"{model.stem}.labels.txt"):
+    for candidate in (
+        model.parent / "labels.txt",
+        model.with_suffix(".txt"),
+        model.parent / f"{model.stem}_labels.txt",
+        model.parent / f"{model.stem}.labels.txt",
+    ):
         if candidate.is_file() and policy.allows(candidate):
             return candidate
     return None
 
 
-def resolve_model(ref: str, repository: str | Path | None = None,
-                  policy: ModelPolicy | None = None) -> tuple[Path, Path | None, str]:
+def resolve_model(
+    ref: str, repository: str | Path | None = None, policy: ModelPolicy | None = None
+) -> tuple[Path, Path | None, str]:
     """(model file, label file or None, description) for a path, a repository name or a bundled name.
 
     Paths are resolved (`..`, symlinks) and must lie inside the policy's allowed folders; any path
@@ -63,8 +69,10 @@ def resolve_model(ref: str, repository: str | Path | None = None,
             real_folder = policy.check_folder(folder, "model folder")
             files = sorted(p for p in real_folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES)
             if len(files) != 1:
-                raise ModelLoadError(f"model folder {ref!r} of the repository must hold exactly one .onnx or "
-                                     f".tflite file, has {[p.name for p in files]}")
+                raise ModelLoadError(
+                    f"model folder {ref!r} of the repository must hold exactly one .onnx or "
+                    f".tflite file, has {[p.name for p in files]}"
+                )
             real = policy.resolve(files[0], "model")
             return real, _labels_beside(real, policy), ""
         for suffix in MODEL_SUFFIXES:
@@ -96,10 +104,19 @@ class Model:
     command line; nodes pass `ModelPolicy.from_params`). Model and label files listed in a SHA256SUMS
     (always, for the bundled models) are verified before use."""
 
-    def __init__(self, ref: str = "", label_path: str = "", *, repository: str | Path | None = None,
-                 backend: str = "auto", providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
-                 num_threads: int = 0, policy: ModelPolicy | None = None,
-                 server_timeout: float = DEFAULT_TIMEOUT_S, pin_threads: bool = True) -> None:
+    def __init__(
+        self,
+        ref: str = "",
+        label_path: str = "",
+        *,
+        repository: str | Path | None = None,
+        backend: str = "auto",
+        providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
+        num_threads: int = 0,
+        policy: ModelPolicy | None = None,
+        server_timeout: float = DEFAULT_TIMEOUT_S,
+        pin_threads: bool = True,
+    ) -> None:
         self.policy = policy or ModelPolicy.unrestricted()
         self.server = None
         if is_server_ref(ref):
@@ -107,8 +124,9 @@ class Model:
             self.server = parse_server_ref(ref)
             self.policy.check_server(self.server.address)
             if backend not in ("", "auto", "oip"):
-                raise ModelLoadError(f"backend {backend!r} runs model files; a model on a server ({self.server.url}) "
-                                     "needs backend auto")
+                raise ModelLoadError(
+                    f"backend {backend!r} runs model files; a model on a server ({self.server.url}) needs backend auto"
+                )
             model_path, found_labels, description = Path(self.server.model), None, ""
             self.digest = None
             self.backend = OipBackend(self.server, server_timeout)
@@ -121,8 +139,9 @@ class Model:
         if label_path:
             self.labels: Labels | None = self.policy.read_labels(label_path)
         elif found_labels is not None:
-            self.labels = self.policy.read_resolved_labels(self.policy.resolve(found_labels, "label"),
-                                                           source=str(found_labels))
+            self.labels = self.policy.read_resolved_labels(
+                self.policy.resolve(found_labels, "label"), source=str(found_labels)
+            )
         else:
             self.labels = self._embedded_labels()
         self.metadata = self._metadata(description or self.backend.description)
@@ -141,8 +160,10 @@ class Model:
                     return open_backend(path, runtime, providers, num_threads, pin_threads)
                 except ModelLoadError as exc:  # measured fastest elsewhere, but this machine's runtime refuses it
                     fallback = open_backend(path, "auto", providers, num_threads, pin_threads)
-                    fallback.warnings.append(f"backend auto: {runtime} could not run the bundled {path.name} here, "
-                                             f"so {fallback.kind} runs it ({exc})")
+                    fallback.warnings.append(
+                        f"backend auto: {runtime} could not run the bundled {path.name} here, "
+                        f"so {fallback.kind} runs it ({exc})"
+                    )
                     return fallback
         return open_backend(path, backend, providers, num_threads, pin_threads)
 
@@ -155,29 +176,40 @@ class Model:
             if self.server is None and self.path.suffix == ".tflite" and zipfile.is_zipfile(self.path):
                 with zipfile.ZipFile(self.path) as archive:
                     if any(i.file_size > limit for i in archive.infolist() if i.filename.endswith(".txt")):
-                        self.warnings.append(f"labels embedded in {self.path.name} are above the limit of {limit} "
-                                             "bytes; ignored")
+                        self.warnings.append(
+                            f"labels embedded in {self.path.name} are above the limit of {limit} bytes; ignored"
+                        )
                         return None
             return embedded_labels(self.path, meta)
         except (ValueError, zipfile.BadZipFile, OSError) as exc:
             raise ModelLoadError(f"{self.path.name}: the labels it carries cannot be read: {exc}") from exc
 
     def _metadata(self, description: str) -> ModelMetadata:
-        inputs = [TensorSpec(s.name, s.data_type, list(s.shape), s.description, [], dict(s.extra))
-                  for s in self.backend.inputs]
-        outputs = [TensorSpec(s.name, s.data_type, list(s.shape), s.description, [], dict(s.extra))
-                   for s in self.backend.outputs]
+        inputs = [
+            TensorSpec(s.name, s.data_type, list(s.shape), s.description, [], dict(s.extra))
+            for s in self.backend.inputs
+        ]
+        outputs = [
+            TensorSpec(s.name, s.data_type, list(s.shape), s.description, [], dict(s.extra))
+            for s in self.backend.outputs
+        ]
         if outputs:
             outputs[0].extra.update(self.backend.info)
             if self.labels:
                 outputs[0].extra["labels"] = self.labels.source
                 target, label_type = _label_target(outputs, self.labels)
                 target.associated_files.append(
-                    AssociatedFile(self.labels.source, f"{len(self.labels)} class labels", label_type))
-        return ModelMetadata(name=self.path.stem, type=self.backend.kind, description=description,
-                             inputs=inputs, outputs=outputs,
-                             label_names=dict(self.labels.names) if self.labels else {},
-                             properties=dict(self.backend.embedded_metadata))
+                    AssociatedFile(self.labels.source, f"{len(self.labels)} class labels", label_type)
+                )
+        return ModelMetadata(
+            name=self.path.stem,
+            type=self.backend.kind,
+            description=description,
+            inputs=inputs,
+            outputs=outputs,
+            label_names=dict(self.labels.names) if self.labels else {},
+            properties=dict(self.backend.embedded_metadata),
+        )
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Check the inputs against the model (names, types, shapes), run, return outputs in model order.

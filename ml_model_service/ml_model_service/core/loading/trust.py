@@ -8,6 +8,7 @@ the same whether the file is missing, a directory, unreadable or outside (no ora
 exist). Files listed in a `SHA256SUMS` (the bundled models' folder always has one; a model repository
 may) are verified before use.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,9 @@ MAX_LABEL_BYTES = 1024 * 1024
 #: Largest SHA256SUMS file read (bytes).
 MAX_SUMS_BYTES = 1024 * 1024
 SUMS_NAME = "SHA256SUMS"
-SWAP_DISABLED = ("model swapping is disabled on this node (allow_model_swap is false; it is read-only and set "
-                 "at start-up)")
+SWAP_DISABLED = (
+    "model swapping is disabled on this node (allow_model_swap is false; it is read-only and set at start-up)"
+)
 
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -112,8 +114,13 @@ class ModelPolicy:
         return cls(None, (_real(BUNDLED_DIR),))
 
     @classmethod
-    def for_folders(cls, allowed_paths: Iterable[str | Path] = (), repository: str | Path | None = None,
-                    max_label_bytes: int = MAX_LABEL_BYTES, servers: Iterable[str] = ()) -> ModelPolicy:
+    def for_folders(
+        cls,
+        allowed_paths: Iterable[str | Path] = (),
+        repository: str | Path | None = None,
+        max_label_bytes: int = MAX_LABEL_BYTES,
+        servers: Iterable[str] = (),
+    ) -> ModelPolicy:
         """A node's policy: the folders in `allowed_paths`, or when that is empty the bundled models'
         folder and `repository`. The bundled models' folder is always allowed (its files are public).
         `servers` are the inference servers (`host:port`) allowed; none by default."""
@@ -137,8 +144,9 @@ class ModelPolicy:
                 servers.append(ref.address)
             except ModelLoadError:
                 pass  # loading it reports the malformed reference
-        return cls.for_folders(params.get("allowed_paths") or [], params.get("model_repository") or None,
-                               servers=servers)
+        return cls.for_folders(
+            params.get("allowed_paths") or [], params.get("model_repository") or None, servers=servers
+        )
 
     # --- servers ----------------------------------------------------------------------------------
     def check_server(self, address: str) -> None:
@@ -146,8 +154,10 @@ class ModelPolicy:
         if self.servers is None or normalise_server(address) in self.servers:
             return
         allowed = ", ".join(self.servers) or "none"
-        raise TrustError(f"inference server {address} is not allowed (allowed: {allowed}; the operator lists "
-                         "servers in allowed_servers, read-only, or gives one as model_path at start-up)")
+        raise TrustError(
+            f"inference server {address} is not allowed (allowed: {allowed}; the operator lists "
+            "servers in allowed_servers, read-only, or gives one as model_path at start-up)"
+        )
 
     # --- paths ------------------------------------------------------------------------------------
     def describe(self) -> str:
@@ -160,8 +170,10 @@ class ModelPolicy:
         """The one message for a path that cannot be used (missing, directory, unreadable or outside)."""
         if self.allowed is None:
             return TrustError(f"{what} file not found (or not a readable file): {str(ref)!r}")
-        return TrustError(f"{what} file not found in the allowed folders: {str(ref)!r} "
-                          f"(allowed: {self.describe()}; the operator sets allowed_paths)")
+        return TrustError(
+            f"{what} file not found in the allowed folders: {str(ref)!r} "
+            f"(allowed: {self.describe()}; the operator sets allowed_paths)"
+        )
 
     def root_of(self, real: Path) -> Path | None:
         """The allowed folder holding `real`, or None (unrestricted policies: the file's own folder)."""
@@ -193,8 +205,7 @@ class ModelPolicy:
         """The real path of a folder inside the allowed folders (a repository); else a refusal."""
         real = _real(folder)
         if self.root_of(real) is None or not real.is_dir():
-            raise TrustError(f"{what} not found in the allowed folders: {str(folder)!r} "
-                             f"(allowed: {self.describe()})")
+            raise TrustError(f"{what} not found in the allowed folders: {str(folder)!r} (allowed: {self.describe()})")
         return real
 
     # --- integrity --------------------------------------------------------------------------------
@@ -204,6 +215,7 @@ class ModelPolicy:
         mismatch, or when a SHA256SUMS is present (or required) but does not list the file."""
         root = self.root_of(real) or real.parent
         folder = real.parent
+        sums_file: Path | None
         while True:
             sums_file = folder / SUMS_NAME
             if sums_file.is_file():
@@ -215,18 +227,24 @@ class ModelPolicy:
         required = any(_inside(real, f) for f in self.required_sums)
         if sums_file is None:
             if required:
-                raise TrustError(f"{what} file {real.name}: the bundled models' {SUMS_NAME} is missing, "
-                                 "so it cannot be verified; reinstall the package")
+                raise TrustError(
+                    f"{what} file {real.name}: the bundled models' {SUMS_NAME} is missing, "
+                    "so it cannot be verified; reinstall the package"
+                )
             return None
         name = os.path.normpath(os.path.relpath(real, sums_file.parent))
         expected = read_sums(sums_file).get(name)
         if expected is None:
-            raise TrustError(f"{what} file {name} is not listed in {sums_file}: add its SHA256 there "
-                             f"(sha256sum {name} >> {SUMS_NAME}) or remove the file")
+            raise TrustError(
+                f"{what} file {name} is not listed in {sums_file}: add its SHA256 there "
+                f"(sha256sum {name} >> {SUMS_NAME}) or remove the file"
+            )
         actual = sha256(real)
         if actual != expected:
-            raise TrustError(f"{what} file {real} failed its integrity check: SHA256 {actual} does not match "
-                             f"{expected} in {sums_file} (corrupted or modified copy; restore the file)")
+            raise TrustError(
+                f"{what} file {real} failed its integrity check: SHA256 {actual} does not match "
+                f"{expected} in {sums_file} (corrupted or modified copy; restore the file)"
+            )
         return actual
 
     # --- labels -----------------------------------------------------------------------------------
@@ -239,8 +257,9 @@ class ModelPolicy:
         """Read an already resolved label file (size limit, UTF-8 text, checksum when listed)."""
         size = real.stat().st_size
         if size > self.max_label_bytes:
-            raise TrustError(f"{what} file {source or real} is {size} bytes, above the limit of "
-                             f"{self.max_label_bytes} bytes")
+            raise TrustError(
+                f"{what} file {source or real} is {size} bytes, above the limit of {self.max_label_bytes} bytes"
+            )
         self.verify(real, what)
         with open(real, "rb") as f:
             raw = f.read(self.max_label_bytes + 1)  # the file may have grown since stat

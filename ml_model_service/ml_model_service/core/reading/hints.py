@@ -2,6 +2,7 @@
 `end2end`, `kpt_shape`, `description`, `args`), read from `ModelMetadata.properties` (the ONNX
 custom_metadata_map, also carried to remote vision nodes), plus the identity of the bundled models.
 """
+
 from __future__ import annotations
 
 import ast

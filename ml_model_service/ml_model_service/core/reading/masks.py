@@ -12,6 +12,7 @@ over the detection's box (the mask is cropped to the box, as Ultralytics does), 
 frame's detection list (Detection2DArray order), 0 = background; where masks overlap, the earlier (more
 confident) detection wins.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,7 +43,7 @@ class Mask:
         """The mask at the image's size (bool)."""
         out = np.zeros(self.shape, bool)
         h, w = self.roi.shape
-        out[self.y0:self.y0 + h, self.x0:self.x0 + w] = self.roi
+        out[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = self.roi
         return out
 
     def crop(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -54,8 +55,9 @@ class Mask:
         ix0, iy0 = max(x0, self.x0), max(y0, self.y0)
         ix1, iy1 = min(x1, self.x0 + w), min(y1, self.y0 + h)
         if ix1 > ix0 and iy1 > iy0:
-            out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = self.roi[iy0 - self.y0:iy1 - self.y0,
-                                                                 ix0 - self.x0:ix1 - self.x0]
+            out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = self.roi[
+                iy0 - self.y0 : iy1 - self.y0, ix0 - self.x0 : ix1 - self.x0
+            ]
         return out
 
 
@@ -80,32 +82,41 @@ class MaskSource:
     prototypes: np.ndarray | None = None
     maps: np.ndarray | None = None
 
+    def _maps(self) -> np.ndarray:
+        assert self.maps is not None, "a MaskSource has coefficients or maps"
+        return self.maps
+
+    def _protos(self) -> np.ndarray:
+        assert self.prototypes is not None, "coefficients come with their prototypes"
+        return self.prototypes
+
     def __len__(self) -> int:
-        return len(self.coefficients) if self.coefficients is not None else len(self.maps)
+        return len(self.coefficients) if self.coefficients is not None else len(self._maps())
 
     def subset(self, rows: np.ndarray) -> MaskSource:
         """The rows kept (e.g. by NMS), in that order."""
         if self.coefficients is not None:
             return MaskSource(self.transform, self.coefficients[rows], self.prototypes)
-        return MaskSource(self.transform, maps=self.maps[rows])
+        return MaskSource(self.transform, maps=self._maps()[rows])
 
     def probability_map(self, i: int, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Detection i's mask probabilities over the model input's map (h, w) float32, or over the map's
         `window` (x0, y0, x1, y1) only."""
         if self.coefficients is not None:
-            protos = self.prototypes
+            protos = self._protos()
             if window is not None:
-                protos = protos[:, window[1]:window[3], window[0]:window[2]]
+                protos = protos[:, window[1] : window[3], window[0] : window[2]]
             nm, h, w = protos.shape
             logits = self.coefficients[i].astype(np.float32) @ protos.reshape(nm, -1)
             return sigmoid(logits.reshape(h, w))
-        maps = self.maps[i]
+        maps = self._maps()[i]
         if window is not None:
-            maps = maps[window[1]:window[3], window[0]:window[2]]
+            maps = maps[window[1] : window[3], window[0] : window[2]]
         return np.ascontiguousarray(maps, dtype=np.float32)
 
     def map_shape(self) -> tuple[int, int]:
-        return self.prototypes.shape[1:] if self.coefficients is not None else self.maps.shape[1:]
+        shape = self._protos().shape[1:] if self.coefficients is not None else self._maps().shape[1:]
+        return int(shape[0]), int(shape[1])
 
     def mask(self, i: int, box: Sequence[float], threshold: float = 0.5) -> Mask:
         """Detection i's mask in source pixels, inside its source-pixel `box` (x_min, y_min, x_max, y_max)."""
@@ -126,8 +137,13 @@ class MaskSource:
             return Mask(np.zeros((y1 - y0, x1 - x0), bool), x0, y0, (t.source_height, t.source_width))
         prob = self.probability_map(i, (wx0, wy0, wx1, wy1))
         warp = np.array([[ax, 0.0, bx - wx0], [0.0, ay, by - wy0]])
-        roi = cv2.warpAffine(prob, warp, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_REPLICATE)
+        roi = cv2.warpAffine(
+            prob,
+            warp,
+            (x1 - x0, y1 - y0),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         return Mask(roi > threshold, x0, y0, (t.source_height, t.source_width))
 
 
@@ -162,7 +178,7 @@ def instance_image(masks: Sequence[Mask | None], height: int, width: int) -> np.
         if m is None or m.roi.size == 0 or m.shape != (height, width):
             continue
         h, w = m.roi.shape
-        view = out[m.y0:m.y0 + h, m.x0:m.x0 + w]
+        view = out[m.y0 : m.y0 + h, m.x0 : m.x0 + w]
         view[m.roi] = index + 1
     return out
 

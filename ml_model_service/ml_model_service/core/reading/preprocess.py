@@ -15,6 +15,7 @@ Input size: a fixed model dimension is used as declared; an open one (-1) takes 
 the stride for letterboxed models. Inputs above `max_input_pixels` are refused before anything is
 allocated.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,11 +53,15 @@ class InputLayout:
         if len(shape) == 3:
             shape = [1, *shape]
         if len(shape) != 4:
-            raise RoleError(f"input {spec.name!r} has shape {list(spec.shape)}; an image input must be 4-D "
-                            "(NHWC or NCHW) or 3-D (CHW or HWC)")
+            raise RoleError(
+                f"input {spec.name!r} has shape {list(spec.shape)}; an image input must be 4-D "
+                "(NHWC or NCHW) or 3-D (CHW or HWC)"
+            )
         if batched and shape[0] not in (1, -1):
-            raise RoleError(f"input {spec.name!r} has a fixed batch of {shape[0]} (shape {shape}); "
-                            "this service feeds one image at a time")
+            raise RoleError(
+                f"input {spec.name!r} has a fixed batch of {shape[0]} (shape {shape}); "
+                "this service feeds one image at a time"
+            )
         # Viam's rule: NCHW when the first 3 in the shape is at index 1 (extended to 1-channel inputs).
         nchw = shape[1] in (1, 3) and shape[3] not in (1, 3)
         if nchw:
@@ -148,9 +153,11 @@ def input_size(layout: InputLayout, config: PreprocessConfig, src_h: int, src_w:
     dst_h = layout.height if layout.height > 0 else want_h
     dst_w = layout.width if layout.width > 0 else want_w
     if dst_h * dst_w > config.max_input_pixels:
-        raise RoleError(f"model input {layout.name!r} would be {dst_h} x {dst_w} = {dst_h * dst_w} pixels, above "
-                        f"max_input_pixels ({config.max_input_pixels}); set input_size for open dimensions "
-                        "or raise max_input_pixels")
+        raise RoleError(
+            f"model input {layout.name!r} would be {dst_h} x {dst_w} = {dst_h * dst_w} pixels, above "
+            f"max_input_pixels ({config.max_input_pixels}); set input_size for open dimensions "
+            "or raise max_input_pixels"
+        )
     return dst_h, dst_w
 
 
@@ -171,8 +178,15 @@ def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -
         pad_x, pad_y = (dst_w - new_w) / 2.0, (dst_h - new_h) / 2.0
         resized = _resize(image, new_w, new_h)
         top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
-        canvas = cv2.copyMakeBorder(resized, top, dst_h - new_h - top, left, dst_w - new_w - left,
-                                    cv2.BORDER_CONSTANT, value=(config.pad_value,) * 3)
+        canvas = cv2.copyMakeBorder(
+            resized,
+            top,
+            dst_h - new_h - top,
+            left,
+            dst_w - new_w - left,
+            cv2.BORDER_CONSTANT,
+            value=(config.pad_value,) * 3,
+        )
         transform = Transform(scale, scale, left, top, dst_w, dst_h, src_w, src_h)
     elif config.center_crop:
         if not 0.0 < config.crop_fraction <= 1.0:
@@ -181,7 +195,7 @@ def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -
         scale = max(dst_w / src_w, dst_h / src_h) / config.crop_fraction
         crop_w, crop_h = min(src_w, max(1, round(dst_w / scale))), min(src_h, max(1, round(dst_h / scale)))
         x0, y0 = (src_w - crop_w) // 2, (src_h - crop_h) // 2
-        crop = np.ascontiguousarray(image[y0:y0 + crop_h, x0:x0 + crop_w])
+        crop = np.ascontiguousarray(image[y0 : y0 + crop_h, x0 : x0 + crop_w])
         shrink = crop_w > dst_w and crop_h > dst_h
         canvas = cv2.resize(crop, (dst_w, dst_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         sx, sy = dst_w / crop_w, dst_h / crop_h
@@ -197,7 +211,7 @@ def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -
         tensor = (canvas.astype(np.float32) * np.float32(1 / 255.0) - mean) / std
         tensor = tensor.astype(layout.data_type, copy=False)
     elif layout.data_type == "uint8":
-        tensor = canvas
+        tensor = canvas  # type: ignore[assignment]
     elif layout.data_type == "int8":
         tensor = (canvas.astype(np.int16) - 128).astype(np.int8)
     else:

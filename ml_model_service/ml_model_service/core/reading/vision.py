@@ -3,6 +3,7 @@
 Works with any model runner that has `metadata` (ModelMetadata) and `infer(dict) -> dict`: a local
 `Model`, or a client of a remote model service.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -56,11 +57,17 @@ class Detection:
         return self.x_min, self.y_min, self.x_max, self.y_max
 
     def to_dict(self) -> dict:
-        return {"class_id": self.class_index, "class_name": self.class_name,
-                "confidence": round(self.confidence, 4), "x_min": round(self.x_min, 1), "y_min": round(self.y_min, 1),
-                "x_max": round(self.x_max, 1), "y_max": round(self.y_max, 1),
-                **({"mask_pixels": self.mask.area} if self.mask is not None else {}),
-                **({"id": self.id} if self.id else {})}
+        return {
+            "class_id": self.class_index,
+            "class_name": self.class_name,
+            "confidence": round(self.confidence, 4),
+            "x_min": round(self.x_min, 1),
+            "y_min": round(self.y_min, 1),
+            "x_max": round(self.x_max, 1),
+            "y_max": round(self.y_max, 1),
+            **({"mask_pixels": self.mask.area} if self.mask is not None else {}),
+            **({"id": self.id} if self.id else {}),
+        }
 
 
 @dataclass
@@ -70,8 +77,7 @@ class Classification:
     confidence: float
 
     def to_dict(self) -> dict:
-        return {"class_id": self.class_index, "class_name": self.class_name,
-                "confidence": round(self.confidence, 4)}
+        return {"class_id": self.class_index, "class_name": self.class_name, "confidence": round(self.confidence, 4)}
 
 
 @dataclass
@@ -120,8 +126,11 @@ def _is_size_input(spec: TensorSpec) -> bool:
     """The `orig_target_sizes` input of the official RT-DETR / D-FINE exports: [1, 2], width then height.
     Other extra inputs (PaddleDetection's im_shape and scale_factor, with other meanings and orders) are not
     guessed at."""
-    return (spec.name.lower() in _SIZE_INPUT_NAMES and list(spec.shape) in _SIZE_INPUT_SHAPES
-            and spec.data_type.startswith(("int", "float")))
+    return (
+        spec.name.lower() in _SIZE_INPUT_NAMES
+        and list(spec.shape) in _SIZE_INPUT_SHAPES
+        and spec.data_type.startswith(("int", "float"))
+    )
 
 
 class VisionModel:
@@ -145,8 +154,9 @@ class VisionModel:
         self._pre = self._preprocess_config(describe)
         trial_hw = self._trial_size(spec, describe)
         trial = self._trial_run(trial_hw, describe)
-        self.decoder = find_decoder(metadata, trial, self.config.decoder, labels, self.hints, trial_hw,
-                                    size_input=bool(self.size_inputs))
+        self.decoder = find_decoder(
+            metadata, trial, self.config.decoder, labels, self.hints, trial_hw, size_input=bool(self.size_inputs)
+        )
         self._choose_resize_mode()
         self._warn(spec, trial)
 
@@ -162,21 +172,27 @@ class VisionModel:
         others = [s for s in metadata.inputs if s.name != image.name]
         for other in others:
             if not _is_size_input(other):
-                raise RoleError(f"input {other.name!r} ({other.data_type} {list(other.shape)}) is neither the image "
-                                "nor a [1, 2] image-size input (orig_target_sizes), so it cannot be filled; no option "
-                                f"can help (remap_input_names only picks which input is the image). Model tensors: "
-                                f"{describe}")
+                raise RoleError(
+                    f"input {other.name!r} ({other.data_type} {list(other.shape)}) is neither the image "
+                    "nor a [1, 2] image-size input (orig_target_sizes), so it cannot be filled; no option "
+                    f"can help (remap_input_names only picks which input is the image). Model tensors: "
+                    f"{describe}"
+                )
         return others
 
     def _trial_size(self, spec: TensorSpec, describe: str) -> tuple[int, int]:
         """The model input size of the trial run: the fixed dimensions, else input_size (or the model's imgsz),
         else TRIAL_SIDE; refused above max_input_pixels."""
-        trial_hw = (self.layout.height if self.layout.height > 0 else (self._pre.input_size or (TRIAL_SIDE,) * 2)[0],
-                    self.layout.width if self.layout.width > 0 else (self._pre.input_size or (TRIAL_SIDE,) * 2)[1])
+        trial_hw = (
+            self.layout.height if self.layout.height > 0 else (self._pre.input_size or (TRIAL_SIDE,) * 2)[0],
+            self.layout.width if self.layout.width > 0 else (self._pre.input_size or (TRIAL_SIDE,) * 2)[1],
+        )
         if trial_hw[0] * trial_hw[1] > self._pre.max_input_pixels:
-            raise RoleError(f"model input {spec.name!r} is {trial_hw[0]} x {trial_hw[1]} = {trial_hw[0] * trial_hw[1]} "
-                            f"pixels, above max_input_pixels ({self._pre.max_input_pixels}); refused before "
-                            f"allocating it. Model tensors: {describe}")
+            raise RoleError(
+                f"model input {spec.name!r} is {trial_hw[0]} x {trial_hw[1]} = {trial_hw[0] * trial_hw[1]} "
+                f"pixels, above max_input_pixels ({self._pre.max_input_pixels}); refused before "
+                f"allocating it. Model tensors: {describe}"
+            )
         return trial_hw
 
     def _trial_run(self, trial_hw: tuple[int, int], describe: str) -> dict[str, np.ndarray]:
@@ -184,10 +200,12 @@ class VisionModel:
         try:
             return self.runner.infer(self._tensor(np.full((*trial_hw, 3), 114, np.uint8))[0])
         except Exception as exc:
-            hint = "set input_size (the size the model was trained at)" if not self.layout.fixed else \
-                "no option can help"
-            raise RoleError(f"trial run at {trial_hw[0]} x {trial_hw[1]} failed: {exc}; {hint}. Model tensors: "
-                            f"{describe}") from exc
+            hint = (
+                "set input_size (the size the model was trained at)" if not self.layout.fixed else "no option can help"
+            )
+            raise RoleError(
+                f"trial run at {trial_hw[0]} x {trial_hw[1]} failed: {exc}; {hint}. Model tensors: {describe}"
+            ) from exc
 
     def _choose_resize_mode(self) -> None:
         """`resize_mode` auto made concrete for the decoder found, and applied to the preprocessing."""
@@ -209,26 +227,34 @@ class VisionModel:
         """Warnings about what the model and its labels leave open or disagree on."""
         labels = self.labels
         if not self.layout.fixed and self._pre.input_size is None and self.role in ("yolo", "end2end", "classifier"):
-            self.warnings.append(f"input {spec.name!r} has open dimensions {list(spec.shape)} and neither input_size "
-                                 "nor the model's imgsz metadata gives a size: it follows each image (rounded up to "
-                                 "the stride); set input_size to the size the model was trained at")
+            self.warnings.append(
+                f"input {spec.name!r} has open dimensions {list(spec.shape)} and neither input_size "
+                "nor the model's imgsz metadata gives a size: it follows each image (rounded up to "
+                "the stride); set input_size to the size the model was trained at"
+            )
         if isinstance(self.decoder, ClassifierDecoder) and labels:
             size = self.decoder.score_count(trial)
             if size != labels.span:
-                self.warnings.append(f"the classifier gives {size} scores but the labels cover {labels.span} "
-                                     "classes; unlabelled indices are named by number")
+                self.warnings.append(
+                    f"the classifier gives {size} scores but the labels cover {labels.span} "
+                    "classes; unlabelled indices are named by number"
+                )
         n_classes = self.decoder.num_classes
         if labels and n_classes and n_classes < labels.span:
-            self.warnings.append(f"the model scores {n_classes} classes but the labels cover {labels.span}; check "
-                                 "that the label file belongs to this model")
+            self.warnings.append(
+                f"the model scores {n_classes} classes but the labels cover {labels.span}; check "
+                "that the label file belongs to this model"
+            )
 
     def _image_input(self, metadata: ModelMetadata) -> TensorSpec:
         wanted = [n for n, role in self.config.remap_input_names.items() if role == "image"]
         for name in wanted:
             spec = next((s for s in metadata.inputs if s.name == name), None)
             if spec is None:
-                raise RoleError(f"remap_input_names names {name!r}, which is not an input of the model. Model "
-                                f"tensors: {metadata.describe_tensors()}")
+                raise RoleError(
+                    f"remap_input_names names {name!r}, which is not an input of the model. Model "
+                    f"tensors: {metadata.describe_tensors()}"
+                )
             return spec
         return next((s for s in metadata.inputs if len(s.shape) in (3, 4)), metadata.inputs[0])
 
@@ -246,12 +272,13 @@ class VisionModel:
         fixed = (self.layout.height, self.layout.width)
         if self.layout.fixed:
             if self.layout.height * self.layout.width > pre.max_input_pixels:
-                raise RoleError(f"model input {self.layout.name!r} is {fixed[0]} x {fixed[1]} = "
-                                f"{fixed[0] * fixed[1]} pixels, above max_input_pixels ({pre.max_input_pixels}); "
-                                f"refused before allocating it. Model tensors: {describe}")
+                raise RoleError(
+                    f"model input {self.layout.name!r} is {fixed[0]} x {fixed[1]} = "
+                    f"{fixed[0] * fixed[1]} pixels, above max_input_pixels ({pre.max_input_pixels}); "
+                    f"refused before allocating it. Model tensors: {describe}"
+                )
             if option and option != fixed:
-                self.warnings.append(f"input_size {list(option)} ignored: the model's input is fixed at "
-                                     f"{list(fixed)}")
+                self.warnings.append(f"input_size {list(option)} ignored: the model's input is fixed at {list(fixed)}")
             pre.input_size = None
         else:
             pre.input_size = option or self.hints.imgsz
@@ -294,7 +321,7 @@ class VisionModel:
         if not self.detections_supported:
             raise RoleError(f"the model is a {self.role}, not a detector")
         inputs, transform = self._tensor(rgb)
-        return self.decoder.decode(self.runner.infer(inputs), transform)
+        return self.decoder.decode(self.runner.infer(inputs), transform)  # type: ignore[attr-defined]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Detections kept by the filters, best first."""
@@ -304,7 +331,8 @@ class VisionModel:
         for i, (box, score, cls) in enumerate(zip(raw.boxes, np.clip(raw.scores, 0.0, 1.0), raw.classes)):
             name = self.class_name(cls)  # (clip: rounding only)
             if self.config.filters.keep(name, float(score)) and box[2] > box[0] and box[3] > box[1]:
-                det = Detection(int(cls), name, float(score), *map(float, box))
+                x0, y0, x1, y1 = (float(v) for v in box)
+                det = Detection(int(cls), name, float(score), x0, y0, x1, y1)
                 if masks is not None:
                     det.mask = masks.mask(i, det.box, self.config.mask_threshold)
                 found.append(det)
@@ -321,7 +349,7 @@ class VisionModel:
         if not self.classifications_supported:
             raise RoleError(f"the model is a {self.role}, not a classifier")
         inputs, _ = self._tensor(rgb)
-        probs = np.clip(self.decoder.decode(self.runner.infer(inputs)), 0.0, 1.0)  # checked: rounding only
+        probs = np.clip(self.decoder.decode(self.runner.infer(inputs)), 0.0, 1.0)  # type: ignore[attr-defined]
         order = np.argsort(-probs, kind="stable")
         results = []
         for i in order:

@@ -5,6 +5,7 @@ The runtimes themselves: onnxruntime_backend (CPU, CUDA, TensorRT), litert_backe
 oip_backend (inference servers); registry opens a file with the right one; threads places their pool threads on
 the CPU cores; limits bounds the tensors a model may make before a runtime allocates them.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -64,8 +65,10 @@ def resolve_providers(requested: list[str] | tuple[str, ...], available: list[st
             warnings.append(f"execution provider {full} is not available here (available: {available})")
     if not chosen or chosen == ["AzureExecutionProvider"]:
         chosen = ["CPUExecutionProvider"]
-    if asked and chosen == ["CPUExecutionProvider"] and any(
-        PROVIDER_ALIASES.get(n.strip().lower(), n) != "CPUExecutionProvider" for n in preference
+    if (
+        asked
+        and chosen == ["CPUExecutionProvider"]
+        and any(PROVIDER_ALIASES.get(n.strip().lower(), n) != "CPUExecutionProvider" for n in preference)
     ):
         warnings.append("no GPU execution provider could be used: running on the CPU")
     return chosen, warnings

@@ -6,6 +6,7 @@ LiteRT tensor and convolution-workspace sizes. A model that declares too much is
 The cap is read from this module at each check (`limits.MAX_MODEL_TENSOR_BYTES`), so it has one value for
 every runtime.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,13 @@ PROTOBUF_MAX_BYTES = 2**31 - 1
 #: what data propagation reads); larger ones (weights) are replaced by their type and shape.
 _SHAPE_INITIALIZER_ELEMENTS = 1024
 #: LiteRT convolutions whose XNNPACK indirection buffer (a pointer per kernel tap per output pixel) is counted.
-_TFLITE_CONVOLUTIONS = {"CONV_2D": (1, 3), "DEPTHWISE_CONV_2D": (1, 3), "TRANSPOSE_CONV": (1, 3),
-                        "CONV_3D": (0, 3), "CONV_3D_TRANSPOSE": (0, 3)}  # weight dims that are kernel taps
+_TFLITE_CONVOLUTIONS = {
+    "CONV_2D": (1, 3),
+    "DEPTHWISE_CONV_2D": (1, 3),
+    "TRANSPOSE_CONV": (1, 3),
+    "CONV_3D": (0, 3),
+    "CONV_3D_TRANSPOSE": (0, 3),
+}  # weight dims that are kernel taps
 
 
 class TensorSizeError(TensorError):
@@ -41,8 +47,10 @@ class TensorSizeError(TensorError):
 
 def over_cap(what: str, shape, dtype: str, nbytes: int) -> str:
     """The refusal text for a tensor above MAX_MODEL_TENSOR_BYTES."""
-    return (f"{what} of shape {[int(d) for d in shape]} ({dtype}) would need {nbytes} bytes, above the limit of "
-            f"{MAX_MODEL_TENSOR_BYTES} bytes per tensor (MAX_MODEL_TENSOR_BYTES)")
+    return (
+        f"{what} of shape {[int(d) for d in shape]} ({dtype}) would need {nbytes} bytes, above the limit of "
+        f"{MAX_MODEL_TENSOR_BYTES} bytes per tensor (MAX_MODEL_TENSOR_BYTES)"
+    )
 
 
 def _onnx_type(onnx, elem_type: int) -> tuple[str, int]:
@@ -108,11 +116,17 @@ class OnnxShapes:
                 graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
         for node in source.node:
             value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
-            if (node.op_type == "Constant" and node.domain in ("", "ai.onnx") and value is not None
-                    and math.prod(value.dims) > _SHAPE_INITIALIZER_ELEMENTS and len(node.output) == 1):
+            if (
+                node.op_type == "Constant"
+                and node.domain in ("", "ai.onnx")
+                and value is not None
+                and math.prod(value.dims) > _SHAPE_INITIALIZER_ELEMENTS
+                and len(node.output) == 1
+            ):
                 weights.add(node.output[0])
-                graph.input.append(onnx.helper.make_tensor_value_info(node.output[0], value.data_type,
-                                                                      list(value.dims)))
+                graph.input.append(
+                    onnx.helper.make_tensor_value_info(node.output[0], value.data_type, list(value.dims))
+                )
             else:
                 graph.node.append(node)
         return model, weights, external
@@ -131,23 +145,27 @@ class OnnxShapes:
                     for size in shapes[value.name]:
                         dims.add().dim_value = int(size)
         try:
-            inferred = self._onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
-                                                               data_prop=True)
+            inferred = self._onnx.shape_inference.infer_shapes(
+                model, check_type=False, strict_mode=False, data_prop=True
+            )
         except Exception:  # a graph ONNX cannot follow: onnxruntime decides; the outputs are checked after the run
             return None, False
         outputs = {v.name for v in inferred.graph.output}
         known = set()
-        kinds = [("input", inferred.graph.input), ("tensor", inferred.graph.value_info),
-                 ("output", inferred.graph.output)]
+        kinds = [
+            ("input", inferred.graph.input),
+            ("tensor", inferred.graph.value_info),
+            ("output", inferred.graph.output),
+        ]
         for kind, values in kinds:
             for value in values:
-                size = _onnx_bytes(self._onnx, value)
-                if size is None or value.name in self.weights:
+                need = _onnx_bytes(self._onnx, value)
+                if need is None or value.name in self.weights:
                     continue
                 if value.name in outputs:
                     known.add(value.name)
-                if size[2] > MAX_MODEL_TENSOR_BYTES:
-                    return over_cap(f"{kind} {value.name!r}", *size), value.name in outputs
+                if need[2] > MAX_MODEL_TENSOR_BYTES:
+                    return over_cap(f"{kind} {value.name!r}", *need), value.name in outputs
         return None, known == outputs
 
     def check(self, shapes: dict[str, tuple[int, ...]]) -> bool:
@@ -181,8 +199,10 @@ def check_outputs(names: list[str], results: list) -> None:
     for name, array in zip(names, results):
         nbytes = getattr(array, "nbytes", 0)
         if nbytes > MAX_MODEL_TENSOR_BYTES:
-            raise TensorSizeError(over_cap(f"output {name!r}", array.shape, array.dtype.name, nbytes)
-                                  + "; its size depends on the input values, so it was only known after the run")
+            raise TensorSizeError(
+                over_cap(f"output {name!r}", array.shape, array.dtype.name, nbytes)
+                + "; its size depends on the input values, so it was only known after the run"
+            )
 
 
 def tflite_sizes(interpreter, model_tensors: int | None = None) -> list[tuple[str, list[int], str, int]]:
@@ -204,8 +224,14 @@ def tflite_sizes(interpreter, model_tensors: int | None = None) -> list[tuple[st
             details = [d for d in details if int(d["index"]) < model_tensors]
         for d in details:
             dtype = np.dtype(d["dtype"])
-            sizes.append((f"tensor {d['name']!r}", [int(v) for v in d["shape"]], dtype.name,
-                          math.prod(int(v) for v in d["shape"]) * dtype.itemsize))
+            sizes.append(
+                (
+                    f"tensor {d['name']!r}",
+                    [int(v) for v in d["shape"]],
+                    dtype.name,
+                    math.prod(int(v) for v in d["shape"]) * dtype.itemsize,
+                )
+            )
         if subgraph == 0:
             sizes += _tflite_workspaces(interpreter, details)
     return sizes
@@ -225,10 +251,17 @@ def _tflite_workspaces(interpreter, details: list[dict]) -> list[tuple[str, list
         output = by_index.get(int(op["outputs"][0])) if weights is not None and len(op["outputs"]) else None
         if output is None or len(output["shape"]) < 2:
             continue
-        taps = math.prod(int(v) for v in weights["shape"][taps_from[0]:taps_from[1]])
+        taps = math.prod(int(v) for v in weights["shape"][taps_from[0] : taps_from[1]])  # type: ignore[misc,index]
         pixels = math.prod(int(v) for v in output["shape"][:-1])
-        found.append((f"the {op['op_name']} operator {op['index']}'s workspace (a pointer per kernel tap per output "
-                      f"pixel of {output['name']!r})", [pixels, taps], "pointer", pixels * taps * 8))
+        found.append(
+            (
+                f"the {op['op_name']} operator {op['index']}'s workspace (a pointer per kernel tap per output "
+                f"pixel of {output['name']!r})",
+                [pixels, taps],
+                "pointer",
+                pixels * taps * 8,
+            )
+        )
     return found
 
 

@@ -1,5 +1,6 @@
 """LiteRT (TFLite) on the CPU through XNNPACK, its tensors and convolution workspaces bounded before it
 allocates them (`limits.tflite_sizes`), at load and for each new input shape."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,13 @@ class TfliteBackend(Backend):
 
     kind = "tflite"
 
-    def __init__(self, path: Path, num_threads: int = 0, providers: list[str] | tuple[str, ...] = (),  # noqa: ARG002
-                 pin_threads: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        num_threads: int = 0,
+        providers: list[str] | tuple[str, ...] = (),  # noqa: ARG002
+        pin_threads: bool = True,
+    ) -> None:
         super().__init__()
         try:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -52,8 +58,12 @@ class TfliteBackend(Backend):
         except Exception as exc:
             raise ModelLoadError(f"TFLite could not load {path}: {exc}") from exc
         # LiteRT runs on the CPU here (XNNPACK); `providers` only applies to onnxruntime.
-        self.info = {"backend": "tflite", "execution_providers": "CPU (XNNPACK)", "threads": str(threads),
-                     "pool_cores": pool_cores}
+        self.info = {
+            "backend": "tflite",
+            "execution_providers": "CPU (XNNPACK)",
+            "threads": str(threads),
+            "pool_cores": pool_cores,
+        }
         self.description = ""
         self._lock = threading.Lock()
         self._in = self.interpreter.get_input_details()
@@ -75,8 +85,9 @@ class TfliteBackend(Backend):
         """Run once, resizing inputs to the arrays' shapes where they differ; raises TensorSizeError, before
         LiteRT allocates, for a resize that would make a tensor above MAX_MODEL_TENSOR_BYTES."""
         with self._lock:
-            resized = {d["index"]: inputs[d["name"]].shape for d in self._in
-                       if tuple(d["shape"]) != inputs[d["name"]].shape}
+            resized = {
+                d["index"]: inputs[d["name"]].shape for d in self._in if tuple(d["shape"]) != inputs[d["name"]].shape
+            }
             if resized:
                 self._resize(resized)
             for detail in self._in:
@@ -113,11 +124,11 @@ class TfliteBackend(Backend):
         if key in self._probed:
             return self._probed[key]
         try:
-            probe = self._interpreter_cls(model_path=str(self._path),
-                                          experimental_op_resolver_type=self._no_delegates)
+            probe = self._interpreter_cls(model_path=str(self._path), experimental_op_resolver_type=self._no_delegates)
         except Exception:  # an older runtime without the option
             return None
         count = len(probe.get_tensor_details())
+        problem: str | None
         try:
             for index, shape in shapes.items():
                 probe.resize_tensor_input(index, shape)

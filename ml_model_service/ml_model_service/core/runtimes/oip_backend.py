@@ -8,6 +8,7 @@ parameter in its configuration where the server has one (Triton `config.pbtxt`).
 timeout; a server that is down, a model that is not ready or was unloaded raises `InferenceServerError`
 (a RuntimeError) from `infer`, and `ready()` says cheaply whether it is back.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,9 +29,18 @@ READY_TIMEOUT_S = 1.0
 
 #: Open Inference Protocol data types this suite can carry, and their numpy names.
 V2_TYPES = {
-    "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
-    "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64",
-    "FP16": "float16", "FP32": "float32", "FP64": "float64",
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "UINT64": "uint64",
+    "INT8": "int8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
 }
 NUMPY_TO_V2 = {v: k for k, v in V2_TYPES.items()}
 
@@ -72,8 +82,10 @@ def parse_server_ref(ref: str) -> ServerRef:
     text = (ref or "").strip()
     m = _URL.match(text)
     if not m:
-        raise ModelLoadError(f"cannot read model server reference {text!r}: expected grpc://HOST:PORT/MODEL[/VERSION] "
-                             "or http://HOST:PORT/MODEL[/VERSION] (TLS is not supported)")
+        raise ModelLoadError(
+            f"cannot read model server reference {text!r}: expected grpc://HOST:PORT/MODEL[/VERSION] "
+            "or http://HOST:PORT/MODEL[/VERSION] (TLS is not supported)"
+        )
     scheme, host, port, model, version = m.groups()
     if not 0 < int(port) < 65536:
         raise ModelLoadError(f"model server reference {text!r}: port {port} is out of range")
@@ -125,8 +137,9 @@ class OipBackend(Backend):
         try:
             import tritonclient  # noqa: F401
         except ImportError as exc:
-            raise ModelLoadError("models on an inference server need the tritonclient package "
-                                 "(pip install 'tritonclient[grpc,http]')") from exc
+            raise ModelLoadError(
+                "models on an inference server need the tritonclient package (pip install 'tritonclient[grpc,http]')"
+            ) from exc
         self.ref = parse_server_ref(ref) if isinstance(ref, str) else ref
         self.timeout_s = float(timeout_s) if timeout_s and timeout_s > 0 else DEFAULT_TIMEOUT_S
         self._errors = _client_errors()
@@ -137,14 +150,18 @@ class OipBackend(Backend):
         try:
             live = self._call(lambda c, t: c.is_server_live(**t))
         except self._errors as exc:
-            raise ModelLoadError(f"inference server {self.ref.address} cannot be reached ({self.ref.scheme}, "
-                                 f"timeout {self.timeout_s:g} s): {_message(exc)}") from None
+            raise ModelLoadError(
+                f"inference server {self.ref.address} cannot be reached ({self.ref.scheme}, "
+                f"timeout {self.timeout_s:g} s): {_message(exc)}"
+            ) from None
         if not live:
             raise ModelLoadError(f"inference server {self.ref.address} answers but is not live")
         try:
             if not self._call(lambda c, t: c.is_model_ready(self.ref.model, self.ref.version, **t)):
-                raise ModelLoadError(f"{where} is not ready (not loaded on the server, or no such model; "
-                                     "check the server's model repository)")
+                raise ModelLoadError(
+                    f"{where} is not ready (not loaded on the server, or no such model; "
+                    "check the server's model repository)"
+                )
             meta = self._call(lambda c, t: c.get_model_metadata(self.ref.model, self.ref.version, **self._json(t)))
         except ModelLoadError:
             raise
@@ -156,8 +173,12 @@ class OipBackend(Backend):
             raise ModelLoadError(f"{where}: the server's metadata lists no inputs or no outputs")
         self._output_names = [t.name for t in self.outputs]
         self.description = f"{self.ref.model} on {self.ref.url} (platform {meta.get('platform') or 'unknown'})"
-        self.info = {"backend": "oip", "server": self.ref.url, "execution_providers": "server",
-                     "platform": str(meta.get("platform") or "")}
+        self.info = {
+            "backend": "oip",
+            "server": self.ref.url,
+            "execution_providers": "server",
+            "platform": str(meta.get("platform") or ""),
+        }
         self.embedded_metadata = self._server_parameters(meta)
 
     # --- clients ------------------------------------------------------------------------------------
@@ -174,8 +195,9 @@ class OipBackend(Backend):
         if client is None:
             import tritonclient.http as httpclient
 
-            client = httpclient.InferenceServerClient(self.ref.address, connection_timeout=self.timeout_s,
-                                                      network_timeout=self.timeout_s)
+            client = httpclient.InferenceServerClient(
+                self.ref.address, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+            )
             self._local.client = client
         return client
 
@@ -208,8 +230,10 @@ class OipBackend(Backend):
         datatype = str(tensor.get("datatype", ""))
         dtype = V2_TYPES.get(datatype)
         if dtype is None:
-            raise ModelLoadError(f"{where}: tensor {tensor.get('name')!r} has data type {datatype}, which this "
-                                 f"service cannot carry (supported: {sorted(V2_TYPES)})")
+            raise ModelLoadError(
+                f"{where}: tensor {tensor.get('name')!r} has data type {datatype}, which this "
+                f"service cannot carry (supported: {sorted(V2_TYPES)})"
+            )
         shape = [int(d) if int(d) >= 0 else -1 for d in tensor.get("shape", [])]
         return TensorSpec(name=str(tensor["name"]), data_type=dtype, shape=shape)
 
@@ -229,8 +253,9 @@ class OipBackend(Backend):
     def ready(self, timeout_s: float = READY_TIMEOUT_S) -> bool:
         """True when the server answers and the model is ready (one short request)."""
         try:
-            return bool(self._call(lambda c, t: c.is_model_ready(self.ref.model, self.ref.version, **t),
-                                   seconds=timeout_s))
+            return bool(
+                self._call(lambda c, t: c.is_model_ready(self.ref.model, self.ref.version, **t), seconds=timeout_s)
+            )
         except self._errors:
             return False
 
@@ -244,17 +269,18 @@ class OipBackend(Backend):
             requests.append(item)
         wanted = [module.InferRequestedOutput(name) for name in self._output_names]
         try:
-            result = self._call(lambda c, t: c.infer(self.ref.model, requests, self.ref.version,
-                                                     outputs=wanted, **t))
+            result = self._call(lambda c, t: c.infer(self.ref.model, requests, self.ref.version, outputs=wanted, **t))
         except self._errors as exc:
-            raise InferenceServerError(f"inference server {self.ref.address}, model {self.ref.model!r}: "
-                                       f"{_message(exc)}") from None
+            raise InferenceServerError(
+                f"inference server {self.ref.address}, model {self.ref.model!r}: {_message(exc)}"
+            ) from None
         outputs = {}
         for name in self._output_names:
             array = result.as_numpy(name)
             if array is None:
-                raise InferenceServerError(f"inference server {self.ref.address}, model {self.ref.model!r}: "
-                                           f"the answer lacks output {name!r}")
+                raise InferenceServerError(
+                    f"inference server {self.ref.address}, model {self.ref.model!r}: the answer lacks output {name!r}"
+                )
             outputs[name] = array
         return outputs
 

@@ -1,5 +1,6 @@
 """onnxruntime: an ONNX file on the CPU, CUDA or TensorRT (`execution_providers`), its tensors bounded by
 ONNX shape inference before each new input shape runs (`limits.OnnxShapes`)."""
+
 from __future__ import annotations
 
 import math
@@ -14,9 +15,17 @@ from .limits import PROTOBUF_MAX_BYTES
 from .threads import default_threads, pool_affinity, pool_cores
 
 _ONNX_TYPES = {
-    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-    "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(uint16)": "uint16", "tensor(int16)": "int16",
-    "tensor(uint32)": "uint32", "tensor(int32)": "int32", "tensor(uint64)": "uint64", "tensor(int64)": "int64",
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+    "tensor(uint16)": "uint16",
+    "tensor(int16)": "int16",
+    "tensor(uint32)": "uint32",
+    "tensor(int32)": "int32",
+    "tensor(uint64)": "uint64",
+    "tensor(int64)": "int64",
     "tensor(bool)": "bool",
 }
 
@@ -26,8 +35,13 @@ class OnnxBackend(Backend):
 
     kind = "onnx"
 
-    def __init__(self, path: Path, providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
-                 num_threads: int = 0, pin_threads: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
+        num_threads: int = 0,
+        pin_threads: bool = True,
+    ) -> None:
         super().__init__()
         import onnxruntime as ort
 
@@ -37,8 +51,12 @@ class OnnxBackend(Backend):
         self.session, pool = self._session(ort, model, path, threads, chosen, pin_threads)
         del model
         in_use = self.session.get_providers()
-        self.info = {"backend": "onnxruntime", "execution_providers": ",".join(in_use),
-                     "threads": str(threads), "pool_cores": pool}
+        self.info = {
+            "backend": "onnxruntime",
+            "execution_providers": ",".join(in_use),
+            "threads": str(threads),
+            "pool_cores": pool,
+        }
         if len(in_use) < len(chosen):
             missing = [p for p in chosen if p not in in_use]
             self.warnings.append(f"execution provider(s) {missing} failed to initialise; using {in_use}")
@@ -66,14 +84,17 @@ class OnnxBackend(Backend):
         try:
             import onnx
         except ImportError:
-            self.warnings.append("the onnx package is not installed: tensor sizes are checked after each run, "
-                                 "not before")
+            self.warnings.append(
+                "the onnx package is not installed: tensor sizes are checked after each run, not before"
+            )
             return str(path), None, (None, False)
         try:
             size = path.stat().st_size
             if size > PROTOBUF_MAX_BYTES:
-                raise ModelLoadError(f"{path.name} is {size} bytes, above protobuf's limit of {PROTOBUF_MAX_BYTES} "
-                                     "bytes for one ONNX file (keep the weights in external data files)")
+                raise ModelLoadError(
+                    f"{path.name} is {size} bytes, above protobuf's limit of {PROTOBUF_MAX_BYTES} "
+                    "bytes for one ONNX file (keep the weights in external data files)"
+                )
             data = path.read_bytes()
         except OSError as exc:
             raise ModelLoadError(f"cannot read {path}: {exc}") from exc
@@ -108,10 +129,11 @@ class OnnxBackend(Backend):
         """The session for `model` (bytes or a path) and where its pool threads run ("any": unpinned): pinned
         (`pool_affinity`) when asked, unpinned with a warning where this machine refuses the pinning."""
         affinity = pool_affinity(threads) if pin else ""
-        for attempt in ([affinity, ""] if affinity else [""]):
+        for attempt in [affinity, ""] if affinity else [""]:
             try:
-                session = ort.InferenceSession(model, sess_options=self._options(ort, threads, attempt),
-                                               providers=providers)
+                session = ort.InferenceSession(
+                    model, sess_options=self._options(ort, threads, attempt), providers=providers
+                )
             except Exception as exc:  # onnxruntime raises several exception types for bad files
                 if attempt and "affinit" in str(exc).lower():
                     self.warnings.append(f"onnxruntime's pool threads could not be pinned ({exc}); unpinned")

@@ -1,5 +1,6 @@
 """OpenVINO backend: ONNX, OpenVINO IR (.xml + .bin) and TFLite files on the CPU (or another OpenVINO
 device where present), with the suite's thread policy (one thread per core unless `num_threads`)."""
+
 from __future__ import annotations
 
 import threading
@@ -12,13 +13,21 @@ from .backend import Backend, ModelLoadError
 from .threads import default_threads
 
 #: OpenVINO device names accepted in `execution_providers` (the first one present is used; else the CPU).
-OPENVINO_DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU", "auto": "AUTO", "openvino": "CPU",
-                    "openvino_cpu": "CPU", "openvino_gpu": "GPU", "openvino_npu": "NPU"}
+OPENVINO_DEVICES = {
+    "cpu": "CPU",
+    "gpu": "GPU",
+    "npu": "NPU",
+    "auto": "AUTO",
+    "openvino": "CPU",
+    "openvino_cpu": "CPU",
+    "openvino_gpu": "GPU",
+    "openvino_npu": "NPU",
+}
 
 
 def pick_device(providers: list[str] | tuple[str, ...], available: list[str]) -> tuple[str, list[str]]:
     """(device, warnings): the first requested OpenVINO device this machine has, else CPU."""
-    warnings = []
+    warnings: list[str] = []
     for name in providers or ():
         device = OPENVINO_DEVICES.get(name.strip().lower())
         if device is None:
@@ -42,7 +51,7 @@ class OpenvinoBackend(Backend):
             raise ModelLoadError("backend openvino needs the openvino package (pip install openvino)") from exc
         core = ov.Core()
         device, self.warnings = pick_device(providers, core.available_devices)
-        config = {"PERFORMANCE_HINT": "LATENCY"}
+        config: dict[str, str | int] = {"PERFORMANCE_HINT": "LATENCY"}
         if device == "CPU":
             config["INFERENCE_NUM_THREADS"] = default_threads(num_threads)
         try:
@@ -51,8 +60,11 @@ class OpenvinoBackend(Backend):
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long C++ traces
             first = " ".join(str(exc).split())[:400]
             raise ModelLoadError(f"OpenVINO could not load {path}: {first}") from exc
-        self.info = {"backend": "openvino", "execution_providers": f"OpenVINO {device}",
-                     "openvino_version": ov.get_version().split("-")[0]}
+        self.info = {
+            "backend": "openvino",
+            "execution_providers": f"OpenVINO {device}",
+            "openvino_version": ov.get_version().split("-")[0],
+        }
         self.description = ""
         self.embedded_metadata = _onnx_metadata(path) if path.suffix.lower() == ".onnx" else {}
         self.inputs = [self._spec(p) for p in self.compiled.inputs]
@@ -66,8 +78,9 @@ class OpenvinoBackend(Backend):
         try:
             dtype = np.dtype(port.get_element_type().to_dtype()).name
         except Exception as exc:  # noqa: BLE001 - element types numpy lacks (bf16, i4...)
-            raise ModelLoadError(f"tensor {name!r} has OpenVINO type {port.get_element_type()}, which this service "
-                                 "cannot carry") from exc
+            raise ModelLoadError(
+                f"tensor {name!r} has OpenVINO type {port.get_element_type()}, which this service cannot carry"
+            ) from exc
         shape = [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]
         return TensorSpec(name=name, data_type=dtype, shape=shape)
 

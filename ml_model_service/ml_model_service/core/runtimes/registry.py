@@ -1,6 +1,8 @@
 """Which runtime opens a model file: the one named in `backend`, or for `auto` the one its extension implies."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .backend import DEFAULT_PROVIDERS, Backend, ModelLoadError
@@ -9,20 +11,38 @@ from .onnxruntime_backend import OnnxBackend
 from .openvino_backend import OpenvinoBackend
 
 
-def _openvino_backend(path: Path, providers: list[str] | tuple[str, ...] = (), num_threads: int = 0,
-                      pin_threads: bool = True) -> Backend:  # noqa: ARG001  OpenVINO pins its own threads
+def _openvino_backend(
+    path: Path,
+    providers: list[str] | tuple[str, ...] = (),
+    num_threads: int = 0,
+    pin_threads: bool = True,  # noqa: ARG001  OpenVINO pins its own threads
+) -> Backend:
     return OpenvinoBackend(path, providers=providers, num_threads=num_threads)
 
 
-BACKENDS = {".onnx": OnnxBackend, ".tflite": TfliteBackend, ".xml": _openvino_backend}
+BACKENDS: dict[str, Callable[..., Backend]] = {
+    ".onnx": OnnxBackend,
+    ".tflite": TfliteBackend,
+    ".xml": _openvino_backend,
+}
 #: Backend names accepted in `backend` (besides auto).
-BACKEND_NAMES = {"onnx": OnnxBackend, "onnxruntime": OnnxBackend, "tflite": TfliteBackend,
-                 "litert": TfliteBackend, "openvino": _openvino_backend}
+BACKEND_NAMES: dict[str, Callable[..., Backend]] = {
+    "onnx": OnnxBackend,
+    "onnxruntime": OnnxBackend,
+    "tflite": TfliteBackend,
+    "litert": TfliteBackend,
+    "openvino": _openvino_backend,
+}
 BACKEND_CHOICES = ("auto", "onnx", "tflite", "openvino")
 
 
-def open_backend(path: Path, backend: str = "auto", providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
-                 num_threads: int = 0, pin_threads: bool = True) -> Backend:
+def open_backend(
+    path: Path,
+    backend: str = "auto",
+    providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
+    num_threads: int = 0,
+    pin_threads: bool = True,
+) -> Backend:
     """Open a model file with the backend named, or the one its extension implies ('auto': .onnx →
     onnxruntime, .tflite → LiteRT, .xml (OpenVINO IR) → OpenVINO). `pin_threads`: onnxruntime's and LiteRT's
     pool threads stay on their own cores (`pool_cores`)."""
@@ -31,8 +51,9 @@ def open_backend(path: Path, backend: str = "auto", providers: list[str] | tuple
     if backend in ("", "auto"):
         cls = BACKENDS.get(path.suffix.lower())
         if cls is None:
-            raise ModelLoadError(f"cannot tell the backend of {path} from its extension; set backend to onnx, "
-                                 "tflite or openvino")
+            raise ModelLoadError(
+                f"cannot tell the backend of {path} from its extension; set backend to onnx, tflite or openvino"
+            )
     else:
         cls = BACKEND_NAMES.get(backend.lower())
         if cls is None:

@@ -6,6 +6,7 @@ running the model; so the pool threads are kept off the first allowed core (`poo
 pinned there (`pin_caller`). onnxruntime takes the placement as an option (`pool_affinity`); LiteRT has none,
 so its new threads are pinned after they start (`pin_new_threads`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +15,11 @@ import os
 
 def default_threads(num_threads: int = 0) -> int:
     """The thread policy shared by every backend: `num_threads` when set, else one per CPU core."""
-    return num_threads if num_threads > 0 else max(1, len(os.sched_getaffinity(0)) if hasattr(
-        os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return (
+        num_threads
+        if num_threads > 0
+        else max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    )
 
 
 def allowed_cores() -> list[int]:
@@ -40,7 +44,7 @@ def pin_caller(pin: bool) -> str:
     home = caller_core()
     if pin and home is None:
         return ""  # one core: nothing to keep apart
-    cpus = {home} if pin else set(allowed_cores())
+    cpus: set[int] = {home} if pin and home is not None else set(allowed_cores())
     os.sched_setaffinity(0, cpus)  # 0: this thread only
     return f"pinned to CPU {home}" if pin else "free to run on any allowed core"
 

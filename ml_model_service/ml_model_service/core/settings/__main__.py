@@ -1,5 +1,6 @@
 """python3 -m ml_model_service.core.settings CONFIG_DIR [README]: regenerate the parameter files in CONFIG_DIR
 (and the parameter tables of README) from the table."""
+
 import sys
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Files generated from the table: the shipped parameter files (config/*.yaml) and the README's parameter
 tables. `python3 -m ml_model_service.core.settings CONFIG_DIR [README]` writes them."""
+
 from __future__ import annotations
 
 import json
@@ -19,26 +20,33 @@ def parameter_file(params: Sequence[Param], heading: str) -> str:
     for p in params:
         text = f"{p.description} ({p.constraints()})"
         lines += textwrap.wrap(text, 110, initial_indent="    # ", subsequent_indent="    # ")
-        value = json.dumps(p.default) if p.is_list or isinstance(p.default, str) else str(p.default).lower() \
-            if isinstance(p.default, bool) else repr(p.default)
+        value = (
+            json.dumps(p.default)
+            if p.is_list or isinstance(p.default, str)
+            else str(p.default).lower()
+            if isinstance(p.default, bool)
+            else repr(p.default)
+        )
         lines.append(f"    {p.name}: {value}")
     return "\n".join(lines) + "\n"
 
 
 HEADINGS = {
     "model_service.yaml": "Model service node (executable model_service). Every parameter, with its default.\n"
-                          "Generated from ml_model_service/core/settings/tables.py (test_config keeps it in sync).",
+    "Generated from ml_model_service/core/settings/tables.py (test_config keeps it in sync).",
     "vision.yaml": "Vision service node (executable vision_service), model in its own process. Every parameter,\n"
-                   "with its default. Topics (relative, remap them): image, image/compressed, depth, camera_info\n"
-                   "-> detections, classifications, label_info, debug_image, objects, object_points.\n"
-                   "Generated from ml_model_service/core/settings/tables.py (test_config keeps it in sync).",
+    "with its default. Topics (relative, remap them): image, image/compressed, depth, camera_info\n"
+    "-> detections, classifications, label_info, debug_image, objects, object_points.\n"
+    "Generated from ml_model_service/core/settings/tables.py (test_config keeps it in sync).",
 }
 
 
 def shipped_parameter_files() -> dict[str, str]:
     """config/<name> → its generated text."""
-    return {"model_service.yaml": parameter_file(MODEL_SERVICE_PARAMS, HEADINGS["model_service.yaml"]),
-            "vision.yaml": parameter_file(VISION_PARAMS, HEADINGS["vision.yaml"])}
+    return {
+        "model_service.yaml": parameter_file(MODEL_SERVICE_PARAMS, HEADINGS["model_service.yaml"]),
+        "vision.yaml": parameter_file(VISION_PARAMS, HEADINGS["vision.yaml"]),
+    }
 
 
 def markdown_table(params: Sequence[Param]) -> str:
@@ -50,8 +58,13 @@ def markdown_table(params: Sequence[Param]) -> str:
         values = ", ".join(p.choices) if p.choices else (f"{num(p.low)}–{num(p.high)}" if p.low is not None else "")
         if p.length is not None:
             values = f"{p.length} values"
-        tier = {FIXED: "read-only", RUNNER: "reloads the model", MODEL: "rebuilds decoding", FILTERS: "live",
-                LIVE: "live"}[p.effective_tier]
+        tier = {
+            FIXED: "read-only",
+            RUNNER: "reloads the model",
+            MODEL: "rebuilds decoding",
+            FILTERS: "live",
+            LIVE: "live",
+        }[p.effective_tier]
         default = json.dumps(p.default)
         rows.append(f"| `{p.name}` | {kind} | `{default}` | {values} | {tier} | {p.description} |")
     return "\n".join(rows) + "\n"
@@ -61,10 +74,16 @@ def update_readme(path: str, tables: Mapping[str, Sequence[Param]]) -> str:
     """README text with each `<!-- params:NAME -->` ... `<!-- /params:NAME -->` block regenerated."""
     text = Path(path).read_text()
     for name, params in tables.items():
-        text = re.sub(rf"(<!-- params:{name} -->\n).*?(<!-- /params:{name} -->)",
-                      lambda m, ps=params: m.group(1) + markdown_table(ps) + m.group(2), text, flags=re.S)
+
+        def block(m: re.Match[str], ps: Sequence[Param] = params) -> str:
+            return m.group(1) + markdown_table(ps) + m.group(2)
+
+        text = re.sub(rf"(<!-- params:{name} -->\n).*?(<!-- /params:{name} -->)", block, text, flags=re.S)
     return text
 
 
-README_TABLES = {"model": MODEL_PARAMS, "model_service": MODEL_SERVICE_PARAMS[len(MODEL_PARAMS):],
-                 "vision": VISION_PARAMS[len(MODEL_PARAMS):]}
+README_TABLES = {
+    "model": MODEL_PARAMS,
+    "model_service": MODEL_SERVICE_PARAMS[len(MODEL_PARAMS) :],
+    "vision": VISION_PARAMS[len(MODEL_PARAMS) :],
+}

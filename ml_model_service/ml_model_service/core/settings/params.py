@@ -7,6 +7,7 @@ expensive tier among the changed parameters):
 - `filters`: swap the result filters (thresholds, classes) — no model work;
 - `live`: read at the next frame (top_n, debug image, clouds, timeouts).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -53,9 +54,15 @@ class Param:
             parts.append(f"exactly {self.length} values")
         if self.low is not None:
             parts.append(f"range {self.low}..{self.high}")
-        parts.append({FIXED: "read-only (start-up only)", RUNNER: "a change reloads the model",
-                      MODEL: "a change rebuilds decoding/preprocessing", FILTERS: "applied live",
-                      LIVE: "applied live"}[self.effective_tier])
+        parts.append(
+            {
+                FIXED: "read-only (start-up only)",
+                RUNNER: "a change reloads the model",
+                MODEL: "a change rebuilds decoding/preprocessing",
+                FILTERS: "applied live",
+                LIVE: "applied live",
+            }[self.effective_tier]
+        )
         return "; ".join(parts)
 
     def coerce(self, value: Any) -> Any:
@@ -81,12 +88,13 @@ class Param:
         return value
 
     def validate(self, value: Any) -> str:
-        """"" when `value` is acceptable, else the reason."""
+        """ "" when `value` is acceptable, else the reason."""
         expected = type(self.default)
         if self.is_list:
             if not isinstance(value, (list, tuple)) or not all(
-                    isinstance(v, self.item_type) and not (self.item_type is not bool and isinstance(v, bool))
-                    for v in value):
+                isinstance(v, self.item_type) and not (self.item_type is not bool and isinstance(v, bool))
+                for v in value
+            ):
                 return f"{self.name} must be a list of {self.item_type.__name__}, got {value!r}"
             if self.length is not None and len(value) != self.length:
                 return f"{self.name} needs exactly {self.length} values, got {len(value)}"
@@ -121,6 +129,7 @@ def check_pairs(what: str, value_check: Callable[[str], str] | None = None) -> C
             if reason:
                 return f"{what}: {key!r}: {reason}"
         return ""
+
     return check
 
 
@@ -136,8 +145,11 @@ def check_role(value: str) -> str:
 
 
 def check_permutation(value: Any) -> str:
-    return "" if not value or sorted(value) == [0, 1, 2, 3] else \
-        f"box_order {list(value)} is not empty or a permutation of 0..3"
+    return (
+        ""
+        if not value or sorted(value) == [0, 1, 2, 3]
+        else f"box_order {list(value)} is not empty or a permutation of 0..3"
+    )
 
 
 def check_input_size(value: Any) -> str:
@@ -146,3 +158,13 @@ def check_input_size(value: Any) -> str:
 
 def check_nonzero(value: Any) -> str:
     return "input_std values must be non-zero" if any(v == 0 for v in value) else ""
+
+
+def by_name(params: Sequence[Param]) -> dict[str, Param]:
+    """Parameters by name."""
+    return {p.name: p for p in params}
+
+
+def defaults(params: Sequence[Param]) -> dict[str, Any]:
+    """Every parameter's default value (lists copied)."""
+    return {p.name: list(p.default) if p.is_list else p.default for p in params}

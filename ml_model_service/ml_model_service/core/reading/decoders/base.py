@@ -1,6 +1,7 @@
 """What every decoder shares: its options (`DecoderConfig`), what it gives (`RawDetections`, or class
 probabilities), how it refuses outputs it cannot read (`Refused`), what it is chosen from (`Context`), and the
 interface VisionModel calls (`Decoder`: `DetectionDecoder` or `ClassificationDecoder`)."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -149,8 +150,10 @@ class Context:
             if role not in ROLES:
                 raise RoleError(f"remap_output_names maps {model_name!r} to unknown role {role!r}; roles are {ROLES}")
             if model_name not in {o.name for o in metadata.outputs}:
-                raise RoleError(f"remap_output_names names {model_name!r}, which is not an output of the model; "
-                                f"tensors: {metadata.describe_tensors()}")
+                raise RoleError(
+                    f"remap_output_names names {model_name!r}, which is not an output of the model; "
+                    f"tensors: {metadata.describe_tensors()}"
+                )
             found[role] = model_name
         for role, hints in NAME_HINTS.items():
             if role in found:
@@ -175,8 +178,9 @@ class Context:
         """(values per box after the classes, the seg head's prototypes they are coefficients of, if any) from seg
         protos or pose metadata; refuses heads that cannot be read as boxes (oriented boxes)."""
         if self.hints.task == "obb":
-            raise self.refuse("the model gives oriented (rotated) boxes (task 'obb'), which vision_msgs boxes here "
-                              "cannot carry", None)
+            raise self.refuse(
+                "the model gives oriented (rotated) boxes (task 'obb'), which vision_msgs boxes here cannot carry", None
+            )
         protos = self.prototypes(main)
         if protos is not None:
             return protos[1], Prototypes(protos[0], self.spec(protos[0]), protos[1])

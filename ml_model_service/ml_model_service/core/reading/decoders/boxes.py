@@ -1,6 +1,7 @@
 """Boxes: units and formats made source-image corners, the best candidates without NMS (`top`) or with
 OpenCV's NMS (`nms`), and the candidate grid of a YOLO head (`grid_counts`, `anchor_centres`), which tells a
 raw YOLO output from other layouts."""
+
 from __future__ import annotations
 
 import math
@@ -23,35 +24,45 @@ def to_corners(boxes: np.ndarray, box_format: str) -> np.ndarray:
     """(N, 4) boxes → x_min, y_min, x_max, y_max."""
     boxes = boxes.astype(np.float64)
     if box_format == "cxcywh":
-        return np.column_stack([boxes[:, 0] - boxes[:, 2] / 2, boxes[:, 1] - boxes[:, 3] / 2,
-                                boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2])
+        return np.column_stack(
+            [
+                boxes[:, 0] - boxes[:, 2] / 2,
+                boxes[:, 1] - boxes[:, 3] / 2,
+                boxes[:, 0] + boxes[:, 2] / 2,
+                boxes[:, 1] + boxes[:, 3] / 2,
+            ]
+        )
     return boxes
 
 
-def top(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, config: DecoderConfig, transform: Transform,
-         units: str) -> RawDetections:
+def top(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, config: DecoderConfig, transform: Transform, units: str
+) -> RawDetections:
     """Candidates above the pre-filter score, best first, at most max_detections (no NMS)."""
     keep = np.flatnonzero(scores >= config.nms_score_threshold)
     keep = keep[np.argsort(-scores[keep], kind="stable")][: max(config.max_detections, 0)]
     if keep.size == 0:
         return RawDetections.empty()
     pixels = input_pixels(boxes[keep], units, transform)
-    return RawDetections(transform.to_source(pixels), scores[keep].astype(np.float64),
-                         classes[keep].astype(np.int64), rows=keep)
+    return RawDetections(
+        transform.to_source(pixels), scores[keep].astype(np.float64), classes[keep].astype(np.int64), rows=keep
+    )
 
 
 def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray, config: DecoderConfig) -> np.ndarray:
     """Indices kept by OpenCV's NMS (per class unless agnostic), best first, at most max_detections."""
     xywh = np.column_stack([boxes_xyxy[:, :2], boxes_xyxy[:, 2:] - boxes_xyxy[:, :2]]).tolist()
     args = (xywh, scores.astype(float).tolist())
+    idx: object
     if config.agnostic_nms:
         idx = cv2.dnn.NMSBoxes(*args, config.nms_score_threshold, config.iou_threshold)
     else:
-        idx = cv2.dnn.NMSBoxesBatched(*args, classes.astype(int).tolist(), config.nms_score_threshold,
-                                      config.iou_threshold)
-    idx = np.asarray(idx, dtype=np.int64).reshape(-1)
-    idx = idx[np.argsort(-scores[idx], kind="stable")]
-    return idx[: max(config.max_detections, 0)]
+        idx = cv2.dnn.NMSBoxesBatched(
+            *args, classes.astype(int).tolist(), config.nms_score_threshold, config.iou_threshold
+        )
+    kept = np.asarray(idx, dtype=np.int64).reshape(-1)
+    kept = kept[np.argsort(-scores[kept], kind="stable")]
+    return kept[: max(config.max_detections, 0)]
 
 
 _STRIDES = ((8, 16, 32), (8, 16, 32, 64))  # P5 and P6 heads

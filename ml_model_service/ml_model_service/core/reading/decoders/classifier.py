@@ -1,4 +1,5 @@
 """Classifiers: one score vector, with a leading background score where the labels are one short."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ class ClassifierDecoder(ClassificationDecoder):
 
     role = "classifier"
 
-    def __init__(self, tensor: str, spec: TensorSpec | None, background_offset: int, activation: str = "auto",
-                 describe: str = "") -> None:
+    def __init__(
+        self, tensor: str, spec: TensorSpec | None, background_offset: int, activation: str = "auto", describe: str = ""
+    ) -> None:
         self.tensor = tensor
         self.spec = spec
         self.background_offset = background_offset
@@ -30,9 +32,14 @@ class ClassifierDecoder(ClassificationDecoder):
             outside = scores.size and (scores.min() < -TOL or scores.max() > 1 + TOL)
             activation = ("sigmoid" if scores.size == 1 else "softmax") if outside else "none"
         scores = activate(scores, activation)
-        check_probabilities(scores, f"scores in {self.tensor!r} after {activation}", "score_activation",
-                            self.describe, tolerance(self.spec))
-        return scores[self.background_offset:]
+        check_probabilities(
+            scores,
+            f"scores in {self.tensor!r} after {activation}",
+            "score_activation",
+            self.describe,
+            tolerance(self.spec),
+        )
+        return scores[self.background_offset :]
 
     def score_count(self, outputs: dict[str, np.ndarray]) -> int:
         """How many class scores `outputs` hold (a leading background score left out)."""
@@ -52,7 +59,8 @@ def recognise(ctx: Context) -> ClassifierDecoder | None:
         return None
     size = int(np.prod(shape))
     offset = 1 if ctx.labels and size == ctx.labels.span + 1 else 0
-    decoder = ClassifierDecoder(name, ctx.spec(name), offset, ctx.config.score_activation,
-                                ctx.metadata.describe_tensors())
+    decoder = ClassifierDecoder(
+        name, ctx.spec(name), offset, ctx.config.score_activation, ctx.metadata.describe_tensors()
+    )
     decoder.decode(ctx.outputs)
     return decoder

@@ -1,6 +1,7 @@
 """DETR-family detectors: normalised centre/size boxes + class logits (sigmoid, or softmax with a no-object
 class): Hugging Face DETR (`pred_boxes`/`logits`), RF-DETR (`dets`/`labels`), older Ultralytics RT-DETR
 `[1, 300, 4+C]`."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,17 @@ class DetrDecoder(DetectionDecoder):
 
     role = "detr"
 
-    def __init__(self, boxes: str, scores: str | None, specs: dict[str, TensorSpec | None], activation: str,
-                 no_object: bool, box_format: str, config: DecoderConfig, describe: str) -> None:
+    def __init__(
+        self,
+        boxes: str,
+        scores: str | None,
+        specs: dict[str, TensorSpec | None],
+        activation: str,
+        no_object: bool,
+        box_format: str,
+        config: DecoderConfig,
+        describe: str,
+    ) -> None:
         self.boxes = boxes
         self.scores = scores  # None: the classes follow the box in the same tensor ([1, Q, 4+C])
         self.specs = specs
@@ -46,10 +56,13 @@ class DetrDecoder(DetectionDecoder):
         if self.box_format == "cxcywh" and self.config.box_units != "pixels":
             low, high = value_range(boxes)
             if low < -0.05 or high > 1.05:
-                raise Refused(f"boxes in {self.boxes!r} range from {low:.4g} to {high:.4g}; DETR-style boxes are "
-                              "normalised centre/size values in [0, 1] (these look like anchor-relative encodings, "
-                              "which need anchors the model does not carry); no option can help. "
-                              f"Model tensors: {self.describe}", None)
+                raise Refused(
+                    f"boxes in {self.boxes!r} range from {low:.4g} to {high:.4g}; DETR-style boxes are "
+                    "normalised centre/size values in [0, 1] (these look like anchor-relative encodings, "
+                    "which need anchors the model does not carry); no option can help. "
+                    f"Model tensors: {self.describe}",
+                    None,
+                )
         return boxes, probs
 
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
@@ -58,8 +71,7 @@ class DetrDecoder(DetectionDecoder):
             return RawDetections.empty()
         classes = probs.argmax(axis=1)
         scores = probs[np.arange(len(classes)), classes]
-        return top(to_corners(boxes, self.box_format), scores, classes, self.config, transform,
-                   self.config.box_units)
+        return top(to_corners(boxes, self.box_format), scores, classes, self.config, transform, self.config.box_units)
 
 
 def activation_for(ctx: Context, scores_name: str | None, num_scores: int, values: np.ndarray) -> tuple[str, bool]:
@@ -77,10 +89,13 @@ def activation_for(ctx: Context, scores_name: str | None, num_scores: int, value
         return "sigmoid", False
     if scores_name is not None and scores_name.lower() == "labels" or ctx.hints.family == "rtdetr":
         return "sigmoid", False  # RF-DETR's [1, Q, C] 'labels' logits; Ultralytics RT-DETR
-    raise ctx.refuse(f"class scores {scores_name!r} are logits ({num_scores} per query) and nothing says whether "
-                     "they take a sigmoid (RF-DETR, Deformable DETR, RT-DETR) or a softmax with a no-object class "
-                     "(DETR); a label file with one name per class tells (as many names as scores: sigmoid; one "
-                     "fewer: softmax), or", "score_activation")
+    raise ctx.refuse(
+        f"class scores {scores_name!r} are logits ({num_scores} per query) and nothing says whether "
+        "they take a sigmoid (RF-DETR, Deformable DETR, RT-DETR) or a softmax with a no-object class "
+        "(DETR); a label file with one name per class tells (as many names as scores: sigmoid; one "
+        "fewer: softmax), or",
+        "score_activation",
+    )
 
 
 def recognise(ctx: Context) -> DetrDecoder | None:
@@ -106,13 +121,19 @@ def recognise(ctx: Context) -> DetrDecoder | None:
     # Two tensors: boxes [1, Q, 4] and class scores [1, Q, C].
     roles = {role: name for name, role in cfg.remap_output_names.items()}
     box_like = [n for n in ctx.outputs if len(shapes[n]) == 3 and shapes[n][0] == 1 and shapes[n][2] == 4]
-    boxes = roles.get("location") or next((n for n in box_like if n.lower() in DETR_BOX_NAMES), None) or next(
-        (n for n in box_like if n.lower() not in DETR_LOGIT_NAMES), None)
+    boxes = (
+        roles.get("location")
+        or next((n for n in box_like if n.lower() in DETR_BOX_NAMES), None)
+        or next((n for n in box_like if n.lower() not in DETR_LOGIT_NAMES), None)
+    )
     if boxes is None:
         return None
     q = shapes[boxes][1]
-    scores = roles.get("score") or roles.get("probability") or next(
-        (n for n in ctx.outputs if n != boxes and len(shapes[n]) == 3 and shapes[n][:2] == (1, q)), None)
+    scores = (
+        roles.get("score")
+        or roles.get("probability")
+        or next((n for n in ctx.outputs if n != boxes and len(shapes[n]) == 3 and shapes[n][:2] == (1, q)), None)
+    )
     if scores is None:
         return None
     values = dequantize(np.asarray(ctx.outputs[scores]), specs[scores])
@@ -124,9 +145,12 @@ def recognise(ctx: Context) -> DetrDecoder | None:
     box_values = dequantize(np.asarray(ctx.outputs[boxes]), specs[boxes])
     low, high = value_range(box_values)
     if box_format == "cxcywh" and cfg.box_units != "pixels" and (low < -0.05 or high > 1.05):
-        raise ctx.refuse(f"boxes in {boxes!r} range from {low:.4g} to {high:.4g} next to class logits "
-                         f"{scores!r}: not DETR's normalised boxes but anchor-relative encodings (BlazeFace, SSD "
-                         "without post-processing), which need anchors and decoding the model does not carry", None)
+        raise ctx.refuse(
+            f"boxes in {boxes!r} range from {low:.4g} to {high:.4g} next to class logits "
+            f"{scores!r}: not DETR's normalised boxes but anchor-relative encodings (BlazeFace, SSD "
+            "without post-processing), which need anchors and decoding the model does not carry",
+            None,
+        )
     act, no_object = activation_for(ctx, scores, shapes[scores][2], values)
     decoder = DetrDecoder(boxes, scores, specs, act, no_object, box_format, cfg, describe)
     decoder.read(ctx.outputs)

@@ -1,6 +1,7 @@
 """End-to-end detectors: `[1, N, 6(+extra)]` rows of box, score, class (+ mask coefficients with a protos
 output), already past NMS: YOLO26/YOLOv10/`nms=True` exports (corner boxes in input pixels) and Ultralytics
 RT-DETR (normalised centre boxes)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,17 @@ class EndToEndDecoder(DetectionDecoder):
 
     role = "end2end"
 
-    def __init__(self, tensor: str, spec: TensorSpec | None, box_format: str, units: str, num_classes: int,
-                 config: DecoderConfig, describe: str, protos: Prototypes | None = None) -> None:
+    def __init__(
+        self,
+        tensor: str,
+        spec: TensorSpec | None,
+        box_format: str,
+        units: str,
+        num_classes: int,
+        config: DecoderConfig,
+        describe: str,
+        protos: Prototypes | None = None,
+    ) -> None:
         self.tensor = tensor
         self.spec = spec
         self.box_format = box_format
@@ -35,20 +45,29 @@ class EndToEndDecoder(DetectionDecoder):
 
     def rows(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         rows = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0].astype(np.float64)
-        check_probabilities(rows[:, 4], f"scores (value 4 of each row of {self.tensor!r})", None, self.describe,
-                            tolerance(self.spec))
-        check_class_ids(rows[:, 5], f"class ids (value 5 of each row of {self.tensor!r})", None, self.describe,
-                        self.num_classes)
+        check_probabilities(
+            rows[:, 4], f"scores (value 4 of each row of {self.tensor!r})", None, self.describe, tolerance(self.spec)
+        )
+        check_class_ids(
+            rows[:, 5], f"class ids (value 5 of each row of {self.tensor!r})", None, self.describe, self.num_classes
+        )
         return rows
 
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
         rows = self.rows(outputs)
-        found = top(to_corners(rows[:, :4], self.box_format), rows[:, 4], np.rint(rows[:, 5]), self.config,
-                    transform, self.units)
-        count = self.protos.count if self.protos is not None else 0
-        if count and found.rows is not None and len(found.rows):
-            protos = prototypes_from(dequantize(np.asarray(outputs[self.protos.name]), self.protos.spec), count)
-            found.masks = MaskSource(transform, rows[found.rows, 6:6 + count].astype(np.float32), protos)
+        found = top(
+            to_corners(rows[:, :4], self.box_format),
+            rows[:, 4],
+            np.rint(rows[:, 5]),
+            self.config,
+            transform,
+            self.units,
+        )
+        spec = self.protos
+        count = spec.count if spec is not None else 0
+        if spec is not None and count and found.rows is not None and len(found.rows):
+            protos = prototypes_from(dequantize(np.asarray(outputs[spec.name]), spec.spec), count)
+            found.masks = MaskSource(transform, rows[found.rows, 6 : 6 + count].astype(np.float32), protos)
         return found
 
 
@@ -70,8 +89,11 @@ def recognise(ctx: Context) -> EndToEndDecoder | None:
     if hints.family == "rtdetr" and ctx.span and shape[2] == 4 + ctx.span and shape[2] != 6 + extra:
         return None  # older Ultralytics RT-DETR [1, 300, 4+C]: the detr decoder reads it
     whole = rows.size == 0 or bool(np.all(np.abs(rows[:, 5] - np.rint(rows[:, 5])) < 1e-3))
-    claimed = cfg.model_type == "end2end" or bool(hints.end2end) or (
-        hints.family == "rtdetr" and shape[2] == 6 and (ctx.span != 2 or whole))
+    claimed = (
+        cfg.model_type == "end2end"
+        or bool(hints.end2end)
+        or (hints.family == "rtdetr" and shape[2] == 6 and (ctx.span != 2 or whole))
+    )
     if not claimed:
         # Structure alone: rows of box, score in [0, 1], whole class id, not a raw YOLO grid of candidates.
         on_grid = shape[1] in grid_counts(*ctx.input_hw)
@@ -79,8 +101,11 @@ def recognise(ctx: Context) -> EndToEndDecoder | None:
         if on_grid or not whole or not scores_ok or shape[2] != 6 + extra:
             return None
     if shape[2] != 6 + extra:
-        raise ctx.refuse(f"output {name!r} has {shape[2]} values per row; an end-to-end output has 6 (box, score, "
-                         f"class) plus {extra} explained by the model's task metadata", None)
+        raise ctx.refuse(
+            f"output {name!r} has {shape[2]} values per row; an end-to-end output has 6 (box, score, "
+            f"class) plus {extra} explained by the model's task metadata",
+            None,
+        )
     box_format = cfg.box_format
     if box_format == "auto":
         if hints.family == "rtdetr":
@@ -88,14 +113,25 @@ def recognise(ctx: Context) -> EndToEndDecoder | None:
         elif hints.end2end or hints.family == "yolo":
             box_format = "xyxy"
         else:
-            raise ctx.refuse(f"output {name!r} [1, {shape[1]}, {shape[2]}] reads as end-to-end rows (box, score, "
-                             "class id) but the model does not say how its boxes are written: xyxy for YOLO26, "
-                             "YOLOv10 and nms=True exports (corners in input pixels), cxcywh for RT-DETR "
-                             "(normalised centre/size)", "box_format")
+            raise ctx.refuse(
+                f"output {name!r} [1, {shape[1]}, {shape[2]}] reads as end-to-end rows (box, score, "
+                "class id) but the model does not say how its boxes are written: xyxy for YOLO26, "
+                "YOLOv10 and nms=True exports (corners in input pixels), cxcywh for RT-DETR "
+                "(normalised centre/size)",
+                "box_format",
+            )
     units = cfg.box_units
     if units == "auto":
         units = "proportional" if hints.family == "rtdetr" else "auto"  # TFLite YOLO exports normalise boxes
-    decoder = EndToEndDecoder(name, ctx.spec(name), box_format, units, ctx.span if hints.ultralytics else 0, cfg,
-                              ctx.metadata.describe_tensors(), protos)
+    decoder = EndToEndDecoder(
+        name,
+        ctx.spec(name),
+        box_format,
+        units,
+        ctx.span if hints.ultralytics else 0,
+        cfg,
+        ctx.metadata.describe_tensors(),
+        protos,
+    )
     decoder.rows(ctx.outputs)  # the trial run's rows pass the checks
     return decoder

@@ -1,5 +1,6 @@
 """Choosing a decoder: the recognisers of every layout, tried in order, the first that recognises the outputs
 returning the decoder built for them."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,8 +30,11 @@ from .base import (
 RECOGNISERS: dict[str, tuple[Callable[[Context], Decoder | None], str]] = {
     "end2end": (end2end.recognise, "no [1, N, 6+] output of box, score and class id rows"),
     "detr": (detr.recognise, "no [1, Q, 4] normalised boxes with [1, Q, C] class logits"),
-    "yolo": (yolo.recognise, "no [1, 4+C, N] / [1, N, 5+C] output (or [1, N, 4] boxes + scores) with a candidate "
-                             "count on the YOLO grid of the input"),
+    "yolo": (
+        yolo.recognise,
+        "no [1, 4+C, N] / [1, N, 5+C] output (or [1, N, 4] boxes + scores) with a candidate "
+        "count on the YOLO grid of the input",
+    ),
     "detector": (ssd.recognise, "no boxes tensor ([1, N, 4] or [N, 4]) with per-box scores"),
     "classifier": (classifier.recognise, "not one output holding a single score vector"),
 }
@@ -38,18 +42,26 @@ RECOGNISERS: dict[str, tuple[Callable[[Context], Decoder | None], str]] = {
 
 def check_config(config: DecoderConfig) -> None:
     """Refuse option values outside their choices."""
-    for what, value, allowed in (("model_type", config.model_type, MODEL_TYPES),
-                                 ("box_format", config.box_format, BOX_FORMATS),
-                                 ("score_activation", config.score_activation, SCORE_ACTIVATIONS),
-                                 ("box_units", config.box_units, BOX_UNITS),
-                                 ("yolo_format", config.yolo_format, YOLO_FORMATS)):
+    for what, value, allowed in (
+        ("model_type", config.model_type, MODEL_TYPES),
+        ("box_format", config.box_format, BOX_FORMATS),
+        ("score_activation", config.score_activation, SCORE_ACTIVATIONS),
+        ("box_units", config.box_units, BOX_UNITS),
+        ("yolo_format", config.yolo_format, YOLO_FORMATS),
+    ):
         if value not in allowed:
             raise RoleError(f"{what} {value!r} is not one of {', '.join(allowed)}")
 
 
-def find_decoder(metadata: ModelMetadata, trial_outputs: dict[str, np.ndarray], config: DecoderConfig,
-                 labels: Labels | None, hints: ModelHints | None = None, input_hw: tuple[int, int] = (0, 0),
-                 size_input: bool = False) -> Decoder:
+def find_decoder(
+    metadata: ModelMetadata,
+    trial_outputs: dict[str, np.ndarray],
+    config: DecoderConfig,
+    labels: Labels | None,
+    hints: ModelHints | None = None,
+    input_hw: tuple[int, int] = (0, 0),
+    size_input: bool = False,
+) -> Decoder:
     """The decoder for this model (forced by `model_type` or found from metadata and a trial run)."""
     check_config(config)
     ctx = Context(metadata, trial_outputs, config, labels, hints or ModelHints(), input_hw, size_input)
@@ -64,14 +76,19 @@ def find_decoder(metadata: ModelMetadata, trial_outputs: dict[str, np.ndarray], 
             # The outputs have this layout's structure but fail its checks: reading them as a looser layout
             # would be a guess, so the search stops here.
             advice = f"The option that can help: {exc.option}." if exc.option else "No option can help."
-            raise Refused(f"the model's outputs look like the {role} layout but cannot be read as it: "
-                          f"{str(exc).split('. Model tensors:')[0]}. Model tensors: {metadata.describe_tensors()}. "
-                          f"Trial-run outputs: {shapes}. {advice}", exc.option) from exc
+            raise Refused(
+                f"the model's outputs look like the {role} layout but cannot be read as it: "
+                f"{str(exc).split('. Model tensors:')[0]}. Model tensors: {metadata.describe_tensors()}. "
+                f"Trial-run outputs: {shapes}. {advice}",
+                exc.option,
+            ) from exc
         if decoder is not None:
             return decoder
         reasons.append(f"{role}: {RECOGNISERS[role][1]}")
-    advice = ("No option can help with a layout none of these fits; if the model is one of them after all, set "
-              "model_type to force it (e.g. yolo for a raw YOLO output whose candidate count is not the usual grid).")
+    advice = (
+        "No option can help with a layout none of these fits; if the model is one of them after all, set "
+        "model_type to force it (e.g. yolo for a raw YOLO output whose candidate count is not the usual grid)."
+    )
     raise RoleError(
         "the model fits no vision role (end2end, detr, yolo, detector, classifier). Its tensors: "
         f"{metadata.describe_tensors()}. Trial-run outputs: {shapes}. Tried: {' | '.join(reasons)}. {advice}"

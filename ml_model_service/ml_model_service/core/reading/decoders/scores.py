@@ -1,5 +1,6 @@
 """Reading scores and probabilities: integer outputs dequantised, activations, and the checks every decoder
 makes (scores in [0, 1], whole class ids): what fails them is refused, not rescaled."""
+
 from __future__ import annotations
 
 import math
@@ -42,14 +43,15 @@ def tolerance(spec: TensorSpec | None) -> float:
         return TOL
 
 
-def check_probabilities(values: np.ndarray, what: str, option: str | None, tensors: str,
-                        tol: float = TOL) -> None:
+def check_probabilities(values: np.ndarray, what: str, option: str | None, tensors: str, tol: float = TOL) -> None:
     """Scores must lie in [0, 1] (no rescaling of percentages: out-of-range values are a misread)."""
     low, high = value_range(values)
     if not (math.isfinite(low) and math.isfinite(high)) or low < -tol or high > 1 + tol:
-        raise Refused(f"{what} range from {low:.4g} to {high:.4g}, outside [0, 1]: they are not confidences, so "
-                      f"the outputs are not what this layout expects; {help_text(option)}. Model tensors: {tensors}",
-                      option)
+        raise Refused(
+            f"{what} range from {low:.4g} to {high:.4g}, outside [0, 1]: they are not confidences, so "
+            f"the outputs are not what this layout expects; {help_text(option)}. Model tensors: {tensors}",
+            option,
+        )
 
 
 def check_class_ids(values: np.ndarray, what: str, option: str | None, tensors: str, limit: int = 0) -> None:
@@ -61,9 +63,11 @@ def check_class_ids(values: np.ndarray, what: str, option: str | None, tensors: 
         bad |= values > limit - 1 + TOL
     if bad.any():
         low, high = value_range(values)
-        raise Refused(f"{what} hold {int(bad.sum())} values that are not class ids (range {low:.4g} to {high:.4g}"
-                      f"{f', {limit} classes' if limit else ''}); {help_text(option)}. Model tensors: {tensors}",
-                      option)
+        raise Refused(
+            f"{what} hold {int(bad.sum())} values that are not class ids (range {low:.4g} to {high:.4g}"
+            f"{f', {limit} classes' if limit else ''}); {help_text(option)}. Model tensors: {tensors}",
+            option,
+        )
 
 
 def activate(scores: np.ndarray, activation: str, axis: int = -1) -> np.ndarray:

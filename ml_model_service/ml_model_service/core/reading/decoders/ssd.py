@@ -1,6 +1,7 @@
 """SSD-style detectors: boxes + scores (+ category, + count) tensors, as TFLite's detection post-processing,
 torchvision (boxes/labels/scores, Mask R-CNN's per-detection masks) and the official RT-DETR/D-FINE exports
 (with `orig_target_sizes`) emit."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,15 @@ class SsdDecoder(DetectionDecoder):
 
     role = "detector"
 
-    def __init__(self, tensors: dict[str, str], specs: dict[str, TensorSpec], config: DecoderConfig,
-                 box_order: tuple[int, ...], describe: str, masks_output: str | None = None) -> None:
+    def __init__(
+        self,
+        tensors: dict[str, str],
+        specs: dict[str, TensorSpec],
+        config: DecoderConfig,
+        box_order: tuple[int, ...],
+        describe: str,
+        masks_output: str | None = None,
+    ) -> None:
         self.tensors = tensors  # role -> tensor name
         self.specs = specs
         self.config = config
@@ -58,8 +66,13 @@ class SsdDecoder(DetectionDecoder):
         if "count" in self.tensors:
             n = min(n, max(int(np.asarray(outputs[self.tensors["count"]]).reshape(-1)[0]), 0))
         scores, classes = scores[:n].astype(np.float64), classes[:n]
-        check_probabilities(scores, f"scores in {self.tensors['score']!r}", "remap_output_names", self.describe,
-                            tolerance(self.specs.get(self.tensors["score"])))
+        check_probabilities(
+            scores,
+            f"scores in {self.tensors['score']!r}",
+            "remap_output_names",
+            self.describe,
+            tolerance(self.specs.get(self.tensors["score"])),
+        )
         if "category" in self.tensors:
             check_class_ids(classes, f"classes in {self.tensors['category']!r}", "remap_output_names", self.describe)
         return boxes[:n], scores, np.rint(classes).astype(np.int64)
@@ -69,10 +82,12 @@ class SsdDecoder(DetectionDecoder):
         boxes = input_pixels(boxes[:, list(self.box_order)], self.config.box_units, transform)
         masks = None
         if self.masks_output is not None:
-            maps = direct_maps(dequantize(outputs[self.masks_output], self.specs.get(self.masks_output)),
-                               len(np.asarray(outputs[self.masks_output])))
+            maps = direct_maps(
+                dequantize(outputs[self.masks_output], self.specs.get(self.masks_output)),
+                len(np.asarray(outputs[self.masks_output])),
+            )
             if maps is not None and len(maps) >= len(scores):
-                masks = MaskSource(transform, maps=maps[:len(scores)])
+                masks = MaskSource(transform, maps=maps[: len(scores)])
         return RawDetections(transform.to_source(boxes), scores, classes, masks)
 
 
@@ -102,9 +117,12 @@ def recognise(ctx: Context) -> SsdDecoder | None:
         elif per_box:
             roles["score"] = per_box[0]
         else:
-            raise ctx.refuse(f"found box tensor {roles['location']!r} but no score tensor of shape [1, {n_boxes}], "
-                             f"[{n_boxes}] or [1, {n_boxes}, C] (per-anchor outputs such as SCRFD's need anchor "
-                             "decoding the model does not carry)", None)
+            raise ctx.refuse(
+                f"found box tensor {roles['location']!r} but no score tensor of shape [1, {n_boxes}], "
+                f"[{n_boxes}] or [1, {n_boxes}, C] (per-anchor outputs such as SCRFD's need anchor "
+                "decoding the model does not carry)",
+                None,
+            )
     elif "category" not in roles and per_box and len(shapes[roles["score"]]) < 3:
         roles["category"] = per_box[0]
     if "count" not in roles:
@@ -121,10 +139,12 @@ def recognise(ctx: Context) -> SsdDecoder | None:
     if sorted(box_order) != [0, 1, 2, 3]:
         raise RoleError(f"box_order {list(box_order)} is not a permutation of 0..3")
     # per-detection masks (torchvision Mask R-CNN's [N, 1, H, W])
-    masks_output = next((name for name in free if name not in roles.values()
-                         and direct_maps(outputs[name], n_boxes) is not None), None)
-    decoder = SsdDecoder(roles, {o.name: o for o in metadata.outputs}, config, box_order,
-                         metadata.describe_tensors(), masks_output)
+    masks_output = next(
+        (name for name in free if name not in roles.values() and direct_maps(outputs[name], n_boxes) is not None), None
+    )
+    decoder = SsdDecoder(
+        roles, {o.name: o for o in metadata.outputs}, config, box_order, metadata.describe_tensors(), masks_output
+    )
     try:
         decoder.read(outputs)
     except Refused as exc:

@@ -3,6 +3,7 @@ mask coefficients and a protos output, read into instance masks: reading.masks) 
 keypoints, ignored) used as detectors, and corner boxes `[1, N, 4]` + scores `[1, N, C]` in two tensors
 (YOLO-NAS, PP-YOLOE). The candidates must be the head's grid for the input size, with boxes on their grid
 cells."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,17 @@ class YoloDecoder(DetectionDecoder):
 
     role = "yolo"
 
-    def __init__(self, tensor: str, spec: TensorSpec | None, attrs_first: bool, has_objectness: bool,
-                 num_classes: int, config: DecoderConfig, describe: str, protos: Prototypes | None = None) -> None:
+    def __init__(
+        self,
+        tensor: str,
+        spec: TensorSpec | None,
+        attrs_first: bool,
+        has_objectness: bool,
+        num_classes: int,
+        config: DecoderConfig,
+        describe: str,
+        protos: Prototypes | None = None,
+    ) -> None:
         self.tensor = tensor
         self.spec = spec
         self.attrs_first = attrs_first
@@ -36,15 +46,15 @@ class YoloDecoder(DetectionDecoder):
     def segments(self) -> bool:
         return self.protos is not None
 
-    def mask_source(self, outputs: dict[str, np.ndarray], rows: np.ndarray, kept: np.ndarray,
-                    transform: Transform) -> MaskSource | None:
+    def mask_source(
+        self, outputs: dict[str, np.ndarray], rows: np.ndarray, kept: np.ndarray, transform: Transform
+    ) -> MaskSource | None:
         """Masks of the kept candidates (seg heads only)."""
         if self.protos is None or not self.protos.count:
             return None
         start = (5 if self.has_objectness else 4) + self.num_classes
-        coefficients = np.asarray(rows[kept, start:start + self.protos.count], np.float32)
-        protos = prototypes_from(dequantize(np.asarray(outputs[self.protos.name]), self.protos.spec),
-                                 self.protos.count)
+        coefficients = np.asarray(rows[kept, start : start + self.protos.count], np.float32)
+        protos = prototypes_from(dequantize(np.asarray(outputs[self.protos.name]), self.protos.spec), self.protos.count)
         return MaskSource(transform, coefficients, protos)
 
     def rows(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,12 +62,22 @@ class YoloDecoder(DetectionDecoder):
         raw = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0]
         rows = raw.T if self.attrs_first else raw  # (N, K)
         start = 5 if self.has_objectness else 4
-        cls_scores = rows[:, start:start + self.num_classes]
-        check_probabilities(cls_scores, f"class scores (values {start}-{start + self.num_classes - 1} of each "
-                            f"row of {self.tensor!r})", None, self.describe, tolerance(self.spec))
+        cls_scores = rows[:, start : start + self.num_classes]
+        check_probabilities(
+            cls_scores,
+            f"class scores (values {start}-{start + self.num_classes - 1} of each row of {self.tensor!r})",
+            None,
+            self.describe,
+            tolerance(self.spec),
+        )
         if self.has_objectness:
-            check_probabilities(rows[:, 4], f"objectness (value 4 of each row of {self.tensor!r})", "yolo_format",
-                                self.describe, tolerance(self.spec))
+            check_probabilities(
+                rows[:, 4],
+                f"objectness (value 4 of each row of {self.tensor!r})",
+                "yolo_format",
+                self.describe,
+                tolerance(self.spec),
+            )
             cls_scores = cls_scores * rows[:, 4:5]
         return rows[:, :4], cls_scores, rows
 
@@ -71,17 +91,29 @@ class YoloDecoder(DetectionDecoder):
             return RawDetections.empty()
         boxes = input_pixels(to_corners(xywh, "cxcywh"), self.config.box_units, transform)
         idx = nms(boxes, scores, classes, self.config)
-        return RawDetections(transform.to_source(boxes[idx]), scores[idx].astype(np.float64),
-                             classes[idx].astype(np.int64), self.mask_source(outputs, rows, keep[idx], transform),
-                             keep[idx])
+        return RawDetections(
+            transform.to_source(boxes[idx]),
+            scores[idx].astype(np.float64),
+            classes[idx].astype(np.int64),
+            self.mask_source(outputs, rows, keep[idx], transform),
+            keep[idx],
+        )
 
 
 class SplitYoloDecoder(YoloDecoder):
     """YOLO candidates in two tensors: corner boxes [1, N, 4] in input pixels and class scores [1, N, C] or
     [1, C, N] (YOLO-NAS, PP-YOLOE and DAMO-YOLO exports without NMS); NMS as for raw YOLO."""
 
-    def __init__(self, boxes: str, scores: str, specs: dict[str, TensorSpec | None], scores_first: bool,
-                 num_classes: int, config: DecoderConfig, describe: str) -> None:
+    def __init__(
+        self,
+        boxes: str,
+        scores: str,
+        specs: dict[str, TensorSpec | None],
+        scores_first: bool,
+        num_classes: int,
+        config: DecoderConfig,
+        describe: str,
+    ) -> None:
         super().__init__(boxes, specs.get(boxes), False, False, num_classes, config, describe)
         self.scores = scores
         self.specs = specs
@@ -91,10 +123,17 @@ class SplitYoloDecoder(YoloDecoder):
         corners = dequantize(np.asarray(outputs[self.tensor]), self.specs.get(self.tensor))[0].astype(np.float64)
         scores = dequantize(np.asarray(outputs[self.scores]), self.specs.get(self.scores))[0]
         scores = scores.T if self.scores_first else scores
-        check_probabilities(scores, f"class scores in {self.scores!r}", None, self.describe,
-                            tolerance(self.specs.get(self.scores)))
-        xywh = np.column_stack([(corners[:, 0] + corners[:, 2]) / 2, (corners[:, 1] + corners[:, 3]) / 2,
-                                corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]])
+        check_probabilities(
+            scores, f"class scores in {self.scores!r}", None, self.describe, tolerance(self.specs.get(self.scores))
+        )
+        xywh = np.column_stack(
+            [
+                (corners[:, 0] + corners[:, 2]) / 2,
+                (corners[:, 1] + corners[:, 3]) / 2,
+                corners[:, 2] - corners[:, 0],
+                corners[:, 3] - corners[:, 1],
+            ]
+        )
         return xywh, scores, corners
 
 
@@ -143,20 +182,25 @@ def recognise(ctx: Context) -> YoloDecoder | None:
     start = 5 if fmt == "v5" else 4
     num_classes = k - start - extra
     if num_classes < 1:
-        raise ctx.refuse(f"output {spec.name!r} has {k} values per candidate: too few for {start} box values, "
-                         f"{extra} extra values and at least one class", "yolo_format")
+        raise ctx.refuse(
+            f"output {spec.name!r} has {k} values per candidate: too few for {start} box values, "
+            f"{extra} extra values and at least one class",
+            "yolo_format",
+        )
     if span and num_classes > span:
-        raise ctx.refuse(f"output {spec.name!r} has {num_classes} values per candidate after the box "
-                         f"({fmt} layout{f', {extra} extra values' if extra else ''}) but the labels name {span} "
-                         "classes: the other values (mask coefficients, keypoints) are not explained by the model's "
-                         "metadata (task, kpt_shape) or a protos output, or the label file is short",
-                         "label_path (one name per class)")
-    decoder = YoloDecoder(spec.name, spec, attrs_first, fmt == "v5", num_classes, cfg,
-                          ctx.metadata.describe_tensors(), protos)
+        raise ctx.refuse(
+            f"output {spec.name!r} has {num_classes} values per candidate after the box "
+            f"({fmt} layout{f', {extra} extra values' if extra else ''}) but the labels name {span} "
+            "classes: the other values (mask coefficients, keypoints) are not explained by the model's "
+            "metadata (task, kpt_shape) or a protos output, or the label file is short",
+            "label_path (one name per class)",
+        )
+    decoder = YoloDecoder(
+        spec.name, spec, attrs_first, fmt == "v5", num_classes, cfg, ctx.metadata.describe_tensors(), protos
+    )
     xywh, _, _ = decoder.rows(ctx.outputs)
     if xywh.size and float(xywh[:, 2:].min()) < -TOL:
-        raise ctx.refuse(f"output {spec.name!r} has negative box widths or heights: not YOLO centre/size boxes",
-                         None)
+        raise ctx.refuse(f"output {spec.name!r} has negative box widths or heights: not YOLO centre/size boxes", None)
     if per_cell:
         _check_grid(ctx, spec.name, xywh, per_cell, strides)
     return decoder
@@ -171,16 +215,23 @@ def _split_yolo(ctx: Context, boxes: str, grid: tuple[int, tuple[int, ...]]) -> 
     scores_first = shape[2] == n and shape[1] != n
     num_classes = shape[1] if scores_first else shape[2]
     if ctx.span and num_classes > ctx.span:
-        raise ctx.refuse(f"{scores!r} scores {num_classes} classes but the labels name {ctx.span}",
-                         "label_path (one name per class)")
-    decoder = SplitYoloDecoder(boxes, scores, {n_: ctx.spec(n_) for n_ in ctx.outputs}, scores_first, num_classes,
-                               ctx.config, ctx.metadata.describe_tensors())
+        raise ctx.refuse(
+            f"{scores!r} scores {num_classes} classes but the labels name {ctx.span}", "label_path (one name per class)"
+        )
+    decoder = SplitYoloDecoder(
+        boxes,
+        scores,
+        {n_: ctx.spec(n_) for n_ in ctx.outputs},
+        scores_first,
+        num_classes,
+        ctx.config,
+        ctx.metadata.describe_tensors(),
+    )
     xywh, _, _ = decoder.rows(ctx.outputs)
     if xywh.size and float(xywh[:, 2:].min()) < -TOL:
         raise ctx.refuse(f"boxes in {boxes!r} are not x_min, y_min, x_max, y_max corners (negative sizes)", None)
     _check_grid(ctx, boxes, xywh, *grid)
     return decoder
-
 
 
 def _check_grid(ctx: Context, name: str, xywh: np.ndarray, per_cell: int, strides: tuple[int, ...]) -> None:
@@ -197,8 +248,10 @@ def _check_grid(ctx: Context, name: str, xywh: np.ndarray, per_cell: int, stride
     off = np.abs(xy - centres[:, :2]) / centres[:, 2:3]
     median = float(np.median(off.max(axis=1)))
     if median > 2.0:
-        raise ctx.refuse(f"the box centres in {name!r} do not follow the YOLO grid of a {h} x {w} input (median "
-                         f"distance from their cell {median:.1f} strides; decoded YOLO boxes sit within one or two): "
-                         "these are not decoded boxes (a raw head such as YOLOX exported without "
-                         "decode_in_inference, or another kind of output); export the model with its box decoding",
-                         None)
+        raise ctx.refuse(
+            f"the box centres in {name!r} do not follow the YOLO grid of a {h} x {w} input (median "
+            f"distance from their cell {median:.1f} strides; decoded YOLO boxes sit within one or two): "
+            "these are not decoded boxes (a raw head such as YOLOX exported without "
+            "decode_in_inference, or another kind of output); export the model with its box decoding",
+            None,
+        )
