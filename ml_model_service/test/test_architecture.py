@@ -17,7 +17,7 @@ LAYERS = [
     {f"{CORE}.runtimes"},
     {f"{CORE}.loading"},
     {f"{CORE}.reading"},
-    {f"{CORE}.frames"},
+    {f"{CORE}.frames", f"{CORE}.scenes"},
     {f"{CORE}.settings"},
 ]
 MAX_CORE_LINES = 400

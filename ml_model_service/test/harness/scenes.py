@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ml_model_service.core.frames.pointcloud import Intrinsics
+from ml_model_service.core.scenes import motorcycle_rgbd  # noqa: F401 (the real sample, shipped for bring-up)
 
 
 @dataclass
@@ -82,19 +83,6 @@ def render(
         z = depth[vs_hit, us_hit].astype(np.float64)
         scene.visible_points.append(np.column_stack(((us_hit - k.cx) * z / k.fx, (vs_hit - k.cy) * z / k.fy, z)))
     return scene
-
-
-def motorcycle_rgbd() -> tuple[np.ndarray, np.ndarray, Intrinsics]:
-    """The real RGB-D sample: scikit-image's Middlebury 2014 motorcycle (left image, depth in metres from
-    the ground-truth disparity: Z = f * B / (d + doffs); NaN where the disparity is unknown)."""
-    from skimage import data
-
-    rgb, _, disparity = data.stereo_motorcycle()
-    f, cx, cy, doffs, baseline_m = 994.978, 311.193, 254.877, 31.086, 0.193001
-    with np.errstate(invalid="ignore", divide="ignore"):
-        depth = (f * baseline_m / (disparity.astype(np.float64) + doffs)).astype(np.float32)
-    depth[~np.isfinite(disparity) | (depth <= 0)] = np.nan
-    return rgb, depth, Intrinsics(f, f, cx, cy, rgb.shape[1], rgb.shape[0])
 
 
 @dataclass
