@@ -14,10 +14,10 @@ import numpy as np
 from ..loading.labels import Labels
 from ..metadata import ModelMetadata, TensorSpec
 from .decoders.base import DETECTION_ROLES, DecoderConfig, RawDetections
+from .decoders.boxes import rotated_corners
 from .decoders.classifier import ClassifierDecoder
 from .decoders.registry import find_decoder
 from .hints import read_hints
-from .decoders.boxes import rotated_corners
 from .masks import Mask, polygon_mask
 from .preprocess import (
     MAX_INPUT_PIXELS,
@@ -299,6 +299,7 @@ class VisionModel:
             pre.input_size = None
         else:
             pre.input_size = option or self.hints.imgsz
+            pre.rect = self.hints.family == "yolo"  # as Ultralytics' own predictor runs its dynamic exports
         return pre
 
     @property
@@ -367,6 +368,19 @@ class VisionModel:
     def segments(self) -> bool:
         """Whether the model gives instance masks."""
         return self.decoder.segments
+
+    @property
+    def keypoint_shape(self) -> tuple[int, int] | None:
+        """Pose models: (keypoints, values per keypoint); None otherwise."""
+        extras = getattr(self.decoder, "extras", None)
+        return getattr(extras, "keypoints", None)
+
+    @property
+    def keypoint_names(self) -> tuple[str, ...]:
+        """The keypoints' names where the model says them (as many as it has keypoints), else ()."""
+        shape = self.keypoint_shape
+        names = self.hints.kpt_names
+        return names if shape and len(names) == shape[0] else ()
 
     def classify(self, rgb: np.ndarray, n: int = 5) -> list[Classification]:
         """Top n classifications kept by the filters (n <= 0: all)."""

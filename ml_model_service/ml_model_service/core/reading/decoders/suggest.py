@@ -23,7 +23,7 @@ class Suggestion:
 
     def text(self) -> str:
         def show(v: object) -> str:
-            return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, (list, tuple)) else str(v)
+            return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)  # lists as the CLI takes them
 
         return f"[{' '.join(f'{k}={show(v)}' for k, v in self.values)}] for {self.reads_as}"
 
@@ -81,6 +81,7 @@ def candidates(ctx: Context) -> list[Suggestion]:
         extra = k - 4 - ctx.span
         if extra == 1:
             found.append(Suggestion((("task", "obb"),), "an OBB head (one angle in radians after the classes)"))
+            found.append(Suggestion((("yolo_format", "v5"),), "a v5 head (objectness before the classes)"))
         for pose in _pose(extra):
             found.append(
                 Suggestion(pose, f"a pose head ({pose[1][1][0]} keypoints of {pose[1][1][1]} values after the classes)")
