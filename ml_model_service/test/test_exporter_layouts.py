@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -151,3 +152,22 @@ def test_ultralytics_classifier_matches_its_predict():
         assert ours[0]["class_id"] == int(probs.argmax()), (i, ours[:2], probs.argmax())
         assert abs(ours[0]["confidence"] - probs.max()) <= 0.1, (i, ours[0], probs.max())
     assert sure >= 2, "the export's classifier is sure of too few photos to compare"
+
+
+def test_ultralytics_classifier_keeps_a_crop_fraction_the_user_sets(tmp_path):
+    e = export("yolo11n-cls.yaml", 224)
+    wide = tmp_path / "wide.png"
+    cv2.imwrite(str(wide), cv2.resize(cv2.imread(str(e.photo_paths[0])), (900, 300)))
+    default = cli("classify", "--model", str(e.path), "--top", "3", str(wide))
+    cropped = cli("classify", "--model", str(e.path), "--top", "3", "--crop_fraction", "0.5", str(wide))
+    assert default.returncode == 0 and cropped.returncode == 0, default.stderr + cropped.stderr
+    assert json.loads(default.stdout)["classifications"] != json.loads(cropped.stdout)["classifications"]
+
+
+def test_labels_under_other_exporters_keys(tmp_path):
+    from ml_model_service.core.loading.labels import embedded_labels
+
+    labels = embedded_labels(tmp_path / "m.onnx", {"label_list": "['cat', 'dog']"})
+    assert labels is not None and labels.name(1) == "dog"
+    labels = embedded_labels(tmp_path / "m.onnx", {"character": "a\nb\nc"})
+    assert labels is not None and labels.name(2) == "c"
