@@ -35,7 +35,8 @@ MODULE_KEYS = {
 }
 # test helpers that run under their own interpreter, not the package's (their imports are not the package's)
 OWN_ENVIRONMENT = {
-    "kserve_server.py": "build/kserve-venv (scripts/requirements-kserve.txt: kserve's pins clash with the package's)"
+    "kserve_server.py": "build/kserve-venv (scripts/requirements-kserve.txt: kserve's pins clash with the package's)",
+    "make_export.py": "build/exporters-venv (scripts/requirements-exporters.txt: the exporters, test-only, ~6 GB)",
 }
 ROSDISTRO_KEYS = {
     "python3-numpy",
