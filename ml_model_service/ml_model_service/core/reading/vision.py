@@ -198,7 +198,7 @@ class VisionModel:
     def _trial_run(self, trial_hw: tuple[int, int], describe: str) -> dict[str, np.ndarray]:
         """The model's outputs for a grey image of the trial size (what the decoder is chosen from)."""
         try:
-            return self.runner.infer(self._tensor(np.full((*trial_hw, 3), 114, np.uint8))[0])
+            return self.run(self._tensor(np.full((*trial_hw, 3), 114, np.uint8))[0])
         except Exception as exc:
             hint = (
                 "set input_size (the size the model was trained at)" if not self.layout.fixed else "no option can help"
@@ -321,11 +321,24 @@ class VisionModel:
         if not self.detections_supported:
             raise RoleError(f"the model is a {self.role}, not a detector")
         inputs, transform = self._tensor(rgb)
-        return self.decoder.decode(self.runner.infer(inputs), transform)  # type: ignore[attr-defined]
+        return self.decoder.decode(self.run(inputs), transform)  # type: ignore[attr-defined]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One image's inputs through the runner; a model with a fixed batch of N > 1 gets the image padded
+        to N (copies) and answers with the first image's outputs."""
+        n = self.layout.batch
+        if n <= 1:
+            return self.runner.infer(inputs)
+        name = self.layout.name
+        out = self.runner.infer({**inputs, name: np.repeat(inputs[name], n, axis=0)})
+        return {k: v[:1] if v.ndim and v.shape[0] == n else v for k, v in out.items()}
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Detections kept by the filters, best first."""
-        raw = self.detect_raw(rgb)
+        return self.keep_detections(self.detect_raw(rgb))
+
+    def keep_detections(self, raw: RawDetections) -> list[Detection]:
+        """Decoded detections → the ones the filters keep (with their masks), best first."""
         found = []
         masks = raw.masks if self.config.masks else None
         for i, (box, score, cls) in enumerate(zip(raw.boxes, np.clip(raw.scores, 0.0, 1.0), raw.classes)):
@@ -349,7 +362,11 @@ class VisionModel:
         if not self.classifications_supported:
             raise RoleError(f"the model is a {self.role}, not a classifier")
         inputs, _ = self._tensor(rgb)
-        probs = np.clip(self.decoder.decode(self.runner.infer(inputs)), 0.0, 1.0)  # type: ignore[attr-defined]
+        return self.keep_classifications(self.run(inputs), n)
+
+    def keep_classifications(self, outputs: dict[str, np.ndarray], n: int = 5) -> list[Classification]:
+        """A classifier's outputs for one image → the top n kept by the filters."""
+        probs = np.clip(self.decoder.decode(outputs), 0.0, 1.0)  # type: ignore[attr-defined]
         order = np.argsort(-probs, kind="stable")
         results = []
         for i in order:
