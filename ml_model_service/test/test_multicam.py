@@ -1,0 +1,177 @@
+"""One vision node serving several cameras (`cameras`), in its own process over DDS: per-camera topics,
+pairing with depth, tracking ids, 3D objects, status entries, `camera_name` on the calls, and batching with a
+dynamic-batch model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile
+from test_batching import end2end_model
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+
+from ml_model_service.ros.remote_model import call
+from ml_model_service_interfaces.srv import (
+    CaptureAll,
+    GetClassifications,
+    GetDetections,
+    GetObjectPointClouds,
+    GetProperties,
+)
+
+from conftest import Collector
+from harness.camera import Camera
+from harness.messages import camera_info_msg, depth_msg, image_msg
+from harness.photos import photo
+from harness.scenes import motorcycle_rgbd
+from harness.waits import wait_for
+
+NS = "/robot"
+NODE = f"{NS}/vision_service"
+
+
+def names(msg: Detection2DArray) -> list[str]:
+    return [d.results[0].hypothesis.class_id for d in msg.detections]
+
+
+def ready(spinner, proc, node: str = NODE) -> GetProperties.Response:
+    client = spinner.node.create_client(GetProperties, f"{node}/get_properties")
+
+    def up():
+        assert proc.alive(), proc.log()
+        r = call(client, GetProperties.Request(), 5.0) if client.wait_for_service(0.5) else None
+        return r if r and r.detections_supported else None
+
+    return wait_for(up, 40.0, interval=0.3, what="vision node ready")
+
+
+@pytest.fixture
+def cameras(spinner):
+    cams = {name: Camera(spinner.node, f"{NS}/{name}", rate=5.0) for name in ("front", "back", "side")}
+    yield cams
+    for cam in cams.values():
+        cam.close()
+
+
+def test_one_node_serves_each_camera_with_its_own_outputs_pairing_tracking_and_3d(start_node, spinner, cameras):
+    rgb, depth, k = motorcycle_rgbd()
+    cameras["front"].show(
+        image_msg(rgb, "front_optical"), depth_msg(depth, "32FC1", "front_optical"), camera_info_msg(k)
+    )
+    cameras["back"].show(image_msg(photo("chelsea"), "back_optical"))
+    cameras["side"].show(image_msg(photo("coffee"), "side_optical"))
+    proc = start_node(
+        "vision_service",
+        {
+            "execution_providers": ["cpu"],
+            "cameras": ["front", "back", "side"],
+            "front.use_depth": True,
+            "tracking": True,
+            "side.tracking": False,
+        },
+        namespace=NS,
+    )
+    props = ready(spinner, proc)
+    assert list(props.cameras) == ["front", "back", "side"]
+    assert list(props.camera_topics) == [f"{NS}/front/image", f"{NS}/back/image", f"{NS}/side/image"]
+    assert list(props.cameras_with_depth) == ["front"] and props.object_point_clouds_supported
+
+    qos = QoSProfile(depth=50)
+    det = {n: Collector(spinner.node, Detection2DArray, f"{NS}/{n}/detections", qos) for n in cameras}
+    objects = {n: Collector(spinner.node, Detection3DArray, f"{NS}/{n}/objects", qos) for n in ("front", "back")}
+    diagnostics = Collector(spinner.node, DiagnosticArray, "/diagnostics", qos)
+    for n, expected in (("front", "motorcycle"), ("back", "cat"), ("side", "cup")):
+        wait_for(lambda n=n, e=expected: len(det[n].where(lambda m: e in names(m))) >= 4, 40, what=f"{n}: {expected}")
+    # Each camera's results carry its own frames: its frame id, its classes only.
+    assert all(m.header.frame_id == "back_optical" and "motorcycle" not in names(m) for m in det["back"].where(bool))
+    # Tracking: one id per object across frames; the side camera turned it off for itself.
+    front_ids = {d.id for m in det["front"].where(lambda m: "motorcycle" in names(m)) for d in m.detections if d.id}
+    assert front_ids and all(d.id for m in det["back"].where(lambda m: m.detections)[-3:] for d in m.detections)
+    cat_ids = {d.id for m in det["back"].where(bool)[-3:] for d in m.detections if names_of(d) == "cat"}
+    assert len(cat_ids) == 1
+    assert all(not d.id for m in det["side"].where(bool) for d in m.detections)
+    # 3D: the front camera paired colour with depth; the back one has no depth, so no objects topic traffic.
+    wait_for(lambda: objects["front"].where(lambda m: m.detections), 30, what="front 3D objects")
+    moto = objects["front"].where(lambda m: m.detections)[-1]
+    assert moto.header.frame_id == "front_optical" and moto.detections[0].id
+    assert objects["back"].where(bool) == []
+    # A /diagnostics entry per camera, beside the node's own.
+    entries = wait_for(lambda: {s.name for a in diagnostics.where(bool) for s in a.status} or None, 10, what="status")
+    assert {NODE, f"{NODE}/front", f"{NODE}/back", f"{NODE}/side"} <= entries
+    front = [s for a in diagnostics.where(bool) for s in a.status if s.name == f"{NODE}/front"][-1]
+    values = {kv.key: kv.value for kv in front.values}
+    assert int(values["processed"]) > 0 and int(values["depth_received"]) > 0 and values["camera"] == "front"
+
+    # The calls take camera_name ("" = the first camera); an unknown name is answered with the names.
+    detect = spinner.node.create_client(GetDetections, f"{NODE}/get_detections")
+    for cam, expected in (("back", "cat"), ("side", "cup"), ("", "motorcycle"), ("front", "motorcycle")):
+        r = call(detect, GetDetections.Request(camera_name=cam), 20.0)
+        assert r.success and expected in names(r.detections), (cam, r.message)
+    r = call(detect, GetDetections.Request(camera_name="roof"), 20.0)
+    assert not r.success and r.message == "unknown camera 'roof'; this node's cameras: front, back, side"
+    clouds = spinner.node.create_client(GetObjectPointClouds, f"{NODE}/get_object_point_clouds")
+    r = call(clouds, GetObjectPointClouds.Request(camera_name="front"), 20.0)
+    assert r.success and r.objects.detections and r.objects.header.frame_id == "front_optical", r.message
+    r = call(clouds, GetObjectPointClouds.Request(camera_name="back"), 20.0)
+    assert not r.success and "use_depth" in r.message
+    capture = spinner.node.create_client(CaptureAll, f"{NODE}/capture_all")
+    r = call(capture, CaptureAll.Request(camera_name="side", return_image=True, return_detections=True), 20.0)
+    assert r.success and r.image.header.frame_id == "side_optical" and "cup" in names(r.detections)
+    classify = spinner.node.create_client(GetClassifications, f"{NODE}/get_classifications")
+    r = call(classify, GetClassifications.Request(camera_name="roof"), 20.0)
+    assert not r.success and "unknown camera 'roof'" in r.message
+    assert proc.alive()
+
+
+def names_of(d) -> str:
+    return d.results[0].hypothesis.class_id
+
+
+def test_a_single_camera_node_refuses_a_camera_name(start_node, spinner):
+    proc = start_node("vision_service", {"execution_providers": ["cpu"]}, namespace="/solo")
+    props = ready(spinner, proc, "/solo/vision_service")
+    assert list(props.cameras) == [] and list(props.camera_topics) == ["/solo/image"]
+    detect = spinner.node.create_client(GetDetections, "/solo/vision_service/get_detections")
+    r = call(detect, GetDetections.Request(camera_name="front"), 20.0)
+    assert not r.success and "this node serves one camera (/solo/image); leave camera_name empty" in r.message
+    assert proc.alive()
+
+
+def test_frames_of_several_cameras_share_inference_calls_with_a_batching_model(tmp_path, start_node, spinner, cameras):
+    """A model with a dynamic batch axis: the three cameras' frames go through fewer calls than frames."""
+    model = end2end_model(Path(tmp_path) / "e2e.onnx", "N")
+    for cam in cameras.values():
+        cam.show(image_msg(photo("chelsea")))
+    proc = start_node(
+        "vision_service",
+        {
+            "execution_providers": ["cpu"],
+            "cameras": ["front", "back", "side"],
+            "model_path": str(model),
+            "allowed_paths": [str(tmp_path)],
+            "model_type": "end2end",
+            "box_format": "xyxy",
+            "box_units": "pixels",
+            "confidence_threshold": 0.1,
+            "batch_wait": 0.1,
+            "always_on": True,
+        },
+        namespace=NS,
+    )
+    ready(spinner, proc)
+    diagnostics = Collector(spinner.node, DiagnosticArray, "/diagnostics", QoSProfile(depth=50))
+
+    def served():
+        for a in reversed(diagnostics.where(bool)):
+            for s in a.status:
+                if s.name == NODE:
+                    v = {kv.key: kv.value for kv in s.values}
+                    if int(v.get("frames_served", 0)) >= 30:
+                        return v
+        return None
+
+    v = wait_for(served, 40, what="30 frames served")
+    assert int(v["inference_calls"]) <= 0.6 * int(v["frames_served"]), v
+    assert proc.alive()
