@@ -4,6 +4,8 @@ dynamic-batch model."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,4 +176,60 @@ def test_frames_of_several_cameras_share_inference_calls_with_a_batching_model(t
 
     v = wait_for(served, 40, what="30 frames served")
     assert int(v["inference_calls"]) <= 0.6 * int(v["frames_served"]), v
+    assert proc.alive()
+
+
+def test_camera_names_and_overrides_come_from_the_table():
+    """ROS-free: the override parameters are the table's entries, renamed, with the node's value as default."""
+    from ml_model_service.core.settings.camera_table import camera_params, camera_values, check_cameras
+    from ml_model_service.core.settings.tables import VISION_PARAMS, by_name, defaults, validate
+
+    values = {**defaults(VISION_PARAMS), "use_depth": True}
+    params = by_name(camera_params("cam0", VISION_PARAMS, values))
+    assert params["cam0.use_depth"].default is True and params["cam0.use_depth"].read_only
+    assert params["cam0.image_qos"].choices == ("sensor_data", "reliable")
+    assert "cam0.image_qos: 'x' is not one of" in params["cam0.image_qos"].validate("x")
+    assert "outside" in params["cam0.depth_unit_scale"].validate(-1.0)
+    merged = camera_values("cam0", values, {"cam0.min_depth": 20.0, "cam1.use_depth": False})
+    assert merged["min_depth"] == 20.0 and merged["use_depth"] is True
+    assert "min_depth 20.0 must be below max_depth" in validate(merged, VISION_PARAMS)
+    assert check_cameras(["cam0", "cam_1"]) == ""
+    assert "'front/left' is not a camera name" in check_cameras(["front/left"])
+    assert "cam0 named more than once" in check_cameras(["cam0", "cam0"])
+
+
+def test_bad_camera_values_end_with_one_clear_line():
+    for args, words in (
+        (["-p", "cameras:=[a, a]"], "cameras: a named more than once"),
+        (["-p", "cameras:=[a, b]", "-p", "b.image_qos:=bogus"], "b.image_qos: 'bogus' is not one of"),
+        (["-p", "cameras:=[a]", "-p", "a.min_depth:=50.0"], "camera a: parameter min_depth 50.0 must be below"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "ml_model_service.ros.vision_node", "--ros-args", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2 and words in done.stderr + done.stdout, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_a_camera_override_is_set_at_run_time_with_the_same_checks(start_node, spinner):
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    proc = start_node("vision_service", {"execution_providers": ["cpu"], "cameras": ["a", "b"]}, namespace="/runtime")
+    ready(spinner, proc, "/runtime/vision_service")
+    client = spinner.node.create_client(SetParameters, "/runtime/vision_service/set_parameters")
+
+    def set_(name, value):
+        req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        return call(client, req, 10.0).results[0]
+
+    assert set_("b.depth_unit_scale", 0.001).successful
+    r = set_("b.depth_unit_scale", -1.0)
+    assert not r.successful and "out of range" in r.reason  # the descriptor range of the table entry
+    r = set_("a.min_depth", 50.0)
+    assert not r.successful and "camera a: min_depth 50.0 must be below max_depth" in r.reason
+    assert not set_("a.use_depth", True).successful  # read-only, as the node-wide use_depth
     assert proc.alive()
