@@ -99,3 +99,20 @@ def test_unknown_camera_and_duplicates_are_refused_with_the_names():
     s.offer("a", 1)
     assert s.drop("a") == 1
     assert s.take(1) == []
+
+
+def test_frames_that_arrive_together_go_least_recently_served_first():
+    """Four cameras published together, and the model only keeps up with three per round: the frame lost
+    each round moves round the cameras instead of always being the last camera's."""
+    s, clock = scheduler(("a", "b", "c", "d"))
+    lost = dict.fromkeys("abcd", 0)
+    for _ in range(40):
+        clock.t += 0.1
+        for cam in "abcd":
+            if s.offer(cam, 0, clock.t) is not None:
+                lost[cam] += 1
+        for _ in range(3):
+            for cam, _ in s.take(1):
+                s.done(cam)
+    assert sum(lost.values()) >= 30
+    assert max(lost.values()) - min(lost.values()) <= 2, lost

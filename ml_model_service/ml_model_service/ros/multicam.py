@@ -260,6 +260,7 @@ class MultiWorker(threading.Thread):
         if self.stopping:
             return
         ready = direct.wait(self.node, timeout, subscriptions=subscriptions, guards=guards)
+        now = self.scheduler.clock()  # frames taken in one wake-up arrived together
         for s in self.streams:
             worker, camera = s.worker, s.camera
             if camera.subscribed != self._subscribed[s.name]:
@@ -271,7 +272,7 @@ class MultiWorker(threading.Thread):
             for reason in taken.malformed:
                 worker._drop("malformed", reason)
             frame = worker._receive(taken)
-            if frame is not None and self.scheduler.offer(s.name, frame) is not None:
+            if frame is not None and self.scheduler.offer(s.name, frame, now) is not None:
                 s.status.count("skipped")  # a newer frame of this camera came before the model was free
 
     def _serve(self) -> None:

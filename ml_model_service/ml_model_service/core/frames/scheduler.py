@@ -4,7 +4,9 @@ Each camera has at most one frame waiting (its latest: a newer frame replaces th
 caller counts as skipped) and at most one frame in flight. Waiting cameras are served oldest-waiting first,
 where a camera's wait starts with the first frame it has waiting since it was last served (a frame that
 replaces another keeps that start), so a fast camera cannot push a slow one back and no camera starves:
-with K cameras, a waiting camera is served within K picks.
+with K cameras, a waiting camera is served within K picks. Frames offered at the same moment (`now`, as a
+thread that takes several cameras' frames in one wake-up gives it) go least recently served first, so when
+the model cannot keep up, the frames lost are spread over the cameras rather than always the last one's.
 
 `take(limit)` hands out up to `limit` frames of different cameras for one inference call (a batch) and marks
 them in flight until `done(camera)`. `due(now, limit, fill_wait)` says how long to wait before taking: 0 when
@@ -43,17 +45,20 @@ class FairScheduler(Generic[T]):
         self._lock = threading.Lock()
         self.served = dict.fromkeys(self.cameras, 0)
         self.replaced = dict.fromkeys(self.cameras, 0)
+        self._picks = 0
+        self._last_pick = dict.fromkeys(self.cameras, -1)  # the pick number that last served each camera
 
     def _known(self, camera: str) -> None:
         if camera not in self.served:
             raise KeyError(f"unknown camera {camera!r}; cameras: {', '.join(self.cameras)}")
 
-    def offer(self, camera: str, item: T) -> T | None:
-        """`item` becomes the camera's waiting frame; the frame it replaced (None if none)."""
+    def offer(self, camera: str, item: T, now: float | None = None) -> T | None:
+        """`item` becomes the camera's waiting frame (arrived at `now`, default the clock); the frame it
+        replaced (None if none)."""
         self._known(camera)
         with self._lock:
             old = self._waiting.get(camera)
-            self._waiting[camera] = Waiting(item, old.since if old else self.clock())
+            self._waiting[camera] = Waiting(item, old.since if old else self.clock() if now is None else now)
             if old is not None:
                 self.replaced[camera] += 1
                 return old.item
@@ -72,7 +77,7 @@ class FairScheduler(Generic[T]):
 
     def _ready(self) -> list[str]:
         ready = [c for c in self._waiting if c not in self._in_flight]
-        return sorted(ready, key=lambda c: (self._waiting[c].since, self.cameras.index(c)))
+        return sorted(ready, key=lambda c: (self._waiting[c].since, self._last_pick[c], self.cameras.index(c)))
 
     def due(self, limit: int, fill_wait: float) -> float | None:
         """Seconds to wait before `take(limit)` (0: now); None when nothing can be taken."""
@@ -93,6 +98,8 @@ class FairScheduler(Generic[T]):
                 out.append((camera, self._waiting.pop(camera).item))
                 self._in_flight.add(camera)
                 self.served[camera] += 1
+                self._picks += 1
+                self._last_pick[camera] = self._picks
             return out
 
     def done(self, camera: str) -> None:
