@@ -74,7 +74,7 @@ def streams_together(cameras, nodes, rate: float, seconds: float, aligned: bool)
     return stamps, sum(n.cpu() - c0 for n, c0 in zip(nodes, cpu0))
 
 
-def measure(nodes, cameras, seconds: float, aligned: bool) -> dict:
+def measure(nodes, cameras, seconds: float, aligned: bool, rate: float = MULTICAM_HZ) -> dict:
     """Warm up until every camera is answered, then the timed window; the figures of the setup."""
     from bench_stream import BenchError
 
@@ -83,12 +83,12 @@ def measure(nodes, cameras, seconds: float, aligned: bool) -> dict:
             c.listen(vision=node)
     deadline = time.monotonic() + 60
     while True:
-        stamps, _ = streams_together(cameras, nodes, MULTICAM_HZ, 2.0, aligned)
+        stamps, _ = streams_together(cameras, nodes, rate, 2.0, aligned)
         if all(any(s in c.arrivals for s in stamps[c.ns]) for c in cameras):
             break
         if time.monotonic() > deadline:
             raise BenchError("not every camera was answered within 60 s")
-    stamps, cpu = streams_together(cameras, nodes, MULTICAM_HZ, seconds, aligned)
+    stamps, cpu = streams_together(cameras, nodes, rate, seconds, aligned)
     time.sleep(1.0)
     for n in nodes:
         n.check()
@@ -118,10 +118,13 @@ def multicam_rows(frame: np.ndarray, seconds: float, k: int = 4, setups: str = "
     client = Client()
     figures = {}
     try:
-        for setup in ("one node", f"{k} nodes"):
-            if (setups == "one" and setup != "one node") or (setups == "many" and setup == "one node"):
+        for setup in ("reference", "one node", f"{k} nodes"):
+            if (setups == "one" and setup == f"{k} nodes") or (setups == "many" and setup == "one node"):
                 continue
-            if setup == "one node":
+            if setup == "reference":  # one camera carrying all k cameras' frames: the single-camera path's cost
+                nodes = [NodeProcess.start("vision_service", tmp, {}, f"{base}/ref")]
+                cameras = [Camera(client, f"{base}/ref", frame)]
+            elif setup == "one node":
                 nodes = [NodeProcess.start("vision_service", tmp, {"cameras": names}, f"{base}/one")]
                 cameras = [Camera(client, f"{base}/one/{n}", frame) for n in names]
             else:
@@ -131,6 +134,10 @@ def multicam_rows(frame: np.ndarray, seconds: float, k: int = 4, setups: str = "
                 for node in nodes:
                     client.wait_ready(node)
                 time.sleep(2.0)
+                if setup == "reference":
+                    print(f"[bench] reference: 1 camera at {k * MULTICAM_HZ:g} Hz, {seconds:.0f} s", flush=True)
+                    figures[(setup, "")] = measure(nodes, cameras, seconds, False, k * MULTICAM_HZ)
+                    continue
                 for phase in ("staggered", "aligned"):
                     print(f"[bench] {setup}: {k} cameras at {MULTICAM_HZ} Hz, {phase}, {seconds:.0f} s", flush=True)
                     figures[(setup, phase)] = measure(nodes, cameras, seconds, phase == "aligned")
@@ -142,11 +149,15 @@ def multicam_rows(frame: np.ndarray, seconds: float, k: int = 4, setups: str = "
     finally:
         client.close()
     raw = (raw_before + raw_single_cpu_ms(frame)) / 2
-    every = [(s, p) for s in ("one node", f"{k} nodes") for p in ("staggered", "aligned")]
+    every = [(s, p) for s in ("one node", f"{k} nodes") for p in ("staggered", "aligned")] + [("reference", "")]
     columns = [c for c in every if c in figures]
+    titles = {"one node": "one node, `cameras`, ", f"{k} nodes": f"{k} single-camera nodes, ", "reference": ""}
     rows = [
         f"| {k} cameras × 640x480 at {MULTICAM_HZ} Hz, bundled SSD | "
-        + " | ".join(f"{setup} ({'`cameras`, ' if setup == 'one node' else ''}{phase})" for setup, phase in columns)
+        + " | ".join(
+            f"{titles[setup]}{phase}" if setup != "reference" else f"reference: 1 camera at {k * MULTICAM_HZ:g} Hz"
+            for setup, phase in columns
+        )
         + " | target (one node) |",
         "|---" * (len(columns) + 2) + "|",
     ]
