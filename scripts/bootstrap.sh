@@ -47,7 +47,8 @@ use_cached() {  # use_cached ENV_DIR KEY [VENV_ARGS...]: ENV_DIR becomes a link 
   if [ -f "$cached/.complete" ]; then
     ln -s "$cached" "$dir"
     say "using the cached environment $cached for $(basename "$dir")"
-    case $dir in */kserve-venv) echo "$key" > "$STAMPS/kserve" ;; *) echo "$key" > "$STAMPS/venv" ;; esac
+    case $dir in */kserve-venv) echo "$key" > "$STAMPS/kserve" ;; */exporters-venv) echo "$key" > "$STAMPS/exporters" ;;
+      *) echo "$key" > "$STAMPS/venv" ;; esac
     return 0
   fi
   rm -rf "$cached" && mkdir -p "$CACHE" && "$PY" -m venv "$@" "$cached" && ln -s "$cached" "$dir"
@@ -113,6 +114,23 @@ if [ "$(cat "$STAMPS/kserve" 2>/dev/null)" != "$want" ] || [ ! -x "$KSERVE_VENV/
   "$KSERVE_VENV/bin/python" -m pip install -q --no-deps -r scripts/requirements-kserve.txt
   echo "$want" > "$STAMPS/kserve"
   cached_complete "$KSERVE_VENV"
+fi
+
+# 1d. The exporters for the tests (Ultralytics, CPU use of torch, torchvision, onnx, OpenVINO), in their own
+# environment: the suite's layouts are verified against real exports and the exporter's own predictions
+# (test/exporters/make_export.py). About 6 GB (PyPI's torch brings CUDA libraries); cached like the others.
+# MMS_EXPORTERS=0 skips it (the exporter tests then fail, saying why).
+EXPORTERS_VENV="$ROOT/build/exporters-venv"
+want="exporters-$(hash_of scripts/requirements-exporters.txt)"
+if [ "${MMS_EXPORTERS:-1}" != 0 ]; then
+  use_cached "$EXPORTERS_VENV" "$want"
+  if [ "$(cat "$STAMPS/exporters" 2>/dev/null)" != "$want" ] || [ ! -x "$EXPORTERS_VENV/bin/python" ]; then
+    say "creating $EXPORTERS_VENV (the exporters the tests verify layouts against; about 2 minutes)"
+    [ -x "$EXPORTERS_VENV/bin/python" ] || "$PY" -m venv "$EXPORTERS_VENV"
+    "$EXPORTERS_VENV/bin/python" -m pip install -q --no-deps -r scripts/requirements-exporters.txt
+    echo "$want" > "$STAMPS/exporters"
+    cached_complete "$EXPORTERS_VENV"
+  fi
 fi
 
 # 2. Workspace build ----------------------------------------------------------------------------

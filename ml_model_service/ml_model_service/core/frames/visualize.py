@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from ..reading.decoders.boxes import rotated_corners
 from ..reading.vision import Classification, Detection
 
 
@@ -44,7 +45,13 @@ def draw(
     for d in detections:
         colour = colour_for(d.class_index)
         p0, p1 = (int(d.x_min), int(d.y_min)), (int(d.x_max), int(d.y_max))
-        cv2.rectangle(out, p0, p1, colour, thick)
+        if d.rotated is not None:  # oriented box: its rotated rectangle
+            corners = rotated_corners(np.asarray([d.rotated], np.float64))[0]
+            cv2.polylines(out, [np.round(corners).astype(np.int32)], True, colour, thick, cv2.LINE_AA)
+        else:
+            cv2.rectangle(out, p0, p1, colour, thick)
+        if d.keypoints is not None:
+            draw_keypoints(out, d.keypoints, colour, thick)
         text = f"{'#' + d.id + ' ' if d.id else ''}{d.class_name} {d.confidence:.2f}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         y = max(p0[1], th + base)
@@ -56,6 +63,18 @@ def draw(
         cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2)
         cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick)
     return out
+
+
+#: Keypoints drawn only above this score (Ultralytics' plotting default).
+KEYPOINT_MIN_SCORE = 0.5
+
+
+def draw_keypoints(out: np.ndarray, keypoints: np.ndarray, colour: tuple[int, int, int], thick: int) -> None:
+    """A pose detection's keypoints (K, 3) as dots, those below KEYPOINT_MIN_SCORE left out."""
+    radius = max(2, thick + 1)
+    for x, y, score in np.asarray(keypoints, np.float64):
+        if score >= KEYPOINT_MIN_SCORE:
+            cv2.circle(out, (int(round(x)), int(round(y))), radius, colour, -1, cv2.LINE_AA)
 
 
 def draw_markers(rgb: np.ndarray, objects: Sequence, k) -> np.ndarray:

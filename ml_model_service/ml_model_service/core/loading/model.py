@@ -32,7 +32,7 @@ from .bundled import BUNDLED, BUNDLED_DIR, DEFAULT_DETECTOR, auto_runtime
 from .labels import Labels, embedded_labels
 from .trust import ModelPolicy
 
-MODEL_SUFFIXES = (".onnx", ".tflite")
+MODEL_SUFFIXES = (".onnx", ".tflite", ".xml")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 
 
@@ -61,19 +61,14 @@ def resolve_model(
     path = Path(ref).expanduser()
     if path.suffix.lower() in MODEL_SUFFIXES or "/" in ref or ref.startswith((".", "~")) or not _NAME.match(ref):
         real = policy.resolve(ref, "model")
+        if real.is_dir():  # an exporter's model folder (Ultralytics' *_openvino_model/: .xml, .bin, metadata.yaml)
+            real = _model_in_folder(policy.check_folder(real, "model folder"), ref, policy)
         return real, _labels_beside(real, policy), ""
     if repository:
         repo = policy.check_folder(repository)
         folder = repo / ref
         if folder.is_dir() and policy.allows(folder):
-            real_folder = policy.check_folder(folder, "model folder")
-            files = sorted(p for p in real_folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES)
-            if len(files) != 1:
-                raise ModelLoadError(
-                    f"model folder {ref!r} of the repository must hold exactly one .onnx or "
-                    f".tflite file, has {[p.name for p in files]}"
-                )
-            real = policy.resolve(files[0], "model")
+            real = _model_in_folder(policy.check_folder(folder, "model folder"), ref, policy)
             return real, _labels_beside(real, policy), ""
         for suffix in MODEL_SUFFIXES:
             candidate = repo / f"{ref}{suffix}"
@@ -85,6 +80,17 @@ def resolve_model(
         return policy.resolve(BUNDLED_DIR / b.file, "model"), BUNDLED_DIR / b.labels, b.description
     names = sorted(BUNDLED) + (repository_models(repository) if repository else [])
     raise ModelLoadError(f"no model file, repository model or bundled model named {ref!r}; known names: {names}")
+
+
+def _model_in_folder(folder: Path, ref: str, policy: ModelPolicy) -> Path:
+    """The one model file of a model folder (an .onnx, a .tflite or an OpenVINO IR .xml)."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MODEL_SUFFIXES)
+    if len(files) != 1:
+        raise ModelLoadError(
+            f"model folder {ref!r} must hold exactly one .onnx, .tflite or OpenVINO .xml file, has "
+            f"{[p.name for p in files]}"
+        )
+    return policy.resolve(files[0], "model")
 
 
 def repository_models(repository: str | Path) -> list[str]:

@@ -43,7 +43,9 @@ class ModelHints:
     stride: int | None = None
     task: str | None = None  # detect, segment, pose, obb, classify
     end2end: bool | None = None  # NMS-free / NMS-included [1, N, 6+] output
+    nms: bool = False  # exported with the exporter's NMS (Ultralytics args.nms): [1, max_det, 6+] rows
     kpt_shape: tuple[int, ...] | None = None
+    kpt_names: tuple[str, ...] = ()  # pose models: each keypoint's name, where the model says them
     family: str | None = None  # "yolo" (Ultralytics YOLO), "rtdetr" (Ultralytics RT-DETR) or None
     bundled: str | None = None  # name of a bundled model
     raw: dict[str, str] = field(default_factory=dict)
@@ -51,16 +53,6 @@ class ModelHints:
     @property
     def ultralytics(self) -> bool:
         return self.family is not None
-
-    @property
-    def extra_per_box(self) -> int:
-        """Values after the classes in each row that are not classes (keypoints)."""
-        if self.kpt_shape:
-            n = 1
-            for d in self.kpt_shape:
-                n *= int(d)
-            return n
-        return 0
 
 
 BUNDLED_CLASSIFIER_NAMES = ("efficientnet_lite0_qdq", "efficientnet_lite0")
@@ -86,11 +78,17 @@ def read_hints(metadata: ModelMetadata, runner: object | None = None) -> ModelHi
     hints.task = task.strip().lower() if task else None
     hints.end2end = _flag(props.get("end2end"))
     args = _literal(props.get("args"))
-    if hints.end2end is None and isinstance(args, dict) and args.get("nms"):
-        hints.end2end = True
+    hints.nms = isinstance(args, dict) and _flag(str(args.get("nms"))) is True
+    if str(props.get("head", "")).startswith("RTDETR"):
+        hints.family = "rtdetr"
     kpt = _literal(props.get("kpt_shape"))
     if isinstance(kpt, (list, tuple)) and kpt and all(isinstance(k, int) for k in kpt):
         hints.kpt_shape = tuple(kpt)
+    names = _literal(props.get("kpt_names"))
+    if isinstance(names, dict):  # Ultralytics: {class id: [keypoint names]}
+        names = next(iter(names.values()), None)
+    if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
+        hints.kpt_names = tuple(names)
     if metadata.name in BUNDLED_CLASSIFIER_NAMES and "efficientnet-lite0" in description:
         hints.bundled = "efficientnet_lite0"
     return hints

@@ -61,6 +61,15 @@ class Mask:
         return out
 
 
+def polygon_mask(corners: np.ndarray, box: Sequence[float], width: int, height: int) -> Mask:
+    """The pixels of a polygon (an oriented box's (4, 2) corners, source pixels) over its envelope `box`."""
+    x0, y0, x1, y1 = box_pixels(box, width, height)
+    roi = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    if roi.size:
+        cv2.fillPoly(roi, [np.round(np.asarray(corners) - [x0, y0]).astype(np.int32)], 1)
+    return Mask(roi.astype(bool), x0, y0, (height, width))
+
+
 def box_pixels(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
     """The pixel rectangle [x0, x1) x [y0, y1) a source-pixel box covers, clipped to the image."""
     x0, y0 = max(0, int(math.floor(box[0]))), max(0, int(math.floor(box[1])))

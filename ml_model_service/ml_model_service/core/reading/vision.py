@@ -17,7 +17,8 @@ from .decoders.base import DETECTION_ROLES, DecoderConfig, RawDetections
 from .decoders.classifier import ClassifierDecoder
 from .decoders.registry import find_decoder
 from .hints import read_hints
-from .masks import Mask
+from .decoders.boxes import rotated_corners
+from .masks import Mask, polygon_mask
 from .preprocess import (
     MAX_INPUT_PIXELS,
     RESIZE_MODES,
@@ -51,6 +52,10 @@ class Detection:
     y_max: float
     mask: Mask | None = field(default=None, compare=False, repr=False)
     id: str = ""
+    #: Oriented boxes: centre x, centre y, width, height, theta (radians; the width runs along (cos, sin) in image
+    #: axes); x_min..y_max are then its axis-aligned envelope.
+    rotated: tuple[float, float, float, float, float] | None = None
+    keypoints: np.ndarray | None = field(default=None, compare=False, repr=False)  # pose: (K, 3) x, y, score
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -67,6 +72,18 @@ class Detection:
             "y_max": round(self.y_max, 1),
             **({"mask_pixels": self.mask.area} if self.mask is not None else {}),
             **({"id": self.id} if self.id else {}),
+            **(self._rotated_dict() if self.rotated is not None else {}),
+            **({"keypoints": np.round(self.keypoints, 3).tolist()} if self.keypoints is not None else {}),
+        }
+
+    def _rotated_dict(self) -> dict:
+        cx, cy, w, h, theta = self.rotated or (0.0,) * 5
+        return {
+            "center_x": round(cx, 1),
+            "center_y": round(cy, 1),
+            "size_x": round(w, 1),
+            "size_y": round(h, 1),
+            "theta": round(theta, 4),
         }
 
 
@@ -346,6 +363,13 @@ class VisionModel:
             if self.config.filters.keep(name, float(score)) and box[2] > box[0] and box[3] > box[1]:
                 x0, y0, x1, y1 = (float(v) for v in box)
                 det = Detection(int(cls), name, float(score), x0, y0, x1, y1)
+                if raw.rotated is not None:
+                    det.rotated = tuple(float(v) for v in raw.rotated[i])  # type: ignore[assignment]
+                    if self.config.masks:  # the rotated region: what 3D clouds and instance masks take
+                        corners = rotated_corners(raw.rotated[i : i + 1])[0]
+                        det.mask = polygon_mask(corners, det.box, rgb.shape[1], rgb.shape[0])
+                if raw.keypoints is not None:
+                    det.keypoints = raw.keypoints[i]
                 if masks is not None:
                     det.mask = masks.mask(i, det.box, self.config.mask_threshold)
                 found.append(det)

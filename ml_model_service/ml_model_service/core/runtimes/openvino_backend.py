@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from ..metadata import TensorSpec
 from .backend import Backend, ModelLoadError
@@ -66,15 +67,19 @@ class OpenvinoBackend(Backend):
             "openvino_version": ov.get_version().split("-")[0],
         }
         self.description = ""
-        self.embedded_metadata = _onnx_metadata(path) if path.suffix.lower() == ".onnx" else {}
-        self.inputs = [self._spec(p) for p in self.compiled.inputs]
-        self.outputs = [self._spec(p) for p in self.compiled.outputs]
+        self.embedded_metadata = _onnx_metadata(path) if path.suffix.lower() == ".onnx" else _ir_metadata(path)
+        self.inputs = [self._spec(p, f"input{i}") for i, p in enumerate(self.compiled.inputs)]
+        self.outputs = [self._spec(p, f"output{i}") for i, p in enumerate(self.compiled.outputs)]
         self._ports = {spec.name: port for spec, port in zip(self.outputs, self.compiled.outputs)}
+        self._in_ports = {spec.name: port for spec, port in zip(self.inputs, self.compiled.inputs)}
         self._local = threading.local()
 
     @staticmethod
-    def _spec(port) -> TensorSpec:
-        name = port.any_name
+    def _spec(port, unnamed: str) -> TensorSpec:
+        """The port's spec; a port without tensor names (Ultralytics' IR outputs) is named by its position,
+        as ONNX exports name them (input0, output0...)."""
+        names = sorted(port.get_names())
+        name = port.any_name if names else unnamed
         try:
             dtype = np.dtype(port.get_element_type().to_dtype()).name
         except Exception as exc:  # noqa: BLE001 - element types numpy lacks (bf16, i4...)
@@ -88,8 +93,30 @@ class OpenvinoBackend(Backend):
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
-        results = request.infer({name: np.ascontiguousarray(a) for name, a in inputs.items()}, share_inputs=True)
+        feed = {self._in_ports.get(name, name): np.ascontiguousarray(a) for name, a in inputs.items()}
+        results = request.infer(feed, share_inputs=True)
         return {name: np.array(results[port]) for name, port in self._ports.items()}
+
+
+#: Largest metadata.yaml read beside an IR model.
+MAX_IR_METADATA_BYTES = 1 << 20
+
+
+def _ir_metadata(path: Path) -> dict[str, str]:
+    """The `metadata.yaml` an exporter writes beside an IR model (Ultralytics: names, imgsz, task, args...), as
+    the strings an ONNX export embeds. Read only from the model's own folder (no symlink out), up to 1 MiB."""
+    meta = path.parent / "metadata.yaml"
+    try:
+        if not meta.is_file() or meta.resolve().parent != path.resolve().parent:
+            return {}
+        if meta.stat().st_size > MAX_IR_METADATA_BYTES:
+            return {}
+        data = yaml.safe_load(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v if isinstance(v, str) else repr(v) for k, v in data.items()}
 
 
 def _onnx_metadata(path: Path) -> dict[str, str]:

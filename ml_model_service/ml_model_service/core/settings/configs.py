@@ -36,6 +36,8 @@ def vision_config(p: Mapping[str, Any]) -> VisionConfig:
             agnostic_nms=p["agnostic_nms"],
             box_format=p["box_format"],
             score_activation=p["score_activation"],
+            task=p["task"],
+            keypoint_shape=tuple(p["keypoint_shape"]),
         ),
         filters=filter_config(p),
         resize_mode=p["resize_mode"],

@@ -156,6 +156,14 @@ def check_input_size(value: Any) -> str:
     return "" if len(value) <= 2 and all(x > 0 for x in value) else "input_size needs 0, 1 or 2 positive values"
 
 
+def check_keypoint_shape(value: Any) -> str:
+    """[] or [keypoints >= 1, 2 or 3 values each]."""
+    items = list(value)
+    if not items or (len(items) == 2 and 1 <= items[0] <= 1000 and items[1] in (2, 3)):
+        return ""
+    return "must be [] or [keypoints (1-1000), values per keypoint (2 or 3)]"
+
+
 def check_nonzero(value: Any) -> str:
     return "input_std values must be non-zero" if any(v == 0 for v in value) else ""
 

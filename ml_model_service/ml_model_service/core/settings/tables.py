@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..reading.decoders.base import BOX_FORMATS, BOX_UNITS, MODEL_TYPES, SCORE_ACTIVATIONS, YOLO_FORMATS
+from ..reading.decoders.base import BOX_FORMATS, BOX_UNITS, MODEL_TYPES, SCORE_ACTIVATIONS, TASKS, YOLO_FORMATS
 from ..reading.preprocess import MAX_INPUT_PIXELS, RESIZE_MODES
 from .camera_table import MULTICAMERA_PARAMS
 from .model_table import LIFECYCLE_PARAMS, MODEL_PARAMS, MODEL_SERVICE_PARAMS  # noqa: F401 (the table's parts)
@@ -22,6 +22,7 @@ from .params import (  # noqa: F401 (defaults: re-exported with the table)
     Param,
     by_name,
     check_input_size,
+    check_keypoint_shape,
     check_nonzero,
     check_pairs,
     check_permutation,
@@ -155,6 +156,24 @@ VISION_PARAMS = (
             "auto, v5 ([1,N,5+C], objectness) or v8 ([1,4+C,N]).",
             choices=YOLO_FORMATS,
             tier=MODEL,
+        ),
+        Param(
+            "task",
+            "auto",
+            "What follows the classes in each YOLO / end-to-end box row: auto (the model's task metadata, or a "
+            "protos output), detect (nothing), segment (mask coefficients), pose (keypoints: keypoint_shape) or "
+            "obb (one angle in radians: oriented boxes, published in BoundingBox2D.center.theta).",
+            choices=TASKS,
+            tier=MODEL,
+        ),
+        Param(
+            "keypoint_shape",
+            [],
+            "Pose models: [keypoints, values per keypoint] (values: 2 for x, y or 3 for x, y, visibility); "
+            "empty: the model's kpt_shape metadata.",
+            item_type=int,
+            tier=MODEL,
+            check=check_keypoint_shape,
         ),
         Param(
             "remap_input_names",

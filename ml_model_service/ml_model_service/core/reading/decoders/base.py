@@ -22,6 +22,9 @@ DETECTION_ROLES = ("detector", "yolo", "end2end", "detr")
 BOX_FORMATS = ("auto", "xyxy", "cxcywh")
 BOX_UNITS = ("auto", "proportional", "pixels")
 YOLO_FORMATS = ("auto", "v5", "v8")
+#: What each box row carries after its classes: nothing (detect), mask coefficients (segment, with a protos
+#: output), keypoints (pose: keypoint_shape values) or one rotation angle in radians (obb).
+TASKS = ("auto", "detect", "segment", "pose", "obb")
 SCORE_ACTIVATIONS = ("auto", "none", "sigmoid", "softmax")
 #: Output names that usually hold each role.
 NAME_HINTS = {
@@ -51,6 +54,8 @@ class DecoderConfig:
     nms_score_threshold: float = 0.05
     box_format: str = "auto"  # end2end/DETR boxes: auto | xyxy | cxcywh
     score_activation: str = "auto"  # DETR logits and classifiers: auto | none | sigmoid | softmax
+    task: str = "auto"  # one of TASKS: what follows the classes in a YOLO / end-to-end row
+    keypoint_shape: tuple[int, ...] = ()  # pose: (keypoints, values per keypoint: 2 or 3); () = the metadata's
 
 
 class Refused(RoleError):
@@ -75,10 +80,23 @@ class RawDetections:
     classes: np.ndarray
     masks: MaskSource | None = None  # segmentation models: row i's mask (see reading.masks)
     rows: np.ndarray | None = None  # the decoder's candidate row of each detection (where it tracks them)
+    rotated: np.ndarray | None = None  # oriented boxes (N, 5): centre x, centre y, width, height, theta (rad)
+    keypoints: np.ndarray | None = None  # pose models (N, K, 3): x, y (source pixels), score
 
     @classmethod
     def empty(cls) -> RawDetections:
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What each box row carries after its classes: `count` values, read as mask coefficients (`protos`), as
+    keypoints (`keypoints`: (K, D)) or as one angle (`angle`); none of these: values ignored."""
+
+    count: int = 0
+    protos: Prototypes | None = None
+    keypoints: tuple[int, int] | None = None
+    angle: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,14 +192,37 @@ class Context:
                 return name, int(shape[1])
         return None
 
-    def extra_per_box(self, main: str) -> tuple[int, Prototypes | None]:
-        """(values per box after the classes, the seg head's prototypes they are coefficients of, if any) from seg
-        protos or pose metadata; refuses heads that cannot be read as boxes (oriented boxes)."""
-        if self.hints.task == "obb":
-            raise self.refuse(
-                "the model gives oriented (rotated) boxes (task 'obb'), which vision_msgs boxes here cannot carry", None
-            )
+    @property
+    def task(self) -> str:
+        """The task the option or the model's metadata names ("" where neither does)."""
+        if self.config.task != "auto":
+            return self.config.task
+        if self.hints.task in TASKS:
+            return str(self.hints.task)
+        return "pose" if self.hints.kpt_shape else ""
+
+    def keypoint_shape(self) -> tuple[int, int] | None:
+        shape = tuple(self.config.keypoint_shape) or tuple(self.hints.kpt_shape or ())
+        if len(shape) == 2 and shape[0] > 0 and shape[1] in (2, 3):
+            return int(shape[0]), int(shape[1])
+        return None
+
+    def extras(self, main: str) -> Extras:
+        """What follows the classes in each row of `main`: from the task (option or metadata), a protos
+        output, or nothing."""
+        task = self.task
         protos = self.prototypes(main)
-        if protos is not None:
-            return protos[1], Prototypes(protos[0], self.spec(protos[0]), protos[1])
-        return self.hints.extra_per_box, None
+        if task == "obb":
+            return Extras(1, angle=True)
+        if task == "pose":
+            kpt = self.keypoint_shape()
+            if kpt is None:
+                raise self.refuse(
+                    "the model is a pose model but nothing says its keypoint layout; set keypoint_shape "
+                    "(e.g. [17, 3]: 17 keypoints of x, y, visibility) to read it, or",
+                    "keypoint_shape",
+                )
+            return Extras(kpt[0] * kpt[1], keypoints=kpt)
+        if protos is not None and task in ("", "segment"):
+            return Extras(protos[1], Prototypes(protos[0], self.spec(protos[0]), protos[1]))
+        return Extras()

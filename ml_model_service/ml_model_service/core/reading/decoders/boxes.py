@@ -65,6 +65,77 @@ def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray, config:
     return kept[: max(config.max_detections, 0)]
 
 
+def regularize(xywhr: np.ndarray) -> np.ndarray:
+    """Oriented boxes (N, 5) with theta in [0, pi/2), width and height swapped where the angle turned past it
+    (the same rotated rectangle; Ultralytics' regularize_rboxes)."""
+    out = np.asarray(xywhr, np.float64).copy()
+    swap = np.mod(out[:, 4], math.pi) >= math.pi / 2
+    out[swap, 2], out[swap, 3] = xywhr[swap, 3], xywhr[swap, 2]
+    out[:, 4] = np.mod(out[:, 4], math.pi / 2)
+    return out
+
+
+def rotated_corners(xywhr: np.ndarray) -> np.ndarray:
+    """(N, 4, 2) corners of oriented boxes: the width runs along (cos theta, sin theta) in image axes."""
+    c, s = np.cos(xywhr[:, 4]), np.sin(xywhr[:, 4])
+    half_w = np.stack([c, s], axis=1) * (xywhr[:, 2:3] / 2)
+    half_h = np.stack([-s, c], axis=1) * (xywhr[:, 3:4] / 2)
+    centre = xywhr[:, :2]
+    return np.stack(
+        [centre + half_w + half_h, centre + half_w - half_h, centre - half_w - half_h, centre - half_w + half_h], axis=1
+    )
+
+
+def rotated_to_source(xywhr: np.ndarray, transform: Transform) -> tuple[np.ndarray, np.ndarray]:
+    """Oriented boxes in model-input pixels → (the same in source pixels, regularized; their axis-aligned
+    envelopes as x_min, y_min, x_max, y_max clipped to the image). Exact for the uniform scale of letterbox and
+    crop; under a stretch a rotated rectangle becomes a parallelogram, read as its sides' mean."""
+    corners = rotated_corners(np.asarray(xywhr, np.float64))
+    corners[..., 0] = (corners[..., 0] - transform.pad_x) / transform.scale_x
+    corners[..., 1] = (corners[..., 1] - transform.pad_y) / transform.scale_y
+    centre = corners.mean(axis=1)
+    side_w = (corners[:, 0] - corners[:, 3] + corners[:, 1] - corners[:, 2]) / 2
+    side_h = (corners[:, 0] - corners[:, 1] + corners[:, 3] - corners[:, 2]) / 2
+    source = np.column_stack([centre, np.hypot(*side_w.T), np.hypot(*side_h.T), np.arctan2(side_w[:, 1], side_w[:, 0])])
+    envelope = np.column_stack(
+        [corners[..., 0].min(1), corners[..., 1].min(1), corners[..., 0].max(1), corners[..., 1].max(1)]
+    )
+    envelope[:, [0, 2]] = np.clip(envelope[:, [0, 2]], 0, transform.source_width)
+    envelope[:, [1, 3]] = np.clip(envelope[:, [1, 3]], 0, transform.source_height)
+    return regularize(source), envelope
+
+
+def rotated_nms(xywhr: np.ndarray, scores: np.ndarray, classes: np.ndarray, config: DecoderConfig) -> np.ndarray:
+    """Indices kept by OpenCV's rotated-rectangle NMS (per class unless agnostic: classes are moved apart),
+    best first, at most max_detections."""
+    if not len(scores):
+        return np.zeros(0, np.int64)
+    shift = 0.0 if config.agnostic_nms else float(np.abs(xywhr[:, :4]).max()) * 4 + 1.0
+    rects = [
+        ((float(x + c * shift), float(y)), (float(w), float(h)), math.degrees(float(t)))
+        for (x, y, w, h, t), c in zip(xywhr, classes)
+    ]
+    idx = cv2.dnn.NMSBoxesRotated(
+        rects, scores.astype(float).tolist(), config.nms_score_threshold, config.iou_threshold
+    )
+    kept = np.asarray(idx, dtype=np.int64).reshape(-1)
+    kept = kept[np.argsort(-scores[kept], kind="stable")]
+    return kept[: max(config.max_detections, 0)]
+
+
+def keypoints_to_source(values: np.ndarray, shape: tuple[int, int], transform: Transform) -> np.ndarray:
+    """(N, K*D) keypoint values in model-input pixels → (N, K, 3) x, y in source pixels (clipped to the
+    image, as Ultralytics does) and score (1 where the model gives none: D == 2)."""
+    k, d = shape
+    points = np.asarray(values, np.float64).reshape(len(values), k, d)
+    out = np.ones((len(values), k, 3))
+    out[..., 0] = np.clip((points[..., 0] - transform.pad_x) / transform.scale_x, 0, transform.source_width)
+    out[..., 1] = np.clip((points[..., 1] - transform.pad_y) / transform.scale_y, 0, transform.source_height)
+    if d == 3:
+        out[..., 2] = points[..., 2]
+    return out
+
+
 _STRIDES = ((8, 16, 32), (8, 16, 32, 64))  # P5 and P6 heads
 
 

@@ -1,21 +1,22 @@
 """End-to-end detectors: `[1, N, 6(+extra)]` rows of box, score, class (+ mask coefficients with a protos
-output), already past NMS: YOLO26/YOLOv10/`nms=True` exports (corner boxes in input pixels) and Ultralytics
-RT-DETR (normalised centre boxes)."""
+output, keypoints, or an OBB angle), already past NMS: YOLO26/YOLOv10/`nms=True` exports (corner boxes in input
+pixels; OBB rows centre boxes) and Ultralytics RT-DETR (normalised centre boxes)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ...metadata import TensorSpec
-from ..masks import MaskSource, prototypes_from
 from ..preprocess import Transform
-from .base import Context, DecoderConfig, DetectionDecoder, Prototypes, RawDetections
-from .boxes import grid_counts, to_corners, top
+from .base import Context, DecoderConfig, Extras, RawDetections
+from .boxes import grid_counts, input_pixels, to_corners, top
+from .rows import RowDecoder, oriented_boxes
 from .scores import TOL, check_class_ids, check_probabilities, dequantize, tolerance
 
 
-class EndToEndDecoder(DetectionDecoder):
-    """`[1, N, 6+E]` rows: box (corners or centre/size), score, class id, E ignored values; no NMS needed."""
+class EndToEndDecoder(RowDecoder):
+    """`[1, N, 6+E]` rows: box (corners or centre/size), score, class id, E extra values (mask coefficients,
+    keypoints, an OBB angle; see `Extras`); no NMS needed."""
 
     role = "end2end"
 
@@ -28,20 +29,11 @@ class EndToEndDecoder(DetectionDecoder):
         num_classes: int,
         config: DecoderConfig,
         describe: str,
-        protos: Prototypes | None = None,
+        extras: Extras | None = None,
     ) -> None:
-        self.tensor = tensor
-        self.spec = spec
+        super().__init__(tensor, spec, num_classes, config, describe, extras)
         self.box_format = box_format
         self.units = units
-        self.num_classes = num_classes
-        self.config = config
-        self.describe = describe
-        self.protos = protos  # seg exports: the prototype output; the mask coefficients follow the class id
-
-    @property
-    def segments(self) -> bool:
-        return self.protos is not None
 
     def rows(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         rows = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0].astype(np.float64)
@@ -55,6 +47,16 @@ class EndToEndDecoder(DetectionDecoder):
 
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
         rows = self.rows(outputs)
+        if self.oriented:
+            keep = np.flatnonzero(rows[:, 4] >= self.config.nms_score_threshold)
+            keep = keep[np.argsort(-rows[keep, 4], kind="stable")][: max(self.config.max_detections, 0)]
+            if not len(keep):
+                return RawDetections.empty()
+            xywh = input_pixels(rows[keep, :4], self.units, transform)
+            rotated, envelope = oriented_boxes(xywh, rows[keep, 6], transform)
+            return RawDetections(
+                envelope, rows[keep, 4], np.rint(rows[keep, 5]).astype(np.int64), rows=keep, rotated=rotated
+            )
         found = top(
             to_corners(rows[:, :4], self.box_format),
             rows[:, 4],
@@ -63,12 +65,9 @@ class EndToEndDecoder(DetectionDecoder):
             transform,
             self.units,
         )
-        spec = self.protos
-        count = spec.count if spec is not None else 0
-        if spec is not None and count and found.rows is not None and len(found.rows):
-            protos = prototypes_from(dequantize(np.asarray(outputs[spec.name]), spec.spec), count)
-            found.masks = MaskSource(transform, rows[found.rows, 6 : 6 + count].astype(np.float32), protos)
-        return found
+        if found.rows is None:
+            return found
+        return self.finish(found, rows[found.rows, 6:], outputs, transform)
 
 
 def recognise(ctx: Context) -> EndToEndDecoder | None:
@@ -79,10 +78,13 @@ def recognise(ctx: Context) -> EndToEndDecoder | None:
     shape = ctx.shape(name)
     if len(shape) != 3 or shape[0] != 1 or shape[2] < 6 or shape[1] < 1:
         return None
-    if hints.end2end is False and cfg.model_type != "end2end":
+    # Ultralytics writes end2end: False for RT-DETR and for nms=True exports, whose rows are past NMS all the same.
+    past_nms = bool(hints.end2end) or hints.nms or hints.family == "rtdetr"
+    if hints.end2end is False and not past_nms and cfg.model_type != "end2end":
         return None
     rows = dequantize(np.asarray(ctx.outputs[name]), ctx.spec(name))[0].astype(np.float64)
-    extra, protos = ctx.extra_per_box(name)
+    extras = ctx.extras(name)
+    extra, protos = extras.count, extras.protos
     others = [n for n in ctx.outputs if n != name and (protos is None or n != protos.name)]
     if others and cfg.model_type != "end2end":
         return None
@@ -92,6 +94,7 @@ def recognise(ctx: Context) -> EndToEndDecoder | None:
     claimed = (
         cfg.model_type == "end2end"
         or bool(hints.end2end)
+        or hints.nms
         or (hints.family == "rtdetr" and shape[2] == 6 and (ctx.span != 2 or whole))
     )
     if not claimed:
@@ -107,10 +110,12 @@ def recognise(ctx: Context) -> EndToEndDecoder | None:
             None,
         )
     box_format = cfg.box_format
-    if box_format == "auto":
+    if extras.angle:
+        box_format = "cxcywh"  # oriented rows: centre, size, score, class, angle
+    elif box_format == "auto":
         if hints.family == "rtdetr":
             box_format = "cxcywh"
-        elif hints.end2end or hints.family == "yolo":
+        elif hints.end2end or hints.nms or hints.family == "yolo":
             box_format = "xyxy"
         else:
             raise ctx.refuse(
@@ -131,7 +136,7 @@ def recognise(ctx: Context) -> EndToEndDecoder | None:
         ctx.span if hints.ultralytics else 0,
         cfg,
         ctx.metadata.describe_tensors(),
-        protos,
+        extras,
     )
     decoder.rows(ctx.outputs)  # the trial run's rows pass the checks
     return decoder

@@ -11,12 +11,13 @@ from ...loading.labels import Labels
 from ...metadata import ModelMetadata
 from ..hints import ModelHints
 from ..preprocess import RoleError
-from . import classifier, detr, end2end, ssd, yolo
+from . import classifier, detr, end2end, ssd, suggest, yolo
 from .base import (
     BOX_FORMATS,
     BOX_UNITS,
     MODEL_TYPES,
     SCORE_ACTIVATIONS,
+    TASKS,
     YOLO_FORMATS,
     Context,
     Decoder,
@@ -40,6 +41,10 @@ RECOGNISERS: dict[str, tuple[Callable[[Context], Decoder | None], str]] = {
 }
 
 
+def _recognisers() -> dict[str, Callable[[Context], Decoder | None]]:
+    return {role: entry[0] for role, entry in RECOGNISERS.items()}
+
+
 def check_config(config: DecoderConfig) -> None:
     """Refuse option values outside their choices."""
     for what, value, allowed in (
@@ -48,6 +53,7 @@ def check_config(config: DecoderConfig) -> None:
         ("score_activation", config.score_activation, SCORE_ACTIVATIONS),
         ("box_units", config.box_units, BOX_UNITS),
         ("yolo_format", config.yolo_format, YOLO_FORMATS),
+        ("task", config.task, TASKS),
     ):
         if value not in allowed:
             raise RoleError(f"{what} {value!r} is not one of {', '.join(allowed)}")
@@ -75,7 +81,11 @@ def find_decoder(
         except Refused as exc:
             # The outputs have this layout's structure but fail its checks: reading them as a looser layout
             # would be a guess, so the search stops here.
-            advice = f"The option that can help: {exc.option}." if exc.option else "No option can help."
+            tried = suggest.working(ctx, _recognisers())
+            if tried:
+                advice = suggest.advice(tried)
+            else:
+                advice = f"The option that can help: {exc.option}." if exc.option else "No option can help."
             raise Refused(
                 f"the model's outputs look like the {role} layout but cannot be read as it: "
                 f"{str(exc).split('. Model tensors:')[0]}. Model tensors: {metadata.describe_tensors()}. "
@@ -85,10 +95,7 @@ def find_decoder(
         if decoder is not None:
             return decoder
         reasons.append(f"{role}: {RECOGNISERS[role][1]}")
-    advice = (
-        "No option can help with a layout none of these fits; if the model is one of them after all, set "
-        "model_type to force it (e.g. yolo for a raw YOLO output whose candidate count is not the usual grid)."
-    )
+    advice = suggest.advice(suggest.working(ctx, _recognisers()))
     raise RoleError(
         "the model fits no vision role (end2end, detr, yolo, detector, classifier). Its tensors: "
         f"{metadata.describe_tensors()}. Trial-run outputs: {shapes}. Tried: {' | '.join(reasons)}. {advice}"

@@ -1,7 +1,7 @@
 """Raw YOLO heads, read with NMS: v5 `[1, N, 5+C]` (objectness) and v8/v11 `[1, 4+C, N]`, also seg heads (`+32`
-mask coefficients and a protos output, read into instance masks: reading.masks) and pose heads (`+K*3`
-keypoints, ignored) used as detectors, and corner boxes `[1, N, 4]` + scores `[1, N, C]` in two tensors
-(YOLO-NAS, PP-YOLOE). The candidates must be the head's grid for the input size, with boxes on their grid
+mask coefficients and a protos output, read into instance masks: reading.masks), pose heads (`+K*D` keypoints)
+and OBB heads (`+1` angle: oriented boxes, rotated NMS), and corner boxes `[1, N, 4]` + scores `[1, N, C]` in two
+tensors (YOLO-NAS, PP-YOLOE). The candidates must be the head's grid for the input size, with boxes on their grid
 cells."""
 
 from __future__ import annotations
@@ -9,16 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 from ...metadata import TensorSpec
-from ..masks import MaskSource, prototypes_from
 from ..preprocess import Transform
-from .base import Context, DecoderConfig, DetectionDecoder, Prototypes, RawDetections
-from .boxes import anchor_centres, grid_counts, input_pixels, nms, to_corners
+from .base import Context, DecoderConfig, Extras, RawDetections
+from .boxes import anchor_centres, grid_counts, input_pixels, nms, rotated_nms, to_corners
+from .rows import RowDecoder, oriented_boxes
 from .scores import TOL, check_probabilities, dequantize, tolerance
 
 
-class YoloDecoder(DetectionDecoder):
+class YoloDecoder(RowDecoder):
     """Raw YOLO output: centre-x, centre-y, width, height (+ objectness for v5), per-class scores, and extra
-    per-box values: mask coefficients (read with the `protos` output into masks) or keypoints (ignored)."""
+    per-box values: mask coefficients (read with the `protos` output into masks), keypoints or the angle of an
+    oriented box (OBB heads, radians)."""
 
     role = "yolo"
 
@@ -31,34 +32,14 @@ class YoloDecoder(DetectionDecoder):
         num_classes: int,
         config: DecoderConfig,
         describe: str,
-        protos: Prototypes | None = None,
+        extras: Extras | None = None,
     ) -> None:
-        self.tensor = tensor
-        self.spec = spec
+        super().__init__(tensor, spec, num_classes, config, describe, extras)
         self.attrs_first = attrs_first
         self.has_objectness = has_objectness
-        self.num_classes = num_classes
-        self.config = config
-        self.describe = describe
-        self.protos = protos  # seg heads: the prototype output; the mask coefficients follow the classes
-
-    @property
-    def segments(self) -> bool:
-        return self.protos is not None
-
-    def mask_source(
-        self, outputs: dict[str, np.ndarray], rows: np.ndarray, kept: np.ndarray, transform: Transform
-    ) -> MaskSource | None:
-        """Masks of the kept candidates (seg heads only)."""
-        if self.protos is None or not self.protos.count:
-            return None
-        start = (5 if self.has_objectness else 4) + self.num_classes
-        coefficients = np.asarray(rows[kept, start : start + self.protos.count], np.float32)
-        protos = prototypes_from(dequantize(np.asarray(outputs[self.protos.name]), self.protos.spec), self.protos.count)
-        return MaskSource(transform, coefficients, protos)
 
     def rows(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(N, 4) centre boxes, (N, C) class scores (times objectness), objectness or None; checked."""
+        """(N, 4) centre boxes, (N, C) class scores (times objectness), the rows; checked."""
         raw = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0]
         rows = raw.T if self.attrs_first else raw  # (N, K)
         start = 5 if self.has_objectness else 4
@@ -83,21 +64,25 @@ class YoloDecoder(DetectionDecoder):
 
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
         xywh, cls_scores, rows = self.rows(outputs)
-        classes = cls_scores.argmax(axis=1)
-        scores = cls_scores[np.arange(len(classes)), classes]
-        keep = np.flatnonzero(scores >= self.config.nms_score_threshold)
-        xywh, scores, classes = xywh[keep].astype(np.float64), scores[keep], classes[keep]
-        if len(scores) == 0:
+        best = cls_scores.max(axis=1) if cls_scores.shape[1] else np.zeros(len(cls_scores))
+        keep = np.flatnonzero(best >= self.config.nms_score_threshold)  # per-box work on survivors only
+        if not len(keep):
             return RawDetections.empty()
-        boxes = input_pixels(to_corners(xywh, "cxcywh"), self.config.box_units, transform)
+        classes = cls_scores[keep].argmax(axis=1)
+        scores = best[keep].astype(np.float64)
+        first_extra = (5 if self.has_objectness else 4) + self.num_classes
+        extra = np.asarray(rows[keep, first_extra:], np.float64)
+        if self.oriented:
+            xywh_px = input_pixels(np.asarray(xywh[keep], np.float64), self.config.box_units, transform)
+            idx = rotated_nms(np.column_stack([xywh_px, extra[:, 0]]), scores, classes, self.config)
+            rotated, envelope = oriented_boxes(xywh_px[idx], extra[idx, 0], transform)
+            return RawDetections(envelope, scores[idx], classes[idx].astype(np.int64), rows=keep[idx], rotated=rotated)
+        boxes = input_pixels(to_corners(np.asarray(xywh[keep], np.float64), "cxcywh"), self.config.box_units, transform)
         idx = nms(boxes, scores, classes, self.config)
-        return RawDetections(
-            transform.to_source(boxes[idx]),
-            scores[idx].astype(np.float64),
-            classes[idx].astype(np.int64),
-            self.mask_source(outputs, rows, keep[idx], transform),
-            keep[idx],
+        found = RawDetections(
+            transform.to_source(boxes[idx]), scores[idx], classes[idx].astype(np.int64), rows=keep[idx]
         )
+        return self.finish(found, extra[idx], outputs, transform)
 
 
 class SplitYoloDecoder(YoloDecoder):
@@ -151,7 +136,8 @@ def recognise(ctx: Context) -> YoloDecoder | None:
                 return _split_yolo(ctx, name, counts[box_shape[1]])
     if len(shape) != 3 or shape[0] != 1 or min(shape[1:]) < 5:
         return None
-    extra, protos = ctx.extra_per_box(spec.name)
+    extras = ctx.extras(spec.name)
+    extra, protos = extras.count, extras.protos
     others = [n for n in ctx.outputs if n != spec.name and (protos is None or n != protos.name)]
     if others and not forced:
         return None  # raw YOLO has one output (and the protos of a seg head)
@@ -196,7 +182,7 @@ def recognise(ctx: Context) -> YoloDecoder | None:
             "label_path (one name per class)",
         )
     decoder = YoloDecoder(
-        spec.name, spec, attrs_first, fmt == "v5", num_classes, cfg, ctx.metadata.describe_tensors(), protos
+        spec.name, spec, attrs_first, fmt == "v5", num_classes, cfg, ctx.metadata.describe_tensors(), extras
     )
     xywh, _, _ = decoder.rows(ctx.outputs)
     if xywh.size and float(xywh[:, 2:].min()) < -TOL:

@@ -1,0 +1,113 @@
+"""Options that read a refused model: readings its output shapes allow, each tried on the trial run, so a refusal
+names only option sets that give a decoder (or says that none can help).
+
+A suggestion is a set of parameter values and what it reads the model as. Options of the decoder are tried;
+`resize_mode` is named with them where the layout needs it (it changes the preprocessing, not the decoding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from .base import Context, Decoder
+from .boxes import grid_counts
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Parameter values (as a user sets them) and what they read the model as."""
+
+    values: tuple[tuple[str, object], ...]
+    reads_as: str
+
+    def text(self) -> str:
+        def show(v: object) -> str:
+            return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, (list, tuple)) else str(v)
+
+        return f"[{' '.join(f'{k}={show(v)}' for k, v in self.values)}] for {self.reads_as}"
+
+
+_DECODER_FIELDS = ("model_type", "box_format", "box_units", "task", "keypoint_shape", "yolo_format")
+
+
+def _pose(extra: int) -> list[tuple[tuple[str, object], ...]]:
+    found = []
+    for d in (3, 2):
+        if extra > 0 and extra % d == 0:
+            found.append((("task", "pose"), ("keypoint_shape", (extra // d, d))))
+    return found
+
+
+def candidates(ctx: Context) -> list[Suggestion]:
+    """Readings the first output's shape allows (untried)."""
+    name = ctx.metadata.outputs[0].name
+    shape = ctx.shape(name)
+    if len(shape) != 3 or shape[0] != 1:
+        return []
+    found: list[Suggestion] = []
+    counts = grid_counts(*ctx.input_hw)
+    on_grid = shape[1] in counts or shape[2] in counts
+    if not on_grid and shape[2] >= 6:
+        e2e: tuple[tuple[str, object], ...] = (("model_type", "end2end"),)
+        k = shape[2]
+        if k == 6:
+            found.append(
+                Suggestion(
+                    (*e2e, ("box_format", "cxcywh"), ("box_units", "proportional"), ("resize_mode", "stretch")),
+                    "RT-DETR (rows of normalised centre/size box, score, class id; stretched input)",
+                )
+            )
+        if k == 6 or ctx.prototypes(name):
+            found.append(
+                Suggestion(
+                    (*e2e, ("box_format", "xyxy"), ("task", "detect" if k == 6 else "segment")),
+                    "YOLO26, YOLOv10 and nms=True exports (rows of corners in input pixels, score, class id)",
+                )
+            )
+        if k == 7:
+            found.append(
+                Suggestion((*e2e, ("task", "obb")), "oriented boxes (rows of centre, size, score, class, angle)")
+            )
+        for pose in _pose(k - 6):
+            found.append(
+                Suggestion(
+                    (*e2e, ("box_format", "xyxy"), *pose),
+                    f"pose rows with {pose[1][1][0]} keypoints of {pose[1][1][1]} values after box, score, class",
+                )
+            )
+    if on_grid and ctx.span:
+        k = shape[1] if shape[2] in counts else shape[2]
+        extra = k - 4 - ctx.span
+        if extra == 1:
+            found.append(Suggestion((("task", "obb"),), "an OBB head (one angle in radians after the classes)"))
+        for pose in _pose(extra):
+            found.append(
+                Suggestion(pose, f"a pose head ({pose[1][1][0]} keypoints of {pose[1][1][1]} values after the classes)")
+            )
+    return found
+
+
+def working(ctx: Context, recognisers: dict[str, Callable[[Context], Decoder | None]]) -> list[Suggestion]:
+    """The candidates that give a decoder on the trial run."""
+    found = []
+    for suggestion in candidates(ctx):
+        values = {k: v for k, v in suggestion.values if k in _DECODER_FIELDS}
+        config = replace(ctx.config, **values)
+        trial = replace(ctx, config=config)
+        order = [config.model_type] if config.model_type != "auto" else list(recognisers)
+        for role in order:
+            try:
+                decoder = recognisers[role](trial)
+            except (ValueError, IndexError):
+                break
+            if decoder is not None:
+                found.append(suggestion)
+                break
+    return found
+
+
+def advice(found: list[Suggestion]) -> str:
+    if not found:
+        return "No option can help."
+    return "Options that read it, each tried on the trial run: " + "; ".join(s.text() for s in found) + "."

@@ -1,0 +1,187 @@
+"""Real exports made by their exporters (test/exporters/make_export.py, run in the exporters environment
+`build/exporters-venv`), with the exporter's own predictions on the same file as the reference.
+
+Exports are cached under ~/.cache/ml_model_service/exports/<key> (MMS_EXPORTS_CACHE moves it), keyed by the
+exporters' pinned requirements and the export script, so a second run (and CI after its first) reuses them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .photos import photo
+
+ROOT = Path(__file__).resolve().parents[3]
+SCRIPT = Path(__file__).resolve().parents[1] / "exporters" / "make_export.py"
+REQUIREMENTS = ROOT / "scripts" / "requirements-exporters.txt"
+EXPORTERS_PYTHON = Path(os.environ.get("EXPORTERS_PYTHON", ROOT / "build" / "exporters-venv" / "bin" / "python"))
+#: The photos every export is predicted on (scikit-image's; the first is the Middlebury motorcycle).
+PHOTOS = ("motorcycle", "astronaut", "coffee", "chelsea")
+#: The keypoint names a COCO-pose dataset gives its models (Ultralytics' coco-pose.yaml), for pose exports.
+COCO_KEYPOINTS = [
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+]
+
+
+def _cache() -> Path:
+    key = hashlib.sha256(SCRIPT.read_bytes() + REQUIREMENTS.read_bytes()).hexdigest()[:16]
+    base = os.environ.get("MMS_EXPORTS_CACHE") or Path.home() / ".cache" / "ml_model_service" / "exports"
+    return Path(base) / key
+
+
+@dataclass
+class Export:
+    """An exported model (file or folder), and the exporter's predictions on each photo."""
+
+    path: Path
+    reference: dict
+    photo_paths: list[Path]
+
+    @property
+    def task(self) -> str:
+        return self.reference["task"]
+
+    def image(self, index: int) -> np.ndarray:
+        """Photo `index` as RGB, read from the same PNG the exporter predicted on."""
+        return cv2.cvtColor(cv2.imread(str(self.photo_paths[index])), cv2.COLOR_BGR2RGB)
+
+    def expected(self, index: int) -> dict:
+        return self.reference["photos"][index]
+
+
+def photo_files() -> list[Path]:
+    folder = _cache() / "photos"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png" for name in PHOTOS]
+    for name, path in zip(PHOTOS, paths):
+        if not path.exists():
+            cv2.imwrite(str(path), cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR))
+    return paths
+
+
+def export(arch: str, imgsz: int = 640, **export_args: object) -> Export:
+    """`arch` (an Ultralytics yaml: yolo11n.yaml, yolo11n-pose.yaml, rtdetr-l.yaml...) exported with
+    `export_args` (format defaults to onnx), made once and cached."""
+    if not EXPORTERS_PYTHON.exists():
+        raise RuntimeError(
+            f"no exporters environment at {EXPORTERS_PYTHON}: run scripts/bootstrap.sh (without MMS_EXPORTERS=0)"
+        )
+    args = [f"{k}={v}" for k, v in sorted(export_args.items())]
+    name = "-".join([Path(arch).stem, str(imgsz), *[a.replace("=", "_") for a in args]])
+    out = _cache() / name
+    photos = photo_files()
+    with open(_cache() / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "reference.json").exists():
+            cmd = [str(EXPORTERS_PYTHON), str(SCRIPT), "--arch", arch, "--out", str(out), "--imgsz", str(imgsz)]
+            cmd += ["--photos", *map(str, photos)]
+            for a in args:
+                cmd += ["--export-arg", a]
+            if "pose" in arch:
+                cmd += ["--kpt-names", *COCO_KEYPOINTS]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            if done.returncode:
+                raise RuntimeError(f"export of {name} failed: {done.stderr[-3000:]}")
+    reference = json.loads((out / "reference.json").read_text())
+    return Export(out / reference["file"], reference, photos)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _rotated_iou(a: tuple, b: tuple) -> float:
+    ra = ((a[0], a[1]), (a[2], a[3]), float(np.degrees(a[4])))
+    rb = ((b[0], b[1]), (b[2], b[3]), float(np.degrees(b[4])))
+    kind, region = cv2.rotatedRectangleIntersection(ra, rb)
+    inter = cv2.contourArea(region) if region is not None and len(region) > 2 else 0.0
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _angle_gap(a: float, b: float) -> float:
+    """Difference of two box angles, modulo the half turn that gives the same rectangle."""
+    d = (a - b) % np.pi
+    return float(min(d, np.pi - d))
+
+
+#: Acceptance tolerances (issue 22): box IoU, score, theta (rad), keypoints (px).
+MIN_IOU, SCORE_TOL, THETA_TOL, KPT_TOL = 0.8, 0.01, 0.05, 2.0
+
+
+def compare(ours: list[dict], expected: dict, threshold: float = 0.25) -> list[str]:
+    """What differs between our detections (CLI JSON objects) and the exporter's on one photo: each of the
+    exporter's detections must be ours too (same class, box IoU, score, theta, keypoints), and ours no more
+    (detections within SCORE_TOL of the threshold may fall on either side)."""
+    problems: list[str] = []
+    ref_boxes = np.asarray(expected.get("xyxy", []), np.float64).reshape(-1, 4)
+    used: set[int] = set()
+    for i, box in enumerate(ref_boxes):
+        cls, conf = expected["cls"][i], expected["conf"][i]
+        best, best_iou = None, 0.0
+        for j, det in enumerate(ours):
+            if j in used or det["class_id"] != cls:
+                continue
+            if "xywhr" in expected:
+                iou = _rotated_iou(
+                    tuple(expected["xywhr"][i]),
+                    (det["center_x"], det["center_y"], det["size_x"], det["size_y"], det["theta"])
+                    if "theta" in det
+                    else (0, 0, 0, 0, 0),
+                )
+            else:
+                iou = _iou(box, np.array([det["x_min"], det["y_min"], det["x_max"], det["y_max"]]))
+            if iou > best_iou:
+                best, best_iou = j, iou
+        if best is None or best_iou < MIN_IOU:
+            if conf > threshold + SCORE_TOL:
+                problems.append(f"exporter's #{i} (class {cls}, {conf:.3f}, {box.round(1).tolist()}) not found")
+            continue
+        used.add(best)
+        det = ours[best]
+        if abs(det["confidence"] - conf) > SCORE_TOL:
+            problems.append(f"#{i}: score {det['confidence']} vs the exporter's {conf:.4f}")
+        if "xywhr" in expected and _angle_gap(det["theta"], expected["xywhr"][i][4]) > THETA_TOL:
+            problems.append(f"#{i}: theta {det['theta']} vs the exporter's {expected['xywhr'][i][4]:.4f}")
+        if "keypoints" in expected:
+            ref_kpts = np.asarray(expected["keypoints"][i], np.float64)
+            got = np.asarray(det.get("keypoints", []), np.float64)
+            if got.shape != ref_kpts.shape:
+                problems.append(f"#{i}: keypoints {got.shape} vs the exporter's {ref_kpts.shape}")
+            else:
+                gap = float(np.abs(got[:, :2] - ref_kpts[:, :2]).max())
+                if gap > KPT_TOL or float(np.abs(got[:, 2:] - ref_kpts[:, 2:]).max(initial=0)) > SCORE_TOL:
+                    problems.append(f"#{i}: keypoints differ by up to {gap:.2f} px")
+    for j, det in enumerate(ours):
+        if j not in used and det["confidence"] > threshold + SCORE_TOL:
+            problems.append(f"ours #{j} ({det['class_id']}, {det['confidence']}) is not the exporter's")
+    return problems
