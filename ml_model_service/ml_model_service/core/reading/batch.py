@@ -98,7 +98,7 @@ def detect_batch(vision: VisionModel, rgbs: list[np.ndarray]) -> list[list[Detec
     out = []
     for outputs, transform in infer_batch(vision, rgbs):
         raw: RawDetections = vision.decoder.decode(outputs, transform)  # type: ignore[attr-defined]
-        out.append(vision.keep_detections(raw))
+        out.append(vision.keep_detections(raw, transform.source_width, transform.source_height))
     return out
 
 

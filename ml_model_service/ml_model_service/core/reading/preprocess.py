@@ -18,6 +18,7 @@ allocated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -217,3 +218,15 @@ def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -
     if layout.nchw:
         tensor = tensor.transpose(2, 0, 1)
     return np.ascontiguousarray(tensor[None] if layout.batched else tensor), transform
+
+
+def infer_one(
+    infer: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], layout: InputLayout, inputs: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """`infer` on one image's inputs; for a fixed batch of N > 1 the image is padded to N (copies) and the
+    first image's outputs are returned (those with the batch as their first axis, cut to it)."""
+    n = layout.batch
+    if n <= 1:
+        return infer(inputs)
+    out = infer({**inputs, layout.name: np.repeat(inputs[layout.name], n, axis=0)})
+    return {k: v[:1] if v.ndim and v.shape[0] == n else v for k, v in out.items()}

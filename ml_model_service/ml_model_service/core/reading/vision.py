@@ -14,10 +14,10 @@ import numpy as np
 from ..loading.labels import Labels
 from ..metadata import ModelMetadata, TensorSpec
 from .decoders.base import DETECTION_ROLES, DecoderConfig, RawDetections
+from .decoders.boxes import rotated_corners
 from .decoders.classifier import ClassifierDecoder
 from .decoders.registry import find_decoder
 from .hints import read_hints
-from .decoders.boxes import rotated_corners
 from .masks import Mask, polygon_mask
 from .preprocess import (
     MAX_INPUT_PIXELS,
@@ -25,6 +25,7 @@ from .preprocess import (
     InputLayout,
     PreprocessConfig,
     RoleError,
+    infer_one,
     parse_size,
     preprocess,
 )
@@ -341,21 +342,15 @@ class VisionModel:
         return self.decoder.decode(self.run(inputs), transform)  # type: ignore[attr-defined]
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One image's inputs through the runner; a model with a fixed batch of N > 1 gets the image padded
-        to N (copies) and answers with the first image's outputs."""
-        n = self.layout.batch
-        if n <= 1:
-            return self.runner.infer(inputs)
-        name = self.layout.name
-        out = self.runner.infer({**inputs, name: np.repeat(inputs[name], n, axis=0)})
-        return {k: v[:1] if v.ndim and v.shape[0] == n else v for k, v in out.items()}
+        """The runner on one image's inputs (`preprocess.infer_one`: a fixed batch of N > 1 padded)."""
+        return infer_one(self.runner.infer, self.layout, inputs)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Detections kept by the filters, best first."""
-        return self.keep_detections(self.detect_raw(rgb))
+        return self.keep_detections(self.detect_raw(rgb), rgb.shape[1], rgb.shape[0])
 
-    def keep_detections(self, raw: RawDetections) -> list[Detection]:
-        """Decoded detections → the ones the filters keep (with their masks), best first."""
+    def keep_detections(self, raw: RawDetections, width: int, height: int) -> list[Detection]:
+        """Decoded detections of a width x height image → those the filters keep (with masks), best first."""
         found = []
         masks = raw.masks if self.config.masks else None
         for i, (box, score, cls) in enumerate(zip(raw.boxes, np.clip(raw.scores, 0.0, 1.0), raw.classes)):
@@ -367,7 +362,7 @@ class VisionModel:
                     det.rotated = tuple(float(v) for v in raw.rotated[i])  # type: ignore[assignment]
                     if self.config.masks:  # the rotated region: what 3D clouds and instance masks take
                         corners = rotated_corners(raw.rotated[i : i + 1])[0]
-                        det.mask = polygon_mask(corners, det.box, rgb.shape[1], rgb.shape[0])
+                        det.mask = polygon_mask(corners, det.box, width, height)
                 if raw.keypoints is not None:
                     det.keypoints = raw.keypoints[i]
                 if masks is not None:
