@@ -102,9 +102,16 @@ def test_one_node_serves_each_camera_with_its_own_outputs_pairing_tracking_and_3
     # A /diagnostics entry per camera, beside the node's own.
     entries = wait_for(lambda: {s.name for a in diagnostics.where(bool) for s in a.status} or None, 10, what="status")
     assert {NODE, f"{NODE}/front", f"{NODE}/back", f"{NODE}/side"} <= entries
-    front = [s for a in diagnostics.where(bool) for s in a.status if s.name == f"{NODE}/front"][-1]
-    values = {kv.key: kv.value for kv in front.values}
-    assert int(values["processed"]) > 0 and int(values["depth_received"]) > 0 and values["camera"] == "front"
+
+    def front_counters():  # the 1 Hz status lags the results: wait for an entry that has seen them
+        for a in reversed(diagnostics.where(bool)):
+            for entry in a.status:
+                v = {kv.key: kv.value for kv in entry.values}
+                if entry.name == f"{NODE}/front" and int(v["processed"]) > 0 and int(v["depth_received"]) > 0:
+                    return v
+        return None
+
+    assert wait_for(front_counters, 10, what="front's counters")["camera"] == "front"
 
     # The calls take camera_name ("" = the first camera); an unknown name is answered with the names.
     detect = spinner.node.create_client(GetDetections, f"{NODE}/get_detections")
