@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import QoSProfile
 from test_batching import end2end_model
 from vision_msgs.msg import Detection2DArray, Detection3DArray
@@ -239,4 +239,39 @@ def test_a_camera_override_is_set_at_run_time_with_the_same_checks(start_node, s
     r = set_("a.min_depth", 50.0)
     assert not r.successful and "camera a: min_depth 50.0 must be below max_depth" in r.reason
     assert not set_("a.use_depth", True).successful  # read-only, as the node-wide use_depth
+    assert proc.alive()
+
+
+def test_a_camera_whose_frames_fail_is_reported_and_the_others_go_on(start_node, spinner, cameras):
+    """One camera sends frames that cannot be read: its own /diagnostics entry says ERROR with the cause, the
+    node's status names it, and the other cameras are still answered."""
+    bad = image_msg(photo("coffee"), "side_optical")
+    bad.data = bytes(bad.data[: len(bad.data) // 2])  # truncated
+    cameras["front"].show(image_msg(photo("chelsea"), "front_optical"))
+    cameras["back"].show(image_msg(photo("coffee"), "back_optical"))
+    cameras["side"].show(bad)
+    proc = start_node(
+        "vision_service",
+        {"execution_providers": ["cpu"], "cameras": ["front", "back", "side"], "always_on": True},
+        namespace=NS,
+    )
+    ready(spinner, proc)
+    qos = QoSProfile(depth=50)
+    diagnostics = Collector(spinner.node, DiagnosticArray, "/diagnostics", qos)
+    det = {n: Collector(spinner.node, Detection2DArray, f"{NS}/{n}/detections", qos) for n in ("front", "back")}
+
+    def verdict():
+        for a in reversed(diagnostics.where(bool)):
+            entries = {s.name: s for s in a.status}
+            side, node = entries.get(f"{NODE}/side"), entries.get(NODE)
+            if side is not None and side.level == DiagnosticStatus.ERROR and node is not None:
+                return side, node, entries
+        return None
+
+    side, node, entries = wait_for(verdict, 20, what="the side camera's ERROR")
+    assert "shorter than" in side.message and "side: no frame processed" in node.message, (side, node)
+    assert node.level == DiagnosticStatus.ERROR
+    assert entries[f"{NODE}/front"].level == DiagnosticStatus.OK, entries[f"{NODE}/front"].message
+    n = {c: len(det[c].messages) for c in det}
+    wait_for(lambda: all(len(det[c].messages) > n[c] + 2 for c in det), 20, what="front and back still answered")
     assert proc.alive()
