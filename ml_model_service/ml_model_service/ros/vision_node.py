@@ -329,6 +329,8 @@ class VisionNode(ManagedNode):
         self._pending = None
         self.values = candidate
         self.pairer.slop = candidate["sync_slop"]
+        if self.cameras:  # cameras without their own sync_slop follow the node's
+            self.cameras.values_changed()
         if self.source is None:  # unconfigured: the values are used at configure
             return
         if vision is not None:
