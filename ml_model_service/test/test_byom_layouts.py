@@ -193,8 +193,11 @@ def test_dynamic_input_runs_at_the_models_imgsz(tmp_path):
     vision, runner = load(path)
     assert vision.role == "yolo" and vision.input_hw == (320, 320) and vision.resize_mode == "letterbox"
     assert runner.fed[0]["images"] == (1, 3, 320, 320)  # the trial run: stride-aligned, the model's size
-    check(found(vision), expect(objects, 320))
-    assert runner.fed[-1]["images"] == (1, 3, 320, 320)  # a 1280x720 frame is fed at imgsz, not frame size
+    vision.detect(IMAGE)  # a 1280x720 frame at imgsz, padded only to the stride (Ultralytics' rect inference)
+    assert runner.fed[-1]["images"] == (1, 3, 192, 320)
+    square, runner = load(path, input_size=(320,))  # an input_size set is fed as it is
+    check(found(square), expect(objects, 320))
+    assert runner.fed[-1]["images"] == (1, 3, 320, 320)
 
 
 def test_dynamic_input_size_option_and_image_size_fallback(tmp_path):
@@ -654,6 +657,7 @@ def test_nudenet_dynamic_yolov8_runs_at_its_imgsz_and_matches_its_own_pipeline(t
             filters=FilterConfig(confidence_threshold=0.2),
             decoder=DecoderConfig(agnostic_nms=True),
             preprocess=PreprocessConfig(bgr=True),
+            input_size=(320,),  # NudeNet pads every image to a 320 square (Ultralytics' predictor would not)
         ),
     )
     for crop, box_tol, score_tol in ((512, 2, 0.01), (400, 4, 0.05)):

@@ -28,7 +28,14 @@ from vision_msgs.msg import (
 )
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ml_model_service_interfaces.msg import AssociatedFile, ModelMetadata, Tensor, TensorInfo
+from ml_model_service_interfaces.msg import (
+    AssociatedFile,
+    KeypointsArray,
+    ModelMetadata,
+    ObjectKeypoints,
+    Tensor,
+    TensorInfo,
+)
 
 from ..core import metadata, tensors
 from ..core.frames import imaging
@@ -242,12 +249,33 @@ def detections_to_msg(dets: Sequence[Detection], header: Header, use_names: bool
         det = Detection2D(header=header, id=d.id)
         det.results = [_hypothesis(d.class_index, d.class_name, d.confidence, use_names)]
         bbox = BoundingBox2D()
-        bbox.center.position.x = (d.x_min + d.x_max) / 2.0
-        bbox.center.position.y = (d.y_min + d.y_max) / 2.0
-        bbox.size_x = d.x_max - d.x_min
-        bbox.size_y = d.y_max - d.y_min
+        if d.rotated is not None:  # oriented box: centre, rotated size and theta (radians)
+            cx, cy, sx, sy, theta = d.rotated
+            bbox.center.position.x, bbox.center.position.y, bbox.center.theta = float(cx), float(cy), float(theta)
+            bbox.size_x, bbox.size_y = float(sx), float(sy)
+        else:
+            bbox.center.position.x = (d.x_min + d.x_max) / 2.0
+            bbox.center.position.y = (d.y_min + d.y_max) / 2.0
+            bbox.size_x = d.x_max - d.x_min
+            bbox.size_y = d.y_max - d.y_min
         det.bbox = bbox
         out.detections.append(det)
+    return out
+
+
+def keypoints_to_msg(
+    dets: Sequence[Detection], header: Header, names: Sequence[str] = (), lifted: Sequence | None = None
+) -> KeypointsArray:
+    """A pose model's keypoints, one entry per detection in `detections` order (`lifted`: their 3D points)."""
+    out = KeypointsArray(header=header, keypoint_names=list(names))
+    for i, d in enumerate(dets):
+        kpts = d.keypoints if d.keypoints is not None else np.zeros((0, 3))
+        entry = ObjectKeypoints(detection_index=i, detection_id=d.id)
+        entry.x, entry.y, entry.score = (kpts[:, c].astype(np.float32).tolist() for c in range(3))
+        points = lifted[i] if lifted is not None and i < len(lifted) else None
+        if points is not None:
+            entry.points_3d = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in points]
+        out.objects.append(entry)
     return out
 
 

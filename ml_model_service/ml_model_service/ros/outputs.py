@@ -11,7 +11,8 @@ Segmentation models add `instance_masks` (mono16, the colour image's size and he
 the detection in that frame's `detections`, 0 = background), published with every detections message while
 `publish_masks` is on and someone subscribes. 3D objects add `object_markers` (MarkerArray: DELETEALL, then
 a CUBE and a TEXT label per object, ids = tracking ids when tracking), published with every objects message
-while `publish_markers` is on.
+while `publish_markers` is on. Pose models add `keypoints` (KeypointsArray, the detections' header, one entry per
+detection in the same order; 3D points with depth), published with every detections message.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
+
+from ml_model_service_interfaces.msg import KeypointsArray
 
 from ..core.frames.pipeline import Results
 from ..core.frames.visualize import colour_for, draw
@@ -74,6 +77,7 @@ class Outputs:
         self.points = make(PointCloud2, "object_points")
         self.masks = make(Image, "instance_masks")
         self.markers = make(MarkerArray, "object_markers")
+        self.keypoints = make(KeypointsArray, "keypoints")
         self.label_info = node.create_publisher(LabelInfo, "label_info", LATCHED) if label_info else None
         self._listened = [
             self.detections,
@@ -83,6 +87,7 @@ class Outputs:
             self.points,
             self.masks,
             self.markers,
+            self.keypoints,
         ]
         self._listened = [pub for pub in self._listened if pub is not None]
 
@@ -118,6 +123,9 @@ class Outputs:
             self.detections.publish(conversions.detections_to_msg(r.detections, header, names))
             if masks and getattr(vision, "segments", False) and self.masks.get_subscription_count() > 0:
                 self.masks.publish(conversions.instance_masks_to_msg(r.instance_image(), header))
+            if vision.keypoint_shape is not None:
+                msg = conversions.keypoints_to_msg(r.detections, header, vision.keypoint_names, r.keypoints_3d)
+                self.keypoints.publish(msg)
         if vision is not None and vision.classifications_supported:
             self.classifications.publish(conversions.classifications_to_msg(r.classifications, header, names))
         if r.objects is not None:

@@ -231,6 +231,10 @@ class VisionServices:
                 )
             if request.return_detections or want_masks:  # the masks' pixel values index these
                 response.detections = conversions.detections_to_msg(r.detections, frame.header, self._names())
+            if request.return_detections and vision is not None and vision.keypoint_shape is not None:
+                response.keypoints = conversions.keypoints_to_msg(
+                    r.detections, frame.header, vision.keypoint_names, r.keypoints_3d
+                )
             if request.return_classifications:
                 response.classifications = conversions.classifications_to_msg(
                     r.classifications, frame.header, self._names()

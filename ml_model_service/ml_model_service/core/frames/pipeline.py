@@ -36,6 +36,8 @@ class Results:
     objects: list | None = None  # None: not computed (no depth, or it failed: see objects_error)
     objects_error: str = ""
     objects_frame: str = ""  # the frame the objects are in ("": the image's)
+    #: Pose models with depth: per detection its keypoints (K, 3) in the camera frame, metres (NaN: no depth).
+    keypoints_3d: list[np.ndarray | None] | None = None
 
     @property
     def has_masks(self) -> bool:
@@ -73,9 +75,22 @@ def run(
     if depth is not None:
         try:
             results.objects = objects(rgb, results.detections, depth, cloud or pointcloud.CloudConfig(), obstacles)
+            if any(d.keypoints is not None for d in results.detections):
+                results.keypoints_3d = keypoints_3d(rgb, results.detections, depth)
         except (pointcloud.DepthError, ValueError) as exc:
             results.objects_error = str(exc)
     return results
+
+
+def keypoints_3d(rgb: np.ndarray, detections: list[Detection], depth: Depth) -> list[np.ndarray | None]:
+    """Each detection's keypoints lifted with the depth (camera frame, metres; None: no keypoints)."""
+    height, width = rgb.shape[:2]
+    intrinsics = depth.intrinsics().scaled(width, height)
+    metres = pointcloud.align_depth(depth.metres(), width, height)
+    return [
+        None if d.keypoints is None else pointcloud.lift_points(metres, intrinsics, d.keypoints[:, :2])
+        for d in detections
+    ]
 
 
 def objects(

@@ -140,6 +140,23 @@ def transform_objects(objects: list[Object3D], tf: RigidTransform) -> list[Objec
     return out
 
 
+def lift_points(metres: np.ndarray, k: Intrinsics, pixels: np.ndarray, radius: int = 2) -> np.ndarray:
+    """(N, 2) pixel positions → (N, 3) camera-frame points: the median valid depth of the (2r+1)² window at
+    each pixel, back-projected through `k`; NaN where the window has no valid depth."""
+    h, w = metres.shape
+    out = np.full((len(pixels), 3), np.nan)
+    for i, (u, v) in enumerate(np.asarray(pixels, np.float64)):  # one window per keypoint (17 per person)
+        if not (np.isfinite(u) and np.isfinite(v)):
+            continue
+        cu, cv = int(round(u)), int(round(v))
+        window = metres[max(0, cv - radius) : min(h, cv + radius + 1), max(0, cu - radius) : min(w, cu + radius + 1)]
+        valid = window[np.isfinite(window) & (window > 0)]
+        if valid.size:
+            z = float(np.median(valid))
+            out[i] = ((u - k.cx) * z / k.fx, (v - k.cy) * z / k.fy, z)
+    return out
+
+
 def align_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
     """Depth at the colour image's size; only a pure scale (same aspect ratio) can be undone."""
     dh, dw = depth.shape

@@ -106,12 +106,17 @@ def metadata_labels(raw: str, source: str) -> Labels | None:
     return None
 
 
+#: Metadata keys exporters keep class names under: Ultralytics `names`, others `labels`/`classes`/`class_names`,
+#: PaddleClas `label_list`, PaddleOCR `character` (its dictionary, one entry per line).
+EMBEDDED_LABEL_KEYS = ("names", "labels", "classes", "class_names", "label_list", "character")
+
+
 def embedded_labels(model_path: str | Path, onnx_metadata: Mapping[str, str] | None = None) -> Labels | None:
-    """Labels a model carries itself: a TFLite file's zip metadata, or ONNX metadata `names`/`labels`.
-    Raises ValueError, saying why, for labels that are there but cannot be read."""
+    """Labels a model carries itself: a TFLite file's zip metadata, or ONNX metadata under one of
+    EMBEDDED_LABEL_KEYS. Raises ValueError, saying why, for labels that are there but cannot be read."""
     model_path = Path(model_path)
     if onnx_metadata:
-        for key in ("names", "labels", "classes"):
+        for key in EMBEDDED_LABEL_KEYS:
             if key in onnx_metadata:
                 labels = metadata_labels(onnx_metadata[key], f"{model_path}#{key}")
                 if labels is not None:

@@ -60,9 +60,10 @@ def resolve_model(
     ref = (ref or DEFAULT_DETECTOR).strip()
     path = Path(ref).expanduser()
     if path.suffix.lower() in MODEL_SUFFIXES or "/" in ref or ref.startswith((".", "~")) or not _NAME.match(ref):
-        real = policy.resolve(ref, "model")
-        if real.is_dir():  # an exporter's model folder (Ultralytics' *_openvino_model/: .xml, .bin, metadata.yaml)
-            real = _model_in_folder(policy.check_folder(real, "model folder"), ref, policy)
+        if policy.allows(path) and path.is_dir():  # an exporter's model folder (Ultralytics' *_openvino_model/)
+            real = _model_in_folder(policy.check_folder(path, "model folder"), ref, policy)
+        else:
+            real = policy.resolve(ref, "model")
         return real, _labels_beside(real, policy), ""
     if repository:
         repo = policy.check_folder(repository)

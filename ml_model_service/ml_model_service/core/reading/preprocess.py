@@ -89,6 +89,9 @@ class PreprocessConfig:
     crop_fraction: float = 0.875
     input_size: tuple[int, int] | None = None  # (height, width) for open dimensions; None: follow the image
     stride: int = 32  # open dimensions that follow the image are rounded up to this (letterbox only)
+    #: Letterbox into input_size with open dimensions: only as large as the scaled image, rounded up to the
+    #: stride (Ultralytics' rect inference on dynamic exports: a 741 x 500 image at 640 runs at 640 x 448).
+    rect: bool = False
     max_input_pixels: int = MAX_INPUT_PIXELS
 
     @property
@@ -149,6 +152,10 @@ def input_size(layout: InputLayout, config: PreprocessConfig, src_h: int, src_w:
     """The (height, width) the model is fed for a src_h x src_w image; refused above max_input_pixels."""
     stride = max(int(config.stride), 1) if config.letterbox else 1
     want_h, want_w = config.input_size or (-(-src_h // stride) * stride, -(-src_w // stride) * stride)
+    if config.rect and config.letterbox and config.input_size:
+        scale = min(want_h / src_h, want_w / src_w)
+        want_h = min(want_h, -(-round(src_h * scale) // stride) * stride)
+        want_w = min(want_w, -(-round(src_w * scale) // stride) * stride)
     dst_h = layout.height if layout.height > 0 else want_h
     dst_w = layout.width if layout.width > 0 else want_w
     if dst_h * dst_w > config.max_input_pixels:

@@ -18,7 +18,7 @@ from .decoders.boxes import rotated_corners
 from .decoders.classifier import ClassifierDecoder
 from .decoders.registry import find_decoder
 from .hints import read_hints
-from .masks import Mask, polygon_mask
+from .masks import polygon_mask
 from .preprocess import (
     MAX_INPUT_PIXELS,
     RESIZE_MODES,
@@ -29,6 +29,7 @@ from .preprocess import (
     parse_size,
     preprocess,
 )
+from .results import Classification, Detection, FilterConfig
 
 
 class ModelRunner(Protocol):
@@ -39,80 +40,8 @@ class ModelRunner(Protocol):
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
-@dataclass
-class Detection:
-    """One object: class, confidence and a box in source-image pixels; its pixels (`mask`) when the model
-    segments, and its tracking id (`id`, "" without tracking)."""
-
-    class_index: int
-    class_name: str
-    confidence: float
-    x_min: float
-    y_min: float
-    x_max: float
-    y_max: float
-    mask: Mask | None = field(default=None, compare=False, repr=False)
-    id: str = ""
-    #: Oriented boxes: centre x, centre y, width, height, theta (radians; the width runs along (cos, sin) in image
-    #: axes); x_min..y_max are then its axis-aligned envelope.
-    rotated: tuple[float, float, float, float, float] | None = None
-    keypoints: np.ndarray | None = field(default=None, compare=False, repr=False)  # pose: (K, 3) x, y, score
-
-    @property
-    def box(self) -> tuple[float, float, float, float]:
-        return self.x_min, self.y_min, self.x_max, self.y_max
-
-    def to_dict(self) -> dict:
-        return {
-            "class_id": self.class_index,
-            "class_name": self.class_name,
-            "confidence": round(self.confidence, 4),
-            "x_min": round(self.x_min, 1),
-            "y_min": round(self.y_min, 1),
-            "x_max": round(self.x_max, 1),
-            "y_max": round(self.y_max, 1),
-            **({"mask_pixels": self.mask.area} if self.mask is not None else {}),
-            **({"id": self.id} if self.id else {}),
-            **(self._rotated_dict() if self.rotated is not None else {}),
-            **({"keypoints": np.round(self.keypoints, 3).tolist()} if self.keypoints is not None else {}),
-        }
-
-    def _rotated_dict(self) -> dict:
-        cx, cy, w, h, theta = self.rotated or (0.0,) * 5
-        return {
-            "center_x": round(cx, 1),
-            "center_y": round(cy, 1),
-            "size_x": round(w, 1),
-            "size_y": round(h, 1),
-            "theta": round(theta, 4),
-        }
-
-
-@dataclass
-class Classification:
-    class_index: int
-    class_name: str
-    confidence: float
-
-    def to_dict(self) -> dict:
-        return {"class_id": self.class_index, "class_name": self.class_name, "confidence": round(self.confidence, 4)}
-
-
-@dataclass
-class FilterConfig:
-    """Which results are kept."""
-
-    confidence_threshold: float = 0.5
-    label_confidences: dict[str, float] = field(default_factory=dict)  # listed labels only, each its minimum
-    classes: list[str] = field(default_factory=list)  # keep only these (empty = all)
-
-    def keep(self, name: str, score: float) -> bool:
-        if self.classes and name not in self.classes:
-            return False
-        if self.label_confidences:
-            minimum = self.label_confidences.get(name)
-            return minimum is not None and score >= minimum
-        return score >= self.confidence_threshold
+#: crop_fraction's default (256 -> 224); Ultralytics classifiers take 1.0 unless the user sets another.
+DEFAULT_CROP_FRACTION = 0.875
 
 
 @dataclass
@@ -126,7 +55,7 @@ class VisionConfig:
     resize_mode: str = "auto"  # auto | stretch | letterbox | center_crop
     remap_input_names: dict[str, str] = field(default_factory=dict)  # model tensor name -> "image"
     input_size: tuple[int, ...] = ()  # open input dimensions: (size,) or (height, width); () = the model's imgsz
-    crop_fraction: float = 0.875  # center_crop: the share of the shorter side kept
+    crop_fraction: float = DEFAULT_CROP_FRACTION  # center_crop: the share of the shorter side kept
     max_input_pixels: int = MAX_INPUT_PIXELS  # largest model input (height x width) fed
     masks: bool = True  # segmentation models: compute each kept detection's mask
     mask_threshold: float = 0.5  # mask probability above which a pixel belongs to the object
@@ -235,7 +164,8 @@ class VisionModel:
                 mode = "center_crop"  # how EfficientNet-Lite0 was trained and evaluated
             elif self.role == "classifier" and self.hints.ultralytics and self.hints.task == "classify":
                 mode = "center_crop"  # Ultralytics' classify_transforms: shorter side to imgsz, centre crop
-                self._pre.crop_fraction = 1.0
+                if self.config.crop_fraction == DEFAULT_CROP_FRACTION:  # (a crop_fraction the user set stays)
+                    self._pre.crop_fraction = 1.0
             else:
                 mode = "stretch"
         self._pre.letterbox, self._pre.center_crop = mode == "letterbox", mode == "center_crop"
@@ -300,6 +230,8 @@ class VisionModel:
             pre.input_size = None
         else:
             pre.input_size = option or self.hints.imgsz
+            # At the model's own imgsz, as Ultralytics' predictor runs its dynamic exports; input_size is exact.
+            pre.rect = not option and self.hints.family == "yolo"
         return pre
 
     @property
@@ -375,6 +307,19 @@ class VisionModel:
     def segments(self) -> bool:
         """Whether the model gives instance masks."""
         return self.decoder.segments
+
+    @property
+    def keypoint_shape(self) -> tuple[int, int] | None:
+        """Pose models: (keypoints, values per keypoint); None otherwise."""
+        extras = getattr(self.decoder, "extras", None)
+        return getattr(extras, "keypoints", None)
+
+    @property
+    def keypoint_names(self) -> tuple[str, ...]:
+        """The keypoints' names where the model says them (as many as it has keypoints), else ()."""
+        shape = self.keypoint_shape
+        names = self.hints.kpt_names
+        return names if shape and len(names) == shape[0] else ()
 
     def classify(self, rgb: np.ndarray, n: int = 5) -> list[Classification]:
         """Top n classifications kept by the filters (n <= 0: all)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..reading.decoders.base import BOX_FORMATS, BOX_UNITS, MODEL_TYPES, SCORE_ACTIVATIONS, TASKS, YOLO_FORMATS
 from ..reading.preprocess import MAX_INPUT_PIXELS, RESIZE_MODES
+from ..reading.vision import DEFAULT_CROP_FRACTION
 from .camera_table import MULTICAMERA_PARAMS
 from .model_table import LIFECYCLE_PARAMS, MODEL_PARAMS, MODEL_SERVICE_PARAMS  # noqa: F401 (the table's parts)
 from .params import (  # noqa: F401 (defaults: re-exported with the table)
@@ -118,8 +119,9 @@ VISION_PARAMS = (
         ),
         Param(
             "crop_fraction",
-            0.875,
-            "center_crop: share of the shorter side kept (0.875: 256 -> 224).",
+            DEFAULT_CROP_FRACTION,
+            "center_crop: share of the shorter side kept (0.875: 256 -> 224; Ultralytics classifiers take 1.0, "
+            "their own crop, unless this is set to another value).",
             0.05,
             1.0,
             tier=MODEL,

@@ -65,16 +65,6 @@ def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray, config:
     return kept[: max(config.max_detections, 0)]
 
 
-def regularize(xywhr: np.ndarray) -> np.ndarray:
-    """Oriented boxes (N, 5) with theta in [0, pi/2), width and height swapped where the angle turned past it
-    (the same rotated rectangle; Ultralytics' regularize_rboxes)."""
-    out = np.asarray(xywhr, np.float64).copy()
-    swap = np.mod(out[:, 4], math.pi) >= math.pi / 2
-    out[swap, 2], out[swap, 3] = xywhr[swap, 3], xywhr[swap, 2]
-    out[:, 4] = np.mod(out[:, 4], math.pi / 2)
-    return out
-
-
 def rotated_corners(xywhr: np.ndarray) -> np.ndarray:
     """(N, 4, 2) corners of oriented boxes: the width runs along (cos theta, sin theta) in image axes."""
     c, s = np.cos(xywhr[:, 4]), np.sin(xywhr[:, 4])
@@ -87,9 +77,10 @@ def rotated_corners(xywhr: np.ndarray) -> np.ndarray:
 
 
 def rotated_to_source(xywhr: np.ndarray, transform: Transform) -> tuple[np.ndarray, np.ndarray]:
-    """Oriented boxes in model-input pixels → (the same in source pixels, regularized; their axis-aligned
-    envelopes as x_min, y_min, x_max, y_max clipped to the image). Exact for the uniform scale of letterbox and
-    crop; under a stretch a rotated rectangle becomes a parallelogram, read as its sides' mean."""
+    """Oriented boxes in model-input pixels → (the same in source pixels, theta kept in the model's own half
+    turn; their axis-aligned envelopes as x_min, y_min, x_max, y_max clipped to the image). Exact for the uniform
+    scale of letterbox and crop; under a stretch a rotated rectangle becomes a parallelogram, read as its sides'
+    mean."""
     corners = rotated_corners(np.asarray(xywhr, np.float64))
     corners[..., 0] = (corners[..., 0] - transform.pad_x) / transform.scale_x
     corners[..., 1] = (corners[..., 1] - transform.pad_y) / transform.scale_y
@@ -102,24 +93,50 @@ def rotated_to_source(xywhr: np.ndarray, transform: Transform) -> tuple[np.ndarr
     )
     envelope[:, [0, 2]] = np.clip(envelope[:, [0, 2]], 0, transform.source_width)
     envelope[:, [1, 3]] = np.clip(envelope[:, [1, 3]], 0, transform.source_height)
-    return regularize(source), envelope
+    return source, envelope
+
+
+def probiou(a: np.ndarray, b: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """(N, M) ProbIoU of oriented boxes (xywhr): one minus the Hellinger distance of their Gaussians (Llerena
+    et al. 2021), the overlap Ultralytics' OBB NMS uses, so rotated NMS keeps what the exporter's pipeline does."""
+
+    def cov(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        va, vb = boxes[:, 2] ** 2 / 12, boxes[:, 3] ** 2 / 12
+        c, s = np.cos(boxes[:, 4]), np.sin(boxes[:, 4])
+        return va * c**2 + vb * s**2, va * s**2 + vb * c**2, (va - vb) * c * s
+
+    a1, b1, c1 = (v[:, None] for v in cov(a))
+    a2, b2, c2 = (v[None] for v in cov(b))
+    dx, dy = a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1]
+    den = (a1 + a2) * (b1 + b2) - (c1 + c2) ** 2 + eps
+    t1 = ((a1 + a2) * dy**2 + (b1 + b2) * dx**2) / den * 0.25
+    t2 = ((c1 + c2) * (-dx) * dy) / den * 0.5
+    det = np.sqrt(np.clip(a1 * b1 - c1**2, 0, None) * np.clip(a2 * b2 - c2**2, 0, None))
+    t3 = np.log(den / (4 * det + eps) + eps) * 0.5
+    distance = np.clip(t1 + t2 + t3, eps, 100.0)
+    return 1 - np.sqrt(1.0 - np.exp(-distance) + eps)
+
+
+#: Class offset of rotated NMS (boxes of different classes never overlap), as Ultralytics' max_wh.
+_CLASS_OFFSET = 7680.0
 
 
 def rotated_nms(xywhr: np.ndarray, scores: np.ndarray, classes: np.ndarray, config: DecoderConfig) -> np.ndarray:
-    """Indices kept by OpenCV's rotated-rectangle NMS (per class unless agnostic: classes are moved apart),
-    best first, at most max_detections."""
+    """Indices kept by rotated NMS on ProbIoU, best first, at most max_detections: a box goes when a better one
+    overlaps it above iou_threshold (per class unless agnostic), in blocks so memory stays O(block x N)."""
     if not len(scores):
         return np.zeros(0, np.int64)
-    shift = 0.0 if config.agnostic_nms else float(np.abs(xywhr[:, :4]).max()) * 4 + 1.0
-    rects = [
-        ((float(x + c * shift), float(y)), (float(w), float(h)), math.degrees(float(t)))
-        for (x, y, w, h, t), c in zip(xywhr, classes)
-    ]
-    idx = cv2.dnn.NMSBoxesRotated(
-        rects, scores.astype(float).tolist(), config.nms_score_threshold, config.iou_threshold
-    )
-    kept = np.asarray(idx, dtype=np.int64).reshape(-1)
-    kept = kept[np.argsort(-scores[kept], kind="stable")]
+    order = np.argsort(-scores, kind="stable")
+    boxes = np.asarray(xywhr, np.float64)[order].copy()
+    if not config.agnostic_nms:
+        boxes[:, 0] += classes[order] * _CLASS_OFFSET
+    worst = np.zeros(len(boxes))
+    for start in range(0, len(boxes), 512):
+        block = probiou(boxes[start : start + 512], boxes)
+        rows = np.arange(start, start + len(block))[:, None]
+        block[np.arange(len(boxes))[None] <= rows] = 0.0  # only better (earlier) boxes suppress
+        worst = np.maximum(worst, block.max(axis=0))
+    kept = order[worst <= config.iou_threshold]
     return kept[: max(config.max_detections, 0)]
 
 

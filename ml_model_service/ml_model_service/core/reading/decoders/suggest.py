@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .base import Context, Decoder
 from .boxes import grid_counts
@@ -18,12 +19,12 @@ from .boxes import grid_counts
 class Suggestion:
     """Parameter values (as a user sets them) and what they read the model as."""
 
-    values: tuple[tuple[str, object], ...]
+    values: tuple[tuple[str, Any], ...]
     reads_as: str
 
     def text(self) -> str:
-        def show(v: object) -> str:
-            return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, (list, tuple)) else str(v)
+        def show(v: Any) -> str:
+            return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)  # lists as the CLI takes them
 
         return f"[{' '.join(f'{k}={show(v)}' for k, v in self.values)}] for {self.reads_as}"
 
@@ -31,8 +32,8 @@ class Suggestion:
 _DECODER_FIELDS = ("model_type", "box_format", "box_units", "task", "keypoint_shape", "yolo_format")
 
 
-def _pose(extra: int) -> list[tuple[tuple[str, object], ...]]:
-    found = []
+def _pose(extra: int) -> list[tuple[tuple[str, Any], ...]]:
+    found: list[tuple[tuple[str, Any], ...]] = []
     for d in (3, 2):
         if extra > 0 and extra % d == 0:
             found.append((("task", "pose"), ("keypoint_shape", (extra // d, d))))
@@ -49,7 +50,7 @@ def candidates(ctx: Context) -> list[Suggestion]:
     counts = grid_counts(*ctx.input_hw)
     on_grid = shape[1] in counts or shape[2] in counts
     if not on_grid and shape[2] >= 6:
-        e2e: tuple[tuple[str, object], ...] = (("model_type", "end2end"),)
+        e2e: tuple[tuple[str, Any], ...] = (("model_type", "end2end"),)
         k = shape[2]
         if k == 6:
             found.append(
@@ -81,6 +82,7 @@ def candidates(ctx: Context) -> list[Suggestion]:
         extra = k - 4 - ctx.span
         if extra == 1:
             found.append(Suggestion((("task", "obb"),), "an OBB head (one angle in radians after the classes)"))
+            found.append(Suggestion((("yolo_format", "v5"),), "a v5 head (objectness before the classes)"))
         for pose in _pose(extra):
             found.append(
                 Suggestion(pose, f"a pose head ({pose[1][1][0]} keypoints of {pose[1][1][1]} values after the classes)")
@@ -92,7 +94,7 @@ def working(ctx: Context, recognisers: dict[str, Callable[[Context], Decoder | N
     """The candidates that give a decoder on the trial run."""
     found = []
     for suggestion in candidates(ctx):
-        values = {k: v for k, v in suggestion.values if k in _DECODER_FIELDS}
+        values: dict[str, Any] = {k: v for k, v in suggestion.values if k in _DECODER_FIELDS}
         config = replace(ctx.config, **values)
         trial = replace(ctx, config=config)
         order = [config.model_type] if config.model_type != "auto" else list(recognisers)

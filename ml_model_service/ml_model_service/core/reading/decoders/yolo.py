@@ -158,6 +158,15 @@ def recognise(ctx: Context) -> YoloDecoder | None:
         return None  # not a grid of candidates for this input size (an OCR recogniser, anchors-only output...)
     k = shape[1] if attrs_first else shape[2]
     fmt = cfg.yolo_format
+    if fmt == "auto" and attrs_first and span and not extra and not ctx.task and k - span == 5:
+        # [1, 5+C, N]: v8's layout (attrs first) with one value more than the classes: an OBB angle, or
+        # objectness of a transposed v5 head; nothing in the model says which.
+        raise ctx.refuse(
+            f"output {spec.name!r} [1, {k}, {shape[2]}] has one value more than a box and the {span} labelled "
+            "classes, and nothing in the model says whether it is an oriented box's angle (OBB head) or "
+            "objectness (a v5 head)",
+            "task",
+        )
     if fmt == "auto":
         if span and k - extra - span in (4, 5):
             fmt = "v8" if k - extra - span == 4 else "v5"
