@@ -6,7 +6,8 @@ with the batch as its first axis (an export whose post-processing flattens the b
 image). Images are preprocessed one by one exactly as for a single frame, their tensors stacked (a fixed
 batch of N padded with copies of the last), the outputs split per image and each decoded on its own, so a
 frame's results are those of the single-frame path. Images whose tensors differ in shape (open input
-dimensions that follow each image's size) go in separate calls.
+dimensions that follow each image's size, Ultralytics' rect letterbox of a dynamic export) go in separate
+calls: cameras of one size share one.
 """
 
 from __future__ import annotations
