@@ -242,7 +242,7 @@ def test_seg_head_reads_boxes_and_classes_and_ignores_mask_coefficients(tmp_path
     check(found(vision), expect())
 
 
-def test_pose_head_is_a_person_detector_with_its_keypoints_ignored(tmp_path):
+def test_pose_head_is_a_person_detector_with_its_keypoints(tmp_path):
     names = {0: "person"}
     kpts = np.tile(np.array([320.0, 200.0, 0.9] * 17, np.float32)[:, None], (1, grid(640)))
     out = raw_v8([((100, 200, 300, 400), 0, 0.9)], classes=1, extra=kpts)
@@ -253,12 +253,15 @@ def test_pose_head_is_a_person_detector_with_its_keypoints_ignored(tmp_path):
     dets = found(vision)
     assert [(n, s) for n, s, _ in dets] == [("person", 0.9)]
     np.testing.assert_allclose(dets[0][2], letterbox_to_source((100, 200, 300, 400)), atol=1.0)
+    assert vision.keypoint_shape == (17, 3) and vision.detect(IMAGE)[0].keypoints.shape == (17, 3)
     # The same output without its metadata was read as 52 classes with keypoint pixels as scores (one box
-    # at 1.0): now refused, with no option claiming to help.
+    # at 1.0): now refused, offering the pose reading (tried at load), which then reads it.
     bare = graph(tmp_path / "pose_bare.onnx", NCHW, {"output0": out})
-    with pytest.raises(RoleError, match=r"outside \[0, 1\].*No option can help") as err:
+    with pytest.raises(RoleError, match=r"outside \[0, 1\].*\[task=pose keypoint_shape=17,3\] for a pose head") as err:
         load(bare)
     assert "output output0: float32 [1, 56, 8400]" in str(err.value)
+    vision, _ = load(bare, decoder=DecoderConfig(task="pose", keypoint_shape=(17, 3)))
+    assert [(n, s) for n, s, _ in found(vision)] == [("0", 0.9)]
 
 
 @pytest.mark.parametrize("scores_first", [False, True])

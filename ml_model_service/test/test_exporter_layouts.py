@@ -171,3 +171,16 @@ def test_labels_under_other_exporters_keys(tmp_path):
     assert labels is not None and labels.name(1) == "dog"
     labels = embedded_labels(tmp_path / "m.onnx", {"character": "a\nb\nc"})
     assert labels is not None and labels.name(2) == "c"
+
+
+def test_stripped_obb_without_labels_is_refused_not_read_as_one_more_class(tmp_path):
+    """Its angle channel once read as class 80 (hundreds of junk detections): nothing says how many values are
+    classes, so the reading is refused, offering the OBB one, which then gives the exporter's boxes."""
+    arch, imgsz, options = DETECTORS["yolo11-obb"]
+    e = export(arch, imgsz, **options)
+    path = stripped(e, tmp_path)
+    out = cli("detect", "--model", str(path), *PEER, str(e.photo_paths[0]))
+    assert out.returncode != 0, out.stdout[:500]
+    refusal = json.loads(out.stderr.strip().splitlines()[-1])["error"]
+    assert "no class score" in refusal
+    check_all(detect(path, e, *refusal_options(refusal, "obb")), e)

@@ -41,6 +41,10 @@ RECOGNISERS: dict[str, tuple[Callable[[Context], Decoder | None], str]] = {
 }
 
 
+#: How a recogniser's refusal ends (base.help_text), dropped where tried option sets replace it.
+HELP_ENDINGS = ("to say how to read it", "no option can help")
+
+
 def _recognisers() -> dict[str, Callable[[Context], Decoder | None]]:
     return {role: entry[0] for role, entry in RECOGNISERS.items()}
 
@@ -82,13 +86,15 @@ def find_decoder(
             # The outputs have this layout's structure but fail its checks: reading them as a looser layout
             # would be a guess, so the search stops here.
             tried = suggest.working(ctx, _recognisers())
+            reason = str(exc).split(". Model tensors:")[0]
             if tried:
                 advice = suggest.advice(tried)
+                reason = reason.rsplit("; ", 1)[0] if reason.endswith(HELP_ENDINGS) else reason
             else:
                 advice = f"The option that can help: {exc.option}." if exc.option else "No option can help."
             raise Refused(
                 f"the model's outputs look like the {role} layout but cannot be read as it: "
-                f"{str(exc).split('. Model tensors:')[0]}. Model tensors: {metadata.describe_tensors()}. "
+                f"{reason}. Model tensors: {metadata.describe_tensors()}. "
                 f"Trial-run outputs: {shapes}. {advice}",
                 exc.option,
             ) from exc

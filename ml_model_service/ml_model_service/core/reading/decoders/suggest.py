@@ -29,6 +29,8 @@ class Suggestion:
         return f"[{' '.join(f'{k}={show(v)}' for k, v in self.values)}] for {self.reads_as}"
 
 
+#: Keypoint layouts offered for a head whose class count nothing gives: COCO persons (17), hands (21), faces (5).
+COMMON_KEYPOINTS = ((17, 3), (17, 2), (21, 3), (5, 3))
 _DECODER_FIELDS = ("model_type", "box_format", "box_units", "task", "keypoint_shape", "yolo_format")
 
 
@@ -77,6 +79,13 @@ def candidates(ctx: Context) -> list[Suggestion]:
                     f"pose rows with {pose[1][1][0]} keypoints of {pose[1][1][1]} values after box, score, class",
                 )
             )
+    if on_grid and not ctx.span:
+        k = shape[1] if shape[2] in counts else shape[2]
+        found.append(Suggestion((("task", "obb"),), f"an OBB head ({k - 5} classes, then an angle in radians)"))
+        for kpt in COMMON_KEYPOINTS:
+            if k - 4 - kpt[0] * kpt[1] >= 1:
+                reads = f"a pose head ({k - 4 - kpt[0] * kpt[1]} classes, then {kpt[0]} keypoints of {kpt[1]} values)"
+                found.append(Suggestion((("task", "pose"), ("keypoint_shape", kpt)), reads))
     if on_grid and ctx.span:
         k = shape[1] if shape[2] in counts else shape[2]
         extra = k - 4 - ctx.span

@@ -193,12 +193,30 @@ def recognise(ctx: Context) -> YoloDecoder | None:
     decoder = YoloDecoder(
         spec.name, spec, attrs_first, fmt == "v5", num_classes, cfg, ctx.metadata.describe_tensors(), extras
     )
-    xywh, _, _ = decoder.rows(ctx.outputs)
+    xywh, cls_scores, _ = decoder.rows(ctx.outputs)
     if xywh.size and float(xywh[:, 2:].min()) < -TOL:
         raise ctx.refuse(f"output {spec.name!r} has negative box widths or heights: not YOLO centre/size boxes", None)
     if per_cell:
         _check_grid(ctx, spec.name, xywh, per_cell, strides)
+    if not span and not ctx.task and not extra:
+        _check_last_class(ctx, spec.name, cls_scores)
     return decoder
+
+
+def _check_last_class(ctx: Context, name: str, cls_scores: np.ndarray) -> None:
+    """With nothing saying how many values are classes: a last "class" that scores every candidate of the grey
+    trial image far above the others is no class score (an OBB head's angle, say) — refused, not guessed at."""
+    if cls_scores.shape[1] < 2 or not len(cls_scores):
+        return
+    medians = np.median(cls_scores, axis=0)
+    last, others = float(medians[-1]), float(np.quantile(medians[:-1], 0.99))
+    if last > 0.2 and last > 5 * max(others, 1e-3):
+        raise ctx.refuse(
+            f"the last of the {cls_scores.shape[1]} values after the box in {name!r} scores the grey trial image at "
+            f"{last:.2f} on every candidate (median), where the other classes score at most {others:.3f}: it is "
+            "no class score (an oriented box's angle?), and the model has no task metadata or label file to say",
+            "task",
+        )
 
 
 def _split_yolo(ctx: Context, boxes: str, grid: tuple[int, tuple[int, ...]]) -> SplitYoloDecoder | None:
