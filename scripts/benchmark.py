@@ -16,7 +16,8 @@ move between runs). For the bundled SSD detector in ONNX and TFLite, with the ba
 5. the node's CPU while nobody listens (no frames; camera publishing) and while listened to without frames,
    beside a bare rclpy node with a 1 Hz timer;
 6. other core figures (classifier, image conversion, object clouds, obstacles) and Infer through the
-   model service against in this process.
+   model service against in this process;
+7. several cameras (`bench_multicam.py`): one node with 4 cameras at 7.5 Hz against 4 single-camera nodes.
 
 How many cores other processes used meanwhile is measured and printed: on a busy machine the wall times,
 frame rates and verdicts are not to be trusted. Options: --seconds, --repeat, --core-only, --only node.
@@ -788,11 +789,18 @@ def main() -> int:
         nodes, dds_rows = measure_nodes(frame, args.seconds, args.repeat // 2 or 1, baseline.round)
         node_note = load_note(load.cores())
         rows += dds_rows
+        from bench_multicam import multicam_rows
+
+        log("several cameras: one node with 4 cameras against 4 single-camera nodes (bench_multicam.py)")
+        multicam = multicam_rows(frame, max(args.seconds, 20.0))
     raw = baseline.figures()
     print_raw(raw, args.repeat, raw_note)
     if nodes:
         print_nodes(raw, nodes, args.seconds, node_note)
     print_rows("Other figures", rows)
+    if not core_only:
+        print("\n### Several cameras, one node\n")
+        print("\n".join(multicam))
     print(
         f"\n(one run, {time.monotonic() - started:.0f} s, load average at the end {os.getloadavg()[0]:.2f}; "
         "compare rows of the same run: absolute figures move between runs on a shared machine)"

@@ -6,6 +6,7 @@
     ros2 launch ml_model_service vision.launch.py model_service:=/ml_model_service   # one already running
     ros2 launch ml_model_service vision.launch.py use_depth:=true image:=/camera/color/image_raw \\
         depth:=/camera/aligned_depth_to_color/image_raw camera_info:=/camera/color/camera_info
+    ros2 launch ml_model_service vision.launch.py namespace:=/robot "cameras:=[front, back]"  # one node, 2 cameras
 
 Arguments (`ros2 launch ml_model_service vision.launch.py --show-args`):
   namespace             namespace of the nodes (default: none)
@@ -22,6 +23,8 @@ Arguments (`ros2 launch ml_model_service vision.launch.py --show-args`):
                         image, depth, camera_info in the namespace); image/compressed follows image
   use_depth, use_compressed, confidence_threshold
                         vision parameters: true/false (1/0), a number in 0..1
+  cameras               several cameras in one node: [front, back] reads front/image, back/image... in the
+                        namespace (per-camera settings front.use_depth... in params_file; see docs/vision-node.md)
   use_sim_time          true: every node started takes its time from /clock (simulation, bag replay)
   managed               true: the nodes start unconfigured, for a lifecycle manager (`ros2 lifecycle set
                         /vision_service configure`, then `activate`); default false: they start active
@@ -56,6 +59,11 @@ VISION_ARGS = {  # parameters of the vision node: read and checked as its parame
         "subscribe to image/compressed instead of image: true/false (default: from params_file)",
     ),
     "confidence_threshold": (la.for_param("confidence_threshold"), "minimum score, 0..1 (default: from params_file)"),
+    "cameras": (
+        la.for_param("cameras"),
+        "several cameras in one node, e.g. [front, back]: front/image -> front/detections... (default: from "
+        "params_file: one camera on image)",
+    ),
 }
 TOPIC_ARGS = {
     "image": "colour image topic",

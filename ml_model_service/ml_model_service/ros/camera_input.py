@@ -63,10 +63,18 @@ class CameraInput:
     """Colour (raw or compressed), depth and camera_info subscriptions, subscribed only while wanted."""
 
     def __init__(
-        self, node: Node, image_topic: str, compressed: bool, use_depth: bool, reliable: bool, depth: int = 2
+        self,
+        node: Node,
+        image_topic: str,
+        compressed: bool,
+        use_depth: bool,
+        reliable: bool,
+        depth: int = 2,
+        prefix: str = "",
     ) -> None:
         self.node = node
         self.image_topic = image_topic
+        self.prefix = prefix  # "<camera>/" for one of several cameras: <camera>/depth, <camera>/camera_info
         self.colour_type = CompressedImage if compressed else Image
         self.use_depth = use_depth
         # REP-2003 sensor data: best effort, small queue; the queue only lets skipped frames be counted.
@@ -104,8 +112,8 @@ class CameraInput:
 
             self._subs["colour"] = make(self.colour_type, self.image_topic)
             if self.use_depth:
-                self._subs["depth"] = make(Image, "depth")
-                self._subs["info"] = make(CameraInfo, "camera_info")
+                self._subs["depth"] = make(Image, f"{self.prefix}depth")
+                self._subs["info"] = make(CameraInfo, f"{self.prefix}camera_info")
             self.node.get_logger().info(
                 f"subscribed to {self.image_topic}" + (" with depth and camera_info" if self.use_depth else "")
             )
@@ -115,7 +123,7 @@ class CameraInput:
                 self.node.destroy_subscription(sub)
             self._subs = {}
             if not self.stopping:
-                self.node.get_logger().info("nobody listens: unsubscribed from the camera")
+                self.node.get_logger().info(f"nobody listens: unsubscribed from {self.image_topic}")
             return True
         return False
 
@@ -153,7 +161,16 @@ class CameraInput:
         return everything available (empty when woken or timed out)."""
         if self._reconcile() or self.stopping:
             return Taken()
-        ready = direct.wait(self.node, timeout, subscriptions=self._subs.values(), guards=[self._guard])
+        return self.take(direct.wait(self.node, timeout, subscriptions=self._subs.values(), guards=[self._guard]))
+
+    def prepare(self) -> tuple[list, GuardCondition]:
+        """For a thread that waits on several cameras at once: (un)subscribe to match `wanted`, then the
+        subscriptions and the guard condition to wait on (`take` what they have once woken)."""
+        self._reconcile()
+        return list(self._subs.values()), self._guard
+
+    def take(self, ready: set[int]) -> Taken:
+        """Everything the subscriptions in `ready` (handle pointers from `direct.wait`) hold."""
         taken = Taken()
         bad = taken.malformed
         if "colour" in self._subs and self._subs["colour"].handle.pointer in ready:
@@ -166,11 +183,13 @@ class CameraInput:
             taken.colour_count = len(raws)
         if "depth" in self._subs and self._subs["depth"].handle.pointer in ready:
             taken.depths = [
-                m for m in (_read(r, Image, "depth", bad) for r in self._take("depth", bad)) if m is not None
+                m
+                for m in (_read(r, Image, f"{self.prefix}depth", bad) for r in self._take("depth", bad))
+                if m is not None
             ]
         if "info" in self._subs and self._subs["info"].handle.pointer in ready:
             for raw in reversed(self._take("info", bad)):
-                taken.info = _read(raw, CameraInfo, "camera_info", bad)
+                taken.info = _read(raw, CameraInfo, f"{self.prefix}camera_info", bad)
                 if taken.info is not None:
                     break
         return taken

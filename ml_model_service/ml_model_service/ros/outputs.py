@@ -52,12 +52,23 @@ RESULTS = QoSProfile(
 class Outputs:
     """Publishers of detections, classifications, label_info, debug_image, objects and object_points."""
 
-    def __init__(self, node: Node, on_listeners_changed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        node: Node,
+        on_listeners_changed: Callable[[], None],
+        prefix: str = "",
+        label_info: bool = True,
+        results: bool = True,
+    ) -> None:
+        """`prefix`: "<camera>/" for one of several cameras, whose `label_info` the node publishes once (an
+        Outputs with `results` False: label_info only)."""
         self.node = node
         events = PublisherEventCallbacks(matched=lambda _info: on_listeners_changed())
 
         def make(msg_type, topic):
-            return node.create_publisher(msg_type, topic, RESULTS, event_callbacks=events)
+            if not results:  # label_info only: never called to publish results
+                return None
+            return node.create_publisher(msg_type, prefix + topic, RESULTS, event_callbacks=events)
 
         self.detections = make(Detection2DArray, "detections")
         self.classifications = make(Classification, "classifications")
@@ -67,7 +78,7 @@ class Outputs:
         self.masks = make(Image, "instance_masks")
         self.markers = make(MarkerArray, "object_markers")
         self.keypoints = make(KeypointsArray, "keypoints")
-        self.label_info = node.create_publisher(LabelInfo, "label_info", LATCHED)
+        self.label_info = node.create_publisher(LabelInfo, "label_info", LATCHED) if label_info else None
         self._listened = [
             self.detections,
             self.classifications,
@@ -78,11 +89,13 @@ class Outputs:
             self.markers,
             self.keypoints,
         ]
+        self._listened = [pub for pub in self._listened if pub is not None]
 
     def destroy(self) -> None:
         """Destroy every publisher (lifecycle cleanup)."""
         for pub in (*self._listened, self.label_info):
-            self.node.destroy_publisher(pub)
+            if pub is not None:
+                self.node.destroy_publisher(pub)
         self._listened = []
 
     def listened(self) -> bool:
@@ -90,6 +103,8 @@ class Outputs:
         return any(pub.get_subscription_count() > 0 for pub in self._listened)
 
     def publish_labels(self, vision: VisionModel, threshold: float) -> None:
+        if self.label_info is None:
+            return
         header = Header(stamp=self.node.get_clock().now().to_msg())
         self.label_info.publish(conversions.label_info_msg(vision.labels, header, threshold))
 

@@ -31,15 +31,19 @@ class Frame:
         budget: DecodeBudget | None = None,
     ) -> None:
         self.colour, self.depth, self.info, self.budget = colour, depth, info, budget
+        self._rgb = None  # decoded once (a batched call decodes it before the pipeline runs)
 
     @property
     def header(self) -> Header:
         return self.colour.header
 
     def rgb(self, max_pixels: int):
-        if isinstance(self.colour, CompressedImage):
-            return conversions.compressed_to_rgb(self.colour, max_pixels, self.budget)
-        return conversions.image_to_rgb(self.colour, max_pixels)
+        if self._rgb is None:
+            if isinstance(self.colour, CompressedImage):
+                self._rgb = conversions.compressed_to_rgb(self.colour, max_pixels, self.budget)
+            else:
+                self._rgb = conversions.image_to_rgb(self.colour, max_pixels)
+        return self._rgb
 
     def depth_input(self, values: dict[str, Any]) -> pipeline.Depth | None:
         """The frame's depth for the pipeline (None when it has no depth message)."""
@@ -68,6 +72,7 @@ def compute(
     objects: bool = False,
     top_n: int | None = None,
     tracker: Tracker | None = None,
+    given: tuple = (None, None),
 ) -> pipeline.Results:
     """The pipeline on one frame with the node's settings (shared by the worker and the services)."""
     obstacles = values["object_mode"] == "obstacles"
@@ -81,6 +86,7 @@ def compute(
         cloud=cloud_config(values),
         obstacles=obstacles,
         tracker=tracker,
+        given=given,
     )
 
 

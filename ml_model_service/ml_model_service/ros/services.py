@@ -10,6 +10,7 @@ takes the node down.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rclpy.node import Node
@@ -39,25 +40,35 @@ from .status import Status
 SERVICE_THREADS = 3  # calls answered at once (a call waiting for a camera frame holds one)
 
 
+@dataclass
+class ServiceCamera:
+    """What a call needs of one camera: its latest frames, calibration, topic, demand and values."""
+
+    pairer: Pairer
+    info: Callable[[], Any]
+    topic: str
+    demand: Callable[[], None]
+    values: Callable[[], dict[str, Any]]
+
+
 class VisionServices:
-    """~/get_detections, ~/get_classifications, ~/get_properties, ~/capture_all, ~/get_object_point_clouds."""
+    """~/get_detections, ~/get_classifications, ~/get_properties, ~/capture_all, ~/get_object_point_clouds.
+
+    Every call that uses "the latest frame" takes `camera_name`: one of `cameras` ("" = the first, for a node
+    with one camera the only one, whose name is ""); an unknown name is answered with the names there are."""
 
     def __init__(
         self,
         node: Node,
         source: ModelSource,
-        pairer: Pairer,
+        cameras: dict[str, ServiceCamera],
         status: Status,
         values: Callable[[], dict[str, Any]],
-        demand: Callable[[], None],
-        info: Callable[[], Any],
-        camera_topic: str,
         active: Callable[[], bool] = lambda: True,
         frames: TargetFrame | None = None,
     ) -> None:
-        self.node, self.source, self.pairer, self.status = node, source, pairer, status
-        self.values, self.demand, self.info, self.camera_topic = values, demand, info, camera_topic
-        self.active, self.frames = active, frames
+        self.node, self.source, self.cameras, self.status = node, source, cameras, status
+        self.values, self.active, self.frames = values, active, frames
         self.threads = ServiceThreads(
             node,
             [
@@ -85,38 +96,51 @@ class VisionServices:
             raise RuntimeError(self.source.state)
         return vision
 
-    def latest(self, with_depth: bool = False) -> Frame:
-        """The latest camera frame (with its depth when asked), waiting up to service_timeout for one."""
-        self.demand()
-        timeout = self.values()["service_timeout"]
+    def camera(self, name: str) -> ServiceCamera:
+        """The camera a call names ("" = the first); ValueError with the names there are for another."""
+        if not name:
+            return next(iter(self.cameras.values()))
+        if name in self.cameras:
+            return self.cameras[name]
+        if list(self.cameras) == [""]:
+            raise ValueError(
+                f"unknown camera {name!r}: this node serves one camera ({self.cameras[''].topic}); leave camera_name "
+                "empty"
+            )
+        raise ValueError(f"unknown camera {name!r}; this node's cameras: {', '.join(self.cameras)}")
+
+    def latest(self, cam: ServiceCamera, with_depth: bool = False) -> Frame:
+        """The latest frame of camera `cam` (with its depth when asked), waiting up to service_timeout for one."""
+        cam.demand()
+        timeout = cam.values()["service_timeout"]
         if with_depth:
-            if not self.values()["use_depth"]:
+            if not cam.values()["use_depth"]:
                 raise pointcloud.DepthError("object point clouds need use_depth: true (depth and camera_info)")
 
             def pair():
                 try:
-                    return self.pairer.newest_pair()
+                    return cam.pairer.newest_pair()
                 except PairingError:
                     return None
 
-            found = self.pairer.wait(pair, timeout)
+            found = cam.pairer.wait(pair, timeout)
             if not found:
-                if self.pairer.latest_colour() is None:
-                    raise ImageError(f"no camera frame received on {self.camera_topic} within {timeout:.1f} s")
-                self.pairer.newest_pair()  # raises the reason
+                if cam.pairer.latest_colour() is None:
+                    raise ImageError(f"no camera frame received on {cam.topic} within {timeout:.1f} s")
+                cam.pairer.newest_pair()  # raises the reason
             colour, depth = found
-            return Frame(colour.item, depth.item, self.info())
-        found = self.pairer.wait(self.pairer.latest_colour, timeout)
+            return Frame(colour.item, depth.item, cam.info())
+        found = cam.pairer.wait(cam.pairer.latest_colour, timeout)
         if not found:
-            raise ImageError(f"no camera frame received on {self.camera_topic} within {timeout:.1f} s")
+            raise ImageError(f"no camera frame received on {cam.topic} within {timeout:.1f} s")
         return Frame(found.item)
 
-    def _frame(self, image: Image, compressed: CompressedImage) -> Frame:
+    def _frame(self, cam: ServiceCamera, image: Image, compressed: CompressedImage) -> Frame:
         if not conversions.is_empty_image(image):
             return Frame(image)
         if len(compressed.data):
             return Frame(compressed)
-        return self.latest()
+        return self.latest(cam)
 
     def _answer(self, response, fill: Callable[[], None]):
         self.status.count("service_calls")
@@ -137,24 +161,26 @@ class VisionServices:
     # --- the calls --------------------------------------------------------------------------------
     def _detections(self, request, response):
         def fill():
+            cam = self.camera(request.camera_name)  # an unknown name first: it is the call's mistake
             vision = self._model()
             if vision is None or not vision.detections_supported:
                 raise RuntimeError(f"the model is a {vision.role if vision else 'none'}: detections are not supported")
-            frame = self._frame(request.image, request.compressed_image)
-            r = compute(frame, vision, self.values(), classifications=False)
+            frame = self._frame(cam, request.image, request.compressed_image)
+            r = compute(frame, vision, cam.values(), classifications=False)
             response.detections = conversions.detections_to_msg(r.detections, frame.header, self._names())
 
         return self._answer(response, fill)
 
     def _classifications(self, request, response):
         def fill():
+            cam = self.camera(request.camera_name)  # an unknown name first: it is the call's mistake
             vision = self._model()
             if vision is None or not vision.classifications_supported:
                 raise RuntimeError(
                     f"the model is a {vision.role if vision else 'none'}: classifications are not supported"
                 )
-            frame = self._frame(request.image, request.compressed_image)
-            r = compute(frame, vision, self.values(), detections=False, top_n=request.n)
+            frame = self._frame(cam, request.image, request.compressed_image)
+            r = compute(frame, vision, cam.values(), detections=False, top_n=request.n)
             response.classifications = conversions.classifications_to_msg(
                 r.classifications, frame.header, self._names()
             )
@@ -169,13 +195,19 @@ class VisionServices:
         response.detections_supported = bool(vision and vision.detections_supported)
         response.classifications_supported = bool(vision and vision.classifications_supported)
         response.object_point_clouds_supported = bool(
-            self.values()["use_depth"] and (self._obstacles() or response.detections_supported)
+            any(c.values()["use_depth"] for c in self.cameras.values())
+            and (self._obstacles() or response.detections_supported)
         )
-        response.camera_topic = self.camera_topic
+        first = next(iter(self.cameras.values()))
+        response.camera_topic = first.topic
+        response.cameras = [name for name in self.cameras if name]
+        response.camera_topics = [c.topic for c in self.cameras.values()]
+        response.cameras_with_depth = [name for name, c in self.cameras.items() if name and c.values()["use_depth"]]
         return response
 
     def _capture_all(self, request, response):
         def fill():
+            cam = self.camera(request.camera_name)  # an unknown name first: it is the call's mistake
             want_objects = request.return_object_point_clouds
             want_masks = request.return_instance_masks
             vision = self._model()
@@ -184,11 +216,11 @@ class VisionServices:
                     "instance masks need a segmentation model (mask coefficients and a protos "
                     "output, or per-detection masks); this model gives none"
                 )
-            frame = self.latest(with_depth=want_objects)
+            frame = self.latest(cam, with_depth=want_objects)
             r = compute(
                 frame,
                 vision,
-                self.values(),
+                cam.values(),
                 detections=request.return_detections or want_masks,
                 classifications=request.return_classifications,
                 objects=want_objects,
@@ -210,17 +242,18 @@ class VisionServices:
             if want_masks:
                 response.instance_masks = conversions.instance_masks_to_msg(r.instance_image(), frame.header)
             if want_objects:
-                to_target_frame(r, frame.header, self.values(), self.frames)
+                to_target_frame(r, frame.header, cam.values(), self.frames)
                 self._fill_objects(response, r, frame.header)
 
         return self._answer(response, fill)
 
-    def _object_clouds(self, _request, response):
+    def _object_clouds(self, request, response):
         def fill():
+            cam = self.camera(request.camera_name)  # an unknown name first: it is the call's mistake
             vision = self._model()
-            frame = self.latest(with_depth=True)
-            r = compute(frame, vision, self.values(), classifications=False, objects=True)
-            to_target_frame(r, frame.header, self.values(), self.frames)
+            frame = self.latest(cam, with_depth=True)
+            r = compute(frame, vision, cam.values(), classifications=False, objects=True)
+            to_target_frame(r, frame.header, cam.values(), self.frames)
             self._fill_objects(response, r, frame.header)
 
         return self._answer(response, fill)

@@ -28,8 +28,15 @@ class Status:
         counters: list[str],
         states: Callable[[], list[tuple[bytes, str]]],
         fields: Callable[[], dict[str, str]] | None = None,
+        name: str = "",
+        publish: bool = True,
+        children: Callable[[], list[Status]] | None = None,
     ) -> None:
+        """`name`: the status's name ("" = the node's); `publish` False: built by a parent only (one camera of
+        several), whose /diagnostics carries its `children` after its own status."""
         self.node = node
+        self.name = name
+        self._children = children or list
         self.hardware_id = hardware_id
         self.counters = dict.fromkeys(counters, 0)
         self.timings: dict[str, float] = {}
@@ -38,9 +45,10 @@ class Status:
         self._fields = fields or dict
         self._lock = threading.Lock()
         self._errors_seen = 0
-        self.pub = node.create_publisher(DiagnosticStatus, "~/status", STATUS_QOS)
-        self.pub_diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        node.create_timer(1.0, self.publish)
+        if publish:
+            self.pub = node.create_publisher(DiagnosticStatus, "~/status", STATUS_QOS)
+            self.pub_diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            node.create_timer(1.0, self.publish)
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -68,7 +76,7 @@ class Status:
         message = "; ".join(text for _, text in states if text)
         return DiagnosticStatus(
             level=level,
-            name=self.node.get_fully_qualified_name(),
+            name=self.name or self.node.get_fully_qualified_name(),
             message=message,
             hardware_id=self.hardware_id,
             values=values,
@@ -78,7 +86,8 @@ class Status:
         status = self.build()
         self.pub.publish(status)
         header = Header(stamp=self.node.get_clock().now().to_msg())
-        self.pub_diagnostics.publish(DiagnosticArray(header=header, status=[status]))
+        children = [child.build() for child in self._children()]
+        self.pub_diagnostics.publish(DiagnosticArray(header=header, status=[status, *children]))
 
 
 class Stopwatch:

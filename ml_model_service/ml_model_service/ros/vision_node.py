@@ -10,7 +10,9 @@ Composition only; each job lives in its own module:
 - the worker thread: `ros/worker.py`; publishers: `ros/outputs.py`; calls: `ros/services.py` (own threads);
   one frame through the pipeline, for both: `ros/processing.py`;
   health: `ros/status.py` (`~/status` and `/diagnostics`), judged from the stream's facts by
-  `core/frames/health.py`.
+  `core/frames/health.py`;
+- several cameras (`cameras`): `ros/multicam.py` (per camera its subscriptions, pairing, tracker, status and
+  publishers; one worker thread serving them fairly, batched where the model takes a batch).
 The node spins on a single-threaded executor (parameters, matched and QoS events, status and demand timers);
 nothing on it waits for frames or models.
 """
@@ -28,17 +30,19 @@ from ..core.frames.health import TopicState
 from ..core.frames.pairing import JUMP_BACK_S, Pairer
 from ..core.reading.vision import VisionModel
 from ..core.runtimes.oip_backend import is_server_ref
+from ..core.settings.camera_table import camera_params, camera_values
 from ..core.settings.params import FILTERS, MODEL, RUNNER
-from ..core.settings.tables import VISION_PARAMS, changed_tier
+from ..core.settings.tables import VISION_PARAMS, changed_tier, validate
 from . import frames
 from .camera_input import CameraInput
 from .common import spin_node
 from .frames import INSTALL_TF2, TargetFrame
 from .managed import ManagedNode
 from .model_source import ModelSource
+from .multicam import Cameras
 from .outputs import Outputs
 from .parameters import ParameterError, declare, read, typed_values, validator
-from .services import VisionServices
+from .services import ServiceCamera, VisionServices
 from .status import ERROR, OK, WARN, Status
 from .worker import Worker
 
@@ -73,7 +77,12 @@ class VisionNode(ManagedNode):
         super().__init__("vision_service", **kwargs)
         v = self.values = declare(self, VISION_PARAMS)
         self.obstacles = v["object_mode"] == "obstacles"
-        self.image_topic = self.resolve_topic_name("image") + ("/compressed" if v["use_compressed"] else "")
+        self.cameras = self._declare_cameras(v["cameras"])
+        self.image_topic = (
+            self.cameras.streams[0].image_topic
+            if self.cameras
+            else self.resolve_topic_name("image") + ("/compressed" if v["use_compressed"] else "")
+        )
         self._demand_until = 0.0
         self._pending: tuple[str | None, dict[str, Any], VisionModel | None] | None = None
         self.active = False
@@ -89,9 +98,10 @@ class VisionNode(ManagedNode):
         self.status = Status(
             self,
             self.image_topic,
-            COUNTERS,
+            ["service_calls"] if self.cameras else COUNTERS,
             self._states,
-            lambda: {"subscribed": str(bool(self.camera and self.camera.subscribed)).lower(), "lifecycle": self.stage},
+            self._status_fields,
+            children=lambda: [s.status for s in self.cameras.streams] if self.cameras else [],
         )
         self.add_pre_set_parameters_callback(typed_values(VISION_PARAMS))
         self.add_on_set_parameters_callback(validator(VISION_PARAMS, lambda: self.values, self._prepare))
@@ -105,33 +115,105 @@ class VisionNode(ManagedNode):
         )
         self.start_up(v["autostart"])
 
+    def _declare_cameras(self, names: list[str]) -> Cameras | None:
+        """Several cameras: their `<camera>.<name>` overrides declared from the table, and their streams."""
+        if not names:
+            return None
+        given = set(self._parameter_overrides)  # noqa: SLF001 (start-up values; declare consumes them)
+        params = [p for name in names for p in camera_params(name, VISION_PARAMS, self.values)]
+        declared = declare(self, params)
+        overrides = {k: value for k, value in declared.items() if k in given}
+        for name in names:
+            reason = validate(camera_values(name, self.values, overrides), VISION_PARAMS)
+            if reason:
+                raise ParameterError(f"camera {name}: parameter {reason}")
+        self._camera_params = params
+        self.add_pre_set_parameters_callback(typed_values(params))
+        self.add_on_set_parameters_callback(validator(params, lambda: dict(self.cameras.overrides), self._check_camera))
+        self.add_post_set_parameters_callback(self._apply_camera)
+        cameras = Cameras(self, names, lambda: self.values, overrides, COUNTERS, lambda: {"lifecycle": self.stage})
+        cameras.model_state = self._model_state
+        return cameras
+
+    def _check_camera(self, candidate: dict[str, Any]) -> str:
+        """A camera override combined with the node's values must pass the table's checks too."""
+        for name in self.values["cameras"]:
+            prefix = f"{name}."
+            overrides = {k: v for k, v in candidate.items() if k.startswith(prefix)}
+            reason = validate(camera_values(name, self.values, overrides), VISION_PARAMS)
+            if reason:
+                return f"camera {name}: {reason}"
+        return ""
+
+    def _apply_camera(self, parameters) -> None:
+        if self.cameras is None:
+            return
+        names = {p.name for p in self._camera_params}
+        for key, value in read(parameters).items():
+            if key in names:
+                self.cameras.overrides[key] = value
+        self.cameras.values_changed()
+        self._update_demand()
+
+    def _status_fields(self) -> dict[str, str]:
+        if self.cameras:
+            fields = {"cameras": ",".join(self.values["cameras"]), "lifecycle": self.stage}
+            worker = self.cameras.worker
+            if worker is not None:
+                fields.update(inference_calls=str(worker.calls), frames_served=str(worker.frames))
+            return fields
+        return {"subscribed": str(bool(self.camera and self.camera.subscribed)).lower(), "lifecycle": self.stage}
+
     # --- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, _state: LifecycleState) -> TransitionCallbackReturn:
         """Model source, publishers and services; the model loaded and checked."""
         v = self.values
         self.source = ModelSource(self, v, self._model_ready)
-        self.outputs = Outputs(self, self._update_demand)
+        self.outputs = Outputs(self, self._update_demand, results=not self.cameras)
+        if self.cameras:
+            self.cameras.configure(self._update_demand)
         self.frames = TargetFrame(self)
         if not self.obstacles and self.source.current(v) is None and not v["autostart"]:
             return self.configure_failed(self.source.state)
         self.calls = VisionServices(
             self,
             self.source,
-            self.pairer,
+            self._service_cameras(),
             self.status,
             lambda: self.values,
-            self._on_demand,
-            lambda: self.worker.info if self.worker else None,
-            self.image_topic,
             lambda: self.active,
             self.frames,
         )
         self.stage = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
+    def _service_cameras(self) -> dict[str, ServiceCamera]:
+        """The cameras the calls may name ("" for the one camera of a single-camera node)."""
+        if not self.cameras:
+            one = ServiceCamera(
+                self.pairer,
+                lambda: self.worker.info if self.worker else None,
+                self.image_topic,
+                self._on_demand,
+                lambda: self.values,
+            )
+            return {"": one}
+        return {
+            s.name: ServiceCamera(
+                s.pairer,
+                lambda s=s: s.worker.info if s.worker else None,
+                s.image_topic,
+                lambda s=s: self.cameras.on_demand(s, DEMAND_S),
+                s.values,
+            )
+            for s in self.cameras.streams
+        }
+
     def on_activate(self, _state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe (while someone listens) and process frames."""
         v = self.values
+        if self.cameras:
+            return self._activate_cameras()
         self.camera = CameraInput(
             self, self.image_topic, v["use_compressed"], v["use_depth"], v["image_qos"] == "reliable"
         )
@@ -158,8 +240,25 @@ class VisionNode(ManagedNode):
         )
         return TransitionCallbackReturn.SUCCESS
 
+    def _activate_cameras(self) -> TransitionCallbackReturn:
+        self.cameras.activate(self.source, self.frames, lambda: self.values)
+        self.active, self.stage = True, "active"
+        if self.source.vision is not None:
+            self._model_ready(self.source.vision)
+        self._update_demand()
+        described = ", ".join(
+            s.name + (" (with depth)" if s.values()["use_depth"] else "") for s in self.cameras.streams
+        )
+        self.get_logger().info(
+            f"serving {len(self.cameras.streams)} cameras: {described}; model: "
+            f"{self.values['model_service'] or self.values['model_path'] or 'bundled detector'}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
     def _stop_work(self) -> None:
         self.active = False
+        if self.cameras:
+            self.cameras.stop()
         if self.worker is not None:
             self.worker.stop()  # closes the camera subscriptions
         self.worker, self.camera = None, None
@@ -170,6 +269,8 @@ class VisionNode(ManagedNode):
             self.calls.stop()
         if self.outputs is not None:
             self.outputs.destroy()
+        if self.cameras:
+            self.cameras.destroy_outputs()
         if self.source is not None:
             self.source.close()
         if self.frames is not None:
@@ -228,6 +329,8 @@ class VisionNode(ManagedNode):
         self._pending = None
         self.values = candidate
         self.pairer.slop = candidate["sync_slop"]
+        if self.cameras:  # cameras without their own sync_slop follow the node's
+            self.cameras.values_changed()
         if self.source is None:  # unconfigured: the values are used at configure
             return
         if vision is not None:
@@ -245,6 +348,8 @@ class VisionNode(ManagedNode):
         )
         if self.worker is not None:
             self.worker.restart_timeline()
+        if self.cameras:
+            self.cameras.restart_timeline()
         self.pairer.clear()
 
     def _retry_model(self) -> None:
@@ -262,6 +367,9 @@ class VisionNode(ManagedNode):
         self._update_demand()
 
     def _update_demand(self) -> None:
+        if self.cameras:
+            self.cameras.update_demand()
+            return
         if self.camera is None or self.outputs is None:
             return
         wanted = bool(self.values["always_on"] or self.outputs.listened() or time.monotonic() < self._demand_until)
@@ -272,14 +380,21 @@ class VisionNode(ManagedNode):
             self.camera.wake()
 
     # --- health -----------------------------------------------------------------------------------
+    def _model_state(self) -> list[tuple[bytes, str]]:
+        if self.source is None:
+            return [(OK, self.stage)]
+        if self.obstacles:
+            return [(OK, "obstacle mode")]
+        return [(OK if self.source.ok else WARN if self.source.waiting else ERROR, self.source.state)]
+
     def _states(self) -> list[tuple[bytes, str]]:
+        if self.cameras:
+            if self.source is None or self.cameras.worker is None:
+                return [(OK, self.stage)]
+            return self._model_state() + self.cameras.summary()
         if self.source is None or self.camera is None or self.worker is None:
             return [(OK, self.stage)]  # the lifecycle manager's choice, not a fault
-        states = (
-            [(OK, "obstacle mode")]
-            if self.obstacles
-            else [(OK if self.source.ok else WARN if self.source.waiting else ERROR, self.source.state)]
-        )
+        states = self._model_state()
         if self.worker.depth_state:
             states.append((WARN, f"3D failing: {self.worker.depth_state}"))
         topic = TopicState(

@@ -154,7 +154,8 @@ class Worker(threading.Thread):
         self.pairer.clear()
         self.tracker, self._tracking = None, ()
 
-    def _process(self, frame: Frame) -> None:
+    def _process(self, frame: Frame, given: tuple = (None, None)) -> None:
+        """One frame through the pipeline and out (`given`: its model results from a batched call)."""
         values = self.values()
         obstacles = values["object_mode"] == "obstacles"
         vision = None if obstacles else self.source.vision
@@ -172,7 +173,7 @@ class Worker(threading.Thread):
         watch = Stopwatch()
         tracker = self._tracker(values, vision)
         try:
-            r = compute(frame, vision, values, objects=frame.depth is not None, tracker=tracker)
+            r = compute(frame, vision, values, objects=frame.depth is not None, tracker=tracker, given=given)
         except ImageError as exc:
             self._drop("decode_budget" if isinstance(exc, DecodeBudgetError) else "errors", str(exc))
             return

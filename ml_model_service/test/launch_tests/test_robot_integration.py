@@ -343,3 +343,38 @@ def test_distortion_on_an_unrectified_topic_is_warned_once(start_node, spinner):
     assert "image_rect" in proc.log()
     node.destroy_publisher(image)
     node.destroy_publisher(info)
+
+
+def test_managed_multi_camera_node_stops_and_comes_back_through_the_lifecycle(launch, spinner):
+    """cameras:=[a, b], managed: no work until active; deactivate stops every camera; cleanup, configure and
+    activate again serve both cameras again."""
+    node = spinner.node
+    run = launch("vision.launch.py", "namespace:=/lcm2", "managed:=true", "execution_providers:=cpu", "cameras:=[a, b]")
+    run.wait_for_log("waiting for a lifecycle manager")
+    detections = {c: Collector(node, Detection2DArray, f"/lcm2/{c}/detections") for c in "ab"}
+    cameras = [Photographer(node, f"/lcm2/{c}/image") for c in "ab"]
+
+    def cats(c: str) -> list:
+        return detections[c].where(
+            lambda m: any(r.hypothesis.class_id == "cat" for d in m.detections for r in d.results)
+        )
+
+    try:
+        time.sleep(1.5)
+        assert not detections["a"].messages and node.count_subscribers("/lcm2/a/image") == 0
+        for transition in ("configure", "activate"):
+            assert "Transitioning successful" in lifecycle("set", "/lcm2/vision_service", transition)
+        wait_for(lambda: cats("a") and cats("b"), 60, what="cats on both cameras once active")
+        assert "Transitioning successful" in lifecycle("set", "/lcm2/vision_service", "deactivate")
+        wait_for(
+            lambda: node.count_subscribers("/lcm2/a/image") == node.count_subscribers("/lcm2/b/image") == 0,
+            10,
+            what="both image topics left unsubscribed",
+        )
+        for transition in ("cleanup", "configure", "activate"):
+            assert "Transitioning successful" in lifecycle("set", "/lcm2/vision_service", transition)
+        n = {c: len(cats(c)) for c in "ab"}
+        wait_for(lambda: all(len(cats(c)) > n[c] for c in "ab"), 60, what="both cameras served again")
+    finally:
+        for camera in cameras:
+            camera.close()

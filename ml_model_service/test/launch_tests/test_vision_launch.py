@@ -182,3 +182,23 @@ def test_every_argument_is_documented(name):
     assert not undocumented, f"{name}: arguments missing from the docstring: {undocumented}"
     assert "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA" not in doc  # one Fast DDS story: the shipped profile
     assert "fastdds_large_data.xml" in doc
+
+
+def test_several_cameras_in_one_node(launch, spinner, tmp_path):
+    """`cameras:=[...]` on the command line, a per-camera override in the user's params_file: one node,
+    each camera on its own topics."""
+    mine = user_file(tmp_path, {"front.use_depth": True})
+    node = launch("vision.launch.py", "namespace:=/vl_mc", f"params_file:={mine}", "cameras:=[front, back]")
+    node.wait_for_log(READY)
+    fqn = "/vl_mc/vision_service"
+    assert param_get(fqn, "cameras") == "['front', 'back']"
+    assert param_get(fqn, "front.use_depth") == "True" and param_get(fqn, "back.use_depth") == "False"
+    from vision_msgs.msg import Detection2DArray
+
+    detections = Collector(spinner.node, Detection2DArray, "/vl_mc/back/detections")
+    camera = Photographer(spinner.node, "/vl_mc/back/image")
+    try:
+        wait_for(lambda: detections.where(has_cat), 90, what="a cat on /vl_mc/back/detections")
+    finally:
+        camera.close()
+        spinner.node.destroy_subscription(detections.sub)

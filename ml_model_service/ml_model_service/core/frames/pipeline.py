@@ -59,17 +59,19 @@ def run(
     cloud: pointcloud.CloudConfig | None = None,
     obstacles: bool = False,
     tracker: Tracker | None = None,
+    given: tuple[list[Detection] | None, list[Classification] | None] = (None, None),
 ) -> Results:
     """Run what is asked on one RGB frame. `vision` may be None only in obstacle mode; `tracker` (consecutive
-    frames of one stream only) gives the detections their ids."""
+    frames of one stream only) gives the detections their ids. `given`: the frame's detections and
+    classifications when a batched call already ran the model on it (`reading.batch`)."""
     results = Results(rgb)
     if vision is not None:
         if vision.detections_supported and (detections or depth is not None):
-            results.detections = vision.detect(rgb)
+            results.detections = given[0] if given[0] is not None else vision.detect(rgb)
             if tracker is not None:
                 tracker.update(results.detections)
         if vision.classifications_supported and classifications:
-            results.classifications = vision.classify(rgb, top_n)
+            results.classifications = given[1] if given[1] is not None else vision.classify(rgb, top_n)
     if depth is not None:
         try:
             results.objects = objects(rgb, results.detections, depth, cloud or pointcloud.CloudConfig(), obstacles)

@@ -18,6 +18,7 @@ allocated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -45,6 +46,7 @@ class InputLayout:
     width: int
     channels: int
     batched: bool = True  # False: a 3-D input (CHW or HWC) without the batch axis (torchvision detectors)
+    batch: int = 1  # the batch dimension: 1, -1 (dynamic) or a fixed N > 1 (filled by padding)
 
     @classmethod
     def from_spec(cls, spec: TensorSpec) -> InputLayout:
@@ -57,11 +59,8 @@ class InputLayout:
                 f"input {spec.name!r} has shape {list(spec.shape)}; an image input must be 4-D "
                 "(NHWC or NCHW) or 3-D (CHW or HWC)"
             )
-        if batched and shape[0] not in (1, -1):
-            raise RoleError(
-                f"input {spec.name!r} has a fixed batch of {shape[0]} (shape {shape}); "
-                "this service feeds one image at a time"
-            )
+        if batched and (shape[0] == 0 or shape[0] < -1):
+            raise RoleError(f"input {spec.name!r} has a batch dimension of {shape[0]} (shape {shape})")
         # Viam's rule: NCHW when the first 3 in the shape is at index 1 (extended to 1-channel inputs).
         nchw = shape[1] in (1, 3) and shape[3] not in (1, 3)
         if nchw:
@@ -70,7 +69,7 @@ class InputLayout:
             _, h, w, c = shape
         if c not in (1, 3, -1):
             raise RoleError(f"input {spec.name!r} has {c} channels (shape {list(spec.shape)}); expected 1 or 3")
-        return cls(spec.name, spec.data_type, nchw, h, w, 3 if c == -1 else c, batched)
+        return cls(spec.name, spec.data_type, nchw, h, w, 3 if c == -1 else c, batched, shape[0] if batched else 1)
 
     @property
     def fixed(self) -> bool:
@@ -226,3 +225,15 @@ def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -
     if layout.nchw:
         tensor = tensor.transpose(2, 0, 1)
     return np.ascontiguousarray(tensor[None] if layout.batched else tensor), transform
+
+
+def infer_one(
+    infer: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], layout: InputLayout, inputs: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """`infer` on one image's inputs; for a fixed batch of N > 1 the image is padded to N (copies) and the
+    first image's outputs are returned (those with the batch as their first axis, cut to it)."""
+    n = layout.batch
+    if n <= 1:
+        return infer(inputs)
+    out = infer({**inputs, layout.name: np.repeat(inputs[layout.name], n, axis=0)})
+    return {k: v[:1] if v.ndim and v.shape[0] == n else v for k, v in out.items()}

@@ -25,6 +25,7 @@ from .preprocess import (
     InputLayout,
     PreprocessConfig,
     RoleError,
+    infer_one,
     parse_size,
     preprocess,
 )
@@ -144,7 +145,7 @@ class VisionModel:
     def _trial_run(self, trial_hw: tuple[int, int], describe: str) -> dict[str, np.ndarray]:
         """The model's outputs for a grey image of the trial size (what the decoder is chosen from)."""
         try:
-            return self.runner.infer(self._tensor(np.full((*trial_hw, 3), 114, np.uint8))[0])
+            return self.run(self._tensor(np.full((*trial_hw, 3), 114, np.uint8))[0])
         except Exception as exc:
             hint = (
                 "set input_size (the size the model was trained at)" if not self.layout.fixed else "no option can help"
@@ -270,11 +271,18 @@ class VisionModel:
         if not self.detections_supported:
             raise RoleError(f"the model is a {self.role}, not a detector")
         inputs, transform = self._tensor(rgb)
-        return self.decoder.decode(self.runner.infer(inputs), transform)  # type: ignore[attr-defined]
+        return self.decoder.decode(self.run(inputs), transform)  # type: ignore[attr-defined]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The runner on one image's inputs (`preprocess.infer_one`: a fixed batch of N > 1 padded)."""
+        return infer_one(self.runner.infer, self.layout, inputs)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Detections kept by the filters, best first."""
-        raw = self.detect_raw(rgb)
+        return self.keep_detections(self.detect_raw(rgb), rgb.shape[1], rgb.shape[0])
+
+    def keep_detections(self, raw: RawDetections, width: int, height: int) -> list[Detection]:
+        """Decoded detections of a width x height image → those the filters keep (with masks), best first."""
         found = []
         masks = raw.masks if self.config.masks else None
         for i, (box, score, cls) in enumerate(zip(raw.boxes, np.clip(raw.scores, 0.0, 1.0), raw.classes)):
@@ -286,7 +294,7 @@ class VisionModel:
                     det.rotated = tuple(float(v) for v in raw.rotated[i])  # type: ignore[assignment]
                     if self.config.masks:  # the rotated region: what 3D clouds and instance masks take
                         corners = rotated_corners(raw.rotated[i : i + 1])[0]
-                        det.mask = polygon_mask(corners, det.box, rgb.shape[1], rgb.shape[0])
+                        det.mask = polygon_mask(corners, det.box, width, height)
                 if raw.keypoints is not None:
                     det.keypoints = raw.keypoints[i]
                 if masks is not None:
@@ -318,7 +326,11 @@ class VisionModel:
         if not self.classifications_supported:
             raise RoleError(f"the model is a {self.role}, not a classifier")
         inputs, _ = self._tensor(rgb)
-        probs = np.clip(self.decoder.decode(self.runner.infer(inputs)), 0.0, 1.0)  # type: ignore[attr-defined]
+        return self.keep_classifications(self.run(inputs), n)
+
+    def keep_classifications(self, outputs: dict[str, np.ndarray], n: int = 5) -> list[Classification]:
+        """A classifier's outputs for one image → the top n kept by the filters."""
+        probs = np.clip(self.decoder.decode(outputs), 0.0, 1.0)  # type: ignore[attr-defined]
         order = np.argsort(-probs, kind="stable")
         results = []
         for i in order:

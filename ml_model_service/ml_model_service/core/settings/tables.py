@@ -13,6 +13,7 @@ from typing import Any
 from ..reading.decoders.base import BOX_FORMATS, BOX_UNITS, MODEL_TYPES, SCORE_ACTIVATIONS, TASKS, YOLO_FORMATS
 from ..reading.preprocess import MAX_INPUT_PIXELS, RESIZE_MODES
 from ..reading.vision import DEFAULT_CROP_FRACTION
+from .camera_table import MULTICAMERA_PARAMS
 from .model_table import LIFECYCLE_PARAMS, MODEL_PARAMS, MODEL_SERVICE_PARAMS  # noqa: F401 (the table's parts)
 from .params import (  # noqa: F401 (defaults: re-exported with the table)
     FILTERS,
@@ -340,6 +341,7 @@ VISION_PARAMS = (
         Param("cluster_radius", 0.1, "Obstacles: clustering radius (m).", 0.001, 100.0),
         Param("cluster_min_points", 10, "Obstacles: smallest cluster.", 1, 10000000),
     ]
+    + MULTICAMERA_PARAMS
 )
 
 VISION_OPTIONS = VISION_PARAMS
