@@ -63,6 +63,36 @@ class YoloDecoder(DetectionDecoder):
         rows = raw.T if self.attrs_first else raw  # (N, K)
         start = 5 if self.has_objectness else 4
         cls_scores = rows[:, start : start + self.num_classes]
+        self._check(cls_scores, rows[:, 4] if self.has_objectness else None, start)
+        if self.has_objectness:
+            cls_scores = cls_scores * rows[:, 4:5]
+        return rows[:, :4], cls_scores, rows
+
+    def candidates(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The candidates whose best class score reaches nms_score_threshold: (indices, (n, 4) centre boxes,
+        scores, classes). The best score of every candidate is taken first (one pass over the contiguous class
+        rows of a [1, 4+C, N] head), the class (argmax) and the boxes of the survivors only."""
+        if not self.attrs_first:  # [1, N, K] rows (v5), or the split decoder's (N, C) scores
+            xywh, cls_scores, _ = self.rows(outputs)
+            keep = np.flatnonzero(cls_scores.max(axis=1) >= self.config.nms_score_threshold)
+            survivors = cls_scores[keep]
+            classes = survivors.argmax(axis=1)
+            return keep, xywh[keep], survivors[np.arange(len(keep)), classes], classes
+        raw = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0]  # (K, N)
+        start = 5 if self.has_objectness else 4
+        cls_scores = raw[start : start + self.num_classes]  # (C, N): rows of the candidates' scores
+        self._check(cls_scores, raw[4] if self.has_objectness else None, start)
+        best = cls_scores.max(axis=0)
+        if self.has_objectness:
+            best = best * raw[4]
+        keep = np.flatnonzero(best >= self.config.nms_score_threshold)
+        survivors = cls_scores[:, keep]
+        if self.has_objectness:
+            survivors = survivors * raw[4, keep]
+        classes = survivors.argmax(axis=0)
+        return keep, raw[:4, keep].T, survivors[classes, np.arange(len(keep))], classes
+
+    def _check(self, cls_scores: np.ndarray, objectness: np.ndarray | None, start: int) -> None:
         check_probabilities(
             cls_scores,
             f"class scores (values {start}-{start + self.num_classes - 1} of each row of {self.tensor!r})",
@@ -70,32 +100,32 @@ class YoloDecoder(DetectionDecoder):
             self.describe,
             tolerance(self.spec),
         )
-        if self.has_objectness:
+        if objectness is not None:
             check_probabilities(
-                rows[:, 4],
+                objectness,
                 f"objectness (value 4 of each row of {self.tensor!r})",
                 "yolo_format",
                 self.describe,
                 tolerance(self.spec),
             )
-            cls_scores = cls_scores * rows[:, 4:5]
-        return rows[:, :4], cls_scores, rows
+
+    def coefficient_rows(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The (N, K) candidate rows (for the mask coefficients of a seg head)."""
+        raw = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0]
+        return raw.T if self.attrs_first else raw
 
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
-        xywh, cls_scores, rows = self.rows(outputs)
-        classes = cls_scores.argmax(axis=1)
-        scores = cls_scores[np.arange(len(classes)), classes]
-        keep = np.flatnonzero(scores >= self.config.nms_score_threshold)
-        xywh, scores, classes = xywh[keep].astype(np.float64), scores[keep], classes[keep]
+        keep, xywh, scores, classes = self.candidates(outputs)
         if len(scores) == 0:
             return RawDetections.empty()
         boxes = input_pixels(to_corners(xywh, "cxcywh"), self.config.box_units, transform)
         idx = nms(boxes, scores, classes, self.config)
+        masks = self.mask_source(outputs, self.coefficient_rows(outputs), keep[idx], transform) if self.protos else None
         return RawDetections(
             transform.to_source(boxes[idx]),
             scores[idx].astype(np.float64),
             classes[idx].astype(np.int64),
-            self.mask_source(outputs, rows, keep[idx], transform),
+            masks,
             keep[idx],
         )
 
