@@ -98,8 +98,10 @@ class OpenvinoBackend(Backend):
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
+        # share_outputs=False (the default): OpenVINO hands over copies of the request's output buffers (the next
+        # call reuses those), so they are the caller's without another copy
         results = request.infer({name: np.ascontiguousarray(a) for name, a in inputs.items()}, share_inputs=True)
-        return {name: np.array(results[port]) for name, port in self._ports.items()}
+        return {name: results[port] for name, port in self._ports.items()}
 
 
 def _onnx_metadata(path: Path) -> dict[str, str]:
