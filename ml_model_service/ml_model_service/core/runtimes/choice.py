@@ -46,6 +46,9 @@ REL_TOL, ABS_TOL = 0.02, 1e-3
 #: Timed runs per runtime (in turn, after WARMUP runs each), fewer when one run is slow (`TIME_BUDGET_S`).
 RUNS, WARMUP, TIME_BUDGET_S = 7, 2, 3.0
 CACHE_ENV = "ML_MODEL_SERVICE_RUNTIME_CACHE"
+#: Part of every cache key: raised when the suite changes how it sets up a runtime (session options, precision),
+#: so choices measured with the old set-up are measured again.
+CHOICE_VERSION = 2
 _MAX_ENTRIES = 200
 #: Side of an open spatial input dimension in the measurement (a multiple of every YOLO stride).
 _OPEN_SIDE = 320
@@ -181,7 +184,7 @@ def _model_files(path: Path) -> list[Path]:
 
 def choice_key(digest: str, machine: dict[str, str], num_threads: int, providers: list[str] | tuple[str, ...]) -> str:
     """The cache key: the model, the machine and the settings a measurement was made with."""
-    text = json.dumps([digest, machine, num_threads, [p.lower() for p in providers]], sort_keys=True)
+    text = json.dumps([CHOICE_VERSION, digest, machine, num_threads, [p.lower() for p in providers]], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
