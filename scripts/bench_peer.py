@@ -58,9 +58,9 @@ def raw_call(model: Model, inputs: dict[str, np.ndarray]) -> Callable[[], object
     request."""
     backend = model.backend
     if hasattr(backend, "session"):
-        session, options = backend.session, getattr(backend, "_run_options", None)
+        session = backend.session
         names = [o.name for o in session.get_outputs()]
-        return lambda: session.run(names, inputs, options)
+        return lambda: session.run(names, inputs)
     if hasattr(backend, "compiled"):  # OpenVINO: one infer request, as the backend keeps per thread
         request = backend.compiled.create_infer_request()
         return lambda: request.infer(inputs, share_inputs=True)

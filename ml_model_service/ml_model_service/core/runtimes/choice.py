@@ -48,7 +48,7 @@ RUNS, WARMUP, TIME_BUDGET_S = 7, 2, 3.0
 CACHE_ENV = "ML_MODEL_SERVICE_RUNTIME_CACHE"
 #: Part of every cache key: raised when the suite changes how it sets up a runtime (session options, precision),
 #: so choices measured with the old set-up are measured again.
-CHOICE_VERSION = 2
+CHOICE_VERSION = 3
 _MAX_ENTRIES = 200
 #: Side of an open spatial input dimension in the measurement (a multiple of every YOLO stride).
 _OPEN_SIDE = 320
