@@ -19,6 +19,7 @@ from ml_model_service.core.reading.vision import VisionModel
 from ml_model_service.core.runtimes import choice as choice_mod
 from ml_model_service.core.runtimes.choice import ChoiceCache, cache_path, outputs_match, sample_inputs
 from ml_model_service.core.runtimes.registry import open_backend, open_fastest
+from ml_model_service.core.runtimes.threads import default_threads
 
 from harness.photos import photo
 from harness.yolo_export import yolo11n_onnx
@@ -67,6 +68,12 @@ def test_first_load_measures_then_the_cached_choice_is_used(tmp_path, cache_file
     plain = time.perf_counter()
     open_backend(model, made.runtime, ["cpu"])
     assert one_load < (time.perf_counter() - plain) + 0.5  # no measurement: about one runtime's load
+    # equal set-ups share the measurement: the default providers where there is no GPU, one thread per core named
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        assert open_fastest(model).choice.cached
+    assert open_fastest(model, ["cpu"], num_threads=default_threads()).choice.cached
     # another thread count is another measurement (the choice depends on it)
     assert not open_fastest(model, ["cpu"], num_threads=1).choice.cached
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .backend import DEFAULT_PROVIDERS, Backend, ModelLoadError
+from .backend import DEFAULT_PROVIDERS, Backend, ModelLoadError, resolve_providers
 from .choice import ChoiceCache, choose
 from .litert_backend import TfliteBackend
 from .onnxruntime_backend import OnnxBackend
 from .openvino_backend import OpenvinoBackend
+from .threads import default_threads
 
 
 def _openvino_backend(
@@ -93,5 +94,13 @@ def open_fastest(
     def opener(name: str) -> Backend:
         return open_backend(path, name, providers, num_threads, pin_threads)
 
-    backend, _ = choose(path, opener, num_threads, providers, cache)
+    # the settings the choice depends on, as they resolve here (the default ["cuda", "cpu"] on a machine without a
+    # GPU is ["cpu"]; 0 threads is one per core), so that equal set-ups share one measurement
+    try:
+        import onnxruntime as ort
+
+        resolved = resolve_providers(list(providers), ort.get_available_providers())[0]
+    except ImportError:
+        resolved = list(providers)
+    backend, _ = choose(path, opener, default_threads(num_threads), resolved, cache)
     return backend
