@@ -33,7 +33,9 @@ FAMILIES = {
     "ssd_mobilenet_v2_coco (detector)": ("ssd_mobilenet_v2_coco", "ssd_mobilenet_v2_coco_tflite"),
     "efficientnet_lite0 (classifier)": ("efficientnet_lite0", "efficientnet_lite0_tflite"),
 }
-RUNTIMES = {".onnx": ("onnx", "openvino"), ".tflite": ("tflite", "openvino")}
+#: openvino_f32: OpenVINO kept at float32 (what `backend: auto` measures where OpenVINO's default bf16 changes
+#: the outputs).
+RUNTIMES = {".onnx": ("onnx", "openvino", "openvino_f32"), ".tflite": ("tflite", "openvino", "openvino_f32")}
 
 
 def candidates(threads: int) -> list[dict]:
@@ -76,9 +78,11 @@ def run(rows: list[dict], rounds: int, iters: int) -> None:
 
 
 def _auto_here(name: str) -> str:
-    """The runtime `backend: auto` uses for bundled `name` on this machine, as Model resolves it (the
-    measured-fastest one, or the file's own where that one cannot run it here)."""
-    return Model(name, providers=["cpu"]).backend.kind
+    """The runtime `backend: auto` uses for bundled `name` on this machine, as Model resolves it (the fastest
+    measured here whose outputs match the file's own runtime's; runtimes.choice)."""
+    backend = Model(name, providers=["cpu"]).backend
+    choice = getattr(backend, "choice", None)
+    return choice.runtime if choice is not None else backend.kind
 
 
 def report(rows: list[dict], threads: int) -> list[dict]:
@@ -96,13 +100,13 @@ def report(rows: list[dict], threads: int) -> list[dict]:
         print(f"\n{family}")
         for r in sorted(mine, key=lambda r: statistics.median(r["times"]) if r.get("times") else 1e9):
             if not r.get("times"):
-                print(f"   {r['runtime']:<9} {r['file']:<48} cannot run it: {r['error']}")
+                print(f"   {r['runtime']:<12} {r['file']:<48} cannot run it: {r['error']}")
                 out.append({k: v for k, v in r.items() if k in ("model", "file", "runtime", "error")})
                 continue
             auto = (r["bundled"], r["runtime"]) in chosen
             med = statistics.median(r["times"])
             print(
-                f" {'*' if auto else ' '} {r['runtime']:<9} {r['file']:<48} {med:7.2f} ms  x{med / best:4.2f}"
+                f" {'*' if auto else ' '} {r['runtime']:<12} {r['file']:<48} {med:7.2f} ms  x{med / best:4.2f}"
                 f"{'  (auto for ' + r['bundled'] + ')' if auto else ''}"
             )
             out.append(

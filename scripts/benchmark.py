@@ -17,10 +17,12 @@ move between runs). For the bundled SSD detector in ONNX and TFLite, with the ba
    beside a bare rclpy node with a 1 Hz timer;
 6. other core figures (classifier, image conversion, object clouds, obstacles) and Infer through the
    model service against in this process;
-7. several cameras (`bench_multicam.py`): one node with 4 cameras at 7.5 Hz against 4 single-camera nodes.
+7. several cameras (`bench_multicam.py`): one node with 4 cameras at 7.5 Hz against 4 single-camera nodes;
+8. side by side with Ultralytics' predictor on the same YOLO11n ONNX export (scripts/bench_peer.py): per-frame ms,
+   the runtime call, ratios, for `backend: auto` and each runtime, and the bundled SSD's pipeline against its call.
 
 How many cores other processes used meanwhile is measured and printed: on a busy machine the wall times,
-frame rates and verdicts are not to be trusted. Options: --seconds, --repeat, --core-only, --only node.
+frame rates and verdicts are not to be trusted. Options: --seconds, --repeat, --core-only, --only node|core|peer.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS") and _PROFILE.is_file():
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(_PROFILE))
 sys.path.insert(0, str(ROOT / "ml_model_service" / "test"))  # the test harness (test/harness)
 
+import bench_peer  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_peer import raw_call  # noqa: E402
 
 from ml_model_service.core.frames import imaging, pipeline, pointcloud  # noqa: E402
 from ml_model_service.core.frames.tracking import Tracker  # noqa: E402
@@ -214,25 +218,6 @@ def timed_in_turn(fns: list[Callable[[], object]], repeat: int, warmup: int = 3)
             if i >= warmup:
                 own.append((time.perf_counter() - t0) * 1000)
     return [statistics.median(own) for own in samples]
-
-
-def raw_call(model: Model, inputs: dict[str, np.ndarray]) -> Callable[[], object]:
-    """The runtime's own call alone: session.run, interpreter.invoke (inputs set once) or an OpenVINO
-    infer request."""
-    backend = model.backend
-    if hasattr(backend, "session"):
-        session = backend.session
-        names = [o.name for o in session.get_outputs()]
-        return lambda: session.run(names, inputs)
-    if hasattr(backend, "compiled"):  # OpenVINO: one infer request, as the backend keeps per thread
-        request = backend.compiled.create_infer_request()
-        return lambda: request.infer(inputs, share_inputs=True)
-    if hasattr(backend, "interpreter"):
-        interpreter = backend.interpreter
-        for detail in interpreter.get_input_details():
-            interpreter.set_tensor(detail["index"], np.ascontiguousarray(inputs[detail["name"]]))
-        return interpreter.invoke
-    raise RuntimeError(f"unknown backend {type(backend).__name__}: no session or interpreter")
 
 
 @dataclass
@@ -767,14 +752,19 @@ def main() -> int:
     parser.add_argument("--core-only", action="store_true", help="no ROS: raw model, pipeline, other core figures")
     parser.add_argument(
         "--only",
-        choices=("core", "node"),
-        help="core = --core-only; node = the raw model (for the ratios) and the nodes only",
+        choices=("core", "node", "peer"),
+        help="core = --core-only; node = the raw model (for the ratios) and the nodes only; peer = the side by side",
     )
     args = parser.parse_args()
     core_only = args.core_only or args.only == "core"
     started = time.monotonic()
     frame = photograph()
     print(f"machine: {machine()}")
+    if args.only == "peer":
+        load = OtherLoad()
+        bench_peer.report(*bench_peer.measure())
+        print(f"\n{load_note(load.cores())}")
+        return 0
     print(
         f"DDS: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, profile "
         f"{os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(builtin transports)')}"
@@ -783,7 +773,13 @@ def main() -> int:
     baseline = RawBaseline(frame, args.repeat, pipeline=args.only != "node")
     raw_note = load_note(load.cores())
     rows = [] if args.only == "node" else other_core_rows(frame, max(10, args.repeat // 2))
+    peer: tuple | None = None
+    if args.only != "node":
+        log("side by side with Ultralytics (bench_peer)")
+        load = OtherLoad()
+        peer = (*bench_peer.measure(), load_note(load.cores()))
     nodes: dict[str, NodeFigures] = {}
+    multicam: list[str] = []
     if not core_only:
         load = OtherLoad()
         nodes, dds_rows = measure_nodes(frame, args.seconds, args.repeat // 2 or 1, baseline.round)
@@ -798,9 +794,12 @@ def main() -> int:
     if nodes:
         print_nodes(raw, nodes, args.seconds, node_note)
     print_rows("Other figures", rows)
-    if not core_only:
+    if not core_only and multicam:
         print("\n### Several cameras, one node\n")
         print("\n".join(multicam))
+    if peer is not None:
+        bench_peer.report(peer[0], peer[1])
+        print(f"\n{peer[2]}")
     print(
         f"\n(one run, {time.monotonic() - started:.0f} s, load average at the end {os.getloadavg()[0]:.2f}; "
         "compare rows of the same run: absolute figures move between runs on a shared machine)"

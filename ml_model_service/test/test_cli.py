@@ -40,6 +40,9 @@ def test_metadata_infer_and_errors(tmp_path):
     out = run_cli("metadata", "efficientnet_lite0_tflite")
     meta = json.loads(out.stdout)
     assert meta["outputs"][0]["shape"] == [1, 1000] and meta["outputs"][0]["data_type"] == "uint8"
+    # backend auto says which runtime runs it and why (measured at the first load here, or cached)
+    assert meta["outputs"][0]["extra"]["runtime_choice"].startswith("auto: "), meta["outputs"][0]["extra"]
+    assert meta["type"] in ("tflite", "openvino")
     import numpy as np
 
     np.save(tmp_path / "x.npy", np.zeros((1, 224, 224, 3), np.uint8))

@@ -211,3 +211,42 @@ def test_tensor_checks():
     ):
         with pytest.raises(TensorError, match=text):
             decode_tensor(*args)
+
+
+def test_lean_path_matches_the_plain_arithmetic_on_a_real_yolo11n_export():
+    """One-pass preprocessing and score-first candidate filtering give what the plain numpy arithmetic gives, on
+    a real Ultralytics YOLO11n export (calibrated random weights: ~1000 candidates pass the pre-filter) and a
+    photograph."""
+    import cv2
+
+    from harness.photos import photo
+    from harness.yolo_export import yolo11n_onnx
+
+    path, why = yolo11n_onnx()
+    if path is None:
+        pytest.skip(why)
+    model = Model(str(path), providers=["cpu"], backend="onnx")
+    vision = VisionModel(model, model.labels)
+    frame = np.ascontiguousarray(cv2.resize(photo("motorcycle"), (640, 480), interpolation=cv2.INTER_AREA))
+    tensor, transform = vision._tensor(frame)  # noqa: SLF001 - the model input the pipeline makes
+    # letterbox by hand, then (v / 255) as float32 NCHW: the same tensor (to float rounding)
+    scale = min(640 / 640, 640 / 480)
+    new_w, new_h = round(640 * scale), round(480 * scale)
+    top = int(round((640 - new_h) / 2 - 0.1))
+    canvas = np.full((640, 640, 3), 114, np.uint8)
+    canvas[top : top + new_h, :new_w] = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    expected = (canvas.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1)[None]
+    assert np.abs(tensor[model.metadata.inputs[0].name] - expected).max() < 1e-6
+    # every candidate's best class over all rows, then the threshold: the same candidates, classes and scores
+    outputs = model.infer(tensor)
+    rows = outputs["output0"][0].T
+    classes = rows[:, 4:].argmax(axis=1)
+    scores = rows[np.arange(len(rows)), 4 + classes]
+    keep = np.flatnonzero(scores >= vision.decoder.config.nms_score_threshold)
+    got_keep, got_xywh, got_scores, got_classes = vision.decoder.candidates(outputs)
+    assert len(keep) > 500
+    np.testing.assert_array_equal(got_keep, keep)
+    np.testing.assert_array_equal(got_classes, classes[keep])
+    np.testing.assert_array_equal(got_scores, scores[keep])
+    np.testing.assert_array_equal(got_xywh, rows[keep, :4])
+    assert 0 < len(vision.decoder.decode(outputs, transform).scores) <= 100

@@ -481,6 +481,7 @@ def test_generation_labels_and_model_path_follow_load_model(start_node, spinner)
     assert remote.fetch_metadata().generation == first + 1 and len(remote.labels) == 1000
     assert _get_params(spinner, node, "model_path", "label_path") == ["efficientnet_lite0", ""]
     assert proc.log().count("serving ") == 2  # the parameter update did not load the model again
+    assert proc.log().count(": auto: ") == 2  # each load says which runtime backend auto runs it on, and why
     # an unrelated model parameter change reloads what model_path now says, not the old model
     assert _set_params(spinner, node, num_threads=1)[0].successful
     meta = remote.fetch_metadata()

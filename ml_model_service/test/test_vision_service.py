@@ -325,6 +325,7 @@ def test_lazy_subscription_latest_frame_and_live_parameters(start_node, spinner)
     # and a 100 Hz camera published from Python could fall behind it)
     proc = start_vision(start_node, {"model_path": "ssd_mobilenet_v2_coco_tflite", "num_threads": 1}, namespace="/lazy")
     wait_ready(spinner, proc, namespace="/lazy")
+    assert ": auto: LiteRT" in proc.log()  # which runtime backend auto runs it on (OpenVINO cannot), and why
     camera = Camera(spinner.node, "/lazy")
     status = Collector(spinner.node, DiagnosticStatus, "/lazy/vision_service/status", QoSProfile(depth=10))
     camera.period = 1 / 200.0  # far faster than the model

@@ -133,7 +133,8 @@ class ModelServiceNode(ManagedNode):
             (
                 OK,
                 f"serving {model.metadata.name} (generation {model.metadata.generation}, "
-                f"{model.backend.info.get('execution_providers', '')})",
+                f"{model.backend.info.get('execution_providers', '')})"
+                + (f"; {model.backend.info['runtime_choice']}" if model.backend.info.get("runtime_choice") else ""),
             )
         ]
 
@@ -165,6 +166,8 @@ class ModelServiceNode(ManagedNode):
             f"{model.backend.info.get('execution_providers')}; {len(labels) if labels else 0} labels"
             f"{', SHA256 verified' if model.digest else ''}): {model.metadata.describe_tensors()}"
         )
+        if model.backend.info.get("runtime_choice"):  # backend auto: which runtime and why; the first load's cost
+            self.get_logger().info(f"{model.metadata.name}: {model.backend.info['runtime_choice']}")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         changed = {p.name: p.value for p in params if p.name in _RELOAD_PARAMS}

@@ -93,6 +93,9 @@ class ModelSource:
         self._ever_ready = True
         info = getattr(getattr(vision.runner, "backend", None), "info", None) or {}
         runs = f", {info['backend']} on {info.get('execution_providers', '?')}" if "backend" in info else ""
+        if info.get("runtime_choice"):  # backend auto: which runtime runs it and why (measured or cached)
+            self.log.info(f"{vision.runner.metadata.name}: {info['runtime_choice']}")
+            runs += f"; {info['runtime_choice']}"
         self._set(f"{why}{vision.role} ready ({vision.runner.metadata.name}, {labels} labels{runs})", ok=True)
         self.on_ready(vision)
 

@@ -1,5 +1,5 @@
-"""The models shipped with the package: their files and labels in `models/` (checksummed there by SHA256SUMS),
-and the runtime `backend: auto` gives each."""
+"""The models shipped with the package: their files and labels in `models/` (checksummed there by SHA256SUMS).
+`backend: auto` measures which runtime runs each fastest here, as for any model file (runtimes.choice)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ class BundledModel:
     file: str
     labels: str
     description: str
-    #: The runtime `backend: auto` uses for this file: the fastest measured on the CPU
-    #: (scripts/bench_runtimes.py); "" = the one its extension implies.
-    runtime: str = ""
 
 
 #: Models shipped with the package (see models/PROVENANCE.md).
@@ -35,17 +32,10 @@ BUNDLED: dict[str, BundledModel] = {
         "efficientnet_lite0_qdq.onnx",
         "imagenet_labels.txt",
         "EfficientNet-Lite0 ImageNet classifier (int8 QDQ ONNX; uint8 softmax output, value/256)",
-        runtime="openvino",
-    ),  # faster than onnxruntime on the CPU (scripts/bench_runtimes.py measures it)
+    ),
     "efficientnet_lite0_tflite": BundledModel(
         "efficientnet_lite0.tflite", "imagenet_labels.txt", "EfficientNet-Lite0 ImageNet classifier (int8 TFLite)"
     ),
 }
 DEFAULT_DETECTOR = "ssd_mobilenet_v2_coco"
 DEFAULT_CLASSIFIER = "efficientnet_lite0"
-
-
-def auto_runtime(name: str) -> str:
-    """The runtime `backend: auto` uses for a bundled model name (onnx, tflite or openvino)."""
-    b = BUNDLED[name]
-    return b.runtime or {".onnx": "onnx", ".tflite": "tflite"}[Path(b.file).suffix]

@@ -9,7 +9,6 @@ Protocol server (`grpc://HOST:PORT/MODEL[/VERSION]`, `http://...`; only servers 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import zipfile
 from collections.abc import Mapping
@@ -26,9 +25,9 @@ from ..metadata import (
 )
 from ..runtimes.backend import DEFAULT_PROVIDERS, ModelLoadError
 from ..runtimes.oip_backend import DEFAULT_TIMEOUT_S, OipBackend, is_server_ref, parse_server_ref
-from ..runtimes.registry import open_backend
+from ..runtimes.registry import open_backend, open_fastest
 from ..tensors import check_inputs
-from .bundled import BUNDLED, BUNDLED_DIR, DEFAULT_DETECTOR, auto_runtime
+from .bundled import BUNDLED, BUNDLED_DIR, DEFAULT_DETECTOR
 from .labels import Labels, embedded_labels
 from .trust import ModelPolicy
 
@@ -140,7 +139,7 @@ class Model:
         else:
             model_path, found_labels, description = resolve_model(ref, repository, self.policy)
             self.digest = self.policy.verify(model_path, "model")
-            self.backend = self._open(ref, model_path, backend, providers, num_threads, pin_threads)
+            self.backend = self._open(model_path, backend, providers, num_threads, pin_threads)
         self.path = model_path
         self.warnings = list(self.backend.warnings)
         if label_path:
@@ -154,24 +153,10 @@ class Model:
         self.metadata = self._metadata(description or self.backend.description)
 
     @staticmethod
-    def _open(ref: str, path: Path, backend: str, providers, num_threads: int, pin_threads: bool = True):
-        """The backend for a file: the named one; for `auto` and a bundled model, the fastest measured
-        runtime (falling back to the extension's runtime where that one is not installed)."""
-        bundled = BUNDLED.get((ref or DEFAULT_DETECTOR).strip())
-        if backend in ("", "auto") and bundled is not None and path == (BUNDLED_DIR / bundled.file).resolve():
-            runtime = auto_runtime((ref or DEFAULT_DETECTOR).strip())
-            if runtime == "openvino" and importlib.util.find_spec("openvino") is None:
-                runtime = "auto"
-            if runtime != "auto":
-                try:
-                    return open_backend(path, runtime, providers, num_threads, pin_threads)
-                except ModelLoadError as exc:  # measured fastest elsewhere, but this machine's runtime refuses it
-                    fallback = open_backend(path, "auto", providers, num_threads, pin_threads)
-                    fallback.warnings.append(
-                        f"backend auto: {runtime} could not run the bundled {path.name} here, "
-                        f"so {fallback.kind} runs it ({exc})"
-                    )
-                    return fallback
+    def _open(path: Path, backend: str, providers, num_threads: int, pin_threads: bool = True):
+        """The backend for a file: the one named, or for `auto` the fastest measured here (`open_fastest`)."""
+        if backend in ("", "auto"):
+            return open_fastest(path, providers, num_threads, pin_threads)
         return open_backend(path, backend, providers, num_threads, pin_threads)
 
     def _embedded_labels(self) -> Labels | None:

@@ -173,11 +173,28 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def _float_blob(canvas: np.ndarray, layout: InputLayout, config: PreprocessConfig, swap: bool) -> np.ndarray:
+    """(v/255 - mean) / std of a uint8 (H, W, 3) image in one pass, with the layout change (and the RGB → BGR
+    swap) in the same pass: OpenCV's blobFromImage (scale only: the [0, 1] default) or blobFromImageWithParams
+    (per-channel mean and std; NHWC). A batch of one, float32, contiguous."""
+    h, w = canvas.shape[:2]
+    if layout.nchw and not any(config.mean) and all(s == 1.0 for s in config.std):
+        return cv2.dnn.blobFromImage(canvas, 1 / 255.0, (w, h), swapRB=swap, crop=False)
+    params = cv2.dnn.Image2BlobParams()
+    params.scalefactor = tuple(1.0 / (255.0 * float(s)) for s in config.std[:3])
+    params.mean = tuple(255.0 * float(m) for m in config.mean[:3])
+    params.size, params.swapRB, params.ddepth = (w, h), swap, cv2.CV_32F
+    params.datalayout = cv2.DNN_LAYOUT_NCHW if layout.nchw else cv2.DNN_LAYOUT_NHWC
+    return cv2.dnn.blobFromImageWithParams(canvas, params)
+
+
 def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -> tuple[np.ndarray, Transform]:
     """An RGB uint8 (H, W, 3) image → a batch-of-one tensor for `layout`, and the box transform back."""
     src_h, src_w = rgb.shape[:2]
     dst_h, dst_w = input_size(layout, config, src_h, src_w)
-    image = rgb[..., ::-1] if config.bgr else rgb
+    # a 3-channel float input swaps to BGR in the same pass as its scaling (`_float_blob`), the others here
+    swap_in_blob = config.bgr and layout.channels == 3 and layout.data_type == "float32"
+    image = rgb[..., ::-1] if config.bgr and not swap_in_blob else rgb
     if config.letterbox:
         scale = min(dst_w / src_w, dst_h / src_h)
         new_w, new_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
@@ -211,6 +228,9 @@ def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -
         transform = Transform(dst_w / src_w, dst_h / src_h, 0.0, 0.0, dst_w, dst_h, src_w, src_h)
     if layout.channels == 1:
         canvas = cv2.cvtColor(np.ascontiguousarray(canvas), cv2.COLOR_RGB2GRAY)[..., None]
+    if layout.channels == 3 and layout.data_type == "float32":
+        blob = _float_blob(np.ascontiguousarray(canvas), layout, config, swap_in_blob)
+        return (blob if layout.batched else blob[0]), transform
     if layout.data_type.startswith("float"):
         mean = np.asarray(config.mean[: layout.channels], dtype=np.float32)
         std = np.asarray(config.std[: layout.channels], dtype=np.float32)

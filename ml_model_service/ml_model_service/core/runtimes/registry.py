@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .backend import DEFAULT_PROVIDERS, Backend, ModelLoadError
+from .backend import DEFAULT_PROVIDERS, Backend, ModelLoadError, resolve_providers
+from .choice import ChoiceCache, choose
 from .litert_backend import TfliteBackend
 from .onnxruntime_backend import OnnxBackend
 from .openvino_backend import OpenvinoBackend
+from .threads import default_threads
 
 
 def _openvino_backend(
@@ -18,6 +20,18 @@ def _openvino_backend(
     pin_threads: bool = True,  # noqa: ARG001  OpenVINO pins its own threads
 ) -> Backend:
     return OpenvinoBackend(path, providers=providers, num_threads=num_threads)
+
+
+def _openvino_f32(
+    path: Path,
+    providers: list[str] | tuple[str, ...] = (),
+    num_threads: int = 0,
+    pin_threads: bool = True,  # noqa: ARG001
+) -> Backend:
+    """OpenVINO kept at float32 (`backend: auto` tries it where OpenVINO's default bf16 changes the outputs)."""
+    backend = OpenvinoBackend(path, providers=providers, num_threads=num_threads, precision="f32")
+    backend.kind = "openvino"
+    return backend
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {
@@ -48,6 +62,8 @@ def open_backend(
     pool threads stay on their own cores (`pool_cores`)."""
     if not path.is_file():
         raise ModelLoadError(f"model file not found: {path}")
+    if backend == "openvino_f32":  # one of `backend: auto`'s candidates (choice.CANDIDATES)
+        return _openvino_f32(path, providers, num_threads, pin_threads)
     if backend in ("", "auto"):
         cls = BACKENDS.get(path.suffix.lower())
         if cls is None:
@@ -59,3 +75,32 @@ def open_backend(
         if cls is None:
             raise ModelLoadError(f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_CHOICES)}")
     return cls(path, providers=providers, num_threads=num_threads, pin_threads=pin_threads)
+
+
+def open_fastest(
+    path: Path,
+    providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
+    num_threads: int = 0,
+    pin_threads: bool = True,
+    cache: ChoiceCache | None = None,
+) -> Backend:
+    """`backend: auto` for a model file: the fastest runtime here that reproduces the outputs of the one its
+    extension implies, measured at the first load and cached (`choice`); its info says which and why."""
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path}")
+    if path.suffix.lower() not in BACKENDS:
+        return open_backend(path, "auto", providers, num_threads, pin_threads)  # refused, with the reason
+
+    def opener(name: str) -> Backend:
+        return open_backend(path, name, providers, num_threads, pin_threads)
+
+    # the settings the choice depends on, as they resolve here (the default ["cuda", "cpu"] on a machine without a
+    # GPU is ["cpu"]; 0 threads is one per core), so that equal set-ups share one measurement
+    try:
+        import onnxruntime as ort
+
+        resolved = resolve_providers(list(providers), ort.get_available_providers())[0]
+    except ImportError:
+        resolved = list(providers)
+    backend, _ = choose(path, opener, default_threads(num_threads), resolved, cache)
+    return backend

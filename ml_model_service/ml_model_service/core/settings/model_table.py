@@ -24,8 +24,9 @@ MODEL_PARAMS = [
     Param(
         "backend",
         "auto",
-        "Runtime: auto (the fastest measured for the bundled models, else from the file "
-        "extension: .onnx onnxruntime, .tflite LiteRT, .xml OpenVINO), onnx, tflite or openvino.",
+        "Runtime: auto (the runtimes that load the file are timed at its first load on this machine and the "
+        "fastest whose outputs match the file's own runtime's runs it: .onnx onnxruntime, .tflite LiteRT, .xml "
+        "OpenVINO; cached in ~/.cache/ml_model_service), onnx, tflite or openvino.",
         choices=BACKEND_CHOICES,
         tier=RUNNER,
     ),

@@ -44,6 +44,42 @@ class YoloDecoder(RowDecoder):
         rows = raw.T if self.attrs_first else raw  # (N, K)
         start = 5 if self.has_objectness else 4
         cls_scores = rows[:, start : start + self.num_classes]
+        self._check(cls_scores, rows[:, 4] if self.has_objectness else None, start)
+        if self.has_objectness:
+            cls_scores = cls_scores * rows[:, 4:5]
+        return rows[:, :4], cls_scores, rows
+
+    def candidates(
+        self, outputs: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The candidates whose best class score reaches nms_score_threshold: (indices, (n, 4) centre boxes,
+        scores, classes, (n, E) values after the classes). The best score of every candidate is taken first (one
+        pass over the contiguous class rows of a [1, 4+C, N] head), the class (argmax), boxes and extras of the
+        survivors only."""
+        first_extra = (5 if self.has_objectness else 4) + self.num_classes
+        if not self.attrs_first:  # [1, N, K] rows (v5), or the split decoder's (N, C) scores
+            xywh, cls_scores, rows = self.rows(outputs)
+            keep = np.flatnonzero(cls_scores.max(axis=1) >= self.config.nms_score_threshold)
+            survivors = cls_scores[keep]
+            classes = survivors.argmax(axis=1)
+            extra = np.asarray(rows[keep, first_extra:], np.float64)
+            return keep, xywh[keep], survivors[np.arange(len(keep)), classes], classes, extra
+        raw = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0]  # (K, N)
+        start = 5 if self.has_objectness else 4
+        cls_scores = raw[start : start + self.num_classes]  # (C, N): rows of the candidates' scores
+        self._check(cls_scores, raw[4] if self.has_objectness else None, start)
+        best = cls_scores.max(axis=0)
+        if self.has_objectness:
+            best = best * raw[4]
+        keep = np.flatnonzero(best >= self.config.nms_score_threshold)
+        survivors = cls_scores[:, keep]
+        if self.has_objectness:
+            survivors = survivors * raw[4, keep]
+        classes = survivors.argmax(axis=0)
+        extra = np.asarray(raw[first_extra:, keep].T, np.float64)
+        return keep, raw[:4, keep].T, survivors[classes, np.arange(len(keep))], classes, extra
+
+    def _check(self, cls_scores: np.ndarray, objectness: np.ndarray | None, start: int) -> None:
         check_probabilities(
             cls_scores,
             f"class scores (values {start}-{start + self.num_classes - 1} of each row of {self.tensor!r})",
@@ -51,33 +87,27 @@ class YoloDecoder(RowDecoder):
             self.describe,
             tolerance(self.spec),
         )
-        if self.has_objectness:
+        if objectness is not None:
             check_probabilities(
-                rows[:, 4],
+                objectness,
                 f"objectness (value 4 of each row of {self.tensor!r})",
                 "yolo_format",
                 self.describe,
                 tolerance(self.spec),
             )
-            cls_scores = cls_scores * rows[:, 4:5]
-        return rows[:, :4], cls_scores, rows
 
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
-        xywh, cls_scores, rows = self.rows(outputs)
-        best = cls_scores.max(axis=1) if cls_scores.shape[1] else np.zeros(len(cls_scores))
-        keep = np.flatnonzero(best >= self.config.nms_score_threshold)  # per-box work on survivors only
+        keep, xywh, scores, classes, extra = self.candidates(outputs)
         if not len(keep):
             return RawDetections.empty()
-        classes = cls_scores[keep].argmax(axis=1)
-        scores = best[keep].astype(np.float64)
-        first_extra = (5 if self.has_objectness else 4) + self.num_classes
-        extra = np.asarray(rows[keep, first_extra:], np.float64)
+        scores = np.asarray(scores, np.float64)
+        xywh = np.asarray(xywh, np.float64)
         if self.oriented:
-            xywh_px = input_pixels(np.asarray(xywh[keep], np.float64), self.config.box_units, transform)
+            xywh_px = input_pixels(xywh, self.config.box_units, transform)
             idx = rotated_nms(np.column_stack([xywh_px, extra[:, 0]]), scores, classes, self.config)
             rotated, envelope = oriented_boxes(xywh_px[idx], extra[idx, 0], transform)
             return RawDetections(envelope, scores[idx], classes[idx].astype(np.int64), rows=keep[idx], rotated=rotated)
-        boxes = input_pixels(to_corners(np.asarray(xywh[keep], np.float64), "cxcywh"), self.config.box_units, transform)
+        boxes = input_pixels(to_corners(xywh, "cxcywh"), self.config.box_units, transform)
         idx = nms(boxes, scores, classes, self.config)
         found = RawDetections(
             transform.to_source(boxes[idx]), scores[idx], classes[idx].astype(np.int64), rows=keep[idx]

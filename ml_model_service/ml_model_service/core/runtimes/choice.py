@@ -1,0 +1,385 @@
+"""`backend: auto` for a model file: the runtimes that can load it are timed once, at its first load on this
+machine, and the fastest one whose outputs match the file's own runtime's (onnxruntime for .onnx, LiteRT for
+.tflite) runs it. The choice is cached in a user cache file (`cache_path`, never beside the model), keyed by the
+model's SHA-256 and the machine (CPU model, usable cores, runtime versions) and the thread and provider
+settings, so later loads open one runtime and measure nothing; a changed model or machine is measured again.
+
+Why: which runtime is fastest depends on the model and the CPU (OpenVINO ran a YOLO11n at 640 in about half
+onnxruntime's time on an AMD EPYC VM, while onnxruntime is the faster for the bundled int8 SSD there), so it
+is measured rather than guessed from the extension.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..metadata import TensorSpec
+from .backend import Backend, ModelLoadError
+
+#: The runtimes that may run a file, by extension; the first is the reference whose outputs the others must
+#: reproduce (and what runs the file when nothing else is faster).
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    ".onnx": ("onnx", "openvino", "openvino_f32"),
+    ".tflite": ("tflite", "openvino", "openvino_f32"),
+    ".xml": ("openvino", "openvino_f32"),
+}
+#: Tried only when the one named was not used because its outputs differ (OpenVINO's default precision is bf16
+#: on CPUs with AVX512-BF16 or AMX: faster, and it rounds differently; at f32 it matches onnxruntime).
+FALLBACK_OF = {"openvino_f32": "openvino"}
+RUNTIME_NAMES = {"onnx": "onnxruntime", "tflite": "LiteRT", "openvino": "OpenVINO", "openvino_f32": "OpenVINO f32"}
+#: Another runtime is chosen only when it is at least this much faster (a tie keeps the file's own runtime).
+MIN_GAIN = 0.05
+#: Outputs match when every value is within ABS_TOL + REL_TOL x the reference output's range.
+REL_TOL, ABS_TOL = 0.02, 1e-3
+#: Timed runs per runtime (in turn, after WARMUP runs each), fewer when one run is slow (`TIME_BUDGET_S`).
+RUNS, WARMUP, TIME_BUDGET_S = 7, 2, 3.0
+CACHE_ENV = "ML_MODEL_SERVICE_RUNTIME_CACHE"
+#: Part of every cache key: raised when the suite changes how it sets up a runtime (session options, precision),
+#: so choices measured with the old set-up are measured again.
+CHOICE_VERSION = 5
+_MAX_ENTRIES = 200
+#: Side of an open spatial input dimension in the measurement (a multiple of every YOLO stride).
+_OPEN_SIDE = 320
+
+
+@dataclass
+class Choice:
+    """What `backend: auto` chose for one model on this machine, and why."""
+
+    runtime: str  # onnx | tflite | openvino
+    reason: str
+    timings_ms: dict[str, float] = field(default_factory=dict)  # best ms per run of each runtime measured
+    rejected: dict[str, str] = field(default_factory=dict)  # runtime → why it was not used
+    measured_at: str = ""
+    cost_s: float = 0.0  # what the measurement cost at first load
+    cached: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The backend kind that runs it (openvino_f32 is OpenVINO)."""
+        return FALLBACK_OF.get(self.runtime, self.runtime)
+
+    def summary(self) -> str:
+        """One line for metadata, status and logs."""
+        when = f"cached choice measured {self.measured_at}" if self.cached else f"measured now in {self.cost_s:.1f} s"
+        text = f"auto: {RUNTIME_NAMES.get(self.runtime, self.runtime)}, {self.reason} ({when})"
+        for name, why in self.rejected.items():
+            text += f"; {RUNTIME_NAMES.get(name, name)} not used: {why}"
+        return text
+
+
+def cache_path() -> Path:
+    """The choice cache: $ML_MODEL_SERVICE_RUNTIME_CACHE, else $XDG_CACHE_HOME (or ~/.cache)
+    /ml_model_service/runtime-choice.json."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "ml_model_service" / "runtime-choice.json"
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "-"
+
+
+def machine_fingerprint() -> dict[str, str]:
+    """What a choice depends on besides the model: CPU model, usable cores, runtime versions."""
+    cpu = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return {
+        "cpu": cpu or os.uname().machine,
+        "cores": str(cores),
+        "onnxruntime": _version("onnxruntime") if _version("onnxruntime") != "-" else _version("onnxruntime-gpu"),
+        "openvino": _version("openvino"),
+        "litert": _version("ai-edge-litert"),
+    }
+
+
+class ChoiceCache:
+    """The JSON cache file: model digests by path (so an unchanged file is not hashed again) and choices by key.
+    A cache that cannot be read or written only costs a measurement (the reason is in `warning`)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_path()
+        self.warning = ""
+        try:
+            data = json.loads(self.path.read_text())
+            self.data = data if isinstance(data, dict) and data.get("version") == 1 else {}
+        except (OSError, ValueError):
+            self.data = {}
+        self.data.setdefault("version", 1)
+        self.data.setdefault("digests", {})
+        self.data.setdefault("choices", {})
+
+    def digest(self, files: list[Path]) -> str:
+        """SHA-256 over `files` (a model and its weights file), remembered by path, size and mtime."""
+        parts = []
+        for file in files:
+            st = file.stat()
+            memo = self.data["digests"].get(str(file))
+            if isinstance(memo, dict) and memo.get("size") == st.st_size and memo.get("mtime_ns") == st.st_mtime_ns:
+                parts.append(str(memo.get("sha256")))
+                continue
+            sha = hashlib.sha256()
+            with open(file, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    sha.update(block)
+            self.data["digests"][str(file)] = {
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "sha256": sha.hexdigest(),
+            }
+            parts.append(sha.hexdigest())
+        return parts[0] if len(parts) == 1 else hashlib.sha256("".join(parts).encode()).hexdigest()
+
+    def get(self, key: str) -> Choice | None:
+        entry = self.data["choices"].get(key)
+        if not isinstance(entry, dict) or entry.get("runtime") not in RUNTIME_NAMES:
+            return None
+        try:
+            return Choice(**{k: entry[k] for k in ("runtime", "reason", "timings_ms", "rejected", "measured_at")})
+        except (KeyError, TypeError):
+            return None
+
+    def put(self, key: str, choice: Choice) -> None:
+        """Store and write atomically (a temporary file renamed over the cache)."""
+        entry = {k: v for k, v in asdict(choice).items() if k != "cached"}
+        choices = self.data["choices"]
+        choices[key] = entry
+        while len(choices) > _MAX_ENTRIES:
+            choices.pop(next(iter(choices)))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".runtime-choice-")
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.data, f, indent=1)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            self.warning = f"backend auto: the runtime choice could not be cached in {self.path} ({exc})"
+
+
+def _model_files(path: Path) -> list[Path]:
+    weights = path.with_suffix(".bin")
+    return [path, weights] if path.suffix.lower() == ".xml" and weights.is_file() else [path]
+
+
+def choice_key(digest: str, machine: dict[str, str], num_threads: int, providers: list[str] | tuple[str, ...]) -> str:
+    """The cache key: the model, the machine and the settings a measurement was made with."""
+    text = json.dumps([CHOICE_VERSION, digest, machine, num_threads, [p.lower() for p in providers]], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def dead_leaves(height: int, width: int, channels: int, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic picture (H, W, C) in [0, 255]: overlapping squares of random colour and size (edges and flat
+    regions at every scale, as in photographs), with mild sensor noise. A smooth pattern elicits far smaller
+    differences between runtimes than a photograph does (measured on YOLO11n under bf16), this about as large."""
+    image = np.empty((height, width, channels), np.float32)
+    image[:] = rng.uniform(0, 255, channels)
+    side = max(height, width)
+    for _ in range(300):
+        r = max(1, int(side * rng.uniform(0.01, 0.15)))
+        y, x = int(rng.integers(0, height)), int(rng.integers(0, width))
+        image[max(0, y - r) : y + r, max(0, x - r) : x + r] = rng.uniform(0, 255, channels)
+    return np.clip(image + rng.normal(0, 8, image.shape), 0, 255)
+
+
+def sample_inputs(specs: list[TensorSpec]) -> dict[str, np.ndarray]:
+    """Deterministic inputs for the measurement: images (3-D or 4-D inputs) a `dead_leaves` picture, other float
+    inputs noise; open dimensions 1 (batch) or `_OPEN_SIDE`; small integer inputs (image sizes such as RT-DETR's
+    orig_target_sizes) the open side."""
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for spec in specs:
+        shape = [
+            d if d > 0 else (1 if i == 0 and len(spec.shape) == 4 else _OPEN_SIDE) for i, d in enumerate(spec.shape)
+        ]
+        dtype = np.dtype(spec.data_type)
+        if len(shape) <= 2 and dtype.kind in "iu":
+            feeds[spec.name] = np.full(shape, _OPEN_SIDE, dtype)
+            continue
+        if len(shape) in (3, 4):
+            axes = list(range(len(shape) - 3, len(shape)))  # the image's three axes (after the batch)
+            channel = min(axes, key=lambda a: (shape[a] not in (1, 3, 4), shape[a]))
+            h_axis, w_axis = (a for a in axes if a != channel)
+            picture = dead_leaves(shape[h_axis], shape[w_axis], shape[channel], rng)
+            values = np.moveaxis(picture, (0, 1, 2), (h_axis - axes[0], w_axis - axes[0], channel - axes[0]))
+            values = values.reshape(shape)
+        else:
+            values = np.clip(127.5 + rng.normal(0, 60, shape), 0, 255)
+        if dtype.kind == "f":
+            feeds[spec.name] = (values / 255.0).astype(dtype)
+        elif dtype == np.int8:
+            feeds[spec.name] = (values - 128).astype(np.int8)
+        elif dtype == np.bool_:
+            feeds[spec.name] = values > 127
+        else:
+            feeds[spec.name] = values.astype(dtype)
+    return feeds
+
+
+def _attribute_axis(shape: tuple[int, ...]) -> int | None:
+    """The axis that lists each candidate's values (box, scores...: the shorter of the last two when there are two
+    beside the batch), whose entries get their own range: a [1, 84, 8400] YOLO head's scores are then held to a
+    tolerance of their own [0, 1], not of the boxes' 640 pixels."""
+    if len(shape) < 3:
+        return None
+    return len(shape) - 2 if shape[-2] < shape[-1] else len(shape) - 1
+
+
+def outputs_match(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> str:
+    """ "" when `other` reproduces `reference` (same names and shapes, every value within ABS_TOL + REL_TOL x the
+    range of its entry of the attribute axis (`_attribute_axis`; of the whole output for 1-D and 2-D ones); for
+    8- and 16-bit quantised outputs, of the type's range), else what differs."""
+    if list(reference) != list(other):
+        return f"outputs {list(other)} instead of {list(reference)}"
+    for name, ref in reference.items():
+        got = np.asarray(other[name])
+        ref = np.asarray(ref)
+        if got.shape != ref.shape:
+            return f"output {name!r} has shape {list(got.shape)} instead of {list(ref.shape)}"
+        if not ref.size:
+            continue
+        a, b = ref.astype(np.float64), got.astype(np.float64)
+        if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+            return f"output {name!r} has non-finite values where the reference has none, or the other way"
+        a, b = np.where(np.isfinite(a), a, 0.0), np.where(np.isfinite(b), b, 0.0)
+        axis = _attribute_axis(ref.shape)
+        others = tuple(i for i in range(ref.ndim) if i != axis)
+        span = np.ptp(a, axis=others, keepdims=True) if axis is not None else np.float64(np.ptp(a))
+        if ref.dtype.kind in "iu" and ref.dtype.itemsize <= 2:  # quantised values: int8 arithmetic rounds apart
+            span = np.maximum(span, float(np.iinfo(ref.dtype).max) - float(np.iinfo(ref.dtype).min))
+        excess = np.abs(a - b) - (ABS_TOL + REL_TOL * span)
+        if float(excess.max()) > 0:
+            at = np.unravel_index(int(excess.argmax()), excess.shape)
+            allowed = float(ABS_TOL + REL_TOL * np.broadcast_to(span, excess.shape)[at])
+            return (
+                f"output {name!r} differs by up to {float(np.abs(a - b)[at]):.4g} at {list(map(int, at))} "
+                f"(allowed there {allowed:.4g})"
+            )
+    return ""
+
+
+def _time_in_turn(calls: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """The best ms of each call over runs taken in turn (load changes fall on all alike)."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for name, call in calls.items():  # warm-up: lazy allocation, first-run compilation; the first timing
+        for _ in range(WARMUP):
+            t0 = time.perf_counter()
+            call()
+            samples[name] = [time.perf_counter() - t0]
+    slowest = max(s[0] for s in samples.values()) if samples else 0.0
+    runs = max(3, min(RUNS, int(TIME_BUDGET_S / max(slowest * len(calls), 1e-6))))
+    for name in calls:
+        samples[name] = []
+    for _ in range(runs):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - t0)
+    # the best run: other processes on a shared machine only ever add time, so the fastest run is the steadiest
+    # estimate of what each runtime costs (medians of a few runs swung 2x between runtimes under load)
+    return {name: 1000 * min(s) for name, s in samples.items()}
+
+
+def measure(path: Path, opener: Callable[[str], Backend]) -> tuple[Backend, Choice]:
+    """Open `path` with every candidate runtime (`opener(name)`), check each reproduces the reference's outputs
+    on `sample_inputs`, time them in turn; returns the fastest backend (the others are released) and the choice.
+    The reference runtime must load the file (its ModelLoadError is raised); the others may fail."""
+    started = time.perf_counter()
+    names = CANDIDATES.get(path.suffix.lower(), ())
+    if not names:
+        raise ModelLoadError(
+            f"cannot tell the backend of {path} from its extension; set backend to onnx, tflite or openvino"
+        )
+    reference = opener(names[0])
+    backends, rejected = {names[0]: reference}, {}
+    try:
+        feeds = sample_inputs(reference.inputs)
+        expected = reference.infer(feeds)
+    except Exception as exc:  # noqa: BLE001 - a model that needs other inputs: nothing to compare, keep the reference
+        return reference, Choice(names[0], f"not measured: the sample run failed ({exc})", measured_at=_now())
+    reduced: set[str] = set()  # runtimes that loaded at a reduced precision and changed the outputs
+    for name in names[1:]:
+        fallback_of = FALLBACK_OF.get(name)
+        if fallback_of is not None and fallback_of not in reduced:
+            continue  # the float32 variant only where the default precision changed the outputs
+        backend: Backend | None = None
+        try:
+            backend = opener(name)
+            problem = outputs_match(expected, backend.infer(feeds))
+        except Exception as exc:  # noqa: BLE001 - any failure of another runtime only excludes it
+            problem = " ".join(str(exc).split())[:200]
+        if not problem and backend is not None:
+            backends[name] = backend
+            continue
+        precision = backend.info.get("inference_precision", "") if backend is not None else ""
+        if precision and precision not in ("f32", "float32"):
+            reduced.add(name)
+            problem += f" (at OpenVINO's default precision here, {precision})"
+        rejected[name] = problem
+    timings = _time_in_turn({name: functools.partial(b.infer, feeds) for name, b in backends.items()})
+    best = min(timings, key=lambda n: timings[n])
+    if best != names[0] and timings[best] > (1 - MIN_GAIN) * timings[names[0]]:
+        best = names[0]
+    others = ", ".join(f"{RUNTIME_NAMES[n]} {timings[n]:.1f} ms" for n in timings if n != best)
+    reason = f"{timings[best]:.1f} ms per run (best of a few)" + (f" against {others}" if others else "")
+    if best != names[0]:
+        reason += f", outputs match {RUNTIME_NAMES[names[0]]}'s"
+    elif not others:
+        reason += " (the only runtime that " + ("reproduces its outputs)" if rejected else "loads it here)")
+    chosen = backends.pop(best)
+    backends.clear()  # the others are released
+    choice = Choice(best, reason, {n: round(t, 3) for n, t in timings.items()}, rejected, _now())
+    choice.cost_s = round(time.perf_counter() - started, 2)
+    return chosen, choice
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime())
+
+
+def choose(
+    path: Path,
+    opener: Callable[[str], Backend],
+    num_threads: int = 0,
+    providers: list[str] | tuple[str, ...] = (),
+    cache: ChoiceCache | None = None,
+) -> tuple[Backend, Choice]:
+    """The backend `backend: auto` runs `path` with: the cached choice for this model, machine and settings,
+    else `measure` (and cache it). The backend's info gets `runtime_choice` (`Choice.summary`)."""
+    cache = cache or ChoiceCache()
+    key = choice_key(cache.digest(_model_files(path)), machine_fingerprint(), num_threads, providers)
+    choice = cache.get(key)
+    backend: Backend | None = None
+    if choice is not None:
+        try:
+            backend = opener(choice.runtime)
+            choice.cached = True
+        except ModelLoadError:
+            backend = None  # the cached runtime no longer loads it: measure again
+    if backend is None or choice is None:
+        backend, choice = measure(path, opener)
+        cache.put(key, choice)
+        if cache.warning:
+            backend.warnings.append(cache.warning)
+    backend.info["runtime_choice"] = choice.summary()
+    backend.choice = choice  # type: ignore[attr-defined]
+    return backend, choice
