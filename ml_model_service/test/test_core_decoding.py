@@ -243,7 +243,7 @@ def test_lean_path_matches_the_plain_arithmetic_on_a_real_yolo11n_export():
     classes = rows[:, 4:].argmax(axis=1)
     scores = rows[np.arange(len(rows)), 4 + classes]
     keep = np.flatnonzero(scores >= vision.decoder.config.nms_score_threshold)
-    got_keep, got_xywh, got_scores, got_classes = vision.decoder.candidates(outputs)
+    got_keep, got_xywh, got_scores, got_classes, _ = vision.decoder.candidates(outputs)
     assert len(keep) > 500
     np.testing.assert_array_equal(got_keep, keep)
     np.testing.assert_array_equal(got_classes, classes[keep])
