@@ -47,8 +47,7 @@ use_cached() {  # use_cached ENV_DIR KEY [VENV_ARGS...]: ENV_DIR becomes a link 
   if [ -f "$cached/.complete" ]; then
     ln -s "$cached" "$dir"
     say "using the cached environment $cached for $(basename "$dir")"
-    case $dir in */kserve-venv) echo "$key" > "$STAMPS/kserve" ;; */exporters-venv) echo "$key" > "$STAMPS/exporters" ;;
-      *) echo "$key" > "$STAMPS/venv" ;; esac
+    case $dir in */build/*-venv) echo "$key" > "$STAMPS/$(basename "$dir" -venv)" ;; *) echo "$key" > "$STAMPS/venv" ;; esac
     return 0
   fi
   rm -rf "$cached" && mkdir -p "$CACHE" && "$PY" -m venv "$@" "$cached" && ln -s "$cached" "$dir"
@@ -103,35 +102,27 @@ if [ "$(cat "$STAMPS/serving" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$STAMPS/serving"
 fi
 
-# 1c. KServe's ModelServer for the tests, in its own environment (its pins clash with the suite's).
-KSERVE_VENV="$ROOT/build/kserve-venv"
-want="kserve-$(hash_of scripts/requirements-kserve.txt)"
-mkdir -p "$ROOT/build"
-use_cached "$KSERVE_VENV" "$want"
-if [ "$(cat "$STAMPS/kserve" 2>/dev/null)" != "$want" ] || [ ! -x "$KSERVE_VENV/bin/python" ]; then
-  say "creating $KSERVE_VENV (KServe ModelServer for the tests)"
-  [ -x "$KSERVE_VENV/bin/python" ] || "$PY" -m venv "$KSERVE_VENV"
-  "$KSERVE_VENV/bin/python" -m pip install -q --no-deps -r scripts/requirements-kserve.txt
-  echo "$want" > "$STAMPS/kserve"
-  cached_complete "$KSERVE_VENV"
-fi
-
-# 1d. The exporters for the tests (Ultralytics, CPU use of torch, torchvision, onnx, OpenVINO), in their own
-# environment: the suite's layouts are verified against real exports and the exporter's own predictions
-# (test/exporters/make_export.py). About 6 GB (PyPI's torch brings CUDA libraries); cached like the others.
-# MMS_EXPORTERS=0 skips it (the exporter tests then fail, saying why).
-EXPORTERS_VENV="$ROOT/build/exporters-venv"
-want="exporters-$(hash_of scripts/requirements-exporters.txt)"
-if [ "${MMS_EXPORTERS:-1}" != 0 ]; then
-  use_cached "$EXPORTERS_VENV" "$want"
-  if [ "$(cat "$STAMPS/exporters" 2>/dev/null)" != "$want" ] || [ ! -x "$EXPORTERS_VENV/bin/python" ]; then
-    say "creating $EXPORTERS_VENV (the exporters the tests verify layouts against; about 2 minutes)"
-    [ -x "$EXPORTERS_VENV/bin/python" ] || "$PY" -m venv "$EXPORTERS_VENV"
-    "$EXPORTERS_VENV/bin/python" -m pip install -q --no-deps -r scripts/requirements-exporters.txt
-    echo "$want" > "$STAMPS/exporters"
-    cached_complete "$EXPORTERS_VENV"
+# Test-only environments of their own, each from a full freeze installed with --no-deps, cached like the others.
+own_env() {  # own_env NAME REQUIREMENTS WHAT: build/NAME-venv
+  local name=$1 reqs=$2 what=$3 dir="$ROOT/build/$1-venv" want
+  want="$name-$(hash_of "$reqs")"
+  mkdir -p "$ROOT/build"
+  use_cached "$dir" "$want"
+  if [ "$(cat "$STAMPS/$name" 2>/dev/null)" != "$want" ] || [ ! -x "$dir/bin/python" ]; then
+    say "creating $dir ($what)"
+    [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --no-deps -r "$reqs"
+    echo "$want" > "$STAMPS/$name"
+    cached_complete "$dir"
   fi
-fi
+}
+# 1c. KServe's ModelServer for the tests (its pins clash with the suite's).
+own_env kserve scripts/requirements-kserve.txt "KServe ModelServer for the tests"
+# 1d. The exporters (Ultralytics, CPU use of torch, torchvision, onnx, OpenVINO): the suite's layouts are verified
+# against real exports and the exporter's own predictions (test/exporters/make_export.py). About 6 GB (PyPI's
+# torch brings CUDA libraries). MMS_EXPORTERS=0 skips it (the exporter tests then fail, saying why).
+[ "${MMS_EXPORTERS:-1}" = 0 ] || own_env exporters scripts/requirements-exporters.txt \
+  "the exporters the tests verify layouts against; about 2 minutes"
 
 # 2. Workspace build ----------------------------------------------------------------------------
 # shellcheck disable=SC1091

@@ -7,12 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from test_vision_service import start_vision, wait_ready
 from vision_msgs.msg import Detection2DArray
 
 from ml_model_service.core.frames.pointcloud import Intrinsics
 from ml_model_service.ros.remote_model import call
 from ml_model_service_interfaces.msg import KeypointsArray
-from ml_model_service_interfaces.srv import CaptureAll, GetProperties
+from ml_model_service_interfaces.srv import CaptureAll
 
 from conftest import Collector
 from harness.camera import Camera
@@ -42,20 +43,9 @@ def as_dicts(msg: Detection2DArray, rotated: bool = False) -> list[dict]:
 
 
 def start(start_node, spinner, namespace: str, e, **params):
-    proc = start_node(
-        "vision_service",
-        {"execution_providers": ["cpu"], "model_path": str(e.path), "allowed_paths": [str(e.path.parent)], **PEER}
-        | params,
-        namespace=namespace,
-    )
-    props = spinner.node.create_client(GetProperties, f"{namespace}/vision_service/get_properties")
-
-    def ready():
-        assert proc.alive(), proc.log()
-        r = call(props, GetProperties.Request(), 5.0) if props.wait_for_service(0.5) else None
-        return r if r and r.detections_supported else None
-
-    wait_for(ready, 60, interval=0.3, what=f"{namespace} vision node ready")
+    params = {"model_path": str(e.path), "allowed_paths": [str(e.path.parent)], **PEER, **params}
+    proc = start_vision(start_node, params, namespace=namespace)
+    wait_ready(spinner, proc, 60, namespace=namespace)
     return proc
 
 

@@ -12,12 +12,15 @@ inference call where the model takes a batch (`core/reading/batch.py`), one afte
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from rclpy.guard_condition import GuardCondition
 from rclpy.node import Node
 
 from ..core.frames.health import TopicState
@@ -207,6 +210,13 @@ class MultiWorker(threading.Thread):
         self._subscribed = {s.name: False for s in streams}
         self.calls = self.frames = 0  # inference calls made for the stream, frames they carried
         self.log = node.get_logger()
+        # Batch-1 models serve several cameras' frames at once, one per core (each on its own camera's state):
+        # frames that arrive together are not queued behind each other.
+        self.parallel = max(1, min(os.cpu_count() or 1, len(streams)))
+        self._pool: ThreadPoolExecutor | None = None
+        self._running = 0
+        self._lock = threading.Lock()
+        self._guard = GuardCondition(None, None, context=node.context)
 
     def stop(self) -> None:
         self.stopping = True
@@ -218,6 +228,7 @@ class MultiWorker(threading.Thread):
             self.join(5.0)
 
     def run(self) -> None:
+        self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="vision_infer")
         while not self.stopping:
             try:
                 self._take(self._timeout())
@@ -227,6 +238,7 @@ class MultiWorker(threading.Thread):
                     break  # the node is shutting down under the wait
                 self.log.error(f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=2.0)
                 time.sleep(0.01)
+        self._pool.shutdown(wait=True)
         for s in self.streams:
             if s.camera is not None:
                 s.camera.close()
@@ -252,7 +264,7 @@ class MultiWorker(threading.Thread):
 
     def _take(self, timeout: float | None) -> None:
         """Wait for any camera (or a wake-up), then store what each camera's subscriptions hold."""
-        subscriptions, guards = [], []
+        subscriptions, guards = [], [self._guard]
         for s in self.streams:
             subs, guard = s.camera.prepare()
             subscriptions += subs
@@ -276,21 +288,36 @@ class MultiWorker(threading.Thread):
                 s.status.count("skipped")  # a newer frame of this camera came before the model was free
 
     def _serve(self) -> None:
-        """Serve one batch (one frame for a batch-1 model) when one is due."""
+        """Start what is due: batches of several cameras where the model takes them (one call at a time), else
+        single frames, up to `parallel` at once."""
         limit = self.limit()
-        if self.scheduler.due(limit, self.values()["batch_wait"]) != 0.0:
-            return
-        batch = self.scheduler.take(limit)
+        slots = 1 if limit > 1 else self.parallel
+        while self._running < slots and self.scheduler.due(limit, self.values()["batch_wait"]) == 0.0:
+            batch = self.scheduler.take(limit)
+            if not batch:
+                return
+            with self._lock:
+                self._running += 1
+            assert self._pool is not None
+            self._pool.submit(self._run, batch)
+
+    def _run(self, batch: list[tuple[str, Frame]]) -> None:
+        """One batch (or frame) through the model and its cameras' pipelines, on a pool thread."""
         try:
             if len(batch) == 1:
                 self.by_name[batch[0][0]].worker._process(batch[0][1])
             else:
                 self._batched(batch)
+        except Exception as exc:  # keep serving whatever a frame holds
+            self.log.error(f"frame dropped: {type(exc).__name__}: {exc}", throttle_duration_sec=2.0)
         finally:
             for name, _ in batch:
                 self.scheduler.done(name)
-        self.calls += 1
-        self.frames += len(batch)
+            with self._lock:
+                self._running -= 1
+                self.calls += 1
+                self.frames += len(batch)
+            self._guard.trigger()  # the waiting loop may start the next
 
     def _batched(self, batch: list[tuple[str, Frame]]) -> None:
         """Several cameras' frames, one inference call; each then goes through its own camera's pipeline."""
