@@ -182,7 +182,8 @@ def test_frames_of_several_cameras_share_inference_calls_with_a_batching_model(t
         return None
 
     v = wait_for(served, 40, what="30 frames served")
-    assert int(v["inference_calls"]) <= 0.6 * int(v["frames_served"]), v
+    # a batch per core (two here), one call per core at once: about 0.5-0.67 calls per frame
+    assert int(v["inference_calls"]) <= 0.8 * int(v["frames_served"]), v
     assert proc.alive()
 
 

@@ -210,8 +210,9 @@ class MultiWorker(threading.Thread):
         self._subscribed = {s.name: False for s in streams}
         self.calls = self.frames = 0  # inference calls made for the stream, frames they carried
         self.log = node.get_logger()
-        # Batch-1 models serve several cameras' frames at once, one per core (each on its own camera's state):
-        # frames that arrive together are not queued behind each other.
+        # Calls run one per core at once (each frame on its own camera's state; with num_threads 0 the model runs
+        # each call on one thread, common.load_model): frames that arrive together are not queued behind each
+        # other, and a single-threaded call costs the least CPU per frame.
         self.parallel = max(1, min(os.cpu_count() or 1, len(streams)))
         self._pool: ThreadPoolExecutor | None = None
         self._running = 0
@@ -248,7 +249,7 @@ class MultiWorker(threading.Thread):
         vision = self.source.vision
         if vision is None or self.values()["object_mode"] == "obstacles":
             return 1
-        wanted = self.values()["max_batch"] or len(self.streams)
+        wanted = self.values()["max_batch"] or -(-len(self.streams) // self.parallel)  # a batch per core
         return max(1, min(wanted, batch_support(vision).size))
 
     def _timeout(self) -> float | None:
@@ -288,11 +289,10 @@ class MultiWorker(threading.Thread):
                 s.status.count("skipped")  # a newer frame of this camera came before the model was free
 
     def _serve(self) -> None:
-        """Start what is due: batches of several cameras where the model takes them (one call at a time), else
-        single frames, up to `parallel` at once."""
+        """Start what is due (batches of several cameras where the model takes them, else single frames), up to
+        `parallel` calls at once."""
         limit = self.limit()
-        slots = 1 if limit > 1 else self.parallel
-        while self._running < slots and self.scheduler.due(limit, self.values()["batch_wait"]) == 0.0:
+        while self._running < self.parallel and self.scheduler.due(limit, self.values()["batch_wait"]) == 0.0:
             batch = self.scheduler.take(limit)
             if not batch:
                 return

@@ -57,8 +57,8 @@ MULTICAMERA_PARAMS = [
         "max_batch",
         0,
         "Several cameras: frames of different cameras one inference call carries at most, where the model takes "
-        "a batch (a dynamic or fixed batch dimension; batch-1 models run one frame at a time). 0: as many as "
-        "there are cameras.",
+        "a batch (a dynamic or fixed batch dimension; batch-1 models run one frame a call). 0: the cameras "
+        "shared out over the cores (calls run one per core at once).",
         0,
         64,
     ),

@@ -37,7 +37,15 @@ MODEL_PARAMS = [
         "(cuda, tensorrt, cpu, or full names). Unavailable ones are skipped with a warning.",
         tier=RUNNER,
     ),
-    Param("num_threads", 0, "Inference threads (0 = one per CPU core, for every backend).", 0, 256, tier=RUNNER),
+    Param(
+        "num_threads",
+        0,
+        "Inference threads (0 = one per CPU core, for every backend; in a vision node with `cameras`, one per "
+        "call, with one call per core at once).",
+        0,
+        256,
+        tier=RUNNER,
+    ),
     Param(
         "pin_threads",
         True,
