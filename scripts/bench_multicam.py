@@ -28,6 +28,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 MULTICAM_HZ = 7.5
@@ -196,12 +197,55 @@ def multicam_rows(frame: np.ndarray, seconds: float, k: int = 4, setups: str = "
     return rows
 
 
+def batching_rows(frames: int = 4, rounds: int = 15) -> list[str]:
+    """Markdown rows: a model with a dynamic batch axis (the real YOLOv8n `dynamic=True` export, harness.exports)
+    on `frames` 640x480 photographs, one call for all against one call each, in turn, same run and threads."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml_model_service" / "test"))
+    from ml_model_service.core.loading.model import Model
+    from ml_model_service.core.reading.batch import batch_support, detect_batch
+    from ml_model_service.core.reading.vision import VisionModel
+
+    from harness.exports import export
+    from harness.photos import photo
+
+    try:
+        path = export("yolov8n.yaml", 640, dynamic=True).path
+    except RuntimeError as exc:
+        return [f"batching row skipped: {str(exc)[:200]}"]
+    names = ("motorcycle", "astronaut", "coffee", "chelsea")
+    rgbs = [cv2.resize(photo(names[i % 4]), (640, 480), interpolation=cv2.INTER_AREA) for i in range(frames)]
+    model = Model(str(path), providers=["cpu"], backend="onnx")
+    vision = VisionModel(model, model.labels)
+    size = batch_support(vision).size
+    same = detect_batch(vision, rgbs) == [vision.detect(r) for r in rgbs]
+    turn, batched = [], []
+    for _ in range(rounds):  # alternating, so both see the same machine
+        t = time.perf_counter()
+        for r in rgbs:
+            vision.detect(r)
+        turn.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        detect_batch(vision, rgbs)
+        batched.append(time.perf_counter() - t)
+    a, b = statistics.median(turn), statistics.median(batched)
+    return [
+        f"| YOLOv8n `dynamic=True` at 640, {frames} frames of 640x480 | in turn ({frames} calls) | batched (1 call) |",
+        "|---|---|---|",
+        f"| frames per second (median of {rounds} rounds) | {frames / a:.1f} | {frames / b:.1f} ({a / b:.2f}x) |",
+        f"| same detections as one frame a call | — | {'yes' if same else 'NO'} (batch size {size}) |",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each timed window")
     parser.add_argument("--cameras", type=int, default=4, help="cameras (K)")
     parser.add_argument("--setups", choices=("one", "many", "both"), default="both", help="which setups to run")
+    parser.add_argument("--batching", action="store_true", help="only the batching row (no nodes)")
     args = parser.parse_args()
+    if args.batching:
+        print("\n".join(batching_rows()))
+        return 0
     from benchmark import machine, photograph
 
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")

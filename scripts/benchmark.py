@@ -785,10 +785,12 @@ def main() -> int:
         nodes, dds_rows = measure_nodes(frame, args.seconds, args.repeat // 2 or 1, baseline.round)
         node_note = load_note(load.cores())
         rows += dds_rows
-        from bench_multicam import multicam_rows
+        from bench_multicam import batching_rows, multicam_rows
 
         log("several cameras: one node with 4 cameras against 4 single-camera nodes (bench_multicam.py)")
         multicam = multicam_rows(frame, max(args.seconds, 20.0))
+        log("batching: a dynamic-batch YOLOv8n, 4 frames in one call against in turn (bench_multicam.py)")
+        multicam += ["", *batching_rows()]
     raw = baseline.figures()
     print_raw(raw, args.repeat, raw_note)
     if nodes:
