@@ -4,14 +4,13 @@ dynamic-batch model."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import QoSProfile
 from test_batching import end2end_model
+from test_vision_parameters import assert_start_refused
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from ml_model_service.ros.remote_model import call
@@ -212,14 +211,7 @@ def test_bad_camera_values_end_with_one_clear_line():
         (["-p", "cameras:=[a, b]", "-p", "b.image_qos:=bogus"], "b.image_qos: 'bogus' is not one of"),
         (["-p", "cameras:=[a]", "-p", "a.min_depth:=50.0"], "camera a: parameter min_depth 50.0 must be below"),
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "ml_model_service.ros.vision_node", "--ros-args", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 2 and words in done.stderr + done.stdout, done.stderr
-        assert "Traceback" not in done.stderr
+        assert_start_refused(args, words)
 
 
 def test_a_camera_override_is_set_at_run_time_with_the_same_checks(start_node, spinner):

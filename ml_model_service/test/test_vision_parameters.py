@@ -87,19 +87,24 @@ def test_refused_values_tiers_and_model_path_in_sync(start_node, spinner):
     assert proc.alive()
 
 
+def assert_start_refused(args: list[str], words: str) -> None:
+    """The vision node started with `args` ends at once (status 2) with one line saying `words`, no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ml_model_service.ros.vision_node", "--ros-args", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and words in done.stderr + done.stdout, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_bad_start_up_values_end_with_one_clear_line():
     for args, words in (
         (["-p", "resize_mode:=bogus"], "resize_mode: 'bogus' is not one of"),
         (["-p", "input_std:=[1.0, 0.0, 1.0]"], "non-zero"),
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "ml_model_service.ros.vision_node", "--ros-args", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 2 and words in done.stderr + done.stdout, done.stderr
-        assert "Traceback" not in done.stderr
+        assert_start_refused(args, words)
 
 
 def test_forms_users_type_on_the_command_line_are_accepted(spinner):

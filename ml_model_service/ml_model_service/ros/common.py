@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 
 import rclpy
@@ -58,7 +60,13 @@ def spin_node(node_class, args=None, threads: int | Callable[[Node], int] = 4) -
         executor.spin()
     except ParameterError as exc:
         rclpy.logging.get_logger(node_class.__name__).fatal(str(exc))
-        raise SystemExit(2) from None
+        # The node half-built by its constructor cannot be destroyed; left to the interpreter's exit, its
+        # entities outlive the context and can crash the process (SIGSEGV instead of status 2): end it now.
+        if rclpy.ok():
+            rclpy.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
