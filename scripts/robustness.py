@@ -56,6 +56,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ml_model_service" / "test"))  # the test harness
 
+from ml_model_service.core.tensors import DTYPES  # noqa: E402
+
 from harness.camera import Camera  # noqa: E402
 from harness.messages import camera_info_msg, depth_msg, image_msg  # noqa: E402
 from harness.photos import photo  # noqa: E402
@@ -223,20 +225,7 @@ def classes_of(det_msg) -> set[str]:
 
 # --- phase: Infer fuzz -----------------------------------------------------------------------------
 
-_DTYPES = [
-    "int8",
-    "uint8",
-    "int16",
-    "uint16",
-    "int32",
-    "uint32",
-    "int64",
-    "uint64",
-    "float16",
-    "float32",
-    "float64",
-    "bool",
-]
+_DTYPES = list(DTYPES)  # the wire names the model service accepts
 
 
 def fuzz_tensor(rng: random.Random, good_name: str):

@@ -183,10 +183,9 @@ def image_from_cdr(raw: bytes) -> SerializedImage | None:
     return SerializedImage(header, height, width, encoding, is_bigendian, step, memoryview(raw)[pos : pos + size])
 
 
-def image_to_rgb(msg: Image | SerializedImage, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
-    """sensor_msgs/Image (any supported colour/mono encoding) → RGB uint8; raises ImageError (also for
-    images above `max_pixels`, the vision node's max_image_pixels)."""
-    array = imaging.image_array(
+def _pixels(msg: Image | SerializedImage, max_pixels: int | None) -> np.ndarray:
+    """The message's pixel array as its encoding lays it out (checked against its size fields and `max_pixels`)."""
+    return imaging.image_array(
         memoryview(msg.data),
         msg.encoding,
         msg.width,
@@ -195,7 +194,12 @@ def image_to_rgb(msg: Image | SerializedImage, max_pixels: int | None = imaging.
         bool(msg.is_bigendian),
         max_pixels=max_pixels,
     )
-    return imaging.to_rgb8(array, msg.encoding)
+
+
+def image_to_rgb(msg: Image | SerializedImage, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
+    """sensor_msgs/Image (any supported colour/mono encoding) → RGB uint8; raises ImageError (also for
+    images above `max_pixels`, the vision node's max_image_pixels)."""
+    return imaging.to_rgb8(_pixels(msg, max_pixels), msg.encoding)
 
 
 def compressed_to_rgb(
@@ -208,16 +212,7 @@ def compressed_to_rgb(
 
 def depth_to_metres(msg: Image, unit_scale: float = 0.0, max_pixels: int | None = imaging.MAX_PIXELS) -> np.ndarray:
     """Depth image (16UC1 mm, 32FC1 m) → float32 metres, NaN where invalid; raises ImageError."""
-    array = imaging.image_array(
-        memoryview(msg.data),
-        msg.encoding,
-        msg.width,
-        msg.height,
-        msg.step,
-        bool(msg.is_bigendian),
-        max_pixels=max_pixels,
-    )
-    return imaging.depth_to_metres(array, msg.encoding, unit_scale)
+    return imaging.depth_to_metres(_pixels(msg, max_pixels), msg.encoding, unit_scale)
 
 
 def rgb_to_image(rgb: np.ndarray, header: Header) -> Image:

@@ -88,8 +88,7 @@ class OpenvinoBackend(Backend):
     def _spec(port, unnamed: str) -> TensorSpec:
         """The port's spec; a port without tensor names (Ultralytics' IR outputs) is named by its position,
         as ONNX exports name them (input0, output0...)."""
-        names = sorted(port.get_names())
-        name = port.any_name if names else unnamed
+        name = port.any_name if port.get_names() else unnamed
         try:
             dtype = np.dtype(port.get_element_type().to_dtype()).name
         except Exception as exc:  # noqa: BLE001 - element types numpy lacks (bf16, i4...)
