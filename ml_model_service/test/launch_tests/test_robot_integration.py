@@ -32,11 +32,15 @@ def lifecycle(*args: str) -> str:
 
 
 def topic_info(topic: str) -> str:
-    """`ros2 topic info -v TOPIC`, retried while discovery has not found the topic yet (--no-daemon)."""
+    """`ros2 topic info -v TOPIC`, retried while discovery has not found its publisher yet (--no-daemon).
+
+    The test's own subscriber can make the topic known before the CLI has discovered the node's publisher.
+    """
     deadline = time.monotonic() + 30
     while True:
         out = ros2("topic", "info", "-v", "--no-daemon", topic).stdout
-        if "Unknown topic" not in out or time.monotonic() > deadline:
+        found = "Unknown topic" not in out and "Publisher count: 0" not in out
+        if found or time.monotonic() > deadline:
             return out
         time.sleep(0.5)
 
