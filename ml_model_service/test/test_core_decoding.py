@@ -164,6 +164,34 @@ def test_preprocess_nchw_values():
     assert transform.scale_x == 0.5 and transform.scale_y == 0.5
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("shape", [[1, 3, 64, 64], [1, 64, 64, 3], [3, 64, 64], [1, 1, 64, 64]])
+@pytest.mark.parametrize("norm", [((0, 0, 0), (1, 1, 1), False), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True)])
+def test_float_tensor_is_opencvs_blob_of_the_padded_canvas(dtype, shape, norm):
+    """The one-pass tensor (letterbox bars, scaling, layout, BGR swap) against OpenCV's padded uint8 canvas
+    normalised in float64, the way it was made before (copyMakeBorder, then blobFromImage)."""
+    import cv2
+
+    mean, std, bgr = norm
+    layout = InputLayout.from_spec(type("S", (), {"name": "x", "data_type": dtype, "shape": shape})())
+    rgb = np.random.default_rng(1).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    config = PreprocessConfig(mean=mean, std=std, bgr=bgr, letterbox=True)
+    tensor, transform = preprocess(rgb, layout, config)
+    image = cv2.resize(rgb, (64, round(30 * 64 / 50)), interpolation=cv2.INTER_LINEAR)
+    bottom = 64 - image.shape[0] - int(transform.pad_y)
+    canvas = cv2.copyMakeBorder(image, int(transform.pad_y), bottom, 0, 0, cv2.BORDER_CONSTANT, value=(114,) * 3)
+    if layout.channels == 1:
+        canvas = cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY)[..., None]
+    elif bgr:
+        canvas = canvas[..., ::-1]
+    c = layout.channels
+    expected = (canvas.astype(np.float64) / 255 - np.array(mean[:c])) / np.array(std[:c])  # (H, W, C)
+    expected = expected.transpose(2, 0, 1) if layout.nchw else expected
+    expected = expected[None] if layout.batched else expected
+    assert tensor.dtype == np.dtype(dtype) and tensor.shape == expected.shape and tensor.flags.c_contiguous
+    np.testing.assert_allclose(tensor.astype(np.float64), expected, atol=1e-5 if dtype == "float32" else 4e-3)
+
+
 def test_open_input_dimensions_follow_the_image():
     layout = InputLayout.from_spec(type("S", (), {"name": "x", "data_type": "float32", "shape": [1, 3, -1, -1]})())
     rgb = np.zeros((500, 741, 3), np.uint8)

@@ -184,3 +184,27 @@ def test_stripped_obb_without_labels_is_refused_not_read_as_one_more_class(tmp_p
     refusal = json.loads(out.stderr.strip().splitlines()[-1])["error"]
     assert "no class score" in refusal
     check_all(detect(path, e, *refusal_options(refusal, "obb")), e)
+
+
+def test_the_result_threshold_before_nms_keeps_the_same_detections():
+    """Candidates below the result filters' threshold are dropped before NMS (a busy YOLO11n frame: ~1000
+    candidates at 0.05): the same detections as NMS over every candidate at 0.05 with the threshold after it."""
+    from ml_model_service.core.loading.model import Model
+    from ml_model_service.core.reading.results import FilterConfig
+    from ml_model_service.core.reading.vision import VisionConfig, VisionModel
+
+    e = export("yolo11n.yaml", 640, candidates=1000)
+    model = Model(str(e.path), backend="onnx", providers=["cpu"])
+    every = VisionModel(model, model.labels, VisionConfig(filters=FilterConfig(confidence_threshold=0.0)))
+    for threshold, labels in ((0.5, {}), (0.3, {}), (0.0, {"person": 0.6, "car": 0.4})):
+        filters = FilterConfig(confidence_threshold=threshold, label_confidences=labels)
+        kept = VisionModel(model, model.labels, VisionConfig(filters=filters))
+        counts = []
+        for path in e.photo_paths:
+            rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            everything = every.detect(rgb)
+            counts.append(len(everything))
+            expected = [d for d in everything if filters.keep(d.class_name, d.confidence)]
+            assert kept.detect(rgb) == expected, (threshold, labels, path.name)
+        assert max(counts) == every.config.decoder.max_detections, counts  # a busy frame: NMS truncated there
+

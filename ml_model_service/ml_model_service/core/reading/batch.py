@@ -98,7 +98,7 @@ def detect_batch(vision: VisionModel, rgbs: list[np.ndarray]) -> list[list[Detec
     """`vision.detect` of each image, through as few inference calls as the model allows."""
     out = []
     for outputs, transform in infer_batch(vision, rgbs):
-        raw: RawDetections = vision.decoder.decode(outputs, transform)  # type: ignore[attr-defined]
+        raw: RawDetections = vision.decode_detections(outputs, transform)
         out.append(vision.keep_detections(raw, transform.source_width, transform.source_height))
     return out
 

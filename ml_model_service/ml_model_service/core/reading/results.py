@@ -77,6 +77,11 @@ class FilterConfig:
     label_confidences: dict[str, float] = field(default_factory=dict)  # listed labels only, each its minimum
     classes: list[str] = field(default_factory=list)  # keep only these (empty = all)
 
+    @property
+    def floor(self) -> float:
+        """The lowest score `keep` can keep."""
+        return min(self.label_confidences.values()) if self.label_confidences else self.confidence_threshold
+
     def keep(self, name: str, score: float) -> bool:
         if self.classes and name not in self.classes:
             return False

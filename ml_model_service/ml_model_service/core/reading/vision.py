@@ -271,7 +271,12 @@ class VisionModel:
         if not self.detections_supported:
             raise RoleError(f"the model is a {self.role}, not a detector")
         inputs, transform = self._tensor(rgb)
-        return self.decoder.decode(self.run(inputs), transform)  # type: ignore[attr-defined]
+        return self.decode_detections(self.run(inputs), transform)
+
+    def decode_detections(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
+        """A detector's outputs for one image → its candidates that the result filters can keep, after NMS."""
+        self.decoder.config.keep_floor = self.config.filters.floor  # the filters change at run time
+        return self.decoder.decode(outputs, transform)  # type: ignore[attr-defined]
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The runner on one image's inputs (`preprocess.infer_one`: a fixed batch of N > 1 padded)."""

@@ -52,10 +52,21 @@ class DecoderConfig:
     max_detections: int = 100
     agnostic_nms: bool = False
     nms_score_threshold: float = 0.05
+    #: The lowest score the result filters can keep (`FilterConfig.floor`, set by VisionModel before each
+    #: decode). Candidates below it are dropped before NMS: identical results, since a box can only suppress
+    #: lower-scored ones, which the filters drop anyway, and far less NMS work (a busy YOLO frame's ~1000
+    #: candidates at 0.05 are ~100 at 0.5).
+    keep_floor: float = 0.0
     box_format: str = "auto"  # end2end/DETR boxes: auto | xyxy | cxcywh
     score_activation: str = "auto"  # DETR logits and classifiers: auto | none | sigmoid | softmax
     task: str = "auto"  # one of TASKS: what follows the classes in a YOLO / end-to-end row
     keypoint_shape: tuple[int, ...] = ()  # pose: (keypoints, values per keypoint: 2 or 3); () = the metadata's
+
+
+    @property
+    def prefilter(self) -> float:
+        """The score a candidate must reach to be decoded at all."""
+        return max(self.nms_score_threshold, self.keep_floor)
 
 
 class Refused(RoleError):

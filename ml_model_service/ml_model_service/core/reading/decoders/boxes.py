@@ -39,7 +39,7 @@ def top(
     boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, config: DecoderConfig, transform: Transform, units: str
 ) -> RawDetections:
     """Candidates above the pre-filter score, best first, at most max_detections (no NMS)."""
-    keep = np.flatnonzero(scores >= config.nms_score_threshold)
+    keep = np.flatnonzero(scores >= config.prefilter)
     keep = keep[np.argsort(-scores[keep], kind="stable")][: max(config.max_detections, 0)]
     if keep.size == 0:
         return RawDetections.empty()
@@ -55,10 +55,10 @@ def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray, config:
     args = (xywh, scores.astype(float).tolist())
     idx: object
     if config.agnostic_nms:
-        idx = cv2.dnn.NMSBoxes(*args, config.nms_score_threshold, config.iou_threshold)
+        idx = cv2.dnn.NMSBoxes(*args, config.prefilter, config.iou_threshold)
     else:
         idx = cv2.dnn.NMSBoxesBatched(
-            *args, classes.astype(int).tolist(), config.nms_score_threshold, config.iou_threshold
+            *args, classes.astype(int).tolist(), config.prefilter, config.iou_threshold
         )
     kept = np.asarray(idx, dtype=np.int64).reshape(-1)
     kept = kept[np.argsort(-scores[kept], kind="stable")]

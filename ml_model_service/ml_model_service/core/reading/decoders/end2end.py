@@ -48,7 +48,7 @@ class EndToEndDecoder(RowDecoder):
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
         rows = self.rows(outputs)
         if self.oriented:
-            keep = np.flatnonzero(rows[:, 4] >= self.config.nms_score_threshold)
+            keep = np.flatnonzero(rows[:, 4] >= self.config.prefilter)
             keep = keep[np.argsort(-rows[keep, 4], kind="stable")][: max(self.config.max_detections, 0)]
             if not len(keep):
                 return RawDetections.empty()

@@ -59,7 +59,7 @@ class YoloDecoder(RowDecoder):
         first_extra = (5 if self.has_objectness else 4) + self.num_classes
         if not self.attrs_first:  # [1, N, K] rows (v5), or the split decoder's (N, C) scores
             xywh, cls_scores, rows = self.rows(outputs)
-            keep = np.flatnonzero(cls_scores.max(axis=1) >= self.config.nms_score_threshold)
+            keep = np.flatnonzero(cls_scores.max(axis=1) >= self.config.prefilter)
             survivors = cls_scores[keep]
             classes = survivors.argmax(axis=1)
             extra = np.asarray(rows[keep, first_extra:], np.float64)
@@ -71,7 +71,7 @@ class YoloDecoder(RowDecoder):
         best = cls_scores.max(axis=0)
         if self.has_objectness:
             best = best * raw[4]
-        keep = np.flatnonzero(best >= self.config.nms_score_threshold)
+        keep = np.flatnonzero(best >= self.config.prefilter)
         survivors = cls_scores[:, keep]
         if self.has_objectness:
             survivors = survivors * raw[4, keep]
