@@ -236,7 +236,8 @@ def preprocess(rgb: np.ndarray, layout: InputLayout, config: PreprocessConfig) -
     if (top, left, image.shape[0], image.shape[1]) != (0, 0, dst_h, dst_w):
         pad = (config.pad_value,) * 3
         bottom, right = dst_h - image.shape[0] - top, dst_w - image.shape[1] - left
-        image = cv2.copyMakeBorder(np.ascontiguousarray(image), top, bottom, left, right, cv2.BORDER_CONSTANT, value=pad)
+        image = np.ascontiguousarray(image)
+        image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=pad)
         image = image.reshape(dst_h, dst_w, -1)  # (OpenCV drops a single channel's axis)
     if layout.data_type == "uint8":
         tensor = image

@@ -25,6 +25,7 @@ from .preprocess import (
     InputLayout,
     PreprocessConfig,
     RoleError,
+    Transform,
     infer_one,
     parse_size,
     preprocess,
