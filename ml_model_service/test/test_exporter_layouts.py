@@ -207,4 +207,3 @@ def test_the_result_threshold_before_nms_keeps_the_same_detections():
             expected = [d for d in everything if filters.keep(d.class_name, d.confidence)]
             assert kept.detect(rgb) == expected, (threshold, labels, path.name)
         assert max(counts) == every.config.decoder.max_detections, counts  # a busy frame: NMS truncated there
-

@@ -62,7 +62,6 @@ class DecoderConfig:
     task: str = "auto"  # one of TASKS: what follows the classes in a YOLO / end-to-end row
     keypoint_shape: tuple[int, ...] = ()  # pose: (keypoints, values per keypoint: 2 or 3); () = the metadata's
 
-
     @property
     def prefilter(self) -> float:
         """The score a candidate must reach to be decoded at all."""

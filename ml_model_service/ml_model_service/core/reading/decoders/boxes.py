@@ -57,9 +57,7 @@ def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray, config:
     if config.agnostic_nms:
         idx = cv2.dnn.NMSBoxes(*args, config.prefilter, config.iou_threshold)
     else:
-        idx = cv2.dnn.NMSBoxesBatched(
-            *args, classes.astype(int).tolist(), config.prefilter, config.iou_threshold
-        )
+        idx = cv2.dnn.NMSBoxesBatched(*args, classes.astype(int).tolist(), config.prefilter, config.iou_threshold)
     kept = np.asarray(idx, dtype=np.int64).reshape(-1)
     kept = kept[np.argsort(-scores[kept], kind="stable")]
     return kept[: max(config.max_detections, 0)]
