@@ -13,7 +13,7 @@ import numpy as np
 
 from ..loading.labels import Labels
 from ..metadata import ModelMetadata, TensorSpec
-from .decoders.base import DETECTION_ROLES, DecoderConfig, RawDetections
+from .decoders.base import DETECTION_ROLES, DecoderConfig, DetectionDecoder, RawDetections
 from .decoders.boxes import rotated_corners
 from .decoders.classifier import ClassifierDecoder
 from .decoders.registry import find_decoder
@@ -276,8 +276,10 @@ class VisionModel:
 
     def decode_detections(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
         """A detector's outputs for one image → its candidates that the result filters can keep, after NMS."""
-        self.decoder.config.keep_floor = self.config.filters.floor  # the filters change at run time
-        return self.decoder.decode(outputs, transform)  # type: ignore[attr-defined]
+        decoder = self.decoder
+        assert isinstance(decoder, DetectionDecoder)
+        decoder.config.keep_floor = self.config.filters.floor  # the filters change at run time
+        return decoder.decode(outputs, transform)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The runner on one image's inputs (`preprocess.infer_one`: a fixed batch of N > 1 padded)."""

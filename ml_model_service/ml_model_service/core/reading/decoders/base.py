@@ -134,6 +134,9 @@ class Decoder:
 
 
 class DetectionDecoder(Decoder, ABC):
+    #: Its decoding options (every detection decoder holds the one it was built with).
+    config: DecoderConfig
+
     @abstractmethod
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
         """Detections in source pixels (unfiltered)."""
