@@ -190,6 +190,9 @@ def test_float_tensor_is_opencvs_blob_of_the_padded_canvas(dtype, shape, norm):
     expected = expected[None] if layout.batched else expected
     assert tensor.dtype == np.dtype(dtype) and tensor.shape == expected.shape and tensor.flags.c_contiguous
     np.testing.assert_allclose(tensor.astype(np.float64), expected, atol=1e-5 if dtype == "float32" else 4e-3)
+    stale = np.full_like(tensor, 7)  # an earlier frame's tensor, refilled: every value rewritten
+    again, _ = preprocess(rgb, layout, config, stale)
+    assert again is stale and np.array_equal(again, tensor)
 
 
 def test_open_input_dimensions_follow_the_image():
