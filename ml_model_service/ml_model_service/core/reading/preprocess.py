@@ -193,8 +193,10 @@ def _float_tensor(
     dtype = np.dtype(layout.data_type)
     shape = (c, dst_h, dst_w) if layout.nchw else (dst_h, dst_w, c)
     shape = (1, *shape) if layout.batched else shape
-    fits = out is not None and out.shape == shape and out.dtype == dtype and out.flags.c_contiguous
-    tensor = out if fits else np.empty(shape, dtype)
+    if out is not None and out.shape == shape and out.dtype == dtype and out.flags.c_contiguous:
+        tensor: np.ndarray = out
+    else:
+        tensor = np.empty(shape, dtype)
     body = tensor[0] if layout.batched else tensor
     # NCHW: the image is read through a transposed view and the tensor written in order (writing through a
     # transposed view of the tensor instead is 3.5 times slower)
