@@ -197,7 +197,7 @@ def multicam_rows(frame: np.ndarray, seconds: float, k: int = 4, setups: str = "
     return rows
 
 
-def batching_rows(frames: int = 4, rounds: int = 15) -> list[str]:
+def batching_rows(frames: int = 4, rounds: int = 40, backend: str = "onnx") -> list[str]:
     """Markdown rows: a model with a dynamic batch axis (the real YOLOv8n `dynamic=True` export, harness.exports)
     on `frames` 640x480 photographs, one call for all against one call each, in turn, same run and threads."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml_model_service" / "test"))
@@ -214,7 +214,7 @@ def batching_rows(frames: int = 4, rounds: int = 15) -> list[str]:
         return [f"batching row skipped: {str(exc)[:200]}"]
     names = ("motorcycle", "astronaut", "coffee", "chelsea")
     rgbs = [cv2.resize(photo(names[i % 4]), (640, 480), interpolation=cv2.INTER_AREA) for i in range(frames)]
-    model = Model(str(path), providers=["cpu"], backend="onnx")
+    model = Model(str(path), providers=["cpu"], backend=backend)
     vision = VisionModel(model, model.labels)
     size = batch_support(vision).size
     same = detect_batch(vision, rgbs) == [vision.detect(r) for r in rgbs]
