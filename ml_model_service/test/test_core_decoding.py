@@ -164,10 +164,10 @@ def test_preprocess_nchw_values():
     assert transform.scale_x == 0.5 and transform.scale_y == 0.5
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "uint8", "int8"])
 @pytest.mark.parametrize("shape", [[1, 3, 64, 64], [1, 64, 64, 3], [3, 64, 64], [1, 1, 64, 64]])
 @pytest.mark.parametrize("norm", [((0, 0, 0), (1, 1, 1), False), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True)])
-def test_float_tensor_is_opencvs_blob_of_the_padded_canvas(dtype, shape, norm):
+def test_input_tensor_is_the_padded_canvas_normalised(dtype, shape, norm):
     """The one-pass tensor (letterbox bars, scaling, layout, BGR swap) against OpenCV's padded uint8 canvas
     normalised in float64, the way it was made before (copyMakeBorder, then blobFromImage)."""
     import cv2
@@ -186,13 +186,15 @@ def test_float_tensor_is_opencvs_blob_of_the_padded_canvas(dtype, shape, norm):
         canvas = canvas[..., ::-1]
     c = layout.channels
     expected = (canvas.astype(np.float64) / 255 - np.array(mean[:c])) / np.array(std[:c])  # (H, W, C)
+    if dtype in ("uint8", "int8"):  # integer inputs: the pixel values, int8 shifted by 128
+        expected = canvas.astype(np.float64) - (128 if dtype == "int8" else 0)
     expected = expected.transpose(2, 0, 1) if layout.nchw else expected
     expected = expected[None] if layout.batched else expected
     assert tensor.dtype == np.dtype(dtype) and tensor.shape == expected.shape and tensor.flags.c_contiguous
     np.testing.assert_allclose(tensor.astype(np.float64), expected, atol=1e-5 if dtype == "float32" else 4e-3)
     stale = np.full_like(tensor, 7)  # an earlier frame's tensor, refilled: every value rewritten
     again, _ = preprocess(rgb, layout, config, stale)
-    assert again is stale and np.array_equal(again, tensor)
+    assert np.array_equal(again, tensor) and (again is stale or dtype in ("uint8", "int8"))
 
 
 def test_open_input_dimensions_follow_the_image():
