@@ -462,6 +462,53 @@ def test_concurrent_infer_calls_above_the_cap_are_answered_busy(start_node, spin
     assert proc.alive()
 
 
+def test_concurrent_infer_calls_are_batched_dynamically(start_node, spinner, tmp_path):
+    """max_batch: Infer calls of several clients that wait together run as one inference call (over DDS, a
+    model with an open batch axis); each caller gets its own rows; /diagnostics counts the calls."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from test_batching import _scaled_model
+
+    from conftest import Collector
+
+    model = _scaled_model(tmp_path / "scaled.onnx", matmuls=120)
+    params = {"model_path": str(model), "allowed_paths": [str(tmp_path)], "num_threads": 1}
+    proc = start_node(
+        "model_service", {**params, "max_batch": 4, "batch_wait": 0.3, "max_concurrent_infer": 8}, namespace="/batch"
+    )
+    remote = connect(spinner, "/batch/ml_model_service", proc)
+    client = infer_client(spinner, remote)
+    diagnostics = Collector(spinner.node, DiagnosticArray, "/diagnostics")
+    answers: dict[int, object] = {}
+    barrier = threading.Barrier(8)
+
+    def one(i: int) -> None:
+        request = Infer.Request(inputs=[conversions.tensor_to_msg("x", np.full((1, 512), float(i), np.float32))])
+        barrier.wait()
+        answers[i] = call(client, request, 60.0)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert sorted(answers) == list(range(8))
+    for i, answer in answers.items():
+        assert answer.success, answer.message
+        assert np.all(conversions.tensor_from_msg(answer.outputs[0]) == 2.0 * i), i
+
+    def counters():
+        for m in list(diagnostics.messages):
+            for status in m.status:
+                values = {v.key: v.value for v in status.values}
+                if status.name == "/batch/ml_model_service" and values.get("batched_requests") == "8":
+                    return values
+        return None
+
+    values = wait_for(counters, 10, what="the batching counters on /diagnostics")
+    assert int(values["batched_calls"]) < 8 and 2 <= int(values["largest_batch"]) <= 4, values
+    assert proc.alive()
+
+
 def test_generation_labels_and_model_path_follow_load_model(start_node, spinner):
     proc = start_node(
         "model_service", {"model_path": "ssd_mobilenet_v2_coco", "execution_providers": ["cpu"]}, namespace="/gen"

@@ -112,6 +112,16 @@ def test_outputs_that_differ_exclude_a_runtime():
     assert "OpenVINO not used: output" in open_fastest(SSD, ["cpu"], cache=ChoiceCache()).info["runtime_choice"]
 
 
+def test_a_runtime_that_loses_the_files_quantisation_is_not_chosen(cache_file):
+    """The bundled int8 .tflite classifier: OpenVINO runs it, sometimes faster, with LiteRT's outputs, but does
+    not report its tensors' quantisation, which the model service's clients dequantise with."""
+    tflite = BUNDLED_DIR / BUNDLED["efficientnet_lite0_tflite"].file
+    backend = open_fastest(tflite, ["cpu"])
+    assert backend.kind == "tflite", backend.info["runtime_choice"]
+    assert "does not report the quantization_scale" in backend.choice.rejected["openvino"]
+    assert "quantization_scale" in backend.outputs[0].extra
+
+
 def test_sample_inputs_are_deterministic_and_picture_like():
     specs = open_backend(SSD, "onnx", ["cpu"]).inputs
     a, b = sample_inputs(specs), sample_inputs(specs)

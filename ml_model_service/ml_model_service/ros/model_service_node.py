@@ -33,6 +33,7 @@ from ..core import tensors
 from ..core.loading.model import Model
 from ..core.loading.trust import SWAP_DISABLED, ModelPolicy
 from ..core.runtimes.backend import ModelLoadError
+from ..core.runtimes.batcher import DynamicBatcher
 from ..core.runtimes.threads import pin_caller, pool_pinned
 from ..core.settings.params import RUNNER
 from ..core.settings.tables import MODEL_PARAMS, MODEL_SERVICE_PARAMS
@@ -68,6 +69,7 @@ class ModelServiceNode(ManagedNode):
         # The generation starts at the start time (microseconds) so a restarted service never repeats one.
         self._generation = time.time_ns() // 1000
         self._infer_slots = threading.BoundedSemaphore(self.params["max_concurrent_infer"])
+        self.batcher = DynamicBatcher(self.params["max_batch"], self.params["batch_wait"])
         self._infer_thread = threading.local()  # per Infer thread: whether it is pinned (see _place)
         self.infer_threads: ServiceThreads | None = None
         self.counters = {"infer_ok": 0, "infer_failed": 0, "infer_busy": 0, "loads": 0, "load_failures": 0}
@@ -85,9 +87,24 @@ class ModelServiceNode(ManagedNode):
             "ml_model_service",
             [],
             self._states,
-            lambda: {**{k: str(v) for k, v in self.counters.items()}, "lifecycle": self.stage},
+            lambda: {
+                **{k: str(v) for k, v in self.counters.items()},
+                **self._batch_counters(),
+                "lifecycle": self.stage,
+            },
         )
         self.start_up(self.params["autostart"])
+
+    def _batch_counters(self) -> dict[str, str]:
+        """Dynamic batching's counters, when it is on."""
+        if self.batcher.max_batch <= 1:
+            return {}
+        stats = self.batcher.stats
+        return {
+            "batched_calls": str(stats.calls),
+            "batched_requests": str(stats.requests),
+            "largest_batch": str(stats.largest),
+        }
 
     # --- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, _state: LifecycleState) -> TransitionCallbackReturn:
@@ -291,7 +308,7 @@ class ModelServiceNode(ManagedNode):
                 if msg.name in inputs:
                     raise TensorError(f"tensor {msg.name!r} appears twice in the request")
                 inputs[msg.name] = conversions.tensor_from_msg(msg, max_bytes=max_bytes, allow_empty=False)
-            outputs = model.infer(inputs)
+            outputs = self.batcher.infer(model, inputs)
             response.outputs = [conversions.tensor_to_msg(name, array) for name, array in outputs.items()]
             response.success, response.message = True, ""
             self.counters["infer_ok"] += 1

@@ -47,7 +47,7 @@ RUNS, WARMUP, TIME_BUDGET_S = 7, 2, 3.0
 CACHE_ENV = "ML_MODEL_SERVICE_RUNTIME_CACHE"
 #: Part of every cache key: raised when the suite changes how it sets up a runtime (session options, precision),
 #: so choices measured with the old set-up are measured again.
-CHOICE_VERSION = 5
+CHOICE_VERSION = 6
 _MAX_ENTRIES = 200
 #: Side of an open spatial input dimension in the measurement (a multiple of every YOLO stride).
 _OPEN_SIDE = 320
@@ -277,6 +277,27 @@ def outputs_match(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]
     return ""
 
 
+#: Tensor properties the file gives (LiteRT reads a .tflite's quantisation) that every runtime must report alike:
+#: the model service's clients dequantise outputs with them.
+_SPEC_EXTRAS = ("quantization_scale", "quantization_zero_point")
+
+
+def tensors_match(reference: Backend, other: Backend) -> str:
+    """ "" when `other` reports the reference's tensors (names, types, shapes and quantisation), else what
+    differs: a runtime that drops a quantised output's scale would leave its callers unable to read it."""
+    for kind in ("inputs", "outputs"):
+        ours, theirs = getattr(reference, kind), getattr(other, kind)
+        if [(s.name, s.data_type) for s in ours] != [(s.name, s.data_type) for s in theirs]:
+            return (
+                f"its {kind} are {[(s.name, s.data_type) for s in theirs]}, not {[(s.name, s.data_type) for s in ours]}"
+            )
+        for a, b in zip(ours, theirs):
+            lost = [k for k in _SPEC_EXTRAS if k in a.extra and a.extra.get(k) != b.extra.get(k)]
+            if lost:
+                return f"it does not report the {' and '.join(lost)} of tensor {a.name!r}"
+    return ""
+
+
 def _time_in_turn(calls: dict[str, Callable[[], object]]) -> dict[str, float]:
     """The best ms of each call over runs taken in turn (load changes fall on all alike)."""
     samples: dict[str, list[float]] = {name: [] for name in calls}
@@ -322,16 +343,18 @@ def measure(path: Path, opener: Callable[[str], Backend]) -> tuple[Backend, Choi
         if fallback_of is not None and fallback_of not in reduced:
             continue  # the float32 variant only where the default precision changed the outputs
         backend: Backend | None = None
+        unlike = ""  # tensors reported otherwise: no precision can help
         try:
             backend = opener(name)
-            problem = outputs_match(expected, backend.infer(feeds))
+            unlike = tensors_match(reference, backend)
+            problem = unlike or outputs_match(expected, backend.infer(feeds))
         except Exception as exc:  # noqa: BLE001 - any failure of another runtime only excludes it
             problem = " ".join(str(exc).split())[:200]
         if not problem and backend is not None:
             backends[name] = backend
             continue
         precision = backend.info.get("inference_precision", "") if backend is not None else ""
-        if precision and precision not in ("f32", "float32"):
+        if precision and precision not in ("f32", "float32") and not unlike:
             reduced.add(name)
             problem += f" (at OpenVINO's default precision here, {precision})"
         rejected[name] = problem

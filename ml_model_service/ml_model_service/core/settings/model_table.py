@@ -122,6 +122,25 @@ MODEL_SERVICE_PARAMS = (
             read_only=True,
         ),
         Param(
+            "max_batch",
+            0,
+            "Dynamic batching: Infer requests (of a model whose inputs have an open batch axis, with the same "
+            "shapes otherwise) that wait together go through one inference call, at most this many. 0 or 1: each "
+            "call on its own. Helps on accelerators; on a CPU a batch costs about what its calls cost.",
+            0,
+            64,
+            read_only=True,
+        ),
+        Param(
+            "batch_wait",
+            0.0,
+            "Dynamic batching: seconds the oldest waiting Infer request may wait for others to fill a batch "
+            "(0: the requests that queued while the last call ran go together at once).",
+            0.0,
+            1.0,
+            read_only=True,
+        ),
+        Param(
             "infer_queue_depth",
             100,
             "Infer requests held while they wait for a serving thread (the service's "
