@@ -112,7 +112,8 @@ def test_outputs_that_differ_exclude_a_runtime():
     assert "OpenVINO not used: output" in open_fastest(SSD, ["cpu"], cache=ChoiceCache()).info["runtime_choice"]
 
 
-def test_a_runtime_that_loses_the_files_quantisation_is_not_chosen(cache_file):
+@pytest.mark.usefixtures("cache_file")  # measured afresh, in a cache of its own
+def test_a_runtime_that_loses_the_files_quantisation_is_not_chosen():
     """The bundled int8 .tflite classifier: OpenVINO runs it, sometimes faster, with LiteRT's outputs, but does
     not report its tensors' quantisation, which the model service's clients dequantise with."""
     tflite = BUNDLED_DIR / BUNDLED["efficientnet_lite0_tflite"].file
