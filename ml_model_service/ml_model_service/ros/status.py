@@ -31,9 +31,12 @@ class Status:
         name: str = "",
         publish: bool = True,
         children: Callable[[], list[Status]] | None = None,
+        tick: Callable[[], None] | None = None,
     ) -> None:
         """`name`: the status's name ("" = the node's); `publish` False: built by a parent only (one camera of
-        several), whose /diagnostics carries its `children` after its own status."""
+        several), whose /diagnostics carries its `children` after its own status. `tick`: the node's other
+        once-a-second work, run by the same timer before each publication (a timer of its own would wake the
+        executor once more every second, as costly as the publication: idle CPU)."""
         self.node = node
         self.name = name
         self._children = children or list
@@ -45,6 +48,7 @@ class Status:
         self._fields = fields or dict
         self._lock = threading.Lock()
         self._errors_seen = 0
+        self._tick = tick
         if publish:
             self.pub = node.create_publisher(DiagnosticStatus, "~/status", STATUS_QOS)
             self.pub_diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -83,6 +87,11 @@ class Status:
         )
 
     def publish(self) -> None:
+        if self._tick is not None:
+            try:
+                self._tick()
+            except Exception as exc:  # noqa: BLE001 - the status is published whatever the tick did
+                self.node.get_logger().error(f"once-a-second work failed: {exc!r}", throttle_duration_sec=60.0)
         status = self.build()
         self.pub.publish(status)
         header = Header(stamp=self.node.get_clock().now().to_msg())

@@ -95,6 +95,7 @@ class VisionNode(ManagedNode):
         self.frames: TargetFrame | None = None
         if v["target_frame"] and not frames.available():
             raise ParameterError(INSTALL_TF2)
+        self._retries = bool(v["model_service"] or is_server_ref(v["model_path"]))  # may come up later: retry
         self.status = Status(
             self,
             self.image_topic,
@@ -102,13 +103,11 @@ class VisionNode(ManagedNode):
             self._states,
             self._status_fields,
             children=lambda: [s.status for s in self.cameras.streams] if self.cameras else [],
+            tick=self._every_second,
         )
         self.add_pre_set_parameters_callback(typed_values(VISION_PARAMS))
         self.add_on_set_parameters_callback(validator(VISION_PARAMS, lambda: self.values, self._prepare))
         self.add_post_set_parameters_callback(self._apply)
-        if v["model_service"] or is_server_ref(v["model_path"]):  # may come up later: retry, 1 Hz
-            self.create_timer(1.0, self._retry_model)
-        self.create_timer(1.0, self._update_demand)  # ends a service call's demand for frames
         self._jump_handler = self.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(seconds=-JUMP_BACK_S), on_clock_change=True),
             post_callback=self._clock_jumped,
@@ -351,6 +350,12 @@ class VisionNode(ManagedNode):
         if self.cameras:
             self.cameras.restart_timeline()
         self.pairer.clear()
+
+    def _every_second(self) -> None:
+        """The status timer's tick: end a service call's demand for frames; retry a model that may come up."""
+        self._update_demand()
+        if self._retries:
+            self._retry_model()
 
     def _retry_model(self) -> None:
         if self.source is not None and self.source.vision is None:
