@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..runtimes.batcher import infer_stacked
 from .decoders.base import RawDetections
 from .preprocess import Transform
 from .vision import Classification, Detection, VisionModel
@@ -85,12 +86,14 @@ def infer_batch(vision: VisionModel, rgbs: list[np.ndarray]) -> list[tuple[dict[
                 i = chunk[0]
                 results[i] = (vision.run(prepared[i][0]), prepared[i][1])
                 continue
-            tensors = [prepared[i][0][name] for i in chunk]
+            tensors = [prepared[i][0] for i in chunk]
             if support.fixed:
                 tensors += [tensors[-1]] * (support.size - len(chunk))
-            out = vision.runner.infer({name: np.concatenate(tensors, axis=0)})
-            for j, i in enumerate(chunk):
-                results[i] = ({k: v[j : j + 1] for k, v in out.items()}, prepared[i][1])
+            split = infer_stacked(vision.runner.infer, tensors)
+            if split is None:  # the probe's batch split; this one did not
+                raise RuntimeError(f"a batch of {len(tensors)} gave outputs without the batch as their first axis")
+            for outputs, i in zip(split, chunk):
+                results[i] = (outputs, prepared[i][1])
     return results  # type: ignore[return-value]
 
 

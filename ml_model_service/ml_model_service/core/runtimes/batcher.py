@@ -43,6 +43,17 @@ class BatchStats:
     unsplittable: set[int] = field(default_factory=set)  # ids of models whose outputs cannot be split
 
 
+def infer_stacked(infer: Callable[[Tensors], Tensors], requests: list[Tensors]) -> list[Tensors] | None:
+    """`infer` once on `requests` stacked on the batch axis (each may hold several rows), its outputs split back
+    into each request's rows; None when an output does not have the whole batch as its first axis."""
+    sizes = [len(next(iter(r.values()))) for r in requests]
+    outputs = infer({name: np.concatenate([r[name] for r in requests]) for name in requests[0]})
+    if not all(v.ndim and v.shape[0] == sum(sizes) for v in outputs.values()):
+        return None
+    bounds = np.cumsum([0, *sizes]).tolist()
+    return [{k: v[a:b] for k, v in outputs.items()} for a, b in zip(bounds, bounds[1:])]
+
+
 def batch_key(model: Any, inputs: Tensors) -> tuple | None:
     """What requests must share to be stacked; None when `model` has an input without an open batch axis."""
     specs = {s.name: s for s in model.metadata.inputs}
@@ -58,10 +69,9 @@ def batch_key(model: Any, inputs: Tensors) -> tuple | None:
 class DynamicBatcher:
     """`infer(model, inputs)` from many threads: `model.infer` on stacked inputs where requests wait together."""
 
-    def __init__(self, max_batch: int, wait_s: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_batch: int, wait_s: float = 0.0) -> None:
         self.max_batch = max(1, int(max_batch))
         self.wait_s = max(0.0, float(wait_s))
-        self._clock = clock
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
         self._running = False
@@ -98,10 +108,10 @@ class DynamicBatcher:
         """The leading caller's batch (lock held): requests like the first waiting one, oldest first, waiting up to
         wait_s for the batch to fill."""
         first = self._pending[0]
-        deadline = self._clock() + self.wait_s
+        deadline = time.monotonic() + self.wait_s
         while self.wait_s > 0:
             like = sum(r.key == first.key for r in self._pending)
-            left = deadline - self._clock()
+            left = deadline - time.monotonic()
             if like >= self.max_batch or left <= 0:
                 break
             self._cond.wait(left)
@@ -115,21 +125,17 @@ class DynamicBatcher:
         model = batch[0].model
         if len(batch) > 1:
             try:
-                stacked = {name: np.concatenate([r.inputs[name] for r in batch]) for name in batch[0].inputs}
-                outputs = model.infer(stacked)
-                sizes = [len(next(iter(r.inputs.values()))) for r in batch]
-                total = sum(sizes)
-                if all(v.ndim and v.shape[0] == total for v in outputs.values()):
-                    start = 0
-                    for r, n in zip(batch, sizes):
-                        r.outputs = {k: v[start : start + n] for k, v in outputs.items()}
-                        r.done = True
-                        start += n
-                    self._count(len(batch))
-                    return
-                self.stats.unsplittable.add(id(model))
+                split = infer_stacked(model.infer, [r.inputs for r in batch])
             except Exception:  # noqa: BLE001 - one request's inputs may be at fault: each is run alone below
-                pass
+                split = None
+            else:
+                if split is None:
+                    self.stats.unsplittable.add(id(model))
+            if split is not None:
+                for r, outputs in zip(batch, split):
+                    r.outputs, r.done = outputs, True
+                self._count(len(batch))
+                return
         for r in batch:
             try:
                 r.outputs = model.infer(r.inputs)

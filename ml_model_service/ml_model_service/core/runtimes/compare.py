@@ -59,14 +59,13 @@ _SPEC_EXTRAS = ("quantization_scale", "quantization_zero_point")
 
 
 def tensors_match(reference: Backend, other: Backend) -> str:
-    """ "" when `other` reports the reference's tensors (names, types, shapes and quantisation), else what
-    differs: a runtime that drops a quantised output's scale would leave its callers unable to read it."""
+    """ "" when `other` reports the reference's tensors (names, types and quantisation), else what differs: a
+    runtime that drops a quantised output's scale would leave its callers unable to read it."""
     for kind in ("inputs", "outputs"):
         ours, theirs = getattr(reference, kind), getattr(other, kind)
-        if [(s.name, s.data_type) for s in ours] != [(s.name, s.data_type) for s in theirs]:
-            return (
-                f"its {kind} are {[(s.name, s.data_type) for s in theirs]}, not {[(s.name, s.data_type) for s in ours]}"
-            )
+        want, got = [(s.name, s.data_type) for s in ours], [(s.name, s.data_type) for s in theirs]
+        if want != got:
+            return f"its {kind} are {got}, not {want}"
         for a, b in zip(ours, theirs):
             lost = [k for k in _SPEC_EXTRAS if k in a.extra and a.extra.get(k) != b.extra.get(k)]
             if lost:
