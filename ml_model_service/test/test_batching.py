@@ -19,6 +19,8 @@ from ml_model_service.core.reading.batch import batch_support, classify_batch, d
 from ml_model_service.core.reading.decoders.base import DecoderConfig
 from ml_model_service.core.reading.vision import FilterConfig, VisionConfig, VisionModel
 
+from harness.together import at_once
+
 SIDE = 64
 LABELS = ["a", "b", "c"]
 
@@ -224,27 +226,14 @@ def _scaled_model(path: Path, matmuls: int = 30) -> Path:
 def test_concurrent_calls_share_inference_calls_and_get_their_own_outputs(tmp_path, wait):
     """Dynamic batching (core/runtimes/batcher.py) on a real ONNX model: 8 callers at once, each its own rows
     back; fewer calls than callers; with batch_wait a batch fills to max_batch."""
-    import threading
-
     from ml_model_service.core.runtimes.batcher import DynamicBatcher
 
     counting = Counting(Model(str(_scaled_model(tmp_path / "scaled.onnx")), providers=["cpu"], num_threads=1))
     batcher = DynamicBatcher(max_batch=4, wait_s=wait)
-    answers: dict[int, np.ndarray] = {}
-    barrier = threading.Barrier(8)
-
-    def one(i: int) -> None:
-        x = np.full((1 + i % 2, 512), float(i), np.float32)  # requests of one and two rows
-        barrier.wait()
-        answers[i] = batcher.infer(counting, {"x": x})["y"]
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sorted(answers) == list(range(8))
-    for i, y in answers.items():
+    xs = [np.full((1 + i % 2, 512), float(i), np.float32) for i in range(8)]  # requests of one and two rows
+    answers = at_once(lambda i: batcher.infer(counting, {"x": xs[i]})["y"], 8, timeout=60)
+    for i, y in enumerate(answers):
+        assert not isinstance(y, BaseException), y
         assert y.shape == (1 + i % 2, 512) and np.all(y == 2.0 * i), i
     assert batcher.stats.requests == 8 and batcher.stats.calls == len(counting.batches) < 8
     assert max(counting.batches) > 2 and batcher.stats.largest <= 4
@@ -254,27 +243,14 @@ def test_concurrent_calls_share_inference_calls_and_get_their_own_outputs(tmp_pa
 
 def test_batching_keeps_apart_what_cannot_be_stacked(tmp_path):
     """Requests of other shapes run on their own, and a caller's bad inputs fail that caller alone."""
-    import threading
-
     from ml_model_service.core.runtimes.batcher import DynamicBatcher
 
     model = Model(str(_scaled_model(tmp_path / "scaled.onnx")), providers=["cpu"], num_threads=1)
     batcher = DynamicBatcher(max_batch=8, wait_s=0.3)
     good = np.ones((1, 512), np.float32)
-    results: dict[str, object] = {}
-
-    def run(name: str, x: np.ndarray) -> None:
-        try:
-            results[name] = batcher.infer(model, {"x": x})["y"]
-        except Exception as exc:  # noqa: BLE001 - the failure is what is checked
-            results[name] = exc
-
     inputs = {"a": good, "b": good * 3, "wide": np.ones((1, 7), np.float32), "int": np.ones((1, 512), np.int64)}
-    threads = [threading.Thread(target=run, args=item) for item in inputs.items()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    names = list(inputs)
+    results = dict(zip(names, at_once(lambda i: batcher.infer(model, {"x": inputs[names[i]]})["y"], 4, timeout=60)))
     assert np.all(results["a"] == 2.0) and np.all(results["b"] == 6.0)
     assert isinstance(results["wide"], Exception) and isinstance(results["int"], Exception)
     assert batcher.stats.requests >= 2

@@ -25,6 +25,7 @@ from ml_model_service_interfaces.srv import GetDetections, GetMetadata, Infer, L
 from conftest import Collector, constant_model
 from harness.messages import image_msg
 from harness.photos import photo
+from harness.together import at_once
 from harness.waits import wait_for
 
 STATUS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # ~/status is volatile, published at 1 Hz
@@ -238,22 +239,9 @@ def test_forty_simultaneous_infer_calls_are_all_answered(start_node, spinner, tm
     clients = [spinner.node.create_client(Infer, remote._infer.service_name, qos_profile=deep) for _ in range(4)]
     for c in clients:
         assert c.wait_for_service(10.0)
-    answers: list = []
-    lost: list = []
-    barrier = threading.Barrier(40)
-
-    def one(i: int) -> None:
-        barrier.wait()
-        try:
-            answers.append(call(clients[i % 4], request, 60.0))
-        except Exception as exc:  # a lost request times out
-            lost.append(str(exc))
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
+    given = at_once(lambda i: call(clients[i % 4], request, 60.0), 40)
+    lost = [str(a) for a in given if isinstance(a, BaseException)]  # a lost request times out
+    answers = [a for a in given if not isinstance(a, BaseException)]
     assert not lost and len(answers) == 40, (len(answers), lost[:3])
     done = [a for a in answers if a.success]
     busy = [a for a in answers if not a.success]

@@ -18,6 +18,7 @@ from ml_model_service_interfaces.msg import AssociatedFile, Tensor
 from ml_model_service_interfaces.srv import Infer
 
 from harness.photos import photo
+from harness.together import at_once
 from harness.waits import wait_for
 
 COCO = load_labels(BUNDLED_DIR / "coco_labels.txt")
@@ -440,19 +441,8 @@ def test_concurrent_infer_calls_above_the_cap_are_answered_busy(start_node, spin
     client = infer_client(spinner, remote)
     x = np.arange(256 * 1024, dtype=np.float32).reshape(256, 1024)
     request = Infer.Request(inputs=[conversions.tensor_to_msg("x", x)])
-    answers: list = []
-    barrier = threading.Barrier(6)
-
-    def one():
-        barrier.wait()
-        answers.append(call(client, request, 60.0))
-
-    threads = [threading.Thread(target=one) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
-    assert len(answers) == 6
+    answers = at_once(lambda _: call(client, request, 60.0), 6)
+    assert not [a for a in answers if isinstance(a, BaseException)], answers
     busy = [a for a in answers if not a.success]
     done = [a for a in answers if a.success]
     assert busy and done, [a.message for a in answers]
@@ -478,21 +468,13 @@ def test_concurrent_infer_calls_are_batched_dynamically(start_node, spinner, tmp
     remote = connect(spinner, "/batch/ml_model_service", proc)
     client = infer_client(spinner, remote)
     diagnostics = Collector(spinner.node, DiagnosticArray, "/diagnostics")
-    answers: dict[int, object] = {}
-    barrier = threading.Barrier(8)
-
-    def one(i: int) -> None:
-        request = Infer.Request(inputs=[conversions.tensor_to_msg("x", np.full((1, 512), float(i), np.float32))])
-        barrier.wait()
-        answers[i] = call(client, request, 60.0)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
-    assert sorted(answers) == list(range(8))
-    for i, answer in answers.items():
+    requests = [
+        Infer.Request(inputs=[conversions.tensor_to_msg("x", np.full((1, 512), float(i), np.float32))])
+        for i in range(8)
+    ]
+    answers = at_once(lambda i: call(client, requests[i], 60.0), 8)
+    for i, answer in enumerate(answers):
+        assert not isinstance(answer, BaseException), answer
         assert answer.success, answer.message
         assert np.all(conversions.tensor_from_msg(answer.outputs[0]) == 2.0 * i), i
 
