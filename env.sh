@@ -1,19 +1,29 @@
 # Put the project's environment on this shell:  source env.sh
 # (the virtual environment, the built workspace and the DDS settings for images).
 # Run `make setup` (or scripts/bootstrap.sh) once first.
+# MMS_ROS=jazzy picks the Jazzy wheels environment (`make setup ROS=jazzy`); the default is Kilted, or the ROS
+# distro sourced on this shell.
 _mms_root=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)
-if [ ! -f "$_mms_root/install/setup.bash" ]; then
-  echo "env.sh: no build found; run 'make setup' in $_mms_root first" >&2
+# shellcheck disable=SC1091
+source "$_mms_root/scripts/ros_env.sh" || return 1 2>/dev/null || exit 1
+if [ ! -f "$MMS_INSTALL/setup.bash" ]; then
+  echo "env.sh: no $MMS_ROS build found; run 'make setup${MMS_ROS:+ ROS=$MMS_ROS}' in $_mms_root first" >&2
   return 1 2>/dev/null || exit 1
 fi
+export MMS_ROS
 # shellcheck disable=SC1091
-source "$_mms_root/.venv/bin/activate"
+source "$MMS_VENV/bin/activate"
 # shellcheck disable=SC1091
-source "$_mms_root/install/setup.bash"
+source "$MMS_INSTALL/setup.bash"
 # Fast DDS with its default transports loses almost every large best-effort message (camera images);
 # this profile gives it a large shared-memory segment and socket buffers (see README, "DDS for images").
+# Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2.x (Jazzy) only FASTRTPS_DEFAULT_PROFILES_FILE:
+# both are set, to the user's own profile where one is set already.
 if [ -z "${FASTDDS_BUILTIN_TRANSPORTS:-}" ]; then
-  export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_mms_root/ml_model_service/config/fastdds_large_data.xml}
+  _mms_profile=${FASTDDS_DEFAULT_PROFILES_FILE:-${FASTRTPS_DEFAULT_PROFILES_FILE:-$_mms_root/ml_model_service/config/fastdds_large_data.xml}}
+  export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_mms_profile}
+  export FASTRTPS_DEFAULT_PROFILES_FILE=${FASTRTPS_DEFAULT_PROFILES_FILE:-$_mms_profile}
+  unset _mms_profile
 fi
 export RCUTILS_COLORIZED_OUTPUT=${RCUTILS_COLORIZED_OUTPUT:-0}
 unset _mms_root

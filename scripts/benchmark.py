@@ -43,13 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ml_model_service.ros import dds
+
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 ROOT = Path(__file__).resolve().parents[1]
-_PROFILE = ROOT / "ml_model_service" / "config" / "fastdds_large_data.xml"
-if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS") and _PROFILE.is_file():
-    # as env.sh: the benchmark and the nodes it starts (they inherit the environment) use the shipped profile
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(_PROFILE))
+# as env.sh: the benchmark and the nodes it starts (they inherit the environment) use the shipped profile
+dds.use_profile()
 sys.path.insert(0, str(ROOT / "ml_model_service" / "test"))  # the test harness (test/harness)
 
 import bench_peer  # noqa: E402
@@ -777,7 +777,7 @@ def main() -> int:
         return 0
     print(
         f"DDS: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, profile "
-        f"{os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(builtin transports)')}"
+        f"{os.environ.get(dds.PROFILE_VARIABLES[0], '(builtin transports)')}"
     )
     load = OtherLoad()
     baseline = RawBaseline(frame, args.repeat, pipeline=args.only != "node")

@@ -2,21 +2,32 @@
 # Set up everything the project needs, from its own files, and build the ROS packages.
 #
 #   bash scripts/bootstrap.sh        (what `make setup`, `make demo` and `make test` call)
+#   MMS_ROS=jazzy bash scripts/bootstrap.sh    (`make setup ROS=jazzy`: the Jazzy wheels environment)
 #
-# - No ROS sourced (ROS_DISTRO unset): a virtual environment .venv with ROS 2 Kilted from PyPI wheels,
-#   pinned, plus the inference/vision libraries; the wheels' CMake files are fixed for this interpreter.
-# - A ROS distro sourced (Jazzy, Kilted...): .venv sees the system's packages and only the inference/vision
-#   libraries are added; the distro's rclpy and messages are used.
+# - No ROS sourced (ROS_DISTRO unset): a virtual environment with ROS 2 from PyPI wheels, pinned, plus the
+#   inference/vision libraries; the wheels' CMake files are fixed for this interpreter. Kilted (the default) in
+#   .venv, or Jazzy (MMS_ROS=jazzy) in .venv-jazzy (folders: scripts/ros_env.sh). The wheels are for Python 3.11.
+# - A ROS distro sourced (Jazzy, Kilted...): .venv, made with the distro's interpreter (`python3`: 3.12 on an apt
+#   Jazzy), sees the system's packages and only the inference/vision libraries are added, pinned to versions that
+#   work with the distro's numpy; the distro's rclpy and messages are used.
 # Then colcon builds the workspace (and the development copy of vision_msgs where the distro has none).
 # Idempotent: each step is skipped while its inputs are unchanged, so a second run takes seconds.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-VENV="$ROOT/.venv"
-STAMPS="$ROOT/build/.stamps"
-PY=${PYTHON:-python3.11}
-command -v "$PY" >/dev/null 2>&1 || PY=python3
+_mms_root=$ROOT
+# shellcheck disable=SC1091
+source scripts/ros_env.sh || exit 2
+VENV=$MMS_VENV
+STAMPS="$MMS_BUILD/.stamps"        # this ROS environment's steps
+SHARED_STAMPS="$ROOT/build/.stamps"  # the test-only environments every ROS environment shares
+if [ -n "${ROS_DISTRO:-}" ]; then
+  PY=${PYTHON:-python3}  # the distro's interpreter, which its rclpy was built for
+else
+  PY=${PYTHON:-python3.11}  # PyPI's ROS wheels are built for CPython 3.11
+  command -v "$PY" >/dev/null 2>&1 || PY=python3
+fi
 say() { printf '[bootstrap] %s\n' "$*"; }
 
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
@@ -31,7 +42,7 @@ if ! ldconfig -p 2>/dev/null | grep 'libusb-1.0.so.0' >/dev/null; then
   fi
 fi
 
-mkdir -p "$STAMPS"
+mkdir -p "$STAMPS" "$SHARED_STAMPS"
 
 # Python environments are built in a cache folder keyed by what built them (the pinned requirement files and
 # the interpreter), and linked into the checkout: a fresh clone (CI) links a complete one instead of installing
@@ -47,23 +58,40 @@ use_cached() {  # use_cached ENV_DIR KEY [VENV_ARGS...]: ENV_DIR becomes a link 
   if [ -f "$cached/.complete" ]; then
     ln -s "$cached" "$dir"
     say "using the cached environment $cached for $(basename "$dir")"
-    case $dir in */build/*-venv) echo "$key" > "$STAMPS/$(basename "$dir" -venv)" ;; *) echo "$key" > "$STAMPS/venv" ;; esac
+    case $dir in */build/*-venv) echo "$key" > "$SHARED_STAMPS/$(basename "$dir" -venv)" ;; *) echo "$key" > "$STAMPS/venv" ;; esac
     return 0
   fi
   rm -rf "$cached" && mkdir -p "$CACHE" && "$PY" -m venv "$@" "$cached" && ln -s "$cached" "$dir"
 }
 cached_complete() { [ -L "$1" ] && touch "$1/.complete" || true; }
 # 1. Python environment -------------------------------------------------------------------------
+# Constraints: scripts/constraints.txt pins the whole Kilted environment; a distro's file of its own
+# (constraints-jazzy.txt, constraints-system.txt) replaces the pins it names and keeps the rest.
+CONSTRAINTS=(scripts/constraints.txt)
 if [ -n "${ROS_DISTRO:-}" ]; then
   MODE="system-ros-$ROS_DISTRO"
   REQS=(scripts/requirements.txt)
   VENV_ARGS=(--system-site-packages)
-else
+  CONSTRAINTS+=(scripts/constraints-system.txt)
+elif [ "$MMS_ROS" = kilted ]; then
   MODE="wheels"
   REQS=(scripts/requirements-ros.txt scripts/requirements.txt)
   VENV_ARGS=()
+else
+  MODE="wheels-$MMS_ROS"
+  REQS=("scripts/requirements-ros-$MMS_ROS.txt" scripts/requirements.txt)
+  VENV_ARGS=()
+  CONSTRAINTS+=("scripts/constraints-$MMS_ROS.txt")
 fi
-want="$MODE-$(hash_of "${REQS[@]}" scripts/constraints.txt)-$($PY -c 'import sys; print(sys.version.split()[0])')"
+constraints_file() {  # one file of pins: constraints.txt with the names the distro's file pins replaced by its pins
+  local out=$1 over=${CONSTRAINTS[1]:-}
+  if [ -z "$over" ]; then cp "${CONSTRAINTS[0]}" "$out"; return; fi
+  norm() { sed -e 's/[[:space:]]*#.*//' -e '/^$/d' -e 's/[<>=!~;[ ].*//' "$1" | tr 'A-Z_.' 'a-z--'; }
+  awk 'NR == FNR { drop[$0] = 1; next } { n = $0; sub(/[<>=!~;[ ].*/, "", n); n = tolower(n); gsub(/[_.]/, "-", n); if (!(n in drop)) print }' \
+    <(norm "$over") "${CONSTRAINTS[0]}" > "$out"
+  grep -v '^[[:space:]]*#' "$over" | grep -v '^[[:space:]]*$' >> "$out"
+}
+want="$MODE-$(hash_of "${REQS[@]}" "${CONSTRAINTS[@]}")-$($PY -c 'import sys; print(sys.version.split()[0])')"
 use_cached "$VENV" "$want" "${VENV_ARGS[@]}"
 if [ "$(cat "$STAMPS/venv" 2>/dev/null)" != "$want" ] || [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV ($MODE)"
@@ -71,13 +99,19 @@ if [ "$(cat "$STAMPS/venv" 2>/dev/null)" != "$want" ] || [ ! -x "$VENV/bin/pytho
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   req_args=()
   for r in "${REQS[@]}"; do req_args+=(-r "$r"); done
-  if [ "$MODE" = wheels ]; then
-    "$VENV/bin/python" -m pip install -q -c scripts/constraints.txt "${req_args[@]}"
+  mkdir -p "$MMS_BUILD"
+  constraints_file "$MMS_BUILD/constraints.txt"
+  if [ -n "${ROS_DISTRO:-}" ]; then
+    # A sourced distro brings its own numpy, PyYAML and ROS packages: they stay as they are (a pin of ours on one
+    # of them would replace the distro's copy in the venv), and what we add is pinned to work with them.
+    "$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | sed 's/==.*//' | tr 'A-Z_.' 'a-z--' > "$MMS_BUILD/system-packages.txt"
+    awk 'NR == FNR { have[$0] = 1; next } { n = $0; sub(/[<>=!~;[ ].*/, "", n); n = tolower(n); gsub(/[_.]/, "-", n); if (!(n in have)) print }' \
+      "$MMS_BUILD/system-packages.txt" "$MMS_BUILD/constraints.txt" > "$MMS_BUILD/constraints-added.txt"
+    "$VENV/bin/python" -m pip install -q -c "$MMS_BUILD/constraints-added.txt" "${req_args[@]}"
   else
-    # A sourced distro brings its own numpy/ROS; pin only what we add.
-    "$VENV/bin/python" -m pip install -q "${req_args[@]}"
+    "$VENV/bin/python" -m pip install -q -c "$MMS_BUILD/constraints.txt" "${req_args[@]}"
   fi
-  if [ "$MODE" = wheels ]; then
+  if [ "$MODE" != "system-ros-$MMS_ROS" ]; then
     # The wheels' exported CMake files name the wheel builder's interpreter paths; point them here.
     inc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     npinc=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
@@ -108,11 +142,11 @@ own_env() {  # own_env NAME REQUIREMENTS WHAT: build/NAME-venv
   want="$name-$(hash_of "$reqs")"
   mkdir -p "$ROOT/build"
   use_cached "$dir" "$want"
-  if [ "$(cat "$STAMPS/$name" 2>/dev/null)" != "$want" ] || [ ! -x "$dir/bin/python" ]; then
+  if [ "$(cat "$SHARED_STAMPS/$name" 2>/dev/null)" != "$want" ] || [ ! -x "$dir/bin/python" ]; then
     say "creating $dir ($what)"
     [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
     "$dir/bin/python" -m pip install -q --no-deps -r "$reqs"
-    echo "$want" > "$STAMPS/$name"
+    echo "$want" > "$SHARED_STAMPS/$name"
     cached_complete "$dir"
   fi
 }
@@ -127,27 +161,29 @@ own_env kserve scripts/requirements-kserve.txt "KServe ModelServer for the tests
 # 2. Workspace build ----------------------------------------------------------------------------
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
-if [ "$MODE" = wheels ]; then
+if [ -z "${ROS_DISTRO:-}" ]; then
   export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
   export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 fi
 BASE_PATHS=(ml_model_service_interfaces ml_model_service)
-if [ "$MODE" = wheels ] || ! python -c 'import vision_msgs.msg' >/dev/null 2>&1; then
+if [ -z "${ROS_DISTRO:-}" ] || ! python -c 'import vision_msgs.msg' >/dev/null 2>&1; then
   BASE_PATHS=(third_party/vision_msgs "${BASE_PATHS[@]}")
   say "vision_msgs not in the ROS environment: building the development copy"
 fi
 srcs=$(find "${BASE_PATHS[@]}" -type f \( -name '*.msg' -o -name '*.srv' -o -name 'CMakeLists.txt' \
         -o -name 'package.xml' -o -name 'setup.py' -o -name 'setup.cfg' -o -path '*/launch/*' -o -path '*/config/*' \) | sort)
 want="$MODE-$(hash_of $srcs)-$(echo "${BASE_PATHS[*]}" | sha256sum | cut -c1-8)"
-if [ "$(cat "$STAMPS/build" 2>/dev/null)" != "$want" ] || [ ! -f install/setup.bash ]; then
-  say "colcon build (${BASE_PATHS[*]})"
+BUILD_LOG="log/colcon-build-$MMS_ROS.txt"
+if [ "$(cat "$STAMPS/build" 2>/dev/null)" != "$want" ] || [ ! -f "$MMS_INSTALL/setup.bash" ]; then
+  say "colcon build (${BASE_PATHS[*]}; ROS 2 $MMS_ROS)"
   mkdir -p log
-  colcon build --symlink-install --base-paths "${BASE_PATHS[@]}" \
+  colcon build --symlink-install --base-paths "${BASE_PATHS[@]}" --build-base "$MMS_BUILD" \
+    --install-base "$MMS_INSTALL" \
     --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" \
-    --event-handlers console_direct- summary- > log/colcon-build.txt 2>&1 \
-    || { mkdir -p log; tail -40 log/colcon-build.txt; say "colcon build failed (log/colcon-build.txt)"; exit 1; }
+    --event-handlers console_direct- summary- > "$BUILD_LOG" 2>&1 \
+    || { tail -40 "$BUILD_LOG"; say "colcon build failed ($BUILD_LOG)"; exit 1; }
   echo "$want" > "$STAMPS/build"
 else
   say "workspace up to date"
 fi
-say "ready: source env.sh"
+if [ "$MMS_ROS" = kilted ] || [ -n "${ROS_DISTRO:-}" ]; then say "ready: source env.sh"; else say "ready: MMS_ROS=$MMS_ROS source env.sh"; fi

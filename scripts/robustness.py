@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ml_model_service" / "test"))  # the test harness
 
 from ml_model_service.core.tensors import DTYPES  # noqa: E402
+from ml_model_service.ros import dds  # noqa: E402
 
 from harness.camera import Camera  # noqa: E402
 from harness.messages import camera_info_msg, depth_msg, image_msg  # noqa: E402
@@ -84,10 +85,7 @@ def _set_up_dds(domain: int) -> None:
     """A private DDS domain on this host, with the shipped large-data profile (before rclpy loads)."""
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):
-        os.environ.setdefault(
-            "FASTDDS_DEFAULT_PROFILES_FILE", str(ROOT / "ml_model_service" / "config" / "fastdds_large_data.xml")
-        )
+    dds.use_profile()
 
 
 def rss_mb(pid: int) -> float:

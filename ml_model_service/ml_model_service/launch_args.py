@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .core.settings.tables import PARAMETERS
+from .ros import dds
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -153,7 +154,6 @@ def run_parameters(given: Mapping[str, str]) -> dict[str, Any]:
 
 
 def fastdds_env(share: str) -> dict[str, str]:
-    """The shipped Fast DDS profile for the started nodes, unless the user chose a transport setup."""
-    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):
-        return {}
-    return {"FASTDDS_DEFAULT_PROFILES_FILE": os.path.join(share, "config", "fastdds_large_data.xml")}
+    """The Fast DDS profile for the started nodes under both releases' names: the user's own, else the shipped
+    one; nothing when the user chose the builtin transports."""
+    return dds.profile_env(os.path.join(share, "config", "fastdds_large_data.xml"))

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ml_model_service.ros import dds
+
 # Isolate this test run on DDS before rclpy is imported anywhere: own domain, discovery on this host.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(20, 99)))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-if not os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"):  # large images need the shipped transport profile
-    os.environ.setdefault(
-        "FASTDDS_DEFAULT_PROFILES_FILE", str(Path(__file__).resolve().parents[1] / "config" / "fastdds_large_data.xml")
-    )
+dds.use_profile()  # large images need the shipped transport profile, under both Fast DDS releases' names
 
 
 from harness.processes import NodeProcess  # noqa: E402

@@ -28,13 +28,14 @@ def user_file(tmp_path: Path, values: dict) -> Path:
 
 def test_shipped_defaults_without_arguments(launch):
     # a user's shell without any Fast DDS setting: the launch file gives its node the shipped profile
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTDDS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTDDS_", "FASTRTPS_"))}
     node = launch("model_service.launch.py", "namespace:=/msl_default", env=env)
     node.wait_for_log(READY)
     (pid,) = node.node_pids()
     node_env = dict(e.split("=", 1) for e in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in e)
     profile = node_env.get("FASTDDS_DEFAULT_PROFILES_FILE", "")
     assert profile.endswith("share/ml_model_service/config/fastdds_large_data.xml") and Path(profile).is_file()
+    assert node_env.get("FASTRTPS_DEFAULT_PROFILES_FILE") == profile  # the name Jazzy's Fast DDS 2.x reads
     assert param_get("/msl_default/ml_model_service", "model_path") == ""
     assert param_get("/msl_default/ml_model_service", "execution_providers") == "['cuda', 'cpu']"
     meta = ros2(
