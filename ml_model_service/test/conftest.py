@@ -15,6 +15,9 @@ from ml_model_service.ros import dds
 # Isolate this test run on DDS before rclpy is imported anywhere: own domain, discovery on this host.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(20, 99)))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# Every process this run starts inherits this mark: one still running when the run ends is a leak (below).
+RUN_MARK = f"MMS_TEST_RUN={os.getpid()}"
+os.environ["MMS_TEST_RUN"] = str(os.getpid())
 dds.use_profile()  # large images need the shipped transport profile, under both Fast DDS releases' names
 
 
@@ -116,3 +119,38 @@ def constant_model(path, input_shape: list[int], outputs: dict[str, np.ndarray])
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
+
+
+def leftover_processes() -> dict[int, str]:
+    """Processes this test run started that still run (pid -> command line): nodes, launches, `ros2 daemon`."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if RUN_MARK in (entry / "environ").read_bytes().decode(errors="replace").split("\0"):
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone, or not ours to read
+            continue
+    return out
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001 (pytest passes it by name)
+    """Fail the run when a process it started outlives it (a `ros2 daemon`, a node, a launch), and stop them."""
+    import contextlib
+    import signal
+    import time
+
+    deadline = time.monotonic() + 10  # processes still stopping get time to end
+    while (left := leftover_processes()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if not left:
+        return
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    print(
+        "\nprocesses started by the tests outlived them (now killed):\n"
+        + "\n".join(f"  {p}: {c}" for p, c in left.items())
+    )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

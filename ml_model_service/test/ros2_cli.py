@@ -66,6 +66,63 @@ def ros2(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:
         pytest.fail(f"`ros2 {' '.join(args)}` did not finish within {timeout:.0f} s; output:\n{out[-3000:]}")
 
 
+# `ros2 service call` of the Kilted ros2cli used here (shared/tools/ros2-cli) calls `with rclpy.init():`, a form
+# rclpy only has from 9 (Kilted): on an older rclpy (Jazzy's 7.x) the verb fails before it calls anything. There
+# the same call is made by a small rclpy client in its own process, printed as the verb prints it. A sourced ROS
+# install's own `ros2` matches its rclpy and is always used.
+_CALL_CLIENT = r"""
+import sys, yaml, rclpy
+from rosidl_runtime_py.set_message import set_message_fields
+from rosidl_runtime_py.utilities import get_service
+service, type_name, values = sys.argv[1:4]
+srv = get_service(type_name)
+request = srv.Request()
+set_message_fields(request, yaml.safe_load(values) or {})
+rclpy.init()
+node = rclpy.create_node("service_call_client")
+client = node.create_client(srv, service)
+if not client.wait_for_service(timeout_sec=60):
+    sys.exit(f"service {service} not available")
+print(f"requester: making request: {request!r}")
+future = client.call_async(request)
+rclpy.spin_until_future_complete(node, future, timeout_sec=60)
+if not future.done():
+    sys.exit("no response within 60 s")
+print(f"\nresponse:\n{future.result()!r}\n")
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+
+def cli_service_call_works() -> bool:
+    """Whether `ros2 service call` runs with this rclpy: a ROS install's own `ros2` does; the Kilted tools'
+    only on rclpy >= 9 (see _CALL_CLIENT)."""
+    overlay = os.environ.get("ROS2_CLI_OVERLAY")
+    kilted_tools = bool(overlay) and Path(overlay).resolve() in Path(ros2_exe()).resolve().parents
+    return not kilted_tools or _rclpy_major() >= 9
+
+
+def _rclpy_major() -> int:
+    """rclpy's major version (7: Jazzy, 9: Kilted)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("ros-rclpy", "rclpy"):
+        try:
+            return int(version(dist).split(".")[0])
+        except PackageNotFoundError:
+            continue
+    return 9
+
+
+def service_call(service: str, type_name: str, values: str = "{}", timeout: float = 90.0):
+    """`ros2 service call SERVICE TYPE VALUES`, or on rclpy < 9 the same call by a client of its own (see
+    _CALL_CLIENT); stdout and stderr together in .stdout."""
+    if cli_service_call_works():
+        return ros2("service", "call", service, type_name, values, timeout=timeout)
+    cmd = [sys.executable, "-c", _CALL_CLIENT, service, type_name, values]
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
 # Log lines that say a node is up: the model service serves a model; the vision node has a model ("ready")
 # or, with a model service, listens (it connects to the service when it first needs the model).
 SERVING = r"serving "

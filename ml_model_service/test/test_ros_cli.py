@@ -9,7 +9,7 @@ import re
 
 import pytest
 import yaml
-from ros2_cli import SERVING, VISION_UP, Background, echo_once, launcher, param, param_get, ros2
+from ros2_cli import SERVING, VISION_UP, Background, echo_once, launcher, param, param_get, service_call
 
 from conftest import Collector
 from harness.waits import wait_for
@@ -100,9 +100,7 @@ def test_diagnostics_from_both_nodes(spinner):
 
 def test_load_model_service_call_shows_in_param_get(both_nodes):
     node = NODES["model_service"]
-    res = ros2(
-        "service",
-        "call",
+    res = service_call(
         f"{node}/load_model",
         "ml_model_service_interfaces/srv/LoadModel",
         "{model_path: efficientnet_lite0}",

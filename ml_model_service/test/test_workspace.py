@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+VENV = Path(sys.prefix)  # the project's environment of the distro under test (.venv, .venv-jazzy)
 TOOLS = Path(os.environ.get("ROS2_CLI_TOOLS", REPO.parent / "shared" / "tools" / "ros2-cli"))
 SUBSET = ["test/test_config.py", "test/test_workspace_dependencies.py"]
 # what a user's fresh shell keeps from this one (not env.sh's paths, the overlay's, or the ROS wheels'
@@ -30,6 +31,7 @@ KEEP_VARS = (
     "TMPDIR",
     "CI",
     "ROS_DISTRO",
+    "MMS_ROS",
     "ROS_DOMAIN_ID",
     "ROS_AUTOMATIC_DISCOVERY_RANGE",
     "ROS_LOG_DIR",
@@ -86,10 +88,10 @@ def test_user_workspace_builds_and_passes_its_tests(tmp_path):
         set -eo pipefail
         if [ -n "${{ROS_DISTRO:-}}" ] && [ -f "/opt/ros/$ROS_DISTRO/setup.bash" ]; then
           source "/opt/ros/$ROS_DISTRO/setup.bash"
-          if [ -f "{REPO}/.venv/bin/activate" ]; then source "{REPO}/.venv/bin/activate"; fi
-        else  # the venv's ROS wheels stand in for /opt/ros/kilted
-          source "{REPO}/.venv/bin/activate"
-          export AMENT_PREFIX_PATH="{REPO}/.venv" CMAKE_PREFIX_PATH="{REPO}/.venv"
+          if [ -f "{VENV}/bin/activate" ]; then source "{VENV}/bin/activate"; fi
+        else  # the venv's ROS wheels (Kilted's or Jazzy's) stand in for /opt/ros/<distro>
+          source "{VENV}/bin/activate"
+          export AMENT_PREFIX_PATH="{VENV}" CMAKE_PREFIX_PATH="{VENV}"
           source "{TOOLS}/setup.sh" "{REPO}"
         fi
         cd "{ws}"

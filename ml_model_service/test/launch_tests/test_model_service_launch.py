@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ros2_cli import launcher, node_models_dir, param_get, ros2
+from ros2_cli import launcher, node_models_dir, param_get, service_call
 
 MODELS = node_models_dir()
 READY = r"serving |no model loaded"
@@ -38,9 +38,7 @@ def test_shipped_defaults_without_arguments(launch):
     assert node_env.get("FASTRTPS_DEFAULT_PROFILES_FILE") == profile  # the name Jazzy's Fast DDS 2.x reads
     assert param_get("/msl_default/ml_model_service", "model_path") == ""
     assert param_get("/msl_default/ml_model_service", "execution_providers") == "['cuda', 'cpu']"
-    meta = ros2(
-        "service", "call", "/msl_default/ml_model_service/get_metadata", "ml_model_service_interfaces/srv/GetMetadata"
-    )
+    meta = service_call("/msl_default/ml_model_service/get_metadata", "ml_model_service_interfaces/srv/GetMetadata")
     assert "ssd_mobilenet_v2_coco" in meta.stdout, meta.stdout
 
 
@@ -55,7 +53,7 @@ def test_params_file_wins_over_defaults(launch, tmp_path):
     assert param_get(fqn, "model_path") == "efficientnet_lite0"
     assert param_get(fqn, "label_path") == labels
     assert param_get(fqn, "execution_providers") == "['cpu']"
-    meta = ros2("service", "call", f"{fqn}/get_metadata", "ml_model_service_interfaces/srv/GetMetadata")
+    meta = service_call(f"{fqn}/get_metadata", "ml_model_service_interfaces/srv/GetMetadata")
     assert "efficientnet" in meta.stdout, meta.stdout
 
 

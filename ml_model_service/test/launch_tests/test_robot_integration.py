@@ -25,7 +25,7 @@ def lifecycle(*args: str) -> str:
     """`ros2 lifecycle ARGS`, retried while the node is still being discovered."""
     deadline = time.monotonic() + 30
     while True:
-        res = ros2("lifecycle", *args)
+        res = ros2("lifecycle", args[0], "--no-daemon", *args[1:])  # no daemon outlives the tests
         if ("Node not found" not in res.stdout and "not available" not in res.stdout) or time.monotonic() > deadline:
             return res.stdout
         time.sleep(1.0)
