@@ -17,12 +17,15 @@ source "$MMS_VENV/bin/activate"
 source "$MMS_INSTALL/setup.bash"
 # Fast DDS with its default transports loses almost every large best-effort message (camera images);
 # this profile gives it a large shared-memory segment and socket buffers (see README, "DDS for images").
-# Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2.x (Jazzy) only FASTRTPS_DEFAULT_PROFILES_FILE:
-# both are set, to the user's own profile where one is set already.
+# Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE (and warns that the older name is deprecated); Fast DDS
+# 2.x (Jazzy, Humble) reads only FASTRTPS_DEFAULT_PROFILES_FILE: the distro's names are set (as ros/dds.py does),
+# to the user's own profile where one is set already.
 if [ -z "${FASTDDS_BUILTIN_TRANSPORTS:-}" ]; then
   _mms_profile=${FASTDDS_DEFAULT_PROFILES_FILE:-${FASTRTPS_DEFAULT_PROFILES_FILE:-$_mms_root/ml_model_service/config/fastdds_large_data.xml}}
   export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_mms_profile}
-  export FASTRTPS_DEFAULT_PROFILES_FILE=${FASTRTPS_DEFAULT_PROFILES_FILE:-$_mms_profile}
+  case ${ROS_DISTRO:-$MMS_ROS} in
+    humble|iron|jazzy) export FASTRTPS_DEFAULT_PROFILES_FILE=${FASTRTPS_DEFAULT_PROFILES_FILE:-$_mms_profile} ;;
+  esac
   unset _mms_profile
 fi
 export RCUTILS_COLORIZED_OUTPUT=${RCUTILS_COLORIZED_OUTPUT:-0}

@@ -34,9 +34,10 @@ A parameter argument overrides params_file only when given on the command line; 
 
 Images over Fast DDS need the shipped profile (README, "DDS for images"): export
 FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix ml_model_service)/share/ml_model_service/config/fastdds_large_data.xml
-and FASTRTPS_DEFAULT_PROFILES_FILE (the name Jazzy's Fast DDS 2.x reads) to the same file, in every process of
-the image pipeline, camera driver included. This file sets both for the nodes it starts, to the profile the user
-set under either name, else the shipped one (nothing where FASTDDS_BUILTIN_TRANSPORTS is set).
+and on Jazzy FASTRTPS_DEFAULT_PROFILES_FILE (the name its Fast DDS 2.x reads) to the same file, in every
+process of the image pipeline, camera driver included. This file sets the distro's names for the nodes it
+starts, to the profile the user set under either name, else the shipped one (nothing where
+FASTDDS_BUILTIN_TRANSPORTS is set).
 """
 
 import os

@@ -141,6 +141,9 @@ def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001 (pytest p
     import signal
     import time
 
+    from ml_model_service.core.runtimes.shape_helper import HELPER
+
+    HELPER.close()  # this process's own helper (it would end by itself after a minute idle)
     deadline = time.monotonic() + 10  # processes still stopping get time to end
     while (left := leftover_processes()) and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -29,19 +29,25 @@ CAMERA_QOS = QoSProfile(
 )
 
 
-def test_profile_set_under_both_names():
-    assert dds.profile_env("/p.xml", {}) == dict.fromkeys(dds.PROFILE_VARIABLES, "/p.xml")
+def test_profile_set_under_the_names_the_distro_reads():
+    both = dict.fromkeys(dds.PROFILE_VARIABLES, "/p.xml")
+    assert dds.profile_env("/p.xml", {"ROS_DISTRO": "jazzy"}) == both  # Fast DDS 2.x: FASTRTPS_...
+    assert dds.profile_env("/p.xml", {"MMS_ROS": "jazzy"}) == both
+    assert dds.profile_env("/p.xml", {}) == both  # a distro not known: both
+    # Fast DDS 3 reads FASTDDS_... and warns that FASTRTPS_... is deprecated: that one alone
+    assert dds.profile_env("/p.xml", {"ROS_DISTRO": "kilted"}) == {"FASTDDS_DEFAULT_PROFILES_FILE": "/p.xml"}
     # a user's own profile under either name is copied to the other, never replaced by ours
-    assert dds.profile_env("/p.xml", {"FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml"}) == {
+    assert dds.profile_env("/p.xml", {"FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml", "ROS_DISTRO": "kilted"}) == {
         "FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"
     }
     assert dds.profile_env("/p.xml", {"FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"}) == {
         "FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml"
     }
     assert dds.profile_env("/p.xml", {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}) == {}
-    env: dict[str, str] = {}
+    env: dict[str, str] = {"ROS_DISTRO": "jazzy"}
     dds.use_profile(env)
-    assert set(env) == set(dds.PROFILE_VARIABLES) and env[dds.PROFILE_VARIABLES[0]].endswith(dds.PROFILE_NAME)
+    assert set(env) - {"ROS_DISTRO"} == set(dds.PROFILE_VARIABLES)
+    assert env[dds.PROFILE_VARIABLES[0]].endswith(dds.PROFILE_NAME)
     assert dds.shipped_profile().is_file()
 
 

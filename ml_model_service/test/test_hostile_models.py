@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import cv2
@@ -452,3 +453,64 @@ def test_readable_class_names_still_load(tmp_path: Path) -> None:
         metadata={"names": "{0: 'person', 1: 'car', '2': 'dog', 3.0: 'cat'}"},
     )
     assert Model(str(path), providers=["cpu"]).labels.names == {0: "person", 1: "car", 2: "dog", 3: "cat"}
+
+
+def test_a_shape_inference_bomb_is_refused_within_its_budget(tmp_path):
+    # A few hundred bytes: a shape concatenated with itself 26 times stands for 2^27 values, which ONNX's data
+    # propagation would hold at about 140 bytes each (18 GB). The size guard runs it in its capped helper.
+    nodes = [helper.make_node("Shape", ["x"], ["s0"])]
+    for i in range(26):
+        nodes.append(helper.make_node("Concat", [f"s{i}", f"s{i}"], [f"s{i + 1}"], axis=0))
+    graph = helper.make_graph(
+        nodes,
+        "bomb",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("s26", TensorProto.INT64, None)],
+    )
+    path = tmp_path / "bomb.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    assert path.stat().st_size < 2000
+    code = textwrap.dedent(f"""
+        import resource, time
+        from ml_model_service.core.loading.model import Model
+        from ml_model_service.core.runtimes.backend import ModelLoadError
+        before, t = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.monotonic()
+        try:
+            Model({str(path)!r}, providers=["cpu"])
+            print("LOADED")
+        except ModelLoadError as exc:
+            print("REFUSED", exc)
+        print("PEAK_MB", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024, time.monotonic() - t)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "REFUSED" in out and "shape inference" in out and "budget" in out, out
+    peak_mb, seconds = (float(v) for v in out.split("PEAK_MB")[1].split())
+    assert peak_mb < 300 and seconds < 10, out
+
+
+def test_an_input_size_too_slow_for_this_machine_is_refused_before_it_runs(tmp_path):
+    # Open input dimensions: input_size [4096, 4096] on a model that takes tens of ms at 320 x 320 would take tens
+    # of seconds a frame (and the trial run would hold the node that long); it is refused from two small runs.
+    from ml_model_service.core.reading.preprocess import RoleError
+    from ml_model_service.core.reading.vision import VisionConfig, VisionModel
+
+    rng = np.random.default_rng(0)
+    channels, nodes, inits, previous = 3, [], [], "images"
+    for i in range(4):
+        inits.append(numpy_helper.from_array(rng.normal(0, 0.1, (48, channels, 3, 3)).astype(np.float32), f"w{i}"))
+        nodes.append(helper.make_node("Conv", [previous, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
+        previous, channels = f"c{i}", 48
+    graph = helper.make_graph(
+        nodes,
+        "heavy",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, [1, 48, "h", "w"])],
+        inits,
+    )
+    path = tmp_path / "heavy.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    model = Model(str(path), providers=["cpu"])
+    started = time.monotonic()
+    with pytest.raises(RoleError, match=r"4096 x 4096 would take about \d+ s a run .* set a smaller input_size"):
+        VisionModel(model, None, VisionConfig(input_size=(4096, 4096)))
+    assert time.monotonic() - started < 5

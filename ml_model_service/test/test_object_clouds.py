@@ -147,6 +147,17 @@ def test_depth_problems_are_reported_and_node_goes_on(tmp_path, start_node, spin
     camera.show(colour, depth_msg(np.full((480, 640), np.nan, np.float32), "32FC1"), info)
     r = wait_for(lambda: (lambda x: x if x.success else None)(get()), 20, what="all-NaN depth answer")
     assert len(r.objects.detections) == 0
+    # 2D finds the object and 3D cannot: the status says so (WARN), not OK
+    n = len(status.messages)
+    wait_for(
+        lambda: any(
+            (m.level[0] if isinstance(m.level, bytes) else int(m.level)) == 1  # WARN
+            and "enough valid depth" in m.message
+            for m in status.messages[n:]
+        ),
+        10,
+        what="status WARN: no valid depth in the detections' boxes",
+    )
     camera.show(colour, depth_msg(scene.depth[::2, ::2].copy(), "32FC1"), info)  # half-size depth: scaled
     r = wait_for(lambda: (lambda x: x if x.success and x.objects.detections else None)(get()), 20, what="scaled depth")
     assert r.objects.detections[0].bbox.center.position.z == pytest.approx(1.5, abs=0.03)

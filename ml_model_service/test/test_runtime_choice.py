@@ -17,7 +17,8 @@ from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
 from ml_model_service.core.loading.model import Model
 from ml_model_service.core.reading.vision import VisionModel
 from ml_model_service.core.runtimes import choice as choice_mod
-from ml_model_service.core.runtimes.choice import ChoiceCache, cache_path, outputs_match, sample_inputs
+from ml_model_service.core.runtimes.choice import outputs_match, sample_inputs
+from ml_model_service.core.runtimes.choice_cache import ChoiceCache, cache_path
 from ml_model_service.core.runtimes.registry import open_backend, open_fastest
 from ml_model_service.core.runtimes.threads import default_threads
 

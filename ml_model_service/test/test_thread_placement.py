@@ -62,7 +62,8 @@ def test_runtime_pool_threads_are_pinned_off_the_callers_core(name):
         assert not pool_pinned(model.backend) and not pinned
         return
     assert pool_pinned(model.backend), model.backend.info
-    assert len(pinned) >= len(cores), started  # threads - 1 pool threads, each on one core
+    assert model.backend.info.get("threads", str(len(cores))) == str(len(cores))  # capped at the cores
+    assert len(pinned) >= len(cores) - 1, started  # threads - 1 pool threads, each on one core
     assert all(cpus <= set(cores[1:]) for cpus in pinned), started  # never on the caller's core
     free, started = _started_by(lambda: Model(name, providers=["cpu"], num_threads=2, pin_threads=False))
     assert not pool_pinned(free.backend) and all(cpus == set(cores) for cpus in started.values()), started
@@ -87,3 +88,12 @@ def test_pin_caller_pins_the_calling_thread_only_and_frees_it():
         assert seen["pinned"] == (f"pinned to CPU {caller_core()}", {caller_core()})
     assert seen["freed"] == ("free to run on any allowed core", cores)
     assert os.sched_getaffinity(0) == cores  # this thread untouched
+
+
+def test_thread_counts_are_capped_at_the_cores_available():
+    from ml_model_service.core.runtimes.threads import allowed_cores, default_threads
+
+    cores = len(allowed_cores())
+    assert default_threads(0) == cores
+    assert default_threads(256) == cores  # 256 threads on 2 cores made a 30 ms run take up to 11 s
+    assert default_threads(1) == 1

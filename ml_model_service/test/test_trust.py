@@ -175,8 +175,12 @@ def test_onnx_external_data_cannot_leave_the_model_folder(tmp_path):
     ok = Model(str(model("inside.bin", "ok")), policy=policy, providers=["cpu"])
     assert ok.infer({"x": np.ones(4, np.float32)})["y"].tolist() == [1, 2, 3, 4]
     for location, name in (("../out/secret.bin", "up"), ("link.bin", "link"), (str(outside / "secret.bin"), "abs")):
-        with pytest.raises(Exception, match="could not load"):
+        with pytest.raises(Exception, match="outside the model's folder|not found in the allowed folders"):
             Model(str(model(location, name)), policy=policy, providers=["cpu"])
+    # a hard link inside the folder can carry any file's contents: refused as well
+    os.link(outside / "secret.bin", folder / "hard.bin")
+    with pytest.raises(TrustError, match="hard links"):
+        Model(str(model("hard.bin", "hard")), policy=policy, providers=["cpu"])
 
 
 def test_embedded_metadata_and_label_names_in_the_metadata(tmp_path):

@@ -57,3 +57,33 @@ class ModelMetadata:
         lines = [f"input {t.name}: {t.data_type} {list(t.shape)}" for t in self.inputs]
         lines += [f"output {t.name}: {t.data_type} {list(t.shape)}" for t in self.outputs]
         return "; ".join(lines)
+
+
+#: Most nodes (scalars, lists, mappings: each alias counted as often as it is used) a metadata YAML may hold.
+MAX_YAML_NODES = 100_000
+
+
+def load_yaml_bounded(text: str, max_nodes: int = MAX_YAML_NODES):
+    """`yaml.safe_load` of an exporter's metadata file, refused (ValueError) when it expands to more than
+    `max_nodes` nodes: a few hundred bytes of nested aliases ("billion laughs") stand for billions of values."""
+    import yaml
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return None
+    count, stack = 0, [root]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > max_nodes:
+            raise ValueError(f"the YAML expands to more than {max_nodes} values (nested aliases)")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+    loader = yaml.SafeLoader(text)
+    try:
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -69,8 +70,14 @@ def spin_node(node_class, args=None, threads: int | Callable[[Node], int] = 4) -
         os._exit(2)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # A stop (SIGTERM from launch or systemd, SIGINT) shut the context down while the node was starting or
+        # loading: what failed after it is the stop's doing, not an error; the node ends cleanly (status 0).
     finally:
         if node is not None:
-            node.destroy_node()
+            with contextlib.suppress(Exception):  # (a node half-built when the stop came)
+                node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

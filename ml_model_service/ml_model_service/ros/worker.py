@@ -188,6 +188,14 @@ class Worker(threading.Thread):
             if r.objects_error:
                 self.status.error("depth_errors", r.objects_error)
                 self._no_3d(r.objects_error)
+            elif r.detections and not r.objects and not obstacles:
+                # 2D found objects and 3D none: the depth in their boxes is missing (0, NaN) or out of range
+                self.status.count("frames_without_3d")
+                self._no_3d(
+                    f"none of the {len(r.detections)} detections has enough valid depth for 3D (depth 0 or NaN "
+                    "in their boxes, or outside min_depth..max_depth: is the depth aligned to the colour image "
+                    "and in the encoding's unit?)"
+                )
             else:
                 self.depth_state = ""
         self.outputs.publish(

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from ros2_cli import launcher, node_models_dir, param_get, service_call
 
+from ml_model_service.ros import dds
+
 MODELS = node_models_dir()
 READY = r"serving |no model loaded"
 
@@ -35,7 +37,8 @@ def test_shipped_defaults_without_arguments(launch):
     node_env = dict(e.split("=", 1) for e in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in e)
     profile = node_env.get("FASTDDS_DEFAULT_PROFILES_FILE", "")
     assert profile.endswith("share/ml_model_service/config/fastdds_large_data.xml") and Path(profile).is_file()
-    assert node_env.get("FASTRTPS_DEFAULT_PROFILES_FILE") == profile  # the name Jazzy's Fast DDS 2.x reads
+    for name in dds.profile_variables(node_env):  # and FASTRTPS_DEFAULT_PROFILES_FILE, which Jazzy's Fast DDS reads
+        assert node_env.get(name) == profile, name
     assert param_get("/msl_default/ml_model_service", "model_path") == ""
     assert param_get("/msl_default/ml_model_service", "execution_providers") == "['cuda', 'cpu']"
     meta = service_call("/msl_default/ml_model_service/get_metadata", "ml_model_service_interfaces/srv/GetMetadata")

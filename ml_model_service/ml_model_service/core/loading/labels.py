@@ -111,14 +111,22 @@ def metadata_labels(raw: str, source: str) -> Labels | None:
 EMBEDDED_LABEL_KEYS = ("names", "labels", "classes", "class_names", "label_list", "character")
 
 
-def embedded_labels(model_path: str | Path, onnx_metadata: Mapping[str, str] | None = None) -> Labels | None:
-    """Labels a model carries itself: a TFLite file's zip metadata, or ONNX metadata under one of
-    EMBEDDED_LABEL_KEYS. Raises ValueError, saying why, for labels that are there but cannot be read."""
+def embedded_labels(
+    model_path: str | Path,
+    onnx_metadata: Mapping[str, str] | None = None,
+    limit: int = 1 << 20,
+    shown: str | Path | None = None,
+) -> Labels | None:
+    """Labels a model carries itself: a TFLite file's zip metadata (at most `limit` bytes are read, whatever the
+    archive declares), or ONNX metadata under one of EMBEDDED_LABEL_KEYS. `shown`: the path named in sources and
+    messages (the operator's file, where `model_path` is a private copy). Raises ValueError, saying why, for
+    labels that are there but cannot be read."""
+    source = Path(shown or model_path)
     model_path = Path(model_path)
     if onnx_metadata:
         for key in EMBEDDED_LABEL_KEYS:
             if key in onnx_metadata:
-                labels = metadata_labels(onnx_metadata[key], f"{model_path}#{key}")
+                labels = metadata_labels(onnx_metadata[key], f"{source}#{key}")
                 if labels is not None:
                     return labels
     if model_path.suffix == ".tflite" and zipfile.is_zipfile(model_path):
@@ -126,8 +134,11 @@ def embedded_labels(model_path: str | Path, onnx_metadata: Mapping[str, str] | N
             with zipfile.ZipFile(model_path) as archive:
                 for member in archive.namelist():
                     if member.endswith(".txt") and "label" in member.lower():
-                        text = archive.read(member).decode("utf-8", errors="replace")
-                        return parse_labels(text, f"{model_path}#{member}")
+                        with archive.open(member) as f:
+                            raw = f.read(limit + 1)  # a header may lie about the size: never read past the limit
+                        if len(raw) > limit:
+                            raise ValueError(f"its labels {member} are above the limit of {limit} bytes")
+                        return parse_labels(raw.decode("utf-8", errors="replace"), f"{source}#{member}")
         except (
             zipfile.BadZipFile,
             zipfile.LargeZipFile,
@@ -137,5 +148,5 @@ def embedded_labels(model_path: str | Path, onnx_metadata: Mapping[str, str] | N
             OSError,
             zlib.error,
         ) as exc:  # a damaged, encrypted or oddly compressed archive
-            raise ValueError(f"{model_path}: the labels in its zip metadata cannot be read ({exc})") from exc
+            raise ValueError(f"{source}: the labels in its zip metadata cannot be read ({exc})") from exc
     return None

@@ -27,6 +27,7 @@ from ..runtimes.backend import DEFAULT_PROVIDERS, ModelLoadError
 from ..runtimes.oip_backend import DEFAULT_TIMEOUT_S, OipBackend, is_server_ref, parse_server_ref
 from ..runtimes.registry import open_backend, open_fastest
 from ..tensors import check_inputs
+from . import snapshot
 from .bundled import BUNDLED, BUNDLED_DIR, DEFAULT_DETECTOR
 from .labels import Labels, embedded_labels
 from .trust import ModelPolicy
@@ -125,6 +126,7 @@ class Model:
     ) -> None:
         self.policy = policy or ModelPolicy.unrestricted()
         self.server = None
+        self.loaded: Path | None = None  # the private copy the runtime loaded (None: a model on a server)
         if is_server_ref(ref):
             # A model on an inference server: the policy must allow the server; nothing is read from disk.
             self.server = parse_server_ref(ref)
@@ -138,8 +140,13 @@ class Model:
             self.backend = OipBackend(self.server, server_timeout)
         else:
             model_path, found_labels, description = resolve_model(ref, repository, self.policy)
-            self.digest = self.policy.verify(model_path, "model")
-            self.backend = self._open(model_path, backend, providers, num_threads, pin_threads)
+            # The runtime loads a private copy of the model's files, made from the bytes checked (`snapshot`).
+            snapshot.remove_stale()
+            copy = snapshot.take(model_path, self.policy)
+            copy.keep_until(self)
+            self.digest = self.policy.verify(model_path, "model", copy.digests[model_path])
+            self.backend = self._open(copy.path, backend, providers, num_threads, pin_threads, copy.digest)
+            self.loaded = copy.path
         self.path = model_path
         self.warnings = list(self.backend.warnings)
         if label_path:
@@ -153,10 +160,10 @@ class Model:
         self.metadata = self._metadata(description or self.backend.description)
 
     @staticmethod
-    def _open(path: Path, backend: str, providers, num_threads: int, pin_threads: bool = True):
+    def _open(path: Path, backend: str, providers, num_threads: int, pin_threads: bool = True, digest: str = ""):
         """The backend for a file: the one named, or for `auto` the fastest measured here (`open_fastest`)."""
         if backend in ("", "auto"):
-            return open_fastest(path, providers, num_threads, pin_threads)
+            return open_fastest(path, providers, num_threads, pin_threads, digest=digest or None)
         return open_backend(path, backend, providers, num_threads, pin_threads)
 
     def _embedded_labels(self) -> Labels | None:
@@ -165,14 +172,15 @@ class Model:
         limit = self.policy.max_label_bytes
         meta = {k: v for k, v in self.backend.embedded_metadata.items() if len(v) <= limit}
         try:
-            if self.server is None and self.path.suffix == ".tflite" and zipfile.is_zipfile(self.path):
-                with zipfile.ZipFile(self.path) as archive:
+            loaded = self.loaded or self.path
+            if self.loaded is not None and loaded.suffix == ".tflite" and zipfile.is_zipfile(loaded):
+                with zipfile.ZipFile(loaded) as archive:
                     if any(i.file_size > limit for i in archive.infolist() if i.filename.endswith(".txt")):
                         self.warnings.append(
                             f"labels embedded in {self.path.name} are above the limit of {limit} bytes; ignored"
                         )
                         return None
-            return embedded_labels(self.path, meta)
+            return embedded_labels(loaded, meta, limit, shown=self.path)
         except (ValueError, zipfile.BadZipFile, OSError) as exc:
             raise ModelLoadError(f"{self.path.name}: the labels it carries cannot be read: {exc}") from exc
 

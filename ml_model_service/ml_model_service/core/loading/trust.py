@@ -209,8 +209,9 @@ class ModelPolicy:
         return real
 
     # --- integrity --------------------------------------------------------------------------------
-    def verify(self, real: Path, what: str = "model") -> str | None:
-        """Check `real` against the nearest SHA256SUMS between its folder and its allowed folder.
+    def verify(self, real: Path, what: str = "model", actual: str | None = None) -> str | None:
+        """Check `real` against the nearest SHA256SUMS between its folder and its allowed folder (`actual`: the
+        digest of the bytes in use, when they were hashed as they were read; else the file is hashed).
         Returns the digest when checked, None when no SHA256SUMS covers it; raises TrustError on a
         mismatch, or when a SHA256SUMS is present (or required) but does not list the file."""
         root = self.root_of(real) or real.parent
@@ -239,7 +240,7 @@ class ModelPolicy:
                 f"{what} file {name} is not listed in {sums_file}: add its SHA256 there "
                 f"(sha256sum {name} >> {SUMS_NAME}) or remove the file"
             )
-        actual = sha256(real)
+        actual = actual or sha256(real)
         if actual != expected:
             raise TrustError(
                 f"{what} file {real} failed its integrity check: SHA256 {actual} does not match "

@@ -7,6 +7,7 @@ Works with any model runner that has `metadata` (ModelMetadata) and `infer(dict)
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -65,6 +66,9 @@ class VisionConfig:
 
 #: Side of the trial image for open input dimensions without a size (a multiple of every YOLO stride).
 TRIAL_SIDE = 320
+#: Longest one model run may be projected to take before an open-dimension input size is refused (seconds), and
+#: the input size (pixels) up to which it is not projected (1280 x 1280: what detectors are trained at, at most).
+MAX_RUN_S, BUDGET_FREE_PIXELS = 5.0, 1280 * 1280
 _SIZE_INPUT_SHAPES = ([1, 2], [2], [-1, 2])
 
 
@@ -148,6 +152,7 @@ class VisionModel:
 
     def _trial_run(self, trial_hw: tuple[int, int], describe: str) -> dict[str, np.ndarray]:
         """The model's outputs for a grey image of the trial size (what the decoder is chosen from)."""
+        self._check_run_time(trial_hw)
         try:
             return self.run(self._tensor(np.full((*trial_hw, 3), 114, np.uint8))[0])
         except Exception as exc:
@@ -157,6 +162,33 @@ class VisionModel:
             raise RoleError(
                 f"trial run at {trial_hw[0]} x {trial_hw[1]} failed: {exc}; {hint}. Model tensors: {describe}"
             ) from exc
+
+    def _check_run_time(self, trial_hw: tuple[int, int]) -> None:
+        """Refuse an open-dimension input size whose one run would take longer than MAX_RUN_S here, projected from
+        runs at TRIAL_SIDE (a 4096 x 4096 input_size made a 30 ms model take 33 s a frame, and the trial run
+        itself held the node that long)."""
+        pixels = trial_hw[0] * trial_hw[1]
+        if self.layout.fixed or pixels <= BUDGET_FREE_PIXELS:
+            return
+        wanted, self._pre.input_size = self._pre.input_size, (TRIAL_SIDE, TRIAL_SIDE)
+        try:
+            inputs = self._tensor(np.full((TRIAL_SIDE, TRIAL_SIDE, 3), 114, np.uint8))[0]
+            took = []
+            for _ in range(2):  # the second run: without the first run's allocations
+                started = time.perf_counter()
+                self.run(inputs)
+                took.append(time.perf_counter() - started)
+        except Exception:  # noqa: BLE001 - a model that cannot run at the small size: the trial run decides
+            return
+        finally:
+            self._pre.input_size = wanted
+        projected = took[-1] * pixels / (TRIAL_SIDE * TRIAL_SIDE)
+        if projected > MAX_RUN_S:
+            raise RoleError(
+                f"an input of {trial_hw[0]} x {trial_hw[1]} would take about {projected:.0f} s a run on this "
+                f"machine ({1000 * took[-1]:.0f} ms at {TRIAL_SIDE} x {TRIAL_SIDE}), above the {MAX_RUN_S:.0f} s "
+                "a run allowed; set a smaller input_size"
+            )
 
     def _choose_resize_mode(self) -> None:
         """`resize_mode` auto made concrete for the decoder found, and applied to the preprocessing."""

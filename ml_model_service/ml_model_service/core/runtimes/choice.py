@@ -16,7 +16,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ import numpy as np
 
 from ..metadata import TensorSpec
 from .backend import Backend, ModelLoadError
+from .choice_cache import ChoiceCache
 from .compare import outputs_match, tensors_match
 
 #: The runtimes that may run a file, by extension; the first is the reference whose outputs the others must
@@ -43,11 +43,9 @@ RUNTIME_NAMES = {"onnx": "onnxruntime", "tflite": "LiteRT", "openvino": "OpenVIN
 MIN_GAIN = 0.05
 #: Timed runs per runtime (in turn, after WARMUP runs each), fewer when one run is slow (`TIME_BUDGET_S`).
 RUNS, WARMUP, TIME_BUDGET_S = 7, 2, 3.0
-CACHE_ENV = "ML_MODEL_SERVICE_RUNTIME_CACHE"
 #: Part of every cache key: raised when the suite changes how it sets up a runtime (session options, precision),
 #: so choices measured with the old set-up are measured again.
 CHOICE_VERSION = 6
-_MAX_ENTRIES = 200
 #: Side of an open spatial input dimension in the measurement (a multiple of every YOLO stride).
 _OPEN_SIDE = 320
 
@@ -78,16 +76,6 @@ class Choice:
         return text
 
 
-def cache_path() -> Path:
-    """The choice cache: $ML_MODEL_SERVICE_RUNTIME_CACHE, else $XDG_CACHE_HOME (or ~/.cache)
-    /ml_model_service/runtime-choice.json."""
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "ml_model_service" / "runtime-choice.json"
-
-
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -110,69 +98,6 @@ def machine_fingerprint() -> dict[str, str]:
         "openvino": _version("openvino"),
         "litert": _version("ai-edge-litert"),
     }
-
-
-class ChoiceCache:
-    """The JSON cache file: model digests by path (so an unchanged file is not hashed again) and choices by key.
-    A cache that cannot be read or written only costs a measurement (the reason is in `warning`)."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or cache_path()
-        self.warning = ""
-        try:
-            data = json.loads(self.path.read_text())
-            self.data = data if isinstance(data, dict) and data.get("version") == 1 else {}
-        except (OSError, ValueError):
-            self.data = {}
-        self.data.setdefault("version", 1)
-        self.data.setdefault("digests", {})
-        self.data.setdefault("choices", {})
-
-    def digest(self, files: list[Path]) -> str:
-        """SHA-256 over `files` (a model and its weights file), remembered by path, size and mtime."""
-        parts = []
-        for file in files:
-            st = file.stat()
-            memo = self.data["digests"].get(str(file))
-            if isinstance(memo, dict) and memo.get("size") == st.st_size and memo.get("mtime_ns") == st.st_mtime_ns:
-                parts.append(str(memo.get("sha256")))
-                continue
-            sha = hashlib.sha256()
-            with open(file, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    sha.update(block)
-            self.data["digests"][str(file)] = {
-                "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns,
-                "sha256": sha.hexdigest(),
-            }
-            parts.append(sha.hexdigest())
-        return parts[0] if len(parts) == 1 else hashlib.sha256("".join(parts).encode()).hexdigest()
-
-    def get(self, key: str) -> Choice | None:
-        entry = self.data["choices"].get(key)
-        if not isinstance(entry, dict) or entry.get("runtime") not in RUNTIME_NAMES:
-            return None
-        try:
-            return Choice(**{k: entry[k] for k in ("runtime", "reason", "timings_ms", "rejected", "measured_at")})
-        except (KeyError, TypeError):
-            return None
-
-    def put(self, key: str, choice: Choice) -> None:
-        """Store and write atomically (a temporary file renamed over the cache)."""
-        entry = {k: v for k, v in asdict(choice).items() if k != "cached"}
-        choices = self.data["choices"]
-        choices[key] = entry
-        while len(choices) > _MAX_ENTRIES:
-            choices.pop(next(iter(choices)))
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".runtime-choice-")
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.data, f, indent=1)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            self.warning = f"backend auto: the runtime choice could not be cached in {self.path} ({exc})"
 
 
 def _model_files(path: Path) -> list[Path]:
@@ -311,6 +236,20 @@ def measure(path: Path, opener: Callable[[str], Backend]) -> tuple[Backend, Choi
     return chosen, choice
 
 
+def _still_agrees(path: Path, backend: Backend, runtime: str, opener: Callable[[str], Backend]) -> bool:
+    """Whether a cached runtime other than the file's own reproduces the reference's outputs on the sample
+    inputs: the cache file can be edited, so its word alone never puts an unchecked runtime to work."""
+    names = CANDIDATES.get(path.suffix.lower(), ())
+    if not names or runtime == names[0]:
+        return True
+    try:
+        reference = opener(names[0])
+        feeds = sample_inputs(reference.inputs)
+        return not (tensors_match(reference, backend) or outputs_match(reference.infer(feeds), backend.infer(feeds)))
+    except Exception:  # noqa: BLE001 - not comparable here: measure afresh
+        return False
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime())
 
@@ -321,24 +260,29 @@ def choose(
     num_threads: int = 0,
     providers: list[str] | tuple[str, ...] = (),
     cache: ChoiceCache | None = None,
+    digest: str | None = None,
 ) -> tuple[Backend, Choice]:
     """The backend `backend: auto` runs `path` with: the cached choice for this model, machine and settings,
-    else `measure` (and cache it). The backend's info gets `runtime_choice` (`Choice.summary`)."""
+    else `measure` (and cache it). The backend's info gets `runtime_choice` (`Choice.summary`). `digest`: the
+    model files' SHA-256 where the caller hashed them as it read them (else they are hashed here)."""
     cache = cache or ChoiceCache()
-    key = choice_key(cache.digest(_model_files(path)), machine_fingerprint(), num_threads, providers)
-    choice = cache.get(key)
+    key = choice_key(digest or cache.digest(_model_files(path)), machine_fingerprint(), num_threads, providers)
+    entry = cache.get(key)
+    choice = Choice(**entry) if entry is not None else None
     backend: Backend | None = None
     if choice is not None:
         try:
             backend = opener(choice.runtime)
             choice.cached = True
+            if not _still_agrees(path, backend, choice.runtime, opener):
+                backend = None  # a cache entry whose runtime disagrees with the reference: never used
         except ModelLoadError:
             backend = None  # the cached runtime no longer loads it: measure again
     if backend is None or choice is None:
         backend, choice = measure(path, opener)
-        cache.put(key, choice)
-        if cache.warning:
-            backend.warnings.append(cache.warning)
+        cache.put(key, asdict(choice))
+    if cache.warning:
+        backend.warnings.append(cache.warning)
     backend.info["runtime_choice"] = choice.summary()
     backend.choice = choice  # type: ignore[attr-defined]
     return backend, choice

@@ -16,6 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..tensors import TensorError
+from . import shape_helper
 
 #: Largest tensor a model may declare or make (bytes, each tensor): larger ones are refused before the runtime
 #: allocates them, at load (`ModelLoadError`) or, where they follow from a request's input shapes, before the
@@ -144,10 +145,10 @@ class OnnxShapes:
                     del dims[:]
                     for size in shapes[value.name]:
                         dims.add().dim_value = int(size)
-        try:
-            inferred = self._onnx.shape_inference.infer_shapes(
-                model, check_type=False, strict_mode=False, data_prop=True
-            )
+        try:  # in a helper process with a memory and time budget (shape_helper)
+            inferred = self._onnx.ModelProto.FromString(shape_helper.HELPER.infer(model.SerializeToString()))
+        except shape_helper.BudgetExceeded as exc:  # a graph that would take the node's memory to check: refused
+            return str(exc), False
         except Exception:  # a graph ONNX cannot follow: onnxruntime decides; the outputs are checked after the run
             return None, False
         outputs = {v.name for v in inferred.graph.output}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..metadata import TensorSpec
+from ..metadata import TensorSpec, load_yaml_bounded
 from .backend import Backend, ModelLoadError
 from .threads import default_threads
 
@@ -122,7 +122,7 @@ def _ir_metadata(path: Path) -> dict[str, str]:
             return {}
         if meta.stat().st_size > MAX_IR_METADATA_BYTES:
             return {}
-        data = yaml.safe_load(meta.read_text(encoding="utf-8"))
+        data = load_yaml_bounded(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
         return {}
     if not isinstance(data, dict):

@@ -83,6 +83,7 @@ def open_fastest(
     num_threads: int = 0,
     pin_threads: bool = True,
     cache: ChoiceCache | None = None,
+    digest: str | None = None,
 ) -> Backend:
     """`backend: auto` for a model file: the fastest runtime here that reproduces the outputs of the one its
     extension implies, measured at the first load and cached (`choice`); its info says which and why."""
@@ -102,5 +103,5 @@ def open_fastest(
         resolved = resolve_providers(list(providers), ort.get_available_providers())[0]
     except ImportError:
         resolved = list(providers)
-    backend, _ = choose(path, opener, default_threads(num_threads), resolved, cache)
+    backend, _ = choose(path, opener, default_threads(num_threads), resolved, cache, digest)
     return backend

@@ -41,7 +41,7 @@ MODEL_PARAMS = [
         "num_threads",
         0,
         "Inference threads (0 = one per CPU core, for every backend; in a vision node with `cameras`, one per "
-        "call, with one call per core at once).",
+        "call, with one call per core at once); at most one per CPU core the node may use.",
         0,
         256,
         tier=RUNNER,
