@@ -254,3 +254,16 @@ def test_batching_keeps_apart_what_cannot_be_stacked(tmp_path):
     assert np.all(results["a"] == 2.0) and np.all(results["b"] == 6.0)
     assert isinstance(results["wide"], Exception) and isinstance(results["int"], Exception)
     assert batcher.stats.requests >= 2
+
+
+def test_pending_requests_are_told_apart_by_identity_not_by_their_tensors():
+    """Taking a gathered request off the queue compared it with the others waiting: a dataclass `==` on their
+    tensors raised for arrays of other shapes (seen: a request of shape (1, 7) waiting before (1, 512) ones),
+    and the batch's leader left every later caller waiting for good."""
+    from ml_model_service.core.runtimes.batcher import _Request
+
+    wide = _Request(None, {"x": np.ones((1, 7), np.float32)}, ("k", 7))
+    same = _Request(None, {"x": np.ones((1, 512), np.float32)}, ("k", 512))
+    queue = [wide, same]
+    queue.remove(same)  # raised ValueError before
+    assert queue == [wide] and wide != _Request(None, wide.inputs, wide.key)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
-
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
@@ -45,20 +43,21 @@ def load_model(
     )
 
 
-def spin_node(node_class, args=None, threads: int | Callable[[Node], int] = 4) -> None:
-    """Run a node until shutdown: on a SingleThreadedExecutor when `threads` (a number, or a function of the
-    node) is 1 (cheapest per callback), else a MultiThreadedExecutor. A start-up parameter that cannot be used
-    ends the process with one line."""
+def spin_node(node_class, args=None, threads: int = 4) -> None:
+    """Run a node until shutdown: on a SingleThreadedExecutor when `threads` is 1 (cheapest per callback), else
+    a MultiThreadedExecutor. A start-up parameter that cannot be used ends the process with one line. A stop
+    (SIGINT, or SIGTERM as launch and systemd send) at any moment ends it with status 0."""
     from .parameters import ParameterError
 
     rclpy.init(args=args)
+    # made before the node, so that a stop during the node's start-up (its model load) finds it whole
+    executor = SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads)
     node = None
     try:
         node = node_class()
-        count = threads(node) if callable(threads) else threads
-        executor = SingleThreadedExecutor() if count == 1 else MultiThreadedExecutor(num_threads=count)
-        executor.add_node(node)
-        executor.spin()
+        if rclpy.ok():  # (a stop during start-up shut the context down: nothing to spin)
+            executor.add_node(node)
+            executor.spin()
     except ParameterError as exc:
         rclpy.logging.get_logger(node_class.__name__).fatal(str(exc))
         # The node half-built by its constructor cannot be destroyed; left to the interpreter's exit, its

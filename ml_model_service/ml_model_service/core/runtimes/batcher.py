@@ -23,7 +23,7 @@ import numpy as np
 Tensors = dict[str, np.ndarray]
 
 
-@dataclass
+@dataclass(eq=False)  # one request is only ever itself: `==` on its tensors would compare arrays
 class _Request:
     model: Any
     inputs: Tensors
@@ -91,12 +91,14 @@ class DynamicBatcher:
                     self._cond.wait()
                     continue
                 self._running = True
-                batch = self._gather()
-                self._cond.release()
                 try:
-                    self._run(batch)
-                finally:
-                    self._cond.acquire()
+                    batch = self._gather()
+                    self._cond.release()
+                    try:
+                        self._run(batch)
+                    finally:
+                        self._cond.acquire()
+                finally:  # (a failure while gathering must not leave every later caller waiting)
                     self._running = False
                     self._cond.notify_all()
         if request.error is not None:
