@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
-from rclpy.node import Node
 
 from ..core.loading.model import Model
 from ..core.loading.trust import ModelPolicy
