@@ -1,12 +1,16 @@
-"""How the nodes end when launch or systemd stops them: SIGTERM or SIGINT at any moment of their life once they
-have started (while the start-up model loads, while serving) ends the process with status 0 and no traceback."""
+"""How the nodes end and cycle (ros/common.py spin_node, ros/managed.py): SIGTERM (launch, systemd) or SIGINT
+at any moment of their life once they have started (while the start-up model loads, while serving) ends the
+process with status 0 and no traceback; configure/cleanup cycles return their memory and threads."""
 
 from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import pytest
+
+from ml_model_service.ros.remote_model import call
 
 from harness.waits import wait_for
 
@@ -31,3 +35,37 @@ def test_a_stop_at_any_moment_ends_the_node_cleanly(start_node, tmp_path, kind, 
         log = proc.log()
         assert code == 0, f"{kind}, {sig.name} at {moment}: status {code}\n{log[-3000:]}"
         assert "Traceback" not in log, f"{kind}, {sig.name} at {moment}:\n{log[-3000:]}"
+
+
+def _memory(pid: int) -> tuple[float, int]:
+    """(resident MB, threads) of a process."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    status = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["Threads"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "node"), [("vision_service", "vision_service"), ("model_service", "ml_model_service")]
+)
+def test_configure_cleanup_cycles_return_memory_and_threads(start_node, spinner, kind, node):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    proc = start_node(kind, {"execution_providers": ["cpu"], "autostart": False}, namespace="/cycles")
+    client = spinner.node.create_client(ChangeState, f"/cycles/{node}/change_state")
+    assert client.wait_for_service(30), proc.log()
+
+    def cycle() -> None:
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_CLEANUP):
+            answer = call(client, ChangeState.Request(transition=Transition(id=transition)), 60.0)
+            assert answer is not None and answer.success, proc.log()[-3000:]
+
+    for _ in range(3):  # first loads: the runtime, its libraries, the caches
+        cycle()
+    first_mb, first_threads = _memory(proc.proc.pid)
+    for _ in range(37):
+        cycle()
+    mb, threads = _memory(proc.proc.pid)
+    print(f"{kind}: {first_mb:.0f} MB, {first_threads} threads after 3 cycles; {mb:.0f} MB, {threads} after 40")
+    assert mb - first_mb < 30, (first_mb, mb)
+    assert threads == first_threads, (first_threads, threads)

@@ -6,7 +6,26 @@ A node implements `on_configure` and `on_activate`, and two hooks the other tran
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
+
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+
+def release_freed_memory() -> None:
+    """Give what a cleanup freed back to the system. A model's runtime allocates from the threads that load and
+    run it, each with its own glibc malloc arena; freed, those pages stay with the process (measured: a vision
+    node grew 17 MB per configure/cleanup cycle, 124 -> 473 MB over 20; with the arenas trimmed it stays flat).
+    Nothing happens where the C library has no malloc_trim (musl, macOS)."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is not None:
+        trim(0)
 
 
 class ManagedNode(LifecycleNode):
@@ -46,6 +65,7 @@ class ManagedNode(LifecycleNode):
 
     def on_cleanup(self, _state: LifecycleState) -> TransitionCallbackReturn:
         self._clean_up()
+        release_freed_memory()
         self.stage = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
