@@ -455,9 +455,9 @@ def test_readable_class_names_still_load(tmp_path: Path) -> None:
     assert Model(str(path), providers=["cpu"]).labels.names == {0: "person", 1: "car", 2: "dog", 3: "cat"}
 
 
-def test_a_shape_inference_bomb_is_refused_within_its_budget(tmp_path):
-    # A few hundred bytes: a shape concatenated with itself 26 times stands for 2^27 values, which ONNX's data
-    # propagation would hold at about 140 bytes each (18 GB). The size guard runs it in its capped helper.
+def shape_bomb(path: Path) -> Path:
+    """An ONNX file of about 1 KB whose shape, concatenated with itself 26 times, stands for 2^27 values: ONNX's
+    data propagation would hold them at about 140 bytes each (18 GB)."""
     nodes = [helper.make_node("Shape", ["x"], ["s0"])]
     for i in range(26):
         nodes.append(helper.make_node("Concat", [f"s{i}", f"s{i}"], [f"s{i + 1}"], axis=0))
@@ -467,8 +467,13 @@ def test_a_shape_inference_bomb_is_refused_within_its_budget(tmp_path):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
         [helper.make_tensor_value_info("s26", TensorProto.INT64, None)],
     )
-    path = tmp_path / "bomb.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def test_a_shape_inference_bomb_is_refused_within_its_budget(tmp_path):
+    # The size guard runs ONNX shape inference in its capped helper process (core/runtimes/shape_helper.py).
+    path = shape_bomb(tmp_path / "bomb.onnx")
     assert path.stat().st_size < 2000
     code = textwrap.dedent(f"""
         import resource, time

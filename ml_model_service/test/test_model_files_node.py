@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from test_hostile_models import shape_bomb
 from test_model_service import _rss_mb, connect
 from test_snapshot import VALUES, ir_model
 
@@ -19,20 +19,6 @@ from conftest import constant_model
 
 SECRET = b"secret-token-77e1" * 64
 FEED = {"images": np.zeros((1, 3, 8, 8), np.float32)}
-
-
-def _shape_bomb(path):
-    nodes = [helper.make_node("Shape", ["x"], ["s0"])]
-    for i in range(26):
-        nodes.append(helper.make_node("Concat", [f"s{i}", f"s{i}"], [f"s{i + 1}"], axis=0))
-    graph = helper.make_graph(
-        nodes,
-        "bomb",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-        [helper.make_tensor_value_info("s26", TensorProto.INT64, None)],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    return path
 
 
 def _hostile_models(folder, outside) -> dict[str, str]:
@@ -58,8 +44,18 @@ def _hostile_models(folder, outside) -> dict[str, str]:
     (linked / "m.data").unlink()
     os.link(outside / "m.data", linked / "m.data")
     cases["external_data_hardlink"] = str(model)
-    cases["shape_inference_bomb"] = str(_shape_bomb(folder / "bomb.onnx"))
+    cases["shape_inference_bomb"] = str(shape_bomb(folder / "bomb.onnx"))
     return cases
+
+
+def _serve(start_node, spinner, model, folder, namespace: str):
+    """A model service serving `model`, its files allowed from `folder`: (process, RemoteModel)."""
+    proc = start_node(
+        "model_service",
+        {"model_path": str(model), "allowed_paths": [str(folder)], "execution_providers": ["cpu"]},
+        namespace=namespace,
+    )
+    return proc, connect(spinner, f"{namespace}/ml_model_service", proc)
 
 
 def test_hostile_model_files_are_refused_within_budget_and_the_model_keeps_serving(start_node, spinner, tmp_path):
@@ -67,12 +63,7 @@ def test_hostile_model_files_are_refused_within_budget_and_the_model_keeps_servi
     folder.mkdir()
     outside.mkdir()
     good = constant_model(folder / "good.onnx", [1, 3, 8, 8], {"out": VALUES})
-    proc = start_node(
-        "model_service",
-        {"model_path": str(good), "allowed_paths": [str(folder)], "execution_providers": ["cpu"]},
-        namespace="/files",
-    )
-    remote = connect(spinner, "/files/ml_model_service", proc)
+    proc, remote = _serve(start_node, spinner, good, folder, "/files")
     generation = remote.generation
     idle = _rss_mb(proc)
     for name, path in _hostile_models(folder, outside).items():
@@ -95,12 +86,7 @@ def test_a_loaded_model_changed_on_disk_keeps_serving_its_answers(start_node, sp
     folder.mkdir()
     model = constant_model(folder / "m.onnx", [1, 3, 8, 8], {"out": VALUES})
     onnx.save(onnx.load(model), model, save_as_external_data=True, location="m.data", size_threshold=0)
-    proc = start_node(
-        "model_service",
-        {"model_path": str(model), "allowed_paths": [str(folder)], "execution_providers": ["cpu"]},
-        namespace="/changed",
-    )
-    remote = connect(spinner, "/changed/ml_model_service", proc)
+    proc, remote = _serve(start_node, spinner, model, folder, "/changed")
     generation = remote.generation
     np.testing.assert_array_equal(remote.infer(FEED)["out"], VALUES)
     for change in ("overwrite", "truncate"):
