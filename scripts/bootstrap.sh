@@ -83,12 +83,17 @@ else
   VENV_ARGS=()
   CONSTRAINTS+=("scripts/constraints-$MMS_ROS.txt")
 fi
+pin_names() {  # pin_names FILE: the packages a pins file (or `pip list --format=freeze`) names, normalised, a line each
+  sed -e 's/[[:space:]]*#.*//' -e '/^$/d' -e 's/[<>=!~;[ ].*//' "$1" | tr 'A-Z_.' 'a-z--'
+}
+pins_without() {  # pins_without NAMES PINS: the lines of PINS whose package is not in NAMES (from pin_names)
+  awk 'NR == FNR { drop[$0] = 1; next } { n = $0; sub(/[<>=!~;[ ].*/, "", n); n = tolower(n); gsub(/[_.]/, "-", n); if (!(n in drop)) print }' \
+    "$1" "$2"
+}
 constraints_file() {  # one file of pins: constraints.txt with the names the distro's file pins replaced by its pins
   local out=$1 over=${CONSTRAINTS[1]:-}
   if [ -z "$over" ]; then cp "${CONSTRAINTS[0]}" "$out"; return; fi
-  norm() { sed -e 's/[[:space:]]*#.*//' -e '/^$/d' -e 's/[<>=!~;[ ].*//' "$1" | tr 'A-Z_.' 'a-z--'; }
-  awk 'NR == FNR { drop[$0] = 1; next } { n = $0; sub(/[<>=!~;[ ].*/, "", n); n = tolower(n); gsub(/[_.]/, "-", n); if (!(n in drop)) print }' \
-    <(norm "$over") "${CONSTRAINTS[0]}" > "$out"
+  pins_without <(pin_names "$over") "${CONSTRAINTS[0]}" > "$out"
   grep -v '^[[:space:]]*#' "$over" | grep -v '^[[:space:]]*$' >> "$out"
 }
 want="$MODE-$(hash_of "${REQS[@]}" "${CONSTRAINTS[@]}")-$($PY -c 'import sys; print(sys.version.split()[0])')"
@@ -104,14 +109,13 @@ if [ "$(cat "$STAMPS/venv" 2>/dev/null)" != "$want" ] || [ ! -x "$VENV/bin/pytho
   if [ -n "${ROS_DISTRO:-}" ]; then
     # A sourced distro brings its own numpy, PyYAML and ROS packages: they stay as they are (a pin of ours on one
     # of them would replace the distro's copy in the venv), and what we add is pinned to work with them.
-    "$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | sed 's/==.*//' | tr 'A-Z_.' 'a-z--' > "$MMS_BUILD/system-packages.txt"
-    awk 'NR == FNR { have[$0] = 1; next } { n = $0; sub(/[<>=!~;[ ].*/, "", n); n = tolower(n); gsub(/[_.]/, "-", n); if (!(n in have)) print }' \
-      "$MMS_BUILD/system-packages.txt" "$MMS_BUILD/constraints.txt" > "$MMS_BUILD/constraints-added.txt"
+    "$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | pin_names /dev/stdin > "$MMS_BUILD/system-packages.txt"
+    pins_without "$MMS_BUILD/system-packages.txt" "$MMS_BUILD/constraints.txt" > "$MMS_BUILD/constraints-added.txt"
     "$VENV/bin/python" -m pip install -q -c "$MMS_BUILD/constraints-added.txt" "${req_args[@]}"
   else
     "$VENV/bin/python" -m pip install -q -c "$MMS_BUILD/constraints.txt" "${req_args[@]}"
   fi
-  if [ "$MODE" != "system-ros-$MMS_ROS" ]; then
+  if [ -z "${ROS_DISTRO:-}" ]; then
     # The wheels' exported CMake files name the wheel builder's interpreter paths; point them here.
     inc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     npinc=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')

@@ -154,6 +154,6 @@ def run_parameters(given: Mapping[str, str]) -> dict[str, Any]:
 
 
 def fastdds_env(share: str) -> dict[str, str]:
-    """The Fast DDS profile for the started nodes under both releases' names: the user's own, else the shipped
-    one; nothing when the user chose the builtin transports."""
+    """The Fast DDS profile for the started nodes under the names their distro's Fast DDS reads (`dds`): the
+    user's own, else the shipped one; nothing when the user chose the builtin transports."""
     return dds.profile_env(os.path.join(share, "config", "fastdds_large_data.xml"))

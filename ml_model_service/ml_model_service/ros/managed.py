@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -19,13 +20,19 @@ def release_freed_memory() -> None:
     node grew 17 MB per configure/cleanup cycle, 124 -> 473 MB over 20; with the arenas trimmed it stays flat).
     Nothing happens where the C library has no malloc_trim (musl, macOS)."""
     gc.collect()
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        trim = None
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """The C library's malloc_trim, or None (found once: find_library runs ldconfig)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
 
 
 class ManagedNode(LifecycleNode):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..runtimes.backend import ModelLoadError
+from ..runtimes.choice_cache import files_digest
 from .trust import ModelPolicy, TrustError
 
 #: Most bytes one model's files may hold together (model, weights, external data, metadata).
@@ -38,11 +39,10 @@ _CHUNK = 1 << 20
 @dataclass
 class Snapshot:
     """The private copy of a model's files: `path` is the model file in it; `digest` the SHA-256 of the files a
-    runtime reads (the model file's own, or over the model file's and its weights' digests in order);
+    runtime reads (`choice_cache.files_digest`: the model file's own, or over its and its weights' in order);
     `digests` each original file's SHA-256."""
 
     path: Path
-    source: Path
     digest: str
     digests: dict[Path, str] = field(default_factory=dict)
 
@@ -81,9 +81,7 @@ def _copy_all(model: Path, policy: ModelPolicy, folder: Path, max_bytes: int) ->
             source = model.parent / location
             _copy(source, folder / location, policy, budget, "external data", digests)
             runtime_files.append(source)
-    parts = [digests[f] for f in runtime_files]
-    digest = parts[0] if len(parts) == 1 else hashlib.sha256("".join(parts).encode()).hexdigest()
-    return Snapshot(folder / model.name, model, digest, digests)
+    return Snapshot(folder / model.name, files_digest([digests[f] for f in runtime_files]), digests)
 
 
 def _copy(

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..metadata import TensorSpec
 from .backend import Backend, ModelLoadError
-from .choice_cache import ChoiceCache
+from .choice_cache import RUNTIME_NAMES, ChoiceCache
 from .compare import outputs_match, tensors_match
 
 #: The runtimes that may run a file, by extension; the first is the reference whose outputs the others must
@@ -38,7 +38,6 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
 #: Tried only when the one named was not used because its outputs differ (OpenVINO's default precision is bf16
 #: on CPUs with AVX512-BF16 or AMX: faster, and it rounds differently; at f32 it matches onnxruntime).
 FALLBACK_OF = {"openvino_f32": "openvino"}
-RUNTIME_NAMES = {"onnx": "onnxruntime", "tflite": "LiteRT", "openvino": "OpenVINO", "openvino_f32": "OpenVINO f32"}
 #: Another runtime is chosen only when it is at least this much faster (a tie keeps the file's own runtime).
 MIN_GAIN = 0.05
 #: Timed runs per runtime (in turn, after WARMUP runs each), fewer when one run is slow (`TIME_BUDGET_S`).

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 CACHE_ENV = "ML_MODEL_SERVICE_RUNTIME_CACHE"
-#: Runtimes a cache entry may name (the `choice.RUNTIME_NAMES` keys).
-RUNTIMES = ("onnx", "tflite", "openvino", "openvino_f32")
+#: The runtimes a choice may name (the keys a cache entry may hold), and how messages call them.
+RUNTIME_NAMES = {"onnx": "onnxruntime", "tflite": "LiteRT", "openvino": "OpenVINO", "openvino_f32": "OpenVINO f32"}
 #: What a stored choice holds (the fields of `choice.Choice` that are measured, not derived).
 ENTRY_FIELDS = ("runtime", "reason", "timings_ms", "rejected", "measured_at")
 _MAX_ENTRIES = 200
@@ -37,6 +37,11 @@ def cache_path() -> Path:
         return Path(explicit).expanduser()
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "ml_model_service" / "runtime-choice.json"
+
+
+def files_digest(parts: list[str]) -> str:
+    """One SHA-256 for a model's files from theirs, in order (a runtime choice's key): a single file's own."""
+    return parts[0] if len(parts) == 1 else hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
 class ChoiceCache:
@@ -87,12 +92,12 @@ class ChoiceCache:
                 "sha256": sha.hexdigest(),
             }
             parts.append(sha.hexdigest())
-        return parts[0] if len(parts) == 1 else hashlib.sha256("".join(parts).encode()).hexdigest()
+        return files_digest(parts)
 
     def get(self, key: str) -> dict | None:
         """The choice stored under `key` (its ENTRY_FIELDS), or None."""
         entry = self.data["choices"].get(key)
-        if not isinstance(entry, dict) or entry.get("runtime") not in RUNTIMES:
+        if not isinstance(entry, dict) or entry.get("runtime") not in RUNTIME_NAMES:
             return None
         return {k: entry[k] for k in ENTRY_FIELDS if k in entry}
 
@@ -157,7 +162,7 @@ def _valid_entries(data: object) -> tuple[dict, dict, int]:
     for key, entry in list(raw_choices.items())[-_MAX_ENTRIES:]:
         if (
             isinstance(entry, dict)
-            and entry.get("runtime") in RUNTIMES
+            and entry.get("runtime") in RUNTIME_NAMES
             and isinstance(entry.get("reason"), str)
             and isinstance(entry.get("measured_at"), str)
             and isinstance(entry.get("timings_ms"), dict)
