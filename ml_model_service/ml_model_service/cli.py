@@ -4,13 +4,16 @@
     ml_model_cli infer MODEL --input NAME=FILE.npy [...]
     ml_model_cli detect [--model M] [--labels L] [--params-file vision.yaml] [--OPTION VALUE ...] IMAGE...
     ml_model_cli classify [--model M] [--labels L] [--top N] [--OPTION VALUE ...] IMAGE...
+    ml_model_cli segment --model M --out DIR [--labels L] [--OPTION VALUE ...] IMAGE...
 
-MODEL is a file path, a model repository name (with --repository) or a bundled name. Every decoding,
-preprocessing and filter parameter of the vision node is a flag of the same name (`--input_size 320`,
-`--box_format cxcywh`, `--input_mean 0.485,0.456,0.406`), or comes from the node's own YAML parameter file
-(`--params-file`; flags win). Output is JSON: one object per image per line for detect/classify, with
-`class_id` beside `class_name`. Every failure is a JSON `error` (stdout for one image, stderr for the whole
-command) and a non-zero exit status (1: some images failed; 2: the command failed). No ROS needed.
+MODEL is a file path, a model repository name (with --repository) or a bundled name. Every decoding, preprocessing
+and filter parameter of the vision node is a flag of the same name (`--input_size 320`, `--box_format cxcywh`,
+`--input_mean 0.485,0.456,0.406`), or comes from the node's own YAML parameter file (`--params-file`; flags win).
+Output is JSON: one object per image per line for detect/classify/segment, with `class_id` beside `class_name`;
+`segment` also writes DIR/<image stem>_classes.png (each pixel's class index at the image's size: 8-bit for up to
+256 classes, else 16-bit) and DIR/<image stem>_overlay.png. Every failure is a JSON `error` (stdout for one image,
+stderr for the whole command) and a non-zero exit status (1: some images failed; 2: the command failed). No ROS
+needed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .core.frames.visualize import overlay_classes
 from .core.loading.bundled import BUNDLED, DEFAULT_CLASSIFIER, DEFAULT_DETECTOR
 from .core.loading.model import Model
 from .core.reading.vision import VisionModel
@@ -145,6 +149,8 @@ def _vision_summary(vision: VisionModel) -> dict:
         "resize_mode": vision.resize_mode,
         "input_size": list(vision.input_hw) if vision.input_hw else "follows the image",
         "labels": len(vision.labels) if vision.labels else 0,
+        **({"labels_from": vision.labels.source} if vision.labels else {}),
+        **({"read_from": vision.hints.sources} if vision.hints.sources else {}),
         "warnings": vision.warnings,
     }
 
@@ -191,7 +197,7 @@ def _per_image(args, default: str, run) -> int:
     for path in args.images:
         try:
             rgb = read_rgb(path)
-            result = run(vision, rgb, values)
+            result = run(vision, rgb, values, path)
         except Exception as exc:  # one bad image or frame: say why, go on with the others
             print(json.dumps({"image": path, "error": str(exc)}))
             status = 1
@@ -201,15 +207,33 @@ def _per_image(args, default: str, run) -> int:
 
 
 def cmd_detect(args) -> int:
-    return _per_image(args, DEFAULT_DETECTOR, lambda v, rgb, _: {"detections": [d.to_dict() for d in v.detect(rgb)]})
+    return _per_image(
+        args, DEFAULT_DETECTOR, lambda v, rgb, _values, _path: {"detections": [d.to_dict() for d in v.detect(rgb)]}
+    )
 
 
 def cmd_classify(args) -> int:
     return _per_image(
         args,
         DEFAULT_CLASSIFIER,
-        lambda v, rgb, values: {"classifications": [c.to_dict() for c in v.classify(rgb, int(values["top_n"]))]},
+        lambda v, rgb, values, _path: {"classifications": [c.to_dict() for c in v.classify(rgb, int(values["top_n"]))]},
     )
+
+
+def cmd_segment(args) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def run(vision: VisionModel, rgb: np.ndarray, _values, path: str) -> dict:
+        result = vision.segment(rgb)
+        stem = Path(path).stem
+        classes, overlay = out / f"{stem}_classes.png", out / f"{stem}_overlay.png"
+        if not cv2.imwrite(str(classes), result.classes):
+            raise ValueError(f"cannot write {classes}")
+        cv2.imwrite(str(overlay), cv2.cvtColor(overlay_classes(rgb, result.classes), cv2.COLOR_RGB2BGR))
+        return {"segmentation": str(classes), "overlay": str(overlay), "classes": result.to_dict()["classes"]}
+
+    return _per_image(args, "", run)
 
 
 def _add_vision_options(parser: argparse.ArgumentParser) -> None:
@@ -282,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
         _add_vision_options(p)
         p.add_argument("images", nargs="+")
         p.set_defaults(func=func)
+    p = sub.add_parser("segment", parents=[common], help="a class for every pixel of each image (a segmenter)")
+    p.add_argument("--model", required=True, help="model path or name (a semantic-segmentation model)")
+    p.add_argument("--out", required=True, help="folder for <image stem>_classes.png and <image stem>_overlay.png")
+    p.set_defaults(default_threshold=0.5)
+    _add_vision_options(p)
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_segment)
     return parser
 
 

@@ -324,6 +324,25 @@ def instance_masks_to_msg(image: np.ndarray, header: Header) -> Image:
     return Image(header=header, height=h, width=w, encoding="mono16", is_bigendian=0, step=w * 2, data=image.tobytes())
 
 
+def class_map_to_msg(classes: np.ndarray, header: Header) -> Image:
+    """A class map (H, W) → mono8 (uint8: up to 256 classes) or mono16 Image."""
+    wide = classes.dtype.itemsize > 1
+    image = np.ascontiguousarray(classes, dtype="<u2" if wide else np.uint8)
+    h, w = image.shape
+    encoding, step = ("mono16", w * 2) if wide else ("mono8", w)
+    return Image(header=header, height=h, width=w, encoding=encoding, is_bigendian=0, step=step, data=image.tobytes())
+
+
+def class_map_from_msg(msg: Image) -> np.ndarray:
+    """A mono8 / mono16 class map Image → (H, W) uint8 / uint16."""
+    if msg.encoding not in ("mono8", "mono16"):
+        raise ValueError(f"a class map must be mono8 or mono16, got {msg.encoding!r}")
+    dtype = np.uint8 if msg.encoding == "mono8" else (">u2" if msg.is_bigendian else "<u2")
+    width = msg.step // np.dtype(dtype).itemsize
+    array = np.frombuffer(bytes(msg.data), dtype=dtype, count=width * msg.height).reshape(msg.height, width)
+    return array[:, : msg.width]
+
+
 def instance_masks_from_msg(msg: Image) -> np.ndarray:
     """mono16 Image written by `instance_masks_to_msg` → uint16 (H, W)."""
     if msg.encoding != "mono16" or msg.step != msg.width * 2:
@@ -382,19 +401,27 @@ def markers_to_msg(
 # --- point clouds ---------------------------------------------------------------------------------
 
 _CLOUD_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4"), ("object", "<u4")])
-_CLOUD_FIELDS = [
-    PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1),
-    PointField(name="y", offset=4, datatype=PointField.FLOAT32, count=1),
-    PointField(name="z", offset=8, datatype=PointField.FLOAT32, count=1),
-    PointField(name="rgb", offset=12, datatype=PointField.FLOAT32, count=1),
-    PointField(name="object", offset=16, datatype=PointField.UINT32, count=1),
-]
+
+
+def _cloud_fields(id_field: str) -> list[PointField]:
+    return [
+        PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1),
+        PointField(name="y", offset=4, datatype=PointField.FLOAT32, count=1),
+        PointField(name="z", offset=8, datatype=PointField.FLOAT32, count=1),
+        PointField(name="rgb", offset=12, datatype=PointField.FLOAT32, count=1),
+        PointField(name=id_field, offset=16, datatype=PointField.UINT32, count=1),
+    ]
 
 
 def cloud_to_msg(
-    points: np.ndarray, colours: np.ndarray | None, object_ids: np.ndarray | None, header: Header
+    points: np.ndarray,
+    colours: np.ndarray | None,
+    object_ids: np.ndarray | None,
+    header: Header,
+    id_field: str = "object",
 ) -> PointCloud2:
-    """(N, 3) metres + (N, 3) uint8 RGB + (N,) object indices → PointCloud2 (x, y, z, rgb, object)."""
+    """(N, 3) metres + (N, 3) uint8 RGB + (N,) indices → PointCloud2 (x, y, z, rgb and the indices as `id_field`:
+    `object` for objects' clouds, `class` for a class map's points)."""
     n = len(points)
     cloud = np.zeros(n, dtype=_CLOUD_DTYPE)
     if n:
@@ -408,7 +435,7 @@ def cloud_to_msg(
         header=header,
         height=1,
         width=n,
-        fields=_CLOUD_FIELDS,
+        fields=_cloud_fields(id_field),
         is_bigendian=False,
         point_step=_CLOUD_DTYPE.itemsize,
         row_step=_CLOUD_DTYPE.itemsize * n,
@@ -418,5 +445,6 @@ def cloud_to_msg(
 
 
 def cloud_from_msg(msg: PointCloud2) -> np.ndarray:
-    """PointCloud2 written by `cloud_to_msg` → structured array (x, y, z, rgb, object)."""
-    return np.frombuffer(bytes(msg.data), dtype=_CLOUD_DTYPE, count=msg.width * msg.height)
+    """PointCloud2 written by `cloud_to_msg` → structured array (x, y, z, rgb and its index field)."""
+    dtype = np.dtype([*_CLOUD_DTYPE.descr[:4], (msg.fields[4].name if len(msg.fields) > 4 else "object", "<u4")])
+    return np.frombuffer(bytes(msg.data), dtype=dtype, count=msg.width * msg.height)

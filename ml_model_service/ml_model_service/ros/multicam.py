@@ -26,8 +26,9 @@ from rclpy.node import Node
 from ..core.frames.health import TopicState
 from ..core.frames.imaging import DecodeBudgetError, ImageError
 from ..core.frames.pairing import Pairer
+from ..core.frames.pipeline import Given
 from ..core.frames.scheduler import FairScheduler
-from ..core.reading.batch import batch_support, classify_batch, detect_batch
+from ..core.reading.batch import batch_support, classify_batch, detect_batch, segment_batch
 from ..core.settings.camera_table import camera_values
 from . import direct
 from .camera_input import CameraInput
@@ -94,6 +95,7 @@ class Cameras:
                     **fields(),
                     "camera": s.name,
                     "subscribed": str(bool(s.camera and s.camera.subscribed)).lower(),
+                    **({"class_shares": s.worker.class_shares} if s.worker and s.worker.class_shares else {}),
                 },
                 name=f"{node.get_fully_qualified_name()}/{name}",
                 publish=False,
@@ -336,12 +338,15 @@ class MultiWorker(threading.Thread):
                 s.worker._process(frame)
             return
         try:
+            given: list[Given]
             if vision.detections_supported:
-                given = [(d, None) for d in detect_batch(vision, rgbs)]
+                given = [(d, None, None) for d in detect_batch(vision, rgbs)]
+            elif vision.segmentation_supported:
+                given = [(None, None, m) for m in segment_batch(vision, rgbs)]
             else:
-                given = [(None, c) for c in classify_batch(vision, rgbs, self.values()["top_n"])]
+                given = [(None, c, None) for c in classify_batch(vision, rgbs, self.values()["top_n"])]
         except Exception as exc:  # the batched call failed: each frame on its own path, which reports why
             self.log.warning(f"batched inference failed, frames run one by one: {exc}", throttle_duration_sec=5.0)
-            given = [(None, None)] * len(ready)
+            given = [(None, None, None)] * len(ready)
         for (s, frame), results in zip(ready, given):
             s.worker._process(frame, results)

@@ -12,7 +12,10 @@ the detection in that frame's `detections`, 0 = background), published with ever
 `publish_masks` is on and someone subscribes. 3D objects add `object_markers` (MarkerArray: DELETEALL, then
 a CUBE and a TEXT label per object, ids = tracking ids when tracking), published with every objects message
 while `publish_markers` is on. Pose models add `keypoints` (KeypointsArray, the detections' header, one entry per
-detection in the same order; 3D points with depth), published with every detections message.
+detection in the same order; 3D points with depth), published with every detections message. Segmenters publish
+`segmentation` (each pixel's class index: mono8 for up to 256 classes, else mono16; the colour image's size and
+header) with every frame, the class overlay on `debug_image`, and with depth `segmentation_points` (PointCloud2:
+x, y, z, rgb, class; the classes `classes` keeps; in the camera's frame or `target_frame`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from visualization_msgs.msg import MarkerArray
 from ml_model_service_interfaces.msg import KeypointsArray
 
 from ..core.frames.pipeline import Results
-from ..core.frames.visualize import colour_for, draw
+from ..core.frames.visualize import colour_for, draw, overlay_classes
 from ..core.reading.vision import VisionModel
 from . import conversions
 
@@ -78,6 +81,8 @@ class Outputs:
         self.masks = make(Image, "instance_masks")
         self.markers = make(MarkerArray, "object_markers")
         self.keypoints = make(KeypointsArray, "keypoints")
+        self.segmentation = make(Image, "segmentation")
+        self.segmentation_points = make(PointCloud2, "segmentation_points")
         self.label_info = node.create_publisher(LabelInfo, "label_info", LATCHED) if label_info else None
         self._listened = [
             self.detections,
@@ -88,6 +93,8 @@ class Outputs:
             self.masks,
             self.markers,
             self.keypoints,
+            self.segmentation,
+            self.segmentation_points,
         ]
         self._listened = [pub for pub in self._listened if pub is not None]
 
@@ -128,6 +135,13 @@ class Outputs:
                 self.keypoints.publish(msg)
         if vision is not None and vision.classifications_supported:
             self.classifications.publish(conversions.classifications_to_msg(r.classifications, header, names))
+        if r.segmentation is not None:
+            self.segmentation.publish(conversions.class_map_to_msg(r.segmentation.classes, header))
+        if r.segmentation_points is not None:
+            where = Header(stamp=header.stamp, frame_id=r.objects_frame or header.frame_id)  # target_frame
+            cloud = r.segmentation_points
+            msg = conversions.cloud_to_msg(cloud.points, cloud.colours, cloud.classes, where, "class")
+            self.segmentation_points.publish(msg)
         if r.objects is not None:
             where = Header(stamp=header.stamp, frame_id=r.objects_frame or header.frame_id)  # target_frame
             self.objects.publish(conversions.detections3d_to_msg(r.objects, where, names))
@@ -135,7 +149,10 @@ class Outputs:
             if markers:
                 self.markers.publish(conversions.markers_to_msg(r.objects, where, names, colour_for))
         if debug and self.debug.get_subscription_count() > 0:
-            self.debug.publish(conversions.rgb_to_image(draw(r.rgb, r.detections, r.classifications), header))
+            drawn = draw(r.rgb, r.detections, r.classifications)
+            if r.segmentation is not None:
+                drawn = overlay_classes(drawn, r.segmentation.classes)
+            self.debug.publish(conversions.rgb_to_image(drawn, header))
 
 
 def combined_cloud(objects: list, header: Header) -> PointCloud2:

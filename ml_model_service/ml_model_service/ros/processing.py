@@ -72,7 +72,7 @@ def compute(
     objects: bool = False,
     top_n: int | None = None,
     tracker: Tracker | None = None,
-    given: tuple = (None, None),
+    given: pipeline.Given = (None, None, None),
 ) -> pipeline.Results:
     """The pipeline on one frame with the node's settings (shared by the worker and the services)."""
     obstacles = values["object_mode"] == "obstacles"
@@ -91,15 +91,20 @@ def compute(
 
 
 def to_target_frame(r: pipeline.Results, header: Header, values: dict[str, Any], frames: TargetFrame | None) -> bool:
-    """Put the frame's 3D objects in `target_frame` (tf2 at the image's stamp); False when its transform is
-    missing (the objects are then dropped, with the reason in `objects_error`)."""
+    """Put the frame's 3D objects (or class points) in `target_frame` (tf2 at the image's stamp); False when its
+    transform is missing (they are then dropped, with the reason in `objects_error`)."""
     target = values["target_frame"]
-    if frames is None or not target or r.objects is None or target == header.frame_id:
+    points = r.segmentation_points
+    if frames is None or not target or (r.objects is None and points is None) or target == header.frame_id:
         return True
     try:
         tf = frames.lookup(target, header, values["tf_timeout"])
     except FrameError as exc:
-        r.objects, r.objects_error = None, str(exc)
+        r.objects, r.segmentation_points, r.objects_error = None, None, str(exc)
         return False
-    r.objects, r.objects_frame = pointcloud.transform_objects(r.objects, tf), target
+    if r.objects is not None:
+        r.objects = pointcloud.transform_objects(r.objects, tf)
+    if points is not None:
+        r.segmentation_points = points.moved(tf)
+    r.objects_frame = target
     return True

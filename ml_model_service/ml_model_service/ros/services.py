@@ -23,6 +23,7 @@ from ml_model_service_interfaces.srv import (
     GetDetections,
     GetObjectPointClouds,
     GetProperties,
+    GetSegmentation,
 )
 
 from ..core.frames import pointcloud
@@ -52,7 +53,8 @@ class ServiceCamera:
 
 
 class VisionServices:
-    """~/get_detections, ~/get_classifications, ~/get_properties, ~/capture_all, ~/get_object_point_clouds.
+    """~/get_detections, ~/get_classifications, ~/get_segmentation, ~/get_properties, ~/capture_all,
+    ~/get_object_point_clouds.
 
     Every call that uses "the latest frame" takes `camera_name`: one of `cameras` ("" = the first, for a node
     with one camera the only one, whose name is ""); an unknown name is answered with the names there are."""
@@ -77,6 +79,7 @@ class VisionServices:
                 (GetProperties, "~/get_properties", self._properties),
                 (CaptureAll, "~/capture_all", self._capture_all),
                 (GetObjectPointClouds, "~/get_object_point_clouds", self._object_clouds),
+                (GetSegmentation, "~/get_segmentation", self._segmentation),
             ],
             threads=SERVICE_THREADS,
         )
@@ -187,6 +190,23 @@ class VisionServices:
 
         return self._answer(response, fill)
 
+    def _segmentation(self, request, response):
+        def fill():
+            cam = self.camera(request.camera_name)  # an unknown name first: it is the call's mistake
+            vision = self._model()
+            if vision is None or not vision.segmentation_supported:
+                raise RuntimeError(f"the model is a {vision.role if vision else 'none'}: segmentation is not supported")
+            frame = self._frame(cam, request.image, request.compressed_image)
+            r = compute(frame, vision, cam.values(), detections=False, classifications=False)
+            assert r.segmentation is not None
+            response.segmentation = conversions.class_map_to_msg(r.segmentation.classes, frame.header)
+            shares = r.segmentation.shares()
+            response.class_ids = [i for i, _, _, _ in shares]
+            response.class_names = [name for _, name, _, _ in shares]
+            response.pixel_counts = [n for _, _, n, _ in shares]
+
+        return self._answer(response, fill)
+
     def _properties(self, _request, response):
         try:
             vision = self._model()
@@ -194,6 +214,7 @@ class VisionServices:
             vision = None
         response.detections_supported = bool(vision and vision.detections_supported)
         response.classifications_supported = bool(vision and vision.classifications_supported)
+        response.segmentation_supported = bool(vision and vision.segmentation_supported)
         response.object_point_clouds_supported = bool(
             any(c.values()["use_depth"] for c in self.cameras.values())
             and (self._obstacles() or response.detections_supported)

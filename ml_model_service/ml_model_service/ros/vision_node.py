@@ -161,7 +161,12 @@ class VisionNode(ManagedNode):
             if worker is not None:
                 fields.update(inference_calls=str(worker.calls), frames_served=str(worker.frames))
             return fields
-        return {"subscribed": str(bool(self.camera and self.camera.subscribed)).lower(), "lifecycle": self.stage}
+        shares = self.worker.class_shares if self.worker else ""
+        return {
+            "subscribed": str(bool(self.camera and self.camera.subscribed)).lower(),
+            "lifecycle": self.stage,
+            **({"class_shares": shares} if shares else {}),
+        }
 
     # --- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, _state: LifecycleState) -> TransitionCallbackReturn:

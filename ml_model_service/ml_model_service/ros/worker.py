@@ -17,6 +17,7 @@ from std_msgs.msg import Header
 from ..core.frames.health import StreamHealth
 from ..core.frames.imaging import DecodeBudget, DecodeBudgetError, ImageError
 from ..core.frames.pairing import Next, Pairer
+from ..core.frames.pipeline import Given
 from ..core.frames.tracking import Tracker
 from ..core.reading.vision import VisionModel
 from ..core.runtimes.oip_backend import InferenceServerError
@@ -67,6 +68,7 @@ class Worker(threading.Thread):
         self.tracker: Tracker | None = None
         self._tracking: tuple = ()  # (settings, model) the tracker was made for
         self._pinned = False
+        self.class_shares = ""  # segmenters: the last frame's classes and their shares of the image
 
     def stop(self) -> None:
         self.camera.stopping = True
@@ -154,7 +156,7 @@ class Worker(threading.Thread):
         self.pairer.clear()
         self.tracker, self._tracking = None, ()
 
-    def _process(self, frame: Frame, given: tuple = (None, None)) -> None:
+    def _process(self, frame: Frame, given: Given = (None, None, None)) -> None:
         """One frame through the pipeline and out (`given`: its model results from a batched call)."""
         values = self.values()
         obstacles = values["object_mode"] == "obstacles"
@@ -182,6 +184,8 @@ class Worker(threading.Thread):
             self.health.failed(str(exc))
             self._unpinned(self.source.failed, exc, values)
             return
+        if r.segmentation is not None:
+            self.class_shares = ", ".join(f"{name} {share:.2f}" for _, name, _, share in r.segmentation.shares()[:10])
         if frame.depth is not None and not to_target_frame(r, frame.header, values, self.frames):
             self.status.count("tf_errors")
         if frame.depth is not None:

@@ -1,9 +1,10 @@
-"""One frame → everything asked of it: detections, classifications and 3D objects, ROS-free.
+"""One frame → everything asked of it: detections, classifications, a class map and 3D objects, ROS-free.
 
 3D is computed after 2D and fails on its own: a bad depth frame or missing intrinsics cost that frame's
 objects (with the reason in `objects_error`), never its detections. With a tracker, detections get their
 tracking ids before 3D, and each object carries its detection's id. Detections of segmentation models carry
-their masks, which the objects' clouds use.
+their masks, which the objects' clouds use. A segmenter's class map, with depth, gives per-class points
+(`segmentation_points`: the classes the `classes` filter keeps).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..reading import masks
+from ..reading.results import Segmentation
 from ..reading.vision import Classification, Detection, VisionModel
 from . import pointcloud
 from .tracking import Tracker
@@ -28,6 +30,10 @@ class Depth:
     intrinsics: Callable[[], pointcloud.Intrinsics]
 
 
+#: A frame's model results from a batched call: detections, classifications, class map (None: not computed).
+Given = tuple[list[Detection] | None, list[Classification] | None, Segmentation | None]
+
+
 @dataclass
 class Results:
     rgb: np.ndarray
@@ -38,6 +44,9 @@ class Results:
     objects_frame: str = ""  # the frame the objects are in ("": the image's)
     #: Pose models with depth: per detection its keypoints (K, 3) in the camera frame, metres (NaN: no depth).
     keypoints_3d: list[np.ndarray | None] | None = None
+    segmentation: Segmentation | None = None  # segmenters: the class of every pixel
+    #: Segmenters with depth: the depth pixels' points (in `objects_frame`, like the objects) and their classes.
+    segmentation_points: pointcloud.ClassCloud | None = None
 
     @property
     def has_masks(self) -> bool:
@@ -59,11 +68,11 @@ def run(
     cloud: pointcloud.CloudConfig | None = None,
     obstacles: bool = False,
     tracker: Tracker | None = None,
-    given: tuple[list[Detection] | None, list[Classification] | None] = (None, None),
+    given: Given = (None, None, None),
 ) -> Results:
     """Run what is asked on one RGB frame. `vision` may be None only in obstacle mode; `tracker` (consecutive
-    frames of one stream only) gives the detections their ids. `given`: the frame's detections and
-    classifications when a batched call already ran the model on it (`reading.batch`)."""
+    frames of one stream only) gives the detections their ids. `given`: the frame's detections, classifications
+    and class map when a batched call already ran the model on it (`reading.batch`)."""
     results = Results(rgb)
     if vision is not None:
         if vision.detections_supported and (detections or depth is not None):
@@ -72,6 +81,14 @@ def run(
                 tracker.update(results.detections)
         if vision.classifications_supported and classifications:
             results.classifications = given[1] if given[1] is not None else vision.classify(rgb, top_n)
+        if vision.segmentation_supported:
+            results.segmentation = given[2] if given[2] is not None else vision.segment(rgb)
+    if depth is not None and results.segmentation is not None and vision is not None:
+        try:
+            results.segmentation_points = class_points(rgb, results.segmentation, depth, cloud, vision)
+        except (pointcloud.DepthError, ValueError) as exc:
+            results.objects_error = str(exc)
+        return results
     if depth is not None:
         try:
             results.objects = objects(rgb, results.detections, depth, cloud or pointcloud.CloudConfig(), obstacles)
@@ -80,6 +97,21 @@ def run(
         except (pointcloud.DepthError, ValueError) as exc:
             results.objects_error = str(exc)
     return results
+
+
+def class_points(
+    rgb: np.ndarray, seg: Segmentation, depth: Depth, cloud: pointcloud.CloudConfig | None, vision: VisionModel
+) -> pointcloud.ClassCloud:
+    """The depth pixels' points with their classes (those the `classes` filter keeps; all when it is empty)."""
+    height, width = rgb.shape[:2]
+    intrinsics = depth.intrinsics().scaled(width, height)
+    metres = pointcloud.align_depth(depth.metres(), width, height)
+    wanted = vision.config.filters.classes
+    keep = None
+    if wanted:
+        present = np.flatnonzero(seg.counts())
+        keep = np.array([i for i in present if vision.class_name(int(i)) in wanted], np.int64)
+    return pointcloud.class_cloud(metres, seg.classes, rgb, intrinsics, cloud or pointcloud.CloudConfig(), keep)
 
 
 def keypoints_3d(rgb: np.ndarray, detections: list[Detection], depth: Depth) -> list[np.ndarray | None]:

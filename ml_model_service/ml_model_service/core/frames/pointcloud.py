@@ -294,6 +294,43 @@ def depth_cloud(
     return back_project(us, vs, z, k), colours
 
 
+@dataclass
+class ClassCloud:
+    """Points (N, 3) float32 metres, their colours (N, 3) uint8 and class indices (N,) uint16."""
+
+    points: np.ndarray
+    colours: np.ndarray
+    classes: np.ndarray
+
+    def moved(self, tf: RigidTransform) -> ClassCloud:
+        """The same points in another frame."""
+        r, t = tf.matrix, np.asarray(tf.translation, dtype=np.float64)
+        return ClassCloud((self.points @ r.T + t).astype(np.float32), self.colours, self.classes)
+
+
+def class_cloud(
+    depth: np.ndarray,
+    classes: np.ndarray,
+    rgb: np.ndarray | None,
+    k: Intrinsics,
+    config: CloudConfig,
+    keep: np.ndarray | None = None,
+) -> ClassCloud:
+    """A class map's valid depth pixels (strided to at most `max_cloud_points`; only the classes in `keep` when
+    given) → points, colours and classes."""
+    h, w = depth.shape
+    step = max(1, int(math.ceil(math.sqrt(h * w / config.max_cloud_points))))
+    sub, labels = depth[::step, ::step], classes[::step, ::step]
+    valid = _valid(sub, config)
+    if keep is not None:
+        valid &= np.isin(labels, keep)
+    vs, us = np.nonzero(valid)
+    z, found = sub[vs, us], labels[vs, us].astype(np.uint16)
+    us, vs = us * step, vs * step
+    colours = rgb[vs, us] if rgb is not None else np.full((len(z), 3), 200, np.uint8)
+    return ClassCloud(back_project(us, vs, z, k), colours, found)
+
+
 def obstacles_from_depth(
     depth: np.ndarray, rgb: np.ndarray | None, k: Intrinsics, config: CloudConfig
 ) -> list[Object3D]:

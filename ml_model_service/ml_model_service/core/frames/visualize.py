@@ -19,6 +19,19 @@ def colour_for(index: int) -> tuple[int, int, int]:
     return r, g, b
 
 
+def palette(classes: int) -> np.ndarray:
+    """(classes, 3) uint8: colour_for of every class index (HSV → RGB in one conversion)."""
+    hues = (np.arange(classes) * 47 % 180).astype(np.uint8)
+    hsv = np.stack([hues, np.full_like(hues, 220), np.full_like(hues, 255)], axis=-1)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+
+
+def overlay_classes(rgb: np.ndarray, classes: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """`rgb` blended with each pixel's class colour (a class map of the image's size), class 0 included."""
+    colours = palette(int(classes.max()) + 1 if classes.size else 1)[classes]
+    return cv2.addWeighted(rgb, 1.0 - alpha, colours, alpha, 0.0)
+
+
 def overlay_masks(out: np.ndarray, detections: Sequence[Detection], alpha: float = 0.5) -> np.ndarray:
     """Tint each detection's mask pixels with its colour (in place; earlier detections on top) and outline it."""
     for d in reversed(list(detections)):

@@ -30,6 +30,7 @@ from ..tensors import check_inputs
 from . import snapshot
 from .bundled import BUNDLED, BUNDLED_DIR, DEFAULT_DETECTOR
 from .labels import Labels, embedded_labels
+from .sidecars import sidecar_labels, sidecar_properties
 from .trust import ModelPolicy
 
 MODEL_SUFFIXES = (".onnx", ".tflite", ".xml")
@@ -126,6 +127,7 @@ class Model:
     ) -> None:
         self.policy = policy or ModelPolicy.unrestricted()
         self.server = None
+        self.sidecars: dict[str, str] = {}  # an exporter's configuration beside the model (`sidecars`)
         self.loaded: Path | None = None  # the private copy the runtime loaded (None: a model on a server)
         if is_server_ref(ref):
             # A model on an inference server: the policy must allow the server; nothing is read from disk.
@@ -147,6 +149,7 @@ class Model:
             self.digest = self.policy.verify(model_path, "model", copy.digests[model_path])
             self.backend = self._open(copy.path, backend, providers, num_threads, pin_threads, copy.digest)
             self.loaded = copy.path
+            self.sidecars = sidecar_properties(copy.path.parent)
         self.path = model_path
         self.warnings = list(self.backend.warnings)
         if label_path:
@@ -156,7 +159,7 @@ class Model:
                 self.policy.resolve(found_labels, "label"), source=str(found_labels)
             )
         else:
-            self.labels = self._embedded_labels()
+            self.labels = self._embedded_labels() or self._sidecar_labels()
         self.metadata = self._metadata(description or self.backend.description)
 
     @staticmethod
@@ -184,6 +187,13 @@ class Model:
         except (ValueError, zipfile.BadZipFile, OSError) as exc:
             raise ModelLoadError(f"{self.path.name}: the labels it carries cannot be read: {exc}") from exc
 
+    def _sidecar_labels(self) -> Labels | None:
+        """The class names of a Hugging Face `config.json` beside the model."""
+        try:
+            return sidecar_labels(self.sidecars, str(self.path.parent / "config.json"))
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from exc
+
     def _metadata(self, description: str) -> ModelMetadata:
         inputs = [
             TensorSpec(s.name, s.data_type, list(s.shape), s.description, [], dict(s.extra))
@@ -208,7 +218,7 @@ class Model:
             inputs=inputs,
             outputs=outputs,
             label_names=dict(self.labels.names) if self.labels else {},
-            properties=dict(self.backend.embedded_metadata),
+            properties={**self.sidecars, **self.backend.embedded_metadata},
         )
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

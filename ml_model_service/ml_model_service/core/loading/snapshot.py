@@ -2,12 +2,13 @@
 copy, never the operator's files.
 
 A model is more than the file named: an OpenVINO IR's weights (`.bin`), an ONNX model's external data files, the
-`metadata.yaml` an exporter writes beside an IR. Each is opened once, without following a last symlink and
-without blocking (a FIFO is refused, not waited on), and must be a regular file with one link (a hard link can
-be any file's contents), inside the allowed folders by the real path of the open file, within the size bound.
-Its bytes are hashed as they are copied into a folder only this process uses. So no file outside the allowed
-folders reaches a runtime whatever a model's files point to, and a model file truncated or overwritten on disk
-after the load cannot crash the node (onnxruntime and LiteRT memory-map their file) or change its answers.
+`metadata.yaml` an exporter writes beside an IR, Hugging Face's `config.json` and `preprocessor_config.json`. Each
+is opened once, without following a last symlink and without blocking (a FIFO is refused, not waited on), and must
+be a regular file with one link (a hard link can be any file's contents), inside the allowed folders by the real
+path of the open file, within the size bound. Its bytes are hashed as they are copied into a folder only this
+process uses. So no file outside the allowed folders reaches a runtime whatever a model's files point to, and a
+model file truncated or overwritten on disk after the load cannot crash the node (onnxruntime and LiteRT memory-map
+their file) or change its answers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from ..runtimes.backend import ModelLoadError
 from ..runtimes.choice_cache import files_digest
+from .sidecars import MAX_SIDECAR_BYTES, SIDECARS
 from .trust import ModelPolicy, TrustError
 
 #: Most bytes one model's files may hold together (model, weights, external data, metadata).
@@ -81,6 +83,11 @@ def _copy_all(model: Path, policy: ModelPolicy, folder: Path, max_bytes: int) ->
             source = model.parent / location
             _copy(source, folder / location, policy, budget, "external data", digests)
             runtime_files.append(source)
+    for name in SIDECARS:  # an exporter's configuration beside the model (Hugging Face's), optional as metadata.yaml
+        sidecar = model.parent / name
+        if os.path.lexists(sidecar) and not (folder / name).exists():
+            with contextlib.suppress(TrustError, ModelLoadError):
+                _copy(sidecar, folder / name, policy, [min(budget[0], MAX_SIDECAR_BYTES)], "sidecar", digests)
     return Snapshot(folder / model.name, files_digest([digests[f] for f in runtime_files]), digests)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from ..runtimes.batcher import infer_stacked
 from .decoders.base import RawDetections
 from .preprocess import Transform
+from .results import Segmentation
 from .vision import Classification, Detection, VisionModel
 
 
@@ -109,3 +110,8 @@ def detect_batch(vision: VisionModel, rgbs: list[np.ndarray]) -> list[list[Detec
 def classify_batch(vision: VisionModel, rgbs: list[np.ndarray], n: int = 5) -> list[list[Classification]]:
     """`vision.classify(rgb, n)` of each image, through as few inference calls as the model allows."""
     return [vision.keep_classifications(outputs, n) for outputs, _ in infer_batch(vision, rgbs)]
+
+
+def segment_batch(vision: VisionModel, rgbs: list[np.ndarray]) -> list[Segmentation]:
+    """`vision.segment` of each image, through as few inference calls as the model allows."""
+    return [vision.decode_segmentation(outputs, transform) for outputs, transform in infer_batch(vision, rgbs)]

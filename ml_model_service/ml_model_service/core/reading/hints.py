@@ -1,11 +1,13 @@
 """What a model says about itself: Ultralytics export metadata (`names`, `imgsz`, `stride`, `task`,
-`end2end`, `kpt_shape`, `description`, `args`), read from `ModelMetadata.properties` (the ONNX
-custom_metadata_map, also carried to remote vision nodes), plus the identity of the bundled models.
+`end2end`, `kpt_shape`, `description`, `args`) and a Hugging Face image processor's settings (`hf.` keys:
+`loading.sidecars`), read from `ModelMetadata.properties` (the ONNX custom_metadata_map and the sidecars, also
+carried to remote vision nodes), plus the identity of the bundled models.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import dataclass, field
 
 from ..metadata import ModelMetadata
@@ -48,6 +50,12 @@ class ModelHints:
     kpt_names: tuple[str, ...] = ()  # pose models: each keypoint's name, where the model says them
     family: str | None = None  # "yolo" (Ultralytics YOLO), "rtdetr" (Ultralytics RT-DETR) or None
     bundled: str | None = None  # name of a bundled model
+    #: Float inputs' normalisation as the pipeline applies it, (v/255 - mean) / std per RGB channel, where the
+    #: model's image processor says (Hugging Face's preprocessor_config.json); None: it does not
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    #: Where each reading came from (reading -> file or metadata key), for `ml_model_cli metadata` and the logs.
+    sources: dict[str, str] = field(default_factory=dict)
     raw: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -91,4 +99,45 @@ def read_hints(metadata: ModelMetadata, runner: object | None = None) -> ModelHi
         hints.kpt_names = tuple(names)
     if metadata.name in BUNDLED_CLASSIFIER_NAMES and "efficientnet-lite0" in description:
         hints.bundled = "efficientnet_lite0"
+    if hints.imgsz is not None:
+        hints.sources["imgsz"] = "metadata imgsz"
+    _image_processor(props, hints)
     return hints
+
+
+def _json(props: dict[str, str], key: str):
+    try:
+        return json.loads(props[key]) if key in props else None
+    except ValueError:
+        return None
+
+
+def _triple(value) -> tuple[float, float, float] | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value] * 3
+    if isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value):
+        return float(value[0]), float(value[1]), float(value[2])
+    return None
+
+
+def _image_processor(props: dict[str, str], hints: ModelHints) -> None:
+    """A Hugging Face image processor's size and normalisation (`hf.` properties) as hints."""
+    if "hf.sidecars" not in props or not any(k.startswith("hf.do_") or k == "hf.size" for k in props):
+        return
+    where = "preprocessor_config.json"
+    rescale = _json(props, "hf.rescale_factor") if _json(props, "hf.do_rescale") is not False else 1.0
+    rescale = float(rescale) if isinstance(rescale, (int, float)) and rescale > 0 else 1 / 255
+    mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    if _json(props, "hf.do_normalize") is not False:
+        mean = _triple(_json(props, "hf.image_mean")) or mean
+        std = _triple(_json(props, "hf.image_std")) or std
+    # (v * rescale - mean) / std == (v / 255 - mean') / std' with mean' = mean / (255 rescale), std' likewise
+    unit = 255.0 * rescale
+    hints.mean = (mean[0] / unit, mean[1] / unit, mean[2] / unit)
+    hints.std = (std[0] / unit, std[1] / unit, std[2] / unit)
+    hints.sources["normalisation"] = where
+    size = _json(props, "hf.size")
+    resized = _json(props, "hf.do_resize") is not False and isinstance(size, dict)
+    if resized and isinstance(size.get("height"), int) and isinstance(size.get("width"), int) and not hints.imgsz:
+        hints.imgsz = (int(size["height"]), int(size["width"]))
+        hints.sources["imgsz"] = f"{where} size"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..metadata import TensorSpec
+from ..metadata import ModelMetadata, TensorSpec
 
 #: Default cap on a model input (height x width).
 MAX_INPUT_PIXELS = 16_777_216
@@ -268,6 +268,37 @@ def preprocess(
     if layout.nchw:
         tensor = tensor.transpose(2, 0, 1)
     return np.ascontiguousarray(tensor[None] if layout.batched else tensor), transform
+
+
+_SIZE_INPUT_SHAPES = ([1, 2], [2], [-1, 2])
+
+
+_SIZE_INPUT_NAMES = ("orig_target_sizes", "orig_target_size", "orig_size", "orig_sizes", "target_sizes")
+
+
+def _is_size_input(spec: TensorSpec) -> bool:
+    """The `orig_target_sizes` input of the official RT-DETR / D-FINE exports: [1, 2], width then height.
+    Other extra inputs (PaddleDetection's im_shape and scale_factor, with other meanings and orders) are not
+    guessed at."""
+    return (
+        spec.name.lower() in _SIZE_INPUT_NAMES
+        and list(spec.shape) in _SIZE_INPUT_SHAPES
+        and spec.data_type.startswith(("int", "float"))
+    )
+
+
+def size_inputs(metadata: ModelMetadata, image: TensorSpec, describe: str) -> list[TensorSpec]:
+    """The inputs besides the image: image-size inputs only (filled in `_tensor`)."""
+    others = [s for s in metadata.inputs if s.name != image.name]
+    for other in others:
+        if not _is_size_input(other):
+            raise RoleError(
+                f"input {other.name!r} ({other.data_type} {list(other.shape)}) is neither the image "
+                "nor a [1, 2] image-size input (orig_target_sizes), so it cannot be filled; no option "
+                f"can help (remap_input_names only picks which input is the image). Model tensors: "
+                f"{describe}"
+            )
+    return others
 
 
 def infer_one(

@@ -1,8 +1,9 @@
 """What reading a model gives: detections (with masks, oriented boxes, keypoints and tracking ids where the model
-and the node give them) and classifications, and the filters that keep them."""
+and the node give them), classifications and class maps (segmentation), and the filters that keep them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +68,36 @@ class Classification:
 
     def to_dict(self) -> dict:
         return {"class_id": self.class_index, "class_name": self.class_name, "confidence": round(self.confidence, 4)}
+
+
+@dataclass
+class Segmentation:
+    """A class for every pixel: `classes` (H, W) holds each pixel's class index at the image's size (uint8 for up
+    to 256 classes, else uint16); `names` maps an index to its class name."""
+
+    classes: np.ndarray
+    names: Callable[[int], str] = field(default=str, compare=False, repr=False)
+
+    def counts(self) -> np.ndarray:
+        """Pixels of each class index (as long as the highest index present + 1)."""
+        return np.bincount(self.classes.ravel())
+
+    def shares(self) -> list[tuple[int, str, int, float]]:
+        """(index, name, pixels, share of the image) of every class present, most pixels first."""
+        counts = self.counts()
+        total = max(int(self.classes.size), 1)
+        present = [i for i in np.argsort(-counts, kind="stable") if counts[i]]
+        return [(int(i), self.names(int(i)), int(counts[i]), int(counts[i]) / total) for i in present]
+
+    def to_dict(self) -> dict:
+        return {
+            "width": int(self.classes.shape[1]),
+            "height": int(self.classes.shape[0]),
+            "classes": [
+                {"class_id": i, "class_name": name, "pixels": n, "share": round(share, 4)}
+                for i, name, n, share in self.shares()
+            ],
+        }
 
 
 @dataclass

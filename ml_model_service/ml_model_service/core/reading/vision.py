@@ -1,4 +1,5 @@
-"""The vision service's core: an RGB image in, named and filtered detections or classifications out.
+"""The vision service's core: an RGB image in, named and filtered detections or classifications, or a class map,
+out.
 
 Works with any model runner that has `metadata` (ModelMetadata) and `infer(dict) -> dict`: a local
 `Model`, or a client of a remote model service.
@@ -19,6 +20,7 @@ from .decoders.base import DETECTION_ROLES, DecoderConfig, DetectionDecoder, Raw
 from .decoders.boxes import rotated_corners
 from .decoders.classifier import ClassifierDecoder
 from .decoders.registry import find_decoder
+from .decoders.segmentation import SegmentationDecoder
 from .hints import read_hints
 from .masks import polygon_mask
 from .preprocess import (
@@ -31,8 +33,9 @@ from .preprocess import (
     infer_one,
     parse_size,
     preprocess,
+    size_inputs,
 )
-from .results import Classification, Detection, FilterConfig
+from .results import Classification, Detection, FilterConfig, Segmentation
 
 
 class ModelRunner(Protocol):
@@ -69,25 +72,10 @@ TRIAL_SIDE = 320
 #: Longest one model run may be projected to take before an open-dimension input size is refused (seconds), and
 #: the input size (pixels) up to which it is not projected (1280 x 1280: what detectors are trained at, at most).
 MAX_RUN_S, BUDGET_FREE_PIXELS = 5.0, 1280 * 1280
-_SIZE_INPUT_SHAPES = ([1, 2], [2], [-1, 2])
-
-
-_SIZE_INPUT_NAMES = ("orig_target_sizes", "orig_target_size", "orig_size", "orig_sizes", "target_sizes")
-
-
-def _is_size_input(spec: TensorSpec) -> bool:
-    """The `orig_target_sizes` input of the official RT-DETR / D-FINE exports: [1, 2], width then height.
-    Other extra inputs (PaddleDetection's im_shape and scale_factor, with other meanings and orders) are not
-    guessed at."""
-    return (
-        spec.name.lower() in _SIZE_INPUT_NAMES
-        and list(spec.shape) in _SIZE_INPUT_SHAPES
-        and spec.data_type.startswith(("int", "float"))
-    )
 
 
 class VisionModel:
-    """A model understood as a detector or a classifier, found from its metadata and a trial run."""
+    """A model understood as a detector, a classifier or a segmenter, found from its metadata and a trial run."""
 
     def __init__(self, runner: ModelRunner, labels: Labels | None, config: VisionConfig | None = None) -> None:
         self.runner = runner
@@ -101,7 +89,7 @@ class VisionModel:
         self._check_config(metadata, describe)
         self.hints = read_hints(metadata, runner)
         spec = self._image_input(metadata)
-        self.size_inputs = self._size_inputs(metadata, spec, describe)
+        self.size_inputs = size_inputs(metadata, spec, describe)
         try:
             self.layout = InputLayout.from_spec(spec)
         except RoleError as exc:
@@ -120,20 +108,6 @@ class VisionModel:
             raise RoleError(f"the model has no inputs; tensors: {describe}")
         if self.config.resize_mode not in ("auto", *RESIZE_MODES):
             raise RoleError(f"resize_mode {self.config.resize_mode!r} is not one of auto, {', '.join(RESIZE_MODES)}")
-
-    @staticmethod
-    def _size_inputs(metadata: ModelMetadata, image: TensorSpec, describe: str) -> list[TensorSpec]:
-        """The inputs besides the image: image-size inputs only (filled in `_tensor`)."""
-        others = [s for s in metadata.inputs if s.name != image.name]
-        for other in others:
-            if not _is_size_input(other):
-                raise RoleError(
-                    f"input {other.name!r} ({other.data_type} {list(other.shape)}) is neither the image "
-                    "nor a [1, 2] image-size input (orig_target_sizes), so it cannot be filled; no option "
-                    f"can help (remap_input_names only picks which input is the image). Model tensors: "
-                    f"{describe}"
-                )
-        return others
 
     def _trial_size(self, spec: TensorSpec, describe: str) -> tuple[int, int]:
         """The model input size of the trial run: the fixed dimensions, else input_size (or the model's imgsz),
@@ -216,6 +190,11 @@ class VisionModel:
                 "nor the model's imgsz metadata gives a size: it follows each image (rounded up to "
                 "the stride); set input_size to the size the model was trained at"
             )
+        if isinstance(self.decoder, SegmentationDecoder) and labels and self.decoder.num_classes > labels.span:
+            self.warnings.append(
+                f"the model scores {self.decoder.num_classes} classes but the labels cover {labels.span}; "
+                "unlabelled indices are named by number"
+            )
         if isinstance(self.decoder, ClassifierDecoder) and labels:
             size = self.decoder.score_count(trial)
             if size != labels.span:
@@ -244,6 +223,9 @@ class VisionModel:
 
     def _preprocess_config(self, describe: str) -> PreprocessConfig:
         pre = PreprocessConfig(**vars(self.config.preprocess))
+        unset = tuple(pre.mean) == PreprocessConfig.mean and tuple(pre.std) == PreprocessConfig.std
+        if unset and self.hints.mean is not None and self.hints.std is not None:
+            pre.mean, pre.std = self.hints.mean, self.hints.std  # the model's image processor's
         pre.max_input_pixels = int(self.config.max_input_pixels)
         pre.crop_fraction = float(self.config.crop_fraction)
         if not 0.0 < pre.crop_fraction <= 1.0:
@@ -281,6 +263,10 @@ class VisionModel:
     @property
     def classifications_supported(self) -> bool:
         return self.role == "classifier"
+
+    @property
+    def segmentation_supported(self) -> bool:
+        return self.role == "segmenter"
 
     @property
     def input_hw(self) -> tuple[int, int] | None:
@@ -369,6 +355,19 @@ class VisionModel:
         shape = self.keypoint_shape
         names = self.hints.kpt_names
         return names if shape and len(names) == shape[0] else ()
+
+    def segment(self, rgb: np.ndarray) -> Segmentation:
+        """The class of every pixel of the image."""
+        if not self.segmentation_supported:
+            raise RoleError(f"the model is a {self.role}, not a segmenter")
+        inputs, transform = self._tensor(rgb, scratch=True)
+        return self.decode_segmentation(self.run(inputs), transform)
+
+    def decode_segmentation(self, outputs: dict[str, np.ndarray], transform: Transform) -> Segmentation:
+        """A segmenter's outputs for one image → its class map at the image's size."""
+        decoder = self.decoder
+        assert isinstance(decoder, SegmentationDecoder)
+        return Segmentation(decoder.decode(outputs, transform), self.class_name)
 
     def classify(self, rgb: np.ndarray, n: int = 5) -> list[Classification]:
         """Top n classifications kept by the filters (n <= 0: all)."""

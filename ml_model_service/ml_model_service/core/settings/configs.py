@@ -38,6 +38,7 @@ def vision_config(p: Mapping[str, Any]) -> VisionConfig:
             score_activation=p["score_activation"],
             task=p["task"],
             keypoint_shape=tuple(p["keypoint_shape"]),
+            segmentation_layout=p["segmentation_layout"],
         ),
         filters=filter_config(p),
         resize_mode=p["resize_mode"],

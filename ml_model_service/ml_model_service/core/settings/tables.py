@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..reading.decoders.base import BOX_FORMATS, BOX_UNITS, MODEL_TYPES, SCORE_ACTIVATIONS, TASKS, YOLO_FORMATS
+from ..reading.decoders.base import (
+    BOX_FORMATS,
+    BOX_UNITS,
+    MODEL_TYPES,
+    SCORE_ACTIVATIONS,
+    SEGMENTATION_LAYOUTS,
+    TASKS,
+    YOLO_FORMATS,
+)
 from ..reading.preprocess import MAX_INPUT_PIXELS, RESIZE_MODES
 from ..reading.vision import DEFAULT_CROP_FRACTION
 from .camera_table import MULTICAMERA_PARAMS
@@ -56,7 +64,8 @@ VISION_PARAMS = (
             "How to read the outputs: auto, detector (boxes/scores/classes: TFLite "
             "post-processing, torchvision, official RT-DETR/D-FINE), yolo (raw YOLO v5/v8/v11, seg/pose heads, split "
             "boxes+scores), end2end ([1,N,6] rows: YOLO26, YOLOv10, nms=True, Ultralytics RT-DETR), detr (normalised "
-            "boxes + class logits) or classifier.",
+            "boxes + class logits), classifier or segmenter (a class for every pixel: class scores [1,C,h,w] / "
+            "[1,h,w,C] or a class map [1,h,w]).",
             choices=MODEL_TYPES,
             tier=MODEL,
         ),
@@ -68,7 +77,13 @@ VISION_PARAMS = (
             tier=FILTERS,
             check=check_pairs("label_confidences", check_score),
         ),
-        Param("classes", [], "Keep only these class names (empty: all).", tier=FILTERS),
+        Param(
+            "classes",
+            [],
+            "Keep only these class names (empty: all); segmenters: the classes segmentation_points carry (the "
+            "class map keeps every class).",
+            tier=FILTERS,
+        ),
         Param("top_n", 5, "Classifications published per image (<= 0: all above the threshold).", -1, 100000),
         Param("iou_threshold", 0.45, "NMS IoU threshold (raw YOLO layouts).", 0.0, 1.0, tier=MODEL),
         Param(
@@ -147,7 +162,7 @@ VISION_PARAMS = (
             "score_activation",
             "auto",
             "DETR class logits and classifier scores: auto, none, sigmoid or softmax "
-            "(DETR: the last class is no-object).",
+            "(DETR: the last class is no-object); a segmenter's one-channel mask: sigmoid for logits.",
             choices=SCORE_ACTIVATIONS,
             tier=MODEL,
         ),
@@ -176,6 +191,14 @@ VISION_PARAMS = (
             item_type=int,
             tier=MODEL,
             check=check_keypoint_shape,
+        ),
+        Param(
+            "segmentation_layout",
+            "auto",
+            "Segmenters: where the class scores sit, auto (from the shapes), nchw ([1, C, h, w]) or nhwc "
+            "([1, h, w, C]).",
+            choices=SEGMENTATION_LAYOUTS,
+            tier=MODEL,
         ),
         Param(
             "remap_input_names",

@@ -17,7 +17,7 @@ from ..masks import MaskSource
 from ..preprocess import RoleError, Transform
 
 ROLES = ("location", "score", "category", "count", "probability")
-MODEL_TYPES = ("auto", "detector", "yolo", "end2end", "detr", "classifier")
+MODEL_TYPES = ("auto", "detector", "yolo", "end2end", "detr", "classifier", "segmenter")
 DETECTION_ROLES = ("detector", "yolo", "end2end", "detr")
 BOX_FORMATS = ("auto", "xyxy", "cxcywh")
 BOX_UNITS = ("auto", "proportional", "pixels")
@@ -26,6 +26,8 @@ YOLO_FORMATS = ("auto", "v5", "v8")
 #: output), keypoints (pose: keypoint_shape values) or one rotation angle in radians (obb).
 TASKS = ("auto", "detect", "segment", "pose", "obb")
 SCORE_ACTIVATIONS = ("auto", "none", "sigmoid", "softmax")
+#: Where a segmenter's class scores sit: auto (from the shapes), nchw [1, C, h, w] or nhwc [1, h, w, C].
+SEGMENTATION_LAYOUTS = ("auto", "nchw", "nhwc")
 #: Output names that usually hold each role.
 NAME_HINTS = {
     "location": ("location", "boxes", "detection_boxes", "bboxes"),
@@ -61,6 +63,7 @@ class DecoderConfig:
     score_activation: str = "auto"  # DETR logits and classifiers: auto | none | sigmoid | softmax
     task: str = "auto"  # one of TASKS: what follows the classes in a YOLO / end-to-end row
     keypoint_shape: tuple[int, ...] = ()  # pose: (keypoints, values per keypoint: 2 or 3); () = the metadata's
+    segmentation_layout: str = "auto"  # one of SEGMENTATION_LAYOUTS
 
     @property
     def prefilter(self) -> float:

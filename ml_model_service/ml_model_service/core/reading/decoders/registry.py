@@ -11,12 +11,13 @@ from ...loading.labels import Labels
 from ...metadata import ModelMetadata
 from ..hints import ModelHints
 from ..preprocess import RoleError
-from . import classifier, detr, end2end, ssd, suggest, yolo
+from . import classifier, detr, end2end, segmentation, ssd, suggest, yolo
 from .base import (
     BOX_FORMATS,
     BOX_UNITS,
     MODEL_TYPES,
     SCORE_ACTIVATIONS,
+    SEGMENTATION_LAYOUTS,
     TASKS,
     YOLO_FORMATS,
     Context,
@@ -29,6 +30,10 @@ from .base import (
 #: recogniser returns None for outputs without its layout's structure, and refuses (`Refused`) outputs with
 #: its structure that fail its checks (the search stops there).
 RECOGNISERS: dict[str, tuple[Callable[[Context], Decoder | None], str]] = {
+    "segmenter": (
+        segmentation.recognise,
+        "no class map or class scores at the input's size (or 1/2, 1/4, 1/8 of it) as its only outputs",
+    ),
     "end2end": (end2end.recognise, "no [1, N, 6+] output of box, score and class id rows"),
     "detr": (detr.recognise, "no [1, Q, 4] normalised boxes with [1, Q, C] class logits"),
     "yolo": (
@@ -58,6 +63,7 @@ def check_config(config: DecoderConfig) -> None:
         ("box_units", config.box_units, BOX_UNITS),
         ("yolo_format", config.yolo_format, YOLO_FORMATS),
         ("task", config.task, TASKS),
+        ("segmentation_layout", config.segmentation_layout, SEGMENTATION_LAYOUTS),
     ):
         if value not in allowed:
             raise RoleError(f"{what} {value!r} is not one of {', '.join(allowed)}")
@@ -103,6 +109,6 @@ def find_decoder(
         reasons.append(f"{role}: {RECOGNISERS[role][1]}")
     advice = suggest.advice(suggest.working(ctx, _recognisers()))
     raise RoleError(
-        "the model fits no vision role (end2end, detr, yolo, detector, classifier). Its tensors: "
+        f"the model fits no vision role ({', '.join(RECOGNISERS)}). Its tensors: "
         f"{metadata.describe_tensors()}. Trial-run outputs: {shapes}. Tried: {' | '.join(reasons)}. {advice}"
     )

@@ -31,7 +31,16 @@ class Suggestion:
 
 #: Keypoint layouts offered for a head whose class count nothing gives: COCO persons (17), hands (21), faces (5).
 COMMON_KEYPOINTS = ((17, 3), (17, 2), (21, 3), (5, 3))
-_DECODER_FIELDS = ("model_type", "box_format", "box_units", "task", "keypoint_shape", "yolo_format")
+_DECODER_FIELDS = (
+    "model_type",
+    "box_format",
+    "box_units",
+    "task",
+    "keypoint_shape",
+    "yolo_format",
+    "segmentation_layout",
+    "score_activation",
+)
 
 
 def _pose(extra: int) -> list[tuple[tuple[str, Any], ...]]:
@@ -42,10 +51,26 @@ def _pose(extra: int) -> list[tuple[tuple[str, Any], ...]]:
     return found
 
 
+def _segmentation(shape: tuple[int, ...]) -> list[Suggestion]:
+    """A 4-D map output: read as NCHW or NHWC class scores, or as a one-channel mask of logits."""
+    if len(shape) != 4 or shape[0] != 1:
+        return []
+    seg: tuple[tuple[str, Any], ...] = (("model_type", "segmenter"),)
+    found = [
+        Suggestion((*seg, ("segmentation_layout", "nchw")), f"NCHW class scores ({shape[1]} classes)"),
+        Suggestion((*seg, ("segmentation_layout", "nhwc")), f"NHWC class scores ({shape[3]} classes)"),
+    ]
+    if 1 in (shape[1], shape[3]):
+        found.append(Suggestion((*seg, ("score_activation", "sigmoid")), "a one-channel mask of logits"))
+    return found
+
+
 def candidates(ctx: Context) -> list[Suggestion]:
     """Readings the first output's shape allows (untried)."""
     name = ctx.metadata.outputs[0].name
     shape = ctx.shape(name)
+    if len(shape) == 4:
+        return _segmentation(shape)
     if len(shape) != 3 or shape[0] != 1:
         return []
     found: list[Suggestion] = []
