@@ -23,7 +23,7 @@ from conftest import Collector
 from harness.camera import Camera
 from harness.messages import camera_info_msg, depth_msg, image_msg
 from harness.scenes import Box3D, render
-from harness.segmenters import colour_segmenter
+from harness.segmenters import colour_segmenter, nearest_colour
 from harness.waits import wait_for
 
 FLOOR_Y = 1.0  # render's floor plane (optical frame: y down), metres
@@ -91,3 +91,37 @@ def test_class_maps_at_camera_rate_with_floor_points(tmp_path, start_node, spinn
     assert np.array_equal(conversions.class_map_from_msg(answer.segmentation), cli_map)
     counts = dict(zip(answer.class_names, answer.pixel_counts))
     assert counts["floor"] == int((cli_map == 1).sum()) and sum(counts.values()) == cli_map.size
+
+
+def test_several_cameras_get_their_class_maps_through_batched_calls(tmp_path, start_node, spinner):
+    """Two cameras, one dynamic-batch segmenter: each camera's map on `<camera>/segmentation`, each right for its
+    own image, with frames of both served through shared inference calls."""
+    model = colour_segmenter(tmp_path / "seg.onnx", size=(480, 640), batch="N")
+    scenes = {
+        "left": render([Box3D((-0.25, -0.3, 1.5), (0.25, 0.3, 1.9))]),
+        "right": render([Box3D((0.1, -0.2, 1.2), (0.6, 0.5, 1.6))]),
+    }
+    params = {
+        "model_path": str(model),
+        "allowed_paths": [str(tmp_path)],
+        "execution_providers": ["cpu"],
+        "cameras": list(scenes),
+        "max_batch": 2,
+        "batch_wait": 0.05,
+    }
+    proc = start_node("vision_service", params, namespace="/pair")
+    maps = {name: Collector(spinner.node, Image, f"/pair/{name}/segmentation") for name in scenes}
+    status = Collector(spinner.node, DiagnosticStatus, "/pair/vision_service/status", QoSProfile(depth=10))
+    cameras = [Camera(spinner.node, f"/pair/{name}", 10.0, (image_msg(s.rgb),)) for name, s in scenes.items()]
+    try:
+        wait_for(lambda: all(len(m.messages) >= 20 for m in maps.values()), 40, what="class maps of both cameras")
+    finally:
+        for camera in cameras:
+            camera.close()
+    for name, scene in scenes.items():
+        got = conversions.class_map_from_msg(maps[name].messages[-1])
+        assert np.array_equal(got, nearest_colour(scene.rgb)), name
+    fields = wait_for(
+        lambda: [{kv.key: kv.value for kv in m.values} for m in status.messages if m.values], 10, what="status"
+    )[-1]
+    assert int(fields["inference_calls"]) < int(fields["frames_served"]), (fields, proc.log())

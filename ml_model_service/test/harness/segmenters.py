@@ -13,9 +13,12 @@ from harness.scenes import Box3D
 SCENE_COLOURS = {"wall": (90, 110, 140), "floor": (120, 120, 100), "box": Box3D((0, 0, 0), (0, 0, 0)).colour}
 
 
-def colour_segmenter(path: Path, colours: dict[str, tuple[int, int, int]] = SCENE_COLOURS, size=(240, 320)) -> Path:
-    """An NCHW float model [1, 3, h, w] -> `out` [1, C, h, w] scoring each pixel by its nearest colour (input in
-    [0, 1], the default normalisation); labels.txt beside it names the classes in order."""
+def colour_segmenter(
+    path: Path, colours: dict[str, tuple[int, int, int]] = SCENE_COLOURS, size=(240, 320), batch: int | str = 1
+) -> Path:
+    """An NCHW float model [batch, 3, h, w] -> `out` [batch, C, h, w] scoring each pixel by its nearest colour
+    (input in [0, 1], the default normalisation; `batch` "N": a dynamic batch); labels.txt beside it names the
+    classes in order."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -26,8 +29,8 @@ def colour_segmenter(path: Path, colours: dict[str, tuple[int, int, int]] = SCEN
     graph = helper.make_graph(
         [helper.make_node("Conv", ["input", "weight", "bias"], ["out"])],
         "colour_segmenter",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, h, w])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, len(colours), h, w])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, h, w])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [batch, len(colours), h, w])],
         [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
