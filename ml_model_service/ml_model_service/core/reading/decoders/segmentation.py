@@ -17,14 +17,15 @@ The class map follows the framework's own post-processing (torchvision, Hugging 
 `post_process_semantic_segmentation`): the scores are resized bilinearly to the source image with half-pixel
 centres (PyTorch's `align_corners=False`), through whatever resize fed the model (stretch, letterbox or
 centre crop, undone), then argmax; integer maps are resized by nearest neighbour (half-pixel centres).
-Computed exactly without upsampling every class: where the four scores a pixel is interpolated from share one
-argmax, that class wins for every weighting, so only pixels on class boundaries are interpolated in full.
+Computed exactly without upsampling every class (`resize_scores_argmax`): only pixels on class boundaries are
+interpolated, and there only the classes that can win.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ...metadata import TensorSpec
@@ -75,38 +76,66 @@ def map_dtype(classes: int) -> type:
     return np.uint8 if classes <= 256 else np.uint16
 
 
-def argmax_channels(scores: np.ndarray, dtype: type) -> np.ndarray:
-    """argmax over the first axis of (C, h, w) scores, without the transposed copy numpy's axis-0 argmax makes
-    (one pass per class; the first class wins a tie, as argmax does)."""
+def top_two(scores: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """argmax over the first axis of (C, h, w) float32 scores (the first class wins a tie, as argmax does), and
+    the second-best score of each pixel: one pass per class of OpenCV's vectorised compare / copy / max, without
+    the transposed copy numpy's axis-0 argmax makes (4 to 5 times faster)."""
     best = scores[0].copy()
+    second = np.full_like(best, -np.inf)
     index = np.zeros(best.shape, dtype)
+    fill, lower = np.empty(best.shape, dtype), np.empty_like(best)
     for c in range(1, scores.shape[0]):
-        higher = scores[c] > best
-        index[higher] = c
-        np.maximum(best, scores[c], out=best)
-    return index
+        plane = scores[c]
+        higher = cv2.compare(plane, best, cv2.CMP_GT)
+        fill[...] = c
+        cv2.copyTo(fill, higher, index)
+        cv2.min(best, plane, dst=lower)
+        cv2.max(second, lower, dst=second)
+        cv2.max(best, plane, dst=best)
+    return index, second
+
+
+def _bilinear(values: list[np.ndarray], wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
+    """Values at the four corners (00, 01, 10, 11) interpolated, in PyTorch's order of operations."""
+    top = values[0] * (1 - wx) + values[1] * wx
+    bottom = values[2] * (1 - wx) + values[3] * wx
+    return top * (1 - wy) + bottom * wy
 
 
 def resize_scores_argmax(scores: np.ndarray, ys: AxisMap, xs: AxisMap) -> np.ndarray:
-    """The class map at the source size of (C, h, w) scores: bilinear resize, then argmax (exact)."""
+    """The class map at the source size of (C, h, w) float32 scores: bilinear resize, then argmax (exact).
+
+    Where a pixel's four map neighbours share one argmax, that class wins for any weighting. Elsewhere (class
+    boundaries) the corners' own classes are interpolated; a class that is none of them scores at most the
+    interpolated second-best scores, so the best corner class above that bound is the answer; the few pixels
+    where it is not (near-ties) are interpolated over every class."""
     classes, h, w = scores.shape
-    dtype = map_dtype(classes)
-    low = argmax_channels(scores, dtype)
+    low, second = top_two(scores, map_dtype(classes))
     # a cell (i, j) is mixed when the four map pixels (i..i+1, j..j+1) do not share one argmax
     edge = np.pad(low, ((0, 1), (0, 1)), mode="edge")
     mixed_cell = (edge[:-1, 1:] != low) | (edge[1:, :-1] != low) | (edge[1:, 1:] != low)
     out = low[ys.i0][:, xs.i0]
     mixed = mixed_cell[ys.i0][:, xs.i0]
-    # a pixel whose two samples along an axis are the same map pixel (i0 == i1) still reads its cell: exact too
     rows, cols = np.nonzero(mixed)
-    flat = scores.reshape(classes, h * w)
-    for start in range(0, rows.size, CHUNK):  # bounded temporaries: C x CHUNK floats each
+    flat, best_flat, second_flat = scores.reshape(classes, h * w), low.reshape(-1), second.reshape(-1)
+    plane = h * w
+    for start in range(0, rows.size, CHUNK):  # bounded temporaries
         r, c = rows[start : start + CHUNK], cols[start : start + CHUNK]
         y0, y1, wy = ys.i0[r] * w, ys.i1[r] * w, ys.w1[r]
         x0, x1, wx = xs.i0[c], xs.i1[c], xs.w1[c]
-        top = flat[:, y0 + x0] * (1 - wx) + flat[:, y0 + x1] * wx
-        bottom = flat[:, y1 + x0] * (1 - wx) + flat[:, y1 + x1] * wx
-        out[r, c] = (top * (1 - wy) + bottom * wy).argmax(axis=0)
+        corners = [y0 + x0, y0 + x1, y1 + x0, y1 + x1]
+        candidates = np.stack([best_flat[p].astype(np.intp) for p in corners])  # (4, n) classes
+        values = np.stack([_bilinear([flat.reshape(-1)[k * plane + p] for p in corners], wx, wy) for k in candidates])
+        top = values.max(axis=0)
+        winner = np.where(values == top, candidates, classes).min(axis=0)  # ties: the lowest class, as argmax
+        bound = _bilinear([second_flat[p] for p in corners], wx, wy)
+        sure = top > bound + 1e-5 * np.maximum(1.0, np.abs(bound))
+        out[r[sure], c[sure]] = winner[sure]
+        unsure = ~sure
+        if unsure.any():  # near-ties: every class
+            ru, cu, wxu, wyu = r[unsure], c[unsure], wx[unsure], wy[unsure]
+            full = _bilinear([flat[:, p[unsure]] for p in corners], wxu, wyu)
+            out[ru, cu] = full.argmax(axis=0)
     return out
 
 
