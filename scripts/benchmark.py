@@ -15,7 +15,8 @@ move between runs). For the bundled SSD detector in ONNX and TFLite, with the ba
    (against a raw run paced at 10 Hz), and for reference a bare rclpy node that echoes each image's header;
 5. the node's CPU while nobody listens (no frames; camera publishing) and while listened to without frames,
    beside a bare rclpy node with a 1 Hz timer;
-6. other core figures (classifier, image conversion, object clouds, obstacles) and Infer through the
+6. other core figures (classifier, image conversion, object clouds, obstacles, semantic segmentation: the
+   runtime call of LRASPP and SegFormer against the pipeline to a 640x480 class map) and Infer through the
    model service against in this process;
 7. several cameras (`bench_multicam.py`): one node with 4 cameras at 7.5 Hz against 4 single-camera nodes;
 8. side by side with Ultralytics' predictor on the same YOLO11n ONNX export (scripts/bench_peer.py): per-frame ms,
@@ -360,6 +361,46 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
         lambda: pointcloud.obstacles_from_depth(floor.depth, floor.rgb, floor.intrinsics, config), max(5, repeat // 4)
     )
     rows.append(("obstacles from depth (voxel, RANSAC ground, DBSCAN)", f"{ms:.2f}", ""))
+    return rows
+
+
+#: The segmentation rows: export name -> its options (torchvision's weights take ImageNet normalisation; the
+#: SegFormer folder carries its own).
+SEGMENTERS = {"lraspp": (0.485, 0.456, 0.406, 0.229, 0.224, 0.225), "segformer": ()}
+
+
+def segmentation_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]]:
+    """Class maps of the 640x480 photograph: the runtime call alone against the whole pipeline (preprocess, run,
+    bilinear class map at the image's size, the message's bytes), in turn."""
+    from ml_model_service.core.reading.preprocess import PreprocessConfig
+    from ml_model_service.core.reading.vision import VisionConfig
+
+    from harness.segmentation_exports import segmentation_export
+
+    log("segmentation: LRASPP and SegFormer, runtime call against the pipeline")
+    rows = []
+    for name, norm in SEGMENTERS.items():
+        e = segmentation_export(name)
+        model = Model(str(e.path), providers=["cpu"])
+        pre = PreprocessConfig(mean=norm[:3], std=norm[3:]) if norm else PreprocessConfig()
+        vision = VisionModel(model, model.labels, VisionConfig(preprocess=pre))
+
+        def whole(v: VisionModel = vision) -> bytes:
+            seg = pipeline.run(v, frame).segmentation
+            assert seg is not None
+            return np.ascontiguousarray(seg.classes).tobytes()  # what the segmentation message carries
+
+        call, ms = timed_in_turn([raw_call(model, vision._tensor(frame)[0]), whole], repeat)
+        h, w = vision.input_hw or frame.shape[:2]
+        rows.append(
+            (
+                f"{name} at {h}x{w} ({model.backend.kind}): runtime call / pipeline to a 640x480 class map",
+                f"{call:.1f} / {ms:.1f}",
+                f"pipeline {ms / call:.2f}x the call (target <= 1.15x)",
+            )
+        )
+        del model, vision
+        gc.collect()
     return rows
 
 
@@ -783,6 +824,7 @@ def main() -> int:
     baseline = RawBaseline(frame, args.repeat, pipeline=args.only != "node")
     raw_note = load_note(load.cores())
     rows = [] if args.only == "node" else other_core_rows(frame, max(10, args.repeat // 2))
+    rows += [] if args.only == "node" else segmentation_rows(frame, max(10, args.repeat // 3))
     peer: tuple | None = None
     if args.only != "node":
         log("side by side with Ultralytics (bench_peer)")
