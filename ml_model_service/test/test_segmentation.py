@@ -129,6 +129,14 @@ def test_detector_heads_are_never_read_as_segmenters(outputs):
     assert not isinstance(decoder, segmentation.SegmentationDecoder)
 
 
+def test_an_image_of_the_inputs_size_is_refused_with_the_option_that_reads_it():
+    """Three channels at the input's size: class scores, or an image-to-image model's picture."""
+    picture = {"out": RNG.random((1, 3, 512, 512)).astype(np.float32)}
+    with pytest.raises(Refused, match="image-to-image.*model_type=segmenter segmentation_layout=nchw"):
+        _find(picture)
+    assert _find(picture, model_type="segmenter").num_classes == 3
+
+
 def test_ambiguous_and_logit_maps_are_refused_with_options_that_read_them():
     square = {"m": RNG.random((1, 128, 128, 128)).astype(np.float32)}
     with pytest.raises(Refused, match="segmentation_layout=nchw.*segmentation_layout=nhwc"):
@@ -173,7 +181,7 @@ def test_hugging_face_sidecars_give_labels_and_normalisation(tmp_path):
     folder.mkdir()
     colour_segmenter(folder / "model.onnx")
     (folder / "labels.txt").unlink()
-    names = {"0": "wall", "1": "floor", "2": "box"}
+    names = {"0": "wall", "1": "floor", "2": "box", "3": "unknown"}
     (folder / "config.json").write_text(json.dumps({"id2label": names, "architectures": ["SegformerForX"]}))
     processor = {
         "do_resize": True,
@@ -197,3 +205,13 @@ def test_hugging_face_sidecars_give_labels_and_normalisation(tmp_path):
     # a sidecar too large or not JSON is ignored like a missing one
     (folder / "config.json").write_text("{not json")
     assert Model(str(folder)).labels is None
+
+
+def test_every_axis_open_is_read_as_nchw(tmp_path):
+    """An export that leaves every input axis open (optimum's) is a PyTorch model's NCHW input: fed at the image's
+    size, it gives the map of that size."""
+    model = Model(str(colour_segmenter(tmp_path / "open.onnx", size=("height", "width"), batch="N", channels="C")))
+    vision = VisionModel(model, model.labels)
+    assert vision.layout.nchw and vision.layout.channels == 3
+    scene = render([Box3D((-0.25, -0.3, 1.5), (0.25, 0.3, 1.9))])
+    assert np.array_equal(vision.segment(scene.rgb).classes, nearest_colour(scene.rgb))

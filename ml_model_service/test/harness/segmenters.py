@@ -10,15 +10,25 @@ import numpy as np
 from harness.scenes import Box3D
 
 #: The colours `render` paints: its wall, its floor and a box's default colour.
-SCENE_COLOURS = {"wall": (90, 110, 140), "floor": (120, 120, 100), "box": Box3D((0, 0, 0), (0, 0, 0)).colour}
+#: (A fourth, black "unknown" class: three classes at the input's size would be an RGB image as likely.)
+SCENE_COLOURS = {
+    "wall": (90, 110, 140),
+    "floor": (120, 120, 100),
+    "box": Box3D((0, 0, 0), (0, 0, 0)).colour,
+    "unknown": (0, 0, 0),
+}
 
 
 def colour_segmenter(
-    path: Path, colours: dict[str, tuple[int, int, int]] = SCENE_COLOURS, size=(240, 320), batch: int | str = 1
+    path: Path,
+    colours: dict[str, tuple[int, int, int]] = SCENE_COLOURS,
+    size: tuple[int | str, int | str] = (240, 320),
+    batch: int | str = 1,
+    channels: int | str = 3,
 ) -> Path:
-    """An NCHW float model [batch, 3, h, w] -> `out` [batch, C, h, w] scoring each pixel by its nearest colour
-    (input in [0, 1], the default normalisation; `batch` "N": a dynamic batch); labels.txt beside it names the
-    classes in order."""
+    """An NCHW float model [batch, channels, h, w] -> `out` [batch, C, h, w] scoring each pixel by its nearest
+    colour (input in [0, 1], the default normalisation; a name for a dimension leaves it open, "N" for a dynamic
+    batch); labels.txt beside it names the classes in order."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -29,7 +39,7 @@ def colour_segmenter(
     graph = helper.make_graph(
         [helper.make_node("Conv", ["input", "weight", "bias"], ["out"])],
         "colour_segmenter",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, h, w])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, channels, h, w])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, [batch, len(colours), h, w])],
         [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
     )

@@ -61,8 +61,9 @@ class InputLayout:
             )
         if batched and (shape[0] == 0 or shape[0] < -1):
             raise RoleError(f"input {spec.name!r} has a batch dimension of {shape[0]} (shape {shape})")
-        # Viam's rule: NCHW when the first 3 in the shape is at index 1 (extended to 1-channel inputs).
-        nchw = shape[1] in (1, 3) and shape[3] not in (1, 3)
+        # Viam's rule: NCHW when the first 3 in the shape is at index 1 (extended to 1-channel inputs); with every
+        # axis open (PyTorch exports such as optimum's; TensorFlow's fix their channel axis) NCHW too.
+        nchw = (shape[1] in (1, 3) and shape[3] not in (1, 3)) or shape[1] == shape[2] == shape[3] == -1
         if nchw:
             _, c, h, w = shape
         else:

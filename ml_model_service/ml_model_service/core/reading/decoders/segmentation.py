@@ -37,6 +37,8 @@ from .scores import TOL, dequantize, tolerance
 MAP_NAMES = ("out", "output", "logits", "semantic", "segmentation", "seg", "mask", "masks", "classes")
 #: The downscales a segmentation head's map may have against the input.
 FACTORS = (1, 2, 4, 8)
+#: Most classes a class map can name (mono16).
+MAX_CLASSES = 65536
 #: Boundary pixels interpolated in full at once (bounds the temporaries to C x CHUNK floats).
 CHUNK = 8192
 
@@ -235,6 +237,22 @@ def recognise(ctx: Context) -> SegmentationDecoder | None:
     kind = found[0]
     shape = ctx.shape(name)
     classes = 0 if kind == "index" else int(shape[1] if kind == "nchw" else shape[-1])
+    image = ctx.metadata.inputs[0].shape if ctx.metadata.inputs else []
+    channels = {d for d in image[1:] if d in (1, 3)} if len(image) == 4 else set()
+    if (
+        ctx.config.model_type != "segmenter"
+        and kind != "index"
+        and classes in channels
+        and tuple(shape[2:] if kind == "nchw" else shape[1:3]) == tuple(ctx.input_hw)
+    ):
+        # an image out at the input's size, as many channels as the image: an image-to-image model as likely
+        raise ctx.refuse(
+            f"output {name!r} {list(shape)} is an image of the input's size and channels: class scores of "
+            f"{classes} classes, or an image-to-image model's output",
+            "model_type",
+        )
+    if classes > MAX_CLASSES:
+        raise ctx.refuse(f"output {name!r} {list(shape)} scores {classes} classes, more than a mono16 map holds", None)
     activation = ctx.config.score_activation
     if kind != "index" and classes == 1 and activation not in ("sigmoid",):
         values = dequantize(np.asarray(ctx.outputs[name]), ctx.spec(name))
