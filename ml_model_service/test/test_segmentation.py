@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ml_model_service.core.loading.labels import Labels
 from ml_model_service.core.loading.model import Model
 from ml_model_service.core.metadata import ModelMetadata, TensorSpec
 from ml_model_service.core.reading.decoders import segmentation
@@ -83,8 +84,9 @@ def _metadata(outputs: dict[str, np.ndarray], input_shape=(1, 3, 512, 512)) -> M
     )
 
 
-def _find(outputs: dict[str, np.ndarray], **options):
-    return find_decoder(_metadata(outputs), outputs, DecoderConfig(**options), None, input_hw=(512, 512))
+def _find(outputs: dict[str, np.ndarray], labels: int = 0, **options):
+    names = Labels.from_list([f"class {i}" for i in range(labels)]) if labels else None
+    return find_decoder(_metadata(outputs), outputs, DecoderConfig(**options), names, input_hw=(512, 512))
 
 
 RNG = np.random.default_rng(1)
@@ -93,7 +95,7 @@ RNG = np.random.default_rng(1)
 @pytest.mark.parametrize(
     ("outputs", "layout", "classes"),
     [
-        ({"logits": RNG.normal(size=(1, 19, 128, 128)).astype(np.float32)}, "nchw", 19),  # SegFormer
+        ({"logits": RNG.normal(size=(1, 19, 128, 128)).astype(np.float32)}, "nchw", 19),  # SegFormer, its id2label
         (  # torchvision: out beside aux
             {"out": RNG.normal(size=(1, 21, 512, 512)).astype(np.float32), "aux": np.zeros((1, 21, 512, 512))},
             "nchw",
@@ -105,7 +107,7 @@ RNG = np.random.default_rng(1)
     ],
 )
 def test_segmentation_layouts_are_recognised(outputs, layout, classes):
-    decoder = _find(outputs)
+    decoder = _find(outputs, labels=classes)
     assert isinstance(decoder, segmentation.SegmentationDecoder)
     assert (decoder.layout, decoder.num_classes) == (layout, classes)
 
@@ -129,19 +131,29 @@ def test_detector_heads_are_never_read_as_segmenters(outputs):
     assert not isinstance(decoder, segmentation.SegmentationDecoder)
 
 
-def test_an_image_of_the_inputs_size_is_refused_with_the_option_that_reads_it():
-    """Three channels at the input's size: class scores, or an image-to-image model's picture."""
-    picture = {"out": RNG.random((1, 3, 512, 512)).astype(np.float32)}
-    with pytest.raises(Refused, match="image-to-image.*model_type=segmenter segmentation_layout=nchw"):
-        _find(picture)
-    assert _find(picture, model_type="segmenter").num_classes == 3
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        {"out": RNG.random((1, 3, 512, 512)).astype(np.float32)},  # a picture of the input's size: image-to-image?
+        {"features": RNG.random((1, 256, 64, 64)).astype(np.float32)},  # at 1/8, no label per channel: a backbone?
+    ],
+)
+def test_maps_that_may_be_another_models_are_read_only_with_model_type(outputs):
+    """Class scores the shapes cannot tell from an image-to-image model's picture or a backbone's features are
+    refused, naming model_type=segmenter, which (tried at load) reads them."""
+    with pytest.raises(RoleError, match=r"fits no vision role.*\[model_type=segmenter segmentation_layout=nchw\]"):
+        _find(outputs)
+    classes = next(iter(outputs.values())).shape[1]
+    assert _find(outputs, model_type="segmenter").num_classes == classes
+    if classes != 3:  # a label per channel says a smaller map holds class scores
+        assert _find(outputs, labels=classes).num_classes == classes
 
 
 def test_ambiguous_and_logit_maps_are_refused_with_options_that_read_them():
     square = {"m": RNG.random((1, 128, 128, 128)).astype(np.float32)}
     with pytest.raises(Refused, match="segmentation_layout=nchw.*segmentation_layout=nhwc"):
-        _find(square)
-    assert _find(square, segmentation_layout="nhwc").layout == "nhwc"
+        _find(square, labels=128)
+    assert _find(square, labels=128, segmentation_layout="nhwc").layout == "nhwc"
     logits = {"m": (5 * RNG.normal(size=(1, 512, 512, 1))).astype(np.float32)}
     with pytest.raises(Refused, match="score_activation=sigmoid"):
         _find(logits)

@@ -162,13 +162,18 @@ class VisionServices:
         return response
 
     # --- the calls --------------------------------------------------------------------------------
+    def _on_image(self, request, role: str, what: str):
+        """A call on one image (the request's, or the named camera's latest frame): its camera, the model (which must
+        support `role`: detections, classifications, segmentation) and the frame."""
+        cam = self.camera(request.camera_name)  # an unknown name first: it is the call's mistake
+        vision = self._model()
+        if vision is None or not getattr(vision, f"{role}_supported"):
+            raise RuntimeError(f"the model is a {vision.role if vision else 'none'}: {what} not supported")
+        return cam, vision, self._frame(cam, request.image, request.compressed_image)
+
     def _detections(self, request, response):
         def fill():
-            cam = self.camera(request.camera_name)  # an unknown name first: it is the call's mistake
-            vision = self._model()
-            if vision is None or not vision.detections_supported:
-                raise RuntimeError(f"the model is a {vision.role if vision else 'none'}: detections are not supported")
-            frame = self._frame(cam, request.image, request.compressed_image)
+            cam, vision, frame = self._on_image(request, "detections", "detections are")
             r = compute(frame, vision, cam.values(), classifications=False)
             response.detections = conversions.detections_to_msg(r.detections, frame.header, self._names())
 
@@ -176,13 +181,7 @@ class VisionServices:
 
     def _classifications(self, request, response):
         def fill():
-            cam = self.camera(request.camera_name)  # an unknown name first: it is the call's mistake
-            vision = self._model()
-            if vision is None or not vision.classifications_supported:
-                raise RuntimeError(
-                    f"the model is a {vision.role if vision else 'none'}: classifications are not supported"
-                )
-            frame = self._frame(cam, request.image, request.compressed_image)
+            cam, vision, frame = self._on_image(request, "classifications", "classifications are")
             r = compute(frame, vision, cam.values(), detections=False, top_n=request.n)
             response.classifications = conversions.classifications_to_msg(
                 r.classifications, frame.header, self._names()
@@ -192,11 +191,7 @@ class VisionServices:
 
     def _segmentation(self, request, response):
         def fill():
-            cam = self.camera(request.camera_name)  # an unknown name first: it is the call's mistake
-            vision = self._model()
-            if vision is None or not vision.segmentation_supported:
-                raise RuntimeError(f"the model is a {vision.role if vision else 'none'}: segmentation is not supported")
-            frame = self._frame(cam, request.image, request.compressed_image)
+            cam, vision, frame = self._on_image(request, "segmentation", "segmentation is")
             r = compute(frame, vision, cam.values(), detections=False, classifications=False)
             assert r.segmentation is not None
             response.segmentation = conversions.class_map_to_msg(r.segmentation.classes, frame.header)

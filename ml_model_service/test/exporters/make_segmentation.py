@@ -343,6 +343,19 @@ def session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def record(out: Path, name: str, onnx_map, torch_map, stats: dict, lists: tuple[list, ...]) -> None:
+    """Save the framework's map on the ONNX file (the reference) and on the torch model, and note both, their
+    agreement and the map's statistics in `lists` (refs, torch refs, agreements, class shares, near-ties)."""
+    save_map(onnx_map, out / "reference" / name)
+    save_map(torch_map, out / "reference" / f"torch-{name}")
+    refs, torch_refs, agree, shares, ties = lists
+    refs.append(f"reference/{name}")
+    torch_refs.append(f"reference/torch-{name}")
+    agree.append(agreement(onnx_map, torch_map))
+    shares.append(stats["class_shares"])
+    ties.append(stats["near_ties"])
+
+
 def make_torchvision(name: str, out: Path, sources: list[Path]) -> dict:
     net, logits_of, convs, labels = build(name)
     photos = resized_photos(sources, out / "photos", TORCHVISION_SIZE)
@@ -369,13 +382,7 @@ def make_torchvision(name: str, out: Path, sources: list[Path]) -> dict:
         else:  # torchvision's own post-processing: the "out" map at the photo's size, argmax over classes
             ours_onnx = F.interpolate(answer, size=(h, w), mode="bilinear", align_corners=False).argmax(1)[0]
             ours_torch = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False).argmax(1)[0]
-        save_map(ours_onnx, out / "reference" / photo.name)
-        save_map(ours_torch, out / "reference" / f"torch-{photo.name}")
-        refs.append(f"reference/{photo.name}")
-        torch_refs.append(f"reference/torch-{photo.name}")
-        agree.append(agreement(ours_onnx, ours_torch))
-        shares.append(stats["class_shares"])
-        ties.append(stats["near_ties"])
+        record(out, photo.name, ours_onnx, ours_torch, stats, (refs, torch_refs, agree, shares, ties))
     return {
         "model": name,
         "file": "model.onnx",
@@ -456,13 +463,7 @@ def make_segformer(out: Path, sources: list[Path]) -> dict:
                 SimpleNamespace(logits=logits), target_sizes=[(h, w)]
             )[0]
             stats = map_stats(F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)[0], labels)
-            save_map(ours_onnx, out / "reference" / f"{prefix}{photo.name}")
-            save_map(ours_torch, out / "reference" / f"torch-{prefix}{photo.name}")
-            refs.append(f"reference/{prefix}{photo.name}")
-            torch_refs.append(f"reference/torch-{prefix}{photo.name}")
-            agree.append(agreement(ours_onnx, ours_torch))
-            shares.append(stats["class_shares"])
-            ties.append(stats["near_ties"])
+            record(out, f"{prefix}{photo.name}", ours_onnx, ours_torch, stats, (refs, torch_refs, agree, shares, ties))
             if pil is not None:  # the PIL backend's resize of the same photo, for comparison
                 y = prepare(photo, pil)
                 pil_answer = SimpleNamespace(logits=torch.from_numpy(runner.run(None, {"pixel_values": y.numpy()})[0]))

@@ -36,7 +36,7 @@ HEADINGS = {
     "Generated from ml_model_service/core/settings/tables.py (test_config keeps it in sync).",
     "vision.yaml": "Vision service node (executable vision_service), model in its own process. Every parameter,\n"
     "with its default. Topics (relative, remap them): image, image/compressed, depth, camera_info\n"
-    "-> detections, classifications, label_info, debug_image, objects, object_points.\n"
+    "-> detections, classifications, segmentation, label_info, debug_image, objects, object_points.\n"
     "Generated from ml_model_service/core/settings/tables.py (test_config keeps it in sync).",
 }
 

@@ -245,7 +245,7 @@ VISION_PARAMS = (
         Param(
             "target_frame",
             "",
-            "Frame of the 3D results (objects, object_points, object_markers and the 3D "
+            "Frame of the 3D results (objects, object_points, object_markers, segmentation_points and the 3D "
             "services), e.g. base_link or map: transformed with tf2 at the image's stamp. Empty: the camera's frame "
             "(the image's frame_id). A frame whose transform is missing loses its 3D only (counted as tf_errors, "
             "status WARN naming both frames). Needs tf2_ros.",

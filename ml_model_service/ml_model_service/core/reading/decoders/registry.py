@@ -32,7 +32,8 @@ from .base import (
 RECOGNISERS: dict[str, tuple[Callable[[Context], Decoder | None], str]] = {
     "segmenter": (
         segmentation.recognise,
-        "no class map or class scores at the input's size (or 1/2, 1/4, 1/8 of it) as its only outputs",
+        "no class map, or class scores at the input's size or at 1/2, 1/4, 1/8 of it with a label per class, as "
+        "its only outputs",
     ),
     "end2end": (end2end.recognise, "no [1, N, 6+] output of box, score and class id rows"),
     "detr": (detr.recognise, "no [1, Q, 4] normalised boxes with [1, Q, C] class logits"),

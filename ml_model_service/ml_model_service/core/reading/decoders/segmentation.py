@@ -209,10 +209,24 @@ def _reading(shape: tuple[int, ...], dtype: np.dtype, input_hw: tuple[int, int],
     return found
 
 
+def _unsure(ctx: Context, classes: int, shape: tuple[int, ...], kind: str) -> bool:
+    """Class scores the shapes alone cannot tell from another model's output: a picture of the input's size and
+    channels (an image-to-image model's), or a map smaller than the input without a label for each channel (a
+    backbone's feature map)."""
+    spatial = tuple(shape[2:] if kind == "nchw" else shape[1:3])
+    image = ctx.metadata.inputs[0].shape if ctx.metadata.inputs else []
+    channels = {d for d in image[1:] if d in (1, 3)} if len(image) == 4 else set()
+    if classes in channels and spatial == tuple(ctx.input_hw):
+        return True
+    labelled = ctx.labels is not None and ctx.span == classes
+    return spatial != tuple(ctx.input_hw) and classes > 1 and not labelled
+
+
 def recognise(ctx: Context) -> SegmentationDecoder | None:
     """A segmenter: every output is a map of the input's size (or 1/2, 1/4, 1/8 of it), and one can be read
     (the one named like a map, or the only one, or the first of several of one shape: torchvision's `out`
-    beside `aux`). Ambiguous NCHW/NHWC readings are refused with `segmentation_layout`."""
+    beside `aux`). Ambiguous NCHW/NHWC readings are refused with `segmentation_layout`; class scores that may be
+    another model's output (`_unsure`) are read only with `model_type: segmenter`."""
     if ctx.input_hw == (0, 0):
         return None
     layout = ctx.config.segmentation_layout
@@ -237,20 +251,8 @@ def recognise(ctx: Context) -> SegmentationDecoder | None:
     kind = found[0]
     shape = ctx.shape(name)
     classes = 0 if kind == "index" else int(shape[1] if kind == "nchw" else shape[-1])
-    image = ctx.metadata.inputs[0].shape if ctx.metadata.inputs else []
-    channels = {d for d in image[1:] if d in (1, 3)} if len(image) == 4 else set()
-    if (
-        ctx.config.model_type != "segmenter"
-        and kind != "index"
-        and classes in channels
-        and tuple(shape[2:] if kind == "nchw" else shape[1:3]) == tuple(ctx.input_hw)
-    ):
-        # an image out at the input's size, as many channels as the image: an image-to-image model as likely
-        raise ctx.refuse(
-            f"output {name!r} {list(shape)} is an image of the input's size and channels: class scores of "
-            f"{classes} classes, or an image-to-image model's output",
-            "model_type",
-        )
+    if ctx.config.model_type != "segmenter" and kind != "index" and _unsure(ctx, classes, shape, kind):
+        return None  # read only with model_type: segmenter, which the refusal offers (tried)
     if classes > MAX_CLASSES:
         raise ctx.refuse(f"output {name!r} {list(shape)} scores {classes} classes, more than a mono16 map holds", None)
     activation = ctx.config.score_activation
