@@ -117,7 +117,7 @@ def test_every_failure_is_a_json_line(tmp_path):
     assert [c["class_id"] for c in json.loads(out.stdout)["classifications"]] == [0, 1, 2]
     for args, text in (
         (("detect", "--no-such-flag", image), "unrecognized arguments"),
-        (("detect", "--model_type", "segmenter", image), "not one of"),
+        (("detect", "--model_type", "panoptic", image), "not one of"),
         (("detect", "--input_mean", "0.5,0.5", image), "exactly 3"),
         (("detect", "--model", str(tmp_path / "missing.onnx"), image), "missing.onnx"),
         (("detect", "--params-file", str(tmp_path / "none.yaml"), image), "none.yaml"),

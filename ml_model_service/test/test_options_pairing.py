@@ -17,7 +17,7 @@ P = by_name(VISION_PARAMS)
     [
         ("resize_mode", "bogus_mode", "not one of auto, stretch, letterbox"),
         ("box_units", "inches", "not one of"),
-        ("model_type", "segmenter", "not one of"),
+        ("model_type", "panoptic", "not one of"),
         ("backend", "pytorch", "not one of"),
         ("image_qos", "fast", "not one of"),
         ("object_mode", "walls", "not one of"),

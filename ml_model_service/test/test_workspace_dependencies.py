@@ -37,6 +37,7 @@ MODULE_KEYS = {
 OWN_ENVIRONMENT = {
     "kserve_server.py": "build/kserve-venv (scripts/requirements-kserve.txt: kserve's pins clash with the package's)",
     "make_export.py": "build/exporters-venv (scripts/requirements-exporters.txt: the exporters, test-only, ~6 GB)",
+    "make_segmentation.py": "build/exporters-venv (torchvision's and transformers' segmenters, test-only)",
 }
 ROSDISTRO_KEYS = {
     "python3-numpy",
