@@ -25,7 +25,9 @@ def lifecycle(*args: str) -> str:
     """`ros2 lifecycle ARGS`, retried while the node is still being discovered."""
     deadline = time.monotonic() + 30
     while True:
-        res = ros2("lifecycle", args[0], "--no-daemon", *args[1:])  # no daemon outlives the tests
+        # no daemon outlives the tests; 2 s of discovery a try (the CLI's 0.5 s missed the node for 30 s in one
+        # CI run on a loaded 2-core machine)
+        res = ros2("lifecycle", args[0], "--no-daemon", "--spin-time", "2", *args[1:])
         if ("Node not found" not in res.stdout and "not available" not in res.stdout) or time.monotonic() > deadline:
             return res.stdout
         time.sleep(1.0)
