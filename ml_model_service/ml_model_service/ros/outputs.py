@@ -135,15 +135,14 @@ class Outputs:
                 self.keypoints.publish(msg)
         if vision is not None and vision.classifications_supported:
             self.classifications.publish(conversions.classifications_to_msg(r.classifications, header, names))
+        where = Header(stamp=header.stamp, frame_id=r.objects_frame or header.frame_id)  # 3D: target_frame
         if r.segmentation is not None:
             self.segmentation.publish(conversions.class_map_to_msg(r.segmentation.classes, header))
         if r.segmentation_points is not None:
-            where = Header(stamp=header.stamp, frame_id=r.objects_frame or header.frame_id)  # target_frame
             cloud = r.segmentation_points
             msg = conversions.cloud_to_msg(cloud.points, cloud.colours, cloud.classes, where, "class")
             self.segmentation_points.publish(msg)
         if r.objects is not None:
-            where = Header(stamp=header.stamp, frame_id=r.objects_frame or header.frame_id)  # target_frame
             self.objects.publish(conversions.detections3d_to_msg(r.objects, where, names))
             self.points.publish(combined_cloud(r.objects, where))
             if markers:

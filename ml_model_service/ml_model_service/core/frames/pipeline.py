@@ -29,6 +29,12 @@ class Depth:
     metres: Callable[[], np.ndarray]
     intrinsics: Callable[[], pointcloud.Intrinsics]
 
+    def at(self, rgb: np.ndarray) -> tuple[np.ndarray, pointcloud.Intrinsics]:
+        """The depth in metres aligned to the colour image's size, and the intrinsics scaled to it."""
+        height, width = rgb.shape[:2]
+        intrinsics = self.intrinsics().scaled(width, height)
+        return pointcloud.align_depth(self.metres(), width, height), intrinsics
+
 
 #: A frame's model results from a batched call: detections, classifications, class map (None: not computed).
 Given = tuple[list[Detection] | None, list[Classification] | None, Segmentation | None]
@@ -103,9 +109,7 @@ def class_points(
     rgb: np.ndarray, seg: Segmentation, depth: Depth, cloud: pointcloud.CloudConfig | None, vision: VisionModel
 ) -> pointcloud.ClassCloud:
     """The depth pixels' points with their classes (those the `classes` filter keeps; all when it is empty)."""
-    height, width = rgb.shape[:2]
-    intrinsics = depth.intrinsics().scaled(width, height)
-    metres = pointcloud.align_depth(depth.metres(), width, height)
+    metres, intrinsics = depth.at(rgb)
     wanted = vision.config.filters.classes
     keep = None
     if wanted:
@@ -116,9 +120,7 @@ def class_points(
 
 def keypoints_3d(rgb: np.ndarray, detections: list[Detection], depth: Depth) -> list[np.ndarray | None]:
     """Each detection's keypoints lifted with the depth (camera frame, metres; None: no keypoints)."""
-    height, width = rgb.shape[:2]
-    intrinsics = depth.intrinsics().scaled(width, height)
-    metres = pointcloud.align_depth(depth.metres(), width, height)
+    metres, intrinsics = depth.at(rgb)
     return [
         None if d.keypoints is None else pointcloud.lift_points(metres, intrinsics, d.keypoints[:, :2])
         for d in detections
@@ -129,9 +131,7 @@ def objects(
     rgb: np.ndarray, detections: list[Detection], depth: Depth, cloud: pointcloud.CloudConfig, obstacles: bool
 ) -> list:
     """3D objects of one frame: from detections, or obstacles from the depth cloud alone."""
-    height, width = rgb.shape[:2]
-    intrinsics = depth.intrinsics().scaled(width, height)
-    metres = pointcloud.align_depth(depth.metres(), width, height)
+    metres, intrinsics = depth.at(rgb)
     if obstacles:
         return pointcloud.obstacles_from_depth(metres, rgb, intrinsics, cloud)
     return pointcloud.objects_from_detections(metres, rgb, intrinsics, detections, cloud)

@@ -115,6 +115,11 @@ class RigidTransform:
             ]
         )
 
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) points in the other frame, in their own dtype."""
+        moved = points @ self.matrix.T + np.asarray(self.translation, dtype=np.float64)
+        return moved.astype(points.dtype, copy=False)
+
     def rotate(self, q: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
         """This rotation composed with orientation `q` (Hamilton product R * q)."""
         ax, ay, az, aw = self.rotation
@@ -133,7 +138,7 @@ def transform_objects(objects: list[Object3D], tf: RigidTransform) -> list[Objec
     out = []
     for obj in objects:
         moved = copy.copy(obj)
-        moved.points = (obj.points @ r.T + t).astype(obj.points.dtype, copy=False)
+        moved.points = tf.apply(obj.points)
         moved.centre = r @ np.asarray(obj.centre, dtype=np.float64) + t
         moved.orientation = tf.rotate(obj.orientation)
         out.append(moved)
@@ -284,14 +289,8 @@ def depth_cloud(
     depth: np.ndarray, rgb: np.ndarray | None, k: Intrinsics, config: CloudConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """All valid depth pixels (strided to at most `max_cloud_points`) → points and colours."""
-    h, w = depth.shape
-    step = max(1, int(math.ceil(math.sqrt(h * w / config.max_cloud_points))))
-    sub = depth[::step, ::step]
-    vs, us = np.nonzero(_valid(sub, config))
-    z = sub[vs, us]
-    us, vs = us * step, vs * step
-    colours = rgb[vs, us] if rgb is not None else np.full((len(z), 3), 200, np.uint8)
-    return back_project(us, vs, z, k), colours
+    cloud = class_cloud(depth, None, rgb, k, config)
+    return cloud.points, cloud.colours
 
 
 @dataclass
@@ -304,28 +303,29 @@ class ClassCloud:
 
     def moved(self, tf: RigidTransform) -> ClassCloud:
         """The same points in another frame."""
-        r, t = tf.matrix, np.asarray(tf.translation, dtype=np.float64)
-        return ClassCloud((self.points @ r.T + t).astype(np.float32), self.colours, self.classes)
+        return ClassCloud(tf.apply(self.points), self.colours, self.classes)
 
 
 def class_cloud(
     depth: np.ndarray,
-    classes: np.ndarray,
+    classes: np.ndarray | None,
     rgb: np.ndarray | None,
     k: Intrinsics,
     config: CloudConfig,
     keep: np.ndarray | None = None,
 ) -> ClassCloud:
-    """A class map's valid depth pixels (strided to at most `max_cloud_points`; only the classes in `keep` when
-    given) → points, colours and classes."""
+    """The valid depth pixels (strided to at most `max_cloud_points`) → points, colours and, with a class map
+    (`classes`), each point's class (only the classes in `keep` when given; without a map, all 0)."""
     h, w = depth.shape
     step = max(1, int(math.ceil(math.sqrt(h * w / config.max_cloud_points))))
-    sub, labels = depth[::step, ::step], classes[::step, ::step]
+    sub = depth[::step, ::step]
     valid = _valid(sub, config)
-    if keep is not None:
+    labels = classes[::step, ::step] if classes is not None else None
+    if labels is not None and keep is not None:
         valid &= np.isin(labels, keep)
     vs, us = np.nonzero(valid)
-    z, found = sub[vs, us], labels[vs, us].astype(np.uint16)
+    z = sub[vs, us]
+    found = labels[vs, us].astype(np.uint16) if labels is not None else np.zeros(len(z), np.uint16)
     us, vs = us * step, vs * step
     colours = rgb[vs, us] if rgb is not None else np.full((len(z), 3), 200, np.uint8)
     return ClassCloud(back_project(us, vs, z, k), colours, found)
