@@ -30,6 +30,9 @@ PROCESSOR_KEYS = (
     "image_mean",
     "image_std",
     "do_pad",
+    "do_center_crop",
+    "crop_size",
+    "crop_pct",
     "image_processor_type",
 )
 #: The placeholder names `transformers` gives a config without labels (LABEL_0, LABEL_1, ...).

@@ -54,6 +54,13 @@ class ModelHints:
     #: model's image processor says (Hugging Face's preprocessor_config.json); None: it does not
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    #: The image processor's resize rule, where it has one: (shortest, longest or 0) edges that open dimensions
+    #: follow, aspect kept (DETR family); or "center_crop" with its crop fraction (ConvNeXt, ResNet processors)
+    edges: tuple[int, int] | None = None
+    center_crop: float | None = None
+    #: How a DETR-family head's class logits are read, from the architecture in config.json: "softmax" (the last
+    #: class is no-object: DETR, YOLOS, Table Transformer) or "sigmoid" (the others); None: not said
+    detr_scores: str | None = None
     #: Where each reading came from (reading -> file or metadata key), for `ml_model_cli metadata` and the logs.
     sources: dict[str, str] = field(default_factory=dict)
     raw: dict[str, str] = field(default_factory=dict)
@@ -102,6 +109,7 @@ def read_hints(metadata: ModelMetadata, runner: object | None = None) -> ModelHi
     if hints.imgsz is not None:
         hints.sources["imgsz"] = "metadata imgsz"
     _image_processor(props, hints)
+    _architecture(props, hints)
     return hints
 
 
@@ -136,8 +144,49 @@ def _image_processor(props: dict[str, str], hints: ModelHints) -> None:
     hints.mean = (mean[0] / unit, mean[1] / unit, mean[2] / unit)
     hints.std = (std[0] / unit, std[1] / unit, std[2] / unit)
     hints.sources["normalisation"] = where
+    _resize_rule(props, hints, where)
+
+
+#: Architectures whose class logits take a softmax with a trailing no-object class (the other DETR-family heads
+#: in transformers take a sigmoid, read as top (query, class) pairs).
+SOFTMAX_DETRS = ("DetrForObjectDetection", "YolosForObjectDetection", "TableTransformerForObjectDetection")
+
+
+def _architecture(props: dict[str, str], hints: ModelHints) -> None:
+    names = [a.strip() for a in props.get("hf.architectures", "").split(",") if a.strip()]
+    detectors = [a for a in names if a.endswith("ForObjectDetection")]
+    if detectors:
+        hints.detr_scores = "softmax" if detectors[0] in SOFTMAX_DETRS else "sigmoid"
+        hints.sources["score_activation"] = f"config.json architectures ({detectors[0]})"
+
+
+def _int(value) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _resize_rule(props: dict[str, str], hints: ModelHints, where: str) -> None:
+    """The processor's size and resize rule: a fixed size (stretch), shortest/longest edges (aspect kept), or a
+    centre crop (shortest edge / crop_pct, or do_center_crop with crop_size)."""
     size = _json(props, "hf.size")
-    resized = _json(props, "hf.do_resize") is not False and isinstance(size, dict)
-    if resized and isinstance(size.get("height"), int) and isinstance(size.get("width"), int) and not hints.imgsz:
-        hints.imgsz = (int(size["height"]), int(size["width"]))
-        hints.sources["imgsz"] = f"{where} size"
+    if _json(props, "hf.do_resize") is False or not isinstance(size, dict) or hints.imgsz:
+        return
+    height, width, shortest = _int(size.get("height")), _int(size.get("width")), _int(size.get("shortest_edge"))
+    crop = _json(props, "hf.crop_size")
+    crop_h, crop_w = (_int(crop.get("height")), _int(crop.get("width"))) if isinstance(crop, dict) else (None, None)
+    pct = _json(props, "hf.crop_pct")
+    if height and width:
+        hints.imgsz = (height, width)
+    elif shortest and _json(props, "hf.do_center_crop") is True and crop_h and crop_w:
+        hints.imgsz = (crop_h, crop_w)  # shorter side to `shortest`, then the centre crop_size
+        hints.center_crop = min(1.0, min(crop_h, crop_w) / shortest)
+    elif shortest and isinstance(pct, (int, float)) and 0 < pct <= 1:
+        hints.imgsz = (shortest, shortest)  # ConvNeXt: shorter side to shortest / crop_pct, then the centre
+        if shortest < 384:
+            hints.center_crop = float(pct)
+    elif shortest:
+        hints.edges = (shortest, _int(size.get("longest_edge")) or 0)
+        hints.sources["input_shortest_edge"] = f"{where} size"
+        return
+    else:
+        return
+    hints.sources["imgsz"] = f"{where} size" + (" and crop" if hints.center_crop else "")

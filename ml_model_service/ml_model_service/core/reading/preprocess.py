@@ -29,6 +29,8 @@ from ..metadata import ModelMetadata, TensorSpec
 #: Default cap on a model input (height x width).
 MAX_INPUT_PIXELS = 16_777_216
 RESIZE_MODES = ("stretch", "letterbox", "center_crop")
+PAD_CORNERS = ("center", "top_left")
+INPUT_RANGES = ("unit", "byte")
 
 
 class RoleError(ValueError):
@@ -94,6 +96,12 @@ class PreprocessConfig:
     #: stride (Ultralytics' rect inference on dynamic exports: a 741 x 500 image at 640 runs at 640 x 448).
     rect: bool = False
     max_input_pixels: int = MAX_INPUT_PIXELS
+    #: Open dimensions follow the image with its shorter side scaled to this and its longer side at most
+    #: `longest_edge` (0: no bound), aspect kept (Hugging Face's DETR-family processors); 0: not used.
+    shortest_edge: int = 0
+    longest_edge: int = 0
+    pad_corner: str = "center"  # letterbox: the image centred in its bars, or at the top left (YOLOX)
+    input_range: str = "unit"  # float inputs: unit ((v/255 - mean) / std) or byte (the same times 255)
 
     @property
     def mode(self) -> str:
@@ -149,10 +157,32 @@ def parse_size(value) -> tuple[int, int] | None:
     return value[0], value[1]
 
 
+def edge_size(src_h: int, src_w: int, shortest: int, longest: int = 0) -> tuple[int, int]:
+    """(height, width) of a src_h x src_w image whose shorter side is scaled to `shortest`, unless its longer side
+    would then pass `longest` (> 0), aspect kept: the rule and rounding of Hugging Face's DETR image processors
+    (`get_size_with_aspect_ratio`)."""
+    size, raw = float(shortest), None
+    small, large = float(min(src_h, src_w)), float(max(src_h, src_w))
+    if longest > 0 and large / small * size > longest:
+        raw = longest * small / large
+        size = float(int(round(raw)))
+    if (src_h <= src_w and src_h == size) or (src_w <= src_h and src_w == size):
+        return src_h, src_w
+    factor = raw if raw is not None else size
+    if src_w < src_h:
+        return int(factor * src_h / src_w), int(size)
+    return int(size), int(factor * src_w / src_h)
+
+
 def input_size(layout: InputLayout, config: PreprocessConfig, src_h: int, src_w: int) -> tuple[int, int]:
     """The (height, width) the model is fed for a src_h x src_w image; refused above max_input_pixels."""
     stride = max(int(config.stride), 1) if config.letterbox else 1
-    want_h, want_w = config.input_size or (-(-src_h // stride) * stride, -(-src_w // stride) * stride)
+    if config.input_size:
+        want_h, want_w = config.input_size
+    elif config.shortest_edge > 0:
+        want_h, want_w = edge_size(src_h, src_w, config.shortest_edge, config.longest_edge)
+    else:
+        want_h, want_w = -(-src_h // stride) * stride, -(-src_w // stride) * stride
     if config.rect and config.letterbox and config.input_size:
         scale = min(want_h / src_h, want_w / src_w)
         want_h = min(want_h, -(-round(src_h * scale) // stride) * stride)
@@ -189,8 +219,9 @@ def _float_tensor(
     it has the tensor's shape and type."""
     (dst_h, dst_w), (top, left) = size, at
     h, w, c = image.shape
-    scale = 1.0 / (255.0 * np.asarray(config.std[:c], np.float32))
-    offset = np.asarray(config.mean[:c], np.float32) / np.asarray(config.std[:c], np.float32)
+    unit = 1.0 if config.input_range == "byte" else 255.0  # byte: the normalised values times 255
+    scale = 1.0 / (unit * np.asarray(config.std[:c], np.float32))
+    offset = (255.0 / unit) * np.asarray(config.mean[:c], np.float32) / np.asarray(config.std[:c], np.float32)
     dtype = np.dtype(layout.data_type)
     shape = (c, dst_h, dst_w) if layout.nchw else (dst_h, dst_w, c)
     shape = (1, *shape) if layout.batched else shape
@@ -231,7 +262,7 @@ def preprocess(
         new_w, new_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
         pad_x, pad_y = (dst_w - new_w) / 2.0, (dst_h - new_h) / 2.0
         image = _resize(rgb, new_w, new_h)
-        top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
+        top, left = (0, 0) if config.pad_corner == "top_left" else (int(round(pad_y - 0.1)), int(round(pad_x - 0.1)))
         transform = Transform(scale, scale, left, top, dst_w, dst_h, src_w, src_h)
     elif config.center_crop:
         if not 0.0 < config.crop_fraction <= 1.0:

@@ -9,33 +9,32 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from ..loading.labels import Labels
 from ..metadata import ModelMetadata, TensorSpec
-from .decoders.base import DETECTION_ROLES, DecoderConfig, DetectionDecoder, RawDetections
+from .decoders.base import DETECTION_ROLES, DetectionDecoder, RawDetections
 from .decoders.boxes import rotated_corners
 from .decoders.classifier import ClassifierDecoder
 from .decoders.registry import find_decoder
 from .decoders.segmentation import SegmentationDecoder
 from .hints import read_hints
+from .input_plan import VisionConfig, choose_resize_mode, preprocess_config
 from .masks import polygon_mask
 from .preprocess import (
-    MAX_INPUT_PIXELS,
     RESIZE_MODES,
     InputLayout,
-    PreprocessConfig,
     RoleError,
     Transform,
     infer_one,
-    parse_size,
     preprocess,
     size_inputs,
 )
 from .results import Classification, Detection, FilterConfig, Segmentation
+
+__all__ = ["Classification", "Detection", "FilterConfig", "ModelRunner", "Segmentation", "VisionConfig", "VisionModel"]
 
 
 class ModelRunner(Protocol):
@@ -44,27 +43,6 @@ class ModelRunner(Protocol):
     metadata: ModelMetadata
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-
-#: crop_fraction's default (256 -> 224); Ultralytics classifiers take 1.0 unless the user sets another.
-DEFAULT_CROP_FRACTION = 0.875
-
-
-@dataclass
-class VisionConfig:
-    """Everything that shapes how a model is read (see the vision node's parameters)."""
-
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    # auto: letterbox for YOLO (raw and end-to-end), centre crop for the bundled classifier, stretch otherwise
-    resize_mode: str = "auto"  # auto | stretch | letterbox | center_crop
-    remap_input_names: dict[str, str] = field(default_factory=dict)  # model tensor name -> "image"
-    input_size: tuple[int, ...] = ()  # open input dimensions: (size,) or (height, width); () = the model's imgsz
-    crop_fraction: float = DEFAULT_CROP_FRACTION  # center_crop: the share of the shorter side kept
-    max_input_pixels: int = MAX_INPUT_PIXELS  # largest model input (height x width) fed
-    masks: bool = True  # segmentation models: compute each kept detection's mask
-    mask_threshold: float = 0.5  # mask probability above which a pixel belongs to the object
 
 
 #: Side of the trial image for open input dimensions without a size (a multiple of every YOLO stride).
@@ -94,7 +72,7 @@ class VisionModel:
             self.layout = InputLayout.from_spec(spec)
         except RoleError as exc:
             raise RoleError(f"{exc}. Model tensors: {describe}") from exc
-        self._pre = self._preprocess_config(describe)
+        self._pre = preprocess_config(self.config, self.hints, self.layout, describe, self.warnings)
         trial_hw = self._trial_size(spec, describe)
         trial = self._trial_run(trial_hw, describe)
         self.decoder = find_decoder(
@@ -166,20 +144,7 @@ class VisionModel:
 
     def _choose_resize_mode(self) -> None:
         """`resize_mode` auto made concrete for the decoder found, and applied to the preprocessing."""
-        mode = self.config.resize_mode
-        if mode == "auto":
-            if self.role == "yolo" or (self.role == "end2end" and self.hints.family != "rtdetr"):
-                mode = "letterbox"
-            elif self.role == "classifier" and self.hints.bundled:
-                mode = "center_crop"  # how EfficientNet-Lite0 was trained and evaluated
-            elif self.role == "classifier" and self.hints.ultralytics and self.hints.task == "classify":
-                mode = "center_crop"  # Ultralytics' classify_transforms: shorter side to imgsz, centre crop
-                if self.config.crop_fraction == DEFAULT_CROP_FRACTION:  # (a crop_fraction the user set stays)
-                    self._pre.crop_fraction = 1.0
-            else:
-                mode = "stretch"
-        self._pre.letterbox, self._pre.center_crop = mode == "letterbox", mode == "center_crop"
-        self.resize_mode = mode
+        self.resize_mode = choose_resize_mode(self.config, self.role, self.hints, self._pre)
 
     def _warn(self, spec: TensorSpec, trial: dict[str, np.ndarray]) -> None:
         """Warnings about what the model and its labels leave open or disagree on."""
@@ -220,37 +185,6 @@ class VisionModel:
                 )
             return spec
         return next((s for s in metadata.inputs if len(s.shape) in (3, 4)), metadata.inputs[0])
-
-    def _preprocess_config(self, describe: str) -> PreprocessConfig:
-        pre = PreprocessConfig(**vars(self.config.preprocess))
-        unset = tuple(pre.mean) == PreprocessConfig.mean and tuple(pre.std) == PreprocessConfig.std
-        if unset and self.hints.mean is not None and self.hints.std is not None:
-            pre.mean, pre.std = self.hints.mean, self.hints.std  # the model's image processor's
-        pre.max_input_pixels = int(self.config.max_input_pixels)
-        pre.crop_fraction = float(self.config.crop_fraction)
-        if not 0.0 < pre.crop_fraction <= 1.0:
-            raise RoleError(f"crop_fraction {pre.crop_fraction} must be in (0, 1]")
-        pre.stride = self.hints.stride or 32
-        try:
-            option = parse_size(list(self.config.input_size))
-        except ValueError as exc:
-            raise RoleError(str(exc)) from exc
-        fixed = (self.layout.height, self.layout.width)
-        if self.layout.fixed:
-            if self.layout.height * self.layout.width > pre.max_input_pixels:
-                raise RoleError(
-                    f"model input {self.layout.name!r} is {fixed[0]} x {fixed[1]} = "
-                    f"{fixed[0] * fixed[1]} pixels, above max_input_pixels ({pre.max_input_pixels}); "
-                    f"refused before allocating it. Model tensors: {describe}"
-                )
-            if option and option != fixed:
-                self.warnings.append(f"input_size {list(option)} ignored: the model's input is fixed at {list(fixed)}")
-            pre.input_size = None
-        else:
-            pre.input_size = option or self.hints.imgsz
-            # At the model's own imgsz, as Ultralytics' predictor runs its dynamic exports; input_size is exact.
-            pre.rect = not option and self.hints.family == "yolo"
-        return pre
 
     @property
     def role(self) -> str:

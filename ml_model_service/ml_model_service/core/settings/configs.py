@@ -8,8 +8,9 @@ from typing import Any
 from ..frames.pointcloud import CloudConfig
 from ..frames.tracking import TrackerConfig
 from ..reading.decoders.base import DecoderConfig
+from ..reading.input_plan import VisionConfig
 from ..reading.preprocess import PreprocessConfig
-from ..reading.vision import FilterConfig, VisionConfig
+from ..reading.results import FilterConfig
 from .params import parse_pairs
 from .tables import value_of
 
@@ -24,7 +25,13 @@ def filter_config(p: Mapping[str, Any]) -> FilterConfig:
 def vision_config(p: Mapping[str, Any]) -> VisionConfig:
     """VisionConfig from parameter values (raises ValueError on malformed entries)."""
     return VisionConfig(
-        preprocess=PreprocessConfig(mean=tuple(p["input_mean"]), std=tuple(p["input_std"]), bgr=p["input_bgr"]),
+        preprocess=PreprocessConfig(
+            mean=tuple(p["input_mean"]),
+            std=tuple(p["input_std"]),
+            bgr=p["input_bgr"],
+            pad_corner=p["letterbox_position"],
+            input_range=p["input_range"],
+        ),
         decoder=DecoderConfig(
             model_type=p["model_type"],
             remap_output_names=parse_pairs(p["remap_output_names"], "remap_output_names"),
@@ -44,6 +51,7 @@ def vision_config(p: Mapping[str, Any]) -> VisionConfig:
         resize_mode=p["resize_mode"],
         remap_input_names=parse_pairs(p["remap_input_names"], "remap_input_names"),
         input_size=tuple(p["input_size"]),
+        shortest_edge=tuple(p["input_shortest_edge"]),
         crop_fraction=p["crop_fraction"],
         mask_threshold=p["mask_threshold"],
         max_input_pixels=p["max_input_pixels"],

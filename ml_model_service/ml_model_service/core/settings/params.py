@@ -104,7 +104,8 @@ class Param:
             return f"{self.name}: {value!r} is not one of {', '.join(self.choices)}"
         if self.low is not None and not self.is_list and not (self.low <= value <= self.high):
             return f"{self.name}: {value} is outside {self.low}..{self.high}"
-        return self.check(value) if self.check else ""
+        reason = self.check(value) if self.check else ""
+        return f"{self.name} {reason}" if reason.startswith("needs ") else reason
 
 
 def parse_pairs(entries: Sequence[str], what: str) -> dict[str, str]:
@@ -153,7 +154,7 @@ def check_permutation(value: Any) -> str:
 
 
 def check_input_size(value: Any) -> str:
-    return "" if len(value) <= 2 and all(x > 0 for x in value) else "input_size needs 0, 1 or 2 positive values"
+    return "" if len(value) <= 2 and all(x > 0 for x in value) else "needs 0, 1 or 2 positive values"
 
 
 def check_keypoint_shape(value: Any) -> str:

@@ -13,8 +13,8 @@ from typing import Any
 from ..reading.decoders.base import (
     MODEL_TYPES,
 )
-from ..reading.preprocess import MAX_INPUT_PIXELS, RESIZE_MODES
-from ..reading.vision import DEFAULT_CROP_FRACTION
+from ..reading.input_plan import DEFAULT_CROP_FRACTION
+from ..reading.preprocess import INPUT_RANGES, MAX_INPUT_PIXELS, PAD_CORNERS, RESIZE_MODES
 from .camera_table import MULTICAMERA_PARAMS
 from .decoder_table import DECODER_PARAMS
 from .model_table import LIFECYCLE_PARAMS, MODEL_PARAMS, MODEL_SERVICE_PARAMS  # noqa: F401 (the table's parts)
@@ -109,6 +109,21 @@ VISION_PARAMS = (
         ),
         Param("input_bgr", False, "Feed the model BGR instead of RGB.", tier=MODEL),
         Param(
+            "input_range",
+            "unit",
+            "Float inputs: unit ((v/255 - mean)/std, values in [0, 1] by default) or byte (the same times 255: "
+            "0-255 pixel values by default, as YOLOX and Caffe-style models take).",
+            choices=INPUT_RANGES,
+            tier=MODEL,
+        ),
+        Param(
+            "letterbox_position",
+            "center",
+            "Letterbox: center (grey bars on both sides: Ultralytics) or top_left (bars right and below: YOLOX).",
+            choices=PAD_CORNERS,
+            tier=MODEL,
+        ),
+        Param(
             "resize_mode",
             "auto",
             "auto (letterbox for YOLO, centre crop for the bundled and Ultralytics "
@@ -123,6 +138,16 @@ VISION_PARAMS = (
             "Model input size for open (dynamic) input dimensions: [size] or [height, width]; "
             "empty: the model's imgsz metadata, else the image size (rounded up to the stride when letterboxed). "
             "Ignored for fixed inputs.",
+            item_type=int,
+            tier=MODEL,
+            check=check_input_size,
+        ),
+        Param(
+            "input_shortest_edge",
+            [],
+            "Open input dimensions follow the image, aspect kept, with its shorter side scaled to [shortest] and "
+            "its longer side at most [shortest, longest] (Hugging Face DETR processors: [800, 1333]); empty: the "
+            "model's preprocessor_config.json, else input_size. input_size, when set, wins.",
             item_type=int,
             tier=MODEL,
             check=check_input_size,

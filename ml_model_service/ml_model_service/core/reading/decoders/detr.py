@@ -69,9 +69,20 @@ class DetrDecoder(DetectionDecoder):
         boxes, probs = self.read(outputs)
         if probs.shape[1] == 0:
             return RawDetections.empty()
-        classes = probs.argmax(axis=1)
-        scores = probs[np.arange(len(classes)), classes]
-        return top(to_corners(boxes, self.box_format), scores, classes, self.config, transform, self.config.box_units)
+        if self.activation == "sigmoid":
+            # Each class scored on its own: the best (query, class) pairs, as the frameworks' post-processing
+            # (transformers' sigmoid DETRs, RT-DETR, RF-DETR) keeps them, so one box may carry two classes.
+            queries, classes = np.nonzero(probs >= self.config.prefilter)
+            scores = probs[queries, classes]
+        else:
+            queries = np.arange(len(probs))
+            classes = probs.argmax(axis=1)
+            scores = probs[queries, classes]
+        corners = to_corners(boxes[queries], self.box_format)
+        found = top(corners, scores, classes, self.config, transform, self.config.box_units)
+        if found.rows is not None:
+            found.rows = queries[found.rows]
+        return found
 
 
 def activation_for(ctx: Context, scores_name: str | None, num_scores: int, values: np.ndarray) -> tuple[str, bool]:
@@ -83,17 +94,21 @@ def activation_for(ctx: Context, scores_name: str | None, num_scores: int, value
     low, high = value_range(values)
     if values.size and low >= -TOL and high <= 1 + TOL:
         return "none", False
+    if ctx.hints.detr_scores == "softmax":  # the architecture in the exporter's config.json says
+        return "softmax", True
+    if ctx.hints.detr_scores == "sigmoid" or (scores_name or "").lower() == "labels":
+        return "sigmoid", False  # RF-DETR's [1, Q, C] 'labels' logits (its extra slot is never a class)
     if span and num_scores == span + 1:
         return "softmax", True
     if span and num_scores == span:
         return "sigmoid", False
-    if scores_name is not None and scores_name.lower() == "labels" or ctx.hints.family == "rtdetr":
-        return "sigmoid", False  # RF-DETR's [1, Q, C] 'labels' logits; Ultralytics RT-DETR
+    if ctx.hints.family == "rtdetr":
+        return "sigmoid", False  # Ultralytics RT-DETR
     raise ctx.refuse(
         f"class scores {scores_name!r} are logits ({num_scores} per query) and nothing says whether "
         "they take a sigmoid (RF-DETR, Deformable DETR, RT-DETR) or a softmax with a no-object class "
-        "(DETR); a label file with one name per class tells (as many names as scores: sigmoid; one "
-        "fewer: softmax), or",
+        "(DETR). The exporter's config.json beside the model tells (its architecture), and so does a label file "
+        "with one name per class (as many names as scores: sigmoid; one fewer: softmax)",
         "score_activation",
     )
 
