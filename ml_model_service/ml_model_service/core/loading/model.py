@@ -23,7 +23,9 @@ from ..metadata import (
     ModelMetadata,
     TensorSpec,
 )
-from ..runtimes.backend import DEFAULT_PROVIDERS, ModelLoadError
+from ..runtimes.backend import DEFAULT_PROVIDERS, Backend, ModelLoadError
+from ..runtimes.choice import CANDIDATES
+from ..runtimes.choice_cache import RUNTIME_NAMES
 from ..runtimes.oip_backend import DEFAULT_TIMEOUT_S, OipBackend, is_server_ref, parse_server_ref
 from ..runtimes.registry import open_backend, open_fastest
 from ..tensors import check_inputs
@@ -139,7 +141,7 @@ class Model:
                 )
             model_path, found_labels, description = Path(self.server.model), None, ""
             self.digest = None
-            self.backend = OipBackend(self.server, server_timeout)
+            self.backend: Backend = OipBackend(self.server, server_timeout)
         else:
             model_path, found_labels, description = resolve_model(ref, repository, self.policy)
             # The runtime loads a private copy of the model's files, made from the bytes checked (`snapshot`).
@@ -148,6 +150,7 @@ class Model:
             copy.keep_until(self)
             self.digest = self.policy.verify(model_path, "model", copy.digests[model_path])
             self.backend = self._open(copy.path, backend, providers, num_threads, pin_threads, copy.digest)
+            self._settings = (providers, num_threads, pin_threads)
             self.loaded = copy.path
             self.sidecars = sidecar_properties(copy.path.parent)
         self.path = model_path
@@ -160,7 +163,7 @@ class Model:
             )
         else:
             self.labels = self._embedded_labels() or self._sidecar_labels()
-        self.metadata = self._metadata(description or self.backend.description)
+        self.metadata = self._metadata(description or getattr(self.backend, "description", ""))
 
     @staticmethod
     def _open(path: Path, backend: str, providers, num_threads: int, pin_threads: bool = True, digest: str = ""):
@@ -168,6 +171,27 @@ class Model:
         if backend in ("", "auto"):
             return open_fastest(path, providers, num_threads, pin_threads, digest=digest or None)
         return open_backend(path, backend, providers, num_threads, pin_threads)
+
+    def reference_backend(self) -> Backend | None:
+        """The model file's own runtime (onnxruntime for .onnx, LiteRT for .tflite), opened afresh, where
+        `backend: auto` chose another one for it; None where it did not."""
+        choice = getattr(self.backend, "choice", None)
+        names = CANDIDATES.get(self.loaded.suffix.lower(), ()) if self.loaded is not None else ()
+        if choice is None or not names or choice.runtime == names[0] or self.loaded is None:
+            return None
+        return open_backend(self.loaded, names[0], *self._settings)
+
+    def fall_back(self, reference: Backend, why: str) -> None:
+        """Run on `reference` (from `reference_backend`) from now on: the runtime `backend: auto` chose gives
+        other answers (`why`)."""
+        chosen = self.backend
+        name = RUNTIME_NAMES.get(chosen.choice.runtime, chosen.choice.runtime)  # type: ignore[attr-defined]
+        reference.info["runtime_choice"] = f"{chosen.info.get('runtime_choice', '')}; {name} then not used: {why}"
+        reference.choice = chosen.choice  # type: ignore[attr-defined]
+        self.backend = reference
+        self.warnings.append(f"backend auto: {name} not used: {why}")
+        if self.metadata.outputs:
+            self.metadata.outputs[0].extra.update(reference.info)
 
     def _embedded_labels(self) -> Labels | None:
         """Labels the model carries (ONNX metadata, TFLite zip), within the label size limit. Labels that are

@@ -33,6 +33,7 @@ from .preprocess import (
     size_inputs,
 )
 from .results import Classification, Detection, FilterConfig, Segmentation
+from .runtime_check import differences
 
 __all__ = ["Classification", "Detection", "FilterConfig", "ModelRunner", "Segmentation", "VisionConfig", "VisionModel"]
 
@@ -79,6 +80,8 @@ class VisionModel:
             metadata, trial, self.config.decoder, labels, self.hints, trial_hw, size_input=bool(self.size_inputs)
         )
         self._choose_resize_mode()
+        self._check_any_size(trial_hw, describe)
+        self._check_runtime()
         self._warn(spec, trial)
 
     def _check_config(self, metadata: ModelMetadata, describe: str) -> None:
@@ -113,6 +116,37 @@ class VisionModel:
             )
             raise RoleError(
                 f"trial run at {trial_hw[0]} x {trial_hw[1]} failed: {exc}; {hint}. Model tensors: {describe}"
+            ) from exc
+
+    def _check_runtime(self) -> None:
+        """`backend: auto`'s choice of another runtime than the file's own stands only where its decoded answers
+        on photographs are the same (`runtime_check`); else the model runs on its file's own runtime."""
+        reference_backend = getattr(self.runner, "reference_backend", None)
+        reference = reference_backend() if reference_backend is not None else None
+        if reference is None:
+            return
+        why = differences(self, reference.infer)
+        if why:
+            self.runner.fall_back(reference, why)  # type: ignore[attr-defined]
+
+    def _check_any_size(self, trial_hw: tuple[int, int], describe: str) -> None:
+        """An input that follows each image's own size (open dimensions, no size or resize rule, not rounded to a
+        stride) must run at any size: many models need multiples of their stride (RT-DETR, D-FINE), and a camera
+        image of another size would fail each frame with the runtime's error. Tried at an odd size here; refused
+        with the option that works (the trial run's size, which just ran)."""
+        pre = self._pre
+        if self.layout.fixed or pre.input_size or pre.shortest_edge > 0 or pre.letterbox:
+            return
+        odd = (trial_hw[0] - 27, trial_hw[1] + 37)
+        try:
+            self.run(self._tensor(np.full((*odd, 3), 114, np.uint8))[0])
+        except Exception as exc:  # noqa: BLE001 - the runtime's error, reported with the option that helps
+            raise RoleError(
+                f"input {self.layout.name!r} has open dimensions, and nothing gives a size (no input_size, no "
+                f"imgsz metadata, no preprocessor_config.json), so each image would be fed at its own size; but "
+                f"the model fails at {odd[0]} x {odd[1]} ({str(exc).splitlines()[0][:200]}) and runs at "
+                f"{trial_hw[0]} x {trial_hw[1]}: set input_size to the size it was trained at (input_size: "
+                f"[{trial_hw[0]}, {trial_hw[1]}] was tried and runs). Model tensors: {describe}"
             ) from exc
 
     def _check_run_time(self, trial_hw: tuple[int, int]) -> None:

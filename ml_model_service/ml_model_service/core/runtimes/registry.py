@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +51,36 @@ BACKEND_NAMES: dict[str, Callable[..., Backend]] = {
 BACKEND_CHOICES = ("auto", "onnx", "tflite", "openvino")
 
 
+#: Model formats no backend here reads, by extension, and how their users make one that is read.
+OTHER_FORMATS = {
+    (".pt", ".pth", ".torchscript", ".ptl", ".safetensors", ".ckpt"): (
+        "a PyTorch file (weights or TorchScript)",
+        "export it to ONNX (torch.onnx.export; Ultralytics: `yolo export format=onnx`; Hugging Face: "
+        "`optimum-cli export onnx`) and load the .onnx file",
+    ),
+    (".pb", ".h5", ".keras", ".savedmodel"): (
+        "a TensorFlow / Keras model",
+        "convert it to TFLite (tf.lite.TFLiteConverter) or ONNX (tf2onnx), or to OpenVINO IR (ovc)",
+    ),
+    (".engine", ".plan", ".trt"): (
+        "a TensorRT engine (built for one GPU)",
+        "load the ONNX file it was built from, with the TensorRT execution provider where there is one",
+    ),
+}
+
+
+def unsupported_format(path: Path) -> str:
+    """Why `path` is not opened, and what its users do instead."""
+    for suffixes, (what, how) in OTHER_FORMATS.items():
+        if path.suffix.lower() in suffixes or (not path.suffix and zipfile.is_zipfile(path) and ".pt" in suffixes):
+            return f"{path.name} is {what}, which no backend here reads; {how}"
+    return (
+        f"cannot tell the format of {path.name} from its extension; model files are .onnx (onnxruntime), "
+        ".tflite (LiteRT) or .xml + .bin (OpenVINO IR); set backend to onnx, tflite or openvino for a file "
+        "of one of these formats with another name"
+    )
+
+
 def open_backend(
     path: Path,
     backend: str = "auto",
@@ -67,9 +98,7 @@ def open_backend(
     if backend in ("", "auto"):
         cls = BACKENDS.get(path.suffix.lower())
         if cls is None:
-            raise ModelLoadError(
-                f"cannot tell the backend of {path} from its extension; set backend to onnx, tflite or openvino"
-            )
+            raise ModelLoadError(unsupported_format(path))
     else:
         cls = BACKEND_NAMES.get(backend.lower())
         if cls is None:

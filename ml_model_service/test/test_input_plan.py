@@ -1,0 +1,110 @@
+"""How a model's input is planned (core.reading.input_plan, preprocess, hints): an exporter's resize rule and
+normalisation read from its image processor, and the options for what no sidecar says (value range, padding
+corner, shortest edge)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ml_model_service.core.metadata import ModelMetadata, TensorSpec
+from ml_model_service.core.reading.hints import read_hints
+from ml_model_service.core.reading.input_plan import VisionConfig, choose_resize_mode, preprocess_config
+from ml_model_service.core.reading.preprocess import InputLayout, PreprocessConfig, edge_size, preprocess
+
+OPEN = InputLayout("pixel_values", "float32", True, -1, -1, 3)
+
+
+def hinted(**processor) -> object:
+    props = {f"hf.{k}": json.dumps(v) for k, v in processor.items()}
+    props["hf.sidecars"] = "preprocessor_config.json"
+    return read_hints(ModelMetadata(name="m", type="onnx", properties=props))
+
+
+@pytest.mark.parametrize(
+    ("size", "edges", "want"),
+    [
+        ((426, 640), (800, 1333), (800, 1201)),  # the shorter side to 800
+        ((500, 741), (800, 1333), (800, 1185)),
+        ((300, 1000), (800, 1333), (400, 1333)),  # the longer side bound: HF's rounding (raw 399.9 -> 400)
+        ((1000, 300), (800, 0), (2666, 800)),  # no bound: portrait
+        ((800, 900), (800, 1333), (800, 900)),  # already there
+    ],
+)
+def test_edge_size_is_hugging_faces_rule(size, edges, want):
+    assert edge_size(*size, *edges) == want
+
+
+def test_a_detr_processor_gives_open_inputs_its_shortest_and_longest_edge():
+    hints = hinted(do_resize=True, size={"shortest_edge": 800, "longest_edge": 1333}, image_mean=[0.5] * 3)
+    assert hints.edges == (800, 1333) and hints.imgsz is None
+    pre = preprocess_config(VisionConfig(), hints, OPEN, "", [])
+    tensor, transform = preprocess(np.zeros((426, 640, 3), np.uint8), OPEN, pre)
+    assert tensor.shape == (1, 3, 800, 1201)
+    assert transform.scale_x == pytest.approx(1201 / 640) and transform.scale_y == pytest.approx(800 / 426)
+    # the option wins over the sidecar, and input_size over both
+    pre = preprocess_config(VisionConfig(shortest_edge=(320,)), hints, OPEN, "", [])
+    assert (pre.shortest_edge, pre.longest_edge) == (320, 0)
+    pre = preprocess_config(VisionConfig(input_size=(640,)), hints, OPEN, "", [])
+    assert pre.input_size == (640, 640) and pre.shortest_edge == 0
+
+
+@pytest.mark.parametrize(
+    ("processor", "imgsz", "crop"),
+    [
+        ({"size": {"shortest_edge": 224}, "crop_pct": 0.875}, (224, 224), 0.875),  # ConvNeXt
+        ({"size": {"shortest_edge": 384}, "crop_pct": 0.875}, (384, 384), None),  # ConvNeXt at 384: no crop
+        (
+            {"size": {"shortest_edge": 256}, "do_center_crop": True, "crop_size": {"height": 224, "width": 224}},
+            (224, 224),
+            0.875,
+        ),  # ResNet, BEiT
+        ({"size": {"height": 224, "width": 224}}, (224, 224), None),  # ViT: stretched
+    ],
+)
+def test_classifier_processors_give_a_size_and_their_crop(processor, imgsz, crop):
+    hints = hinted(do_resize=True, **processor)
+    assert hints.imgsz == imgsz and hints.center_crop == crop
+    pre = preprocess_config(VisionConfig(), hints, OPEN, "", [])
+    mode = choose_resize_mode(VisionConfig(), "classifier", hints, pre)
+    assert mode == ("center_crop" if crop else "stretch")
+    if crop:
+        assert pre.crop_fraction == crop
+
+
+@pytest.mark.parametrize(
+    ("architecture", "scores"),
+    [
+        ("DetrForObjectDetection", "softmax"),
+        ("YolosForObjectDetection", "softmax"),
+        ("DeformableDetrForObjectDetection", "sigmoid"),
+        ("RTDetrV2ForObjectDetection", "sigmoid"),
+        ("DFineForObjectDetection", "sigmoid"),
+        ("ViTForImageClassification", None),
+    ],
+)
+def test_the_architecture_says_how_detr_scores_are_read(architecture, scores):
+    props = {"hf.architectures": architecture, "hf.sidecars": "config.json"}
+    hints = read_hints(ModelMetadata(name="m", type="onnx", properties=props))
+    assert hints.detr_scores == scores
+
+
+def test_byte_range_and_top_left_letterbox_feed_yolox_as_its_preproc_does():
+    """YOLOX's preproc: BGR 0-255 values, the resized image at the top left of a 114 canvas."""
+    layout = InputLayout("images", "float32", True, 64, 64, 3)
+    rgb = np.zeros((32, 64, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    pre = PreprocessConfig(letterbox=True, pad_corner="top_left", input_range="byte", bgr=True)
+    tensor, transform = preprocess(rgb, layout, pre)
+    assert (transform.pad_x, transform.pad_y) == (0, 0)
+    assert np.all(tensor[0, 2, :32] == 200) and np.all(tensor[0, 0, :32] == 0)  # BGR: red is the last channel
+    assert np.all(tensor[0, :, 32:] == 114)  # the bars: below the image, in 0-255
+    centred, _ = preprocess(rgb, layout, PreprocessConfig(letterbox=True))
+    assert centred[0, 0, 16, 0] == pytest.approx(200 / 255) and centred[0, 0, 0, 0] == pytest.approx(114 / 255)
+
+
+def test_open_input_tensors_with_all_axes_open_are_nchw():
+    layout = InputLayout.from_spec(TensorSpec("pixel_values", "float32", [-1, -1, -1, -1]))
+    assert layout.nchw and layout.channels == 3
