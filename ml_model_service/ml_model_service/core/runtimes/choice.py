@@ -134,6 +134,8 @@ def sample_inputs(specs: list[TensorSpec]) -> dict[str, np.ndarray]:
         shape = [
             d if d > 0 else (1 if i == 0 and len(spec.shape) == 4 else _OPEN_SIDE) for i, d in enumerate(spec.shape)
         ]
+        if len(shape) == 4 and all(d <= 0 for d in spec.shape[1:]):
+            shape[1] = 3  # every axis open (PyTorch exports such as optimum's): an NCHW image, as the pipeline reads it
         dtype = np.dtype(spec.data_type)
         if len(shape) <= 2 and dtype.kind in "iu":
             feeds[spec.name] = np.full(shape, _OPEN_SIDE, dtype)
