@@ -37,6 +37,14 @@ def test_edge_size_is_hugging_faces_rule(size, edges, want):
     assert edge_size(*size, *edges) == want
 
 
+def test_yolos_sizes_are_multiples_of_16():
+    assert edge_size(500, 741, 800, 1333, 16) == (800, 1184)
+    hints = hinted(
+        do_resize=True, size={"shortest_edge": 800, "longest_edge": 1333}, image_processor_type="YolosImageProcessor"
+    )
+    assert preprocess_config(VisionConfig(), hints, OPEN, "", []).edge_multiple == 16
+
+
 def test_a_detr_processor_gives_open_inputs_its_shortest_and_longest_edge():
     hints = hinted(do_resize=True, size={"shortest_edge": 800, "longest_edge": 1333}, image_mean=[0.5] * 3)
     assert hints.edges == (800, 1333) and hints.imgsz is None

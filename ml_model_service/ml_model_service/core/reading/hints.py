@@ -57,10 +57,13 @@ class ModelHints:
     #: The image processor's resize rule, where it has one: (shortest, longest or 0) edges that open dimensions
     #: follow, aspect kept (DETR family); or "center_crop" with its crop fraction (ConvNeXt, ResNet processors)
     edges: tuple[int, int] | None = None
+    edge_multiple: int = 0  # ... each side then rounded down to a multiple of this (YOLOS' processor: 16)
     center_crop: float | None = None
     #: How a DETR-family head's class logits are read, from the architecture in config.json: "softmax" (the last
     #: class is no-object: DETR, YOLOS, Table Transformer) or "sigmoid" (the others); None: not said
     detr_scores: str | None = None
+    #: The image processor's Pillow resampling filter (2: bilinear, 3: bicubic); 0: none said
+    resample: int = 0
     #: Where each reading came from (reading -> file or metadata key), for `ml_model_cli metadata` and the logs.
     sources: dict[str, str] = field(default_factory=dict)
     raw: dict[str, str] = field(default_factory=dict)
@@ -145,6 +148,10 @@ def _image_processor(props: dict[str, str], hints: ModelHints) -> None:
     hints.std = (std[0] / unit, std[1] / unit, std[2] / unit)
     hints.sources["normalisation"] = where
     _resize_rule(props, hints, where)
+    resample = _json(props, "hf.resample")
+    if isinstance(resample, int) and resample in (1, 2, 3) and "hf.size" in props:
+        hints.resample = resample
+        hints.sources["resample"] = f"{where} resample (Pillow's)"
 
 
 #: Architectures whose class logits take a softmax with a trailing no-object class (the other DETR-family heads
@@ -185,6 +192,8 @@ def _resize_rule(props: dict[str, str], hints: ModelHints, where: str) -> None:
             hints.center_crop = float(pct)
     elif shortest:
         hints.edges = (shortest, _int(size.get("longest_edge")) or 0)
+        if str(_json(props, "hf.image_processor_type")).startswith("YolosImageProcessor"):
+            hints.edge_multiple = 16  # its get_size_with_aspect_ratio(mod_size=16)
         hints.sources["input_shortest_edge"] = f"{where} size"
         return
     else:

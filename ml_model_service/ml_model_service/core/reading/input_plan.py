@@ -42,6 +42,7 @@ def preprocess_config(
     unset = tuple(pre.mean) == PreprocessConfig.mean and tuple(pre.std) == PreprocessConfig.std
     if unset and hints.mean is not None and hints.std is not None:
         pre.mean, pre.std = hints.mean, hints.std  # the model's image processor's
+    pre.pil_resample = hints.resample  # the image processor's own resize (Pillow's, antialiased when it shrinks)
     pre.max_input_pixels = int(config.max_input_pixels)
     pre.crop_fraction = float(config.crop_fraction)
     if not 0.0 < pre.crop_fraction <= 1.0:
@@ -69,6 +70,7 @@ def preprocess_config(
     pre.input_size = option or (None if edges else hints.imgsz)
     if not pre.input_size:
         pre.shortest_edge, pre.longest_edge = edges or hints.edges or (0, 0)
+        pre.edge_multiple = hints.edge_multiple if not edges else 0
     # At the model's own imgsz, as Ultralytics' predictor runs its dynamic exports; input_size is exact.
     pre.rect = not option and hints.family == "yolo"
     return pre

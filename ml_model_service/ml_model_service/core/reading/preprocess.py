@@ -100,8 +100,12 @@ class PreprocessConfig:
     #: `longest_edge` (0: no bound), aspect kept (Hugging Face's DETR-family processors); 0: not used.
     shortest_edge: int = 0
     longest_edge: int = 0
+    edge_multiple: int = 0  # the shortest-edge size's sides rounded down to a multiple of this (0: not)
     pad_corner: str = "center"  # letterbox: the image centred in its bars, or at the top left (YOLOX)
     input_range: str = "unit"  # float inputs: unit ((v/255 - mean) / std) or byte (the same times 255)
+    pil_resample: int = (
+        0  # a Pillow filter (PIL_FILTERS) to resize with, as the model's image processor does; 0: OpenCV
+    )
 
     @property
     def mode(self) -> str:
@@ -157,10 +161,13 @@ def parse_size(value) -> tuple[int, int] | None:
     return value[0], value[1]
 
 
-def edge_size(src_h: int, src_w: int, shortest: int, longest: int = 0) -> tuple[int, int]:
+def edge_size(src_h: int, src_w: int, shortest: int, longest: int = 0, multiple: int = 0) -> tuple[int, int]:
     """(height, width) of a src_h x src_w image whose shorter side is scaled to `shortest`, unless its longer side
     would then pass `longest` (> 0), aspect kept: the rule and rounding of Hugging Face's DETR image processors
-    (`get_size_with_aspect_ratio`)."""
+    (`get_size_with_aspect_ratio`); `multiple` > 0: each side then rounded down to a multiple of it (YOLOS: 16)."""
+    if multiple > 0:
+        h, w = edge_size(src_h, src_w, shortest, longest)
+        return max(multiple, h - h % multiple), max(multiple, w - w % multiple)
     size, raw = float(shortest), None
     small, large = float(min(src_h, src_w)), float(max(src_h, src_w))
     if longest > 0 and large / small * size > longest:
@@ -180,7 +187,7 @@ def input_size(layout: InputLayout, config: PreprocessConfig, src_h: int, src_w:
     if config.input_size:
         want_h, want_w = config.input_size
     elif config.shortest_edge > 0:
-        want_h, want_w = edge_size(src_h, src_w, config.shortest_edge, config.longest_edge)
+        want_h, want_w = edge_size(src_h, src_w, config.shortest_edge, config.longest_edge, config.edge_multiple)
     else:
         want_h, want_w = -(-src_h // stride) * stride, -(-src_w // stride) * stride
     if config.rect and config.letterbox and config.input_size:
@@ -198,9 +205,20 @@ def input_size(layout: InputLayout, config: PreprocessConfig, src_h: int, src_w:
     return dst_h, dst_w
 
 
-def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+#: Pillow's resampling filters by their number (what Hugging Face's preprocessor_config.json `resample` holds).
+PIL_FILTERS = {1: "LANCZOS", 2: "BILINEAR", 3: "BICUBIC"}
+
+
+def _resize(image: np.ndarray, width: int, height: int, pil: int = 0) -> np.ndarray:
+    """OpenCV's bilinear resize; with `pil` (1, 2, 3: a Pillow filter) Pillow's, which widens its filter when it
+    shrinks (antialiasing), as Hugging Face's image processors resize."""
     if image.shape[1] == width and image.shape[0] == height:
         return image
+    if pil in PIL_FILTERS:
+        from PIL import Image
+
+        resample = getattr(Image.Resampling, PIL_FILTERS[pil])
+        return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), resample))
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
@@ -261,7 +279,7 @@ def preprocess(
         scale = min(dst_w / src_w, dst_h / src_h)
         new_w, new_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
         pad_x, pad_y = (dst_w - new_w) / 2.0, (dst_h - new_h) / 2.0
-        image = _resize(rgb, new_w, new_h)
+        image = _resize(rgb, new_w, new_h, config.pil_resample)
         top, left = (0, 0) if config.pad_corner == "top_left" else (int(round(pad_y - 0.1)), int(round(pad_x - 0.1)))
         transform = Transform(scale, scale, left, top, dst_w, dst_h, src_w, src_h)
     elif config.center_crop:
@@ -273,11 +291,14 @@ def preprocess(
         x0, y0 = (src_w - crop_w) // 2, (src_h - crop_h) // 2
         crop = np.ascontiguousarray(rgb[y0 : y0 + crop_h, x0 : x0 + crop_w])
         shrink = crop_w > dst_w and crop_h > dst_h
-        image = cv2.resize(crop, (dst_w, dst_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        if config.pil_resample:
+            image = _resize(crop, dst_w, dst_h, config.pil_resample)
+        else:
+            image = cv2.resize(crop, (dst_w, dst_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         sx, sy = dst_w / crop_w, dst_h / crop_h
         transform = Transform(sx, sy, -x0 * sx, -y0 * sy, dst_w, dst_h, src_w, src_h)
     else:
-        image = _resize(rgb, dst_w, dst_h)
+        image = _resize(rgb, dst_w, dst_h, config.pil_resample)
         transform = Transform(dst_w / src_w, dst_h / src_h, 0.0, 0.0, dst_w, dst_h, src_w, src_h)
     if layout.channels == 1:
         image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[..., None]
