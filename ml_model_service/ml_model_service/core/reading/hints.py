@@ -64,6 +64,8 @@ class ModelHints:
     detr_scores: str | None = None
     #: The image processor's Pillow resampling filter (2: bilinear, 3: bicubic); 0: none said
     resample: int = 0
+    #: An exporter known by its outputs' names where it leaves no metadata ("rfdetr"); None: not known
+    exporter: str | None = None
     #: Where each reading came from (reading -> file or metadata key), for `ml_model_cli metadata` and the logs.
     sources: dict[str, str] = field(default_factory=dict)
     raw: dict[str, str] = field(default_factory=dict)
@@ -113,7 +115,27 @@ def read_hints(metadata: ModelMetadata, runner: object | None = None) -> ModelHi
         hints.sources["imgsz"] = "metadata imgsz"
     _image_processor(props, hints)
     _architecture(props, hints)
+    _exporter_conventions(metadata, hints)
     return hints
+
+
+#: ImageNet's normalisation (of [0, 1] values), which RF-DETR's models take.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _exporter_conventions(metadata: ModelMetadata, hints: ModelHints) -> None:
+    """What an exporter's own conventions say where it leaves no metadata: RF-DETR's export (outputs `dets` and
+    `labels`) takes ImageNet-normalised RGB, and its class logits each take a sigmoid; a fine-tuned head has one
+    slot more than the dataset's classes (the last, no-object)."""
+    if {o.name for o in metadata.outputs} != {"dets", "labels"} or hints.ultralytics:
+        return
+    hints.exporter = "rfdetr"
+    where = "RF-DETR's conventions (outputs dets, labels)"
+    if hints.mean is None:
+        hints.mean, hints.std = IMAGENET_MEAN, IMAGENET_STD
+        hints.sources["normalisation"] = where
+    hints.detr_scores = "sigmoid"
+    hints.sources["score_activation"] = where
 
 
 def _json(props: dict[str, str], key: str):

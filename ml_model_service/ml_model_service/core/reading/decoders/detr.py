@@ -96,8 +96,10 @@ def activation_for(ctx: Context, scores_name: str | None, num_scores: int, value
         return "none", False
     if ctx.hints.detr_scores == "softmax":  # the architecture in the exporter's config.json says
         return "softmax", True
+    if ctx.hints.exporter == "rfdetr":  # a fine-tuned head's last slot is no-object: one more than its labels
+        return "sigmoid", bool(span) and num_scores == span + 1
     if ctx.hints.detr_scores == "sigmoid" or (scores_name or "").lower() == "labels":
-        return "sigmoid", False  # RF-DETR's [1, Q, C] 'labels' logits (its extra slot is never a class)
+        return "sigmoid", False
     if span and num_scores == span + 1:
         return "softmax", True
     if span and num_scores == span:
