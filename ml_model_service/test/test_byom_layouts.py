@@ -492,8 +492,14 @@ def test_raw_head_offsets_are_not_taken_for_decoded_boxes(tmp_path):
     out[0, :, 4:] = rng.uniform(0, 1, (grid(640), 4))
     with pytest.raises(RoleError, match="do not follow the YOLO grid.*No option can help"):
         load(graph(tmp_path / "yolox_raw.onnx", NCHW, {"output": out}), list(NAMES.values()))
-    out[0, :, :4] = background(grid(640)).T  # the same head with its boxes decoded reads fine
-    vision, _ = load(graph(tmp_path / "yolox.onnx", NCHW, {"output": out}), list(NAMES.values()))
+    out[0, :, :4] = background(grid(640)).T  # the same head with its boxes decoded: YOLOX's export with decoding,
+    path = graph(tmp_path / "yolox.onnx", NCHW, {"output": out})  # which nothing says how to feed
+    with pytest.raises(RoleError, match=r"\[input_bgr=true input_range=byte letterbox_position=top_left\] for YOLOX"):
+        load(path, list(NAMES.values()))
+    yolox = PreprocessConfig(bgr=True, input_range="byte", pad_corner="top_left")
+    vision, _ = load(path, list(NAMES.values()), preprocess=yolox)  # YOLOX's preproc, as the refusal names it
+    assert vision.role == "yolo" and vision.decoder.has_objectness and vision.resize_mode == "letterbox"
+    vision, _ = load(path, list(NAMES.values()), decoder=DecoderConfig(yolo_format="v5"))  # or RGB [0, 1]
     assert vision.role == "yolo" and vision.decoder.has_objectness
 
 

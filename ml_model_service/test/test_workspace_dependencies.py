@@ -21,6 +21,7 @@ MODULE_KEYS = {
     "cv2": "python3-opencv",
     "yaml": "python3-yaml",
     "skimage": "python3-skimage",
+    "PIL": "python3-pil",
     "pytest": "python3-pytest",
     "onnxruntime": "python3-onnxruntime-pip",
     "open3d": "python3-open3d-pip",
@@ -38,9 +39,12 @@ OWN_ENVIRONMENT = {
     "kserve_server.py": "build/kserve-venv (scripts/requirements-kserve.txt: kserve's pins clash with the package's)",
     "make_export.py": "build/exporters-venv (scripts/requirements-exporters.txt: the exporters, test-only, ~6 GB)",
     "make_segmentation.py": "build/exporters-venv (torchvision's and transformers' segmenters, test-only)",
+    "make_hf_detection.py": "build/hf-exporters-venv (optimum's exporter and transformers' detectors, test-only)",
+    "make_rfdetr_yolox.py": "build/rfdetr-yolox-venv (RF-DETR's and YOLOX's own exports, test-only)",
 }
 ROSDISTRO_KEYS = {
     "python3-numpy",
+    "python3-pil",
     "python3-opencv",
     "python3-yaml",
     "python3-skimage",

@@ -277,7 +277,8 @@ def preprocess(
     top = left = 0
     if config.letterbox:
         scale = min(dst_w / src_w, dst_h / src_h)
-        new_w, new_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
+        size_of = int if config.pad_corner == "top_left" else round  # YOLOX's preproc floors; Ultralytics rounds
+        new_w, new_h = max(1, size_of(src_w * scale)), max(1, size_of(src_h * scale))
         pad_x, pad_y = (dst_w - new_w) / 2.0, (dst_h - new_h) / 2.0
         image = _resize(rgb, new_w, new_h, config.pil_resample)
         top, left = (0, 0) if config.pad_corner == "top_left" else (int(round(pad_y - 0.1)), int(round(pad_x - 0.1)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -26,6 +27,7 @@ from .masks import polygon_mask
 from .preprocess import (
     RESIZE_MODES,
     InputLayout,
+    PreprocessConfig,
     RoleError,
     Transform,
     infer_one,
@@ -76,8 +78,11 @@ class VisionModel:
         self._pre = preprocess_config(self.config, self.hints, self.layout, describe, self.warnings)
         trial_hw = self._trial_size(spec, describe)
         trial = self._trial_run(trial_hw, describe)
+        pre, default = self.config.preprocess, PreprocessConfig()
+        fed = (pre.bgr, pre.input_range, pre.pad_corner) != (default.bgr, default.input_range, default.pad_corner)
+        decoding = replace(self.config.decoder, preprocessing_set=fed)
         self.decoder = find_decoder(
-            metadata, trial, self.config.decoder, labels, self.hints, trial_hw, size_input=bool(self.size_inputs)
+            metadata, trial, decoding, labels, self.hints, trial_hw, size_input=bool(self.size_inputs)
         )
         self._choose_resize_mode()
         self._check_any_size(trial_hw, describe)

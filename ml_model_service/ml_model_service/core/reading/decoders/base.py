@@ -64,6 +64,9 @@ class DecoderConfig:
     task: str = "auto"  # one of TASKS: what follows the classes in a YOLO / end-to-end row
     keypoint_shape: tuple[int, ...] = ()  # pose: (keypoints, values per keypoint: 2 or 3); () = the metadata's
     segmentation_layout: str = "auto"  # one of SEGMENTATION_LAYOUTS
+    #: The user set how images are fed (input_bgr, input_range, letterbox_position): a layout whose exporters feed
+    #: images in different ways is then read as set, not refused
+    preprocessing_set: bool = False
 
     @property
     def prefilter(self) -> float:

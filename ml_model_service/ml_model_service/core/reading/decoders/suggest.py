@@ -65,6 +65,15 @@ def _segmentation(shape: tuple[int, ...]) -> list[Suggestion]:
     return found
 
 
+#: How YOLOX's export is fed (its preproc: BGR, 0-255, at the top left of its letterbox): options of the
+#: preprocessing, which a decoder reads only as "the user said how images are fed" (`preprocessing_set`).
+YOLOX = Suggestion(
+    (("input_bgr", "true"), ("input_range", "byte"), ("letterbox_position", "top_left")),
+    "YOLOX's export with decoding (BGR 0-255 images at the top left of their letterbox)",
+)
+_PREPROCESSING_FIELDS = ("input_bgr", "input_range", "letterbox_position")
+
+
 def candidates(ctx: Context) -> list[Suggestion]:
     """Readings the first output's shape allows (untried)."""
     name = ctx.metadata.outputs[0].name
@@ -104,6 +113,9 @@ def candidates(ctx: Context) -> list[Suggestion]:
                     f"pose rows with {pose[1][1][0]} keypoints of {pose[1][1][1]} values after box, score, class",
                 )
             )
+    n = shape[2] if shape[2] in counts else shape[1]
+    if on_grid and counts[n][0] == 1 and shape[1] == n and shape[2] >= 6:
+        found.append(YOLOX)  # [1, cells, 5+C]: objectness, one box per cell
     if on_grid and not ctx.span:
         k = shape[1] if shape[2] in counts else shape[2]
         found.append(Suggestion((("task", "obb"),), f"an OBB head ({k - 5} classes, then an angle in radians)"))
@@ -129,6 +141,8 @@ def working(ctx: Context, recognisers: dict[str, Callable[[Context], Decoder | N
     found = []
     for suggestion in candidates(ctx):
         values: dict[str, Any] = {k: v for k, v in suggestion.values if k in _DECODER_FIELDS}
+        if any(k in _PREPROCESSING_FIELDS for k, _ in suggestion.values):
+            values["preprocessing_set"] = True
         config = replace(ctx.config, **values)
         trial = replace(ctx, config=config)
         order = [config.model_type] if config.model_type != "auto" else list(recognisers)

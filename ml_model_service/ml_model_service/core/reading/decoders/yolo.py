@@ -228,6 +228,20 @@ def recognise(ctx: Context) -> YoloDecoder | None:
         raise ctx.refuse(f"output {spec.name!r} has negative box widths or heights: not YOLO centre/size boxes", None)
     if per_cell:
         _check_grid(ctx, spec.name, xywh, per_cell, strides)
+    if (
+        fmt == "v5"
+        and per_cell == 1
+        and cfg.yolo_format == "auto"
+        and not (ctx.hints.ultralytics or cfg.preprocessing_set)
+    ):
+        raise ctx.refuse(
+            f"output {spec.name!r} has objectness and one box per grid cell (an anchor-free head with decoding) "
+            "and no metadata: YOLOX's export (tools/export_onnx.py) makes this layout and takes BGR 0-255 "
+            "images at the top left of their letterbox, others take RGB in [0, 1] centred, and the tensors "
+            "cannot tell which (the wrong one finds nothing); set [input_bgr=true input_range=byte "
+            "letterbox_position=top_left] for YOLOX, or yolo_format=v5 for RGB in [0, 1] centred",
+            "input_bgr, input_range, letterbox_position (YOLOX) or yolo_format",
+        )
     if not span and not ctx.task and not extra:
         _check_last_class(ctx, spec.name, cls_scores)
     return decoder
