@@ -141,14 +141,19 @@ if [ "$(cat "$STAMPS/serving" 2>/dev/null)" != "$want" ]; then
 fi
 
 # Test-only environments of their own, each from a full freeze installed with --no-deps, cached like the others.
-own_env() {  # own_env NAME REQUIREMENTS WHAT: build/NAME-venv
-  local name=$1 reqs=$2 what=$3 dir="$ROOT/build/$1-venv" want
-  want="$name-$(hash_of "$reqs")"
+own_env() {  # own_env NAME REQUIREMENTS WHAT [BASE]: build/NAME-venv (over build/BASE-venv's packages when given)
+  local name=$1 reqs=$2 what=$3 base=${4:-} dir="$ROOT/build/$1-venv" want site
+  want="$name-$(hash_of "$reqs")${base:+-over-$(cat "$SHARED_STAMPS/$base" 2>/dev/null)}"
   mkdir -p "$ROOT/build"
   use_cached "$dir" "$want"
   if [ "$(cat "$SHARED_STAMPS/$name" 2>/dev/null)" != "$want" ] || [ ! -x "$dir/bin/python" ]; then
     say "creating $dir ($what)"
     [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
+    if [ -n "$base" ]; then  # an overlay: its own pins first, the base environment's packages after them
+      site=$("$dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+      "$ROOT/build/$base-venv/bin/python" -c 'import os, sysconfig; print(os.path.realpath(sysconfig.get_paths()["purelib"]))' \
+        > "$site/base-environment.pth"
+    fi
     "$dir/bin/python" -m pip install -q --no-deps -r "$reqs"
     echo "$want" > "$SHARED_STAMPS/$name"
     cached_complete "$dir"
@@ -161,6 +166,16 @@ own_env kserve scripts/requirements-kserve.txt "KServe ModelServer for the tests
 # torch brings CUDA libraries). MMS_EXPORTERS=0 skips it (the exporter tests then fail, saying why).
 [ "${MMS_EXPORTERS:-1}" = 0 ] || own_env exporters scripts/requirements-exporters.txt \
   "the exporters the tests verify layouts against; about 2 minutes"
+# 1e. Hugging Face's exporter (optimum, which pins transformers below 4.58) and timm, over the exporters' torch.
+[ "${MMS_EXPORTERS:-1}" = 0 ] || own_env hf-exporters scripts/requirements-hf-exporters.txt \
+  "optimum and timm for the Hugging Face export tests" exporters
+# 1f. RF-DETR, and YOLOX's own export code (its PyPI sdist: setup.py builds C++ ops the export does not use, so the
+# source is fetched from PyPI and used as it is), over the exporters' torch.
+if [ "${MMS_EXPORTERS:-1}" != 0 ]; then
+  own_env rfdetr-yolox scripts/requirements-rfdetr-yolox.txt "RF-DETR and YOLOX for their export tests" exporters
+  [ -d build/rfdetr-yolox-venv/yolox-0.3.0 ] || build/rfdetr-yolox-venv/bin/python \
+    ml_model_service/test/exporters/make_rfdetr_yolox.py --fetch-yolox build/rfdetr-yolox-venv/ >/dev/null
+fi
 
 # 2. Workspace build ----------------------------------------------------------------------------
 # shellcheck disable=SC1091
