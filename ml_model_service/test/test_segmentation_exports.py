@@ -100,8 +100,10 @@ def _start(start_node, spinner, e: SegExport, namespace: str, params: dict):
 @pytest.mark.parametrize(
     ("name", "rate", "params"),
     [
-        # LRASPP at 520 on a 10 Hz camera: every frame (its run is ~45 ms on 2 cores)
-        ("lraspp", 10.0, {"input_mean": [0.485, 0.456, 0.406], "input_std": [0.229, 0.224, 0.225]}),
+        # LRASPP at 520 on an 8 Hz camera: every frame (its run is ~40 ms on 2 cores, ~55 ms with the class map and
+        # the message; at 10 Hz a CI run on Jazzy answered 0.88 of the frames while the test's own publisher and
+        # subscriber shared the two cores)
+        ("lraspp", 8.0, {"input_mean": [0.485, 0.456, 0.406], "input_std": [0.229, 0.224, 0.225]}),
         # SegFormer-b0 at 512 takes ~175 ms a run on 2 cores (10 Hz is above this CPU's bound; at 4 Hz, 190 ms of
         # pipeline a 250 ms frame, the test's own publisher and subscriber on the same cores cost frames): 2.5 Hz
         ("segformer", 2.5, {}),
