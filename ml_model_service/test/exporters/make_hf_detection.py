@@ -53,10 +53,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # nothing is ever downloaded
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
 import importlib.metadata as metadata  # noqa: E402
-import json  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
@@ -68,6 +65,7 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 import transformers as T  # noqa: E402
+from export_run import arguments, run, weights_digest
 from PIL import Image  # noqa: E402
 
 OPTIMUM = ("detr", "yolos", "rt_detr", "rt_detr_v2", "d_fine")
@@ -478,14 +476,6 @@ def export_torch(built: Built, processor, example: torch.Tensor, out: Path) -> s
     return "torch.onnx.export"
 
 
-def weights_digest(net: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for key, value in sorted(net.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def describe(path: Path) -> dict:
     """The ONNX file's opset, inputs and outputs (names, element types, shapes with their symbolic dimensions)."""
     model = onnx.load(str(path), load_external_data=False)
@@ -637,28 +627,12 @@ def check(reference: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, choices=MODELS)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--photos", nargs="+", type=Path, required=True)
-    args = parser.parse_args()
-    out = args.out.resolve()
+    args = arguments(__doc__, MODELS).parse_args()
     photos = [p.resolve() for p in args.photos]
     # one thread: these models are small, and threads that compete for the cores with other exporters run many
     # times slower than one
     torch.set_num_threads(1)
-    work = out.with_name(out.name + ".work")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    started = time.monotonic()
-    reference = make(args.model, work, photos)
-    reference["seconds"] = round(time.monotonic() - started, 1)
-    (work / "reference.json").write_text(json.dumps(reference, indent=1))
-    failures = check(reference)
-    if failures:
-        raise SystemExit(f"{args.model}: " + "; ".join(failures) + f" (left in {work})")
-    shutil.rmtree(out, ignore_errors=True)
-    work.rename(out)  # whole or not at all
+    run(args.out.resolve(), lambda work: make(args.model, work, photos), check)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,6 @@ float image; YOLOX's other NMS settings).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -79,6 +78,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
+from export_run import arguments, run
 
 MODELS = ("rfdetr-coco", "rfdetr-finetuned", "yolox")
 THRESHOLD = 0.5  # the reader's default confidence
@@ -782,10 +782,7 @@ def make_yolox(out: Path, photos: list[Path], source: Path | None) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=MODELS)
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--photos", nargs="+", type=Path)
+    parser = arguments(__doc__, MODELS, required=False)
     parser.add_argument("--yolox-src", type=Path, help="an extracted yolox-0.3.0 sdist (default: fetched from PyPI)")
     parser.add_argument("--fetch-yolox", type=Path, metavar="DIR", help="only fetch and extract YOLOX's sdist")
     args = parser.parse_args()
@@ -797,22 +794,18 @@ def main() -> None:
     out = args.out.resolve()
     photos = [p.resolve() for p in args.photos]
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    work = out.with_name(out.name + ".work")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    started = time.monotonic()
-    if args.model == "yolox":
-        reference = make_yolox(work, photos, args.yolox_src.resolve() if args.yolox_src else None)
+
+    def make(work: Path) -> dict:
+        if args.model != "yolox":
+            return make_rfdetr(args.model, work, photos)
+        made = make_yolox(work, photos, args.yolox_src.resolve() if args.yolox_src else None)
         shutil.rmtree(work / "yolox-src", ignore_errors=True)
-    else:
-        reference = make_rfdetr(args.model, work, photos)
-    reference["seconds"] = round(time.monotonic() - started, 1)
-    (work / "reference.json").write_text(json.dumps(reference, indent=1))
+        return made
+
+    reference = run(out, make)
     for photo, found in zip(reference["photos"], reference["predictions"]):
         print(f"  {photo}: {len(found['cls'])} detections, classes {sorted(set(found['cls']))}")
     print(json.dumps({"checks": reference["checks"], "max_diff_torch_vs_onnx": reference["max_diff_torch_vs_onnx"]}))
-    shutil.rmtree(out, ignore_errors=True)
-    work.rename(out)  # whole or not at all
     print(f"{args.model}: {out} in {reference['seconds']} s")
 
 

@@ -24,8 +24,6 @@ ONNX file run by onnxruntime; `reference/torch-*`: the same from the torch model
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import os
 import random
@@ -39,6 +37,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 import torch.nn.functional as F
+from export_run import arguments, run, weights_digest
 from PIL import Image
 
 MODELS = ("lraspp", "deeplabv3", "lraspp-argmax", "segformer")
@@ -282,14 +281,6 @@ def calibrate(net: torch.nn.Module, logits_of, convs: list[torch.nn.Conv2d], bat
     raise SystemExit(f"no calibration in {ATTEMPTS} attempts gives maps of {MIN_CLASSES}+ classes")
 
 
-def weights_digest(net: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for key, value in sorted(net.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def resized_photos(sources: list[Path], folder: Path, size: int) -> list[Path]:
     """The photos at size x size (cv2 INTER_LINEAR), saved as PNG: the pixels both sides are fed."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -485,27 +476,18 @@ def make_segformer(out: Path, sources: list[Path]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, choices=MODELS)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--photos", nargs="+", type=Path, required=True)
-    args = parser.parse_args()
+    args = arguments(__doc__, MODELS).parse_args()
     out = args.out.resolve()
     sources = [p.resolve() for p in args.photos]
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    work = out.with_name(out.name + ".work")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    started = time.monotonic()
-    if args.model == "segformer":
-        reference = make_segformer(work, sources)
-    else:
-        reference = make_torchvision(args.model, work, sources)
-    reference["seconds"] = round(time.monotonic() - started, 1)
-    (work / "reference.json").write_text(json.dumps(reference, indent=1))
+
+    def make(work: Path) -> dict:
+        if args.model == "segformer":
+            return make_segformer(work, sources)
+        return make_torchvision(args.model, work, sources)
+
+    reference = run(out, make)
     print(json.dumps({k: v for k, v in reference.items() if "share" in k or "agree" in k or "ties" in k}, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    work.rename(out)  # whole or not at all
     print(f"{args.model}: {out} in {reference['seconds']} s")
 
 
