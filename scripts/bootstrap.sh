@@ -57,13 +57,22 @@ use_cached() {  # use_cached ENV_DIR KEY [VENV_ARGS...]: ENV_DIR becomes a link 
   [ -e "$dir" ] && return 0
   if [ -f "$cached/.complete" ]; then
     ln -s "$cached" "$dir"
+    fix_scripts "$dir"
     say "using the cached environment $cached for $(basename "$dir")"
     case $dir in */build/*-venv) echo "$key" > "$SHARED_STAMPS/$(basename "$dir" -venv)" ;; *) echo "$key" > "$STAMPS/venv" ;; esac
     return 0
   fi
   rm -rf "$cached" && mkdir -p "$CACHE" && "$PY" -m venv "$@" "$cached" && ln -s "$cached" "$dir"
 }
-cached_complete() { [ -L "$1" ] && touch "$1/.complete" || true; }
+fix_scripts() {  # fix_scripts ENV_DIR: its console scripts run its interpreter by the cache folder's own path
+  # pip writes the path it was run by into each script's first line; through a checkout's link, that path dies
+  # with the checkout (and another checkout may link the same cache).
+  local real; real=$(cd "$1" && pwd -P)
+  { grep -l -s -m1 '^#!/.*/bin/python[0-9.]*$' "$real"/bin/* 2>/dev/null || true; } | while read -r f; do
+    head -1 "$f" | grep -q "^#!$real/bin/" || sed -i "1s|^#!/.*/bin/python|#!$real/bin/python|" "$f"
+  done
+}
+cached_complete() { [ -L "$1" ] && fix_scripts "$1" && touch "$1/.complete" || true; }
 # 1. Python environment -------------------------------------------------------------------------
 # Constraints: scripts/constraints.txt pins the whole Kilted environment; a distro's file of its own
 # (constraints-jazzy.txt, constraints-system.txt) replaces the pins it names and keeps the rest.
@@ -196,7 +205,7 @@ BUILD_LOG="log/colcon-build-$MMS_ROS.txt"
 if [ "$(cat "$STAMPS/build" 2>/dev/null)" != "$want" ] || [ ! -f "$MMS_INSTALL/setup.bash" ]; then
   say "colcon build (${BASE_PATHS[*]}; ROS 2 $MMS_ROS)"
   mkdir -p log
-  colcon build --symlink-install --base-paths "${BASE_PATHS[@]}" --build-base "$MMS_BUILD" \
+  python -m colcon build --symlink-install --base-paths "${BASE_PATHS[@]}" --build-base "$MMS_BUILD" \
     --install-base "$MMS_INSTALL" \
     --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" \
     --event-handlers console_direct- summary- > "$BUILD_LOG" 2>&1 \
