@@ -33,7 +33,7 @@ say() { printf '[bootstrap] %s\n' "$*"; }
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
 # open3d's import needs libusb-1.0.so.0 (a Debian package, not a wheel).
-if ! ldconfig -p 2>/dev/null | grep 'libusb-1.0.so.0' >/dev/null; then
+if ! PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep 'libusb-1.0.so.0' >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing libusb-1.0-0 (needed by open3d)"
     apt-get install -y -q libusb-1.0-0 >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libusb-1.0-0 >/dev/null; }

@@ -14,6 +14,8 @@ Arguments (`ros2 launch ml_model_service model_service.launch.py --show-args`):
   managed              true: the node starts unconfigured, for a lifecycle manager (`ros2 lifecycle set
                        /ml_model_service configure`, then `activate`); default false: it starts active
   autostart            with managed:=true, true configures and activates it at start all the same
+The node is started as a launch_ros LifecycleNode action: a launch file that includes this one can drive
+it with launch_ros's ChangeState events and react to OnStateTransition.
 A parameter argument overrides params_file only when given on the command line; otherwise the file's value
 (or the node's default) holds. Values of the wrong type are refused with one line.
 
@@ -30,7 +32,7 @@ import os
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
 from ml_model_service import launch_args as la
@@ -53,7 +55,7 @@ def _nodes(context: LaunchContext) -> list:
         raise la.LaunchArgumentError(f"params_file:={params_file!r}: no such file")
     params_file = os.path.abspath(params_file)
     return [
-        Node(
+        LifecycleNode(
             package="ml_model_service",
             executable="model_service",
             name="ml_model_service",

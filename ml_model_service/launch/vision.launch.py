@@ -29,6 +29,8 @@ Arguments (`ros2 launch ml_model_service vision.launch.py --show-args`):
   managed               true: the nodes start unconfigured, for a lifecycle manager (`ros2 lifecycle set
                         /vision_service configure`, then `activate`); default false: they start active
   autostart             with managed:=true, true configures and activates them at start all the same
+The nodes are started as launch_ros LifecycleNode actions: a launch file that includes this one can drive
+them with launch_ros's ChangeState events and react to OnStateTransition.
 A parameter argument overrides params_file only when given on the command line; otherwise the file's value
 (or the node's default) holds. Values of the wrong type are refused with one line.
 
@@ -45,7 +47,7 @@ import os
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
 from ml_model_service import launch_args as la
@@ -105,7 +107,7 @@ def _nodes(context: LaunchContext) -> list:
     nodes = []
     if use_model_service:  # the user's params_file goes to both nodes (sections by node name, or /**)
         nodes.append(
-            Node(
+            LifecycleNode(
                 package="ml_model_service",
                 executable="model_service",
                 name="ml_model_service",
@@ -128,7 +130,7 @@ def _nodes(context: LaunchContext) -> list:
     else:
         own = {**vision, **model, **({"model_service": model_service} if model_service else {})}
     nodes.append(
-        Node(
+        LifecycleNode(
             package="ml_model_service",
             executable="vision_service",
             name="vision_service",

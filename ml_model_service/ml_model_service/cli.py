@@ -34,6 +34,7 @@ from .core.reading.vision import VisionModel
 from .core.settings.configs import vision_config
 from .core.settings.params import FILTERS, MODEL, Param
 from .core.settings.tables import VISION_OPTIONS, defaults
+from .core.text import parse_number
 
 #: Node parameters that select the model; the CLI's own flags (--model, --labels...) set them.
 _RUNNER = {
@@ -66,10 +67,10 @@ def _convert(param: Param, text: Any) -> Any:
     """A flag or YAML value → the parameter's type, validated."""
     value = text
     if isinstance(text, str) and not param.is_list and not isinstance(param.default, (bool, str)):
-        try:
-            value = type(param.default)(float(text)) if isinstance(param.default, int) else float(text)
-        except ValueError as exc:
-            raise CliError(f"--{param.name}: {text!r} is not a number") from exc
+        number = parse_number(text)
+        if number is None:
+            raise CliError(f"--{param.name}: {text!r} is not a number")
+        value = int(number) if isinstance(param.default, int) and number.is_integer() else number
     value = param.coerce(value)
     reason = param.validate(value)
     if reason:

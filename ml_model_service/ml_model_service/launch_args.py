@@ -15,13 +15,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
-
 from .core.settings.tables import PARAMETERS
+from .core.text import parse_bool, parse_list, parse_number
 from .ros import dds
-
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
 
 
 class LaunchArgumentError(ValueError):
@@ -30,21 +26,16 @@ class LaunchArgumentError(ValueError):
 
 def to_bool(name: str, text: str) -> bool:
     """'true'/'True'/'1'/'yes'/'on' → True, 'false'/'0'/'no'/'off' → False; anything else is refused."""
-    low = text.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
+    value = parse_bool(text)
+    if value is not None:
+        return value
     raise LaunchArgumentError(f"{name}:={text!r} is not a boolean; use true or false (1/0, yes/no, on/off)")
 
 
 def to_float(name: str, text: str, low: float | None = None, high: float | None = None) -> float:
     """A number, optionally within [low, high]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if value != value:
+    value = parse_number(text)
+    if value is None:
         raise LaunchArgumentError(f"{name}:={text!r} is not a number")
     if (low is not None and value < low) or (high is not None and value > high):
         raise LaunchArgumentError(f"{name}:={text!r} is outside {low}..{high}")
@@ -55,18 +46,10 @@ def to_str_list(name: str, text: str) -> list[str]:
     """'cpu' → ['cpu']; 'cuda,cpu' → ['cuda', 'cpu']; "['cuda', 'cpu']" or '[cuda, cpu]' (YAML) as well.
 
     An empty list is refused: a launch file cannot pass a typed empty list (set it in a parameter file)."""
-    stripped = text.strip()
-    if stripped.startswith("["):
-        try:
-            value = yaml.safe_load(stripped)
-        except yaml.YAMLError:
-            value = None
-        if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
-            raise LaunchArgumentError(f"{name}:={text!r} is not a list of names; use e.g. {name}:=cuda,cpu")
-        items = [str(v).strip() for v in value]
-    else:
-        items = [v.strip() for v in stripped.split(",")]
-    if not items or not all(items):
+    items = parse_list(text)
+    if items is None and text.strip().startswith("["):
+        raise LaunchArgumentError(f"{name}:={text!r} is not a list of names; use e.g. {name}:=cuda,cpu")
+    if not items:
         raise LaunchArgumentError(f"{name}:={text!r} has an empty entry; use e.g. {name}:=cuda,cpu")
     return items
 

@@ -1,6 +1,7 @@
 """The ROS-free core, in layers; each imports only the ones listed before it (test_architecture checks it):
 
-- `metadata`, `tensors`: the vocabulary every layer shares (tensor specs, model metadata, wire tensors);
+- `metadata`, `tensors`, `text`: the vocabulary every layer shares (tensor specs, model metadata, wire tensors,
+  text typed by users read as values);
 - `runtimes`: a model file on onnxruntime, LiteRT or OpenVINO, or a model on an inference server;
 - `loading`: which files may be read (trust), the bundled models, labels, and `Model`;
 - `reading`: a model read as a detector or classifier (preprocessing, decoders, masks, `VisionModel`);

@@ -35,7 +35,7 @@ def load_model(
         repository=repository,
         backend=params["backend"],
         providers=params["execution_providers"],
-        # a multi-camera node runs one call per core at once (ros/multicam.py): each call on one thread
+        # a multi-camera node runs one call per core at once (ros/vision/driver.py): each call on one thread
         num_threads=params["num_threads"] or (1 if params.get("cameras") else 0),
         policy=policy,
         server_timeout=float(params.get("server_timeout") or default_of("server_timeout")),

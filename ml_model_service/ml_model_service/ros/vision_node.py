@@ -1,50 +1,45 @@
 """The vision service node: camera topics in, vision_msgs out; request/response calls for any image.
 
-Composition only; each job lives in its own module:
-- parameters: the table in `core/settings/tables.py`, declared by `ros/parameters.py`; a change is validated in the
+Composition only; each job lives in its own module. From a camera topic to a publication:
+- `vision/cameras.py`: the node's cameras (`cameras`, or the node's one camera), their layout on the graph,
+  demand and health; `vision/driver.py`: the one thread that waits on every camera's subscriptions and runs
+  their frames, fairly and batched where the model takes a batch;
+- `vision/camera.py`: one camera's pipeline: its subscriptions (`vision/subscriptions.py`), colour/depth pairing
+  (`core/frames/pairing.py`), the frame's work (`vision/frame.py`, `core/frames/pipeline.py`), 3D in
+  `target_frame` (`tf.py`), its publishers (`vision/outputs.py`) and its counters;
+- the model: `vision/model_source.py` (in process, or a model service called from the calling thread);
+- calls: `vision/services.py` (own threads); health: `status.py` (`~/status` and `/diagnostics`), judged from
+  the stream's facts by `core/frames/health.py`;
+- parameters: the table in `core/settings/tables.py`, declared by `parameters.py`; a change is validated in the
   on-set callback (a model or decoder change is built there, so a model that fails to load is refused and the
-  old one keeps serving) and applied in the post-set callback by tier — a threshold never reloads the model;
-- the model: `ros/model_source.py` (in process, or a model service called from the calling thread);
-- the camera: `ros/camera_input.py` (subscriptions owned by the worker, subscribed only while someone listens);
-- pairing colour/depth/camera_info: `core/frames/pairing.py`; the frame's work: `core/frames/pipeline.py`;
-- the worker thread: `ros/worker.py`; publishers: `ros/outputs.py`; calls: `ros/services.py` (own threads);
-  one frame through the pipeline, for both: `ros/processing.py`;
-  health: `ros/status.py` (`~/status` and `/diagnostics`), judged from the stream's facts by
-  `core/frames/health.py`;
-- several cameras (`cameras`): `ros/multicam.py` (per camera its subscriptions, pairing, tracker, status and
-  publishers; one worker thread serving them fairly, batched where the model takes a batch).
+  old one keeps serving) and applied in the post-set callback by tier — a threshold never reloads the model.
 The node spins on a single-threaded executor (parameters, matched and QoS events, status and demand timers);
 nothing on it waits for frames or models.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
-from ..core.frames.health import TopicState
-from ..core.frames.pairing import JUMP_BACK_S, Pairer
+from ..core.frames.pairing import JUMP_BACK_S
 from ..core.reading.vision import VisionModel
 from ..core.runtimes.oip_backend import is_server_ref
 from ..core.settings.camera_table import camera_params, camera_values
 from ..core.settings.params import FILTERS, MODEL, RUNNER
 from ..core.settings.tables import VISION_PARAMS, changed_tier, validate
-from . import frames
-from .camera_input import CameraInput
+from . import tf
 from .common import spin_node
-from .frames import INSTALL_TF2, TargetFrame
 from .managed import ManagedNode
-from .model_source import ModelSource
-from .multicam import Cameras
-from .outputs import Outputs
 from .parameters import ParameterError, declare, read, typed_values, validator
-from .services import ServiceCamera, VisionServices
-from .status import ERROR, OK, WARN, Status
-from .worker import Worker
+from .status import ERROR, OK, WARN
+from .tf import INSTALL_TF2, TargetFrame
+from .vision.cameras import Cameras
+from .vision.model_source import ModelSource
+from .vision.services import VisionServices
 
 DEMAND_S = 10.0  # a service call asking for the latest frame keeps the camera subscribed this long
 COUNTERS = [
@@ -77,34 +72,26 @@ class VisionNode(ManagedNode):
         super().__init__("vision_service", **kwargs)
         v = self.values = declare(self, VISION_PARAMS)
         self.obstacles = v["object_mode"] == "obstacles"
-        self.cameras = self._declare_cameras(v["cameras"])
-        self.image_topic = (
-            self.cameras.streams[0].image_topic
-            if self.cameras
-            else self.resolve_topic_name("image") + ("/compressed" if v["use_compressed"] else "")
-        )
-        self._demand_until = 0.0
         self._pending: tuple[str | None, dict[str, Any], VisionModel | None] | None = None
         self.active = False
-        self.pairer = Pairer(v["sync_slop"], capacity=8 if v["use_depth"] else 1)
         self.source: ModelSource | None = None
-        self.outputs: Outputs | None = None
         self.calls: VisionServices | None = None
-        self.camera: CameraInput | None = None
-        self.worker: Worker | None = None
         self.frames: TargetFrame | None = None
-        if v["target_frame"] and not frames.available():
+        if v["target_frame"] and not tf.available():
             raise ParameterError(INSTALL_TF2)
         self._retries = bool(v["model_service"] or is_server_ref(v["model_path"]))  # may come up later: retry
-        self.status = Status(
+        overrides = self._declare_camera_overrides(v["cameras"])
+        self.cameras = Cameras(
             self,
-            self.image_topic,
-            ["service_calls"] if self.cameras else COUNTERS,
-            self._states,
-            self._status_fields,
-            children=lambda: [s.status for s in self.cameras.streams] if self.cameras else [],
-            tick=self._every_second,
+            v["cameras"],
+            lambda: self.values,
+            overrides,
+            COUNTERS,
+            lambda: self.stage,
+            self._model_state,
+            self._every_second,
         )
+        self.status = self.cameras.status
         self.add_pre_set_parameters_callback(typed_values(VISION_PARAMS))
         self.add_on_set_parameters_callback(validator(VISION_PARAMS, lambda: self.values, self._prepare))
         self.add_post_set_parameters_callback(self._apply)
@@ -114,25 +101,22 @@ class VisionNode(ManagedNode):
         )
         self.start_up(v["autostart"])
 
-    def _declare_cameras(self, names: list[str]) -> Cameras | None:
-        """Several cameras: their `<camera>.<name>` overrides declared from the table, and their streams."""
-        if not names:
-            return None
+    def _declare_camera_overrides(self, names: list[str]) -> dict[str, Any]:
+        """The `<camera>.<name>` overrides of each of `cameras`, declared from the table; those given at start."""
         given = set(self._parameter_overrides)  # noqa: SLF001 (start-up values; declare consumes them)
-        params = [p for name in names for p in camera_params(name, VISION_PARAMS, self.values)]
-        declared = declare(self, params)
+        self._camera_params = [p for name in names for p in camera_params(name, VISION_PARAMS, self.values)]
+        declared = declare(self, self._camera_params)
         overrides = {k: value for k, value in declared.items() if k in given}
         for name in names:
             reason = validate(camera_values(name, self.values, overrides), VISION_PARAMS)
             if reason:
                 raise ParameterError(f"camera {name}: parameter {reason}")
-        self._camera_params = params
-        self.add_pre_set_parameters_callback(typed_values(params))
-        self.add_on_set_parameters_callback(validator(params, lambda: dict(self.cameras.overrides), self._check_camera))
+        self.add_pre_set_parameters_callback(typed_values(self._camera_params))
+        self.add_on_set_parameters_callback(
+            validator(self._camera_params, lambda: dict(self.cameras.overrides), self._check_camera)
+        )
         self.add_post_set_parameters_callback(self._apply_camera)
-        cameras = Cameras(self, names, lambda: self.values, overrides, COUNTERS, lambda: {"lifecycle": self.stage})
-        cameras.model_state = self._model_state
-        return cameras
+        return overrides
 
     def _check_camera(self, candidate: dict[str, Any]) -> str:
         """A camera override combined with the node's values must pass the table's checks too."""
@@ -145,44 +129,26 @@ class VisionNode(ManagedNode):
         return ""
 
     def _apply_camera(self, parameters) -> None:
-        if self.cameras is None:
-            return
         names = {p.name for p in self._camera_params}
         for key, value in read(parameters).items():
             if key in names:
                 self.cameras.overrides[key] = value
         self.cameras.values_changed()
-        self._update_demand()
-
-    def _status_fields(self) -> dict[str, str]:
-        if self.cameras:
-            fields = {"cameras": ",".join(self.values["cameras"]), "lifecycle": self.stage}
-            worker = self.cameras.worker
-            if worker is not None:
-                fields.update(inference_calls=str(worker.calls), frames_served=str(worker.frames))
-            return fields
-        shares = self.worker.class_shares if self.worker else ""
-        return {
-            "subscribed": str(bool(self.camera and self.camera.subscribed)).lower(),
-            "lifecycle": self.stage,
-            **({"class_shares": shares} if shares else {}),
-        }
+        self.cameras.update_demand()
 
     # --- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, _state: LifecycleState) -> TransitionCallbackReturn:
         """Model source, publishers and services; the model loaded and checked."""
         v = self.values
         self.source = ModelSource(self, v, self._model_ready)
-        self.outputs = Outputs(self, self._update_demand, results=not self.cameras)
-        if self.cameras:
-            self.cameras.configure(self._update_demand)
+        self.cameras.configure(self.cameras.update_demand)
         self.frames = TargetFrame(self)
         if not self.obstacles and self.source.current(v) is None and not v["autostart"]:
             return self.configure_failed(self.source.state)
         self.calls = VisionServices(
             self,
             self.source,
-            self._service_cameras(),
+            self.cameras.service_cameras(DEMAND_S),
             self.status,
             lambda: self.values,
             lambda: self.active,
@@ -191,95 +157,35 @@ class VisionNode(ManagedNode):
         self.stage = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
-    def _service_cameras(self) -> dict[str, ServiceCamera]:
-        """The cameras the calls may name ("" for the one camera of a single-camera node)."""
-        if not self.cameras:
-            one = ServiceCamera(
-                self.pairer,
-                lambda: self.worker.info if self.worker else None,
-                self.image_topic,
-                self._on_demand,
-                lambda: self.values,
-            )
-            return {"": one}
-        return {
-            s.name: ServiceCamera(
-                s.pairer,
-                lambda s=s: s.worker.info if s.worker else None,
-                s.image_topic,
-                lambda s=s: self.cameras.on_demand(s, DEMAND_S),
-                s.values,
-            )
-            for s in self.cameras.streams
-        }
-
     def on_activate(self, _state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe (while someone listens) and process frames."""
+        assert self.source is not None
+        self.cameras.activate(self.source, self.frames)
+        self.active, self.stage = True, "active"
+        if self.source.vision is not None:
+            self._model_ready(self.source.vision)
+        self.cameras.update_demand()
         v = self.values
-        if self.cameras:
-            return self._activate_cameras()
-        self.camera = CameraInput(
-            self, self.image_topic, v["use_compressed"], v["use_depth"], v["image_qos"] == "reliable"
-        )
-        self.worker = Worker(
-            self.camera,
-            self.pairer,
-            self.source,
-            self.outputs,
-            self.status,
-            lambda: self.values,
-            self.get_logger(),
-            self.frames,
-        )
-        self.worker.start()
-        self.active, self.stage = True, "active"
-        if self.source.vision is not None:
-            self._model_ready(self.source.vision)
-        self._update_demand()
         self.get_logger().info(
-            f"listening on {self.image_topic}"
-            + (" with depth" if v["use_depth"] else "")
-            + f"; model: {v['model_service'] or v['model_path'] or 'bundled detector'}"
+            f"listening on {self.cameras.described()}; model: "
+            f"{v['model_service'] or v['model_path'] or 'bundled detector'}"
             + (" (obstacle mode, no model)" if self.obstacles else "")
-        )
-        return TransitionCallbackReturn.SUCCESS
-
-    def _activate_cameras(self) -> TransitionCallbackReturn:
-        self.cameras.activate(self.source, self.frames, lambda: self.values)
-        self.active, self.stage = True, "active"
-        if self.source.vision is not None:
-            self._model_ready(self.source.vision)
-        self._update_demand()
-        described = ", ".join(
-            s.name + (" (with depth)" if s.values()["use_depth"] else "") for s in self.cameras.streams
-        )
-        self.get_logger().info(
-            f"serving {len(self.cameras.streams)} cameras: {described}; model: "
-            f"{self.values['model_service'] or self.values['model_path'] or 'bundled detector'}"
         )
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_work(self) -> None:
         self.active = False
-        if self.cameras:
-            self.cameras.stop()
-        if self.worker is not None:
-            self.worker.stop()  # closes the camera subscriptions
-        self.worker, self.camera = None, None
-        self.pairer.clear()
+        self.cameras.stop()
 
     def _clean_up(self) -> None:
         if self.calls is not None:
             self.calls.stop()
-        if self.outputs is not None:
-            self.outputs.destroy()
-        if self.cameras:
-            self.cameras.destroy_outputs()
+        self.cameras.destroy_outputs()
         if self.source is not None:
             self.source.close()
         if self.frames is not None:
             self.frames.close()
-        self.calls = self.outputs = self.source = self.frames = None
+        self.calls = self.source = self.frames = None
 
     # --- parameters -------------------------------------------------------------------------------
     def _prepare(self, candidate: dict[str, Any]) -> str:
@@ -292,7 +198,7 @@ class VisionNode(ManagedNode):
         if (
             candidate["target_frame"]
             and candidate["target_frame"] != self.values["target_frame"]
-            and not frames.available()
+            and not tf.available()
         ):
             return INSTALL_TF2
         if tier in (RUNNER, MODEL) and not self.obstacles and self.source is not None:
@@ -332,9 +238,7 @@ class VisionNode(ManagedNode):
         tier, candidate, vision = self._pending or (None, {**self.values, **read(parameters)}, None)
         self._pending = None
         self.values = candidate
-        self.pairer.slop = candidate["sync_slop"]
-        if self.cameras:  # cameras without their own sync_slop follow the node's
-            self.cameras.values_changed()
+        self.cameras.values_changed()  # cameras without their own sync_slop follow the node's
         if self.source is None:  # unconfigured: the values are used at configure
             return
         if vision is not None:
@@ -343,51 +247,24 @@ class VisionNode(ManagedNode):
             self.source.set_filters(candidate)
             if self.source.vision is not None:
                 self._model_ready(self.source.vision)
-        self._update_demand()
+        self.cameras.update_demand()
 
     def _clock_jumped(self, jump) -> None:
         """The node's clock went back (a simulation or bag replay restarted, /clock reset)."""
         self.get_logger().warning(
             f"the clock jumped ({jump.delta.nanoseconds * 1e-9:+.2f} s): pairing and tracking restarted"
         )
-        if self.worker is not None:
-            self.worker.restart_timeline()
-        if self.cameras:
-            self.cameras.restart_timeline()
-        self.pairer.clear()
+        self.cameras.restart_timeline()
 
     def _every_second(self) -> None:
         """The status timer's tick: end a service call's demand for frames; retry a model that may come up."""
-        self._update_demand()
-        if self._retries:
-            self._retry_model()
-
-    def _retry_model(self) -> None:
-        if self.source is not None and self.source.vision is None:
+        self.cameras.update_demand()
+        if self._retries and self.source is not None and self.source.vision is None:
             self.source.current(self.values)  # no-op until a retry is due (never for a file that failed)
 
     def _model_ready(self, vision: VisionModel) -> None:
-        if self.active and self.outputs is not None:  # label_info is latched: only from an active node
-            self.outputs.publish_labels(vision, self.values["confidence_threshold"])
-
-    # --- subscribe while someone listens ----------------------------------------------------------
-    def _on_demand(self) -> None:
-        """A service wants the latest frame (any thread): subscribe for DEMAND_S seconds."""
-        self._demand_until = time.monotonic() + DEMAND_S
-        self._update_demand()
-
-    def _update_demand(self) -> None:
-        if self.cameras:
-            self.cameras.update_demand()
-            return
-        if self.camera is None or self.outputs is None:
-            return
-        wanted = bool(self.values["always_on"] or self.outputs.listened() or time.monotonic() < self._demand_until)
-        if wanted != self.camera.wanted:
-            self.camera.wanted = wanted
-            if not wanted:
-                self.pairer.clear()
-            self.camera.wake()
+        if self.active:  # label_info is latched: only from an active node
+            self.cameras.publish_labels(vision, self.values["confidence_threshold"])
 
     # --- health -----------------------------------------------------------------------------------
     def _model_state(self) -> list[tuple[bytes, str]]:
@@ -396,26 +273,6 @@ class VisionNode(ManagedNode):
         if self.obstacles:
             return [(OK, "obstacle mode")]
         return [(OK if self.source.ok else WARN if self.source.waiting else ERROR, self.source.state)]
-
-    def _states(self) -> list[tuple[bytes, str]]:
-        if self.cameras:
-            if self.source is None or self.cameras.worker is None:
-                return [(OK, self.stage)]
-            return self._model_state() + self.cameras.summary()
-        if self.source is None or self.camera is None or self.worker is None:
-            return [(OK, self.stage)]  # the lifecycle manager's choice, not a fault
-        states = self._model_state()
-        if self.worker.depth_state:
-            states.append((WARN, f"3D failing: {self.worker.depth_state}"))
-        topic = TopicState(
-            subscribed=self.camera.subscribed,
-            publishers=self.count_publishers(self.image_topic),
-            qos_problem=self.camera.qos_problem,
-        )
-        states += [(bytes([level]), text) for level, text in self.worker.health.assess(self.image_topic, topic)]
-        if not self.camera.subscribed:
-            states.append((OK, "idle: nobody subscribes to the results (the camera is subscribed on demand)"))
-        return states
 
 
 def main(args=None) -> None:

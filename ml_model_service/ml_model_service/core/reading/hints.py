@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from ..metadata import ModelMetadata
+from ..text import parse_bool
 from .preprocess import parse_size
 
 
@@ -32,9 +33,8 @@ def _literal(text: str | None):
 
 
 def _flag(text: str | None) -> bool | None:
-    if text is None:
-        return None
-    return str(text).strip().lower() in ("true", "1", "yes")
+    """A metadata flag: True only where it says so (`core/text.py`); None when absent."""
+    return None if text is None else parse_bool(text) is True
 
 
 @dataclass

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def default_threads(num_threads: int = 0) -> int:
@@ -99,3 +104,46 @@ def pin_new_threads(build):
                 os.sched_setaffinity(tid, set(allowed_cores()))
         return result, "any"
     return result, ",".join(map(str, cores))
+
+
+class CallerPinning:
+    """`pin_caller` for each thread that runs frames, tracked per thread: each one is pinned (or freed) when
+    the setting asks, and a call that may start threads runs unpinned (`unpinned`). `log(text, warn)`. Not
+    `enabled` where frames run on several threads at once (they would all share the one caller core)."""
+
+    def __init__(self, log: Callable[[str, bool], object], enabled: bool = True) -> None:
+        self._log, self.enabled = log, enabled
+        self._local = threading.local()
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the calling thread is pinned now."""
+        return bool(getattr(self._local, "pinned", False))
+
+    def want(self, pin: bool) -> None:
+        """Pin the calling thread (or free it) if it is not already so."""
+        if self.enabled and pin != self.pinned:
+            self._local.pinned = pin
+            where = self._set(pin)
+            if where:
+                self._log(f"{threading.current_thread().name} thread {where}", False)
+
+    def _set(self, pin: bool) -> str:
+        try:
+            return pin_caller(pin)
+        except (OSError, ValueError) as exc:
+            self._log(
+                f"pin_worker: the CPU affinity of {threading.current_thread().name} could not be set: {exc}", True
+            )
+            return ""
+
+    def unpinned(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` with the calling thread free to run on any core: a model it builds (a retry, a model changed
+        on the service) may start threads (runtime pools, gRPC), which inherit their creator's CPU affinity."""
+        if not self.pinned:
+            return fn(*args)
+        self._set(False)
+        try:
+            return fn(*args)
+        finally:
+            self._set(True)

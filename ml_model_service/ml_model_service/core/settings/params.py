@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..reading.decoders.base import ROLES
+from ..text import parse_bool, parse_list
 
 FIXED, RUNNER, MODEL, FILTERS, LIVE = "fixed", "runner", "model", "filters", "live"
 TIER_ORDER = (LIVE, FILTERS, MODEL, RUNNER, FIXED)
@@ -66,21 +67,22 @@ class Param:
         return "; ".join(parts)
 
     def coerce(self, value: Any) -> Any:
-        """The forms users type, made the declared type: 'cpu' or 'cuda,cpu' for a list, 1/0 or 'true' for a
-        bool, an integer for a float. Anything else is returned as is (and refused by `validate`)."""
+        """The forms users type (`core/text.py`), made the declared type: 'cpu', 'cuda,cpu' or '[cuda, cpu]' for
+        a list, 1/0 or 'true' for a bool, an integer for a float. Anything else is returned as is (and refused by
+        `validate`)."""
         if self.is_list and value is None:  # an empty YAML list arrives untyped
             return []
         if self.is_list and isinstance(value, str):
-            items = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+            items = parse_list(value)
             try:
-                return [self.item_type(v) for v in items]
+                return value if items is None else [self.item_type(v) for v in items]
             except ValueError:
                 return value
         if isinstance(self.default, bool):
             if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
                 return bool(value)
-            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.strip().lower() in ("true", "1", "yes")
+            if isinstance(value, str) and parse_bool(value) is not None:
+                return parse_bool(value)
         if isinstance(self.default, float) and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if self.is_list and isinstance(value, (list, tuple)) and self.item_type is float:

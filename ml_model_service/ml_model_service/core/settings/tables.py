@@ -343,10 +343,9 @@ def validate(values: Mapping[str, Any], params: Sequence[Param]) -> str:
             reason = table[name].validate(value)
             if reason:
                 return reason
-    if value_of(values, "tracker_min_hits") > value_of(values, "tracker_max_age"):
-        return (
-            f"tracker_min_hits {values['tracker_min_hits']} must be at most tracker_max_age {values['tracker_max_age']}"
-        )
+    hits, age = value_of(values, "tracker_min_hits"), value_of(values, "tracker_max_age")
+    if hits > age:
+        return f"tracker_min_hits {hits} must be at most tracker_max_age {age}"
     if "min_depth" in values and "max_depth" in values and values["min_depth"] >= values["max_depth"]:
         return f"min_depth {values['min_depth']} must be below max_depth {values['max_depth']}"
     return ""

@@ -17,12 +17,12 @@ from typing import Any
 
 from rclpy.node import Node
 
-from ..core.loading.trust import ModelPolicy
-from ..core.reading.vision import VisionModel
-from ..core.runtimes.oip_backend import InferenceServerError, is_server_ref
-from ..core.settings.configs import filter_config, vision_config
-from .common import load_model
-from .remote_model import ModelChanged, RemoteError, RemoteModel
+from ...core.loading.trust import ModelPolicy
+from ...core.reading.vision import VisionModel
+from ...core.runtimes.oip_backend import InferenceServerError, is_server_ref
+from ...core.settings.configs import filter_config, vision_config
+from ..common import load_model
+from ..remote_model import ModelChanged, RemoteError, RemoteModel
 
 RETRY_S = 0.25
 STARTUP_GRACE_S = 15.0  # a model service not yet discovered this soon after start-up is waited for, not an error

@@ -26,17 +26,17 @@ from ml_model_service_interfaces.srv import (
     GetSegmentation,
 )
 
-from ..core.frames import pointcloud
-from ..core.frames.imaging import ImageError
-from ..core.frames.pairing import Pairer, PairingError
-from ..core.reading.vision import VisionModel
-from . import conversions
-from .direct import ServiceThreads
-from .frames import TargetFrame
+from ...core.frames import pointcloud
+from ...core.frames.imaging import ImageError
+from ...core.frames.pairing import Pairer, PairingError
+from ...core.reading.vision import VisionModel
+from .. import conversions
+from ..direct import ServiceThreads
+from ..remote_model import RemoteError
+from ..status import Status
+from ..tf import TargetFrame
+from .frame import Frame, compute, to_target_frame
 from .model_source import ModelSource
-from .processing import Frame, compute, to_target_frame
-from .remote_model import RemoteError
-from .status import Status
 
 SERVICE_THREADS = 3  # calls answered at once (a call waiting for a camera frame holds one)
 

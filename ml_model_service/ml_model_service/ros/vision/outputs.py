@@ -33,10 +33,10 @@ from visualization_msgs.msg import MarkerArray
 
 from ml_model_service_interfaces.msg import KeypointsArray
 
-from ..core.frames.pipeline import Results
-from ..core.frames.visualize import colour_for, draw, overlay_classes
-from ..core.reading.vision import VisionModel
-from . import conversions
+from ...core.frames.pipeline import Results
+from ...core.frames.visualize import colour_for, draw, overlay_classes
+from ...core.reading.vision import VisionModel
+from .. import conversions
 
 LATCHED = QoSProfile(
     depth=1,

@@ -9,13 +9,13 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from ..core.frames import pipeline, pointcloud
-from ..core.frames.imaging import DecodeBudget
-from ..core.frames.tracking import Tracker
-from ..core.reading.vision import VisionModel
-from ..core.settings.configs import cloud_config
-from . import conversions
-from .frames import FrameError, TargetFrame
+from ...core.frames import pipeline, pointcloud
+from ...core.frames.imaging import DecodeBudget
+from ...core.frames.tracking import Tracker
+from ...core.reading.vision import VisionModel
+from ...core.settings.configs import cloud_config
+from .. import conversions
+from ..tf import FrameError, TargetFrame
 
 NO_CAMERA_INFO = "no camera_info received yet"
 
