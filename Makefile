@@ -25,10 +25,10 @@ setup:
 	@bash scripts/bootstrap.sh
 
 demo: setup
-	@$(ENV) python3 scripts/demo.py --out $(OUT)
+	@$(ENV) python3 -m ml_model_service_dev.demo --out $(OUT)
 
 test: setup
-	@$(ENV) $(WITH_ROS2) ruff check ml_model_service scripts && ruff format --check ml_model_service scripts && \
+	@$(ENV) $(WITH_ROS2) ruff check ml_model_service dev && ruff format --check ml_model_service dev && \
 	  mypy && $(PYTEST) $(PYTEST_ARGS)
 
 # The ROS tests alone (nodes over DDS, launch, lifecycle, tf2, the ros2 CLI, the user-workspace build): what CI
@@ -41,13 +41,13 @@ test-unit: setup
 	@$(ENV) $(PYTEST) -m "not ros" $(PYTEST_ARGS)
 
 lint: setup
-	@$(ENV) ruff check ml_model_service scripts && ruff format --check ml_model_service scripts && mypy
+	@$(ENV) ruff check ml_model_service dev && ruff format --check ml_model_service dev && mypy
 
 format: setup
-	@$(ENV) ruff format ml_model_service scripts
+	@$(ENV) ruff format ml_model_service dev
 
 bench: setup
-	@$(ENV) python3 scripts/benchmark.py
+	@$(ENV) python3 -m ml_model_service_dev.bench
 
 clean:
 	rm -rf build install install-jazzy log .venv .venv-jazzy out

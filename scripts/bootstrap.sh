@@ -171,7 +171,7 @@ own_env() {  # own_env NAME REQUIREMENTS WHAT [BASE]: build/NAME-venv (over buil
 # 1c. KServe's ModelServer for the tests (its pins clash with the suite's).
 own_env kserve scripts/requirements-kserve.txt "KServe ModelServer for the tests"
 # 1d. The exporters (Ultralytics, CPU use of torch, torchvision, onnx, OpenVINO): the suite's layouts are verified
-# against real exports and the exporter's own predictions (test/exporters/make_export.py). About 6 GB (PyPI's
+# against real exports and the exporter's own predictions (dev/ml_model_service_dev/exporters/make_export.py). About 6 GB (PyPI's
 # torch brings CUDA libraries). MMS_EXPORTERS=0 skips it (the exporter tests then fail, saying why).
 [ "${MMS_EXPORTERS:-1}" = 0 ] || own_env exporters scripts/requirements-exporters.txt \
   "the exporters the tests verify layouts against; about 2 minutes"
@@ -183,7 +183,7 @@ own_env kserve scripts/requirements-kserve.txt "KServe ModelServer for the tests
 if [ "${MMS_EXPORTERS:-1}" != 0 ]; then
   own_env rfdetr-yolox scripts/requirements-rfdetr-yolox.txt "RF-DETR and YOLOX for their export tests" exporters
   [ -d build/rfdetr-yolox-venv/yolox-0.3.0 ] || build/rfdetr-yolox-venv/bin/python \
-    ml_model_service/test/exporters/make_rfdetr_yolox.py --fetch-yolox build/rfdetr-yolox-venv/ >/dev/null
+    dev/ml_model_service_dev/exporters/make_rfdetr_yolox.py --fetch-yolox build/rfdetr-yolox-venv/ >/dev/null
 fi
 
 # 2. Workspace build ----------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 
     python3 deploy/triton/make_repository.py [OUT]      (default: deploy/triton/model_repository)
 
+with the suite on the Python path (`source env.sh`, or a sourced workspace where ml_model_service is installed).
+
 Each model gets `<name>/config.pbtxt` (platform onnxruntime_onnx, tensors read from the ONNX file, the
 class labels in the `labels` parameter, which the suite's Open Inference Protocol backend reads) and
 `<name>/1/model.onnx` (a copy of the bundled file, checked against the package's SHA256SUMS). The
@@ -15,12 +17,11 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "ml_model_service"))
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.trust import read_sums
+from ml_model_service.core.runtimes.onnxruntime_backend import OnnxBackend
 
-from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR  # noqa: E402
-from ml_model_service.core.loading.trust import read_sums  # noqa: E402
-from ml_model_service.core.runtimes.onnxruntime_backend import OnnxBackend  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Repository name → bundled model name.
 MODELS = {"ssd": "ssd_mobilenet_v2_coco", "efficientnet_lite0": "efficientnet_lite0"}

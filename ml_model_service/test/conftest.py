@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated DDS domain, nodes started as separate processes (harness.processes), a client
-node, and helpers only the tests use (Collector, constant_model); the rest of the harness is in harness/."""
+node, and helpers only the tests use (Collector, constant_model); the rest of the harness is in the development
+package (`ml_model_service_dev.harness`)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ os.environ["MMS_TEST_RUN"] = str(os.getpid())
 dds.use_profile()  # large images need the shipped transport profile, under both Fast DDS releases' names
 
 
-from harness.processes import NodeProcess  # noqa: E402
+from ml_model_service_dev.harness.processes import NodeProcess  # noqa: E402
 
 #: fixtures that need DDS (a node, a client, the ros2 CLI): a test using one is marked `ros`
 ROS_FIXTURES = {"spinner", "start_node", "launch", "both_nodes", "camera", "detector"}
@@ -56,7 +57,7 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ARG001 (pytes
 @pytest.fixture(scope="session")
 def spinner():
     """A client node in the test process, spun in a background thread."""
-    from ml_model_service.ros.remote_model import BackgroundSpinner
+    from ml_model_service_dev.harness.spinner import BackgroundSpinner
 
     s = BackgroundSpinner(f"test_client_{os.getpid()}")
     yield s

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.camera import Camera
-from harness.messages import image_msg
-from harness.photos import photo
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.messages import image_msg
+from ml_model_service_dev.harness.photos import photo
 
 # A shell's background job (make test & in a script, some CI runners) starts with SIGINT ignored, and children
 # inherit that: `ros2 launch` would then not hear the Ctrl-C that stop() sends. Take SIGINT back.

@@ -1,5 +1,7 @@
-"""The package's shape, read from its source with ast (no imports, no ROS): no import cycles between its
-modules, the ROS-free core in layers that import only downwards, no core module over 400 lines."""
+"""The repository's shape, read from its source with ast (no imports, no ROS): no import cycles between the
+modules of the product and of the development package, the ROS-free core in layers that import only downwards,
+no core module over 400 lines, a development package in layers that the product never imports, and no module
+that edits sys.path."""
 
 from __future__ import annotations
 
@@ -8,9 +10,18 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "ml_model_service"
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "ml_model_service" / "ml_model_service"
 NAME = PACKAGE.name
 CORE = f"{NAME}.core"
+DEV_PACKAGE = REPO / "dev" / "ml_model_service_dev"
+DEV = DEV_PACKAGE.name
+#: The development package's layers, lowest first: a module imports only from its layer or those before.
+DEV_LAYERS = [
+    {f"{DEV}", f"{DEV}.paths", f"{DEV}.system"},
+    {f"{DEV}.harness", f"{DEV}.exporters"},
+    {f"{DEV}.bench", f"{DEV}.robustness", f"{DEV}.demo"},
+]
 #: The core's layers, lowest first (see core/__init__.py): a module imports only from its layer or those before.
 LAYERS = [
     {f"{CORE}", f"{CORE}.metadata", f"{CORE}.tensors", f"{CORE}.text"},
@@ -35,12 +46,12 @@ ROS_PACKAGES = {
 }
 
 
-def module_name(path: Path) -> str:
-    parts = [NAME, *path.relative_to(PACKAGE).with_suffix("").parts]
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = [package.name, *path.relative_to(package).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+MODULES = {module_name(p, root): p for root in (PACKAGE, DEV_PACKAGE) for p in sorted(root.rglob("*.py"))}
 
 
 def imported(module: str, path: Path) -> list[tuple[str, int]]:
@@ -102,9 +113,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def layer(module: str) -> int | None:
-    for index, members in enumerate(LAYERS):
-        if any(module == m or (m != CORE and module.startswith(m + ".")) for m in members):
+def layer(module: str, layers: list[set[str]] | None = None) -> int | None:
+    roots = {CORE, DEV}
+    for index, members in enumerate(LAYERS if layers is None else layers):
+        if any(module == m or (m not in roots and module.startswith(m + ".")) for m in members):
             return index
     return None
 
@@ -113,6 +125,7 @@ def test_the_graph_sees_the_package():
     assert f"{CORE}.reading.vision" in MODULES and f"{NAME}.ros.vision_node" in MODULES
     assert f"{CORE}.reading.decoders.registry" in GRAPH[f"{CORE}.reading.vision"]  # from .x.y import name
     assert f"{NAME}.ros.conversions" in GRAPH[f"{NAME}.ros.vision.frame"]  # from .. import module
+    assert f"{DEV}.harness.photos" in GRAPH[f"{DEV}.bench.common"] and f"{DEV}.robustness.graph" in MODULES
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
@@ -142,3 +155,49 @@ def test_core_is_ros_free(module):
 def test_core_modules_are_short(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_CORE_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines (at most {MAX_CORE_LINES})"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith(DEV)))
+def test_development_layers_import_only_downwards(module):
+    own = layer(module, DEV_LAYERS)
+    assert own is not None, f"{module} belongs to no layer of the development package (add it to DEV_LAYERS)"
+    for target in GRAPH[module]:
+        if target.startswith(DEV):
+            assert layer(target, DEV_LAYERS) <= own, f"{module} imports {target}, a layer above"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith(NAME + ".") or m == NAME))
+def test_the_product_never_imports_the_development_package(module):
+    assert not [name for name, _ in imported(module, MODULES[module]) if name.split(".")[0] == DEV]
+
+
+def _is_sys_path(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", "") == "sys"
+
+
+def sys_path_edits(tree: ast.AST) -> list[int]:
+    """Lines that change sys.path: sys.path.insert/append/extend(...), sys.path[...] = or sys.path (+)= ..."""
+    lines = []
+    for node in ast.walk(tree):
+        call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_sys_path(node.func.value)
+        if call and node.func.attr in ("insert", "append", "extend", "__setitem__"):
+            lines.append(node.lineno)
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        targets += [node.target] if isinstance(node, ast.AugAssign) else []
+        for target in targets:
+            if _is_sys_path(target) or (isinstance(target, ast.Subscript) and _is_sys_path(target.value)):
+                lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_no_module_edits_sys_path():
+    """Packages are found by installation and PYTHONPATH (env.sh), never by a module inserting a folder."""
+    assert sys_path_edits(ast.parse("import sys\nsys.path.insert(0, 'x')\nsys.path[:0] = ['y']")) == [2, 3]
+    skip = {"build", "install", "install-jazzy", "log", "third_party", "out"}
+    found = []
+    for path in sorted(REPO.rglob("*.py")):
+        parts = path.relative_to(REPO).parts
+        if parts[0] in skip or parts[0].startswith("."):
+            continue
+        found += [f"{path.relative_to(REPO)}:{line}" for line in sys_path_edits(ast.parse(path.read_text(), str(path)))]
+    assert not found, f"sys.path edited in: {found}"

@@ -18,8 +18,7 @@ from ml_model_service.core.loading.model import Model
 from ml_model_service.core.reading.batch import batch_support, classify_batch, detect_batch, infer_batch
 from ml_model_service.core.reading.decoders.base import DecoderConfig
 from ml_model_service.core.reading.vision import FilterConfig, VisionConfig, VisionModel
-
-from harness.together import at_once
+from ml_model_service_dev.harness.together import at_once
 
 SIDE = 64
 LABELS = ["a", "b", "c"]
@@ -166,7 +165,7 @@ def same(got, expected) -> None:
 
 
 def test_a_real_dynamic_yolo_export_batches_with_the_exporters_results():
-    """YOLOv8n exported by Ultralytics with dynamic=True (test/harness/exports.py). Four 640x480 camera frames
+    """YOLOv8n exported by Ultralytics with dynamic=True (harness.exports). Four 640x480 camera frames
     go through one inference call and each gets its single-frame detections. The exporter's four photos (four
     sizes: Ultralytics' rect letterbox gives each its own input shape) go one call per shape, and each matches
     Ultralytics' own predictions on it."""
@@ -174,8 +173,7 @@ def test_a_real_dynamic_yolo_export_batches_with_the_exporters_results():
 
     from ml_model_service.core.settings.configs import vision_config
     from ml_model_service.core.settings.tables import VISION_PARAMS, defaults
-
-    from harness.exports import compare, export
+    from ml_model_service_dev.harness.exports import compare, export
 
     e = export("yolov8n.yaml", 640, dynamic=True)
     model = Model(str(e.path), providers=["cpu"])

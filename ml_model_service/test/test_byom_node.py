@@ -12,10 +12,9 @@ import numpy as np
 from test_byom_layouts import DYNAMIC, NCHW, end2end_rows, graph, grid, raw_v8, ultralytics_props
 
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.messages import image_msg
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.srv import GetDetections, GetProperties
-
-from harness.messages import image_msg
-from harness.waits import wait_for
 
 IMAGE = np.full((720, 1280, 3), 90, np.uint8)
 

@@ -10,8 +10,7 @@ import yaml
 
 from ml_model_service.core.settings.files import README_TABLES, shipped_parameter_files, update_readme
 from ml_model_service.core.settings.tables import MODEL_SERVICE_PARAMS, VISION_PARAMS
-
-from harness.waits import wait_for
+from ml_model_service_dev.harness.waits import wait_for
 
 PKG = Path(__file__).resolve().parents[1]
 

@@ -252,8 +252,8 @@ def test_lean_path_matches_the_plain_arithmetic_on_a_real_yolo11n_export():
     photograph."""
     import cv2
 
-    from harness.photos import photo
-    from harness.yolo_export import yolo11n_onnx
+    from ml_model_service_dev.harness.photos import photo
+    from ml_model_service_dev.harness.yolo_export import yolo11n_onnx
 
     path, why = yolo11n_onnx()
     if path is None:

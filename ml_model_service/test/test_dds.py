@@ -13,11 +13,11 @@ from test_vision_service import start_vision, wait_ready
 from vision_msgs.msg import Detection2DArray
 
 from ml_model_service.ros import dds
+from ml_model_service_dev.harness.messages import image_msg
+from ml_model_service_dev.harness.photos import photo
+from ml_model_service_dev.harness.waits import wait_for
 
 from conftest import Collector
-from harness.messages import image_msg
-from harness.photos import photo
-from harness.waits import wait_for
 
 STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # ~/status: volatile, 1 Hz
 #: what camera drivers publish with (realsense-ros, usb_cam: sensor data QoS)

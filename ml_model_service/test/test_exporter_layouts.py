@@ -1,7 +1,7 @@
 """Real exports against their exporter's own pipeline: each model is built from Ultralytics' bundled yaml, given
-input-dependent weights, exported by Ultralytics (test/exporters/make_export.py, in build/exporters-venv), and
-predicted on by Ultralytics on the same file; `ml_model_cli detect` on that file must give the same detections
-(same classes, box IoU >= 0.8, scores within 0.01, theta within 0.05 rad, keypoints within 2 px).
+input-dependent weights, exported by Ultralytics (exporters/make_export.py of the development package, in
+build/exporters-venv), and predicted on by Ultralytics on the same file; `ml_model_cli detect` on that file must give
+the same detections (same classes, box IoU >= 0.8, scores within 0.01, theta within 0.05 rad, keypoints within 2 px).
 
 Metadata-stripped copies are refused, and the option the refusal names then reads them right.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import pytest
 
-from harness.exports import Export, compare, export
+from ml_model_service_dev.harness.exports import Export, compare, export
 
 #: Ultralytics predict's defaults, which the comparison uses on our side too.
 PEER = ("--confidence_threshold", "0.25", "--iou_threshold", "0.7", "--max_detections", "300")

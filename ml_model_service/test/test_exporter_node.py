@@ -12,14 +12,14 @@ from vision_msgs.msg import Detection2DArray
 
 from ml_model_service.core.frames.pointcloud import Intrinsics
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.exports import compare, export
+from ml_model_service_dev.harness.messages import camera_info_msg, depth_msg, image_msg
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.msg import KeypointsArray
 from ml_model_service_interfaces.srv import CaptureAll
 
 from conftest import Collector
-from harness.camera import Camera
-from harness.exports import compare, export
-from harness.messages import camera_info_msg, depth_msg, image_msg
-from harness.waits import wait_for
 
 #: Ultralytics predict's defaults, on our side too.
 PEER = {"confidence_threshold": 0.25, "iou_threshold": 0.7, "max_detections": 300}

@@ -18,12 +18,13 @@ import pytest
 from test_exporter_node import start
 from vision_msgs.msg import Detection2DArray
 
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.exports import _iou
+from ml_model_service_dev.harness.framework_exports import HF_DETECTORS, FrameworkExport, hf_detector, rfdetr_or_yolox
+from ml_model_service_dev.harness.messages import image_msg
+from ml_model_service_dev.harness.waits import wait_for
+
 from conftest import Collector
-from harness.camera import Camera
-from harness.exports import _iou
-from harness.framework_exports import HF_DETECTORS, FrameworkExport, hf_detector, rfdetr_or_yolox
-from harness.messages import image_msg
-from harness.waits import wait_for
 
 #: The acceptance: this share of the framework's detections found (class, box IoU, score), on every model.
 MIN_MATCHED, MIN_IOU, SCORE_TOL = 0.85, 0.8, 0.01

@@ -20,13 +20,13 @@ from vision_msgs.msg import Detection2DArray
 
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.messages import image_msg
+from ml_model_service_dev.harness.photos import photo
+from ml_model_service_dev.harness.together import at_once
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.srv import GetDetections, GetMetadata, Infer, LoadModel
 
 from conftest import Collector, constant_model
-from harness.messages import image_msg
-from harness.photos import photo
-from harness.together import at_once
-from harness.waits import wait_for
 
 STATUS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # ~/status is volatile, published at 1 Hz
 RELIABLE = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)

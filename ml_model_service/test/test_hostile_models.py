@@ -8,6 +8,7 @@ Each refusal that would have cost gigabytes runs in a child process whose peak r
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -193,7 +194,6 @@ def refusal_in_child(setup: str, attack: str) -> dict:
     over the attack (MB) and the attack's CPU seconds."""
     script = textwrap.dedent("""
         import json, resource, sys, time
-        sys.path.insert(0, {pkg!r})
         import numpy as np
         {setup}
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -206,8 +206,16 @@ def refusal_in_child(setup: str, attack: str) -> dict:
         cpu = time.process_time() - cpu
         growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
         print(json.dumps({{"error": error, "growth_mb": growth, "cpu_s": cpu}}))
-    """).format(pkg=str(PKG), setup=setup, attack=attack)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    """).format(setup=setup, attack=attack)
+    path = os.pathsep.join(p for p in (str(PKG), os.environ.get("PYTHONPATH", "")) if p)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": path},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

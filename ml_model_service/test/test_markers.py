@@ -17,13 +17,13 @@ from visualization_msgs.msg import Marker, MarkerArray
 from ml_model_service.core.reading import masks
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness import scenes
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.messages import camera_info_msg, depth_msg, image_msg
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.srv import CaptureAll, GetProperties
 
 from conftest import Collector
-from harness import scenes
-from harness.camera import Camera
-from harness.messages import camera_info_msg, depth_msg, image_msg
-from harness.waits import wait_for
 
 PAD = 80  # 640x480 camera letterboxed into the 640x640 input
 

@@ -17,8 +17,7 @@ from test_byom_layouts import IMAGE, NCHW, OBJECTS, end2end_rows, graph, grid, l
 from ml_model_service.core.frames import pipeline, pointcloud
 from ml_model_service.core.reading import masks
 from ml_model_service.core.reading.vision import Detection
-
-from harness import scenes
+from ml_model_service_dev.harness import scenes
 
 SIZE = 640  # model input; the 1280x720 source is letterboxed: scale 0.5, 140-pixel bars top and bottom
 SCALE, PAD_Y = 0.5, 140.0

@@ -14,12 +14,11 @@ from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
 from ml_model_service.core.loading.labels import load_labels
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import ModelChanged, RemoteModel, call
+from ml_model_service_dev.harness.photos import photo
+from ml_model_service_dev.harness.together import at_once
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.msg import AssociatedFile, Tensor
 from ml_model_service_interfaces.srv import Infer
-
-from harness.photos import photo
-from harness.together import at_once
-from harness.waits import wait_for
 
 COCO = load_labels(BUNDLED_DIR / "coco_labels.txt")
 IMAGENET = load_labels(BUNDLED_DIR / "imagenet_labels.txt")

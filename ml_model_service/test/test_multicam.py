@@ -14,6 +14,11 @@ from test_vision_parameters import assert_start_refused
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.messages import camera_info_msg, depth_msg, image_msg
+from ml_model_service_dev.harness.photos import photo
+from ml_model_service_dev.harness.scenes import motorcycle_rgbd
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.srv import (
     CaptureAll,
     GetClassifications,
@@ -23,11 +28,6 @@ from ml_model_service_interfaces.srv import (
 )
 
 from conftest import Collector
-from harness.camera import Camera
-from harness.messages import camera_info_msg, depth_msg, image_msg
-from harness.photos import photo
-from harness.scenes import motorcycle_rgbd
-from harness.waits import wait_for
 
 NS = "/robot"
 NODE = f"{NS}/vision_service"

@@ -13,13 +13,13 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.messages import camera_info_msg, depth_msg, image_msg
+from ml_model_service_dev.harness.scenes import Box3D, motorcycle_rgbd, render
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.srv import CaptureAll, GetObjectPointClouds, GetProperties
 
 from conftest import Collector, constant_model
-from harness.camera import Camera
-from harness.messages import camera_info_msg, depth_msg, image_msg
-from harness.scenes import Box3D, motorcycle_rgbd, render
-from harness.waits import wait_for
 
 OBJECT = Box3D((-0.25, -0.3, 1.5), (0.25, 0.3, 1.9))  # 1.5 m away, in front of a wall at 3 m, above a floor
 

@@ -25,13 +25,13 @@ from ml_model_service.core.runtimes.backend import ModelLoadError
 from ml_model_service.core.runtimes.oip_backend import InferenceServerError, parse_server_ref
 from ml_model_service.core.settings.configs import vision_config
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.messages import image_msg
+from ml_model_service_dev.harness.photos import photo
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.srv import GetDetections
 
 from conftest import Collector
-from harness.camera import Camera
-from harness.messages import image_msg
-from harness.photos import photo
-from harness.waits import wait_for
 
 pytestmark = pytest.mark.skipif(not kserve_available(), reason="KServe environment missing: run scripts/bootstrap.sh")
 

@@ -11,8 +11,9 @@ import pytest
 import yaml
 from ros2_cli import SERVING, VISION_UP, Background, echo_once, launcher, param, param_get, service_call
 
+from ml_model_service_dev.harness.waits import wait_for
+
 from conftest import Collector
-from harness.waits import wait_for
 
 NODES = {"vision": "/cli/vision_service", "model_service": "/cli/ml_model_service"}
 

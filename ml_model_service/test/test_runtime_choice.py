@@ -21,9 +21,8 @@ from ml_model_service.core.runtimes.choice import outputs_match, sample_inputs
 from ml_model_service.core.runtimes.choice_cache import ChoiceCache, cache_path
 from ml_model_service.core.runtimes.registry import open_backend, open_fastest
 from ml_model_service.core.runtimes.threads import default_threads
-
-from harness.photos import photo
-from harness.yolo_export import yolo11n_onnx
+from ml_model_service_dev.harness.photos import photo
+from ml_model_service_dev.harness.yolo_export import yolo11n_onnx
 
 pytest.importorskip("openvino")
 SSD = BUNDLED_DIR / BUNDLED["ssd_mobilenet_v2_coco"].file

@@ -1,6 +1,6 @@
 """CPU runtimes: the OpenVINO backend against onnxruntime on the bundled models and real photographs,
 `backend: auto` running the measured-fastest runtime (test_runtime_choice; a user's backend wins), the
-thread policy, and scripts/bench_runtimes.py printing every model x runtime."""
+thread policy, and ml_model_service_dev.bench.runtimes printing every model x runtime."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from ml_model_service.core.reading.vision import FilterConfig, VisionConfig, Vis
 from ml_model_service.core.runtimes.backend import ModelLoadError
 from ml_model_service.core.runtimes.registry import open_backend
 from ml_model_service.core.runtimes.threads import default_threads
-
-from harness.photos import photo
+from ml_model_service_dev.harness.photos import photo
 
 ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("openvino")
@@ -140,7 +139,8 @@ def test_bench_runtimes_prints_every_model_and_runtime(tmp_path):
     run = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "scripts" / "bench_runtimes.py"),
+            "-m",
+            "ml_model_service_dev.bench.runtimes",
             "--rounds",
             "1",
             "--iters",

@@ -20,9 +20,8 @@ from ml_model_service.core.reading.decoders.base import DecoderConfig, Refused
 from ml_model_service.core.reading.decoders.registry import find_decoder
 from ml_model_service.core.reading.preprocess import PreprocessConfig, RoleError, Transform
 from ml_model_service.core.reading.vision import VisionModel
-
-from harness.scenes import Box3D, render
-from harness.segmenters import colour_segmenter, nearest_colour
+from ml_model_service_dev.harness.scenes import Box3D, render
+from ml_model_service_dev.harness.segmenters import colour_segmenter, nearest_colour
 
 
 def _axis(n_out: int, n_in: int, scale: float, pad: float, n_input: int):

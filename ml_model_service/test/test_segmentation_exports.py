@@ -1,8 +1,8 @@
 """Real semantic-segmentation exports against their framework's own answer on photos: torchvision's LRASPP and
 DeepLabV3 (MobileNetV3) exported with `torch.onnx.export` (and LRASPP with the argmax in the graph), and a Hugging
-Face SegFormer saved with its config and image processor beside its ONNX file (test/exporters/make_segmentation.py,
-in the exporters environment; random weights calibrated so the maps depend on the photo). The reference is
-torchvision's logits upsampled and argmax-ed, and Hugging Face's image processor with
+Face SegFormer saved with its config and image processor beside its ONNX file (exporters/make_segmentation.py of
+the development package, in the exporters environment; random weights calibrated so the maps depend on the
+photo). The reference is torchvision's logits upsampled and argmax-ed, and Hugging Face's image processor with
 `post_process_semantic_segmentation`; ours comes through `ml_model_cli segment` and through the node over DDS.
 """
 
@@ -22,13 +22,13 @@ from sensor_msgs.msg import Image
 
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.messages import image_msg
+from ml_model_service_dev.harness.segmentation_exports import SegExport, segmentation_export
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.srv import GetProperties
 
 from conftest import Collector
-from harness.camera import Camera
-from harness.messages import image_msg
-from harness.segmentation_exports import SegExport, segmentation_export
-from harness.waits import wait_for
 
 #: The normalisation torchvision's segmentation weights use (their transforms), as the docs name it.
 TORCHVISION_OPTIONS = ("--input_mean", "0.485,0.456,0.406", "--input_std", "0.229,0.224,0.225")

@@ -17,14 +17,14 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from ml_model_service.ros import conversions
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.messages import camera_info_msg, depth_msg, image_msg
+from ml_model_service_dev.harness.scenes import Box3D, render
+from ml_model_service_dev.harness.segmenters import colour_segmenter, nearest_colour
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.srv import GetProperties, GetSegmentation
 
 from conftest import Collector
-from harness.camera import Camera
-from harness.messages import camera_info_msg, depth_msg, image_msg
-from harness.scenes import Box3D, render
-from harness.segmenters import colour_segmenter, nearest_colour
-from harness.waits import wait_for
 
 FLOOR_Y = 1.0  # render's floor plane (optical frame: y down), metres
 

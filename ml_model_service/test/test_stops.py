@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from ml_model_service.ros.remote_model import call
-
-from harness.waits import wait_for
+from ml_model_service_dev.harness.waits import wait_for
 
 #: When the signal is sent: as the node logs its first line (its start-up model load is beginning), a second
 #: into that load (a fresh runtime-choice cache: the first load measures the runtimes, ~3 s), and once it serves.

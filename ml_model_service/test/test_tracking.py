@@ -120,7 +120,7 @@ def test_pipeline_gives_ids_and_objects_carry_them(tmp_path):
     """A designed YOLO graph sees the ray-cast box; through the pipeline with depth, ids reach the objects."""
     from test_byom_layouts import NCHW, graph, load, raw_v8, ultralytics_props
 
-    from harness import scenes
+    from ml_model_service_dev.harness import scenes
 
     scene = scenes.render([scenes.Box3D((-0.2, -0.2, 1.0), (0.2, 0.2, 1.3))])  # 640x480: letterbox pad 80
     x0, y0, x1, y1 = scene.boxes_2d[0]

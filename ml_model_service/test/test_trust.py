@@ -21,9 +21,9 @@ from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
 from ml_model_service.core.loading.model import Model
 from ml_model_service.core.loading.trust import MAX_LABEL_BYTES, ModelPolicy, TrustError, read_sums, sha256
 from ml_model_service.core.tensors import TensorError
+from ml_model_service_dev.harness.photos import photo
 
 from conftest import constant_model
-from harness.photos import photo
 
 SSD = BUNDLED["ssd_mobilenet_v2_coco"].file
 

@@ -13,13 +13,13 @@ from test_vision_service import start_vision, wait_ready
 from vision_msgs.msg import Detection2DArray
 
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.messages import image_msg
+from ml_model_service_dev.harness.photos import photo
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.srv import GetProperties
 
 from conftest import Collector
-from harness.camera import Camera
-from harness.messages import image_msg
-from harness.photos import photo
-from harness.waits import wait_for
 
 NS = "/params"
 

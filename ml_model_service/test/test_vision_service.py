@@ -14,13 +14,13 @@ from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
 from ml_model_service.core.loading.labels import load_labels
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.camera import Camera
+from ml_model_service_dev.harness.messages import image_msg
+from ml_model_service_dev.harness.photos import photo
+from ml_model_service_dev.harness.waits import wait_for
 from ml_model_service_interfaces.srv import CaptureAll, GetClassifications, GetDetections, GetProperties
 
 from conftest import Collector
-from harness.camera import Camera
-from harness.messages import image_msg
-from harness.photos import photo
-from harness.waits import wait_for
 
 COCO = load_labels(BUNDLED_DIR / "coco_labels.txt")
 EXPECTED = {"astronaut": "person", "chelsea": "cat", "coffee": "cup", "motorcycle": "motorcycle"}

@@ -1,6 +1,7 @@
 """A real RGB-D sample for bring-up without a camera (e.g. `fake_camera.py --rgbd` of the ros2-cli tools):
 scikit-image's Middlebury 2014 motorcycle, colour with aligned depth in metres and its intrinsics. Needs
-scikit-image. The synthetic scenes the tests use live in `test/harness/scenes.py`."""
+scikit-image. The synthetic scenes the tests use live in the development package
+(`ml_model_service_dev.harness.scenes`)."""
 
 from __future__ import annotations
 

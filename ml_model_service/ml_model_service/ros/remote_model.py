@@ -2,17 +2,14 @@
 
 Its calls are made and answered in the calling thread (`direct.DirectClient`): the owning node needs no
 executor, and an Infer answer wakes the thread that waits for it directly. `call` is the executor-based
-helper for other services (the owning node spun elsewhere, e.g. by `BackgroundSpinner`).
+helper for other services (the owning node spun elsewhere).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
@@ -118,34 +115,3 @@ class RemoteModel:
         if response is None:
             raise RemoteError(f"service {client.service_name} did not answer within {self.timeout:.1f} s")
         return response
-
-
-class BackgroundSpinner:
-    """A node spun in a daemon thread, for scripts and tests that call services synchronously."""
-
-    def __init__(self, name: str) -> None:
-        if not rclpy.ok():
-            rclpy.init()
-        self.node = Node(name)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while rclpy.ok() and not self._stop.is_set():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # shutdown races
-                time.sleep(0.01)
-
-    def close(self) -> None:
-        """Stop spinning, destroy the node and shut rclpy down."""
-        self._stop.set()
-        self._thread.join(5)
-        self.executor.remove_node(self.node)
-        self.node.destroy_node()
-        self.executor.shutdown()
-        if rclpy.ok():
-            rclpy.shutdown()

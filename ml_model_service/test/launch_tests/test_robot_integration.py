@@ -12,8 +12,9 @@ import pytest
 from ros2_cli import VISION_UP, Photographer, launcher, param, param_get, ros2
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
+from ml_model_service_dev.harness.waits import wait_for
+
 from conftest import Collector
-from harness.waits import wait_for
 
 
 @pytest.fixture
@@ -244,10 +245,9 @@ def test_target_frame_puts_objects_in_base_link(start_node, spinner, tmp_path):
     from visualization_msgs.msg import MarkerArray
 
     from ml_model_service.ros import conversions
-
-    from harness.camera import Camera
-    from harness.messages import camera_info_msg, depth_msg, image_msg
-    from harness.scenes import render
+    from ml_model_service_dev.harness.camera import Camera
+    from ml_model_service_dev.harness.messages import camera_info_msg, depth_msg, image_msg
+    from ml_model_service_dev.harness.scenes import render
 
     broadcaster = tf2_ros.StaticTransformBroadcaster(spinner.node)
     tf = TransformStamped()
@@ -319,8 +319,8 @@ def test_target_frame_puts_objects_in_base_link(start_node, spinner, tmp_path):
 def test_distortion_on_an_unrectified_topic_is_warned_once(start_node, spinner):
     from sensor_msgs.msg import CameraInfo
 
-    from harness.messages import image_msg
-    from harness.photos import photo
+    from ml_model_service_dev.harness.messages import image_msg
+    from ml_model_service_dev.harness.photos import photo
 
     proc = start_node(
         "vision_service",

@@ -12,8 +12,9 @@ import pytest
 import yaml
 from ros2_cli import SERVING, VISION_UP, Photographer, echo_once, launcher, node_models_dir, param_get, ros2
 
+from ml_model_service_dev.harness.waits import wait_for
+
 from conftest import Collector
-from harness.waits import wait_for
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / "launch"
 READY = r"\bready\b"

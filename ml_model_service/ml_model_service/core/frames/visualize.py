@@ -88,29 +88,3 @@ def draw_keypoints(out: np.ndarray, keypoints: np.ndarray, colour: tuple[int, in
     for x, y, score in np.asarray(keypoints, np.float64):
         if score >= KEYPOINT_MIN_SCORE:
             cv2.circle(out, (int(round(x)), int(round(y))), radius, colour, -1, cv2.LINE_AA)
-
-
-def draw_markers(rgb: np.ndarray, objects: Sequence, k) -> np.ndarray:
-    """The RViz markers of 3D objects rendered offline: each object's box (a CUBE marker) as a wireframe
-    projected through the intrinsics `k` (frames.pointcloud.Intrinsics), with its TEXT label (#id, class,
-    score) above it; the image dimmed so the markers stand out."""
-    out = (np.ascontiguousarray(rgb).astype(np.float32) * 0.55).astype(np.uint8)
-    scale = max(0.4, min(out.shape[:2]) / 800.0)
-    thick = max(1, int(round(2 * scale)))
-    edges = [(0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
-    for obj in objects:
-        lo = np.asarray(obj.centre, np.float64) - np.asarray(obj.size, np.float64) / 2
-        hi = lo + np.asarray(obj.size, np.float64)
-        corners = np.array([[x, y, z] for z in (lo[2], hi[2]) for y in (lo[1], hi[1]) for x in (lo[0], hi[0])])
-        z = np.maximum(corners[:, 2], 1e-3)
-        uv = np.column_stack((corners[:, 0] * k.fx / z + k.cx, corners[:, 1] * k.fy / z + k.cy))
-        colour = colour_for(obj.class_index)
-        pts = np.round(uv).astype(np.int32)
-        for a, b in edges:
-            cv2.line(out, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), colour, thick, cv2.LINE_AA)
-        track = getattr(obj, "id", "")
-        text = f"{'#' + track + ' ' if track else ''}{obj.class_name} {obj.confidence:.2f} {obj.centre[2]:.2f} m"
-        x, y = int(uv[:, 0].min()), max(int(uv[:, 1].min()) - 6, 12)
-        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2)
-        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick)
-    return out

@@ -84,11 +84,16 @@ def _version(dist: str) -> str:
         return "-"
 
 
+def cpu_name() -> str:
+    """The CPU's model name ("" where the system does not say)."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    return ""
+
+
 def machine_fingerprint() -> dict[str, str]:
     """What a choice depends on besides the model: CPU model, usable cores, runtime versions."""
-    cpu = ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    cpu = cpu_name()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return {
         "cpu": cpu or os.uname().machine,

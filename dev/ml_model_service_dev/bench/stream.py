@@ -1,4 +1,4 @@
-"""Camera streams into a vision node running in its own process, and what they cost it (for benchmark.py).
+"""Camera streams into a vision node running in its own process, and what they cost it (for the benchmark).
 
 The node is a black box: it is started with `spawn_node`, fed `sensor_msgs/Image` frames on `<ns>/image`
 (best effort, depth 1, like a camera driver) and answers on `<ns>/detections`. Its CPU time is read from
@@ -24,11 +24,10 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from ml_model_service.ros import conversions, direct
-from ml_model_service.ros.remote_model import BackgroundSpinner
 from ml_model_service_interfaces.srv import GetProperties
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml_model_service" / "test"))  # the test harness
-from harness.processes import spawn_node  # noqa: E402
+from ..harness.processes import spawn_node
+from ..harness.spinner import BackgroundSpinner
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CAMERA_QOS = QoSProfile(

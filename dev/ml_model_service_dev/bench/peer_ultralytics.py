@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The Ultralytics peer of `make bench`: Ultralytics' predictor (what yolo_ros runs) on an exported ONNX file, in
-the exporters environment, driven by scripts/bench_peer.py over stdin/stdout so that its blocks of frames can be
+the exporters environment, driven by bench/peer.py over stdin/stdout so that its blocks of frames can be
 taken in turn with ours:
 
     python peer_ultralytics.py MODEL.onnx FRAME.npy IMGSZ CONF IOU MAX_DET

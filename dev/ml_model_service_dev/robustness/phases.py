@@ -1,51 +1,12 @@
-#!/usr/bin/env python3
-"""Robustness figures for the trust boundary and faults, from real nodes over real DDS.
-
-Each phase is bounded in time; the whole run takes a few minutes. Phases (all by default):
-
-  infer     fuzz the model service's ~/infer (>= 10,000 requests: random names, data types, shapes with
-            zero/huge/overflowing dimensions, byte lengths), then check it still answers correctly
-  topics    fuzz a vision node's image, image/compressed, depth and camera_info topics (>= 3,000 messages)
-            with valid frames mixed in, and count the 2D outputs that still came out
-  restart   kill -9 the model service under a 30 Hz stream to a vision node using it, restart it, and
-            measure how long after it serves again the vision node's detections resume
-  swap      hot-swap the model service's model under a 30 Hz stream; count garbled and missing frames
-  flood     1080p frames at 100 Hz to a vision node; RSS before/after, output rate, latency
-  leak      try label_path/model_path tricks (absolute, '..', symlinks) on both nodes with a secret file
-            outside the allowed folders, and look for its token in every topic, service answer and
-            parameter reply
-  bitflip   40 bit-flipped copies of the bundled models in a checksummed repository: how many load
-  malformed serialised colour messages that do not deserialise (a data length past the end, a string length
-            of 2^31, cut to a third, random garbage) between good frames at 10 Hz, raw and compressed: good
-            frames answered, malformed messages counted by the node, status level
-  burst     20, 40 and 80 simultaneous Infer calls (then 80 again through clients with rclpy's default service
-            QoS, keep-last 10): answered (ok or busy), lost, served by the node's own count, slowest answer
-  waiting   a GetDetections waiting 25 s for a camera frame: parameter-read latency and ~/status rate meanwhile
-  startup   a model service whose start-up model has unreadable metadata: alive, status, GetMetadata, LoadModel
-  hostile_models  a TFLite model declaring a huge input, ONNX graphs expanding to a 1 GiB output (declared,
-            and only known from the input's value), a 640-byte JPEG declaring 7000x7000 at 30 Hz beside good
-            frames: refused or not, the message, peak RSS growth, good frames answered
-
-Printed: crashes, clean refusals, RSS before/after, recovery times, failed and garbled frames, leaked
-bytes. Nodes run in their own processes (test/harness: processes.spawn_node) in a private DDS
-domain (--domain, default random 150-230), their logs under --out.
-
-    python3 scripts/robustness.py                 # everything
-    python3 scripts/robustness.py --phases infer,leak --json out/robustness.json
-"""
+"""The phases against the model service and the vision node's topics: fuzzed Infer calls and messages, restarts,
+swaps, floods, leaks, bit-flipped models."""
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
-import os
 import random
 import secrets
 import shutil
-import signal
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -53,172 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "ml_model_service" / "test"))  # the test harness
+from ml_model_service.core.tensors import DTYPES
 
-from ml_model_service.core.tensors import DTYPES  # noqa: E402
-from ml_model_service.ros import dds  # noqa: E402
-
-from harness.camera import Camera  # noqa: E402
-from harness.messages import camera_info_msg, depth_msg, image_msg  # noqa: E402
-from harness.photos import photo  # noqa: E402
-from harness.processes import spawn_node  # noqa: E402
-from harness.waits import wait_until  # noqa: E402
-
-PHASES = (
-    "infer",
-    "topics",
-    "restart",
-    "swap",
-    "flood",
-    "leak",
-    "bitflip",
-    "malformed",
-    "burst",
-    "waiting",
-    "startup",
-    "hostile_models",
-)
-
-
-def _set_up_dds(domain: int) -> None:
-    """A private DDS domain on this host, with the shipped large-data profile (before rclpy loads)."""
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    dds.use_profile()
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MB (0 when it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
-class Harness:
-    """Nodes in their own processes, a client node spun in a thread, and the figures collected."""
-
-    def __init__(self, out: Path) -> None:
-        from ml_model_service.ros.remote_model import BackgroundSpinner
-
-        self.out = out
-        self.logs = out / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.spinner = BackgroundSpinner(f"robustness_{os.getpid()}")
-        self.node = self.spinner.node
-        self.procs: list = []
-        self.results: dict[str, dict] = {}
-        self.work = Path(tempfile.mkdtemp(prefix="robustness-"))
-        self.allowed = self.work / "allowed"
-        self.allowed.mkdir()
-
-    # --- nodes ------------------------------------------------------------------------------------
-    def spawn(self, kind: str, ns: str, params: dict):
-        proc, log = spawn_node(kind, self.logs, params, namespace=ns)
-        proc.log_path = log
-        self.procs.append(proc)
-        return proc
-
-    def model_service(self, ns: str, **params):
-        base = {
-            "model_path": "ssd_mobilenet_v2_coco",
-            "execution_providers": ["cpu"],
-            "allowed_paths": [str(self.allowed)],
-        }
-        return self.spawn("model_service", ns, {**base, **params})
-
-    def vision(self, ns: str, service_ns: str, **params):
-        base = {
-            "model_service": f"{service_ns}/ml_model_service",
-            "always_on": True,
-            "service_timeout": 2.0,
-            "allowed_paths": [str(self.allowed)],
-        }
-        return self.spawn("vision_service", ns, {**base, **params})
-
-    @staticmethod
-    def stop(proc) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except Exception:
-                proc.kill()
-                proc.wait(5)
-
-    def remote(self, service_ns: str, timeout: float = 60.0, proc=None):
-        """A RemoteModel once the model service in `service_ns` serves."""
-        from ml_model_service.ros.remote_model import RemoteModel
-
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"model service exited ({proc.returncode}); log {proc.log_path}")
-            try:
-                return RemoteModel(self.node, f"{service_ns}/ml_model_service", timeout=2.0)
-            except Exception as exc:
-                last = exc
-                time.sleep(0.1)
-        raise RuntimeError(f"model service {service_ns} did not serve within {timeout:.0f} s: {last}")
-
-    def close(self) -> None:
-        for proc in self.procs:
-            self.stop(proc)
-        self.spinner.close()
-        shutil.rmtree(self.work, ignore_errors=True)
-
+from ..harness.messages import camera_info_msg, depth_msg, image_msg
+from ..harness.photos import photo
+from ..harness.waits import wait_until
+from ..paths import REPO as ROOT
+from ..system import rss_mib as rss_mb
+from .common import Harness, Outputs, camera_stream, classes_of, percentile
 
 # --- inputs ---------------------------------------------------------------------------------------
-
-
-def camera_stream(node, ns: str, rate: float, messages: tuple):
-    """`messages` published at `rate` Hz as a camera driver publishes them (best effort: image, depth,
-    camera_info), each frame counted in `.sent`."""
-    return Camera(node, ns, rate, messages, reliable=False, streams=("image", "depth", "camera_info"))
-
-
-class Outputs:
-    """Every detections / classifications message of a vision node, with its receipt time."""
-
-    def __init__(self, node, ns: str) -> None:
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from vision_msgs.msg import Classification, Detection2DArray
-
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.node = node
-        self.detections: list[tuple[float, object]] = []
-        self.classifications: list[tuple[float, object]] = []
-        self.subs = [
-            node.create_subscription(
-                Detection2DArray, f"{ns}/detections", lambda m: self.detections.append((time.monotonic(), m)), qos
-            ),
-            node.create_subscription(
-                Classification,
-                f"{ns}/classifications",
-                lambda m: self.classifications.append((time.monotonic(), m)),
-                qos,
-            ),
-        ]
-
-    def since(self, t: float) -> list:
-        return [m for tr, m in list(self.detections) + list(self.classifications) if tr >= t]
-
-    def close(self) -> None:
-        for sub in self.subs:
-            self.node.destroy_subscription(sub)
-
-
-def classes_of(det_msg) -> set[str]:
-    return {d.results[0].hypothesis.class_id for d in det_msg.detections if d.results}
 
 
 # --- phase: Infer fuzz -----------------------------------------------------------------------------
@@ -1079,71 +884,3 @@ def summary(results: dict) -> list[str]:
         if "error" in x:
             lines.append(f"{name}: phase failed: {x['error']}")
     return lines
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
-    parser.add_argument("--infer-requests", type=int, default=10000)
-    parser.add_argument("--topic-messages", type=int, default=3000)
-    parser.add_argument("--seconds", type=float, default=15.0, help="length of each timed phase")
-    parser.add_argument("--domain", type=int, default=random.randint(150, 230), help="ROS_DOMAIN_ID to run in")
-    parser.add_argument("--out", type=Path, default=ROOT / "out" / "robustness")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
-    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    unknown = [p for p in phases if p not in PHASES]
-    if unknown:
-        parser.error(f"unknown phases {unknown}")
-    _set_up_dds(args.domain)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import robustness_graph
-
-    harness = Harness(args.out)
-    started = time.monotonic()
-    try:
-        for phase in phases:
-            t = time.monotonic()
-            print(f"--- {phase} ...", flush=True)
-            try:
-                if phase == "infer":
-                    res = phase_infer(harness, args.infer_requests, max(args.seconds, 60.0))
-                elif phase == "topics":
-                    res = phase_topics(harness, args.topic_messages, args.seconds)
-                elif phase == "restart":
-                    res = phase_restart(harness, 3, 1.0)
-                elif phase == "swap":
-                    res = phase_swap(harness, args.seconds, 1.5)
-                elif phase == "flood":
-                    res = phase_flood(harness, args.seconds, 100.0)
-                elif phase == "leak":
-                    res = phase_leak(harness)
-                elif phase == "bitflip":
-                    res = phase_bitflip(harness, 40)
-                elif phase == "malformed":
-                    res = robustness_graph.phase_malformed(harness, args.seconds)
-                elif phase == "burst":
-                    res = robustness_graph.phase_burst(harness, (20, 40, 80))
-                elif phase == "waiting":
-                    res = robustness_graph.phase_waiting(harness, 25.0, 5)
-                elif phase == "startup":
-                    res = robustness_graph.phase_startup(harness)
-                else:
-                    res = robustness_graph.phase_hostile_models(harness, seconds=10.0)
-            except Exception as exc:  # report and go on with the other phases
-                res = {"error": f"{type(exc).__name__}: {exc}"}
-            res["phase_seconds"] = round(time.monotonic() - t, 1)
-            harness.results[phase] = res
-            print(json.dumps({phase: res}, default=str), flush=True)
-    finally:
-        harness.close()
-    print("\n".join(summary(harness.results)))
-    print(f"total {time.monotonic() - started:.0f} s; node logs in {args.out / 'logs'}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(harness.results, indent=2, default=str))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

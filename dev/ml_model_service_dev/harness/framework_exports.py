@@ -1,12 +1,12 @@
 """Real detection exports made by frameworks other than Ultralytics, each with the framework's own post-processing
 of the exported file on the photos as the reference:
 
-- Hugging Face transformers' DETR family (test/exporters/make_hf_detection.py, in `build/hf-exporters-venv`:
+- Hugging Face transformers' DETR family (exporters/make_hf_detection.py, in `build/hf-exporters-venv`:
   optimum's `optimum-cli export onnx` for DETR, YOLOS, RT-DETR, RT-DETRv2 and D-FINE; `torch.onnx.export` with the
   config and image processor saved beside it for Conditional, Deformable and DAB-DETR), each a folder as the
   exporter leaves it;
 - RF-DETR (its own export) and YOLOX (its tools/export_onnx.py, with decoding)
-  (test/exporters/make_rfdetr_yolox.py, in `build/rfdetr-yolox-venv`).
+  (exporters/make_rfdetr_yolox.py, in `build/rfdetr-yolox-venv`).
 
 Cached beside the other exports under ~/.cache/ml_model_service/exports/fw-<key> (MMS_EXPORTS_CACHE moves it),
 keyed by the script and its environment's pins; made under the same lock.
@@ -23,9 +23,8 @@ from pathlib import Path
 
 import cv2
 
+from ..paths import EXPORTERS, SCRIPTS
 from .exports import REQUIREMENTS, ROOT, _cache, photo_files
-
-EXPORTERS = Path(__file__).resolve().parents[1] / "exporters"
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class Maker:
         return ROOT / "build" / self.venv / "bin" / "python"
 
 
-HF = Maker(EXPORTERS / "make_hf_detection.py", "hf-exporters-venv", ROOT / "scripts" / "requirements-hf-exporters.txt")
+HF = Maker(EXPORTERS / "make_hf_detection.py", "hf-exporters-venv", SCRIPTS / "requirements-hf-exporters.txt")
 #: The Hugging Face detectors and what exports each, as the framework's docs say.
 HF_DETECTORS = (
     "detr",
@@ -53,9 +52,7 @@ HF_DETECTORS = (
     "deformable_detr",
     "dab_detr",
 )
-RFDETR_YOLOX = Maker(
-    EXPORTERS / "make_rfdetr_yolox.py", "rfdetr-yolox-venv", ROOT / "scripts" / "requirements-rfdetr-yolox.txt"
-)
+RFDETR_YOLOX = Maker(EXPORTERS / "make_rfdetr_yolox.py", "rfdetr-yolox-venv", SCRIPTS / "requirements-rfdetr-yolox.txt")
 #: YOLOX's source (its PyPI sdist; setup.py builds C++ ops the export does not use), fetched by the bootstrap.
 YOLOX_SRC = ROOT / "build" / "rfdetr-yolox-venv" / "yolox-0.3.0"
 #: RF-DETR's exports (the COCO head; a fine-tuned head of five classes with its label file) and YOLOX-s with

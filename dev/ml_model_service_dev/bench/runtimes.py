@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Every bundled model on every CPU runtime that can run it (onnxruntime, LiteRT/TFLite, OpenVINO), in one
 run: median inference time and the ratio to the fastest for that model, and which one `backend: auto`
 uses (marked *). Runs are interleaved (round robin, several rounds) so that load from other processes on
 a shared machine falls on every runtime alike (many short rounds track changing load best); compare
 ratios, not absolute times, across machines.
 
-    python3 scripts/bench_runtimes.py [--rounds 40] [--iters 5] [--threads 0] [--json out.json]
+    python3 -m ml_model_service_dev.bench.runtimes [--rounds 40] [--iters 5] [--threads 0] [--json out.json]
 """
 
 from __future__ import annotations
@@ -19,14 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "ml_model_service"))
-
-from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR  # noqa: E402
-from ml_model_service.core.loading.model import Model  # noqa: E402
-from ml_model_service.core.runtimes.backend import ModelLoadError  # noqa: E402
-from ml_model_service.core.runtimes.registry import open_backend  # noqa: E402
-from ml_model_service.core.runtimes.threads import default_threads  # noqa: E402
+from ml_model_service.core.loading.bundled import BUNDLED, BUNDLED_DIR
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.runtimes.backend import ModelLoadError
+from ml_model_service.core.runtimes.registry import open_backend
+from ml_model_service.core.runtimes.threads import default_threads
 
 #: Model families: name → the bundled names holding its files.
 FAMILIES = {

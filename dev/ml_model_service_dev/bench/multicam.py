@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The multi-camera row of `make bench`: one vision node with K cameras against K single-camera nodes, one run.
 
 K cameras (default 4) publish a 640x480 photograph at 7.5 Hz each, in the same run (best effort, depth 1,
@@ -9,7 +8,7 @@ model that runs one frame at a time). First into one node with `cameras: [cam0, 
 frames answered / sent and the latency stamp → `detections` received; per setup: node CPU per answered frame
 (all threads of every node process) against the CPU of one single-threaded raw run of the same model in the
 same run (before and after the node windows), and the resident memory (RSS) after the window.
-`python3 scripts/bench_multicam.py --seconds 20` runs this row alone; `benchmark.py` runs it after its
+`python3 -m ml_model_service_dev.bench.multicam --seconds 20` runs this row alone; `make bench` runs it after its
 node rows. Options: --seconds, --cameras, --setups (one, many or both).
 """
 
@@ -17,36 +16,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+from ..system import isolate_dds, rss_mib
+from .common import PacedLoop, machine, photograph
+from .peer import raw_call
 
 MULTICAM_HZ = 7.5
 TARGETS = {"answered": 0.95, "median_ms": 24.0, "cpu_ratio": 1.4, "rss_mib": 320.0}
 
 
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
 def raw_single_cpu_ms(frame: np.ndarray, runs: int = 60) -> float:
     """CPU ms of one single-threaded raw run of the bundled SSD, paced at the cameras' combined rate."""
-    from benchmark import PacedLoop, raw_call
-
     from ml_model_service.core.loading.model import Model
     from ml_model_service.core.reading.vision import VisionModel
 
@@ -77,7 +64,7 @@ def streams_together(cameras, nodes, rate: float, seconds: float, aligned: bool)
 
 def measure(nodes, cameras, seconds: float, aligned: bool, rate: float = MULTICAM_HZ) -> dict:
     """Warm up until every camera is answered, then the timed window; the figures of the setup."""
-    from bench_stream import BenchError
+    from .stream import BenchError
 
     for c, node in zip(cameras, nodes * len(cameras) if len(nodes) == 1 else nodes):
         if c.sub is None:
@@ -110,7 +97,7 @@ def measure(nodes, cameras, seconds: float, aligned: bool, rate: float = MULTICA
 
 def multicam_rows(frame: np.ndarray, seconds: float, k: int = 4, setups: str = "both") -> list[str]:
     """Markdown rows: one node with k cameras, then k single-camera nodes, one run."""
-    from bench_stream import Camera, Client, NodeProcess
+    from .stream import Camera, Client, NodeProcess
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-multicam-"))
     base = f"/mc_{os.getpid()}"
@@ -200,13 +187,12 @@ def multicam_rows(frame: np.ndarray, seconds: float, k: int = 4, setups: str = "
 def batching_rows(frames: int = 4, rounds: int = 40, backend: str = "onnx") -> list[str]:
     """Markdown rows: a model with a dynamic batch axis (the real YOLOv8n `dynamic=True` export, harness.exports)
     on `frames` 640x480 photographs, one call for all against one call each, in turn, same run and threads."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml_model_service" / "test"))
     from ml_model_service.core.loading.model import Model
     from ml_model_service.core.reading.batch import batch_support, detect_batch
     from ml_model_service.core.reading.vision import VisionModel
 
-    from harness.exports import export
-    from harness.photos import photo
+    from ..harness.exports import export
+    from ..harness.photos import photo
 
     try:
         path = export("yolov8n.yaml", 640, dynamic=True).path
@@ -246,8 +232,7 @@ def main() -> int:
     if args.batching:
         print("\n".join(batching_rows()))
         return 0
-    from benchmark import machine, photograph
-
+    isolate_dds()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
     rows = multicam_rows(photograph(), args.seconds, args.cameras, args.setups)
     print("\n".join(rows))
@@ -256,4 +241,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

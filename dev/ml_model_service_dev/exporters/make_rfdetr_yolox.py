@@ -10,7 +10,7 @@ scripts/requirements-exporters.txt), with scripts/requirements-rfdetr-yolox.txt 
 
 YOLOX is not installable from PyPI (its sdist builds C++ ops in setup.py): its source (yolox 0.3.0's sdist, pure
 Python models) is fetched from PyPI's simple index, checked against its sha256 and extracted (`fetch_yolox`, or
-`--fetch-yolox DIR` alone), then put on sys.path (`--yolox-src DIR`: an extracted yolox-0.3.0/; without it, fetched
+`--fetch-yolox DIR` alone), then imported from there (`--yolox-src DIR`: an extracted yolox-0.3.0/; without it, fetched
 into the work folder). Weights are never downloaded (HF_HUB_OFFLINE): every model is built, randomly initialised, by
 the framework's own code:
 
@@ -58,6 +58,7 @@ float image; YOLOX's other NMS settings).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -594,13 +595,25 @@ def calibrate_yolox(
     raise SystemExit(f"no calibration in {ATTEMPTS} attempts")
 
 
+def import_package(name: str, folder: Path) -> None:
+    """Import the package in `folder` as `name` (its submodules then import as usual), leaving sys.path as it is."""
+    spec = importlib.util.spec_from_file_location(
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no package {name} in {folder}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
 def make_yolox(out: Path, photos: list[Path], source: Path | None) -> dict:
     """YOLOX-s from the sdist's exps/default/yolox_s.py, calibrated, exported as tools/export_onnx.py does with
     --decode_in_inference, and YOLOX's own detections on the exported file (`source`: the extracted sdist, or None
     to fetch it)."""
     if source is None:
         source = fetch_yolox(out / "yolox-src")
-    sys.path.insert(0, str(source.resolve()))
+    import_package("yolox", source.resolve() / "yolox")
     from torch import nn
     from yolox import __version__
     from yolox.data.data_augment import preproc

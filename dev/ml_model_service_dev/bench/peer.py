@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Side by side with Ultralytics' predictor (what yolo_ros runs): a real YOLO11n export at 640 (harness.yolo_export:
 architecture only, random weights calibrated so that about 1000 candidates pass the NMS pre-filter on the frame),
 on a 640x480 photograph, in one run:
 
-- Ultralytics `YOLO(file).predict` on the same ONNX file, in the exporters environment (scripts/peer_ultralytics.py,
+- Ultralytics `YOLO(file).predict` on the same ONNX file, in the exporters environment (bench/peer_ultralytics.py,
   a subprocess; skipped, with the reason, where there is none), with the same thresholds as ours (conf 0.5 =
   our confidence_threshold default and yolo_ros's threshold, iou 0.45, max_det 100): the same detections;
 - our pipeline (`VisionModel.detect`: preprocessing, the runtime call, decoding and NMS, filters) on `backend: auto`
@@ -16,7 +15,7 @@ call alternating frame by frame; per-frame wall ms (median), CPU ms per frame (m
 threads), ratios. Compare ratios of one run; absolute figures move on a shared
 machine.
 
-    python3 scripts/bench_peer.py [--runs 20] [--blocks 3]
+    python3 -m ml_model_service_dev.bench.peer [--runs 20] [--blocks 3]
 """
 
 from __future__ import annotations
@@ -36,14 +35,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "ml_model_service" / "test"))  # the test harness
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.reading.vision import VisionModel
 
-from ml_model_service.core.loading.model import Model  # noqa: E402
-from ml_model_service.core.reading.vision import VisionModel  # noqa: E402
-
-from harness.photos import photo  # noqa: E402
-from harness.yolo_export import exporters_python, yolo11n_onnx  # noqa: E402
+from ..harness.photos import photo
+from ..harness.yolo_export import exporters_python, yolo11n_onnx
 
 PEER = Path(__file__).resolve().parent / "peer_ultralytics.py"
 #: Our defaults (confidence_threshold, iou_threshold, max_detections), given to Ultralytics alike.
@@ -196,7 +192,7 @@ def measure(runs: int = 20, blocks: int = 3) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-peer-"))
     yolo, why = yolo11n_onnx()
-    me = [sys.executable, str(Path(__file__).resolve()), "--worker"]
+    me = [sys.executable, "-m", "ml_model_service_dev.bench.peer", "--worker"]
     try:
         if yolo is None:
             notes.append(f"YOLO11n rows skipped: {why}")

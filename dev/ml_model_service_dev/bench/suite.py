@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make bench`: the speed figures of the README and the targets the suite must reach, all measured in one run.
 
 Ratios are against the raw model measured in the same run (the machine is shared and absolute figures
@@ -18,8 +17,8 @@ move between runs). For the bundled SSD detector in ONNX and TFLite, with the ba
 6. other core figures (classifier, image conversion, object clouds, obstacles, semantic segmentation: the
    runtime call of LRASPP and SegFormer against the pipeline to a 640x480 class map) and Infer through the
    model service against in this process;
-7. several cameras (`bench_multicam.py`): one node with 4 cameras at 7.5 Hz against 4 single-camera nodes;
-8. side by side with Ultralytics' predictor on the same YOLO11n ONNX export (scripts/bench_peer.py): per-frame ms,
+7. several cameras (`bench/multicam.py`): one node with 4 cameras at 7.5 Hz against 4 single-camera nodes;
+8. side by side with Ultralytics' predictor on the same YOLO11n ONNX export (bench/peer.py): per-frame ms,
    the runtime call, ratios, for `backend: auto` and each runtime, and the bundled SSD's pipeline against its call.
 
 How many cores other processes used meanwhile is measured and printed: on a busy machine the wall times,
@@ -32,11 +31,7 @@ import argparse
 import gc
 import math
 import os
-import platform
-import random
-import resource
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,31 +39,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
+import numpy as np
+
+from ml_model_service.core.frames import imaging, pipeline, pointcloud
+from ml_model_service.core.frames.tracking import Tracker
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.reading.vision import Detection, VisionModel
+from ml_model_service.core.runtimes.threads import default_threads
 from ml_model_service.ros import dds
 
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-ROOT = Path(__file__).resolve().parents[1]
-# as env.sh: the benchmark and the nodes it starts (they inherit the environment) use the shipped profile
-dds.use_profile()
-sys.path.insert(0, str(ROOT / "ml_model_service" / "test"))  # the test harness (test/harness)
+from ..harness.scenes import Box3D, render
+from ..system import isolate_dds
+from . import peer as bench_peer
+from .common import (
+    CAMERA_HZ,
+    OtherLoad,
+    Paced,
+    PacedLoop,
+    load_note,
+    log,
+    machine,
+    photograph,
+    timed,
+    timed_in_turn,
+)
+from .peer import raw_call
 
-import bench_peer  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from bench_peer import raw_call  # noqa: E402
-
-from ml_model_service.core.frames import imaging, pipeline, pointcloud  # noqa: E402
-from ml_model_service.core.frames.tracking import Tracker  # noqa: E402
-from ml_model_service.core.loading.model import Model  # noqa: E402
-from ml_model_service.core.reading.vision import Detection, VisionModel  # noqa: E402
-from ml_model_service.core.runtimes.threads import default_threads  # noqa: E402
-
-from harness.photos import photo  # noqa: E402
-from harness.scenes import Box3D, render  # noqa: E402
-
-if TYPE_CHECKING:  # bench_stream needs ROS; --core-only does not
-    from bench_stream import Camera, Client, NodeProcess, StreamResult
+if TYPE_CHECKING:  # bench.stream needs ROS; --core-only does not
+    from .stream import Camera, Client, NodeProcess, StreamResult
 
 #: label -> (bundled model, num_threads: 0 = the default policy). "ONNX, 1 thread" shows the thread trade of
 #: issue 19: less CPU per frame for a model that finishes well inside the frame period, at a longer latency.
@@ -77,7 +76,6 @@ DETECTORS = {
     "TFLite": ("ssd_mobilenet_v2_coco_tflite", 0),
     "ONNX, 1 thread": ("ssd_mobilenet_v2_coco", 1),
 }
-CAMERA_HZ = 30.0
 LATENCY_HZ = 10.0
 # The 10 Hz latency windows: each node gets LATENCY_SPAN x --seconds of frames in all, split over
 # LATENCY_ROUNDS windows taken in turn. The model-service row compares two medians about 3 ms apart against a
@@ -85,146 +83,6 @@ LATENCY_HZ = 10.0
 # interleaved with the in-process node's, keep the machine's drift out of that difference.
 LATENCY_SPAN = 2
 LATENCY_ROUNDS = 4
-
-
-def log(text: str) -> None:
-    """Progress, on stderr (stdout is the tables)."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def photograph() -> np.ndarray:
-    """A real photograph (scikit-image's bundled Middlebury motorcycle), 640x480 RGB."""
-    return np.ascontiguousarray(cv2.resize(photo("motorcycle"), (640, 480), interpolation=cv2.INTER_AREA))
-
-
-def machine() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
-    except OSError:
-        pass
-    import onnxruntime
-
-    try:
-        from importlib.metadata import version
-
-        litert = f"LiteRT {version('ai-edge-litert')}"
-    except Exception:
-        litert = "LiteRT ?"
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()
-    return (
-        f"{name}, {usable} cores usable ({os.cpu_count()} online), no GPU used; onnxruntime "
-        f"{onnxruntime.__version__} CPU, {litert}; default thread policy = {default_threads()} threads; "
-        f"load average at start {load[0]:.2f}"
-    )
-
-
-class OtherLoad:
-    """How many cores other processes (not this benchmark nor the nodes it started) used over a section,
-    from /proc/stat and getrusage: figures taken while it is high are not to be trusted."""
-
-    def __init__(self) -> None:
-        self.start = (self._machine_busy(), self._ours(), time.monotonic())
-
-    @staticmethod
-    def _machine_busy() -> float:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:9]]
-        return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
-
-    @staticmethod
-    def _ours() -> float:
-        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime  # children count once reaped
-
-    def cores(self) -> float:
-        busy, ours, t = self.start
-        return max(0.0, (self._machine_busy() - busy) - (self._ours() - ours)) / (time.monotonic() - t)
-
-
-def load_note(cores: float) -> str:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if cores < 0.1 * usable:
-        return f"other processes used {cores:.2f} cores meanwhile (quiet machine)"
-    return (
-        f"**other processes used {cores:.2f} of {usable} cores meanwhile: wall times, frame rates and the "
-        "verdicts below are not reliable; rerun on a quiet machine.**"
-    )
-
-
-@dataclass
-class Paced:
-    """A paced loop: median and p95 wall ms of one call, CPU ms of this process per call (idle included)."""
-
-    wall_ms: float
-    p95_ms: float
-    cpu_ms: float
-
-
-class PacedLoop:
-    """One call run on a camera clock (`rate` Hz, sleeping between calls like a camera-driven node), in
-    blocks. CPU is this process's (all threads) from the first measured tick to the end of the block's
-    last period, so pool threads that spin or wake while idle are paid for as a node would pay them; with
-    `own_thread` (a single-threaded run, which never leaves the calling thread) it is that thread's alone,
-    so the benchmark's own ROS threads are not counted as the model's."""
-
-    def __init__(self, fn: Callable[[], object], rate: float = CAMERA_HZ, own_thread: bool = False) -> None:
-        self.fn, self.period = fn, 1.0 / rate
-        self.clock = time.thread_time if own_thread else time.process_time
-        self.walls: list[float] = []
-        self.cpu_s = 0.0
-
-    def block(self, runs: int, warmup: int = 2) -> None:
-        """`warmup` unmeasured ticks, then `runs` measured ones."""
-        start = time.perf_counter()
-        cpu0 = 0.0
-        for i in range(warmup + runs):
-            delay = start + i * self.period - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            if i == warmup:
-                cpu0 = self.clock()
-            t0 = time.perf_counter()
-            self.fn()
-            if i >= warmup:
-                self.walls.append(time.perf_counter() - t0)
-        delay = start + (warmup + runs) * self.period - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        self.cpu_s += self.clock() - cpu0
-
-    def result(self) -> Paced:
-        return Paced(
-            1000 * statistics.median(self.walls),
-            1000 * float(np.percentile(self.walls, 95)),
-            1000 * self.cpu_s / len(self.walls),
-        )
-
-
-def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
-    """Median milliseconds of `fn` over `repeat` back-to-back runs."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
-
-
-def timed_in_turn(fns: list[Callable[[], object]], repeat: int, warmup: int = 3) -> list[float]:
-    """Median milliseconds of each of `fns`, called in turn (so that load changes fall on all alike)."""
-    samples: list[list[float]] = [[] for _ in fns]
-    for i in range(warmup + repeat):
-        for fn, own in zip(fns, samples):
-            t0 = time.perf_counter()
-            fn()
-            if i >= warmup:
-                own.append((time.perf_counter() - t0) * 1000)
-    return [statistics.median(own) for own in samples]
 
 
 @dataclass
@@ -375,7 +233,7 @@ def segmentation_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, st
     from ml_model_service.core.reading.preprocess import PreprocessConfig
     from ml_model_service.core.reading.vision import VisionConfig
 
-    from harness.segmentation_exports import segmentation_export
+    from ..harness.segmentation_exports import segmentation_export
 
     log("segmentation: LRASPP and SegFormer, runtime call against the pipeline")
     rows = []
@@ -433,7 +291,7 @@ def node_alone(
 ) -> Camera:
     """A started vision node, alone on the machine (but for the idle `reference`): idle figures (when
     `idle`), then the 30 Hz stream. Returns the camera, left listening."""
-    from bench_stream import Camera, idle_percent
+    from .stream import Camera, idle_percent
 
     client.wait_ready(vision)
     time.sleep(2.0)  # start-up work (trial run, discovery) settles
@@ -468,7 +326,7 @@ def latency_in_turn(
 ) -> None:
     """10 Hz latency windows of each node, taken in turn `rounds` times (one window when alone), so that
     the machine's load falls on every node alike; each node gets `seconds` in all."""
-    from bench_stream import BenchError
+    from .stream import BenchError
 
     rounds = rounds if len(streams) > 1 else 1
     for _ in range(rounds):
@@ -524,9 +382,9 @@ def measure_nodes(
     a reference echo node (DDS and rclpy alone) start beside it; the echo node's 30 Hz stream; the three
     take 10 Hz latency windows in turn; then Infer through the model service. TFLite node alone: the 30 Hz
     and 10 Hz streams. `between` runs after each stream window (a round of raw runs)."""
-    from bench_stream import ECHO_NODE, REFERENCE_NODE, BenchError, Camera, Client, NodeProcess, start_script
-
     from ml_model_service.ros.remote_model import RemoteError
+
+    from .stream import ECHO_NODE, REFERENCE_NODE, BenchError, Camera, Client, NodeProcess, start_script
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     base = f"/bench_{os.getpid()}"
@@ -807,6 +665,7 @@ def main() -> int:
         help="core = --core-only; node = the raw model (for the ratios) and the nodes only; peer = the side by side",
     )
     args = parser.parse_args()
+    isolate_dds(profile=True)  # as env.sh: the benchmark and the nodes it starts use the shipped profile
     core_only = args.core_only or args.only == "core"
     started = time.monotonic()
     frame = photograph()
@@ -837,11 +696,11 @@ def main() -> int:
         nodes, dds_rows = measure_nodes(frame, args.seconds, args.repeat // 2 or 1, baseline.round)
         node_note = load_note(load.cores())
         rows += dds_rows
-        from bench_multicam import batching_rows, multicam_rows
+        from .multicam import batching_rows, multicam_rows
 
-        log("several cameras: one node with 4 cameras against 4 single-camera nodes (bench_multicam.py)")
+        log("several cameras: one node with 4 cameras against 4 single-camera nodes (bench/multicam.py)")
         multicam = multicam_rows(frame, max(args.seconds, 20.0))
-        log("batching: a dynamic-batch YOLOv8n, 4 frames in one call against in turn (bench_multicam.py)")
+        log("batching: a dynamic-batch YOLOv8n, 4 frames in one call against in turn (bench/multicam.py)")
         multicam += ["", *batching_rows()]
     raw = baseline.figures()
     print_raw(raw, args.repeat, raw_note)
@@ -862,4 +721,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

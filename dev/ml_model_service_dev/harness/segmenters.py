@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.scenes import Box3D
+from .scenes import Box3D
 
 #: The colours `render` paints: its wall, its floor and a box's default colour.
 #: (A fourth, black "unknown" class: three classes at the input's size would be an RGB image as likely.)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make demo`: the suite end to end on real photographs, each part in its own process over DDS.
 
 1. ML model service: a model service node serves the bundled SSD detector; a client prints its metadata,
@@ -17,34 +16,29 @@
 from __future__ import annotations
 
 import argparse
-import os
-import random
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 199)))
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+import cv2
+import numpy as np
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray
+from visualization_msgs.msg import Marker, MarkerArray
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml_model_service" / "test"))  # the test harness
+from ml_model_service.core.frames.visualize import colour_for
+from ml_model_service.core.loading.labels import load_labels
+from ml_model_service.ros import conversions
+from ml_model_service.ros.remote_model import RemoteModel
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray  # noqa: E402
-from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
-
-from ml_model_service.core.loading.labels import load_labels  # noqa: E402
-from ml_model_service.ros import conversions  # noqa: E402
-from ml_model_service.ros.remote_model import BackgroundSpinner, RemoteModel  # noqa: E402
-
-from harness.camera import Camera  # noqa: E402
-from harness.messages import camera_info_msg, depth_msg, image_msg  # noqa: E402
-from harness.photos import photo  # noqa: E402
-from harness.processes import spawn_node  # noqa: E402
-from harness.waits import wait_for, wait_until  # noqa: E402
+from .harness.camera import Camera
+from .harness.messages import camera_info_msg, depth_msg, image_msg
+from .harness.photos import photo
+from .harness.processes import spawn_node
+from .harness.spinner import BackgroundSpinner
+from .harness.waits import wait_for, wait_until
+from .system import isolate_dds
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "motorcycle")
 
@@ -167,7 +161,7 @@ def render_cloud(
 def part3_objects(node, out: Path) -> None:
     import open3d as o3d
 
-    from harness.scenes import motorcycle_rgbd
+    from .harness.scenes import motorcycle_rgbd
 
     print("\n=== 3. Object point clouds: real RGB-D sample (Middlebury motorcycle) ===")
     rgb, depth, k = motorcycle_rgbd()
@@ -239,10 +233,34 @@ class MarkerBox:
         self.class_name, self.class_index = " ".join(words), 0
 
 
+def draw_markers(rgb: np.ndarray, objects: list, k) -> np.ndarray:
+    """The RViz markers of 3D objects rendered offline: each object's box (a CUBE marker) as a wireframe
+    projected through the intrinsics `k` (frames.pointcloud.Intrinsics), with its TEXT label (#id, class,
+    score) above it; the image dimmed so the markers stand out."""
+    out = (np.ascontiguousarray(rgb).astype(np.float32) * 0.55).astype(np.uint8)
+    scale = max(0.4, min(out.shape[:2]) / 800.0)
+    thick = max(1, int(round(2 * scale)))
+    edges = [(0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
+    for obj in objects:
+        lo = np.asarray(obj.centre, np.float64) - np.asarray(obj.size, np.float64) / 2
+        hi = lo + np.asarray(obj.size, np.float64)
+        corners = np.array([[x, y, z] for z in (lo[2], hi[2]) for y in (lo[1], hi[1]) for x in (lo[0], hi[0])])
+        z = np.maximum(corners[:, 2], 1e-3)
+        uv = np.column_stack((corners[:, 0] * k.fx / z + k.cx, corners[:, 1] * k.fy / z + k.cy))
+        colour = colour_for(obj.class_index)
+        pts = np.round(uv).astype(np.int32)
+        for a, b in edges:
+            cv2.line(out, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), colour, thick, cv2.LINE_AA)
+        track = getattr(obj, "id", "")
+        text = f"{'#' + track + ' ' if track else ''}{obj.class_name} {obj.confidence:.2f} {obj.centre[2]:.2f} m"
+        x, y = int(uv[:, 0].min()), max(int(uv[:, 1].min()) - 6, 12)
+        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2)
+        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick)
+    return out
+
+
 def save_markers(rgb: np.ndarray, array: MarkerArray, k, path: Path) -> None:
     """The markers received on object_markers, rendered offline over the camera image."""
-    from ml_model_service.core.frames.visualize import draw_markers
-
     texts = {m.id: m for m in array.markers if m.type == Marker.TEXT_VIEW_FACING}
     boxes = [MarkerBox(m, texts.get(m.id)) for m in array.markers if m.type == Marker.CUBE]
     cv2.imwrite(str(path), cv2.cvtColor(draw_markers(rgb, boxes, k), cv2.COLOR_RGB2BGR))
@@ -312,7 +330,7 @@ def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
     from ml_model_service.core.reading import masks
     from ml_model_service.core.reading.vision import Detection
 
-    from harness import scenes
+    from .harness import scenes
 
     print("\n=== 4. Instance masks and RViz markers: a thin frame in front of a wall (seg model) ===")
     thin = scenes.thin_object("frame")
@@ -393,6 +411,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="out/demo", help="output folder")
     args = parser.parse_args()
+    isolate_dds()  # before rclpy starts
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     logs = Path(tempfile.mkdtemp(prefix="demo-logs-", dir=out))
@@ -445,4 +464,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

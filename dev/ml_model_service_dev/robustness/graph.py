@@ -1,8 +1,8 @@
-"""Robustness phases for what another participant on the graph, a dying camera or a bad model can do
-(used by robustness.py): bytes that do not deserialise, bursts of Infer calls, a call that waits for a
+"""Robustness phases for what another participant on the graph, a dying camera or a bad model can do:
+bytes that do not deserialise, bursts of Infer calls, a call that waits for a
 frame, a start-up model that cannot be read, and models or images that ask for far too much memory.
 
-Each phase takes the Harness of robustness.py and returns its figures as a dict.
+Each phase takes the Harness of `common.py` and returns its figures as a dict.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from robustness import ROOT, Harness, Outputs, percentile
 
-from harness.messages import image_msg  # test/harness, which robustness puts on the path
-from harness.photos import photo
-from harness.waits import wait_until
+from ..harness.messages import image_msg
+from ..harness.photos import photo
+from ..harness.waits import wait_until
+from ..paths import REPO as ROOT
+from .common import Harness, Outputs, percentile
 
 MODELS = ROOT / "ml_model_service" / "ml_model_service" / "models"
 

@@ -1,4 +1,4 @@
-"""Real semantic-segmentation exports made by their frameworks (test/exporters/make_segmentation.py, run in the
+"""Real semantic-segmentation exports made by their frameworks (exporters/make_segmentation.py, run in the
 exporters environment `build/exporters-venv`), with the framework's own class maps on the same file as the
 reference: torchvision's LRASPP and DeepLabV3 (MobileNetV3) and an argmax-ending LRASPP, and Hugging Face
 transformers' SegFormer (an export folder: model.onnx, config.json, preprocessor_config.json).
@@ -19,9 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..paths import EXPORTERS
 from .exports import EXPORTERS_PYTHON, REQUIREMENTS, _cache, photo_files
 
-SCRIPT = Path(__file__).resolve().parents[1] / "exporters" / "make_segmentation.py"
+SCRIPT = EXPORTERS / "make_segmentation.py"
 #: The models make_segmentation.py makes.
 SEGMENTATION_MODELS = ("lraspp", "deeplabv3", "lraspp-argmax", "segformer")
 TIMEOUT_S = 900

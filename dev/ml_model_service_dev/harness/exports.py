@@ -1,4 +1,4 @@
-"""Real exports made by their exporters (test/exporters/make_export.py, run in the exporters environment
+"""Real exports made by their exporters (exporters/make_export.py, run in the exporters environment
 `build/exporters-venv`), with the exporter's own predictions on the same file as the reference.
 
 Exports are cached under ~/.cache/ml_model_service/exports/<key> (MMS_EXPORTS_CACHE moves it), keyed by the
@@ -18,11 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..paths import EXPORTERS, REPO, SCRIPTS
 from .photos import photo
 
-ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = Path(__file__).resolve().parents[1] / "exporters" / "make_export.py"
-REQUIREMENTS = ROOT / "scripts" / "requirements-exporters.txt"
+ROOT = REPO
+SCRIPT = EXPORTERS / "make_export.py"
+REQUIREMENTS = SCRIPTS / "requirements-exporters.txt"
 EXPORTERS_PYTHON = Path(os.environ.get("EXPORTERS_PYTHON", ROOT / "build" / "exporters-venv" / "bin" / "python"))
 #: The photos every export is predicted on (scikit-image's; the first is the Middlebury motorcycle).
 PHOTOS = ("motorcycle", "astronaut", "coffee", "chelsea")
