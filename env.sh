@@ -15,8 +15,6 @@ export MMS_ROS
 source "$MMS_VENV/bin/activate"
 # shellcheck disable=SC1091
 source "$MMS_INSTALL/setup.bash"
-# The development package (tests' harness, benchmark, demo, robustness checks): dev/ml_model_service_dev.
-export PYTHONPATH="$_mms_root/dev${PYTHONPATH:+:$PYTHONPATH}"
 # Fast DDS with its default transports loses almost every large best-effort message (camera images);
 # this profile gives it a large shared-memory segment and socket buffers (see README, "DDS for images").
 # Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE (and warns that the older name is deprecated); Fast DDS

@@ -193,7 +193,7 @@ if [ -z "${ROS_DISTRO:-}" ]; then
   export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
   export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 fi
-BASE_PATHS=(ml_model_service_interfaces ml_model_service)
+BASE_PATHS=(ml_model_service_interfaces ml_model_service dev)
 if [ -z "${ROS_DISTRO:-}" ] || ! python -c 'import vision_msgs.msg' >/dev/null 2>&1; then
   BASE_PATHS=(third_party/vision_msgs "${BASE_PATHS[@]}")
   say "vision_msgs not in the ROS environment: building the development copy"

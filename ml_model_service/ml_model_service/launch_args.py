@@ -64,11 +64,12 @@ def for_param(parameter: str) -> Callable[[str, str], Any]:
     parameter's type (`to_bool`, `to_float` within the table's range, `to_str_list`, `to_str`), then coerced
     and validated by the table."""
     p = PARAMETERS[parameter]
+    read: Callable[[str, str], Any]
     if isinstance(p.default, bool):
         read = to_bool
     elif isinstance(p.default, float):
 
-        def read(name: str, text: str) -> float:
+        def read(name: str, text: str) -> float:  # type: ignore[misc]  # one reader per type
             return to_float(name, text, p.low, p.high)
     elif p.is_list and p.item_type is str:
         read = to_str_list

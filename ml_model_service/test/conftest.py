@@ -11,18 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml_model_service.ros import dds
+from ml_model_service_dev.harness.processes import NodeProcess
+from ml_model_service_dev.system import isolate_dds
 
-# Isolate this test run on DDS before rclpy is imported anywhere: own domain, discovery on this host.
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(20, 99)))
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# Isolate this test run on DDS before rclpy starts: own domain (20-99: the tools use 101-199), discovery on this
+# host, the shipped transport profile large images need (under both Fast DDS releases' names).
+isolate_dds(int(os.environ.get("ROS_DOMAIN_ID") or random.Random(os.getpid()).randint(20, 99)), profile=True)
 # Every process this run starts inherits this mark: one still running when the run ends is a leak (below).
 RUN_MARK = f"MMS_TEST_RUN={os.getpid()}"
 os.environ["MMS_TEST_RUN"] = str(os.getpid())
-dds.use_profile()  # large images need the shipped transport profile, under both Fast DDS releases' names
-
-
-from ml_model_service_dev.harness.processes import NodeProcess  # noqa: E402
 
 #: fixtures that need DDS (a node, a client, the ros2 CLI): a test using one is marked `ros`
 ROS_FIXTURES = {"spinner", "start_node", "launch", "both_nodes", "camera", "detector"}

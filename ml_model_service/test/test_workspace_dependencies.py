@@ -105,7 +105,11 @@ def imports(paths: list[Path]) -> dict[str, set[str]]:
 def unknown_and_keys(found: dict[str, set[str]], local: set[str]) -> tuple[dict, dict[str, set[str]]]:
     unknown, keys = {}, {}
     for module, where in found.items():
-        if module in sys.stdlib_module_names or module in local or module == "ml_model_service":
+        if (
+            module in sys.stdlib_module_names
+            or module in local
+            or module in ("ml_model_service", "ml_model_service_dev")
+        ):
             continue
         key = module if module in ROS_PACKAGES else MODULE_KEYS.get(module)
         if key is None:

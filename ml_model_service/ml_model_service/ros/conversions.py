@@ -355,7 +355,9 @@ def _rotate(q: Sequence[float], v: Sequence[float]) -> tuple[float, float, float
     """Vector `v` turned by unit quaternion `q` (x, y, z, w)."""
     from ..core.frames.pointcloud import RigidTransform
 
-    return tuple(float(c) for c in RigidTransform((0.0, 0.0, 0.0), tuple(q)).matrix @ np.asarray(v))
+    x, y, z, w = (float(c) for c in q)
+    turned = RigidTransform((0.0, 0.0, 0.0), (x, y, z, w)).matrix @ np.asarray(v)
+    return float(turned[0]), float(turned[1]), float(turned[2])
 
 
 def marker_id(obj, index: int) -> int:

@@ -52,7 +52,9 @@ def wait(
     """Block until one of the entities is ready or `timeout` seconds pass (None: no timeout); the handle
     pointers of the ready subscriptions, clients and services."""
     subscriptions, clients, services, guards = list(subscriptions), list(clients), list(services), list(guards)
-    wait_set = _rclpy.WaitSet(len(subscriptions), len(guards), 0, len(clients), len(services), 0, node.context.handle)
+    context = node.context.handle
+    assert context is not None, "the node's context is shut down"
+    wait_set = _rclpy.WaitSet(len(subscriptions), len(guards), 0, len(clients), len(services), 0, context)
     wait_set.clear_entities()
     for sub in subscriptions:
         wait_set.add_subscription(sub.handle)
@@ -93,7 +95,7 @@ class DirectClient:
     def __init__(self, node: Node, srv_type, name: str) -> None:
         self.node = node
         self.srv_type = srv_type
-        self.client = node.create_client(srv_type, name, callback_group=WorkerOwned())
+        self.client: Any = node.create_client(srv_type, name, callback_group=WorkerOwned())
         self.service_name = self.client.service_name
         self._lock = threading.Lock()
 
@@ -152,7 +154,7 @@ class ServiceThreads:
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.VOLATILE,
         )
-        self._served = [
+        self._served: list[Any] = [
             (
                 node.create_service(
                     srv_type, name, lambda _req, res: res, qos_profile=qos, callback_group=WorkerOwned()

@@ -132,8 +132,9 @@ class ModelServiceNode(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_work(self) -> None:
-        if getattr(self, "infer_threads", None) is not None:
-            self.infer_threads.stop()
+        threads = getattr(self, "infer_threads", None)
+        if threads is not None:
+            threads.stop()
         self.infer_threads = None
 
     def _clean_up(self) -> None:

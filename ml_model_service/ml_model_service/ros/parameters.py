@@ -52,9 +52,9 @@ def descriptor(p: Param) -> ParameterDescriptor:
         type=param_type(p).value,
         additional_constraints=p.constraints(),
     )
-    if p.low is not None and isinstance(p.default, float):
+    if p.low is not None and p.high is not None and isinstance(p.default, float):
         desc.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(p.high))]
-    elif p.low is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
+    elif p.low is not None and p.high is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
         desc.integer_range = [IntegerRange(from_value=int(p.low), to_value=int(p.high), step=1)]
     return desc
 

@@ -8,6 +8,8 @@ executor. A missing transform costs that frame's 3D only: `FrameError` says whic
 
 from __future__ import annotations
 
+from typing import Any
+
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.time import Time
@@ -39,8 +41,8 @@ class TargetFrame:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._buffer = None
-        self._listener = None
+        self._buffer: Any = None  # tf2_ros.Buffer, made on first use (tf2_ros is optional)
+        self._listener: Any = None
 
     def _ensure(self) -> None:
         if self._buffer is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -31,7 +32,7 @@ class Frame:
         budget: DecodeBudget | None = None,
     ) -> None:
         self.colour, self.depth, self.info, self.budget = colour, depth, info, budget
-        self._rgb = None  # decoded once (a batched call decodes it before the pipeline runs)
+        self._rgb: np.ndarray | None = None  # decoded once (a batched call decodes it before the pipeline runs)
 
     @property
     def header(self) -> Header:

@@ -19,6 +19,7 @@ offered and requested policies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.guard_condition import GuardCondition
@@ -83,7 +84,7 @@ class CameraInput:
         )
         self._group = direct.WorkerOwned()
         self._guard = GuardCondition(None, None, context=node.context)
-        self._subs: dict[str, object] = {}
+        self._subs: dict[str, Any] = {}
         self.wanted = False
         self.stopping = False
 
