@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import fields
+from typing import Any, TypeVar
 
 from ..frames.pointcloud import CloudConfig
 from ..frames.tracking import TrackerConfig
@@ -13,6 +14,19 @@ from ..reading.preprocess import PreprocessConfig
 from ..reading.results import FilterConfig
 from .params import parse_pairs
 from .tables import value_of
+
+T = TypeVar("T")
+
+
+def named_fields(cls: type[T], p: Mapping[str, Any], **given: Any) -> T:
+    """`cls` (a dataclass) with every field a parameter of the same name sets (lists made tuples), and `given`;
+    its other fields keep their defaults."""
+    values = {
+        f.name: tuple(p[f.name]) if isinstance(p[f.name], list) else p[f.name]
+        for f in fields(cls)  # type: ignore[arg-type]
+        if f.name in p and f.name not in given
+    }
+    return cls(**values, **given)
 
 
 def filter_config(p: Mapping[str, Any]) -> FilterConfig:
@@ -32,20 +46,8 @@ def vision_config(p: Mapping[str, Any]) -> VisionConfig:
             pad_corner=p["letterbox_position"],
             input_range=p["input_range"],
         ),
-        decoder=DecoderConfig(
-            model_type=p["model_type"],
-            remap_output_names=parse_pairs(p["remap_output_names"], "remap_output_names"),
-            box_order=tuple(p["box_order"]),
-            box_units=p["box_units"],
-            yolo_format=p["yolo_format"],
-            iou_threshold=p["iou_threshold"],
-            max_detections=p["max_detections"],
-            agnostic_nms=p["agnostic_nms"],
-            box_format=p["box_format"],
-            score_activation=p["score_activation"],
-            task=p["task"],
-            keypoint_shape=tuple(p["keypoint_shape"]),
-            segmentation_layout=p["segmentation_layout"],
+        decoder=named_fields(
+            DecoderConfig, p, remap_output_names=parse_pairs(p["remap_output_names"], "remap_output_names")
         ),
         filters=filter_config(p),
         resize_mode=p["resize_mode"],
@@ -60,22 +62,7 @@ def vision_config(p: Mapping[str, Any]) -> VisionConfig:
 
 def cloud_config(p: Mapping[str, Any]) -> CloudConfig:
     """CloudConfig from parameter values."""
-    return CloudConfig(
-        min_depth=p["min_depth"],
-        max_depth=p["max_depth"],
-        depth_band=p["depth_band"],
-        mean_k=p["mean_k"],
-        sigma=p["sigma"],
-        min_points=p["min_points"],
-        max_points_per_object=p["max_points_per_object"],
-        voxel_size=p["voxel_size"],
-        plane_min_points=p["plane_min_points"],
-        plane_max_distance=p["plane_max_distance"],
-        ground_normal=tuple(p["ground_normal"]),
-        ground_angle_tolerance_deg=p["ground_angle_tolerance_deg"],
-        cluster_radius=p["cluster_radius"],
-        cluster_min_points=p["cluster_min_points"],
-    )
+    return named_fields(CloudConfig, p)
 
 
 def tracker_config(p: Mapping[str, Any]) -> TrackerConfig | None:

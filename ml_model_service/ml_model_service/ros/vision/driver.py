@@ -85,7 +85,8 @@ class Driver(threading.Thread):
         if vision is None or self.values()["object_mode"] == "obstacles":
             return 1
         wanted = self.values()["max_batch"] or -(-len(self.cameras) // self.parallel)  # a batch per core
-        return max(1, min(wanted, batch_support(vision).size))
+        wanted = min(wanted, len(self.cameras))  # one frame per camera at most: a single camera never batches
+        return 1 if wanted <= 1 else min(wanted, batch_support(vision).size)
 
     def _timeout(self) -> float | None:
         """How long the wait for frames may block: until a batch is due, or a camera's pairing deadline."""
