@@ -78,7 +78,9 @@ def _try(fn):
 def part2_vision(node, out: Path) -> None:
     print("\n=== 2. Vision service: camera stream -> vision_msgs ===")
     camera = Camera(node, "/demo/camera", streams=("image",))
-    dets, classes, debug = [], [], []
+    dets: list[Detection2DArray] = []
+    classes: list[Classification] = []
+    debug: list[Image] = []
     node.create_subscription(Detection2DArray, "/demo/camera/detections", dets.append, 10)
     node.create_subscription(Classification, "/demo/classifier/classifications", classes.append, 10)
     node.create_subscription(Image, "/demo/camera/debug_image", debug.append, 10)
@@ -166,9 +168,9 @@ def part3_objects(node, out: Path) -> None:
     print("\n=== 3. Object point clouds: real RGB-D sample (Middlebury motorcycle) ===")
     rgb, depth, k = motorcycle_rgbd()
     camera = Camera(node, "/demo/camera", streams=("image", "depth", "camera_info"))
-    objects = []
+    objects: list[Detection3DArray] = []
     node.create_subscription(Detection3DArray, "/demo/camera/objects", objects.append, 10)
-    clouds = []
+    clouds: list[conversions.PointCloud2] = []
     node.create_subscription(conversions.PointCloud2, "/demo/camera/object_points", clouds.append, 10)
     markers: list[MarkerArray] = []
     node.create_subscription(MarkerArray, "/demo/camera/object_markers", markers.append, 10)
@@ -211,7 +213,7 @@ def part3_objects(node, out: Path) -> None:
     colours = np.column_stack(((packed >> 16) & 255, (packed >> 8) & 255, packed & 255)).astype(np.uint8)
     pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     pcd.colors = o3d.utility.Vector3dVector(colours / 255.0)
-    o3d.io.write_point_cloud(str(out / "motorcycle.ply"), pcd)
+    o3d.io.write_point_cloud(out / "motorcycle.ply", pcd)
     c, s = det.bbox.center.position, det.bbox.size
     render_cloud(points, colours, np.array([c.x, c.y, c.z]), np.array([s.x, s.y, s.z]), out / "motorcycle_cloud.png")
     print(f"  cloud: {out / 'motorcycle.ply'}, picture: {out / 'motorcycle_cloud.png'}")
@@ -393,10 +395,12 @@ def part4_masks(node, out: Path, logs: Path) -> list[subprocess.Popen]:
         f"  off-object points: box {thin.off_object(b.points)}/{len(b.points)} (centre z {b.centre[2]:.2f} m: "
         f"the wall), mask {thin.off_object(m.points)}/{len(m.points)} (centre z {m.centre[2]:.2f} m)"
     )
-    halves = []
+    halves: list[np.ndarray] = []
     for name, obj in (("box", b), ("mask", m)):
+        assert obj.size is not None  # set from the points when not given
         render_cloud(obj.points, obj.colours, obj.centre, obj.size, logs / f"thin_{name}.png", 560, 420)
         half = cv2.imread(str(logs / f"thin_{name}.png"))
+        assert half is not None, f"render_cloud wrote no {name} picture"
         cv2.putText(half, f"cloud from the {name}", (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2)
         halves.append(half)
     cv2.imwrite(str(out / "thin_frame_clouds.png"), cv2.hconcat(halves))

@@ -84,7 +84,7 @@ class Worker:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"a benchmark worker ended (exit {self.proc.wait()}): {self.proc.args}")
+            raise RuntimeError(f"a benchmark worker ended (exit {self.proc.wait()}): {self.proc.args!r}")
         return line
 
     def request(self, n: int) -> dict:

@@ -15,6 +15,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,12 +37,12 @@ RUNTIMES = {".onnx": ("onnx", "openvino", "openvino_f32"), ".tflite": ("tflite",
 
 def candidates(threads: int) -> list[dict]:
     """Every (family, file, runtime) that loads here."""
-    rows = []
+    rows: list[dict] = []
     for family, names in FAMILIES.items():
         for name in names:
             path = BUNDLED_DIR / BUNDLED[name].file
             for runtime in RUNTIMES[path.suffix]:
-                row = {"model": family, "bundled": name, "file": path.name, "runtime": runtime}
+                row: dict[str, Any] = {"model": family, "bundled": name, "file": path.name, "runtime": runtime}
                 try:
                     backend = open_backend(path, runtime, ["cpu"], threads)
                 except ModelLoadError as exc:

@@ -15,10 +15,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from rclpy.client import Client as ServiceClient
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
@@ -166,10 +169,10 @@ class Camera:
         self.pub = self.node.create_publisher(Image, f"{ns}/image", CAMERA_QOS)
         self.msg = conversions.rgb_to_image(rgb, Header(frame_id="bench_camera"))
         self.arrivals: dict[int, int] = {}  # stamp ns -> arrival ns (first answer only)
-        self.sub = None
+        self.sub: Subscription[Any] | None = None
         self._receiver: threading.Thread | None = None
 
-    def _receive(self, sub) -> None:
+    def _receive(self, sub: Subscription[Any]) -> None:
         """Take each answer as it arrives (until the subscription is closed)."""
         while self.sub is sub:
             if sub.handle.pointer not in direct.wait(self.node, 0.2, subscriptions=[sub]):
@@ -191,7 +194,7 @@ class Camera:
         publisher matched us and the node subscribed to our camera."""
         topic = f"{self.ns}/detections"
         deadline = time.monotonic() + timeout
-        infos = []
+        infos: list[Any] = []
         while not infos:
             infos = self.node.get_publishers_info_by_topic(topic)
             if vision is not None:
@@ -262,6 +265,7 @@ class Camera:
     def close(self) -> None:
         if self.sub is not None:
             sub, self.sub = self.sub, None
+            assert self._receiver is not None  # started with the subscription, in listen()
             self._receiver.join(2.0)
             self.node.destroy_subscription(sub)
         self.node.destroy_publisher(self.pub)
@@ -286,7 +290,9 @@ class Client:
 
     def wait_ready(self, vision: NodeProcess, timeout: float = 60.0) -> GetProperties.Response:
         """Wait until the vision node's ~/get_properties says it has a working model."""
-        client = self.node.create_client(GetProperties, f"{vision.ns}/vision_service/get_properties")
+        client: ServiceClient[Any, Any] = self.node.create_client(
+            GetProperties, f"{vision.ns}/vision_service/get_properties"
+        )
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:

@@ -117,7 +117,11 @@ class RawBaseline:
                 if threads == 0:
                     self.loops[(label, "slow")] = PacedLoop(self.loops[(label, kind)].fn, LATENCY_HZ)
                 if threads == 0 and pipeline:
-                    self.loops[(label, "pipeline")] = PacedLoop(lambda v=vision: v.detect(frame))
+
+                    def detect(v: VisionModel = vision) -> list[Detection]:
+                        return v.detect(frame)
+
+                    self.loops[(label, "pipeline")] = PacedLoop(detect)
                 self.keep.append((model, vision))
                 self.runtimes[label] = f"{model.backend.kind}: {model.backend.info.get('execution_providers', '')}"
         self.per_block = max(1, math.ceil(runs / rounds))
@@ -156,7 +160,9 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
     """The README's other core figures: classifier backends, image conversion, clouds, obstacles."""
     rows = []
     log("classifier, image conversion, object clouds, obstacles")
-    calls, labels, seen = [], [], set()
+    calls: list[Callable[[], object]] = []
+    labels: list[str] = []
+    seen: set[tuple[str, str]] = set()
     for name, backend in (
         ("efficientnet_lite0", "auto"),
         ("efficientnet_lite0", "onnx"),
@@ -168,7 +174,11 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
             continue  # auto already picked this runtime
         seen.add((name, kind))
         vision = VisionModel(model, model.labels)
-        calls += [raw_call(model, vision._tensor(frame)[0]), lambda v=vision: v.classify(frame, 5)]
+
+        def classify(v: VisionModel = vision) -> object:
+            return v.classify(frame, 5)
+
+        calls += [raw_call(model, vision._tensor(frame)[0]), classify]
         labels.append(f"{name} ({kind}{', the default' if backend == 'auto' else ''})")
     times = timed_in_turn(calls, repeat)
     for label, infer, total in zip(labels, times[0::2], times[1::2]):
@@ -185,9 +195,14 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
     model = Model("ssd_mobilenet_v2_coco", providers=["cpu"])
     vision = VisionModel(model, model.labels)
     tracker = Tracker()
-    plain, tracked = timed_in_turn(
-        [lambda v=vision: pipeline.run(v, frame), lambda v=vision, t=tracker: pipeline.run(v, frame, tracker=t)], repeat
-    )
+
+    def untracked(v: VisionModel = vision) -> object:
+        return pipeline.run(v, frame)
+
+    def with_ids(v: VisionModel = vision, t: Tracker = tracker) -> object:
+        return pipeline.run(v, frame, tracker=t)
+
+    plain, tracked = timed_in_turn([untracked, with_ids], repeat)
     rows.append(
         (
             "detector pipeline without / with tracking ids (in turn)",
@@ -224,7 +239,10 @@ def other_core_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]
 
 #: The segmentation rows: export name -> its options (torchvision's weights take ImageNet normalisation; the
 #: SegFormer folder carries its own).
-SEGMENTERS = {"lraspp": (0.485, 0.456, 0.406, 0.229, 0.224, 0.225), "segformer": ()}
+SEGMENTERS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]] | None] = {
+    "lraspp": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "segformer": None,
+}
 
 
 def segmentation_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, str]]:
@@ -240,7 +258,7 @@ def segmentation_rows(frame: np.ndarray, repeat: int) -> list[tuple[str, str, st
     for name, norm in SEGMENTERS.items():
         e = segmentation_export(name)
         model = Model(str(e.path), providers=["cpu"])
-        pre = PreprocessConfig(mean=norm[:3], std=norm[3:]) if norm else PreprocessConfig()
+        pre = PreprocessConfig(mean=norm[0], std=norm[1]) if norm else PreprocessConfig()
         vision = VisionModel(model, model.labels, VisionConfig(preprocess=pre))
 
         def whole(v: VisionModel = vision) -> bytes:
@@ -518,6 +536,12 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
     )
     print("|---" * (len(DETECTORS) + 3) + "|")
 
+    def measured(stream: StreamResult | None) -> StreamResult:
+        """The stream's result; AttributeError (shown as failed or n/a by `cell`) where it was not measured."""
+        if stream is None:
+            raise AttributeError("stream not measured")
+        return stream
+
     def cell(label: str, text: Callable[[NodeFigures, RawFigures], str]) -> str:
         f = nodes.get(label)
         if f is None:
@@ -535,7 +559,7 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
     onnx_raw = raw["ONNX"]
 
     def answered(f: NodeFigures, _: RawFigures) -> str:
-        c = f.camera
+        c = measured(f.camera)
         return f"{c.answered} / {c.sent} ({c.fraction:.2f})"
 
     ok = onnx.camera.fraction >= 0.95 if onnx.camera else None
@@ -545,7 +569,7 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
     )
 
     def cpu_ratio(f: NodeFigures, r: RawFigures) -> str:
-        c = f.camera
+        c = measured(f.camera)
         ratio = c.cpu_per_answer_ms / r.single.cpu_ms
         return f"{fmt(c.cpu_per_answer_ms)} ms / {fmt(r.single.cpu_ms)} ms = {ratio:.2f}x"
 
@@ -560,14 +584,15 @@ def print_nodes(raw: dict[str, RawFigures], nodes: dict[str, NodeFigures], secon
     )
 
     def camera_latency(f: NodeFigures, _: RawFigures) -> str:
-        return f"{fmt(f.camera.median_ms)} ms (p95 {fmt(f.camera.p95_ms)})"
+        c = measured(f.camera)
+        return f"{fmt(c.median_ms)} ms (p95 {fmt(c.p95_ms)})"
 
     print(
         f"| latency at {CAMERA_HZ:.0f} Hz, stamp → `detections` received: median (p95) | {cells(camera_latency)} | | |"
     )
 
     def latency(f: NodeFigures, r: RawFigures) -> str:
-        lat = f.latency
+        lat = measured(f.latency)
         return (
             f"{fmt(lat.median_ms)} ms (p95 {fmt(lat.p95_ms)}; {lat.answered}/{lat.sent}); limit "
             f"{1.2 * r.default_slow.wall_ms + 3:.1f} ms from raw {fmt(r.default_slow.wall_ms)} ms at "

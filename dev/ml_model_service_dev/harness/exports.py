@@ -69,7 +69,9 @@ class Export:
 
     def image(self, index: int) -> np.ndarray:
         """Photo `index` as RGB, read from the same PNG the exporter predicted on."""
-        return cv2.cvtColor(cv2.imread(str(self.photo_paths[index])), cv2.COLOR_BGR2RGB)
+        bgr = cv2.imread(str(self.photo_paths[index]))
+        assert bgr is not None, f"unreadable photo: {self.photo_paths[index]}"
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def expected(self, index: int) -> dict:
         return self.reference["photos"][index]
@@ -85,6 +87,24 @@ def photo_files() -> list[Path]:
     return paths
 
 
+def made_once(out: Path, cmd: list[str], what: str, timeout: float) -> dict:
+    """`cmd` run (under the exports' lock) unless `out` holds its reference.json already; that reference. Raises
+    RuntimeError naming `what` when the run fails or overruns `timeout` seconds."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(_cache() / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "reference.json").exists():
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            except subprocess.TimeoutExpired as exc:
+                raise RuntimeError(f"{what} took over {timeout:.0f} s") from exc
+            if done.returncode or not (out / "reference.json").exists():
+                raise RuntimeError(
+                    f"{what} failed (exit {done.returncode}): {done.stderr[-3000:]}{done.stdout[-1000:]}"
+                )
+    return json.loads((out / "reference.json").read_text())
+
+
 def export(arch: str, imgsz: int = 640, candidates: int = 0, **export_args: object) -> Export:
     """`arch` (an Ultralytics yaml: yolo11n.yaml, yolo11n-pose.yaml, rtdetr-l.yaml...) exported with
     `export_args` (format defaults to onnx), made once and cached. `candidates`: its class layers shifted so that
@@ -98,21 +118,15 @@ def export(arch: str, imgsz: int = 640, candidates: int = 0, **export_args: obje
     name += f"-c{candidates}" if candidates else ""
     out = _cache() / name
     photos = photo_files()
-    with open(_cache() / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (out / "reference.json").exists():
-            cmd = [str(EXPORTERS_PYTHON), str(SCRIPT), "--arch", arch, "--out", str(out), "--imgsz", str(imgsz)]
-            cmd += ["--photos", *map(str, photos)]
-            for a in args:
-                cmd += ["--export-arg", a]
-            if candidates:
-                cmd += ["--candidates", str(candidates)]
-            if "pose" in arch:
-                cmd += ["--kpt-names", *COCO_KEYPOINTS]
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-            if done.returncode:
-                raise RuntimeError(f"export of {name} failed: {done.stderr[-3000:]}")
-    reference = json.loads((out / "reference.json").read_text())
+    cmd = [str(EXPORTERS_PYTHON), str(SCRIPT), "--arch", arch, "--out", str(out), "--imgsz", str(imgsz)]
+    cmd += ["--photos", *map(str, photos)]
+    for a in args:
+        cmd += ["--export-arg", a]
+    if candidates:
+        cmd += ["--candidates", str(candidates)]
+    if "pose" in arch:
+        cmd += ["--kpt-names", *COCO_KEYPOINTS]
+    reference = made_once(out, cmd, f"export of {name}", 900)
     return Export(out / reference["file"], reference, photos)
 
 

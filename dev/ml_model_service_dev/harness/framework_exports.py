@@ -14,17 +14,14 @@ keyed by the script and its environment's pins; made under the same lock.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
 from ..paths import EXPORTERS, SCRIPTS
-from .exports import REQUIREMENTS, ROOT, _cache, photo_files
+from .exports import REQUIREMENTS, ROOT, _cache, made_once, photo_files
 
 
 @dataclass(frozen=True)
@@ -93,6 +90,7 @@ def sized_photos(size: tuple[int, int]) -> list[Path]:
         if not sized.exists():
             sized.parent.mkdir(parents=True, exist_ok=True)
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            assert image is not None, f"unreadable photo: {path}"
             cv2.imwrite(str(sized), cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA))
         paths.append(sized)
     return paths
@@ -105,21 +103,8 @@ def framework_export(maker: Maker, name: str, size: tuple[int, int] | None = Non
         raise RuntimeError(f"no environment at {maker.python}: run scripts/bootstrap.sh (without MMS_EXPORTERS=0)")
     photos = sized_photos(size) if size else photo_files()
     out = _folder(maker, name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(_cache() / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (out / "reference.json").exists():
-            cmd = [str(maker.python), str(maker.script), "--model", name, "--out", str(out), "--photos"]
-            cmd += [str(p) for p in photos] + list(args)
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
-            except subprocess.TimeoutExpired as exc:
-                raise RuntimeError(f"export of {name} took over {TIMEOUT_S} s") from exc
-            if done.returncode or not (out / "reference.json").exists():
-                raise RuntimeError(
-                    f"export of {name} failed (exit {done.returncode}): {done.stderr[-3000:]}{done.stdout[-1000:]}"
-                )
-    info = json.loads((out / "reference.json").read_text())
+    cmd = [str(maker.python), str(maker.script), "--model", name, "--out", str(out), "--photos"]
+    info = made_once(out, cmd + [str(p) for p in photos] + list(args), f"export of {name}", TIMEOUT_S)
     model = out / info["file"] if info.get("file") else out
     return FrameworkExport(path=model, folder=out, info=info, photos=photos)
 

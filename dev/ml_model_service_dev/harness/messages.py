@@ -24,11 +24,11 @@ def camera_bytes(rgb: np.ndarray, encoding: str) -> np.ndarray:
     y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
     u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
     v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
-    y, u, v = (np.clip(np.round(c), 0, 255).astype(np.uint8) for c in (y, u, v))
+    y8, u8, v8 = (np.clip(np.round(c), 0, 255).astype(np.uint8) for c in (y, u, v))
     out = np.zeros((h, w, 2), np.uint8)
     luma, chroma = (1, 0) if encoding in ("uyvy", "yuv422") else (0, 1)
-    out[..., luma] = y
-    out[:, 0::2, chroma], out[:, 1::2, chroma] = u[:, 0::2], v[:, 0::2]
+    out[..., luma] = y8
+    out[:, 0::2, chroma], out[:, 1::2, chroma] = u8[:, 0::2], v8[:, 0::2]
     return out
 
 

@@ -51,7 +51,7 @@ def render(
         hit = z_floor < depth
         depth[hit] = z_floor[hit]
         rgb[hit] = (120, 120, 100)
-    masks = []
+    masks: list[np.ndarray] = []
     for box in objects:
         lo, hi = np.asarray(box.lo, float), np.asarray(box.hi, float)
         t_near = np.full(depth.shape, -np.inf)

@@ -9,10 +9,7 @@ Cached beside the detection exports (harness.exports) under ~/.cache/ml_model_se
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..paths import EXPORTERS
-from .exports import EXPORTERS_PYTHON, REQUIREMENTS, _cache, photo_files
+from .exports import EXPORTERS_PYTHON, REQUIREMENTS, _cache, made_once, photo_files
 
 SCRIPT = EXPORTERS / "make_segmentation.py"
 #: The models make_segmentation.py makes.
@@ -41,7 +38,9 @@ def _read_map(path: Path) -> np.ndarray:
 
 
 def _rgb(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, f"unreadable photo: {path}"
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 @dataclass
@@ -93,22 +92,8 @@ def segmentation_export(name: str) -> SegExport:
         )
     photos = photo_files()
     out = _seg_cache() / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(_cache() / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (out / "reference.json").exists():
-            cmd = [str(EXPORTERS_PYTHON), str(SCRIPT), "--model", name, "--out", str(out), "--photos"]
-            cmd += [str(p) for p in photos]
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
-            except subprocess.TimeoutExpired as exc:
-                raise RuntimeError(f"segmentation export of {name} took over {TIMEOUT_S} s") from exc
-            if done.returncode or not (out / "reference.json").exists():
-                raise RuntimeError(
-                    f"segmentation export of {name} failed (exit {done.returncode}): "
-                    f"{done.stderr[-3000:]}{done.stdout[-1000:]}"
-                )
-    info = json.loads((out / "reference.json").read_text())
+    cmd = [str(EXPORTERS_PYTHON), str(SCRIPT), "--model", name, "--out", str(out), "--photos"]
+    info = made_once(out, cmd + [str(p) for p in photos], f"segmentation export of {name}", TIMEOUT_S)
     return SegExport(
         path=out if name == "segformer" else out / info["file"],
         folder=out,

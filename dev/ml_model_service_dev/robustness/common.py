@@ -8,12 +8,16 @@ import signal
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..harness.camera import Camera
 from ..harness.processes import spawn_node
 from ..harness.spinner import BackgroundSpinner
+
+if TYPE_CHECKING:
+    from vision_msgs.msg import Classification, Detection2DArray
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -38,7 +42,7 @@ class Harness:
     # --- nodes ------------------------------------------------------------------------------------
     def spawn(self, kind: str, ns: str, params: dict):
         proc, log = spawn_node(kind, self.logs, params, namespace=ns)
-        proc.log_path = log
+        setattr(proc, "log_path", log)  # noqa: B010 (Popen has no such field; the phases read proc.log_path)
         self.procs.append(proc)
         return proc
 
@@ -107,8 +111,8 @@ class Outputs:
 
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.node = node
-        self.detections: list[tuple[float, object]] = []
-        self.classifications: list[tuple[float, object]] = []
+        self.detections: list[tuple[float, Detection2DArray]] = []
+        self.classifications: list[tuple[float, Classification]] = []
         self.subs = [
             node.create_subscription(
                 Detection2DArray, f"{ns}/detections", lambda m: self.detections.append((time.monotonic(), m)), qos

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +24,12 @@ from ..harness.messages import image_msg
 from ..harness.photos import photo
 from ..harness.waits import wait_until
 from ..paths import REPO as ROOT
+from ..system import proc_kb
 from .common import Harness, Outputs, percentile
+
+if TYPE_CHECKING:
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.client import Client
 
 MODELS = ROOT / "ml_model_service" / "ml_model_service" / "models"
 
@@ -46,7 +52,7 @@ class StatusLog:
 
         qos = QoSProfile(depth=10, durability=DurabilityPolicy.VOLATILE, reliability=ReliabilityPolicy.RELIABLE)
         self.node = node
-        self.messages: list[tuple[float, object]] = []
+        self.messages: list[tuple[float, DiagnosticStatus]] = []
         self.sub = node.create_subscription(
             DiagnosticStatus, topic, lambda m: self.messages.append((time.monotonic(), m)), qos
         )
@@ -77,16 +83,6 @@ class StatusLog:
         self.node.destroy_subscription(self.sub)
 
 
-def _proc_kb(pid: int, key: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 class Memory:
     """A process's resident memory while a block runs: VmRSS sampled every 50 ms, and VmHWM (its peak, reset
     first through /proc/PID/clear_refs where the kernel allows it)."""
@@ -99,14 +95,14 @@ class Memory:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, _proc_kb(self.pid, "VmRSS"))
+            self.peak_kb = max(self.peak_kb, proc_kb(self.pid, "VmRSS"))
             self._stop.wait(0.05)
 
     def __enter__(self) -> Memory:
         with contextlib.suppress(OSError):
             Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
-        self.rss_before = _proc_kb(self.pid, "VmRSS")
-        self.hwm_before = _proc_kb(self.pid, "VmHWM")
+        self.rss_before = proc_kb(self.pid, "VmRSS")
+        self.hwm_before = proc_kb(self.pid, "VmHWM")
         self.peak_kb = self.rss_before
         self._thread.start()
         return self
@@ -114,7 +110,7 @@ class Memory:
     def __exit__(self, *_exc) -> None:
         self._stop.set()
         self._thread.join(2)
-        self.hwm_after = _proc_kb(self.pid, "VmHWM")
+        self.hwm_after = proc_kb(self.pid, "VmHWM")
 
     def figures(self) -> dict:
         peak = max(self.peak_kb, self.hwm_after if self.hwm_after > self.hwm_before else 0)
@@ -130,7 +126,7 @@ class Memory:
 def limit_address_space(pid: int, headroom_gib: float) -> float | None:
     """Cap a node's address space at its size now + `headroom_gib` (so a model that is not refused fails
     there instead of taking the machine); the cap in GiB, None where it could not be set."""
-    limit = _proc_kb(pid, "VmSize") * 1024 + int(headroom_gib * 2**30)
+    limit = proc_kb(pid, "VmSize") * 1024 + int(headroom_gib * 2**30)
     try:
         resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
     except (OSError, ValueError, AttributeError):
@@ -145,6 +141,7 @@ def tracebacks(*procs) -> int:
 def _client(h: Harness, srv_type, name: str, timeout: float = 20.0, proc=None, depth: int | None = None):
     """A client of service `name` once it is there (an error when `proc`, the node behind it, exits first);
     `depth`: its queues' depth (None: rclpy's default service QoS, keep-last 10)."""
+    client: Client[Any, Any]
     if depth is None:
         client = h.node.create_client(srv_type, name)
     else:
@@ -528,14 +525,14 @@ def phase_startup(h: Harness) -> dict:
     t0 = time.monotonic()
     proc = h.model_service(ns, model_path=str(path), allowed_paths=[str(folder)])
     status = StatusLog(h.node, f"{ns}/ml_model_service/status")
-    meta = h.node.create_client(GetMetadata, f"{ns}/ml_model_service/get_metadata")
+    meta: Client[Any, Any] = h.node.create_client(GetMetadata, f"{ns}/ml_model_service/get_metadata")
     up = wait_until(lambda: meta.wait_for_service(timeout_sec=0.2) or proc.poll() is not None, 30, 0.1)
     time.sleep(max(0.0, 5.0 - (time.monotonic() - t0)))
     alive_5s = proc.poll() is None
     wait_until(lambda: status.messages, 5.0)
     before = status.latest()
     r_meta, _ = _call(meta, GetMetadata.Request(), 10.0) if alive_5s else (None, 0.0)
-    load = h.node.create_client(LoadModel, f"{ns}/ml_model_service/load_model")
+    load: Client[Any, Any] = h.node.create_client(LoadModel, f"{ns}/ml_model_service/load_model")
     r_load, load_s = (
         _call(load, LoadModel.Request(model_path="ssd_mobilenet_v2_coco"), 60.0) if alive_5s else (None, 0.0)
     )
@@ -604,6 +601,8 @@ def expand_model(path: Path, side: int, dynamic: bool = False) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    weights: list[TensorProto]
+    out: list[str | int]
     if dynamic:
         nodes = [
             helper.make_node("Cast", ["x"], ["s"], to=TensorProto.INT64),
@@ -722,7 +721,7 @@ def _hostile_jpeg(h: Harness, vis, ns: str, seconds: float, rate: float, good_ra
     # bombs at `rate`, good frames at `good_rate` halfway between two bombs
     tick = 1.0 / (2 * rate)
     every_good = max(1, round(2 * rate / good_rate))
-    sent = Counter()
+    sent: Counter[str] = Counter()
     with Memory(vis.pid) as mem:
         t0 = time.monotonic()
         k = 0

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from ..harness.waits import wait_until
 from ..paths import REPO as ROOT
 from ..system import rss_mib as rss_mb
 from .common import Harness, Outputs, camera_stream, classes_of, percentile
+
+if TYPE_CHECKING:
+    from rclpy.client import Client
 
 # --- inputs ---------------------------------------------------------------------------------------
 
@@ -84,7 +88,8 @@ def phase_infer(h: Harness, count: int, seconds: float) -> dict:
     spec = remote.metadata.inputs[0]
     import cv2
 
-    client = h.node.create_client(Infer, f"{ns}/ml_model_service/infer")  # many threads call it at once
+    # many threads call it at once
+    client: Client[Any, Any] = h.node.create_client(Infer, f"{ns}/ml_model_service/infer")
     valid = {good_name: cv2.resize(photo(), (spec.shape[2], spec.shape[1]))[None].astype(np.uint8)}
     before = rss_mb(proc.pid)
     outcomes: Counter = Counter()
@@ -127,7 +132,10 @@ def phase_infer(h: Harness, count: int, seconds: float) -> dict:
     # still correct afterwards?
     check = remote.infer(valid) if alive else {}
     _, classes, scores, n = check.values() if check else (None, None, None, None)
-    detected = alive and any(int(c) == 3 and s > 0.5 for c, s in zip(classes[0, : int(n[0])], scores[0, : int(n[0])]))
+    detected = False
+    if alive:
+        assert classes is not None and scores is not None and n is not None, "the detector gave no outputs"
+        detected = any(int(c) == 3 and s > 0.5 for c, s in zip(classes[0, : int(n[0])], scores[0, : int(n[0])]))
     log = Path(proc.log_path).read_text(errors="replace")
     h.stop(proc)
     total = sum(outcomes.values())
@@ -677,7 +685,7 @@ def phase_leak(h: Harness) -> dict:
         attempts += 1
         answers.append(str(remote.load(trick)))
     for node in (f"{svc_ns}/ml_model_service", f"{vis_ns}/vision_service", "/llocal/vision_service"):
-        client = h.node.create_client(SetParameters, f"{node}/set_parameters")
+        client: Client[Any, Any] = h.node.create_client(SetParameters, f"{node}/set_parameters")
         for name, values in (
             ("label_path", tricks),
             ("model_path", model_tricks),
