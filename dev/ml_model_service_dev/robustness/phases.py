@@ -774,121 +774,152 @@ def phase_bitflip(h: Harness, copies: int) -> dict:
     }
 
 
-# --- main ------------------------------------------------------------------------------------------
+# --- summary ---------------------------------------------------------------------------------------
+
+
+def _infer_line(x: dict) -> str:
+    return (
+        f"Infer fuzz: {x['requests']} requests in {x['seconds']} s, crashes {x['crashes']}, "
+        f"clean refusals {x['clean_refusals']}, other failures {x['other_failures']}, "
+        f"ok {x['outcomes'].get('ok', 0)}, tracebacks {x['tracebacks_in_log']}, "
+        f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (every 2 s {x['rss_mb_every_2s']}), "
+        f"correct afterwards {x['correct_after']}"
+    )
+
+
+def _topics_line(x: dict) -> str:
+    return (
+        f"Topic fuzz: {x['messages']} messages in {x['seconds']} s, crashes {x['crashes']}, "
+        f"2D detections during the fuzz {x['detections_during_fuzz']}, detecting afterwards "
+        f"{x['still_detecting_after']}, RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (raw node "
+        f"during the fuzz {x['vision_raw_rss_mb_during']}), tracebacks {x['tracebacks_in_logs']}"
+    )
+
+
+def _restart_line(x: dict) -> str:
+    recoveries = [c["recovery_s_after_serving"] for c in x["cycles"]]
+    lost = [c["frames_without_output"] for c in x["cycles"]]
+    return (
+        f"kill -9 / restart: {x['recovered']}/{len(x['cycles'])} recovered, recovery after the "
+        f"service serves again {recoveries} s (max {x['max_recovery_s']}), frames without output "
+        f"{lost}, crashes {x['crashes']}"
+    )
+
+
+def _swap_line(x: dict) -> str:
+    return (
+        f"Hot swaps at 30 Hz: {x['swaps']} swaps in {x['seconds']} s, {x['frames_sent']} frames, "
+        f"{x['detections']} detections + {x['classifications']} classifications "
+        f"({x['outputs_hz_with_swaps']} Hz; {x['outputs_hz_without_swaps']} Hz without swaps), garbled "
+        f"{x['garbled_frames']}, without output {x['frames_without_output']}, crashes {x['crashes']}"
+    )
+
+
+def _flood_line(x: dict) -> str:
+    return (
+        f"1080p flood: sent {x['sent_hz']} Hz for {x['seconds']} s, outputs {x['outputs_hz']} Hz, "
+        f"latency p50/p90/max {x['latency_ms_p50']}/{x['latency_ms_p90']}/{x['latency_ms_max']} ms, "
+        f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (vision each second "
+        f"{x['vision_rss_mb_each_second']}), crashes {x['crashes']}"
+    )
+
+
+def _leak_line(x: dict) -> str:
+    return (
+        f"Leak probe: {x['attempts']} attempts, {x['topics_watched']} topics / {x['messages_seen']} "
+        f"messages watched, token seen {x['token_occurrences']} times, leaked bytes {x['leaked_bytes']}, "
+        f"crashes {x['crashes']} (control token from an allowed label file seen: "
+        f"{x['control_token_seen']})"
+    )
+
+
+def _bitflip_line(x: dict) -> str:
+    return (
+        f"Bit-flipped copies: {x['copies']} copies, loaded {x['loaded']}, refused by checksum "
+        f"{x['refused_by_checksum']}, refused otherwise {x['refused_otherwise']}"
+    )
+
+
+def _malformed_line(x: dict) -> str:
+    nodes = "; ".join(
+        f"{k}: good {n['good_answered']}/{n['good_sent']} answered ({n['ratio']}), malformed "
+        f"{n['malformed_sent']} sent / {n['malformed_counted']} counted (frames skipped unread "
+        f"{n['skipped_counted']}), status level {n['status_level']} (max {n['status_max_level']})"
+        for k, n in x["nodes"].items()
+    )
+    return (
+        f"Malformed messages ({x['seconds']} s at {x['rate_hz']} Hz): {nodes}; crashes {x['crashes']}, "
+        f"tracebacks {x['tracebacks_in_logs']}"
+    )
+
+
+def _burst_line(x: dict) -> str:
+    bursts = ", ".join(
+        f"{b['calls']} ({b['clients']} clients): {b['answered']} answered ({b['ok']} ok + "
+        f"{b['busy']} busy), {b['lost']} lost, served {b['served_by_node']}, max "
+        f"{b['max_answer_s']} s"
+        for b in x["bursts"]
+    )
+    return (
+        f"Infer bursts: {bursts}; serves after {x['serves_after']}, crashes {x['crashes']}, "
+        f"tracebacks {x['tracebacks_in_log']}"
+    )
+
+
+def _waiting_line(x: dict) -> str:
+    answer = x["call_answer"] or {}
+    return (
+        f"Waiting GetDetections ({x['call_s']} s, answered success={answer.get('success')}): parameter "
+        f"reads max {x['max_param_read_s']} s {x['param_read_s']}, ~/status {x['status_per_s']}/s, "
+        f"/diagnostics {x['diagnostics_per_s']}/s, crashes {x['crashes']}"
+    )
+
+
+def _startup_line(x: dict) -> str:
+    meta = x["get_metadata"] or {}
+    return (
+        f"Unreadable start-up model: alive after 5 s {x['alive_after_5s']}, status level "
+        f"{x['status_level']} '{x['status_message'][:80]}', GetMetadata success {meta.get('success')} "
+        f"'{meta.get('message', '')[:40]}', LoadModel ssd {x['load_model_success']}, tracebacks "
+        f"{x['tracebacks_in_log']}"
+    )
+
+
+def _hostile_models_line(x: dict) -> str:
+    parts = []
+    for key in ("tflite_huge_input", "onnx_expand_1gib", "onnx_expand_1gib_dynamic", "jpeg_7000x7000"):
+        y = x.get(key, {})
+        if "skipped" in y or "error" in y:
+            parts.append(f"{key}: {y.get('skipped') or y.get('error')}")
+            continue
+        extra = f", good {y['good_answered']}/{y['good_sent']} answered" if "good_sent" in y else ""
+        parts.append(f"{key}: refused {y.get('refused')}, peak RSS +{y.get('peak_growth_mb')} MB{extra}")
+    return f"Hostile models: {'; '.join(parts)}; crashes {x['crashes']}"
+
+
+#: each phase's summary line, from its figures
+SUMMARY_LINES = {
+    "infer": _infer_line,
+    "topics": _topics_line,
+    "restart": _restart_line,
+    "swap": _swap_line,
+    "flood": _flood_line,
+    "leak": _leak_line,
+    "bitflip": _bitflip_line,
+    "malformed": _malformed_line,
+    "burst": _burst_line,
+    "waiting": _waiting_line,
+    "startup": _startup_line,
+    "hostile_models": _hostile_models_line,
+}
 
 
 def summary(results: dict) -> list[str]:
+    """The summary: a line of figures per phase that ran, a line per phase that failed."""
     lines = ["", "=== robustness summary ==="]
-    r = results
-    if "infer" in r and "error" not in r["infer"]:
-        x = r["infer"]
-        lines.append(
-            f"Infer fuzz: {x['requests']} requests in {x['seconds']} s, crashes {x['crashes']}, "
-            f"clean refusals {x['clean_refusals']}, other failures {x['other_failures']}, "
-            f"ok {x['outcomes'].get('ok', 0)}, tracebacks {x['tracebacks_in_log']}, "
-            f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (every 2 s {x['rss_mb_every_2s']}), "
-            f"correct afterwards {x['correct_after']}"
-        )
-    if "topics" in r and "error" not in r["topics"]:
-        x = r["topics"]
-        lines.append(
-            f"Topic fuzz: {x['messages']} messages in {x['seconds']} s, crashes {x['crashes']}, "
-            f"2D detections during the fuzz {x['detections_during_fuzz']}, detecting afterwards "
-            f"{x['still_detecting_after']}, RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (raw node "
-            f"during the fuzz {x['vision_raw_rss_mb_during']}), tracebacks {x['tracebacks_in_logs']}"
-        )
-    if "restart" in r and "error" not in r["restart"]:
-        x = r["restart"]
-        recoveries = [c["recovery_s_after_serving"] for c in x["cycles"]]
-        lost = [c["frames_without_output"] for c in x["cycles"]]
-        lines.append(
-            f"kill -9 / restart: {x['recovered']}/{len(x['cycles'])} recovered, recovery after the "
-            f"service serves again {recoveries} s (max {x['max_recovery_s']}), frames without output "
-            f"{lost}, crashes {x['crashes']}"
-        )
-    if "swap" in r and "error" not in r["swap"]:
-        x = r["swap"]
-        lines.append(
-            f"Hot swaps at 30 Hz: {x['swaps']} swaps in {x['seconds']} s, {x['frames_sent']} frames, "
-            f"{x['detections']} detections + {x['classifications']} classifications "
-            f"({x['outputs_hz_with_swaps']} Hz; {x['outputs_hz_without_swaps']} Hz without swaps), garbled "
-            f"{x['garbled_frames']}, without output {x['frames_without_output']}, crashes {x['crashes']}"
-        )
-    if "flood" in r and "error" not in r["flood"]:
-        x = r["flood"]
-        lines.append(
-            f"1080p flood: sent {x['sent_hz']} Hz for {x['seconds']} s, outputs {x['outputs_hz']} Hz, "
-            f"latency p50/p90/max {x['latency_ms_p50']}/{x['latency_ms_p90']}/{x['latency_ms_max']} ms, "
-            f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (vision each second "
-            f"{x['vision_rss_mb_each_second']}), crashes {x['crashes']}"
-        )
-    if "leak" in r and "error" not in r["leak"]:
-        x = r["leak"]
-        lines.append(
-            f"Leak probe: {x['attempts']} attempts, {x['topics_watched']} topics / {x['messages_seen']} "
-            f"messages watched, token seen {x['token_occurrences']} times, leaked bytes {x['leaked_bytes']}, "
-            f"crashes {x['crashes']} (control token from an allowed label file seen: "
-            f"{x['control_token_seen']})"
-        )
-    if "bitflip" in r and "error" not in r["bitflip"]:
-        x = r["bitflip"]
-        lines.append(
-            f"Bit-flipped copies: {x['copies']} copies, loaded {x['loaded']}, refused by checksum "
-            f"{x['refused_by_checksum']}, refused otherwise {x['refused_otherwise']}"
-        )
-    if "malformed" in r and "error" not in r["malformed"]:
-        x = r["malformed"]
-        nodes = "; ".join(
-            f"{k}: good {n['good_answered']}/{n['good_sent']} answered ({n['ratio']}), malformed "
-            f"{n['malformed_sent']} sent / {n['malformed_counted']} counted (frames skipped unread "
-            f"{n['skipped_counted']}), status level {n['status_level']} (max {n['status_max_level']})"
-            for k, n in x["nodes"].items()
-        )
-        lines.append(
-            f"Malformed messages ({x['seconds']} s at {x['rate_hz']} Hz): {nodes}; crashes {x['crashes']}, "
-            f"tracebacks {x['tracebacks_in_logs']}"
-        )
-    if "burst" in r and "error" not in r["burst"]:
-        x = r["burst"]
-        bursts = ", ".join(
-            f"{b['calls']} ({b['clients']} clients): {b['answered']} answered ({b['ok']} ok + "
-            f"{b['busy']} busy), {b['lost']} lost, served {b['served_by_node']}, max "
-            f"{b['max_answer_s']} s"
-            for b in x["bursts"]
-        )
-        lines.append(
-            f"Infer bursts: {bursts}; serves after {x['serves_after']}, crashes {x['crashes']}, "
-            f"tracebacks {x['tracebacks_in_log']}"
-        )
-    if "waiting" in r and "error" not in r["waiting"]:
-        x = r["waiting"]
-        answer = x["call_answer"] or {}
-        lines.append(
-            f"Waiting GetDetections ({x['call_s']} s, answered success={answer.get('success')}): parameter "
-            f"reads max {x['max_param_read_s']} s {x['param_read_s']}, ~/status {x['status_per_s']}/s, "
-            f"/diagnostics {x['diagnostics_per_s']}/s, crashes {x['crashes']}"
-        )
-    if "startup" in r and "error" not in r["startup"]:
-        x = r["startup"]
-        meta = x["get_metadata"] or {}
-        lines.append(
-            f"Unreadable start-up model: alive after 5 s {x['alive_after_5s']}, status level "
-            f"{x['status_level']} '{x['status_message'][:80]}', GetMetadata success {meta.get('success')} "
-            f"'{meta.get('message', '')[:40]}', LoadModel ssd {x['load_model_success']}, tracebacks "
-            f"{x['tracebacks_in_log']}"
-        )
-    if "hostile_models" in r and "error" not in r["hostile_models"]:
-        x = r["hostile_models"]
-        parts = []
-        for key in ("tflite_huge_input", "onnx_expand_1gib", "onnx_expand_1gib_dynamic", "jpeg_7000x7000"):
-            y = x.get(key, {})
-            if "skipped" in y or "error" in y:
-                parts.append(f"{key}: {y.get('skipped') or y.get('error')}")
-                continue
-            extra = f", good {y['good_answered']}/{y['good_sent']} answered" if "good_sent" in y else ""
-            parts.append(f"{key}: refused {y.get('refused')}, peak RSS +{y.get('peak_growth_mb')} MB{extra}")
-        lines.append(f"Hostile models: {'; '.join(parts)}; crashes {x['crashes']}")
-    for name, x in r.items():
-        if "error" in x:
-            lines.append(f"{name}: phase failed: {x['error']}")
+    for phase, line in SUMMARY_LINES.items():
+        x = results.get(phase)
+        if x is not None and "error" not in x:
+            lines.append(line(x))
+    lines += [f"{name}: phase failed: {x['error']}" for name, x in results.items() if "error" in x]
     return lines
