@@ -132,11 +132,15 @@ class CameraPipeline:
         )
 
     # --- frames in --------------------------------------------------------------------------------
-    def receive(self, taken: Taken) -> Frame | None:
-        """Store what its subscriptions held; the frame to run now, if any."""
+    def note_subscription(self) -> None:
+        """Tell its health when it (un)subscribed (the driver calls it after each (un)subscribing, before it
+        waits: a camera nobody publishes on is judged from then on)."""
         if self.subscribed != self._subscribed:
             self._subscribed = self.subscribed
             self.health.subscribed(self._subscribed)
+
+    def receive(self, taken: Taken) -> Frame | None:
+        """Store what its subscriptions held; the frame to run now, if any."""
         for reason in taken.malformed:
             self.drop("malformed", reason)
         if taken.info is not None:

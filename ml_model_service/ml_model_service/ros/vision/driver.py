@@ -105,6 +105,7 @@ class Driver(threading.Thread):
         for c in self.cameras:
             assert c.input is not None
             subs, guard = c.input.prepare()
+            c.note_subscription()
             subscriptions += subs
             guards.append(guard)
         if self.stopping:
