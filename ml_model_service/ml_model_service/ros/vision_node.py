@@ -76,7 +76,7 @@ class VisionNode(ManagedNode):
         self.active = False
         self.source: ModelSource | None = None
         self.calls: VisionServices | None = None
-        self.frames: TargetFrame | None = None
+        self.transforms: TargetFrame | None = None
         if v["target_frame"] and not tf.available():
             raise ParameterError(INSTALL_TF2)
         self._retries = bool(v["model_service"] or is_server_ref(v["model_path"]))  # may come up later: retry
@@ -142,7 +142,7 @@ class VisionNode(ManagedNode):
         v = self.values
         self.source = ModelSource(self, v, self._model_ready)
         self.cameras.configure(self.cameras.update_demand)
-        self.frames = TargetFrame(self)
+        self.transforms = TargetFrame(self)
         if not self.obstacles and self.source.current(v) is None and not v["autostart"]:
             return self.configure_failed(self.source.state)
         self.calls = VisionServices(
@@ -152,7 +152,7 @@ class VisionNode(ManagedNode):
             self.status,
             lambda: self.values,
             lambda: self.active,
-            self.frames,
+            self.transforms,
         )
         self.stage = "inactive"
         return TransitionCallbackReturn.SUCCESS
@@ -160,7 +160,7 @@ class VisionNode(ManagedNode):
     def on_activate(self, _state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe (while someone listens) and process frames."""
         assert self.source is not None
-        self.cameras.activate(self.source, self.frames)
+        self.cameras.activate(self.source, self.transforms)
         self.active, self.stage = True, "active"
         if self.source.vision is not None:
             self._model_ready(self.source.vision)
@@ -183,9 +183,9 @@ class VisionNode(ManagedNode):
         self.cameras.destroy_outputs()
         if self.source is not None:
             self.source.close()
-        if self.frames is not None:
-            self.frames.close()
-        self.calls = self.source = self.frames = None
+        if self.transforms is not None:
+            self.transforms.close()
+        self.calls = self.source = self.transforms = None
 
     # --- parameters -------------------------------------------------------------------------------
     def _prepare(self, candidate: dict[str, Any]) -> str:

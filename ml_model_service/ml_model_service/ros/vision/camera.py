@@ -63,7 +63,7 @@ class CameraPipeline:
         self.outputs: Outputs | None = None
         self.input: CameraInput | None = None
         self.source: ModelSource | None = None
-        self.frames: TargetFrame | None = None
+        self.transforms: TargetFrame | None = None
         self.pinning: CallerPinning | None = None
         self.demand_until = 0.0
         self._reset()
@@ -85,10 +85,10 @@ class CameraPipeline:
         """Its publishers (label_info is the node's, published once)."""
         self.outputs = Outputs(self.node, on_listeners_changed, prefix=self.prefix, label_info=False)
 
-    def activate(self, source: ModelSource, frames: TargetFrame | None, pinning: CallerPinning) -> None:
+    def activate(self, source: ModelSource, transforms: TargetFrame | None, pinning: CallerPinning) -> None:
         """Its subscriptions (made by the driver thread while someone listens) and a fresh stream."""
         v = self.values()
-        self.source, self.frames, self.pinning = source, frames, pinning
+        self.source, self.transforms, self.pinning = source, transforms, pinning
         self.input = CameraInput(
             self.node,
             self.image_topic,
@@ -246,7 +246,7 @@ class CameraPipeline:
         if r.segmentation is not None:
             self.class_shares = ", ".join(f"{name} {share:.2f}" for _, name, _, share in r.segmentation.shares()[:10])
         if frame.depth is not None:
-            if not to_target_frame(r, frame.header, values, self.frames):
+            if not to_target_frame(r, frame.header, values, self.transforms):
                 self.status.count("tf_errors")
             self._judge_3d(r, obstacles)
         self.outputs.publish(

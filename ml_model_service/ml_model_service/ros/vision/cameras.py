@@ -88,7 +88,7 @@ class Cameras:
         for c in self.pipelines:
             c.configure(on_listeners_changed)
 
-    def activate(self, source: ModelSource, frames: TargetFrame | None) -> None:
+    def activate(self, source: ModelSource, transforms: TargetFrame | None) -> None:
         """Every camera's stream, and the driver thread."""
         log = self.node.get_logger()
         self.driver = Driver(self.node, self.pipelines, source, self.node_values)
@@ -97,7 +97,7 @@ class Cameras:
             enabled=self.driver.parallel == 1,  # frames run on the driver thread
         )
         for c in self.pipelines:
-            c.activate(source, frames, pinning)
+            c.activate(source, transforms, pinning)
         self.driver.start()
 
     def stop(self) -> None:
@@ -190,5 +190,5 @@ class Cameras:
             {"cameras": ",".join(c.name for c in self.pipelines)} if self.named else self.pipelines[0].fields()
         )
         if self.driver is not None:
-            fields.update(inference_calls=str(self.driver.calls), frames_served=str(self.driver.frames))
+            fields.update(inference_calls=str(self.driver.calls), frames_served=str(self.driver.served))
         return fields

@@ -42,7 +42,7 @@ class Driver(threading.Thread):
         self.by_name = {c.name: c for c in cameras}
         self.scheduler: FairScheduler[Frame] = FairScheduler([c.name for c in cameras])
         self.stopping = False
-        self.calls = self.frames = 0  # inference calls made for the stream, frames they carried
+        self.calls = self.served = 0  # inference calls made for the stream, frames they carried
         self.log = node.get_logger()
         # With num_threads 0 and several cameras, the model runs each call on one thread (common.load_model): a
         # single-threaded call costs the least CPU per frame, and calls run one per core.
@@ -154,7 +154,7 @@ class Driver(threading.Thread):
             with self._lock:
                 self._running -= 1
                 self.calls += 1
-                self.frames += len(batch)
+                self.served += len(batch)
             if self._pool is not None:
                 self._guard.trigger()  # the waiting loop may start the next
 

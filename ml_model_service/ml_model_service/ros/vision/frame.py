@@ -91,15 +91,17 @@ def compute(
     )
 
 
-def to_target_frame(r: pipeline.Results, header: Header, values: dict[str, Any], frames: TargetFrame | None) -> bool:
+def to_target_frame(
+    r: pipeline.Results, header: Header, values: dict[str, Any], transforms: TargetFrame | None
+) -> bool:
     """Put the frame's 3D objects (or class points) in `target_frame` (tf2 at the image's stamp); False when its
     transform is missing (they are then dropped, with the reason in `objects_error`)."""
     target = values["target_frame"]
     points = r.segmentation_points
-    if frames is None or not target or (r.objects is None and points is None) or target == header.frame_id:
+    if transforms is None or not target or (r.objects is None and points is None) or target == header.frame_id:
         return True
     try:
-        tf = frames.lookup(target, header, values["tf_timeout"])
+        tf = transforms.lookup(target, header, values["tf_timeout"])
     except FrameError as exc:
         r.objects, r.segmentation_points, r.objects_error = None, None, str(exc)
         return False

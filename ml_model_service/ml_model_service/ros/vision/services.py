@@ -67,10 +67,10 @@ class VisionServices:
         status: Status,
         values: Callable[[], dict[str, Any]],
         active: Callable[[], bool] = lambda: True,
-        frames: TargetFrame | None = None,
+        transforms: TargetFrame | None = None,
     ) -> None:
         self.node, self.source, self.cameras, self.status = node, source, cameras, status
-        self.values, self.active, self.frames = values, active, frames
+        self.values, self.active, self.transforms = values, active, transforms
         self.threads = ServiceThreads(
             node,
             [
@@ -258,7 +258,7 @@ class VisionServices:
             if want_masks:
                 response.instance_masks = conversions.instance_masks_to_msg(r.instance_image(), frame.header)
             if want_objects:
-                to_target_frame(r, frame.header, cam.values(), self.frames)
+                to_target_frame(r, frame.header, cam.values(), self.transforms)
                 self._fill_objects(response, r, frame.header)
 
         return self._answer(response, fill)
@@ -269,7 +269,7 @@ class VisionServices:
             vision = self._model()
             frame = self.latest(cam, with_depth=True)
             r = compute(frame, vision, cam.values(), classifications=False, objects=True)
-            to_target_frame(r, frame.header, cam.values(), self.frames)
+            to_target_frame(r, frame.header, cam.values(), self.transforms)
             self._fill_objects(response, r, frame.header)
 
         return self._answer(response, fill)

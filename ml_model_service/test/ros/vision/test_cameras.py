@@ -86,7 +86,7 @@ def test_a_node_without_cameras_runs_one_camera_inline_on_its_own_topics(spinner
     assert any(d.results[0].hypothesis.class_id == "cat" for m in dets.messages for d in m.detections)
     driver = cameras.driver
     assert driver is not None and driver._pool is None and driver.parallel == 1  # noqa: SLF001
-    assert driver.frames == driver.calls >= 5
+    assert driver.served == driver.calls >= 5
     assert getattr(cameras.pipelines[0].source.vision, "_batch_support", None) is None  # never probed
     wait_for(lambda: status.messages and int(_fields(status.messages[-1])["processed"]) >= 5, 5, what="status")
     fields = _fields(status.messages[-1])
