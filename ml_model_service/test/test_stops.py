@@ -1,4 +1,4 @@
-"""How the nodes end and cycle (ros/common.py spin_node, ros/managed.py): SIGTERM (launch, systemd) or SIGINT
+"""How the nodes end and cycle (ros/managed.py: spin_node and the transitions): SIGTERM (launch, systemd) or SIGINT
 at any moment of their life once they have started (while the start-up model loads, while serving) ends the
 process with status 0 and no traceback; configure/cleanup cycles return their memory and threads."""
 

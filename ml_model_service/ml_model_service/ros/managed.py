@@ -1,16 +1,22 @@
 """What both nodes share as managed (lifecycle) nodes: the transitions beyond configure and activate, the
-`stage` status reports, and coming up by themselves (`autostart`) or waiting for a lifecycle manager.
+`stage` status reports, coming up by themselves (`autostart`) or waiting for a lifecycle manager, and running
+until a stop (`spin_node`).
 
 A node implements `on_configure` and `on_activate`, and two hooks the other transitions are made of:
 `_stop_work` (what deactivate undoes) and `_clean_up` (what cleanup frees)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import gc
+import os
+import sys
 
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 
@@ -96,3 +102,42 @@ class ManagedNode(LifecycleNode):
         except AttributeError:  # start-up failed before the parts were made
             pass
         super().destroy_node()
+
+
+def spin_node(node_class, args=None, threads: int = 4) -> None:
+    """Run a node until shutdown: on a SingleThreadedExecutor when `threads` is 1 (cheapest per callback), else
+    a MultiThreadedExecutor. A start-up parameter that cannot be used ends the process with one line. A stop
+    (SIGINT, or SIGTERM as launch and systemd send) at any moment ends it with status 0."""
+    from .parameters import ParameterError
+
+    rclpy.init(args=args)
+    # made before the node, so that a stop during the node's start-up (its model load) finds it whole
+    executor = SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads)
+    node = None
+    try:
+        node = node_class()
+        if rclpy.ok():  # (a stop during start-up shut the context down: nothing to spin)
+            executor.add_node(node)
+            executor.spin()
+    except ParameterError as exc:
+        rclpy.logging.get_logger(node_class.__name__).fatal(str(exc))
+        # The node half-built by its constructor cannot be destroyed; left to the interpreter's exit, its
+        # entities outlive the context and can crash the process (SIGSEGV instead of status 2): end it now.
+        if rclpy.ok():
+            rclpy.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # A stop (SIGTERM from launch or systemd, SIGINT) shut the context down while the node was starting or
+        # loading: what failed after it is the stop's doing, not an error; the node ends cleanly (status 0).
+    finally:
+        if node is not None:
+            with contextlib.suppress(Exception):  # (a node half-built when the stop came)
+                node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()

@@ -39,9 +39,9 @@ from ..core.settings.params import RUNNER
 from ..core.settings.tables import MODEL_PARAMS, MODEL_SERVICE_PARAMS
 from ..core.tensors import TensorError
 from . import conversions
-from .common import load_model, spin_node
 from .direct import ServiceThreads
-from .managed import ManagedNode
+from .loading import load_model
+from .managed import ManagedNode, spin_node
 from .parameters import declare, typed_values
 from .status import ERROR, OK, Status
 

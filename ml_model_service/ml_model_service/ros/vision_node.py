@@ -32,8 +32,7 @@ from ..core.settings.camera_table import camera_params, camera_values
 from ..core.settings.params import FILTERS, MODEL, RUNNER
 from ..core.settings.tables import VISION_PARAMS, changed_tier, validate
 from . import tf
-from .common import spin_node
-from .managed import ManagedNode
+from .managed import ManagedNode, spin_node
 from .parameters import ParameterError, declare, read, typed_values, validator
 from .status import ERROR, OK, WARN
 from .tf import INSTALL_TF2, TargetFrame

@@ -44,7 +44,7 @@ class Driver(threading.Thread):
         self.stopping = False
         self.calls = self.served = 0  # inference calls made for the stream, frames they carried
         self.log = node.get_logger()
-        # With num_threads 0 and several cameras, the model runs each call on one thread (common.load_model): a
+        # With num_threads 0 and several cameras, the model runs each call on one thread (loading.load_model): a
         # single-threaded call costs the least CPU per frame, and calls run one per core.
         self.parallel = max(1, min(os.cpu_count() or 1, len(cameras)))
         self._pool: ThreadPoolExecutor | None = None

@@ -21,7 +21,7 @@ from ...core.loading.trust import ModelPolicy
 from ...core.reading.vision import VisionModel
 from ...core.runtimes.oip_backend import InferenceServerError, is_server_ref
 from ...core.settings.configs import filter_config, vision_config
-from ..common import load_model
+from ..loading import load_model
 from ..remote_model import ModelChanged, RemoteError, RemoteModel
 
 RETRY_S = 0.25
