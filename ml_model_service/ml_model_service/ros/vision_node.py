@@ -91,7 +91,9 @@ class VisionNode(ManagedNode):
             self._every_second,
         )
         self.status = self.cameras.status
-        self.add_pre_set_parameters_callback(typed_values(VISION_PARAMS))
+        # one pre-set callback for every parameter: rclpy hands each callback the whole list and joins what they
+        # return, so a second one would send each value again, unconverted
+        self.add_pre_set_parameters_callback(typed_values([*VISION_PARAMS, *self._camera_params]))
         self.add_on_set_parameters_callback(validator(VISION_PARAMS, lambda: self.values, self._prepare))
         self.add_post_set_parameters_callback(self._apply)
         self._jump_handler = self.get_clock().create_jump_callback(
@@ -110,7 +112,6 @@ class VisionNode(ManagedNode):
             reason = validate(camera_values(name, self.values, overrides), VISION_PARAMS)
             if reason:
                 raise ParameterError(f"camera {name}: parameter {reason}")
-        self.add_pre_set_parameters_callback(typed_values(self._camera_params))
         self.add_on_set_parameters_callback(
             validator(self._camera_params, lambda: dict(self.cameras.overrides), self._check_camera)
         )
