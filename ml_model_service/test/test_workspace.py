@@ -79,7 +79,7 @@ def test_user_workspace_builds_and_passes_its_tests(tmp_path):
     )
     ws = tmp_path / "ws"
     copy_tree(ws / "src" / "ml_model_service")
-    expected = ["ml_model_service", "ml_model_service_interfaces"]
+    expected = ["ml_model_service", "ml_model_service_dev", "ml_model_service_interfaces"]  # dev: the tests' harness
     if (TOOLS / "extra" / "vision_msgs").is_dir():  # else the ROS install's vision_msgs
         shutil.copytree(TOOLS / "extra" / "vision_msgs", ws / "src" / "vision_msgs")
         subprocess.run(["chmod", "-R", "u+w", str(ws / "src" / "vision_msgs")], check=True)
