@@ -1,17 +1,17 @@
-"""The camera subscriptions, owned by the worker thread and waited on there — not by the executor.
+"""A camera's subscriptions, owned by the driver thread (`driver.py`) and waited on there — not by the executor.
 
 Why: dispatching each image through an rclpy executor costs far more CPU than letting the thread that uses the
-frame wait on the subscription itself (`direct.py`), more so on a MultiThreadedExecutor. So the worker blocks
-in a wait set on them (no polling, no timeout while idle) and is woken by the frame, or by `wake()` (a guard
-condition) when the demand for frames changes or the node stops.
+frame wait on the subscription itself (`direct.py`), more so on a MultiThreadedExecutor. So the driver blocks
+in one wait set on every camera's (no polling, no timeout while idle) and is woken by a frame, or by `wake()` (a
+guard condition) when the demand for frames changes or the node stops.
 
 Frames are taken serialised and all taken each time: the ones a newer frame replaces are counted as
 skipped and never deserialised; the newest raw Image is read in place (`conversions.image_from_cdr`, the
-pixels are not copied again). Subscriptions are created and destroyed only by the worker thread.
+pixels are not copied again). Subscriptions are created and destroyed only by the driver thread.
 
 Every topic goes through one guarded path: any participant can publish bytes that do not deserialise, so
 each message is read on its own and one that cannot be read is dropped with its reason (`Taken.malformed`),
-never raised into the worker; the newest readable colour frame is used. A publisher whose QoS cannot match
+never raised into the driver; the newest readable colour frame is used. A publisher whose QoS cannot match
 the image subscription (e.g. best effort against `image_qos: reliable`) is reported (`qos_problem`), with the
 offered and requested policies.
 """
@@ -93,7 +93,7 @@ class CameraInput:
         return bool(self._subs)
 
     def wake(self) -> None:
-        """Wake the worker out of `wait` (from any thread)."""
+        """Wake the driver out of its wait (from any thread)."""
         self._guard.trigger()
 
     def _reconcile(self) -> bool:
@@ -157,16 +157,9 @@ class CameraInput:
             "the camera (sensor_data for best effort)"
         )
 
-    def wait(self, timeout: float | None) -> Taken:
-        """Block until a message arrives, `wake()` is called or `timeout` seconds pass (None: no timeout);
-        return everything available (empty when woken or timed out)."""
-        if self._reconcile() or self.stopping:
-            return Taken()
-        return self.take(direct.wait(self.node, timeout, subscriptions=self._subs.values(), guards=[self._guard]))
-
     def prepare(self) -> tuple[list, GuardCondition]:
-        """For a thread that waits on several cameras at once: (un)subscribe to match `wanted`, then the
-        subscriptions and the guard condition to wait on (`take` what they have once woken)."""
+        """(Un)subscribe to match `wanted`, then the subscriptions and the guard condition for the driver to wait
+        on with every other camera's (`take` what they hold once woken)."""
         self._reconcile()
         return list(self._subs.values()), self._guard
 
@@ -204,6 +197,6 @@ class CameraInput:
             return []
 
     def close(self) -> None:
-        """Called by the worker when it ends."""
+        """Called by the driver when it ends."""
         self.stopping = True
         self._reconcile()
