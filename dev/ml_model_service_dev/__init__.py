@@ -8,6 +8,7 @@ checks share it; the product (`ml_model_service`) never imports it.
 - `demo`: `make demo` (`python3 -m ml_model_service_dev.demo`);
 - `robustness`: hostile inputs against running nodes (`python3 -m ml_model_service_dev.robustness`).
 
-`env.sh` puts its folder (`dev/`) on the Python path; ROS modules are imported where they are used, so a tool
-can set up its DDS domain (`system.isolate_dds`) before rclpy loads.
+It is an ament_python package (`dev/package.xml`) that the bootstrap builds beside the product, so
+`source env.sh` puts it on the path, as `install/setup.bash` does in a user's workspace. ROS modules are imported
+where they are used, so a tool can set up its DDS domain (`system.isolate_dds`) before rclpy loads.
 """
