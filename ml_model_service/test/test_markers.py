@@ -171,25 +171,6 @@ def test_tracking_ids_over_dds(tmp_path, start_node, spinner, camera):
     assert str(arr.markers[1].id) in ids and f"#{arr.markers[1].id}" in arr.markers[2].text
 
 
-def test_marker_ids_follow_tracking_ids_and_labels_name_them():
-    from std_msgs.msg import Header
-
-    from ml_model_service.core.frames.pointcloud import Object3D
-
-    pts = np.array([[0.0, 0.0, 1.0], [0.2, 0.1, 1.3]], np.float32)
-    tracked = Object3D(0, 2, "car", 0.8, pts, np.zeros((2, 3), np.uint8), id="17", detection=0)
-    untracked = Object3D(1, 0, "person", 0.6, pts + 1, np.zeros((2, 3), np.uint8), detection=1)
-    arr = conversions.markers_to_msg([tracked, untracked], Header(frame_id="optical"))
-    assert arr.markers[0].action == Marker.DELETEALL and len(arr.markers) == 5
-    cube, text = arr.markers[1:3]
-    assert cube.id == text.id == 17 and text.text == "#17 car 0.80"
-    np.testing.assert_allclose(
-        [cube.pose.position.x, cube.pose.position.y, cube.pose.position.z], [0.1, 0.05, 1.15], atol=1e-6
-    )
-    np.testing.assert_allclose([cube.scale.x, cube.scale.y, cube.scale.z], [0.2, 0.1, 0.3], atol=1e-6)
-    assert arr.markers[3].id == 1 and arr.markers[4].text == "person 0.60"  # index without tracking
-
-
 def test_rviz_config_shows_the_markers_masks_and_points():
     from pathlib import Path
 

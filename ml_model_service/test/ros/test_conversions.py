@@ -1,4 +1,5 @@
-"""Message <-> numpy conversions (the hand-written replacement for cv_bridge and point cloud helpers)."""
+"""ros/conversions.py: message <-> numpy conversions (the hand-written replacement for cv_bridge and point cloud
+helpers), and RViz markers from 3D objects."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
+from visualization_msgs.msg import Marker
 
 from ml_model_service.core.frames.imaging import ImageError
 from ml_model_service.core.loading.labels import Labels
@@ -145,3 +147,20 @@ def test_serialized_images_are_read_in_place_exactly_as_deserialised():
     bad = bytearray(raw)
     bad[12:16] = (2**31).to_bytes(4, "little")  # frame_id length beyond the buffer
     assert conversions.image_from_cdr(bytes(bad)) is None
+
+
+def test_marker_ids_follow_tracking_ids_and_labels_name_them():
+    from ml_model_service.core.frames.pointcloud import Object3D
+
+    pts = np.array([[0.0, 0.0, 1.0], [0.2, 0.1, 1.3]], np.float32)
+    tracked = Object3D(0, 2, "car", 0.8, pts, np.zeros((2, 3), np.uint8), id="17", detection=0)
+    untracked = Object3D(1, 0, "person", 0.6, pts + 1, np.zeros((2, 3), np.uint8), detection=1)
+    arr = conversions.markers_to_msg([tracked, untracked], Header(frame_id="optical"))
+    assert arr.markers[0].action == Marker.DELETEALL and len(arr.markers) == 5
+    cube, text = arr.markers[1:3]
+    assert cube.id == text.id == 17 and text.text == "#17 car 0.80"
+    np.testing.assert_allclose(
+        [cube.pose.position.x, cube.pose.position.y, cube.pose.position.z], [0.1, 0.05, 1.15], atol=1e-6
+    )
+    np.testing.assert_allclose([cube.scale.x, cube.scale.y, cube.scale.z], [0.2, 0.1, 0.3], atol=1e-6)
+    assert arr.markers[3].id == 1 and arr.markers[4].text == "person 0.60"  # index without tracking

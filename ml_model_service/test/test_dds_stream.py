@@ -1,5 +1,5 @@
-"""ros/dds.py: the Fast DDS profile under both releases' variable names, and a camera stream that proves it is in
-force (without it, Jazzy's Fast DDS 2.x drops most 640x480 frames on one host)."""
+"""A camera stream that proves the Fast DDS profile (ros/dds.py, its variables tested in ros/test_dds.py) is in
+force in a vision node's own process (without it, Jazzy's Fast DDS 2.x drops most 640x480 frames on one host)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from sensor_msgs.msg import Image
 from test_vision_service import start_vision, wait_ready
 from vision_msgs.msg import Detection2DArray
 
-from ml_model_service.ros import dds
 from ml_model_service_dev.harness.messages import image_msg
 from ml_model_service_dev.harness.photos import photo
 from ml_model_service_dev.harness.waits import wait_for
@@ -27,28 +26,6 @@ CAMERA_QOS = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT,
     durability=DurabilityPolicy.VOLATILE,
 )
-
-
-def test_profile_set_under_the_names_the_distro_reads():
-    both = dict.fromkeys(dds.PROFILE_VARIABLES, "/p.xml")
-    assert dds.profile_env("/p.xml", {"ROS_DISTRO": "jazzy"}) == both  # Fast DDS 2.x: FASTRTPS_...
-    assert dds.profile_env("/p.xml", {"MMS_ROS": "jazzy"}) == both
-    assert dds.profile_env("/p.xml", {}) == both  # a distro not known: both
-    # Fast DDS 3 reads FASTDDS_... and warns that FASTRTPS_... is deprecated: that one alone
-    assert dds.profile_env("/p.xml", {"ROS_DISTRO": "kilted"}) == {"FASTDDS_DEFAULT_PROFILES_FILE": "/p.xml"}
-    # a user's own profile under either name is copied to the other, never replaced by ours
-    assert dds.profile_env("/p.xml", {"FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml", "ROS_DISTRO": "kilted"}) == {
-        "FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"
-    }
-    assert dds.profile_env("/p.xml", {"FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"}) == {
-        "FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml"
-    }
-    assert dds.profile_env("/p.xml", {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}) == {}
-    env: dict[str, str] = {"ROS_DISTRO": "jazzy"}
-    dds.use_profile(env)
-    assert set(env) - {"ROS_DISTRO"} == set(dds.PROFILE_VARIABLES)
-    assert env[dds.PROFILE_VARIABLES[0]].endswith(dds.PROFILE_NAME)
-    assert dds.shipped_profile().is_file()
 
 
 def test_a_30hz_640x480_camera_is_answered_frame_for_frame(start_node, spinner):
