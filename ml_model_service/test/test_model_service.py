@@ -455,11 +455,12 @@ def test_concurrent_infer_calls_are_batched_dynamically(start_node, spinner, tmp
     """max_batch: Infer calls of several clients that wait together run as one inference call (over DDS, a
     model with an open batch axis); each caller gets its own rows; /diagnostics counts the calls."""
     from diagnostic_msgs.msg import DiagnosticArray
-    from test_batching import _scaled_model
+
+    from ml_model_service_dev.harness.batch_models import scaled_model
 
     from conftest import Collector
 
-    model = _scaled_model(tmp_path / "scaled.onnx", matmuls=120)
+    model = scaled_model(tmp_path / "scaled.onnx", matmuls=120)
     params = {"model_path": str(model), "allowed_paths": [str(tmp_path)], "num_threads": 1}
     proc = start_node(
         "model_service", {**params, "max_batch": 4, "batch_wait": 0.3, "max_concurrent_infer": 8}, namespace="/batch"

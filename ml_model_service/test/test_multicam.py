@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import QoSProfile
-from test_batching import end2end_model
 from test_vision_parameters import assert_start_refused
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from ml_model_service.ros.remote_model import call
+from ml_model_service_dev.harness.batch_models import end2end_model
 from ml_model_service_dev.harness.camera import Camera
 from ml_model_service_dev.harness.messages import camera_info_msg, depth_msg, image_msg
 from ml_model_service_dev.harness.photos import photo

@@ -1,8 +1,9 @@
 """Batched inference (core/reading/batch.py): several images in one call give each the single-frame results.
 
-The models are ONNX graphs built here whose outputs depend on each image: an end-to-end detector ([B, N, 6]
-rows, score = the image's mean brightness, so images of different brightness keep different detections)
-and a classifier (softmax over the per-channel means), with a dynamic, a fixed (padded) and a batch-1 axis.
+The models are ONNX graphs (built here and in ml_model_service_dev.harness.batch_models) whose outputs depend
+on each image: an end-to-end detector ([B, N, 6] rows, score = the image's mean brightness, so images of
+different brightness keep different detections) and a classifier (softmax over the per-channel means), with a
+dynamic, a fixed (padded) and a batch-1 axis.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -18,50 +18,7 @@ from ml_model_service.core.loading.model import Model
 from ml_model_service.core.reading.batch import batch_support, classify_batch, detect_batch, infer_batch
 from ml_model_service.core.reading.decoders.base import DecoderConfig
 from ml_model_service.core.reading.vision import FilterConfig, VisionConfig, VisionModel
-from ml_model_service_dev.harness.together import at_once
-
-SIDE = 64
-LABELS = ["a", "b", "c"]
-
-
-class Counting:
-    """The real model, with the batch size of every call recorded."""
-
-    def __init__(self, model: Model) -> None:
-        self.model, self.metadata, self.batches = model, model.metadata, []
-
-    def infer(self, inputs):
-        self.batches.append(next(iter(inputs.values())).shape[0])
-        return self.model.infer(inputs)
-
-
-def _save(path: Path, nodes, inputs, outputs, inits) -> Path:
-    graph = helper.make_graph(nodes, path.stem, inputs, outputs, inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    (path.with_suffix(".txt")).write_text("\n".join(LABELS) + "\n")
-    return path
-
-
-def end2end_model(path: Path, batch) -> Path:
-    """[B, 3, SIDE, SIDE] float → [B, 3, 6] rows x0, y0, x1, y1, score, class; score = mean brightness."""
-    rows = np.array([[4, 4, 30, 30, 0, 0], [20, 10, 60, 50, 0, 1], [2, 40, 20, 62, 0, 2]], np.float32)
-    weight = np.zeros_like(rows)
-    weight[:, 4] = [1.0, 0.8, 0.6]
-    nodes = [
-        helper.make_node("Flatten", ["images"], ["flat"], axis=1),
-        helper.make_node("ReduceMean", ["flat"], ["m1"], axes=[1], keepdims=1),  # [B, 1]
-        helper.make_node("Reshape", ["m1", "shape"], ["m"]),  # [B, 1, 1]
-        helper.make_node("Mul", ["m", "w"], ["mw"]),
-        helper.make_node("Add", ["mw", "rows"], ["output0"]),
-    ]
-    inits = [
-        numpy_helper.from_array(weight[None], "w"),
-        numpy_helper.from_array(rows[None], "rows"),
-        numpy_helper.from_array(np.array([-1, 1, 1], np.int64), "shape"),
-    ]
-    ins = [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, SIDE, SIDE])]
-    outs = [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 3, 6])]
-    return _save(path, nodes, ins, outs, inits)
+from ml_model_service_dev.harness.batch_models import LABELS, SIDE, Counting, end2end_model, save_graph
 
 
 def classifier_model(path: Path, batch) -> Path:
@@ -74,7 +31,7 @@ def classifier_model(path: Path, batch) -> Path:
     inits = [numpy_helper.from_array(np.array(8.0, np.float32), "k")]
     ins = [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, SIDE, SIDE, 3])]
     outs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [batch, 3])]
-    return _save(path, nodes, ins, outs, inits)
+    return save_graph(path, nodes, ins, outs, inits)
 
 
 def vision(path: Path, model_type: str) -> tuple[VisionModel, Counting]:
@@ -197,71 +154,3 @@ def test_a_real_dynamic_yolo_export_batches_with_the_exporters_results():
     for i, (p, t) in enumerate(zip(photos, together)):
         same(t, v.detect(p))
         assert compare([d.to_dict() for d in t], e.expected(i), (p.shape[1], p.shape[0])) == [], i
-
-
-def _scaled_model(path: Path, matmuls: int = 30) -> Path:
-    """[B, 512] float → [B, 512]: x times 2 through a chain of MatMuls (slow enough that calls queue)."""
-    nodes, prev = [], "x"
-    for i in range(matmuls):
-        nodes.append(helper.make_node("MatMul", [prev, "w" if i else "w2"], [f"h{i}"]))
-        prev = f"h{i}"
-    nodes.append(helper.make_node("Identity", [prev], ["y"]))
-    graph = helper.make_graph(
-        nodes,
-        "scaled",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 512])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 512])],
-        [
-            numpy_helper.from_array(np.eye(512, dtype=np.float32), "w"),
-            numpy_helper.from_array(2 * np.eye(512, dtype=np.float32), "w2"),
-        ],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    return path
-
-
-@pytest.mark.parametrize("wait", [0.0, 0.2])
-def test_concurrent_calls_share_inference_calls_and_get_their_own_outputs(tmp_path, wait):
-    """Dynamic batching (core/runtimes/batcher.py) on a real ONNX model: 8 callers at once, each its own rows
-    back; fewer calls than callers; with batch_wait a batch fills to max_batch."""
-    from ml_model_service.core.runtimes.batcher import DynamicBatcher
-
-    counting = Counting(Model(str(_scaled_model(tmp_path / "scaled.onnx")), providers=["cpu"], num_threads=1))
-    batcher = DynamicBatcher(max_batch=4, wait_s=wait)
-    xs = [np.full((1 + i % 2, 512), float(i), np.float32) for i in range(8)]  # requests of one and two rows
-    answers = at_once(lambda i: batcher.infer(counting, {"x": xs[i]})["y"], 8, timeout=60)
-    for i, y in enumerate(answers):
-        assert not isinstance(y, BaseException), y
-        assert y.shape == (1 + i % 2, 512) and np.all(y == 2.0 * i), i
-    assert batcher.stats.requests == 8 and batcher.stats.calls == len(counting.batches) < 8
-    assert max(counting.batches) > 2 and batcher.stats.largest <= 4
-    if wait:
-        assert batcher.stats.calls == 2  # the batch waited to fill: 4 requests a call
-
-
-def test_batching_keeps_apart_what_cannot_be_stacked(tmp_path):
-    """Requests of other shapes run on their own, and a caller's bad inputs fail that caller alone."""
-    from ml_model_service.core.runtimes.batcher import DynamicBatcher
-
-    model = Model(str(_scaled_model(tmp_path / "scaled.onnx")), providers=["cpu"], num_threads=1)
-    batcher = DynamicBatcher(max_batch=8, wait_s=0.3)
-    good = np.ones((1, 512), np.float32)
-    inputs = {"a": good, "b": good * 3, "wide": np.ones((1, 7), np.float32), "int": np.ones((1, 512), np.int64)}
-    names = list(inputs)
-    results = dict(zip(names, at_once(lambda i: batcher.infer(model, {"x": inputs[names[i]]})["y"], 4, timeout=60)))
-    assert np.all(results["a"] == 2.0) and np.all(results["b"] == 6.0)
-    assert isinstance(results["wide"], Exception) and isinstance(results["int"], Exception)
-    assert batcher.stats.requests >= 2
-
-
-def test_pending_requests_are_told_apart_by_identity_not_by_their_tensors():
-    """Taking a gathered request off the queue compared it with the others waiting: a dataclass `==` on their
-    tensors raised for arrays of other shapes (seen: a request of shape (1, 7) waiting before (1, 512) ones),
-    and the batch's leader left every later caller waiting for good."""
-    from ml_model_service.core.runtimes.batcher import _Request
-
-    wide = _Request(None, {"x": np.ones((1, 7), np.float32)}, ("k", 7))
-    same = _Request(None, {"x": np.ones((1, 512), np.float32)}, ("k", 512))
-    queue = [wide, same]
-    queue.remove(same)  # raised ValueError before
-    assert queue == [wide] and wide != _Request(None, wide.inputs, wide.key)
