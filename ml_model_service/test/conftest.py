@@ -1,6 +1,6 @@
 """Shared fixtures: an isolated DDS domain, nodes started as separate processes (harness.processes), a client
-node, and helpers only the tests use (Collector, constant_model); the rest of the harness is in the development
-package (`ml_model_service_dev.harness`)."""
+node, and helpers only the tests use (Collector, constant_model, ir_model); the rest of the harness is in the
+development package (`ml_model_service_dev.harness`)."""
 
 from __future__ import annotations
 
@@ -117,6 +117,22 @@ def constant_model(path, input_shape: list[int], outputs: dict[str, np.ndarray])
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
+
+
+#: the outputs of `ir_model`'s model
+IR_VALUES = np.arange(12, dtype=np.float32).reshape(1, 12)
+
+
+def ir_model(folder: Path, name: str = "m") -> Path:
+    """An OpenVINO IR whose output is a constant kept in its .bin (IR_VALUES)."""
+    import openvino as ov
+
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx_path = constant_model(folder / f"{name}_src.onnx", [1, 3, 8, 8], {"out": IR_VALUES})
+    xml = folder / f"{name}.xml"
+    ov.save_model(ov.convert_model(str(onnx_path)), str(xml), compress_to_fp16=False)
+    onnx_path.unlink()
+    return xml
 
 
 def leftover_processes() -> dict[int, str]:

@@ -13,9 +13,8 @@ import numpy as np
 import onnx
 from test_hostile_models import shape_bomb
 from test_model_service import _rss_mb, connect
-from test_snapshot import VALUES, ir_model
 
-from conftest import constant_model
+from conftest import IR_VALUES, constant_model, ir_model
 
 SECRET = b"secret-token-77e1" * 64
 FEED = {"images": np.zeros((1, 3, 8, 8), np.float32)}
@@ -38,7 +37,7 @@ def _hostile_models(folder, outside) -> dict[str, str]:
         cases[name] = str(xml)
     linked = folder / "external_hardlink"
     linked.mkdir()
-    model = constant_model(linked / "m.onnx", [1, 3, 8, 8], {"out": VALUES})
+    model = constant_model(linked / "m.onnx", [1, 3, 8, 8], {"out": IR_VALUES})
     onnx.save(onnx.load(model), model, save_as_external_data=True, location="m.data", size_threshold=0)
     (outside / "m.data").write_bytes(SECRET[: (linked / "m.data").stat().st_size])
     (linked / "m.data").unlink()
@@ -62,7 +61,7 @@ def test_hostile_model_files_are_refused_within_budget_and_the_model_keeps_servi
     folder, outside = tmp_path / "models", tmp_path / "outside"
     folder.mkdir()
     outside.mkdir()
-    good = constant_model(folder / "good.onnx", [1, 3, 8, 8], {"out": VALUES})
+    good = constant_model(folder / "good.onnx", [1, 3, 8, 8], {"out": IR_VALUES})
     proc, remote = _serve(start_node, spinner, good, folder, "/files")
     generation = remote.generation
     idle = _rss_mb(proc)
@@ -75,7 +74,7 @@ def test_hostile_model_files_are_refused_within_budget_and_the_model_keeps_servi
         assert _rss_mb(proc) - idle < 300, f"{name}: RSS {_rss_mb(proc):.0f} MB against {idle:.0f} MB idle"
         meta = remote.fetch_metadata()  # the previous model keeps serving, same generation
         assert meta.generation == generation, name
-        np.testing.assert_array_equal(remote.infer(FEED)["out"], VALUES)
+        np.testing.assert_array_equal(remote.infer(FEED)["out"], IR_VALUES)
         assert "secret-token" not in str(meta) and "secret-token" not in response.message, name
     assert "secret-token" not in proc.log()
     assert proc.alive()
@@ -84,11 +83,11 @@ def test_hostile_model_files_are_refused_within_budget_and_the_model_keeps_servi
 def test_a_loaded_model_changed_on_disk_keeps_serving_its_answers(start_node, spinner, tmp_path):
     folder = tmp_path / "models"
     folder.mkdir()
-    model = constant_model(folder / "m.onnx", [1, 3, 8, 8], {"out": VALUES})
+    model = constant_model(folder / "m.onnx", [1, 3, 8, 8], {"out": IR_VALUES})
     onnx.save(onnx.load(model), model, save_as_external_data=True, location="m.data", size_threshold=0)
     proc, remote = _serve(start_node, spinner, model, folder, "/changed")
     generation = remote.generation
-    np.testing.assert_array_equal(remote.infer(FEED)["out"], VALUES)
+    np.testing.assert_array_equal(remote.infer(FEED)["out"], IR_VALUES)
     for change in ("overwrite", "truncate"):
         for f in (model, folder / "m.data"):
             if change == "truncate":
@@ -96,7 +95,7 @@ def test_a_loaded_model_changed_on_disk_keeps_serving_its_answers(start_node, sp
             else:
                 with open(f, "r+b") as out:  # in place, as cp and scp write
                     out.write(b"\x7f" * f.stat().st_size)
-        np.testing.assert_array_equal(remote.infer(FEED)["out"], VALUES)  # no crash (SIGBUS), no new answers
+        np.testing.assert_array_equal(remote.infer(FEED)["out"], IR_VALUES)  # no crash (SIGBUS), no new answers
         assert remote.fetch_metadata().generation == generation
     assert proc.alive()
 

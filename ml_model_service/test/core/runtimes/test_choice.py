@@ -18,7 +18,7 @@ from ml_model_service.core.loading.model import Model
 from ml_model_service.core.reading.vision import VisionModel
 from ml_model_service.core.runtimes import choice as choice_mod
 from ml_model_service.core.runtimes.choice import outputs_match, sample_inputs
-from ml_model_service.core.runtimes.choice_cache import ChoiceCache, cache_path
+from ml_model_service.core.runtimes.choice_cache import ChoiceCache
 from ml_model_service.core.runtimes.registry import open_backend, open_fastest
 from ml_model_service.core.runtimes.threads import default_threads
 from ml_model_service_dev.harness.photos import photo
@@ -42,12 +42,6 @@ def yolo():
     if path is None:
         pytest.skip(why)
     return path
-
-
-def test_cache_file_lives_in_the_user_cache_dir(monkeypatch, tmp_path):
-    monkeypatch.delenv("ML_MODEL_SERVICE_RUNTIME_CACHE", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert cache_path() == tmp_path / "ml_model_service" / "runtime-choice.json"
 
 
 def test_first_load_measures_then_the_cached_choice_is_used(tmp_path, cache_file):
