@@ -9,13 +9,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ml_model_service.core.loading.labels import load_labels, parse_labels
 from ml_model_service.core.loading.model import Model
 from ml_model_service.core.reading.decoders.base import DecoderConfig
 from ml_model_service.core.reading.decoders.boxes import anchor_centres
-from ml_model_service.core.reading.preprocess import InputLayout, PreprocessConfig, RoleError, preprocess
+from ml_model_service.core.reading.preprocess import PreprocessConfig, RoleError
 from ml_model_service.core.reading.vision import FilterConfig, VisionConfig, VisionModel
-from ml_model_service.core.tensors import TensorError, decode_tensor
 
 from conftest import constant_model
 
@@ -154,61 +152,6 @@ def test_nchw_float_model_with_mean_std_and_bgr(tmp_path):
     assert bgr.classify(image, 1)[0].class_name == "blue"  # channel 2 now holds the red values
 
 
-def test_preprocess_nchw_values():
-    layout = InputLayout.from_spec(type("S", (), {"name": "x", "data_type": "float32", "shape": [1, 3, 4, 6]})())
-    rgb = np.zeros((8, 12, 3), np.uint8)
-    rgb[..., 0] = 255
-    tensor, transform = preprocess(rgb, layout, PreprocessConfig(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
-    assert tensor.shape == (1, 3, 4, 6) and tensor.dtype == np.float32
-    assert np.allclose(tensor[0, 0], 1.0) and np.allclose(tensor[0, 1:], -1.0)
-    assert transform.scale_x == 0.5 and transform.scale_y == 0.5
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float16", "uint8", "int8"])
-@pytest.mark.parametrize("shape", [[1, 3, 64, 64], [1, 64, 64, 3], [3, 64, 64], [1, 1, 64, 64]])
-@pytest.mark.parametrize("norm", [((0, 0, 0), (1, 1, 1), False), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True)])
-def test_input_tensor_is_the_padded_canvas_normalised(dtype, shape, norm):
-    """The one-pass tensor (letterbox bars, scaling, layout, BGR swap) against OpenCV's padded uint8 canvas
-    normalised in float64, the way it was made before (copyMakeBorder, then blobFromImage)."""
-    import cv2
-
-    mean, std, bgr = norm
-    layout = InputLayout.from_spec(type("S", (), {"name": "x", "data_type": dtype, "shape": shape})())
-    rgb = np.random.default_rng(1).integers(0, 256, (30, 50, 3), dtype=np.uint8)
-    config = PreprocessConfig(mean=mean, std=std, bgr=bgr, letterbox=True)
-    tensor, transform = preprocess(rgb, layout, config)
-    image = cv2.resize(rgb, (64, round(30 * 64 / 50)), interpolation=cv2.INTER_LINEAR)
-    bottom = 64 - image.shape[0] - int(transform.pad_y)
-    canvas = cv2.copyMakeBorder(image, int(transform.pad_y), bottom, 0, 0, cv2.BORDER_CONSTANT, value=(114,) * 3)
-    if layout.channels == 1:
-        canvas = cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY)[..., None]
-    elif bgr:
-        canvas = canvas[..., ::-1]
-    c = layout.channels
-    expected = (canvas.astype(np.float64) / 255 - np.array(mean[:c])) / np.array(std[:c])  # (H, W, C)
-    if dtype in ("uint8", "int8"):  # integer inputs: the pixel values, int8 shifted by 128
-        expected = canvas.astype(np.float64) - (128 if dtype == "int8" else 0)
-    expected = expected.transpose(2, 0, 1) if layout.nchw else expected
-    expected = expected[None] if layout.batched else expected
-    assert tensor.dtype == np.dtype(dtype) and tensor.shape == expected.shape and tensor.flags.c_contiguous
-    np.testing.assert_allclose(tensor.astype(np.float64), expected, atol=1e-5 if dtype == "float32" else 4e-3)
-    stale = np.full_like(tensor, 7)  # an earlier frame's tensor, refilled: every value rewritten
-    again, _ = preprocess(rgb, layout, config, stale)
-    assert np.array_equal(again, tensor) and (again is stale or dtype in ("uint8", "int8"))
-
-
-def test_open_input_dimensions_follow_the_image():
-    layout = InputLayout.from_spec(type("S", (), {"name": "x", "data_type": "float32", "shape": [1, 3, -1, -1]})())
-    rgb = np.zeros((500, 741, 3), np.uint8)
-    tensor, _ = preprocess(rgb, layout, PreprocessConfig())
-    assert tensor.shape == (1, 3, 500, 741)
-    tensor, transform = preprocess(rgb, layout, PreprocessConfig(letterbox=True))
-    assert tensor.shape == (1, 3, 512, 768)  # YOLO stride 32
-    assert transform.scale_x == transform.scale_y == pytest.approx(min(768 / 741, 512 / 500))
-    corner = transform.to_source(np.array([[transform.pad_x, transform.pad_y, 768 - transform.pad_x, 512.0]]))
-    np.testing.assert_allclose(corner[0], [0, 0, 741, 500], atol=1.0)
-
-
 def test_model_without_a_role_lists_its_tensors(tmp_path):
     graph = helper.make_graph(
         [helper.make_node("Identity", ["images"], ["embedding"])],
@@ -222,28 +165,6 @@ def test_model_without_a_role_lists_its_tensors(tmp_path):
         vision_for(path)
     assert "input images: float32 [1, 3, 16, 16]" in str(err.value)
     assert "output embedding: float32 [1, 3, 16, 16]" in str(err.value)
-
-
-def test_label_file_forms(tmp_path):
-    sparse = parse_labels("0  person\n\n2  car\n90 toothbrush\n")
-    assert sparse.name(2) == "car" and sparse.name(90) == "toothbrush" and sparse.name(1) == "1"
-    assert parse_labels("cat, dog,bird").names == {0: "cat", 1: "dog", 2: "bird"}
-    assert parse_labels("cat dog").names == {0: "cat", 1: "dog"}
-    assert parse_labels("tench\n\ngoldfish\n").names == {0: "tench", 1: "goldfish"}
-    with pytest.raises(FileNotFoundError):
-        load_labels(tmp_path / "missing.txt")
-
-
-def test_tensor_checks():
-    assert decode_tensor("t", "int16", [2], b"\x01\x00\x02\x00").tolist() == [1, 2]
-    assert decode_tensor("t", "float32", [0, 4], b"").shape == (0, 4)  # an empty tensor is legal
-    for args, text in (
-        (("t", "int16", [3], b"\0\0"), "needs 3 x 2 = 6 bytes"),
-        (("t", "str", [1], b"\0"), "unknown data_type"),
-        (("t", "uint8", [2**40, 2**40], b""), "limit"),
-    ):
-        with pytest.raises(TensorError, match=text):
-            decode_tensor(*args)
 
 
 def test_lean_path_matches_the_plain_arithmetic_on_a_real_yolo11n_export():
