@@ -34,6 +34,7 @@ from .core.reading.vision import VisionModel
 from .core.settings.configs import vision_config
 from .core.settings.params import FILTERS, MODEL, Param
 from .core.settings.tables import VISION_OPTIONS, defaults
+from .core.settings.typed import VisionSettings
 from .core.text import parse_number
 
 #: Node parameters that select the model; the CLI's own flags (--model, --labels...) set them.
@@ -101,7 +102,7 @@ def read_params_file(path: str, node: str = "vision_service") -> dict[str, Any]:
     return merged
 
 
-def option_values(args: argparse.Namespace) -> dict[str, Any]:
+def option_settings(args: argparse.Namespace) -> VisionSettings:
     """Defaults < parameter file < flags, validated."""
     params = vision_params()
     values = defaults(VISION_OPTIONS)
@@ -121,7 +122,7 @@ def option_values(args: argparse.Namespace) -> dict[str, Any]:
         values["confidence_threshold"] = _convert(table["confidence_threshold"], args.threshold)
     if getattr(args, "top", None) is not None:
         values["top_n"] = args.top
-    return values
+    return VisionSettings.of(values)
 
 
 def _model(args, default: str) -> Model:
@@ -159,7 +160,7 @@ def _vision_summary(vision: VisionModel) -> dict:
 def cmd_metadata(args) -> int:
     model = _model(args, DEFAULT_DETECTOR)
     try:
-        vision = _vision_summary(VisionModel(model, model.labels, vision_config(option_values(args))))
+        vision = _vision_summary(VisionModel(model, model.labels, vision_config(option_settings(args))))
     except ValueError as exc:
         vision = {"error": str(exc)}
     print(json.dumps({**model.metadata.to_dict(), "warnings": model.warnings, "vision": vision}, indent=2))
@@ -189,16 +190,16 @@ def cmd_infer(args) -> int:
 
 
 def _per_image(args, default: str, run) -> int:
-    values = option_values(args)
+    settings = option_settings(args)
     model = _model(args, default)
-    vision = VisionModel(model, model.labels, vision_config(values))
+    vision = VisionModel(model, model.labels, vision_config(settings))
     for warning in model.warnings + vision.warnings:
         print(json.dumps({"warning": warning}), file=sys.stderr)
     status = 0
     for path in args.images:
         try:
             rgb = read_rgb(path)
-            result = run(vision, rgb, values, path)
+            result = run(vision, rgb, settings, path)
         except Exception as exc:  # one bad image or frame: say why, go on with the others
             print(json.dumps({"image": path, "error": str(exc)}))
             status = 1
@@ -209,7 +210,7 @@ def _per_image(args, default: str, run) -> int:
 
 def cmd_detect(args) -> int:
     return _per_image(
-        args, DEFAULT_DETECTOR, lambda v, rgb, _values, _path: {"detections": [d.to_dict() for d in v.detect(rgb)]}
+        args, DEFAULT_DETECTOR, lambda v, rgb, _settings, _path: {"detections": [d.to_dict() for d in v.detect(rgb)]}
     )
 
 
@@ -217,7 +218,7 @@ def cmd_classify(args) -> int:
     return _per_image(
         args,
         DEFAULT_CLASSIFIER,
-        lambda v, rgb, values, _path: {"classifications": [c.to_dict() for c in v.classify(rgb, int(values["top_n"]))]},
+        lambda v, rgb, s, _path: {"classifications": [c.to_dict() for c in v.classify(rgb, s.top_n)]},
     )
 
 
@@ -225,7 +226,7 @@ def cmd_segment(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def run(vision: VisionModel, rgb: np.ndarray, _values, path: str) -> dict:
+    def run(vision: VisionModel, rgb: np.ndarray, _settings: VisionSettings, path: str) -> dict:
         result = vision.segment(rgb)
         stem = Path(path).stem
         classes, overlay = out / f"{stem}_classes.png", out / f"{stem}_overlay.png"

@@ -24,6 +24,7 @@ from ml_model_service.core.reading.vision import VisionModel
 from ml_model_service.core.runtimes.backend import ModelLoadError
 from ml_model_service.core.runtimes.oip_backend import InferenceServerError, parse_server_ref
 from ml_model_service.core.settings.configs import vision_config
+from ml_model_service.core.settings.typed import VisionSettings
 from ml_model_service.ros.remote_model import call
 from ml_model_service_dev.harness.camera import Camera
 from ml_model_service_dev.harness.messages import image_msg
@@ -63,7 +64,7 @@ def test_server_model_matches_local_file(server, scheme):
     ]
     assert remote.metadata.outputs[0].extra["server"] == server.url(scheme, "ssd")
     assert remote.ready()
-    config = vision_config(_defaults())
+    config = vision_config(VisionSettings.of(_defaults()))
     near, far = VisionModel(local, local.labels, config), VisionModel(remote, remote.labels, config)
     assert far.role == near.role == "detector"
     for name in PHOTOS:
@@ -80,7 +81,7 @@ def test_classifier_on_server(server):
     local = Model("efficientnet_lite0", backend="onnx", providers=["cpu"])  # the server runs onnxruntime
     remote = Model(server.url("grpc", "classifier"), str(BUNDLED_DIR / "imagenet_labels.txt"))
     # the server's copy is not recognised as the bundled classifier: its centre crop is asked for by name
-    config = vision_config({**_defaults(), "resize_mode": "center_crop", "confidence_threshold": 0.1})
+    config = vision_config(VisionSettings.of({**_defaults(), "resize_mode": "center_crop", "confidence_threshold": 0.1}))
     a = VisionModel(local, local.labels, config).classify(photo("chelsea"), 3)
     b = VisionModel(remote, remote.labels, config).classify(photo("chelsea"), 3)
     assert [(c.class_name, c.confidence) for c in a] == [(c.class_name, c.confidence) for c in b]
@@ -111,7 +112,7 @@ def test_server_policy():
         Model("grpc://127.0.0.1:9/ssd", policy=closed)
     # the start-up model_path's server and the listed ones are allowed; nothing else
     params = {"model_path": "grpc://10.0.0.5:8001/ssd", "allowed_servers": ["hub:8001", "http://10.0.0.6:8000"]}
-    policy = ModelPolicy.from_params(params)
+    policy = ModelPolicy.at_start(params["model_path"], [], "", params["allowed_servers"])
     for address in ("10.0.0.5:8001", "hub:8001", "10.0.0.6:8000", "HUB:8001"):
         policy.check_server(address)
     for address in ("10.0.0.5:8000", "evil:8001"):

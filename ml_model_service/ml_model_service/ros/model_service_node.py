@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -31,18 +32,19 @@ from ml_model_service_interfaces.srv import GetMetadata, Infer, LoadModel
 
 from ..core import tensors
 from ..core.loading.model import Model
-from ..core.loading.trust import SWAP_DISABLED, ModelPolicy
+from ..core.loading.trust import SWAP_DISABLED
 from ..core.runtimes.backend import ModelLoadError
 from ..core.runtimes.batcher import DynamicBatcher
 from ..core.runtimes.threads import pin_caller, pool_pinned
 from ..core.settings.params import RUNNER
-from ..core.settings.tables import MODEL_PARAMS, MODEL_SERVICE_PARAMS
+from ..core.settings.tables import MODEL_PARAMS, MODEL_SERVICE_PARAMS, validate
+from ..core.settings.typed import ModelServiceSettings
 from ..core.tensors import TensorError
 from . import conversions
 from .direct import ServiceThreads
-from .loading import load_model
+from .loading import load_model, start_policy
 from .managed import ManagedNode, spin_node
-from .parameters import declare, typed_values
+from .parameters import declare, read, typed_values
 from .status import ERROR, OK, Status
 
 _RELOAD_PARAMS = {p.name for p in MODEL_PARAMS if p.effective_tier == RUNNER}  # a change reloads the model
@@ -59,24 +61,24 @@ class ModelServiceNode(ManagedNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("ml_model_service", **kwargs)
-        self.params = declare(self, MODEL_SERVICE_PARAMS)
+        self.settings = ModelServiceSettings.of(declare(self, MODEL_SERVICE_PARAMS))
         # The allowed folders are fixed here, from the start-up values: a caller who changes
         # model_repository later cannot widen them.
-        self.policy = ModelPolicy.from_params(self.params)
+        self.policy = start_policy(self.settings)
         self.model: Model | None = None
         self._load_lock = threading.RLock()  # one load + swap + parameter update at a time
         self._syncing = threading.local()  # set while the node writes its own parameters after a load
         # The generation starts at the start time (microseconds) so a restarted service never repeats one.
         self._generation = time.time_ns() // 1000
-        self._infer_slots = threading.BoundedSemaphore(self.params["max_concurrent_infer"])
-        self.batcher = DynamicBatcher(self.params["max_batch"], self.params["batch_wait"])
+        self._infer_slots = threading.BoundedSemaphore(self.settings.max_concurrent_infer)
+        self.batcher = DynamicBatcher(self.settings.max_batch, self.settings.batch_wait)
         self._infer_thread = threading.local()  # per Infer thread: whether it is pinned (see _place)
         self.infer_threads: ServiceThreads | None = None
         self.counters = {"infer_ok": 0, "infer_failed": 0, "infer_busy": 0, "loads": 0, "load_failures": 0}
         self.load_error = ""  # why the configured model did not load ("" = it did, or none was tried)
         self.get_logger().info(
             f"model and label files load from: {self.policy.describe()}; model swaps "
-            f"{'allowed' if self.params['allow_model_swap'] else 'disabled'}"
+            f"{'allowed' if self.settings.allow_model_swap else 'disabled'}"
         )
         self.create_service(GetMetadata, "~/get_metadata", self._on_metadata, callback_group=ReentrantCallbackGroup())
         self.create_service(LoadModel, "~/load_model", self._on_load, callback_group=MutuallyExclusiveCallbackGroup())
@@ -93,7 +95,7 @@ class ModelServiceNode(ManagedNode):
                 "lifecycle": self.stage,
             },
         )
-        self.start_up(self.params["autostart"])
+        self.start_up(self.settings.autostart)
 
     def _batch_counters(self) -> dict[str, str]:
         """Dynamic batching's counters, when it is on."""
@@ -109,13 +111,13 @@ class ModelServiceNode(ManagedNode):
     # --- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, _state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model (the one loading path)."""
-        model, reason = self._load(self.params)
+        model, reason = self._load(self.settings)
         if model is not None:
             self._swap(model)
         else:
             self.load_error = reason
             self.get_logger().error(f"no model loaded: {reason}. Call ~/load_model or set model_path.")
-            if not self.params["autostart"]:
+            if not self.settings.autostart:
                 return self.configure_failed(reason)
         self.stage = "inactive"
         return TransitionCallbackReturn.SUCCESS
@@ -125,8 +127,8 @@ class ModelServiceNode(ManagedNode):
         self.infer_threads = ServiceThreads(
             self,
             [(Infer, "~/infer", self._on_infer)],
-            self.params["max_concurrent_infer"] + 1,
-            queue_depth=self.params["infer_queue_depth"],
+            self.settings.max_concurrent_infer + 1,
+            queue_depth=self.settings.infer_queue_depth,
         )
         self.stage = "active"
         return TransitionCallbackReturn.SUCCESS
@@ -158,12 +160,12 @@ class ModelServiceNode(ManagedNode):
 
     # --- model swaps ------------------------------------------------------------------------------
     def _load(
-        self, params: dict, model_path: str | None = None, label_path: str | None = None
+        self, s: ModelServiceSettings, model_path: str | None = None, label_path: str | None = None
     ) -> tuple[Model | None, str]:
         """The one loading path (start-up, parameter change, ~/load_model): (model, "") or (None, why not).
         Any failure is a refusal: a model file is untrusted, whatever its loader raises."""
         try:
-            return load_model(params, model_path, label_path, policy=self.policy), ""
+            return load_model(s, model_path, label_path, policy=self.policy), ""
         except (ModelLoadError, OSError, ValueError) as exc:
             return None, str(exc)
         except Exception as exc:  # an unexpected failure: still a refusal, the node keeps serving
@@ -188,35 +190,38 @@ class ModelServiceNode(ManagedNode):
             self.get_logger().info(f"{model.metadata.name}: {model.backend.info['runtime_choice']}")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        changed = {p.name: p.value for p in params if p.name in _RELOAD_PARAMS}
+        changed = {k: v for k, v in read(params).items() if k in _RELOAD_PARAMS}
         if not changed:
             return SetParametersResult(successful=True)
         if getattr(self._syncing, "active", False):  # our own write after ~/load_model: already loaded
             return SetParametersResult(successful=True)
+        reason = validate({**vars(self.settings), **changed}, MODEL_SERVICE_PARAMS)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
         if self.stage.startswith("unconfigured"):  # loaded at configure
-            self.params = {**self.params, **changed}
+            self.settings = self.settings.updated(changed)
             return SetParametersResult(successful=True)
-        if not self.params["allow_model_swap"]:
+        if not self.settings.allow_model_swap:
             self.get_logger().warning(f"parameter change {sorted(changed)} refused: {SWAP_DISABLED}")
             return SetParametersResult(successful=False, reason=SWAP_DISABLED)
-        candidate = {**self.params, **{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in changed.items()}}
+        candidate = self.settings.updated(changed)
         with self._load_lock:
             model, reason = self._load(candidate)
             if model is None:  # any failure keeps the old model serving
                 self.counters["load_failures"] += 1
                 self.get_logger().error(f"parameter change rejected, old model keeps serving: {reason}")
                 return SetParametersResult(successful=False, reason=reason)
-            self.params = candidate
+            self.settings = candidate
             self._swap(model)
         return SetParametersResult(successful=True)
 
     def _on_load(self, request: LoadModel.Request, response: LoadModel.Response) -> LoadModel.Response:
-        if not self.params["allow_model_swap"]:
+        if not self.settings.allow_model_swap:
             return self._load_failed(response, request.model_path, SWAP_DISABLED)
         if self.stage.startswith("unconfigured") or self.stage == "finalized":
             return self._load_failed(response, request.model_path, f"the node is {self.stage}: configure it first")
         with self._load_lock:
-            model, reason = self._load(self.params, request.model_path, request.label_path)
+            model, reason = self._load(self.settings, request.model_path, request.label_path)
             if model is None:
                 return self._load_failed(response, request.model_path, reason)
             self._swap(model)
@@ -250,7 +255,7 @@ class ModelServiceNode(ManagedNode):
         finally:
             self._syncing.active = False
         if all(r.successful for r in results):
-            self.params = {**self.params, "model_path": model_path, "label_path": label_path}
+            self.settings = replace(self.settings, model_path=model_path, label_path=label_path)
         else:
             self.get_logger().warning(f"model_path/label_path could not be updated: {[r.reason for r in results]}")
 
@@ -267,7 +272,7 @@ class ModelServiceNode(ManagedNode):
 
     def _on_infer(self, request: Infer.Request, response: Infer.Response) -> Infer.Response:
         if not self._infer_slots.acquire(blocking=False):
-            limit = self.params["max_concurrent_infer"]
+            limit = self.settings.max_concurrent_infer
             response.success = False
             response.message = f"busy: {limit} Infer calls are already running (max_concurrent_infer = {limit}); retry"
             model = self.model
@@ -300,7 +305,7 @@ class ModelServiceNode(ManagedNode):
         try:
             if model is None:
                 raise RuntimeError("no model loaded")
-            max_bytes = self.params["max_request_bytes"]
+            max_bytes = self.settings.max_request_bytes
             tensors.check_request_size(
                 ((m.name, m.data_type, list(m.shape), len(m.data)) for m in request.inputs), max_bytes
             )

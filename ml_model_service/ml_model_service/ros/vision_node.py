@@ -31,6 +31,7 @@ from ..core.runtimes.oip_backend import is_server_ref
 from ..core.settings.camera_table import camera_params, camera_values
 from ..core.settings.params import FILTERS, MODEL, RUNNER
 from ..core.settings.tables import VISION_PARAMS, changed_tier, validate
+from ..core.settings.typed import ObjectMode, VisionSettings
 from . import tf
 from .managed import ManagedNode, spin_node
 from .parameters import ParameterError, declare, read, typed_values, validator
@@ -69,21 +70,22 @@ class VisionNode(ManagedNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("vision_service", **kwargs)
-        v = self.values = declare(self, VISION_PARAMS)
-        self.obstacles = v["object_mode"] == "obstacles"
+        self.values = declare(self, VISION_PARAMS)  # by name, for the table's checks; read `settings`
+        s = self.settings = VisionSettings.of(self.values)
+        self.obstacles = s.object_mode is ObjectMode.OBSTACLES
         self._pending: tuple[str | None, dict[str, Any], VisionModel | None] | None = None
         self.active = False
         self.source: ModelSource | None = None
         self.calls: VisionServices | None = None
         self.transforms: TargetFrame | None = None
-        if v["target_frame"] and not tf.available():
+        if s.target_frame and not tf.available():
             raise ParameterError(INSTALL_TF2)
-        self._retries = bool(v["model_service"] or is_server_ref(v["model_path"]))  # may come up later: retry
-        overrides = self._declare_camera_overrides(v["cameras"])
+        self._retries = bool(s.model_service or is_server_ref(s.model_path))  # may come up later: retry
+        overrides = self._declare_camera_overrides(list(s.cameras))
         self.cameras = Cameras(
             self,
-            v["cameras"],
-            lambda: self.values,
+            list(s.cameras),
+            lambda: self.settings,
             overrides,
             COUNTERS,
             lambda: self.stage,
@@ -100,7 +102,7 @@ class VisionNode(ManagedNode):
             JumpThreshold(min_forward=None, min_backward=Duration(seconds=-JUMP_BACK_S), on_clock_change=True),
             post_callback=self._clock_jumped,
         )
-        self.start_up(v["autostart"])
+        self.start_up(s.autostart)
 
     def _declare_camera_overrides(self, names: list[str]) -> dict[str, Any]:
         """The `<camera>.<name>` overrides of each of `cameras`, declared from the table; those given at start."""
@@ -120,7 +122,7 @@ class VisionNode(ManagedNode):
 
     def _check_camera(self, candidate: dict[str, Any]) -> str:
         """A camera override combined with the node's values must pass the table's checks too."""
-        for name in self.values["cameras"]:
+        for name in self.settings.cameras:
             prefix = f"{name}."
             overrides = {k: v for k, v in candidate.items() if k.startswith(prefix)}
             reason = validate(camera_values(name, self.values, overrides), VISION_PARAMS)
@@ -139,18 +141,18 @@ class VisionNode(ManagedNode):
     # --- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, _state: LifecycleState) -> TransitionCallbackReturn:
         """Model source, publishers and services; the model loaded and checked."""
-        v = self.values
-        self.source = ModelSource(self, v, self._model_ready)
+        s = self.settings
+        self.source = ModelSource(self, s, self._model_ready)
         self.cameras.configure(self.cameras.update_demand)
         self.transforms = TargetFrame(self)
-        if not self.obstacles and self.source.current(v) is None and not v["autostart"]:
+        if not self.obstacles and self.source.current(s) is None and not s.autostart:
             return self.configure_failed(self.source.state)
         self.calls = VisionServices(
             self,
             self.source,
             self.cameras.service_cameras(DEMAND_S),
             self.status,
-            lambda: self.values,
+            lambda: self.settings,
             lambda: self.active,
             self.transforms,
         )
@@ -165,10 +167,10 @@ class VisionNode(ManagedNode):
         if self.source.vision is not None:
             self._model_ready(self.source.vision)
         self.cameras.update_demand()
-        v = self.values
+        s = self.settings
         self.get_logger().info(
             f"listening on {self.cameras.described()}; model: "
-            f"{v['model_service'] or v['model_path'] or 'bundled detector'}"
+            f"{s.model_service or s.model_path or 'bundled detector'}"
             + (" (obstacle mode, no model)" if self.obstacles else "")
         )
         return TransitionCallbackReturn.SUCCESS
@@ -192,14 +194,11 @@ class VisionNode(ManagedNode):
         """Validate a change that valid values alone cannot vouch for: build the new model or decoder now."""
         tier = changed_tier(self.values, candidate, VISION_PARAMS)
         vision = None
-        reason = self._unknown_classes(candidate)
+        new = VisionSettings.of(candidate)
+        reason = self._unknown_classes(new)
         if reason:
             return reason
-        if (
-            candidate["target_frame"]
-            and candidate["target_frame"] != self.values["target_frame"]
-            and not tf.available()
-        ):
+        if new.target_frame and new.target_frame != self.settings.target_frame and not tf.available():
             return INSTALL_TF2
         if tier in (RUNNER, MODEL) and not self.obstacles and self.source is not None:
             if tier == RUNNER and self.source.remote is not None:
@@ -207,24 +206,26 @@ class VisionNode(ManagedNode):
                     f"the model comes from the model service {self.source.remote.service}: call its "
                     "~/load_model or set its model_path"
                 )
-            if tier == RUNNER and not candidate["allow_model_swap"]:
+            if tier == RUNNER and not new.allow_model_swap:
                 return "run-time model changes are turned off (allow_model_swap: false)"
             try:
-                vision = self.source.build(candidate) if tier == RUNNER else self.source.rebuild_decoder(candidate)
+                vision = self.source.build(new) if tier == RUNNER else self.source.rebuild_decoder(new)
             except Exception as exc:  # refused: the current model keeps serving
                 return f"model not changed, the current one keeps serving: {exc}"
         self._pending = (tier, candidate, vision)
         return ""
 
-    def _unknown_classes(self, candidate: dict[str, Any]) -> str:
+    def _unknown_classes(self, new: VisionSettings) -> str:
         """ "" when every name newly set in `classes` and `label_confidences` is a label of the model, else why
         not (a name that is not a label would filter out everything, silently)."""
         vision = self.source.vision if self.source is not None else None
         known = set(vision.labels.names.values()) if vision is not None and vision.labels else set()
-        for name in ("classes", "label_confidences"):
-            if candidate[name] == self.values[name]:
-                continue
-            names = candidate[name] if name == "classes" else [e.rpartition(":")[0].strip() for e in candidate[name]]
+        old = self.settings
+        confidences = [e.rpartition(":")[0].strip() for e in new.label_confidences]
+        for name, names in (
+            ("classes", new.classes if new.classes != old.classes else ()),
+            ("label_confidences", confidences if new.label_confidences != old.label_confidences else ()),
+        ):
             for item in names:
                 if not item.strip():
                     return f"{name}: an empty class name matches no label"
@@ -237,14 +238,14 @@ class VisionNode(ManagedNode):
         """Apply an accepted change by its tier (after rclpy stored the values)."""
         tier, candidate, vision = self._pending or (None, {**self.values, **read(parameters)}, None)
         self._pending = None
-        self.values = candidate
+        self.values, self.settings = candidate, VisionSettings.of(candidate)
         self.cameras.values_changed()  # cameras without their own sync_slop follow the node's
         if self.source is None:  # unconfigured: the values are used at configure
             return
         if vision is not None:
             self.source.install(vision, "model changed: " if tier == RUNNER else "decoder rebuilt: ")
         elif tier == FILTERS:
-            self.source.set_filters(candidate)
+            self.source.set_filters(self.settings)
             if self.source.vision is not None:
                 self._model_ready(self.source.vision)
         self.cameras.update_demand()
@@ -260,11 +261,11 @@ class VisionNode(ManagedNode):
         """The status timer's tick: end a service call's demand for frames; retry a model that may come up."""
         self.cameras.update_demand()
         if self._retries and self.source is not None and self.source.vision is None:
-            self.source.current(self.values)  # no-op until a retry is due (never for a file that failed)
+            self.source.current(self.settings)  # no-op until a retry is due (never for a file that failed)
 
     def _model_ready(self, vision: VisionModel) -> None:
         if self.active:  # label_info is latched: only from an active node
-            self.cameras.publish_labels(vision, self.values["confidence_threshold"])
+            self.cameras.publish_labels(vision, self.settings.confidence_threshold)
 
     # --- health -----------------------------------------------------------------------------------
     def _model_state(self) -> list[tuple[bytes, str]]:

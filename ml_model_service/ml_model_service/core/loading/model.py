@@ -111,7 +111,7 @@ class Model:
     """A model ready to serve: validated `infer`, labels, and metadata with the label names.
 
     `policy` says which folders files may come from (default: unrestricted, for the operator's own
-    command line; nodes pass `ModelPolicy.from_params`). Model and label files listed in a SHA256SUMS
+    command line; nodes pass `ModelPolicy.at_start`). Model and label files listed in a SHA256SUMS
     (always, for the bundled models) are verified before use."""
 
     def __init__(

@@ -133,20 +133,19 @@ class ModelPolicy:
         return cls(tuple(dict.fromkeys(folders)), (bundled,), max_label_bytes, hosts)
 
     @classmethod
-    def from_params(cls, params: dict) -> ModelPolicy:
-        """The policy a node's parameters describe at start-up (`allowed_paths`, `model_repository`,
-        `allowed_servers`; the server of the start-up `model_path` is allowed too: the operator chose it)."""
-        servers = [str(s) for s in params.get("allowed_servers") or []]
-        start = str(params.get("model_path") or "")
-        if is_server_ref(start):
+    def at_start(
+        cls, model_path: str, allowed_paths: Iterable[str], model_repository: str, allowed_servers: Iterable[str]
+    ) -> ModelPolicy:
+        """The policy a node's start-up parameters describe (the folders as in `for_folders`; the server of the
+        start-up `model_path` is allowed too: the operator chose it)."""
+        servers = [str(s) for s in allowed_servers]
+        if is_server_ref(model_path):
             try:
-                ref: ServerRef = parse_server_ref(start)
+                ref: ServerRef = parse_server_ref(model_path)
                 servers.append(ref.address)
             except ModelLoadError:
                 pass  # loading it reports the malformed reference
-        return cls.for_folders(
-            params.get("allowed_paths") or [], params.get("model_repository") or None, servers=servers
-        )
+        return cls.for_folders(allowed_paths, model_repository or None, servers=servers)
 
     # --- servers ----------------------------------------------------------------------------------
     def check_server(self, address: str) -> None:

@@ -89,11 +89,12 @@ def camera_params(camera: str, params: Sequence[Param], values: Mapping[str, Any
     ]
 
 
+def camera_overrides(camera: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`camera`'s own overrides among `overrides` (`{"<camera>.<name>": value}`), by parameter name."""
+    prefix = f"{camera}."
+    return {key[len(prefix) :]: value for key, value in overrides.items() if key.startswith(prefix)}
+
+
 def camera_values(camera: str, values: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The node-wide `values` with `camera`'s overrides (`{"<camera>.<name>": value}`) applied."""
-    prefix = f"{camera}."
-    merged = dict(values)
-    for key, value in overrides.items():
-        if key.startswith(prefix):
-            merged[key[len(prefix) :]] = value
-    return merged
+    return {**values, **camera_overrides(camera, overrides)}

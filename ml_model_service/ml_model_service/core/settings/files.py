@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .params import FILTERS, FIXED, LIVE, MODEL, RUNNER, Param
-from .tables import MODEL_PARAMS, MODEL_SERVICE_PARAMS, VISION_PARAMS
+from .tables import LIFECYCLE_PARAMS, MODEL_PARAMS, MODEL_SERVICE_PARAMS, VISION_PARAMS
 
 
 def parameter_file(params: Sequence[Param], heading: str) -> str:
@@ -87,3 +87,61 @@ README_TABLES = {
     "model_service": MODEL_SERVICE_PARAMS[len(MODEL_PARAMS) :],
     "vision": VISION_PARAMS[len(MODEL_PARAMS) :],
 }
+
+
+#: The typed views written to `typed.py`: class, docstring, its parameters, its base.
+TYPED_VIEWS = (
+    (
+        "ModelSettings",
+        "The parameters both nodes share: the model and the lifecycle.",
+        MODEL_PARAMS + LIFECYCLE_PARAMS,
+        "SettingsView",
+    ),
+    ("ModelServiceSettings", "The model service node's parameters.", MODEL_SERVICE_PARAMS, "ModelSettings"),
+    ("VisionSettings", "The vision node's parameters.", VISION_PARAMS, "ModelSettings"),
+)
+
+
+def _enum_name(param: str) -> str:
+    return "".join(part.capitalize() for part in param.split("_"))
+
+
+def _annotation(p: Param) -> str:
+    if p.choices:
+        return _enum_name(p.name)
+    if p.is_list:
+        item = p.item_type.__name__
+        return f"tuple[{', '.join([item] * p.length)}]" if p.length else f"tuple[{item}, ...]"
+    return type(p.default).__name__
+
+
+def typed_module() -> str:
+    """The source of `core/settings/typed.py`: an enum for each parameter with choices, and a frozen dataclass
+    for each node (one attribute a parameter, in the table's order)."""
+    lines = [
+        '"""Typed views of the parameter table: an attribute for each parameter, an enum for each choice list.',
+        "Generated from tables.py by `python3 -m ml_model_service.core.settings` (test_config keeps it in sync): do",
+        'not edit."""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from dataclasses import dataclass",
+        "from enum import StrEnum",
+        "",
+        "from .view import SettingsView",
+    ]
+    seen: set[str] = set()
+    for p in [*MODEL_SERVICE_PARAMS, *VISION_PARAMS]:
+        if p.choices and p.name not in seen:
+            seen.add(p.name)
+            if any(not re.fullmatch(r"[a-z][a-z0-9_]*", c) for c in p.choices):
+                raise ValueError(f"{p.name}: a choice is not a lower-case name: {p.choices}")
+            members = " ".join(c.upper() for c in p.choices)  # a StrEnum's values: its names in lower case
+            lines += ["", f'{_enum_name(p.name)} = StrEnum("{_enum_name(p.name)}", "{members}")']
+    done: set[str] = set()
+    for name, doc, params, base in TYPED_VIEWS:
+        lines += ["", "", "@dataclass(frozen=True)", f"class {name}({base}):", f'    """{doc}"""', ""]
+        lines += [f"    {p.name}: {_annotation(p)}" for p in params if p.name not in done]
+        if base == "SettingsView":
+            done = {p.name for p in params}
+    return "\n".join(lines) + "\n"

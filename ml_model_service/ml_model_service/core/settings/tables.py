@@ -7,7 +7,7 @@ and `files` writes the shipped parameter files from it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..reading.decoders.base import (
@@ -34,6 +34,12 @@ from .params import (  # noqa: F401 (defaults: re-exported with the table)
     check_score,
     defaults,
 )
+
+
+def _per_channel(name: str, default: float, description: str, check: Callable[[Any], str] | None = None) -> Param:
+    """A preprocessing parameter with a value for each of the R, G and B channels."""
+    return Param(name, [default] * 3, description, item_type=float, length=3, tier=MODEL, check=check)
+
 
 VISION_PARAMS = (
     MODEL_PARAMS
@@ -90,23 +96,8 @@ VISION_PARAMS = (
             tier=MODEL,
         ),
         Param("agnostic_nms", False, "Class-agnostic NMS (raw YOLO layouts).", tier=MODEL),
-        Param(
-            "input_mean",
-            [0.0, 0.0, 0.0],
-            "Float inputs: (v/255 - mean)/std, per RGB channel.",
-            item_type=float,
-            length=3,
-            tier=MODEL,
-        ),
-        Param(
-            "input_std",
-            [1.0, 1.0, 1.0],
-            "Float inputs: standard deviation per channel (non-zero).",
-            item_type=float,
-            length=3,
-            tier=MODEL,
-            check=check_nonzero,
-        ),
+        _per_channel("input_mean", 0.0, "Float inputs: (v/255 - mean)/std, per RGB channel."),
+        _per_channel("input_std", 1.0, "Float inputs: standard deviation per channel (non-zero).", check_nonzero),
         Param("input_bgr", False, "Feed the model BGR instead of RGB.", tier=MODEL),
         Param(
             "input_range",

@@ -27,7 +27,7 @@ from ...core.reading.vision import VisionModel
 from ...core.runtimes.oip_backend import InferenceServerError
 from ...core.runtimes.threads import CallerPinning, pool_pinned
 from ...core.settings.configs import tracker_config
-from ...core.settings.tables import value_of
+from ...core.settings.typed import ImageQos, ObjectMode, VisionSettings
 from ..remote_model import RemoteError
 from ..status import WARN, Status, Stopwatch
 from ..tf import TargetFrame
@@ -48,17 +48,15 @@ def stamp_s(header: Header) -> float:
 
 class CameraPipeline:
     """One camera: `name` "" is a node's only camera (topics `image`, `detections`...), another name is one of
-    its `cameras` (topics `<name>/image`, `<name>/detections`...). `values()`: the camera's settings."""
+    its `cameras` (topics `<name>/image`, `<name>/detections`...). `settings()`: the camera's settings."""
 
-    def __init__(self, node: Node, name: str, values: Callable[[], dict[str, Any]]) -> None:
-        self.node, self.name, self.values = node, name, values
+    def __init__(self, node: Node, name: str, settings: Callable[[], VisionSettings]) -> None:
+        self.node, self.name, self.settings = node, name, settings
         self.status: Status  # the node's for its only camera, else the camera's own (`cameras.py`)
         self.prefix = f"{name}/" if name else ""
-        v = values()
-        self.image_topic = node.resolve_topic_name(f"{self.prefix}image") + (
-            "/compressed" if v["use_compressed"] else ""
-        )
-        self.pairer = Pairer(v["sync_slop"], capacity=8 if v["use_depth"] else 1)
+        s = settings()
+        self.image_topic = node.resolve_topic_name(f"{self.prefix}image") + ("/compressed" if s.use_compressed else "")
+        self.pairer = Pairer(s.sync_slop, capacity=8 if s.use_depth else 1)
         self.log = node.get_logger()
         self.outputs: Outputs | None = None
         self.input: CameraInput | None = None
@@ -71,7 +69,7 @@ class CameraPipeline:
     def _reset(self) -> None:
         """A fresh stream (each activation): health, decode budget, calibration, 3D state, tracker."""
         self.health = StreamHealth()
-        self.budget = DecodeBudget(self.values()["max_decode_pixels_per_s"])  # compressed frames of the topic
+        self.budget = DecodeBudget(self.settings().max_decode_pixels_per_s)  # compressed frames of the topic
         self.info: CameraInfo | None = None
         self.depth_state = ""  # why the last frame had no 3D ("" = fine)
         self.tracker: Tracker | None = None
@@ -87,14 +85,14 @@ class CameraPipeline:
 
     def activate(self, source: ModelSource, transforms: TargetFrame | None, pinning: CallerPinning) -> None:
         """Its subscriptions (made by the driver thread while someone listens) and a fresh stream."""
-        v = self.values()
+        s = self.settings()
         self.source, self.transforms, self.pinning = source, transforms, pinning
         self.input = CameraInput(
             self.node,
             self.image_topic,
-            v["use_compressed"],
-            v["use_depth"],
-            v["image_qos"] == "reliable",
+            s.use_compressed,
+            s.use_depth,
+            s.image_qos is ImageQos.RELIABLE,
             prefix=self.prefix,
         )
         self._reset()
@@ -105,9 +103,9 @@ class CameraPipeline:
         self.pairer.clear()
 
     def destroy_outputs(self) -> None:
-        if self.outputs is not None:
-            self.outputs.destroy()
-        self.outputs = None
+        outputs, self.outputs = self.outputs, None
+        if outputs is not None:
+            outputs.destroy()
 
     @property
     def subscribed(self) -> bool:
@@ -118,7 +116,7 @@ class CameraPipeline:
         """Subscribed while its results are listened to, `always_on`, or a call asked for its frames."""
         if self.input is None or self.outputs is None:
             return
-        wanted = bool(self.values()["always_on"] or self.outputs.listened() or now < self.demand_until)
+        wanted = bool(self.settings().always_on or self.outputs.listened() or now < self.demand_until)
         if wanted != self.input.wanted:
             self.input.wanted = wanted
             if not wanted:
@@ -128,7 +126,7 @@ class CameraPipeline:
     def service_camera(self, demand: Callable[[], None]) -> ServiceCamera:
         """What the node's calls use of this camera."""
         return ServiceCamera(
-            self.pairer, lambda: self.info if self.input is not None else None, self.image_topic, demand, self.values
+            self.pairer, lambda: self.info if self.input is not None else None, self.image_topic, demand, self.settings
         )
 
     # --- frames in --------------------------------------------------------------------------------
@@ -217,46 +215,44 @@ class CameraPipeline:
 
     def _process(self, frame: Frame, given: Given) -> None:
         assert self.source is not None and self.outputs is not None and self.pinning is not None
-        values = self.values()
-        obstacles = values["object_mode"] == "obstacles"
+        s = self.settings()
+        obstacles = s.object_mode is ObjectMode.OBSTACLES
         vision = None if obstacles else self.source.vision
         if vision is None and not obstacles:  # none yet, or lost: built here when a retry is due
-            vision = self.pinning.unpinned(self.source.current, values)
+            vision = self.pinning.unpinned(self.source.current, s)
         if vision is None and not obstacles:
             self.status.count("no_model")
             self.health.failed(f"no model: {self.source.state}")
             return
-        self.pinning.want(
-            values["pin_worker"] and vision is not None and pool_pinned(getattr(vision.runner, "backend", None))
-        )
+        self.pinning.want(s.pin_worker and vision is not None and pool_pinned(getattr(vision.runner, "backend", None)))
         if obstacles and frame.depth is None:
             return
         watch = Stopwatch()
-        tracker = self._tracker(values, vision)
+        tracker = self._tracker(s, vision)
         try:
-            r = compute(frame, vision, values, objects=frame.depth is not None, tracker=tracker, given=given)
+            r = compute(frame, vision, s, objects=frame.depth is not None, tracker=tracker, given=given)
         except ImageError as exc:
             self.drop("decode_budget" if isinstance(exc, DecodeBudgetError) else "errors", str(exc))
             return
         except (RemoteError, InferenceServerError) as exc:
             self.status.error("errors", str(exc))
             self.health.failed(str(exc))
-            self.pinning.unpinned(self.source.failed, exc, values)
+            self.pinning.unpinned(self.source.failed, exc, s)
             return
         if r.segmentation is not None:
             self.class_shares = ", ".join(f"{name} {share:.2f}" for _, name, _, share in r.segmentation.shares()[:10])
         if frame.depth is not None:
-            if not to_target_frame(r, frame.header, values, self.transforms):
+            if not to_target_frame(r, frame.header, s, self.transforms):
                 self.status.count("tf_errors")
             self._judge_3d(r, obstacles)
         self.outputs.publish(
             frame.header,
             r,
             vision,
-            values["publish_class_names"],
-            values["publish_debug_image"],
-            value_of(values, "publish_masks"),
-            value_of(values, "publish_markers"),
+            s.publish_class_names,
+            s.publish_debug_image,
+            s.publish_masks,
+            s.publish_markers,
         )
         self.source.healthy()
         self.status.count("processed")
@@ -282,9 +278,9 @@ class CameraPipeline:
         else:
             self.depth_state = ""
 
-    def _tracker(self, values: dict[str, Any], vision: VisionModel | None) -> Tracker | None:
+    def _tracker(self, s: VisionSettings, vision: VisionModel | None) -> Tracker | None:
         """The camera's tracker (None when tracking is off); a fresh one for new settings or a new model."""
-        config = tracker_config(values)
+        config = tracker_config(s)
         if config is None:
             self.tracker, self._tracking = None, ()
             return None

@@ -3,7 +3,7 @@ lifecycle, subscribed while someone listens, and their health in the node's stat
 
 Layout. With no `cameras`, the node has one camera, named "": the node's own topics (`image`, `depth`,
 `camera_info`, `detections`...) and its counters in the node's status (`~/status`, one /diagnostics entry).
-Named cameras have `<camera>/...` topics, their values are the node's with their `<camera>.<name>` overrides, and
+Named cameras have `<camera>/...` topics, their settings are the node's with their `<camera>.<name>` overrides, and
 each has a /diagnostics entry of its own after the node's, which names every camera's problems. `label_info` is
 the node's, published once. Every camera runs through the same `CameraPipeline`, driven by one `Driver`.
 """
@@ -17,7 +17,8 @@ from typing import Any
 from rclpy.node import Node
 
 from ...core.runtimes.threads import CallerPinning
-from ...core.settings.camera_table import camera_values
+from ...core.settings.camera_table import camera_overrides
+from ...core.settings.typed import VisionSettings
 from ..status import ERROR, OK, WARN, Status
 from ..tf import TargetFrame
 from .camera import CameraPipeline
@@ -39,7 +40,7 @@ class Cameras:
         self,
         node: Node,
         names: list[str],
-        node_values: Callable[[], dict[str, Any]],
+        node_settings: Callable[[], VisionSettings],
         overrides: dict[str, Any],
         counters: list[str],
         stage: Callable[[], str],
@@ -47,11 +48,13 @@ class Cameras:
         tick: Callable[[], None],
     ) -> None:
         self.node, self.overrides, self.stage, self.model_state = node, overrides, stage, model_state
-        self.node_values = node_values
+        self.node_settings = node_settings
         self.named = bool(names)
         self.driver: Driver | None = None
         self.labels: Outputs | None = None
-        self.pipelines = [CameraPipeline(node, name, self._values_of(name)) for name in names or [""]]
+        self._settings: dict[str, VisionSettings] = {}
+        self._refresh(names or [""])
+        self.pipelines = [CameraPipeline(node, name, self._settings_of(name)) for name in names or [""]]
         self.status = Status(
             node,
             self.pipelines[0].image_topic,
@@ -76,10 +79,13 @@ class Cameras:
             publish=False,
         )
 
-    def _values_of(self, name: str) -> Callable[[], dict[str, Any]]:
-        if not name:
-            return self.node_values
-        return lambda: camera_values(name, self.node_values(), self.overrides)
+    def _refresh(self, names: list[str]) -> None:
+        """Each camera's settings: the node's, with the camera's own overrides."""
+        node = self.node_settings()
+        self._settings = {n: node.updated(camera_overrides(n, self.overrides)) if n else node for n in names}
+
+    def _settings_of(self, name: str) -> Callable[[], VisionSettings]:
+        return lambda: self._settings[name]
 
     # --- lifecycle --------------------------------------------------------------------------------
     def configure(self, on_listeners_changed: Callable[[], None]) -> None:
@@ -91,7 +97,7 @@ class Cameras:
     def activate(self, source: ModelSource, transforms: TargetFrame | None) -> None:
         """Every camera's stream, and the driver thread."""
         log = self.node.get_logger()
-        self.driver = Driver(self.node, self.pipelines, source, self.node_values)
+        self.driver = Driver(self.node, self.pipelines, source, self.node_settings)
         pinning = CallerPinning(
             lambda text, warn: log.warning(text, throttle_duration_sec=60.0) if warn else log.info(text),
             enabled=self.driver.parallel == 1,  # frames run on the driver thread
@@ -120,8 +126,10 @@ class Cameras:
             self.labels.publish_labels(vision, threshold)
 
     def values_changed(self) -> None:
+        """After a change of the node's parameters or a camera's override."""
+        self._refresh([c.name for c in self.pipelines])
         for c in self.pipelines:
-            c.pairer.slop = c.values()["sync_slop"]
+            c.pairer.slop = c.settings().sync_slop
 
     def restart_timeline(self) -> None:
         for c in self.pipelines:
@@ -130,7 +138,7 @@ class Cameras:
     def described(self) -> str:
         """The cameras, for the log."""
         return ", ".join(
-            (c.name or c.image_topic) + (" with depth" if c.values()["use_depth"] else "") for c in self.pipelines
+            (c.name or c.image_topic) + (" with depth" if c.settings().use_depth else "") for c in self.pipelines
         )
 
     # --- demand -----------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from rclpy.guard_condition import GuardCondition
 from rclpy.node import Node
@@ -25,6 +24,7 @@ from ...core.frames.imaging import DecodeBudgetError, ImageError
 from ...core.frames.pipeline import Given
 from ...core.frames.scheduler import FairScheduler
 from ...core.reading.batch import batch_support, classify_batch, detect_batch, segment_batch
+from ...core.settings.typed import ObjectMode, VisionSettings
 from .. import direct
 from .camera import CameraPipeline
 from .frame import Frame
@@ -35,10 +35,10 @@ class Driver(threading.Thread):
     """Waits on every camera at once; runs their latest frames fairly, batched where the model allows."""
 
     def __init__(
-        self, node: Node, cameras: list[CameraPipeline], source: ModelSource, values: Callable[[], dict[str, Any]]
+        self, node: Node, cameras: list[CameraPipeline], source: ModelSource, settings: Callable[[], VisionSettings]
     ) -> None:
         super().__init__(name="vision_worker", daemon=True)
-        self.node, self.cameras, self.source, self.values = node, cameras, source, values
+        self.node, self.cameras, self.source, self.settings = node, cameras, source, settings
         self.by_name = {c.name: c for c in cameras}
         self.scheduler: FairScheduler[Frame] = FairScheduler([c.name for c in cameras])
         self.stopping = False
@@ -82,16 +82,16 @@ class Driver(threading.Thread):
     def limit(self) -> int:
         """Frames one inference call may carry now."""
         vision = self.source.vision
-        if vision is None or self.values()["object_mode"] == "obstacles":
+        if vision is None or self.settings().object_mode is ObjectMode.OBSTACLES:
             return 1
-        wanted = self.values()["max_batch"] or -(-len(self.cameras) // self.parallel)  # a batch per core
+        wanted = self.settings().max_batch or -(-len(self.cameras) // self.parallel)  # a batch per core
         wanted = min(wanted, len(self.cameras))  # one frame per camera at most: a single camera never batches
         return 1 if wanted <= 1 else min(wanted, batch_support(vision).size)
 
     def _timeout(self) -> float | None:
         """How long the wait for frames may block: until a batch is due, or a camera's pairing deadline."""
         now = time.monotonic()
-        due = self.scheduler.due(self.limit(), self.values()["batch_wait"])
+        due = self.scheduler.due(self.limit(), self.settings().batch_wait)
         waits = [] if due is None else [due]
         for c in self.cameras:
             deadline = c.deadline()
@@ -128,7 +128,7 @@ class Driver(threading.Thread):
         """Run what is due (batches of several cameras where the model takes them, else single frames): inline
         with one call at a time, else on the pool, up to `parallel` calls at once."""
         limit = self.limit()
-        while self._running < self.parallel and self.scheduler.due(limit, self.values()["batch_wait"]) == 0.0:
+        while self._running < self.parallel and self.scheduler.due(limit, self.settings().batch_wait) == 0.0:
             batch = self.scheduler.take(limit)
             if not batch:
                 return
@@ -166,7 +166,7 @@ class Driver(threading.Thread):
         for name, frame in batch:
             c = self.by_name[name]
             try:
-                rgbs.append(frame.rgb(c.values()["max_image_pixels"]))
+                rgbs.append(frame.rgb(c.settings().max_image_pixels))
                 ready.append((c, frame))
             except ImageError as exc:
                 c.drop("decode_budget" if isinstance(exc, DecodeBudgetError) else "errors", str(exc))
@@ -181,7 +181,7 @@ class Driver(threading.Thread):
             elif vision.segmentation_supported:
                 given = [(None, None, m) for m in segment_batch(vision, rgbs)]
             else:
-                given = [(None, c, None) for c in classify_batch(vision, rgbs, self.values()["top_n"])]
+                given = [(None, c, None) for c in classify_batch(vision, rgbs, self.settings().top_n)]
         except Exception as exc:  # the batched call failed: each frame on its own path, which reports why
             self.log.warning(f"batched inference failed, frames run one by one: {exc}", throttle_duration_sec=5.0)
             given = [(None, None, None)] * len(ready)

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -15,6 +13,7 @@ from ...core.frames.imaging import DecodeBudget
 from ...core.frames.tracking import Tracker
 from ...core.reading.vision import VisionModel
 from ...core.settings.configs import cloud_config
+from ...core.settings.typed import ObjectMode, VisionSettings
 from .. import conversions
 from ..tf import FrameError, TargetFrame
 
@@ -46,7 +45,7 @@ class Frame:
                 self._rgb = conversions.image_to_rgb(self.colour, max_pixels)
         return self._rgb
 
-    def depth_input(self, values: dict[str, Any]) -> pipeline.Depth | None:
+    def depth_input(self, s: VisionSettings) -> pipeline.Depth | None:
         """The frame's depth for the pipeline (None when it has no depth message)."""
         if self.depth is None:
             return None
@@ -58,7 +57,7 @@ class Frame:
             return pointcloud.Intrinsics.from_k(info.k, info.width, info.height)
 
         return pipeline.Depth(
-            lambda: conversions.depth_to_metres(depth, values["depth_unit_scale"], values["max_image_pixels"]),
+            lambda: conversions.depth_to_metres(depth, s.depth_unit_scale, s.max_image_pixels),
             intrinsics,
         )
 
@@ -66,7 +65,7 @@ class Frame:
 def compute(
     frame: Frame,
     vision: VisionModel | None,
-    values: dict[str, Any],
+    s: VisionSettings,
     *,
     detections: bool = True,
     classifications: bool = True,
@@ -76,32 +75,30 @@ def compute(
     given: pipeline.Given = (None, None, None),
 ) -> pipeline.Results:
     """The pipeline on one frame with the node's settings (shared by the worker and the services)."""
-    obstacles = values["object_mode"] == "obstacles"
+    obstacles = s.object_mode is ObjectMode.OBSTACLES
     return pipeline.run(
         vision,
-        frame.rgb(values["max_image_pixels"]),
+        frame.rgb(s.max_image_pixels),
         detections=detections,
         classifications=classifications,
-        top_n=values["top_n"] if top_n is None else top_n,
-        depth=frame.depth_input(values) if objects else None,
-        cloud=cloud_config(values),
+        top_n=s.top_n if top_n is None else top_n,
+        depth=frame.depth_input(s) if objects else None,
+        cloud=cloud_config(s),
         obstacles=obstacles,
         tracker=tracker,
         given=given,
     )
 
 
-def to_target_frame(
-    r: pipeline.Results, header: Header, values: dict[str, Any], transforms: TargetFrame | None
-) -> bool:
+def to_target_frame(r: pipeline.Results, header: Header, s: VisionSettings, transforms: TargetFrame | None) -> bool:
     """Put the frame's 3D objects (or class points) in `target_frame` (tf2 at the image's stamp); False when its
     transform is missing (they are then dropped, with the reason in `objects_error`)."""
-    target = values["target_frame"]
+    target = s.target_frame
     points = r.segmentation_points
     if transforms is None or not target or (r.objects is None and points is None) or target == header.frame_id:
         return True
     try:
-        tf = transforms.lookup(target, header, values["tf_timeout"])
+        tf = transforms.lookup(target, header, s.tf_timeout)
     except FrameError as exc:
         r.objects, r.segmentation_points, r.objects_error = None, None, str(exc)
         return False

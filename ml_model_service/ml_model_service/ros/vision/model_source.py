@@ -13,15 +13,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from rclpy.node import Node
 
-from ...core.loading.trust import ModelPolicy
 from ...core.reading.vision import VisionModel
 from ...core.runtimes.oip_backend import InferenceServerError, is_server_ref
 from ...core.settings.configs import filter_config, vision_config
-from ..loading import load_model
+from ...core.settings.typed import VisionSettings
+from ..loading import load_model, start_policy
 from ..remote_model import ModelChanged, RemoteError, RemoteModel
 
 RETRY_S = 0.25
@@ -32,11 +31,11 @@ RECONNECT_TIMEOUT_S = 0.5  # a metadata call while reconnecting: a request lost 
 class ModelSource:
     """Builds, holds and replaces the node's VisionModel; `state` says where it stands, for status."""
 
-    def __init__(self, node: Node, values: dict[str, Any], on_ready: Callable[[VisionModel], None]) -> None:
+    def __init__(self, node: Node, s: VisionSettings, on_ready: Callable[[VisionModel], None]) -> None:
         self.node = node
         self.log = node.get_logger()
         self.on_ready = on_ready
-        self.policy = ModelPolicy.from_params(values)  # fixed at start-up: callers cannot widen it
+        self.policy = start_policy(s)  # fixed at start-up: callers cannot widen it
         self.vision: VisionModel | None = None
         self.state, self.ok = "model not loaded yet", False
         self.waiting = False  # starting up, the model service not found yet (status WARN, logged as INFO)
@@ -46,8 +45,8 @@ class ModelSource:
         self._retry_at = 0.0
         self.remote: RemoteModel | None = None
         self._client_node: Node | None = None
-        if values["model_service"]:
-            name = node.resolve_service_name(values["model_service"])
+        if s.model_service:
+            name = node.resolve_service_name(s.model_service)
             self._client_node = Node(
                 f"{node.get_name()}_model_client",
                 namespace=node.get_namespace(),
@@ -55,33 +54,33 @@ class ModelSource:
                 use_global_arguments=False,
                 start_parameter_services=False,
             )
-            self.remote = RemoteModel(self._client_node, name, values["service_timeout"], fetch=False)
+            self.remote = RemoteModel(self._client_node, name, s.service_timeout, fetch=False)
 
     @property
     def where(self) -> str:
         return f"model service {self.remote.service}" if self.remote else "model"
 
     # --- building ---------------------------------------------------------------------------------
-    def build(self, values: dict[str, Any]) -> VisionModel:
-        """A new VisionModel for `values` (loads the model; remote: fetches its metadata). Raises on failure."""
+    def build(self, s: VisionSettings) -> VisionModel:
+        """A new VisionModel for `s` (loads the model; remote: fetches its metadata). Raises on failure."""
         if self.remote is not None:
-            self.remote.timeout = min(values["service_timeout"], RECONNECT_TIMEOUT_S)
+            self.remote.timeout = min(s.service_timeout, RECONNECT_TIMEOUT_S)
             try:
                 self.remote.fetch_metadata()
             finally:
-                self.remote.timeout = values["service_timeout"]
-            labels = self.policy.read_labels(values["label_path"]) if values["label_path"] else self.remote.labels
-            return VisionModel(self.remote, labels, vision_config(values))
-        model = load_model(values, policy=self.policy)
+                self.remote.timeout = s.service_timeout
+            labels = self.policy.read_labels(s.label_path) if s.label_path else self.remote.labels
+            return VisionModel(self.remote, labels, vision_config(s))
+        model = load_model(s, policy=self.policy, one_thread=bool(s.cameras))
         for warning in model.warnings:
             self.log.warning(warning)
-        return VisionModel(model, model.labels, vision_config(values))
+        return VisionModel(model, model.labels, vision_config(s))
 
-    def rebuild_decoder(self, values: dict[str, Any]) -> VisionModel:
+    def rebuild_decoder(self, s: VisionSettings) -> VisionModel:
         """The loaded model read with new decoding/preprocessing options (one trial inference)."""
         if self.vision is None:
-            return self.build(values)
-        return VisionModel(self.vision.runner, self.vision.labels, vision_config(values))
+            return self.build(s)
+        return VisionModel(self.vision.runner, self.vision.labels, vision_config(s))
 
     def install(self, vision: VisionModel, why: str = "") -> None:
         """Make `vision` the model every later frame and call uses."""
@@ -99,13 +98,13 @@ class ModelSource:
         self._set(f"{why}{vision.role} ready ({vision.runner.metadata.name}, {labels} labels{runs})", ok=True)
         self.on_ready(vision)
 
-    def set_filters(self, values: dict[str, Any]) -> None:
+    def set_filters(self, s: VisionSettings) -> None:
         """Thresholds and class filters, applied live (no model work)."""
         if self.vision is not None:
-            self.vision.config.filters = filter_config(values)
+            self.vision.config.filters = filter_config(s)
 
     # --- using ------------------------------------------------------------------------------------
-    def current(self, values: dict[str, Any]) -> VisionModel | None:
+    def current(self, s: VisionSettings) -> VisionModel | None:
         """The model to use now; builds it when there is none and a retry is due (None: see `state`)."""
         if self.vision is not None:
             return self.vision
@@ -113,10 +112,10 @@ class ModelSource:
             if self.vision is not None or time.monotonic() < self._retry_at:
                 return self.vision
             # a model service or an inference server may come back; a file that failed to load will not
-            retry = self.remote is not None or is_server_ref(values["model_path"])
+            retry = self.remote is not None or is_server_ref(s.model_path)
             self._retry_at = time.monotonic() + (RETRY_S if retry else float("inf"))
             try:
-                vision = self._build_if_reachable(values)
+                vision = self._build_if_reachable(s)
             except Exception as exc:  # a model that cannot be used: say why, keep the node up
                 if (
                     self.remote is not None
@@ -132,19 +131,19 @@ class ModelSource:
         self.install(vision, "recovered: " if failed_before else "")
         return self.vision
 
-    def _build_if_reachable(self, values: dict[str, Any]) -> VisionModel:
+    def _build_if_reachable(self, s: VisionSettings) -> VisionModel:
         if self.remote is not None and not self.remote.ready():
             raise RemoteError(f"service {self.remote.service}/get_metadata is not available")
-        return self.build(values)
+        return self.build(s)
 
-    def failed(self, exc: Exception, values: dict[str, Any]) -> None:
+    def failed(self, exc: Exception, s: VisionSettings) -> None:
         """A remote call failed: the model changed on the service (rebuild now) or the service is gone."""
         if isinstance(exc, ModelChanged):
             self.log.info(f"{exc}; rebuilding decoder and labels")
             with self._lock:
                 self.vision, self._retry_at = None, 0.0
             self.state = "model changed"
-            self.current(values)
+            self.current(s)
             return
         with self._lock:
             if self.remote is not None:

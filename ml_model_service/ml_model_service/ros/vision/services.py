@@ -30,6 +30,7 @@ from ...core.frames import pointcloud
 from ...core.frames.imaging import ImageError
 from ...core.frames.pairing import Pairer, PairingError
 from ...core.reading.vision import VisionModel
+from ...core.settings.typed import ObjectMode, VisionSettings
 from .. import conversions
 from ..direct import ServiceThreads
 from ..remote_model import RemoteError
@@ -43,13 +44,13 @@ SERVICE_THREADS = 3  # calls answered at once (a call waiting for a camera frame
 
 @dataclass
 class ServiceCamera:
-    """What a call needs of one camera: its latest frames, calibration, topic, demand and values."""
+    """What a call needs of one camera: its latest frames, calibration, topic, demand and settings."""
 
     pairer: Pairer
     info: Callable[[], Any]
     topic: str
     demand: Callable[[], None]
-    values: Callable[[], dict[str, Any]]
+    settings: Callable[[], VisionSettings]
 
 
 class VisionServices:
@@ -65,12 +66,12 @@ class VisionServices:
         source: ModelSource,
         cameras: dict[str, ServiceCamera],
         status: Status,
-        values: Callable[[], dict[str, Any]],
+        settings: Callable[[], VisionSettings],
         active: Callable[[], bool] = lambda: True,
         transforms: TargetFrame | None = None,
     ) -> None:
         self.node, self.source, self.cameras, self.status = node, source, cameras, status
-        self.values, self.active, self.transforms = values, active, transforms
+        self.settings, self.active, self.transforms = settings, active, transforms
         self.threads = ServiceThreads(
             node,
             [
@@ -89,12 +90,12 @@ class VisionServices:
 
     # --- frames and models ------------------------------------------------------------------------
     def _obstacles(self) -> bool:
-        return self.values()["object_mode"] == "obstacles"
+        return self.settings().object_mode is ObjectMode.OBSTACLES
 
     def _model(self) -> VisionModel | None:
         if self._obstacles():
             return None
-        vision = self.source.current(self.values())
+        vision = self.source.current(self.settings())
         if vision is None:
             raise RuntimeError(self.source.state)
         return vision
@@ -115,9 +116,9 @@ class VisionServices:
     def latest(self, cam: ServiceCamera, with_depth: bool = False) -> Frame:
         """The latest frame of camera `cam` (with its depth when asked), waiting up to service_timeout for one."""
         cam.demand()
-        timeout = cam.values()["service_timeout"]
+        timeout = cam.settings().service_timeout
         if with_depth:
-            if not cam.values()["use_depth"]:
+            if not cam.settings().use_depth:
                 raise pointcloud.DepthError("object point clouds need use_depth: true (depth and camera_info)")
 
             def pair():
@@ -153,7 +154,7 @@ class VisionServices:
             fill()
             response.success, response.message = True, ""
         except RemoteError as exc:
-            self.source.failed(exc, self.values())
+            self.source.failed(exc, self.settings())
             response.success, response.message = False, str(exc)
         except Exception as exc:  # every failure becomes an answer, never a dead node
             expected = isinstance(exc, (ImageError, pointcloud.DepthError, RuntimeError, ValueError))
@@ -174,7 +175,7 @@ class VisionServices:
     def _detections(self, request, response):
         def fill():
             cam, vision, frame = self._on_image(request, "detections", "detections are")
-            r = compute(frame, vision, cam.values(), classifications=False)
+            r = compute(frame, vision, cam.settings(), classifications=False)
             response.detections = conversions.detections_to_msg(r.detections, frame.header, self._names())
 
         return self._answer(response, fill)
@@ -182,7 +183,7 @@ class VisionServices:
     def _classifications(self, request, response):
         def fill():
             cam, vision, frame = self._on_image(request, "classifications", "classifications are")
-            r = compute(frame, vision, cam.values(), detections=False, top_n=request.n)
+            r = compute(frame, vision, cam.settings(), detections=False, top_n=request.n)
             response.classifications = conversions.classifications_to_msg(
                 r.classifications, frame.header, self._names()
             )
@@ -192,7 +193,7 @@ class VisionServices:
     def _segmentation(self, request, response):
         def fill():
             cam, vision, frame = self._on_image(request, "segmentation", "segmentation is")
-            r = compute(frame, vision, cam.values(), detections=False, classifications=False)
+            r = compute(frame, vision, cam.settings(), detections=False, classifications=False)
             assert r.segmentation is not None
             response.segmentation = conversions.class_map_to_msg(r.segmentation.classes, frame.header)
             shares = r.segmentation.shares()
@@ -211,14 +212,14 @@ class VisionServices:
         response.classifications_supported = bool(vision and vision.classifications_supported)
         response.segmentation_supported = bool(vision and vision.segmentation_supported)
         response.object_point_clouds_supported = bool(
-            any(c.values()["use_depth"] for c in self.cameras.values())
+            any(c.settings().use_depth for c in self.cameras.values())
             and (self._obstacles() or response.detections_supported)
         )
         first = next(iter(self.cameras.values()))
         response.camera_topic = first.topic
         response.cameras = [name for name in self.cameras if name]
         response.camera_topics = [c.topic for c in self.cameras.values()]
-        response.cameras_with_depth = [name for name, c in self.cameras.items() if name and c.values()["use_depth"]]
+        response.cameras_with_depth = [name for name, c in self.cameras.items() if name and c.settings().use_depth]
         return response
 
     def _capture_all(self, request, response):
@@ -236,7 +237,7 @@ class VisionServices:
             r = compute(
                 frame,
                 vision,
-                cam.values(),
+                cam.settings(),
                 detections=request.return_detections or want_masks,
                 classifications=request.return_classifications,
                 objects=want_objects,
@@ -258,7 +259,7 @@ class VisionServices:
             if want_masks:
                 response.instance_masks = conversions.instance_masks_to_msg(r.instance_image(), frame.header)
             if want_objects:
-                to_target_frame(r, frame.header, cam.values(), self.transforms)
+                to_target_frame(r, frame.header, cam.settings(), self.transforms)
                 self._fill_objects(response, r, frame.header)
 
         return self._answer(response, fill)
@@ -268,8 +269,8 @@ class VisionServices:
             cam = self.camera(request.camera_name)  # an unknown name first: it is the call's mistake
             vision = self._model()
             frame = self.latest(cam, with_depth=True)
-            r = compute(frame, vision, cam.values(), classifications=False, objects=True)
-            to_target_frame(r, frame.header, cam.values(), self.transforms)
+            r = compute(frame, vision, cam.settings(), classifications=False, objects=True)
+            to_target_frame(r, frame.header, cam.settings(), self.transforms)
             self._fill_objects(response, r, frame.header)
 
         return self._answer(response, fill)
@@ -283,4 +284,4 @@ class VisionServices:
         response.clouds = [conversions.cloud_to_msg(o.points, o.colours, None, header) for o in r.objects]
 
     def _names(self) -> bool:
-        return self.values()["publish_class_names"]
+        return self.settings().publish_class_names

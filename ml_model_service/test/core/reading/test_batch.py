@@ -130,13 +130,14 @@ def test_a_real_dynamic_yolo_export_batches_with_the_exporters_results():
 
     from ml_model_service.core.settings.configs import vision_config
     from ml_model_service.core.settings.tables import VISION_PARAMS, defaults
+    from ml_model_service.core.settings.typed import VisionSettings
     from ml_model_service_dev.harness.exports import compare, export
 
     e = export("yolov8n.yaml", 640, dynamic=True)
     model = Model(str(e.path), providers=["cpu"])
     runner = Counting(model)
     peer = {"confidence_threshold": 0.25, "iou_threshold": 0.7, "max_detections": 300}  # Ultralytics' predict
-    v = VisionModel(runner, model.labels, vision_config({**defaults(VISION_PARAMS), **peer}))
+    v = VisionModel(runner, model.labels, vision_config(VisionSettings.of({**defaults(VISION_PARAMS), **peer})))
     support = batch_support(v)
     assert support.size > 1 and not support.fixed, support
     photos = [e.image(i) for i in range(len(e.photo_paths))]

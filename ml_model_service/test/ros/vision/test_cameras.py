@@ -17,6 +17,7 @@ from vision_msgs.msg import Detection2DArray
 
 from ml_model_service.core.settings.params import defaults
 from ml_model_service.core.settings.tables import VISION_PARAMS
+from ml_model_service.core.settings.typed import VisionSettings
 from ml_model_service.ros.status import STATUS_QOS
 from ml_model_service.ros.vision.cameras import Cameras
 from ml_model_service.ros.vision.model_source import ModelSource
@@ -38,10 +39,10 @@ def served(spinner):
 
     def _make(namespace: str, names: list[str]) -> tuple[Node, Cameras]:
         node = Node("under_test", namespace=namespace, context=spinner.node.context)
-        values = {**defaults(VISION_PARAMS), "always_on": True, "cameras": names}
-        source = ModelSource(node, values, lambda _vision: None)
-        assert source.current(values) is not None, source.state
-        cameras = Cameras(node, names, lambda: values, {}, COUNTERS, lambda: "active", lambda: [], lambda: None)
+        settings = VisionSettings.of({**defaults(VISION_PARAMS), "always_on": True, "cameras": names})
+        source = ModelSource(node, settings, lambda _vision: None)
+        assert source.current(settings) is not None, source.state
+        cameras = Cameras(node, names, lambda: settings, {}, COUNTERS, lambda: "active", lambda: [], lambda: None)
         cameras.configure(cameras.update_demand)
         cameras.activate(source, None)
         cameras.update_demand()
