@@ -186,25 +186,6 @@ def test_frames_of_several_cameras_share_inference_calls_with_a_batching_model(t
     assert proc.alive()
 
 
-def test_camera_names_and_overrides_come_from_the_table():
-    """ROS-free: the override parameters are the table's entries, renamed, with the node's value as default."""
-    from ml_model_service.core.settings.camera_table import camera_params, camera_values, check_cameras
-    from ml_model_service.core.settings.tables import VISION_PARAMS, by_name, defaults, validate
-
-    values = {**defaults(VISION_PARAMS), "use_depth": True}
-    params = by_name(camera_params("cam0", VISION_PARAMS, values))
-    assert params["cam0.use_depth"].default is True and params["cam0.use_depth"].read_only
-    assert params["cam0.image_qos"].choices == ("sensor_data", "reliable")
-    assert "cam0.image_qos: 'x' is not one of" in params["cam0.image_qos"].validate("x")
-    assert "outside" in params["cam0.depth_unit_scale"].validate(-1.0)
-    merged = camera_values("cam0", values, {"cam0.min_depth": 20.0, "cam1.use_depth": False})
-    assert merged["min_depth"] == 20.0 and merged["use_depth"] is True
-    assert "min_depth 20.0 must be below max_depth" in validate(merged, VISION_PARAMS)
-    assert check_cameras(["cam0", "cam_1"]) == ""
-    assert "'front/left' is not a camera name" in check_cameras(["front/left"])
-    assert "cam0 named more than once" in check_cameras(["cam0", "cam0"])
-
-
 def test_bad_camera_values_end_with_one_clear_line():
     for args, words in (
         (["-p", "cameras:=[a, a]"], "cameras: a named more than once"),
