@@ -1,4 +1,6 @@
-"""ROS-free core: decoding of generated ONNX models with known raw outputs, run through onnxruntime."""
+"""The vision model (core/reading/vision.py), ROS-free: generated ONNX models with known raw outputs decoded through
+onnxruntime (letterbox, NMS, filters, mean/std, BGR), a model without a role refused, and the lean path on a real
+YOLO11n export."""
 
 from __future__ import annotations
 
