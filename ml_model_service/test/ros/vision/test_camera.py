@@ -11,6 +11,8 @@ from rclpy.node import Node
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from ml_model_service.core.frames.pointcloud import Intrinsics
+from ml_model_service.core.loading.model import Model
+from ml_model_service.core.reading.vision import VisionModel
 from ml_model_service.core.runtimes.threads import CallerPinning
 from ml_model_service.core.settings.typed import VisionSettings
 from ml_model_service.ros.status import Status
@@ -29,8 +31,15 @@ NS = "/camera_test"
 BASE = {"model_path": "ssd_mobilenet_v2_coco", "backend": "onnx", "publish_debug_image": False}
 
 
+@pytest.fixture(scope="module")
+def detector() -> VisionModel:
+    """The bundled detector, loaded once for the module's cameras (each installs it in its own model source)."""
+    model = Model("ssd_mobilenet_v2_coco", backend="onnx")
+    return VisionModel(model, model.labels)
+
+
 @pytest.fixture
-def pipeline(spinner):
+def pipeline(spinner, detector):
     """Factory: camera `name` of a node in this process with `settings`, configured and active (no driver: the
     test hands it what subscriptions would hold); its settings can be changed through the returned holder."""
     made: list = []
@@ -42,6 +51,7 @@ def pipeline(spinner):
         camera = CameraPipeline(node, name, lambda: holder[0])
         camera.status = Status(node, camera.image_topic, COUNTERS, list, publish=False)
         source = ModelSource(node, holder[0], lambda _v: None)
+        source.install(detector)
         camera.configure(lambda: None)
         camera.activate(source, None, CallerPinning(lambda _text, _warn: None, enabled=False))
         made.append((node, camera, source))
