@@ -267,12 +267,17 @@ class VisionModel:
     def class_name(self, index: int) -> str:
         return self.labels.name(index) if self.labels else str(int(index))
 
+    def _outputs(self, rgb: np.ndarray, supported: bool, kind: str) -> tuple[dict[str, np.ndarray], Transform]:
+        """The model's outputs for one image and the transform back; refused unless `supported` (the model is a
+        `kind`)."""
+        if not supported:
+            raise RoleError(f"the model is a {self.role}, not a {kind}")
+        inputs, transform = self._tensor(rgb, scratch=True)
+        return self.run(inputs), transform
+
     def detect_raw(self, rgb: np.ndarray) -> RawDetections:
         """Unfiltered detections in source pixels."""
-        if not self.detections_supported:
-            raise RoleError(f"the model is a {self.role}, not a detector")
-        inputs, transform = self._tensor(rgb, scratch=True)
-        return self.decode_detections(self.run(inputs), transform)
+        return self.decode_detections(*self._outputs(rgb, self.detections_supported, "detector"))
 
     def decode_detections(self, outputs: dict[str, np.ndarray], transform: Transform) -> RawDetections:
         """A detector's outputs for one image → its candidates that the result filters can keep, after NMS."""
@@ -331,10 +336,7 @@ class VisionModel:
 
     def segment(self, rgb: np.ndarray) -> Segmentation:
         """The class of every pixel of the image."""
-        if not self.segmentation_supported:
-            raise RoleError(f"the model is a {self.role}, not a segmenter")
-        inputs, transform = self._tensor(rgb, scratch=True)
-        return self.decode_segmentation(self.run(inputs), transform)
+        return self.decode_segmentation(*self._outputs(rgb, self.segmentation_supported, "segmenter"))
 
     def decode_segmentation(self, outputs: dict[str, np.ndarray], transform: Transform) -> Segmentation:
         """A segmenter's outputs for one image → its class map at the image's size."""
@@ -344,10 +346,8 @@ class VisionModel:
 
     def classify(self, rgb: np.ndarray, n: int = 5) -> list[Classification]:
         """Top n classifications kept by the filters (n <= 0: all)."""
-        if not self.classifications_supported:
-            raise RoleError(f"the model is a {self.role}, not a classifier")
-        inputs, _ = self._tensor(rgb, scratch=True)
-        return self.keep_classifications(self.run(inputs), n)
+        outputs, _ = self._outputs(rgb, self.classifications_supported, "classifier")
+        return self.keep_classifications(outputs, n)
 
     def keep_classifications(self, outputs: dict[str, np.ndarray], n: int = 5) -> list[Classification]:
         """A classifier's outputs for one image → the top n kept by the filters."""

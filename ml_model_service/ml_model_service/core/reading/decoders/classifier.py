@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ...metadata import TensorSpec
@@ -9,20 +11,18 @@ from .base import ClassificationDecoder, Context
 from .scores import TOL, activate, check_probabilities, dequantize, tolerance
 
 
+@dataclass(eq=False)
 class ClassifierDecoder(ClassificationDecoder):
     """One score vector; softmax when values fall outside [0, 1] (sigmoid for a single value), unless
     `score_activation` says otherwise."""
 
     role = "classifier"
 
-    def __init__(
-        self, tensor: str, spec: TensorSpec | None, background_offset: int, activation: str = "auto", describe: str = ""
-    ) -> None:
-        self.tensor = tensor
-        self.spec = spec
-        self.background_offset = background_offset
-        self.activation = activation
-        self.describe = describe
+    tensor: str
+    spec: TensorSpec | None
+    background_offset: int  # 1: a leading background score the labels leave out
+    activation: str = "auto"
+    describe: str = ""
 
     def decode(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         """Probabilities indexed like the labels."""

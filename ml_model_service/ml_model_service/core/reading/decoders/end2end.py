@@ -4,36 +4,27 @@ pixels; OBB rows centre boxes) and Ultralytics RT-DETR (normalised centre boxes)
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import numpy as np
 
-from ...metadata import TensorSpec
 from ..preprocess import Transform
-from .base import Context, DecoderConfig, Extras, RawDetections
+from .base import Context, RawDetections
 from .boxes import grid_counts, input_pixels, to_corners, top
 from .rows import RowDecoder, oriented_boxes
 from .scores import TOL, check_class_ids, check_probabilities, dequantize, tolerance
 
 
+@dataclass(eq=False)
 class EndToEndDecoder(RowDecoder):
     """`[1, N, 6+E]` rows: box (corners or centre/size), score, class id, E extra values (mask coefficients,
     keypoints, an OBB angle; see `Extras`); no NMS needed."""
 
     role = "end2end"
 
-    def __init__(
-        self,
-        tensor: str,
-        spec: TensorSpec | None,
-        box_format: str,
-        units: str,
-        num_classes: int,
-        config: DecoderConfig,
-        describe: str,
-        extras: Extras | None = None,
-    ) -> None:
-        super().__init__(tensor, spec, num_classes, config, describe, extras)
-        self.box_format = box_format
-        self.units = units
+    _: KW_ONLY
+    box_format: str  # xyxy | cxcywh
+    units: str  # box units (DecoderConfig.box_units)
 
     def rows(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         rows = dequantize(np.asarray(outputs[self.tensor]), self.spec)[0].astype(np.float64)
@@ -131,12 +122,12 @@ def recognise(ctx: Context) -> EndToEndDecoder | None:
     decoder = EndToEndDecoder(
         name,
         ctx.spec(name),
-        box_format,
-        units,
         ctx.span if hints.ultralytics else 0,
         cfg,
         ctx.metadata.describe_tensors(),
         extras,
+        box_format=box_format,
+        units=units,
     )
     decoder.rows(ctx.outputs)  # the trial run's rows pass the checks
     return decoder

@@ -26,33 +26,32 @@ from .base import (
     Refused,
 )
 
-#: The layouts, in the order `model_type: auto` tries them: role -> (its recogniser, what it looks for). A
-#: recogniser returns None for outputs without its layout's structure, and refuses (`Refused`) outputs with
-#: its structure that fail its checks (the search stops there).
-RECOGNISERS: dict[str, tuple[Callable[[Context], Decoder | None], str]] = {
-    "segmenter": (
-        segmentation.recognise,
-        "no class map, or class scores at the input's size or at 1/2, 1/4, 1/8 of it with a label per class, as "
-        "its only outputs",
-    ),
-    "end2end": (end2end.recognise, "no [1, N, 6+] output of box, score and class id rows"),
-    "detr": (detr.recognise, "no [1, Q, 4] normalised boxes with [1, Q, C] class logits"),
-    "yolo": (
-        yolo.recognise,
-        "no [1, 4+C, N] / [1, N, 5+C] output (or [1, N, 4] boxes + scores) with a candidate "
-        "count on the YOLO grid of the input",
-    ),
-    "detector": (ssd.recognise, "no boxes tensor ([1, N, 4] or [N, 4]) with per-box scores"),
-    "classifier": (classifier.recognise, "not one output holding a single score vector"),
+#: The layouts, in the order `model_type: auto` tries them: role -> its recogniser. A recogniser returns None for
+#: outputs without its layout's structure, and refuses (`Refused`) outputs with its structure that fail its checks
+#: (the search stops there).
+RECOGNISERS: dict[str, Callable[[Context], Decoder | None]] = {
+    "segmenter": segmentation.recognise,
+    "end2end": end2end.recognise,
+    "detr": detr.recognise,
+    "yolo": yolo.recognise,
+    "detector": ssd.recognise,
+    "classifier": classifier.recognise,
+}
+#: What each recogniser looks for, said of outputs that it returned None for.
+NOT_FOUND: dict[str, str] = {
+    "segmenter": "no class map, or class scores at the input's size or at 1/2, 1/4, 1/8 of it with a label per "
+    "class, as its only outputs",
+    "end2end": "no [1, N, 6+] output of box, score and class id rows",
+    "detr": "no [1, Q, 4] normalised boxes with [1, Q, C] class logits",
+    "yolo": "no [1, 4+C, N] / [1, N, 5+C] output (or [1, N, 4] boxes + scores) with a candidate count on the YOLO "
+    "grid of the input",
+    "detector": "no boxes tensor ([1, N, 4] or [N, 4]) with per-box scores",
+    "classifier": "not one output holding a single score vector",
 }
 
 
 #: How a recogniser's refusal ends (base.help_text), dropped where tried option sets replace it.
 HELP_ENDINGS = ("to say how to read it", "no option can help")
-
-
-def _recognisers() -> dict[str, Callable[[Context], Decoder | None]]:
-    return {role: entry[0] for role, entry in RECOGNISERS.items()}
 
 
 def check_config(config: DecoderConfig) -> None:
@@ -88,11 +87,11 @@ def find_decoder(
     shapes = "; ".join(f"{n}: {np.asarray(a).dtype} {list(np.asarray(a).shape)}" for n, a in trial_outputs.items())
     for role in order:
         try:
-            decoder = RECOGNISERS[role][0](ctx)
+            decoder = RECOGNISERS[role](ctx)
         except Refused as exc:
             # The outputs have this layout's structure but fail its checks: reading them as a looser layout
             # would be a guess, so the search stops here.
-            tried = suggest.working(ctx, _recognisers())
+            tried = suggest.working(ctx, RECOGNISERS)
             reason = str(exc).split(". Model tensors:")[0]
             if tried:
                 advice = suggest.advice(tried)
@@ -107,8 +106,8 @@ def find_decoder(
             ) from exc
         if decoder is not None:
             return decoder
-        reasons.append(f"{role}: {RECOGNISERS[role][1]}")
-    advice = suggest.advice(suggest.working(ctx, _recognisers()))
+        reasons.append(f"{role}: {NOT_FOUND[role]}")
+    advice = suggest.advice(suggest.working(ctx, RECOGNISERS))
     raise RoleError(
         f"the model fits no vision role ({', '.join(RECOGNISERS)}). Its tensors: "
         f"{metadata.describe_tensors()}. Trial-run outputs: {shapes}. Tried: {' | '.join(reasons)}. {advice}"

@@ -3,6 +3,8 @@ angle) read for the kept detections, and oriented boxes made source-image boxes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from ...metadata import TensorSpec
@@ -13,25 +15,18 @@ from .boxes import keypoints_to_source, rotated_to_source
 from .scores import dequantize
 
 
+@dataclass(eq=False)
 class RowDecoder(DetectionDecoder):
     """A decoder of one tensor of box rows: which tensor, its spec, the classes it scores, the options, the
-    model's tensors (for refusals) and what follows the classes in each row."""
+    model's tensors (for refusals) and what follows the classes in each row. Subclasses add their layout's
+    fields keyword-only."""
 
-    def __init__(
-        self,
-        tensor: str,
-        spec: TensorSpec | None,
-        num_classes: int,
-        config: DecoderConfig,
-        describe: str,
-        extras: Extras | None = None,
-    ) -> None:
-        self.tensor = tensor
-        self.spec = spec
-        self.num_classes = num_classes
-        self.config = config
-        self.describe = describe
-        self.extras = extras or Extras()
+    tensor: str
+    spec: TensorSpec | None
+    num_classes: int = field()  # required: `field()` keeps Decoder's class default (0) from becoming its default
+    config: DecoderConfig
+    describe: str
+    extras: Extras = field(default_factory=Extras)
 
     @property
     def segments(self) -> bool:

@@ -6,16 +6,19 @@ cells."""
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import numpy as np
 
 from ...metadata import TensorSpec
 from ..preprocess import Transform
-from .base import Context, DecoderConfig, Extras, RawDetections
+from .base import Context, DecoderConfig, RawDetections
 from .boxes import anchor_centres, grid_counts, input_pixels, nms, rotated_nms, to_corners
 from .rows import RowDecoder, oriented_boxes
 from .scores import TOL, check_probabilities, dequantize, tolerance
 
 
+@dataclass(eq=False)
 class YoloDecoder(RowDecoder):
     """Raw YOLO output: centre-x, centre-y, width, height (+ objectness for v5), per-class scores, and extra
     per-box values: mask coefficients (read with the `protos` output into masks), keypoints or the angle of an
@@ -23,20 +26,9 @@ class YoloDecoder(RowDecoder):
 
     role = "yolo"
 
-    def __init__(
-        self,
-        tensor: str,
-        spec: TensorSpec | None,
-        attrs_first: bool,
-        has_objectness: bool,
-        num_classes: int,
-        config: DecoderConfig,
-        describe: str,
-        extras: Extras | None = None,
-    ) -> None:
-        super().__init__(tensor, spec, num_classes, config, describe, extras)
-        self.attrs_first = attrs_first
-        self.has_objectness = has_objectness
+    _: KW_ONLY
+    attrs_first: bool  # [1, K, N] (v8) rather than [1, N, K] (v5)
+    has_objectness: bool
 
     def rows(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(N, 4) centre boxes, (N, C) class scores (times objectness), the rows; checked."""
@@ -129,7 +121,9 @@ class SplitYoloDecoder(YoloDecoder):
         config: DecoderConfig,
         describe: str,
     ) -> None:
-        super().__init__(boxes, specs.get(boxes), False, False, num_classes, config, describe)
+        super().__init__(
+            boxes, specs.get(boxes), num_classes, config, describe, attrs_first=False, has_objectness=False
+        )
         self.scores = scores
         self.specs = specs
         self.scores_first = scores_first
@@ -221,7 +215,14 @@ def recognise(ctx: Context) -> YoloDecoder | None:
             "label_path (one name per class)",
         )
     decoder = YoloDecoder(
-        spec.name, spec, attrs_first, fmt == "v5", num_classes, cfg, ctx.metadata.describe_tensors(), extras
+        spec.name,
+        spec,
+        num_classes,
+        cfg,
+        ctx.metadata.describe_tensors(),
+        extras,
+        attrs_first=attrs_first,
+        has_objectness=fmt == "v5",
     )
     xywh, cls_scores, _ = decoder.rows(ctx.outputs)
     if xywh.size and float(xywh[:, 2:].min()) < -TOL:
