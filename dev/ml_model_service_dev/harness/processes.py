@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -52,19 +53,9 @@ def spawn_node(
 class NodeProcess:
     """A node executable running in its own process, with its log kept for failures."""
 
-    def __init__(
-        self,
-        kind: str,
-        tmp: Path,
-        params: dict,
-        name: str | None = None,
-        namespace: str = "",
-        remaps: dict | None = None,
-        params_file: Path | None = None,
-    ) -> None:
-        self.proc, self.log_path = spawn_node(
-            kind, tmp, params, namespace=namespace, name=name, remaps=remaps, params_file=params_file
-        )
+    def __init__(self, kind: str, tmp: Path, params: dict, **options: Any) -> None:
+        """Started by `spawn_node(kind, tmp, params, **options)` (options: its keyword arguments)."""
+        self.proc, self.log_path = spawn_node(kind, tmp, params, **options)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

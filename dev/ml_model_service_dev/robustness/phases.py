@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -395,6 +396,15 @@ def phase_topics(h: Harness, count: int, seconds: float) -> dict:
     }
 
 
+def _served_vision(h: Harness, svc_ns: str, vis_ns: str) -> tuple[Any, Any, Any, Outputs]:
+    """A model service in `svc_ns`, once it serves, and a vision node in `vis_ns` reading through it, its outputs
+    watched: (service process, RemoteModel of the service, vision process, outputs)."""
+    svc = h.model_service(svc_ns)
+    remote = h.remote(svc_ns, proc=svc)
+    vis = h.vision(vis_ns, svc_ns)
+    return svc, remote, vis, Outputs(h.node, vis_ns)
+
+
 # --- phase: kill -9 and restart of the model service ----------------------------------------------
 
 
@@ -402,10 +412,7 @@ def phase_restart(h: Harness, cycles: int, outage: float) -> dict:
     import cv2
 
     svc_ns, vis_ns = "/rsvc", "/rvis"
-    svc = h.model_service(svc_ns)
-    h.remote(svc_ns, proc=svc)
-    vis = h.vision(vis_ns, svc_ns)
-    outputs = Outputs(h.node, vis_ns)
+    svc, _, vis, outputs = _served_vision(h, svc_ns, vis_ns)
     stream = camera_stream(h.node, vis_ns, 30.0, (image_msg(cv2.resize(photo(), (640, 480))),))
     runs = []
     try:
@@ -460,10 +467,7 @@ def phase_swap(h: Harness, seconds: float, every: float) -> dict:
     coco = set(load_labels(BUNDLED_DIR / "coco_labels.txt").names.values())
     imagenet = set(load_labels(BUNDLED_DIR / "imagenet_labels.txt").names.values())
     svc_ns, vis_ns = "/ssvc", "/svis"
-    svc = h.model_service(svc_ns)
-    remote = h.remote(svc_ns, proc=svc)
-    vis = h.vision(vis_ns, svc_ns)
-    outputs = Outputs(h.node, vis_ns)
+    svc, remote, vis, outputs = _served_vision(h, svc_ns, vis_ns)
     stream = camera_stream(h.node, vis_ns, 30.0, (image_msg(cv2.resize(photo(), (640, 480))),))
     cycle = [
         "ssd_mobilenet_v2_coco_tflite",
@@ -531,10 +535,7 @@ def phase_flood(h: Harness, seconds: float, rate: float) -> dict:
     import cv2
 
     svc_ns, vis_ns = "/fsvc", "/fvis"
-    svc = h.model_service(svc_ns)
-    h.remote(svc_ns, proc=svc)
-    vis = h.vision(vis_ns, svc_ns)
-    outputs = Outputs(h.node, vis_ns)
+    svc, _, vis, outputs = _served_vision(h, svc_ns, vis_ns)
     frame = image_msg(cv2.resize(photo(), (1920, 1080)))
     warm = camera_stream(h.node, vis_ns, 5.0, (frame,))
     ok = wait_until(lambda: outputs.detections, 60)
@@ -777,149 +778,102 @@ def phase_bitflip(h: Harness, copies: int) -> dict:
 # --- summary ---------------------------------------------------------------------------------------
 
 
-def _infer_line(x: dict) -> str:
-    return (
-        f"Infer fuzz: {x['requests']} requests in {x['seconds']} s, crashes {x['crashes']}, "
-        f"clean refusals {x['clean_refusals']}, other failures {x['other_failures']}, "
-        f"ok {x['outcomes'].get('ok', 0)}, tracebacks {x['tracebacks_in_log']}, "
-        f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (every 2 s {x['rss_mb_every_2s']}), "
-        f"correct afterwards {x['correct_after']}"
-    )
+#: Each phase's summary line: a template (`str.format_map`) of its figures and of those `FIGURES` adds.
+SUMMARY_LINES = {
+    "infer": "Infer fuzz: {requests} requests in {seconds} s, crashes {crashes}, clean refusals {clean_refusals}, "
+    "other failures {other_failures}, ok {ok}, tracebacks {tracebacks_in_log}, RSS {rss_mb_before} -> "
+    "{rss_mb_after} MB (every 2 s {rss_mb_every_2s}), correct afterwards {correct_after}",
+    "topics": "Topic fuzz: {messages} messages in {seconds} s, crashes {crashes}, 2D detections during the fuzz "
+    "{detections_during_fuzz}, detecting afterwards {still_detecting_after}, RSS {rss_mb_before} -> {rss_mb_after} "
+    "MB (raw node during the fuzz {vision_raw_rss_mb_during}), tracebacks {tracebacks_in_logs}",
+    "restart": "kill -9 / restart: {recovered}/{cycle_count} recovered, recovery after the service serves again "
+    "{recoveries} s (max {max_recovery_s}), frames without output {lost}, crashes {crashes}",
+    "swap": "Hot swaps at 30 Hz: {swaps} swaps in {seconds} s, {frames_sent} frames, {detections} detections + "
+    "{classifications} classifications ({outputs_hz_with_swaps} Hz; {outputs_hz_without_swaps} Hz without swaps), "
+    "garbled {garbled_frames}, without output {frames_without_output}, crashes {crashes}",
+    "flood": "1080p flood: sent {sent_hz} Hz for {seconds} s, outputs {outputs_hz} Hz, latency p50/p90/max "
+    "{latency_ms_p50}/{latency_ms_p90}/{latency_ms_max} ms, RSS {rss_mb_before} -> {rss_mb_after} MB (vision each "
+    "second {vision_rss_mb_each_second}), crashes {crashes}",
+    "leak": "Leak probe: {attempts} attempts, {topics_watched} topics / {messages_seen} messages watched, token seen "
+    "{token_occurrences} times, leaked bytes {leaked_bytes}, crashes {crashes} (control token from an allowed label "
+    "file seen: {control_token_seen})",
+    "bitflip": "Bit-flipped copies: {copies} copies, loaded {loaded}, refused by checksum {refused_by_checksum}, "
+    "refused otherwise {refused_otherwise}",
+    "malformed": "Malformed messages ({seconds} s at {rate_hz} Hz): {node_lines}; crashes {crashes}, tracebacks "
+    "{tracebacks_in_logs}",
+    "burst": "Infer bursts: {burst_lines}; serves after {serves_after}, crashes {crashes}, tracebacks "
+    "{tracebacks_in_log}",
+    "waiting": "Waiting GetDetections ({call_s} s, answered success={answer_success}): parameter reads max "
+    "{max_param_read_s} s {param_read_s}, ~/status {status_per_s}/s, /diagnostics {diagnostics_per_s}/s, crashes "
+    "{crashes}",
+    "startup": "Unreadable start-up model: alive after 5 s {alive_after_5s}, status level {status_level} "
+    "'{status_message:.80}', GetMetadata success {metadata_success} '{metadata_message:.40}', LoadModel ssd "
+    "{load_model_success}, tracebacks {tracebacks_in_log}",
+    "hostile_models": "Hostile models: {model_lines}; crashes {crashes}",
+}
+#: The malformed phase's figures of each node, and the burst phase's of each burst.
+MALFORMED_NODE = (
+    "{node}: good {good_answered}/{good_sent} answered ({ratio}), malformed {malformed_sent} sent / "
+    "{malformed_counted} counted (frames skipped unread {skipped_counted}), status level {status_level} (max "
+    "{status_max_level})"
+)
+BURST = (
+    "{calls} ({clients} clients): {answered} answered ({ok} ok + {busy} busy), {lost} lost, served "
+    "{served_by_node}, max {max_answer_s} s"
+)
+HOSTILE_MODELS = ("tflite_huge_input", "onnx_expand_1gib", "onnx_expand_1gib_dynamic", "jpeg_7000x7000")
 
 
-def _topics_line(x: dict) -> str:
-    return (
-        f"Topic fuzz: {x['messages']} messages in {x['seconds']} s, crashes {x['crashes']}, "
-        f"2D detections during the fuzz {x['detections_during_fuzz']}, detecting afterwards "
-        f"{x['still_detecting_after']}, RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (raw node "
-        f"during the fuzz {x['vision_raw_rss_mb_during']}), tracebacks {x['tracebacks_in_logs']}"
-    )
-
-
-def _restart_line(x: dict) -> str:
-    recoveries = [c["recovery_s_after_serving"] for c in x["cycles"]]
-    lost = [c["frames_without_output"] for c in x["cycles"]]
-    return (
-        f"kill -9 / restart: {x['recovered']}/{len(x['cycles'])} recovered, recovery after the "
-        f"service serves again {recoveries} s (max {x['max_recovery_s']}), frames without output "
-        f"{lost}, crashes {x['crashes']}"
-    )
-
-
-def _swap_line(x: dict) -> str:
-    return (
-        f"Hot swaps at 30 Hz: {x['swaps']} swaps in {x['seconds']} s, {x['frames_sent']} frames, "
-        f"{x['detections']} detections + {x['classifications']} classifications "
-        f"({x['outputs_hz_with_swaps']} Hz; {x['outputs_hz_without_swaps']} Hz without swaps), garbled "
-        f"{x['garbled_frames']}, without output {x['frames_without_output']}, crashes {x['crashes']}"
-    )
-
-
-def _flood_line(x: dict) -> str:
-    return (
-        f"1080p flood: sent {x['sent_hz']} Hz for {x['seconds']} s, outputs {x['outputs_hz']} Hz, "
-        f"latency p50/p90/max {x['latency_ms_p50']}/{x['latency_ms_p90']}/{x['latency_ms_max']} ms, "
-        f"RSS {x['rss_mb_before']} -> {x['rss_mb_after']} MB (vision each second "
-        f"{x['vision_rss_mb_each_second']}), crashes {x['crashes']}"
-    )
-
-
-def _leak_line(x: dict) -> str:
-    return (
-        f"Leak probe: {x['attempts']} attempts, {x['topics_watched']} topics / {x['messages_seen']} "
-        f"messages watched, token seen {x['token_occurrences']} times, leaked bytes {x['leaked_bytes']}, "
-        f"crashes {x['crashes']} (control token from an allowed label file seen: "
-        f"{x['control_token_seen']})"
-    )
-
-
-def _bitflip_line(x: dict) -> str:
-    return (
-        f"Bit-flipped copies: {x['copies']} copies, loaded {x['loaded']}, refused by checksum "
-        f"{x['refused_by_checksum']}, refused otherwise {x['refused_otherwise']}"
-    )
-
-
-def _malformed_line(x: dict) -> str:
-    nodes = "; ".join(
-        f"{k}: good {n['good_answered']}/{n['good_sent']} answered ({n['ratio']}), malformed "
-        f"{n['malformed_sent']} sent / {n['malformed_counted']} counted (frames skipped unread "
-        f"{n['skipped_counted']}), status level {n['status_level']} (max {n['status_max_level']})"
-        for k, n in x["nodes"].items()
-    )
-    return (
-        f"Malformed messages ({x['seconds']} s at {x['rate_hz']} Hz): {nodes}; crashes {x['crashes']}, "
-        f"tracebacks {x['tracebacks_in_logs']}"
-    )
-
-
-def _burst_line(x: dict) -> str:
-    bursts = ", ".join(
-        f"{b['calls']} ({b['clients']} clients): {b['answered']} answered ({b['ok']} ok + "
-        f"{b['busy']} busy), {b['lost']} lost, served {b['served_by_node']}, max "
-        f"{b['max_answer_s']} s"
-        for b in x["bursts"]
-    )
-    return (
-        f"Infer bursts: {bursts}; serves after {x['serves_after']}, crashes {x['crashes']}, "
-        f"tracebacks {x['tracebacks_in_log']}"
-    )
-
-
-def _waiting_line(x: dict) -> str:
-    answer = x["call_answer"] or {}
-    return (
-        f"Waiting GetDetections ({x['call_s']} s, answered success={answer.get('success')}): parameter "
-        f"reads max {x['max_param_read_s']} s {x['param_read_s']}, ~/status {x['status_per_s']}/s, "
-        f"/diagnostics {x['diagnostics_per_s']}/s, crashes {x['crashes']}"
-    )
-
-
-def _startup_line(x: dict) -> str:
-    meta = x["get_metadata"] or {}
-    return (
-        f"Unreadable start-up model: alive after 5 s {x['alive_after_5s']}, status level "
-        f"{x['status_level']} '{x['status_message'][:80]}', GetMetadata success {meta.get('success')} "
-        f"'{meta.get('message', '')[:40]}', LoadModel ssd {x['load_model_success']}, tracebacks "
-        f"{x['tracebacks_in_log']}"
-    )
-
-
-def _hostile_models_line(x: dict) -> str:
+def _hostile_models(x: dict) -> str:
     parts = []
-    for key in ("tflite_huge_input", "onnx_expand_1gib", "onnx_expand_1gib_dynamic", "jpeg_7000x7000"):
+    for key in HOSTILE_MODELS:
         y = x.get(key, {})
         if "skipped" in y or "error" in y:
             parts.append(f"{key}: {y.get('skipped') or y.get('error')}")
             continue
         extra = f", good {y['good_answered']}/{y['good_sent']} answered" if "good_sent" in y else ""
         parts.append(f"{key}: refused {y.get('refused')}, peak RSS +{y.get('peak_growth_mb')} MB{extra}")
-    return f"Hostile models: {'; '.join(parts)}; crashes {x['crashes']}"
+    return "; ".join(parts)
 
 
-#: each phase's summary line, from its figures
-SUMMARY_LINES = {
-    "infer": _infer_line,
-    "topics": _topics_line,
-    "restart": _restart_line,
-    "swap": _swap_line,
-    "flood": _flood_line,
-    "leak": _leak_line,
-    "bitflip": _bitflip_line,
-    "malformed": _malformed_line,
-    "burst": _burst_line,
-    "waiting": _waiting_line,
-    "startup": _startup_line,
-    "hostile_models": _hostile_models_line,
+def _answer(x: dict, key: str) -> dict:
+    """A service's answer in the figures (None where none came)."""
+    return x[key] or {}
+
+
+#: Figures a phase's summary line reads that its results hold only inside others.
+FIGURES: dict[str, Callable[[dict], dict[str, Any]]] = {
+    "infer": lambda x: {"ok": x["outcomes"].get("ok", 0)},
+    "restart": lambda x: {
+        "cycle_count": len(x["cycles"]),
+        "recoveries": [c["recovery_s_after_serving"] for c in x["cycles"]],
+        "lost": [c["frames_without_output"] for c in x["cycles"]],
+    },
+    "malformed": lambda x: {
+        "node_lines": "; ".join(MALFORMED_NODE.format_map({**n, "node": k}) for k, n in x["nodes"].items())
+    },
+    "burst": lambda x: {"burst_lines": ", ".join(BURST.format_map(b) for b in x["bursts"])},
+    "waiting": lambda x: {"answer_success": _answer(x, "call_answer").get("success")},
+    "startup": lambda x: {
+        "metadata_success": _answer(x, "get_metadata").get("success"),
+        "metadata_message": _answer(x, "get_metadata").get("message", ""),
+    },
+    "hostile_models": lambda x: {"model_lines": _hostile_models(x)},
 }
+
+
+def summary_line(phase: str, x: dict) -> str:
+    """A phase's summary line, from its figures."""
+    derived = FIGURES[phase](x) if phase in FIGURES else {}
+    return SUMMARY_LINES[phase].format_map({**x, **derived})
 
 
 def summary(results: dict) -> list[str]:
     """The summary: a line of figures per phase that ran, a line per phase that failed."""
     lines = ["", "=== robustness summary ==="]
-    for phase, line in SUMMARY_LINES.items():
+    for phase in SUMMARY_LINES:
         x = results.get(phase)
         if x is not None and "error" not in x:
-            lines.append(line(x))
+            lines.append(summary_line(phase, x))
     lines += [f"{name}: phase failed: {x['error']}" for name, x in results.items() if "error" in x]
     return lines
