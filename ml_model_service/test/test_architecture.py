@@ -201,3 +201,35 @@ def test_no_module_edits_sys_path():
             continue
         found += [f"{path.relative_to(REPO)}:{line}" for line in sys_path_edits(ast.parse(path.read_text(), str(path)))]
     assert not found, f"sys.path edited in: {found}"
+
+
+TESTS = Path(__file__).resolve().parent
+#: Modules with no behaviour of their own to test by name, and where what they hold is tested instead.
+WITHOUT_OWN_TEST = {
+    "core/reading/decoders/base.py": "constants and the decoder base class; every decoder's test uses them",
+    "core/settings/decoder_table.py": "rows of the parameter table: core/settings/test_tables.py, test_typed.py",
+    "core/settings/model_table.py": "rows of the parameter table: core/settings/test_tables.py, test_typed.py",
+}
+
+
+def expected_tests(module: Path) -> list[Path]:
+    """Where the test of a product module is found: the same folders under test/, `test_<name>.py`, or
+    `test_<folder>_<name>.py` where two modules share a name."""
+    rel = module.relative_to(PACKAGE)
+    folder = TESTS.joinpath(*rel.parts[:-1])
+    return [folder / f"test_{rel.stem}.py", folder / f"test_{rel.parent.name}_{rel.stem}.py"]
+
+
+def test_every_module_has_a_test_named_after_it():
+    """A change to a module has a test that names it: test/<its folders>/test_<its name>.py, next to the
+    end-to-end tests."""
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = str(path.relative_to(PACKAGE))
+        if path.name in ("__init__.py", "__main__.py") or rel in WITHOUT_OWN_TEST:
+            continue
+        if not any(p.exists() for p in expected_tests(path)):
+            missing.append(f"{rel} (expected {expected_tests(path)[0].relative_to(TESTS)})")
+    assert not missing, "modules without a test of their own: " + ", ".join(missing)
+    stale = [rel for rel in WITHOUT_OWN_TEST if not (PACKAGE / rel).exists()]
+    assert not stale, f"excepted modules that no longer exist: {stale}"

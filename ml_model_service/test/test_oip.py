@@ -81,7 +81,9 @@ def test_classifier_on_server(server):
     local = Model("efficientnet_lite0", backend="onnx", providers=["cpu"])  # the server runs onnxruntime
     remote = Model(server.url("grpc", "classifier"), str(BUNDLED_DIR / "imagenet_labels.txt"))
     # the server's copy is not recognised as the bundled classifier: its centre crop is asked for by name
-    config = vision_config(VisionSettings.of({**_defaults(), "resize_mode": "center_crop", "confidence_threshold": 0.1}))
+    config = vision_config(
+        VisionSettings.of({**_defaults(), "resize_mode": "center_crop", "confidence_threshold": 0.1})
+    )
     a = VisionModel(local, local.labels, config).classify(photo("chelsea"), 3)
     b = VisionModel(remote, remote.labels, config).classify(photo("chelsea"), 3)
     assert [(c.class_name, c.confidence) for c in a] == [(c.class_name, c.confidence) for c in b]

@@ -19,7 +19,8 @@ class Counting:
     """The real model, with the batch size of every call recorded."""
 
     def __init__(self, model: Model) -> None:
-        self.model, self.metadata, self.batches = model, model.metadata, []
+        self.model, self.metadata = model, model.metadata
+        self.batches: list[int] = []
 
     def infer(self, inputs):
         self.batches.append(next(iter(inputs.values())).shape[0])

@@ -136,8 +136,8 @@ def typed_module() -> str:
             seen.add(p.name)
             if any(not re.fullmatch(r"[a-z][a-z0-9_]*", c) for c in p.choices):
                 raise ValueError(f"{p.name}: a choice is not a lower-case name: {p.choices}")
-            members = " ".join(c.upper() for c in p.choices)  # a StrEnum's values: its names in lower case
-            lines += ["", f'{_enum_name(p.name)} = StrEnum("{_enum_name(p.name)}", "{members}")']
+            members = ", ".join(f'"{c.upper()}"' for c in p.choices)  # a StrEnum's values: its names in lower case
+            lines += ["", f'{_enum_name(p.name)} = StrEnum("{_enum_name(p.name)}", [{members}])']
     done: set[str] = set()
     for name, doc, params, base in TYPED_VIEWS:
         lines += ["", "", "@dataclass(frozen=True)", f"class {name}({base}):", f'    """{doc}"""', ""]

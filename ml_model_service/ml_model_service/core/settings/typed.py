@@ -9,31 +9,31 @@ from enum import StrEnum
 
 from .view import SettingsView
 
-Backend = StrEnum("Backend", "AUTO ONNX TFLITE OPENVINO")
+Backend = StrEnum("Backend", ["AUTO", "ONNX", "TFLITE", "OPENVINO"])
 
-ModelType = StrEnum("ModelType", "AUTO DETECTOR YOLO END2END DETR CLASSIFIER SEGMENTER")
+ModelType = StrEnum("ModelType", ["AUTO", "DETECTOR", "YOLO", "END2END", "DETR", "CLASSIFIER", "SEGMENTER"])
 
-InputRange = StrEnum("InputRange", "UNIT BYTE")
+InputRange = StrEnum("InputRange", ["UNIT", "BYTE"])
 
-LetterboxPosition = StrEnum("LetterboxPosition", "CENTER TOP_LEFT")
+LetterboxPosition = StrEnum("LetterboxPosition", ["CENTER", "TOP_LEFT"])
 
-ResizeMode = StrEnum("ResizeMode", "AUTO STRETCH LETTERBOX CENTER_CROP")
+ResizeMode = StrEnum("ResizeMode", ["AUTO", "STRETCH", "LETTERBOX", "CENTER_CROP"])
 
-BoxFormat = StrEnum("BoxFormat", "AUTO XYXY CXCYWH")
+BoxFormat = StrEnum("BoxFormat", ["AUTO", "XYXY", "CXCYWH"])
 
-ScoreActivation = StrEnum("ScoreActivation", "AUTO NONE SIGMOID SOFTMAX")
+ScoreActivation = StrEnum("ScoreActivation", ["AUTO", "NONE", "SIGMOID", "SOFTMAX"])
 
-BoxUnits = StrEnum("BoxUnits", "AUTO PROPORTIONAL PIXELS")
+BoxUnits = StrEnum("BoxUnits", ["AUTO", "PROPORTIONAL", "PIXELS"])
 
-YoloFormat = StrEnum("YoloFormat", "AUTO V5 V8")
+YoloFormat = StrEnum("YoloFormat", ["AUTO", "V5", "V8"])
 
-Task = StrEnum("Task", "AUTO DETECT SEGMENT POSE OBB")
+Task = StrEnum("Task", ["AUTO", "DETECT", "SEGMENT", "POSE", "OBB"])
 
-SegmentationLayout = StrEnum("SegmentationLayout", "AUTO NCHW NHWC")
+SegmentationLayout = StrEnum("SegmentationLayout", ["AUTO", "NCHW", "NHWC"])
 
-ImageQos = StrEnum("ImageQos", "SENSOR_DATA RELIABLE")
+ImageQos = StrEnum("ImageQos", ["SENSOR_DATA", "RELIABLE"])
 
-ObjectMode = StrEnum("ObjectMode", "DETECTIONS OBSTACLES")
+ObjectMode = StrEnum("ObjectMode", ["DETECTIONS", "OBSTACLES"])
 
 
 @dataclass(frozen=True)
