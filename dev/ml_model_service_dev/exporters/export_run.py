@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def arguments(description: str, models: Sequence[str], required: bool = True) -> argparse.ArgumentParser:
     """`--model` (one of `models`), `--out` and `--photos`; the script adds its own."""
@@ -48,3 +50,13 @@ def weights_digest(net: Any) -> str:
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """The photo at `path` as cv2 reads it (BGR, cv2.IMREAD_COLOR), failing with its name where it cannot be read."""
+    import cv2  # here: not every script's environment needs it
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SystemExit(f"cannot read the image {path}")
+    return image

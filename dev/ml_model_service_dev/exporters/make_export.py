@@ -44,6 +44,13 @@ def _value(text: str):
         return text
 
 
+def _read(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    if image is None:
+        raise SystemExit(f"cannot read the image {path}")
+    return image
+
+
 def _batch(photos: list[np.ndarray], imgsz: int) -> torch.Tensor:
     boxes = []
     for p in photos:
@@ -202,7 +209,7 @@ def main() -> None:
     os.chdir(work)
     cls = RTDETR if "rtdetr" in args.arch else YOLO
     model = cls(args.arch)
-    photos = [cv2.imread(str(p)) for p in args.photos]
+    photos = [_read(p) for p in args.photos]
     calibrate(model.model, _batch(photos, args.imgsz))
     if args.candidates:
         shift_to_candidates(model.model, _batch(photos, args.imgsz), args.candidates)

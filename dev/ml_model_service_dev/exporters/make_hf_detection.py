@@ -123,7 +123,7 @@ def resnet(stages: list[str]) -> T.ResNetConfig:
 @dataclass
 class Built:
     model: torch.nn.Module
-    processor: object  # the image processor a checkpoint of this architecture carries
+    processor: T.BaseImageProcessor  # the image processor a checkpoint of this architecture carries
     head: torch.nn.Linear  # the Linear the returned logits come from
     softmax: bool  # DETR / YOLOS: softmax with a last no-object class; else sigmoid over (query, class) pairs
     box_head: torch.nn.Linear | None = None  # the last Linear of an output-only box head, to calibrate
@@ -323,11 +323,11 @@ def logit(p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return torch.log(p / (1 - p))
 
 
-def calibrate_boxes(built: Built, inputs: list[torch.Tensor]) -> dict:
-    """The box head's last Linear refitted (least squares) so that the boxes' pre-sigmoid (cx, cy, w, h), with
-    whatever reference the model adds to it, become BOX_MEAN plus BOX_STD times a random mix of the photos'
-    directions of its input: boxes of varied places and sizes, following the photos."""
-    model, head = built.model, built.box_head
+def calibrate_boxes(built: Built, head: torch.nn.Linear, inputs: list[torch.Tensor]) -> dict:
+    """The box head's last Linear (`head`: the model's `box_head`) refitted (least squares) so that the boxes'
+    pre-sigmoid (cx, cy, w, h), with whatever reference the model adds to it, become BOX_MEAN plus BOX_STD times a
+    random mix of the photos' directions of its input: boxes of varied places and sizes, following the photos."""
+    model = built.model
     with torch.no_grad():
         head.weight.zero_()
         head.bias.zero_()
@@ -357,10 +357,11 @@ def calibrate_boxes(built: Built, inputs: list[torch.Tensor]) -> dict:
     return {"box_relative": built.box_relative, "box_mean": centre, "box_std": scale, "box_fit": round(fit, 4)}
 
 
-def selection_gaps(built: Built, inputs: list[torch.Tensor]) -> list[float]:
-    """Per photo: the last kept encoder score (the num_queries-th, over its best class) minus the first dropped."""
+def selection_gaps(built: Built, head: torch.nn.Linear, inputs: list[torch.Tensor]) -> list[float]:
+    """Per photo: the last kept encoder score (the num_queries-th, over its best class, from `head`) minus the first
+    dropped."""
     seen: list[torch.Tensor] = []
-    hook = built.selection_head.register_forward_hook(lambda _m, _i, output: seen.append(output.detach()))
+    hook = head.register_forward_hook(lambda _m, _i, output: seen.append(output.detach()))
     for x in inputs:
         forward(built.model, x)
     hook.remove()
@@ -368,18 +369,18 @@ def selection_gaps(built: Built, inputs: list[torch.Tensor]) -> list[float]:
     return [float(s[0].max(-1).values.topk(k + 1).values[-2:].diff().neg()) for s in seen]
 
 
-def separate_selection(built: Built, inputs: list[torch.Tensor]) -> dict:
+def separate_selection(built: Built, head: torch.nn.Linear, inputs: list[torch.Tensor]) -> dict:
     """RT-DETR and D-FINE keep as queries the top num_queries of the encoder's scores (`enc_score_head`): that head is
     drawn again (xavier uniform, as transformers draws it; its bias kept) until on every photo the last kept score
-    is SELECTION_GAP above the first dropped one, so that every runtime keeps the same queries."""
-    head = built.selection_head
+    is SELECTION_GAP above the first dropped one, so that every runtime keeps the same queries (`head`: the
+    model's `selection_head`)."""
     bound = (6 / (head.in_features + head.out_features)) ** 0.5
     for attempt in range(ATTEMPTS):
         if attempt:
             generator = torch.Generator().manual_seed(attempt)
             with torch.no_grad():
                 head.weight.copy_((torch.rand(head.weight.shape, generator=generator) * 2 - 1) * bound)
-        gaps = selection_gaps(built, inputs)
+        gaps = selection_gaps(built, head, inputs)
         print(f"selection attempt {attempt}: gaps {[f'{g:.1e}' for g in gaps]}")
         if min(gaps) >= SELECTION_GAP:
             return {"selection_attempt": attempt, "selection_gaps": [round(g, 6) for g in gaps]}
@@ -514,9 +515,9 @@ def make(name: str, out: Path, photos: list[Path]) -> dict:
         batch = torch.cat([x[..., :height, :width] for x in inputs])
         calibration["normalised_batchnorms"] = normalise_batchnorms(built.model, batch)
     if built.selection_head is not None:
-        calibration.update(separate_selection(built, inputs))
+        calibration.update(separate_selection(built, built.selection_head, inputs))
     if built.box_head is not None:
-        calibration.update(calibrate_boxes(built, inputs))
+        calibration.update(calibrate_boxes(built, built.box_head, inputs))
     calibration.update(calibrate(built, processor, inputs))
     built.model.save_pretrained(source)
     started = time.monotonic()

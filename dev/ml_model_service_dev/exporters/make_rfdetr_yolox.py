@@ -79,7 +79,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
-from export_run import arguments, run
+from export_run import arguments, read_image, run
 
 MODELS = ("rfdetr-coco", "rfdetr-finetuned", "yolox")
 THRESHOLD = 0.5  # the reader's default confidence
@@ -257,9 +257,9 @@ def rfdetr_post(postprocess, boxes: torch.Tensor, logits: torch.Tensor, size_hw:
 def cv2_input(photo: Path, res: int, kind: str) -> np.ndarray:
     """The photo as a reader might prepare it for RF-DETR with cv2 (INTER_LINEAR to res x res, ImageNet mean and
     std, NCHW RGB): resized as 0-1 float32 (`kind` "float") or as uint8 (`kind` "uint8")."""
-    rgb = cv2.cvtColor(cv2.imread(str(photo), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    rgb: np.ndarray = cv2.cvtColor(read_image(photo), cv2.COLOR_BGR2RGB)
     rgb = rgb.astype(np.float32) / 255 if kind == "float" else rgb
-    small = cv2.resize(rgb, (res, res), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    small: np.ndarray = cv2.resize(rgb, (res, res), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     small = small / 255 if kind == "uint8" else small
     x = (small - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
@@ -314,9 +314,9 @@ def make_rfdetr(name: str, out: Path, photos: list[Path]) -> dict:
     for attempt in range(ATTEMPTS):
         weight, bias = draw_layer(features, attempt, active, allowed, len(photos))
         logits = torch.from_numpy(features @ weight.T + bias).view(len(photos), -1, slots)
-        found = [rfdetr_post(postprocess, boxes[i : i + 1], logits[i : i + 1], sizes[i]) for i in range(len(photos))]
-        why = verdict(found, min_classes)
-        print(f"calibration attempt {attempt}: {[len(f['cls']) for f in found]} detections, {why or 'passes'}")
+        drawn = [rfdetr_post(postprocess, boxes[i : i + 1], logits[i : i + 1], sizes[i]) for i in range(len(photos))]
+        why = verdict(drawn, min_classes)
+        print(f"calibration attempt {attempt}: {[len(f['cls']) for f in drawn]} detections, {why or 'passes'}")
         if not why:
             break
     else:
@@ -352,7 +352,7 @@ def make_rfdetr(name: str, out: Path, photos: list[Path]) -> dict:
             max(relative_diff(dets, ours["pred_boxes"].numpy()), relative_diff(labels, ours["pred_logits"].numpy()))
         )
         # a reader's likely resizes: cv2 on the 0-1 float image (RF-DETR's to ~1e-4), cv2 on the uint8 image
-        alike = {
+        cv2_outputs = {
             kind: runner.run(output_names, {input_name: cv2_input(photo, res, kind)}) for kind in ("float", "uint8")
         }
         scores = 1 / (1 + np.exp(-labels.astype(np.float64)))
@@ -365,7 +365,10 @@ def make_rfdetr(name: str, out: Path, photos: list[Path]) -> dict:
         torch_found = rfdetr_post(postprocess, ours["pred_boxes"], ours["pred_logits"], sizes[i])
         predicted = model.predict(str(photo), threshold=THRESHOLD)  # rfdetr's own API, on the torch model
         helper, _ = _run_inference(runner, photo, threshold=THRESHOLD, background_class_id=background)
-        alike = {k: rfdetr_post(postprocess, *map(torch.from_numpy, v), sizes[i]) for k, v in alike.items()}
+        alike = {
+            k: rfdetr_post(postprocess, torch.from_numpy(d), torch.from_numpy(c), sizes[i])
+            for k, (d, c) in cv2_outputs.items()
+        }
         checks.append(
             {
                 "nearest_score_to_threshold": round(abs(nearest), 5),
@@ -549,7 +552,7 @@ def calibrate_yolox(
         rng = np.random.default_rng(10_000 + attempt)
         obj_layers, obj_logit = [], []
         for x in obj_x:
-            raw = x.reshape(-1, x.shape[-1]) @ (r := rng.standard_normal(x.shape[-1]))
+            raw = x.reshape(-1, x.shape[-1]) @ (r := rng.standard_normal(int(x.shape[-1])))
             mean, std = raw.mean(), raw.std() + 1e-12
             obj_layers.append((OBJ_SPREAD * r[None] / std, np.array([OBJ_BIAS - OBJ_SPREAD * mean / std])))
             obj_logit.append(OBJ_SPREAD * (raw - mean) / std + OBJ_BIAS)
@@ -628,7 +631,7 @@ def make_yolox(out: Path, photos: list[Path], source: Path | None) -> dict:
     head = model.head
     num_classes = exp.num_classes
     size = tuple(exp.test_size)  # (h, w)
-    images = [cv2.imread(str(p)) for p in photos]  # BGR, as YOLOX's demo reads them
+    images = [read_image(p) for p in photos]  # BGR, as YOLOX's demo reads them
     prepared = [preproc(img, size) for img in images]  # letterbox at the top left, pad 114, 0-255, CHW float32
     batch = torch.from_numpy(np.stack([p[0] for p in prepared]))
     ratios = [p[1] for p in prepared]

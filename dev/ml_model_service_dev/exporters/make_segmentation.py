@@ -29,6 +29,7 @@ import os
 import random
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -37,7 +38,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 import torch.nn.functional as F
-from export_run import arguments, run, weights_digest
+from export_run import arguments, read_image, run, weights_digest
 from PIL import Image
 
 MODELS = ("lraspp", "deeplabv3", "lraspp-argmax", "segformer")
@@ -286,7 +287,7 @@ def resized_photos(sources: list[Path], folder: Path, size: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for src in sources:
-        image = cv2.imread(str(src), cv2.IMREAD_COLOR)
+        image = read_image(src)
         path = folder / f"{src.stem}.png"
         cv2.imwrite(str(path), cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR))
         paths.append(path)
@@ -334,17 +335,27 @@ def session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def record(out: Path, name: str, onnx_map, torch_map, stats: dict, lists: tuple[list, ...]) -> None:
+@dataclass
+class Records:
+    """Per photo: its reference maps (on the ONNX file, on the torch model), their agreement, the map's statistics."""
+
+    refs: list[str] = field(default_factory=list)
+    torch_refs: list[str] = field(default_factory=list)
+    agree: list[float] = field(default_factory=list)
+    shares: list[dict[str, float]] = field(default_factory=list)
+    ties: list[dict[str, float]] = field(default_factory=list)
+
+
+def record(out: Path, name: str, onnx_map, torch_map, stats: dict, records: Records) -> None:
     """Save the framework's map on the ONNX file (the reference) and on the torch model, and note both, their
-    agreement and the map's statistics in `lists` (refs, torch refs, agreements, class shares, near-ties)."""
+    agreement and the map's statistics in `records`."""
     save_map(onnx_map, out / "reference" / name)
     save_map(torch_map, out / "reference" / f"torch-{name}")
-    refs, torch_refs, agree, shares, ties = lists
-    refs.append(f"reference/{name}")
-    torch_refs.append(f"reference/torch-{name}")
-    agree.append(agreement(onnx_map, torch_map))
-    shares.append(stats["class_shares"])
-    ties.append(stats["near_ties"])
+    records.refs.append(f"reference/{name}")
+    records.torch_refs.append(f"reference/torch-{name}")
+    records.agree.append(agreement(onnx_map, torch_map))
+    records.shares.append(stats["class_shares"])
+    records.ties.append(stats["near_ties"])
 
 
 def make_torchvision(name: str, out: Path, sources: list[Path]) -> dict:
@@ -360,9 +371,9 @@ def make_torchvision(name: str, out: Path, sources: list[Path]) -> dict:
     print(f"exported {model} in {time.monotonic() - started:.1f} s")
     (out / "labels.txt").write_text("\n".join(labels) + "\n")
     runner = session(model)
-    refs, torch_refs, agree, shares, ties = [], [], [], [], []
+    records = Records()
     for photo, x in zip(photos, inputs):
-        h, w = cv2.imread(str(photo)).shape[:2]
+        h, w = read_image(photo).shape[:2]
         with torch.no_grad():
             logits = logits_of(x)
         stats = map_stats(F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)[0], labels)
@@ -373,7 +384,7 @@ def make_torchvision(name: str, out: Path, sources: list[Path]) -> dict:
         else:  # torchvision's own post-processing: the "out" map at the photo's size, argmax over classes
             ours_onnx = F.interpolate(answer, size=(h, w), mode="bilinear", align_corners=False).argmax(1)[0]
             ours_torch = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False).argmax(1)[0]
-        record(out, photo.name, ours_onnx, ours_torch, stats, (refs, torch_refs, agree, shares, ties))
+        record(out, photo.name, ours_onnx, ours_torch, stats, records)
     return {
         "model": name,
         "file": "model.onnx",
@@ -384,11 +395,11 @@ def make_torchvision(name: str, out: Path, sources: list[Path]) -> dict:
         "preprocessing": {"rescale": 1 / 255, "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "layout": "NCHW RGB"},
         "labels": labels,
         "photos": [f"photos/{p.name}" for p in photos],
-        "reference": refs,
-        "torch_reference": torch_refs,
-        "torch_vs_onnx_agreement": agree,
-        "class_shares": shares,
-        "near_ties": ties,
+        "reference": records.refs,
+        "torch_reference": records.torch_refs,
+        "torch_vs_onnx_agreement": records.agree,
+        "class_shares": records.shares,
+        "near_ties": records.ties,
         "weights_sha256": weights_digest(net),
     }
 
@@ -441,10 +452,12 @@ def make_segformer(out: Path, sources: list[Path]) -> dict:
         "native_photos": [f"native/{p.name}" for p in natives],
     }
     for kind, fed in (("", photos), ("native_", natives)):
-        refs, torch_refs, agree, shares, ties, pil_refs, pil_agree = [], [], [], [], [], [], []
+        records = Records()
+        pil_refs: list[str] = []
+        pil_agree: list[float] = []
         prefix = "native-" if kind else ""
         for photo in fed:
-            h, w = cv2.imread(str(photo)).shape[:2]
+            h, w = read_image(photo).shape[:2]
             x = prepare(photo)
             with torch.no_grad():
                 logits = logits_of(x)
@@ -454,7 +467,7 @@ def make_segformer(out: Path, sources: list[Path]) -> dict:
                 SimpleNamespace(logits=logits), target_sizes=[(h, w)]
             )[0]
             stats = map_stats(F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)[0], labels)
-            record(out, f"{prefix}{photo.name}", ours_onnx, ours_torch, stats, (refs, torch_refs, agree, shares, ties))
+            record(out, f"{prefix}{photo.name}", ours_onnx, ours_torch, stats, records)
             if pil is not None:  # the PIL backend's resize of the same photo, for comparison
                 y = prepare(photo, pil)
                 pil_answer = SimpleNamespace(logits=torch.from_numpy(runner.run(None, {"pixel_values": y.numpy()})[0]))
@@ -463,11 +476,11 @@ def make_segformer(out: Path, sources: list[Path]) -> dict:
                 pil_refs.append(f"reference/pil-{prefix}{photo.name}")
                 pil_agree.append(agreement(ours_onnx, pil_map))
                 print(f"{prefix}{photo.name}: input max |torchvision - PIL backend| {float((x - y).abs().max()):.4f}")
-        result[f"{kind}reference"] = refs
-        result[f"{kind}torch_reference"] = torch_refs
-        result[f"{kind}torch_vs_onnx_agreement"] = agree
-        result[f"{kind}class_shares" if kind else "class_shares"] = shares
-        result[f"{kind}near_ties"] = ties
+        result[f"{kind}reference"] = records.refs
+        result[f"{kind}torch_reference"] = records.torch_refs
+        result[f"{kind}torch_vs_onnx_agreement"] = records.agree
+        result[f"{kind}class_shares" if kind else "class_shares"] = records.shares
+        result[f"{kind}near_ties"] = records.ties
         if pil is not None:
             result[f"{kind}pil_reference"] = pil_refs
             result[f"{kind}pil_vs_reference_agreement"] = pil_agree
