@@ -12,10 +12,10 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
 
 from ml_model_service.ros.direct import DirectClient, ServiceThreads, WorkerOwned, take_all, wait
 from ml_model_service_dev.harness.waits import wait_for
+from ml_model_service_interfaces.srv import GetMetadata  # an empty request; an answer with success and message
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -78,7 +78,7 @@ def test_service_threads_serve_requests_at_once_and_outlive_a_failing_one(spinne
     barrier = threading.Barrier(3, timeout=5)
     served_by: list[str] = []
 
-    def answer(_request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+    def answer(_request: GetMetadata.Request, response: GetMetadata.Response) -> GetMetadata.Response:
         if not served_by and getattr(answer, "fail_next", False):
             answer.fail_next = False
             raise ValueError("a malformed request")
@@ -87,14 +87,14 @@ def test_service_threads_serve_requests_at_once_and_outlive_a_failing_one(spinne
         response.success, response.message = True, threading.current_thread().name
         return response
 
-    threads = ServiceThreads(node, [(Trigger, "/direct_test/trigger", answer)], threads=3)
-    clients = [DirectClient(spinner.node, Trigger, "/direct_test/trigger") for _ in range(3)]
+    threads = ServiceThreads(node, [(GetMetadata, "/direct_test/get_metadata", answer)], threads=3)
+    clients = [DirectClient(spinner.node, GetMetadata, "/direct_test/get_metadata") for _ in range(3)]
     try:
-        assert all(c.wait_for_service(5) for c in clients) and clients[0].service_name == "/direct_test/trigger"
+        assert all(c.wait_for_service(5) for c in clients) and clients[0].service_name == "/direct_test/get_metadata"
         answers: list = [None] * 3
 
         def ask(i: int) -> None:
-            answers[i] = clients[i].call(Trigger.Request(), 10)
+            answers[i] = clients[i].call(GetMetadata.Request(), 10)
 
         callers = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
         for t in callers:
@@ -105,7 +105,7 @@ def test_service_threads_serve_requests_at_once_and_outlive_a_failing_one(spinne
         assert sorted(a.message for a in answers) == sorted(served_by) and len(set(served_by)) == 3
         answer.fail_next = True
         served_by.clear()
-        assert clients[0].call(Trigger.Request(), 0.5) is None  # its callback raised: no answer, a timeout
+        assert clients[0].call(GetMetadata.Request(), 0.5) is None  # its callback raised: no answer, a timeout
         barrier.reset()
         callers = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
         for t in callers:
