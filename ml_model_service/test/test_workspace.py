@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)  # the project's environment of the distro under test (.venv, .venv-jazzy)
 TOOLS = Path(os.environ.get("ROS2_CLI_TOOLS", REPO.parent / "shared" / "tools" / "ros2-cli"))
-SUBSET = ["test/test_config.py", "test/test_workspace_dependencies.py"]
+SUBSET = ["test/test_config.py", "test/core/settings/test_files.py", "test/test_workspace_dependencies.py"]
 # what a user's fresh shell keeps from this one (not env.sh's paths, the overlay's, or the ROS wheels'
 # re-exec guard _ROS_WHEELS_BOOTSTRAP_COMPLETE, which would leave the wheels' libraries off LD_LIBRARY_PATH)
 KEEP_VARS = (
