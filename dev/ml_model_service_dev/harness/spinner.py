@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+
+N = TypeVar("N", bound=Node)
 
 
 class BackgroundSpinner:
@@ -29,6 +34,16 @@ class BackgroundSpinner:
                 self.executor.spin_once(timeout_sec=0.05)
             except Exception:  # shutdown races
                 time.sleep(0.01)
+
+    @contextmanager
+    def spun(self, node: N) -> Iterator[N]:
+        """`node` spun by this executor (as the product's nodes are spun by theirs), destroyed afterwards."""
+        self.executor.add_node(node)
+        try:
+            yield node
+        finally:
+            self.executor.remove_node(node)
+            node.destroy_node()
 
     def close(self) -> None:
         """Stop spinning, destroy the node and shut rclpy down."""

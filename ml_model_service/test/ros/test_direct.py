@@ -23,11 +23,8 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 @pytest.fixture
 def node(spinner):
     """A node spun by the client's executor, as the product's nodes are: direct entities must never run there."""
-    made = Node("direct_under_test", namespace="/direct_test", context=spinner.node.context)
-    spinner.executor.add_node(made)
-    yield made
-    spinner.executor.remove_node(made)
-    made.destroy_node()
+    with spinner.spun(Node("direct_under_test", namespace="/direct_test", context=spinner.node.context)) as made:
+        yield made
 
 
 def test_a_raw_subscription_is_waited_on_and_taken_by_its_thread_never_by_the_executor(spinner, node):

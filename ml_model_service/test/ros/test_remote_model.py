@@ -30,10 +30,8 @@ def service(spinner):
             Parameter("num_threads", value=1),
         ],
     )
-    spinner.executor.add_node(node)
-    yield node
-    spinner.executor.remove_node(node)
-    node.destroy_node()
+    with spinner.spun(node):
+        yield node
 
 
 def _input(spec) -> dict[str, np.ndarray]:

@@ -18,11 +18,8 @@ from conftest import Collector
 
 @pytest.fixture
 def node(spinner):
-    made = Node("under_test", namespace="/status_test", context=spinner.node.context)
-    spinner.executor.add_node(made)
-    yield made
-    spinner.executor.remove_node(made)
-    made.destroy_node()
+    with spinner.spun(Node("under_test", namespace="/status_test", context=spinner.node.context)) as made:
+        yield made
 
 
 def _fields(status: DiagnosticStatus) -> dict[str, str]:

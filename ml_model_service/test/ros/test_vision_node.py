@@ -33,10 +33,8 @@ def vision(spinner):
             Parameter("backend", value="onnx"),
         ],
     )
-    spinner.executor.add_node(node)
-    yield node
-    spinner.executor.remove_node(node)
-    node.destroy_node()
+    with spinner.spun(node):
+        yield node
 
 
 def _set(spinner, **values):

@@ -20,14 +20,11 @@ NS = "/model_source_test"
 
 @pytest.fixture
 def node(spinner):
-    made = Node("vision_under_test", namespace=NS, context=spinner.node.context)
-    spinner.executor.add_node(made)
     sources: list[ModelSource] = []
-    yield made, sources
-    for source in sources:
-        source.close()
-    spinner.executor.remove_node(made)
-    made.destroy_node()
+    with spinner.spun(Node("vision_under_test", namespace=NS, context=spinner.node.context)) as made:
+        yield made, sources
+        for source in sources:
+            source.close()
 
 
 def test_a_model_file_filters_applied_live_and_the_decoder_rebuilt_on_the_loaded_model(node):

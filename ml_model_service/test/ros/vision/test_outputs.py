@@ -34,11 +34,8 @@ def detector() -> VisionModel:
 
 @pytest.fixture
 def node(spinner):
-    made = Node("outputs_under_test", namespace=NS, context=spinner.node.context)
-    spinner.executor.add_node(made)
-    yield made
-    spinner.executor.remove_node(made)
-    made.destroy_node()
+    with spinner.spun(Node("outputs_under_test", namespace=NS, context=spinner.node.context)) as made:
+        yield made
 
 
 def _objects() -> list[Object3D]:

@@ -24,11 +24,8 @@ BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 @pytest.fixture
 def node(spinner):
-    made = Node("camera_under_test", namespace=NS, context=spinner.node.context)
-    spinner.executor.add_node(made)
-    yield made
-    spinner.executor.remove_node(made)
-    made.destroy_node()
+    with spinner.spun(Node("camera_under_test", namespace=NS, context=spinner.node.context)) as made:
+        yield made
 
 
 def _frame(name: str) -> Image:
